@@ -1,0 +1,43 @@
+// Common types of the lstm_native core: scalar-generic row-major Eigen maps over raw buffers.
+//
+// Every buffer the core touches is a plain contiguous array owned by someone else (NumPy or the
+// Workspace); Eigen only ever sees it through a Map, so no Eigen object allocates during compute.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+namespace lstm_native {
+
+using Index = std::ptrdiff_t;
+
+template <class S>
+using RowMatrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class S>
+using MatMap = Eigen::Map<RowMatrix<S>>;
+template <class S>
+using ConstMatMap = Eigen::Map<const RowMatrix<S>>;
+template <class S>
+using RowVec = Eigen::Matrix<S, 1, Eigen::Dynamic>;
+template <class S>
+using VecMap = Eigen::Map<RowVec<S>>;
+template <class S>
+using ConstVecMap = Eigen::Map<const RowVec<S>>;
+template <class S>
+using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
+template <class S>
+using ConstArrMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
+
+// Thrown for bad arguments that reach the core; the bindings turn it into Python's ValueError.
+struct ArgumentError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+inline void require(bool ok, const std::string& what) {
+  if (!ok) throw ArgumentError(what);
+}
+
+}  // namespace lstm_native

@@ -1,0 +1,15 @@
+"""lstm_native: LSTM, GRU and Elman RNN with a compiled C++ core."""
+
+from __future__ import annotations
+
+from . import _core, nn
+
+__version__ = "0.1.0"
+
+
+def build_info() -> dict:
+    """How the compiled core was built: compiler, SIMD instruction sets in use, Eigen, threads."""
+    return dict(_core.build_info())
+
+
+__all__ = ["build_info", "nn", "__version__"]

@@ -1,0 +1,290 @@
+"""Low-level recurrent layers: forward and backpropagation through time on the compiled core.
+
+A layer holds its parameters in one flat NumPy buffer (``flat_params``) laid out exactly like
+PyTorch's ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` parameters, so weights move between the two by
+name::
+
+    layer = nn.LSTM(input_size=4, hidden_size=7, num_layers=2, dtype=np.float64)
+    layer.set_parameters({k: v.detach().numpy() for k, v in torch_lstm.named_parameters()})
+    y, (h, c) = layer.forward(x)          # x (B, T, D) batch-first; y (B, T, H); h, c (L, B, H)
+    grads = layer.backward(dy)            # dict: every parameter name, "x", "h0" (+ "c0")
+
+Shapes: B batch, T timesteps, D input features, H hidden units, L layers, G gates (LSTM 4,
+GRU 3, RNN 1). ``lengths`` (B,) marks right-padded sequences: past its length a sequence keeps
+its state, outputs zeros and receives no gradient.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+_CELL_ALIASES = {"rnn": "rnn_tanh"}
+
+State = Union[np.ndarray, "tuple[np.ndarray, np.ndarray]"]
+
+
+def canonical_cell(cell: str) -> str:
+    """The core's name for ``cell`` ("rnn" means the tanh RNN); ValueError if unknown."""
+    if not isinstance(cell, str):
+        raise TypeError(f"cell must be a string, got {type(cell).__name__}")
+    name = _CELL_ALIASES.get(cell, cell)
+    if name not in CELLS:
+        raise ValueError(f"cell must be one of {CELLS + tuple(_CELL_ALIASES)}, got {cell!r}")
+    return name
+
+
+def _as_real_array(a: Any, name: str, dtype: np.dtype, ndim: Optional[int] = None) -> np.ndarray:
+    """``a`` as a C-contiguous array of ``dtype`` (copied only when needed), with its ndim checked."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+class Recurrent:
+    """A stack of ``num_layers`` recurrent layers of one cell type on the compiled core.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers : int
+    cell : "lstm", "gru", "rnn_tanh" ("rnn") or "rnn_relu"
+    bias : bool, whether each layer has the two bias vectors ``bias_ih``/``bias_hh``
+    dtype : np.float32 or np.float64
+    random_state : seed for the initial weights, PyTorch's U(-1/sqrt(H), 1/sqrt(H))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        bias: bool = True,
+        dtype: Any = np.float32,
+        random_state: Any = None,
+    ) -> None:
+        self.cell = canonical_cell(cell)
+        for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
+                        ("num_layers", num_layers)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype == np.float32:
+            core_cls = _core.Recurrent32
+        elif self.dtype == np.float64:
+            core_cls = _core.Recurrent64
+        else:
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.input_size, self.hidden_size, self.num_layers = (
+            int(input_size), int(hidden_size), int(num_layers))
+        self.bias = bool(bias)
+        self._core = core_cls(self.cell, self.input_size, self.hidden_size, self.num_layers,
+                              self.bias)
+        # name -> (offset, shape) in flat_params
+        self._layout = {name: (off, tuple(shape)) for name, off, shape in self._core.layout()}
+        self.flat_params = np.zeros(self._core.num_params, dtype=self.dtype)
+        self._lock = threading.Lock()  # the core's workspace serves one call at a time
+        self._have_forward = False
+        self.reset_parameters(random_state)
+
+    # -- parameters -----------------------------------------------------------------------
+    @property
+    def has_cell_state(self) -> bool:
+        return self.cell == "lstm"
+
+    @property
+    def num_params(self) -> int:
+        return self.flat_params.size
+
+    def param_names(self) -> list:
+        return list(self._layout)
+
+    def _view(self, buf: np.ndarray, name: str) -> np.ndarray:
+        off, shape = self._layout[name]
+        return buf[off: off + int(np.prod(shape))].reshape(shape)
+
+    def reset_parameters(self, random_state: Any = None) -> None:
+        """PyTorch's default initialization: every entry U(-1/sqrt(H), 1/sqrt(H))."""
+        rng = np.random.default_rng(random_state)
+        k = 1.0 / np.sqrt(self.hidden_size)
+        self.flat_params[:] = rng.uniform(-k, k, size=self.flat_params.size)
+        self._have_forward = False
+
+    def parameters(self) -> dict:
+        """{name: array} with PyTorch's names and shapes (copies)."""
+        return {name: self._view(self.flat_params, name).copy() for name in self._layout}
+
+    def set_parameters(self, params: dict) -> None:
+        """Set every parameter from {name: array-like}; names and shapes as in ``parameters()``."""
+        missing = [n for n in self._layout if n not in params]
+        if missing:
+            raise ValueError(f"set_parameters: missing parameters {missing}")
+        unknown = [n for n in params if n not in self._layout]
+        if unknown:
+            raise ValueError(f"set_parameters: unknown parameters {unknown}; expected "
+                             f"{list(self._layout)}")
+        new = self.flat_params.copy()
+        for name, (_, shape) in self._layout.items():
+            v = _as_real_array(params[name], name, self.dtype)
+            if v.shape != shape:
+                raise ValueError(f"set_parameters: {name} must have shape {shape}, got {v.shape}")
+            self._view(new, name)[...] = v
+        self.flat_params[:] = new
+        self._have_forward = False  # a pending backward would mix old and new weights
+
+    def grads_to_dict(self, flat_grad: np.ndarray) -> dict:
+        return {name: self._view(flat_grad, name).copy() for name in self._layout}
+
+    # -- compute --------------------------------------------------------------------------
+    def _state_arrays(self, state: Any, B: int, name: str) -> tuple:
+        """Splits a PyTorch-style state ((h, c) for LSTM, h otherwise) into checked arrays."""
+        if state is None:
+            return None, None
+        if self.has_cell_state:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise ValueError(f"{name} for an LSTM must be a tuple (h, c), got "
+                                 f"{type(state).__name__}")
+            h, c = state
+        else:
+            h, c = state, None
+        expected = (self.num_layers, B, self.hidden_size)
+        out = []
+        for part, v in (("h", h), ("c", c)):
+            if v is None:
+                out.append(None)
+                continue
+            arr = _as_real_array(v, f"{name} {part}", self.dtype, ndim=3)
+            if arr.shape != expected:
+                raise ValueError(f"{name} {part} must have shape (num_layers, batch, hidden_size)"
+                                 f" = {expected}, got {arr.shape}")
+            out.append(arr)
+        return tuple(out)
+
+    def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> State:
+        return (h, c) if self.has_cell_state else h
+
+    def check_input(self, x: Any, lengths: Any = None) -> tuple:
+        """x as a C-contiguous (B, T, D) array of the layer's dtype, lengths as int64 (B,)."""
+        x = _as_real_array(x, "x", self.dtype, ndim=3)
+        B, T, D = x.shape
+        if D != self.input_size:
+            raise ValueError(f"x must have shape (batch, time, {self.input_size}), got {x.shape}")
+        if B < 1 or T < 1:
+            raise ValueError(f"x must hold at least one sequence of at least one step, "
+                             f"got shape {x.shape}")
+        if lengths is not None:
+            lengths = np.asarray(lengths)
+            if lengths.dtype.kind not in "iu":
+                raise ValueError(f"lengths must be integers, got dtype {lengths.dtype}")
+            lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+            if lengths.shape != (B,):
+                raise ValueError(f"lengths must have shape ({B},), got {lengths.shape}")
+            if lengths.min() < 1 or lengths.max() > T:
+                raise ValueError(f"lengths must lie in [1, {T}], got min {lengths.min()} "
+                                 f"max {lengths.max()}")
+        return x, lengths
+
+    def forward(self, x: Any, state: Any = None, lengths: Any = None) -> tuple:
+        """Runs the stack over x (B, T, D). Returns y (B, T, H) and the final state
+        ((h, c) for an LSTM, h otherwise; each (L, B, H)). Keeps what ``backward`` needs."""
+        x, lengths = self.check_input(x, lengths)
+        B, T, _ = x.shape
+        h0, c0 = self._state_arrays(state, B, "state")
+        L, H = self.num_layers, self.hidden_size
+        y = np.empty((B, T, H), dtype=self.dtype)
+        hT = np.empty((L, B, H), dtype=self.dtype)
+        cT = np.empty((L, B, H), dtype=self.dtype) if self.has_cell_state else None
+        with self._lock:
+            self._have_forward = False
+            self._core.forward(self.flat_params, x, lengths, h0, c0, y, hT, cT)
+            self._have_forward = True
+            self._last_shape = (B, T)
+        return y, self._pack_state(hT, cT)
+
+    __call__ = forward
+
+    def backward(self, dy: Any = None, dstate: Any = None) -> dict:
+        """BPTT for the last ``forward``: dy (B, T, H) and dstate (the final state's gradient, same
+        structure as the state) may be None. Returns {parameter name: grad, "x": (B, T, D),
+        "h0": (L, B, H), and "c0" for an LSTM}."""
+        if not self._have_forward:
+            raise RuntimeError("backward() needs a forward() first (with the current parameters)")
+        B, T = self._last_shape
+        L, H = self.num_layers, self.hidden_size
+        if dy is not None:
+            dy = _as_real_array(dy, "dy", self.dtype, ndim=3)
+            if dy.shape != (B, T, H):
+                raise ValueError(f"dy must have the output's shape {(B, T, H)}, got {dy.shape}")
+        dhT, dcT = self._state_arrays(dstate, B, "dstate")
+        dparams = np.zeros_like(self.flat_params)
+        dx = np.empty((B, T, self.input_size), dtype=self.dtype)
+        dh0 = np.empty((L, B, H), dtype=self.dtype)
+        dc0 = np.empty((L, B, H), dtype=self.dtype) if self.has_cell_state else None
+        with self._lock:
+            self._core.backward(self.flat_params, dy, dhT, dcT, dparams, dx, dh0, dc0)
+        grads = self.grads_to_dict(dparams)
+        grads["x"] = dx
+        grads["h0"] = dh0
+        if self.has_cell_state:
+            grads["c0"] = dc0
+        return grads
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(input_size={self.input_size}, "
+                f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+                f"cell={self.cell!r}, bias={self.bias}, dtype={self.dtype.name})")
+
+    # The core object holds a workspace, not state: rebuild it on unpickling.
+    def __getstate__(self) -> dict:
+        d = self.__dict__.copy()
+        for k in ("_core", "_lock", "_have_forward", "_last_shape"):
+            d.pop(k, None)
+        return d
+
+    def __setstate__(self, d: dict) -> None:
+        self.__dict__.update(d)
+        core_cls = _core.Recurrent32 if self.dtype == np.float32 else _core.Recurrent64
+        self._core = core_cls(self.cell, self.input_size, self.hidden_size, self.num_layers,
+                              self.bias)
+        self._lock = threading.Lock()
+        self._have_forward = False
+
+
+class LSTM(Recurrent):
+    """LSTM layers (gates i, f, g, o as PyTorch); ``cell`` may name another cell."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 cell: str = "lstm", bias: bool = True, dtype: Any = np.float32,
+                 random_state: Any = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, cell, bias, dtype, random_state)
+
+
+class GRU(Recurrent):
+    """GRU layers in PyTorch's form (gates r, z, n)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, dtype: Any = np.float32, random_state: Any = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, "gru", bias, dtype, random_state)
+
+
+class RNN(Recurrent):
+    """Elman RNN layers, h_t = tanh or relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, dtype: Any = np.float32,
+                 random_state: Any = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, "rnn_" + nonlinearity, bias, dtype,
+                         random_state)
+
+
+__all__ = ["CELLS", "GRU", "LSTM", "RNN", "Recurrent", "canonical_cell"]
