@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include "lstm_native/model.hpp"
 #include "lstm_native/sequence.hpp"
 
 #include <cstdint>
@@ -149,6 +150,167 @@ void bind_recurrent(py::module_& m, const char* name) {
           "BPTT for the last forward; adds parameter gradients into dparams.");
 }
 
+Solver parse_solver(const std::string& s) {
+  if (s == "sgd") return Solver::kSgd;
+  if (s == "adam") return Solver::kAdam;
+  if (s == "adamw") return Solver::kAdamW;
+  if (s == "rmsprop") return Solver::kRmsprop;
+  throw py::value_error("solver must be one of 'sgd', 'adam', 'adamw', 'rmsprop', got '" + s + "'");
+}
+
+// X [N, T, D] of the model's dtype; returns (N, T) after checking D.
+template <class S>
+std::pair<Index, Index> check_x(const Model<S>& m, const py::object& x) {
+  if (!py::isinstance<py::array>(x) || py::reinterpret_borrow<py::array>(x).ndim() != 3)
+    throw py::value_error("X must be a 3-D array (n_samples, n_timesteps, n_features)");
+  auto xa = py::reinterpret_borrow<py::array>(x);
+  return {xa.shape(0), xa.shape(1)};
+}
+
+// Expected shape of the targets: mse [N, O] / [N, T, O]; softmax class indices [N] / [N, T].
+template <class S>
+std::vector<Index> target_shape(const Model<S>& m, Index N, Index T) {
+  const auto& c = m.config();
+  std::vector<Index> s{N};
+  if (c.return_sequences) s.push_back(T);
+  if (c.loss == LossKind::kMse) s.push_back(c.output_size);
+  return s;
+}
+
+template <class S>
+void bind_model(py::module_& m, const char* name) {
+  using M = Model<S>;
+  py::class_<M>(m, name)
+      .def(py::init([](const std::string& cell, Index D, Index H, Index L, Index O, bool bias,
+                       bool bidirectional, bool return_sequences, double dropout,
+                       const std::string& loss) {
+             ModelConfig c;
+             c.cell = parse_cell(cell);
+             c.input_size = D;
+             c.hidden_size = H;
+             c.num_layers = L;
+             c.output_size = O;
+             c.bias = bias;
+             c.bidirectional = bidirectional;
+             c.return_sequences = return_sequences;
+             c.dropout = dropout;
+             if (loss == "mse")
+               c.loss = LossKind::kMse;
+             else if (loss == "softmax")
+               c.loss = LossKind::kSoftmax;
+             else
+               throw py::value_error("loss must be 'mse' or 'softmax', got '" + loss + "'");
+             return new M(c);
+           }),
+           py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
+           py::arg("output_size"), py::kw_only(), py::arg("bias") = true,
+           py::arg("bidirectional") = false, py::arg("return_sequences") = false,
+           py::arg("dropout") = 0.0, py::arg("loss") = "mse")
+      .def_property_readonly("num_params", &M::num_params)
+      .def("layout",
+           [](const M& mo) {
+             py::list out;
+             for (const auto& t : mo.tensors()) {
+               py::tuple shape = t.cols ? py::tuple(py::make_tuple(t.rows, t.cols))
+                                        : py::tuple(py::make_tuple(t.rows));
+               out.append(py::make_tuple(t.name, t.offset, shape));
+             }
+             return out;
+           })
+      .def(
+          "train_epoch",
+          [](M& mo, const py::object& params, const py::object& mom, const py::object& vel,
+             std::int64_t step, const py::object& X, const py::object& lengths,
+             const py::object& Y, const py::object& sw, Index batch_size, bool shuffle,
+             std::uint64_t seed, const std::string& solver, double lr, double alpha,
+             double momentum, bool nesterov, double beta1, double beta2, double eps,
+             double max_grad_norm) {
+            const auto [N, T] = check_x(mo, X);
+            const Index P = mo.num_params(), D = mo.config().input_size;
+            S* p = array_ptr<S>(params, "params", {P}, false, true);
+            S* mp = array_ptr<S>(mom, "m", {P}, false, true);
+            S* vp = array_ptr<S>(vel, "v", {P}, false, true);
+            const S* xp = array_ptr<S>(X, "X", {N, T, D}, false, false);
+            const auto* lp = array_ptr<std::int64_t>(lengths, "lengths", {N}, true, false);
+            const S* yp = array_ptr<S>(Y, "Y", target_shape(mo, N, T), false, false);
+            const S* swp = array_ptr<S>(sw, "sample_weight", {N}, true, false);
+            OptimConfig oc;
+            oc.solver = parse_solver(solver);
+            oc.lr = lr;
+            oc.alpha = alpha;
+            oc.momentum = momentum;
+            oc.nesterov = nesterov;
+            oc.beta1 = beta1;
+            oc.beta2 = beta2;
+            oc.eps = eps;
+            oc.max_grad_norm = max_grad_norm;
+            oc.batch_size = batch_size;
+            oc.shuffle = shuffle;
+            oc.seed = seed;
+            double loss;
+            {
+              py::gil_scoped_release release;
+              loss = mo.train_epoch(p, mp, vp, &step, xp, N, T, lp, yp, swp, oc);
+            }
+            return py::make_tuple(loss, step);
+          },
+          py::arg("params"), py::arg("m"), py::arg("v"), py::arg("step"), py::arg("X"),
+          py::arg("lengths"), py::arg("Y"), py::arg("sample_weight"), py::kw_only(),
+          py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("solver"),
+          py::arg("lr"), py::arg("alpha"), py::arg("momentum") = 0.9, py::arg("nesterov") = true,
+          py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("eps") = 1e-8,
+          py::arg("max_grad_norm") = 0.0,
+          "One epoch of minibatch training in C++; returns (mean loss, optimizer step count).")
+      .def(
+          "predict",
+          [](M& mo, const py::object& params, const py::object& X, const py::object& lengths,
+             const py::object& out) {
+            const auto [N, T] = check_x(mo, X);
+            const auto& c = mo.config();
+            const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
+            const S* xp = array_ptr<S>(X, "X", {N, T, c.input_size}, false, false);
+            const auto* lp = array_ptr<std::int64_t>(lengths, "lengths", {N}, true, false);
+            std::vector<Index> os{N};
+            if (c.return_sequences) os.push_back(T);
+            os.push_back(c.output_size);
+            S* op = array_ptr<S>(out, "out", os, false, true);
+            py::gil_scoped_release release;
+            mo.predict(p, xp, N, T, lp, op);
+          },
+          py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("out"))
+      .def(
+          "loss",
+          [](M& mo, const py::object& params, const py::object& X, const py::object& lengths,
+             const py::object& Y, const py::object& sw, double alpha) {
+            const auto [N, T] = check_x(mo, X);
+            const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
+            const S* xp = array_ptr<S>(X, "X", {N, T, mo.config().input_size}, false, false);
+            const auto* lp = array_ptr<std::int64_t>(lengths, "lengths", {N}, true, false);
+            const S* yp = array_ptr<S>(Y, "Y", target_shape(mo, N, T), false, false);
+            const S* swp = array_ptr<S>(sw, "sample_weight", {N}, true, false);
+            py::gil_scoped_release release;
+            return mo.loss(p, xp, N, T, lp, yp, swp, alpha, nullptr);
+          },
+          py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
+          py::arg("sample_weight"), py::arg("alpha"))
+      .def(
+          "loss_and_grad",
+          [](M& mo, const py::object& params, const py::object& X, const py::object& lengths,
+             const py::object& Y, const py::object& sw, double alpha, const py::object& grad) {
+            const auto [N, T] = check_x(mo, X);
+            const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
+            const S* xp = array_ptr<S>(X, "X", {N, T, mo.config().input_size}, false, false);
+            const auto* lp = array_ptr<std::int64_t>(lengths, "lengths", {N}, true, false);
+            const S* yp = array_ptr<S>(Y, "Y", target_shape(mo, N, T), false, false);
+            const S* swp = array_ptr<S>(sw, "sample_weight", {N}, true, false);
+            S* gp = array_ptr<S>(grad, "grad", {mo.num_params()}, false, true);
+            py::gil_scoped_release release;
+            return mo.loss(p, xp, N, T, lp, yp, swp, alpha, gp);
+          },
+          py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
+          py::arg("sample_weight"), py::arg("alpha"), py::arg("grad"));
+}
+
 py::dict build_info() {
   py::dict d;
   d["version"] = LSTM_NATIVE_VERSION;
@@ -182,5 +344,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "lstm_native compiled core (Eigen): recurrent layers forward and BPTT";
   bind_recurrent<float>(m, "Recurrent32");
   bind_recurrent<double>(m, "Recurrent64");
+  bind_model<float>(m, "Model32");
+  bind_model<double>(m, "Model64");
   m.def("build_info", &build_info, "How the core was compiled: compiler, SIMD, Eigen, threads");
 }

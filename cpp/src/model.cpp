@@ -1,0 +1,415 @@
+// Model<S>: layers, head, loss, optimizers and the epoch loop. See model.hpp for shapes and the
+// loss; sequence.cpp for the recurrent units themselves.
+#include "lstm_native/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <utility>
+
+namespace lstm_native {
+
+namespace {
+template <class V>
+void grow(V& v, Index n) {
+  if (static_cast<Index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+}
+
+// dst[b, t, :W] (+)= src[b, len_b-1-t, :W] for t < len_b, else 0 (or untouched when adding).
+// Rows are `stride` apart; the mapping is its own inverse on the valid steps.
+template <class S>
+void reverse_time(const S* src, Index src_stride, S* dst, Index dst_stride, Index W, Index B,
+                  Index T, const std::int64_t* len, bool add) {
+  for (Index b = 0; b < B; ++b)
+    for (Index t = 0; t < T; ++t) {
+      S* d = dst + (b * T + t) * dst_stride;
+      if (t < len[b]) {
+        const S* s = src + (b * T + (len[b] - 1 - t)) * src_stride;
+        if (add)
+          for (Index j = 0; j < W; ++j) d[j] += s[j];
+        else
+          std::memcpy(d, s, sizeof(S) * W);
+      } else if (!add) {
+        std::fill(d, d + W, S(0));
+      }
+    }
+}
+
+// dst[b, t, :W] = src[b, t, :W] with different row strides (a column block of a concatenation).
+template <class S>
+void copy_block(const S* src, Index src_stride, S* dst, Index dst_stride, Index W, Index rows) {
+  for (Index r = 0; r < rows; ++r) std::memcpy(dst + r * dst_stride, src + r * src_stride, sizeof(S) * W);
+}
+
+// Uniform in [0, 1) from 53 random bits: the same stream on every platform.
+inline double uniform01(std::mt19937_64& g) { return double(g() >> 11) * 0x1.0p-53; }
+}  // namespace
+
+template <class S>
+Model<S>::Model(const ModelConfig& cfg) : cfg_(cfg), dirs_(cfg.bidirectional ? 2 : 1) {
+  require(cfg.output_size >= 1, "output_size must be >= 1");
+  require(cfg.dropout >= 0.0 && cfg.dropout < 1.0, "dropout must lie in [0, 1)");
+  require(cfg.hidden_size >= 1 && cfg.input_size >= 1 && cfg.num_layers >= 1,
+          "input_size, hidden_size and num_layers must be >= 1");
+  const Index H = cfg.hidden_size;
+  for (Index l = 0; l < cfg.num_layers; ++l) {
+    const Index Din = l == 0 ? cfg.input_size : dirs_ * H;
+    for (Index d = 0; d < dirs_; ++d) {
+      Unit u{std::make_unique<Recurrent<S>>(cfg.cell, Din, H, 1, cfg.bias), size_};
+      for (auto t : u.rnn->layout().tensors) {  // "weight_ih_l0" -> "weight_ih_l{l}[_reverse]"
+        t.name = t.name.substr(0, t.name.size() - 1) + std::to_string(l) + (d ? "_reverse" : "");
+        t.offset += size_;
+        tensors_.push_back(t);
+      }
+      size_ += u.rnn->layout().size;
+      units_.push_back(std::move(u));
+    }
+  }
+  feat_ = dirs_ * H;
+  head_w_ = size_;
+  tensors_.push_back({"head.weight", size_, cfg.output_size, feat_});
+  size_ += cfg.output_size * feat_;
+  if (cfg.bias) {
+    head_b_ = size_;
+    tensors_.push_back({"head.bias", size_, cfg.output_size, 0});
+    size_ += cfg.output_size;
+  }
+  is_weight_.assign(static_cast<std::size_t>(size_), 0);
+  for (const auto& t : tensors_)
+    if (t.name.rfind("weight", 0) == 0 || t.name == "head.weight")
+      std::fill(is_weight_.begin() + t.offset, is_weight_.begin() + t.offset + t.size(), 1);
+  const auto L = static_cast<std::size_t>(cfg.num_layers);
+  drop_in_.resize(L); drop_mask_.resize(L); rev_in_.resize(L); yf_.resize(L); yr_.resize(L);
+  cat_.resize(L); hT_.resize(units_.size());
+  layer_in_.assign(L, nullptr); layer_out_.assign(L, nullptr); dropped_.assign(L, false);
+}
+
+template <class S>
+void Model<S>::forward(const S* params, const S* xb, Index B, Index T, bool train,
+                       std::mt19937_64* rng) {
+  const Index H = cfg_.hidden_size, L = cfg_.num_layers, O = cfg_.output_size;
+  B_ = B;
+  T_ = T;
+  const std::int64_t* len = len_.data();
+  const S* in = xb;
+  for (Index l = 0; l < L; ++l) {
+    const Index Din = l == 0 ? cfg_.input_size : feat_, n_in = B * T * Din;
+    dropped_[l] = l > 0 && train && cfg_.dropout > 0;
+    if (dropped_[l]) {  // inverted dropout: keep with prob 1-p, scale by 1/(1-p)
+      grow(drop_in_[l], n_in);
+      grow(drop_mask_[l], n_in);
+      const S keep = S(1) / S(1 - cfg_.dropout);
+      for (Index i = 0; i < n_in; ++i) {
+        drop_mask_[l][i] = uniform01(*rng) < cfg_.dropout ? S(0) : keep;
+        drop_in_[l][i] = in[i] * drop_mask_[l][i];
+      }
+      in = drop_in_[l].data();
+    }
+    layer_in_[l] = in;
+    for (Index d = 0; d < dirs_; ++d) {
+      Unit& u = units_[l * dirs_ + d];
+      grow(hT_[l * dirs_ + d], B * H);
+      const S* uin = in;
+      S* y;
+      if (d == 0) {
+        grow(yf_[l], B * T * H);
+        y = yf_[l].data();
+      } else {  // the reverse direction reads each sequence backwards within its length
+        grow(rev_in_[l], n_in);
+        reverse_time(in, Din, rev_in_[l].data(), Din, Din, B, T, len, false);
+        uin = rev_in_[l].data();
+        grow(yr_[l], B * T * H);
+        y = yr_[l].data();
+      }
+      u.rnn->forward(params + u.offset, uin, B, T, len, nullptr, nullptr, y,
+                     hT_[l * dirs_ + d].data(), nullptr);
+    }
+    if (dirs_ == 2) {  // [B, T, 2H] = [forward output, reverse output back in forward time]
+      grow(cat_[l], B * T * feat_);
+      copy_block(yf_[l].data(), H, cat_[l].data(), feat_, H, B * T);
+      reverse_time(yr_[l].data(), H, cat_[l].data() + H, feat_, H, B, T, len, false);
+      layer_out_[l] = cat_[l].data();
+    } else {
+      layer_out_[l] = yf_[l].data();
+    }
+    in = layer_out_[l];
+  }
+
+  // Head: logits [rows, O] = feat [rows, F] · Wᵀ + b.
+  const S* feat;
+  Index rows;
+  if (cfg_.return_sequences) {
+    feat = layer_out_[L - 1];
+    rows = B * T;
+  } else {  // each sequence's last state: forward unit's hT, reverse unit's final state
+    grow(feat_buf_, B * feat_);
+    for (Index d = 0; d < dirs_; ++d)
+      copy_block(hT_[(L - 1) * dirs_ + d].data(), H, feat_buf_.data() + d * H, feat_, H, B);
+    feat = feat_buf_.data();
+    rows = B;
+  }
+  grow(logits_, rows * O);
+  MatMap<S> Z(logits_.data(), rows, O);
+  if (head_b_ >= 0)
+    Z.rowwise() = ConstVecMap<S>(params + head_b_, O);
+  else
+    Z.setZero();
+  Z.noalias() += ConstMatMap<S>(feat, rows, feat_) * ConstMatMap<S>(params + head_w_, O, feat_).transpose();
+}
+
+template <class S>
+double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double alpha, S* grad) {
+  const Index B = B_, T = T_, H = cfg_.hidden_size, L = cfg_.num_layers, O = cfg_.output_size;
+  const bool seq = cfg_.return_sequences, mse = cfg_.loss == LossKind::kMse;
+  const Index rows = seq ? B * T : B, steps = seq ? T : 1;
+  const std::int64_t* len = len_.data();
+  grow(dlogits_, rows * O);
+  std::fill(dlogits_.begin(), dlogits_.begin() + rows * O, S(0));
+
+  double wsum = 0;
+  for (Index b = 0; b < B; ++b) wsum += (sw ? double(sw[b]) : 1.0) * (seq ? double(len[b]) : 1.0);
+  require(wsum > 0, "the sample weights of a batch sum to zero");
+  const double denom = mse ? wsum * O : wsum;
+
+  double loss = 0;
+  for (Index b = 0; b < B; ++b) {
+    const double w = sw ? double(sw[b]) : 1.0;
+    for (Index t = 0; t < (seq ? len[b] : 1); ++t) {
+      const Index r = b * steps + t;
+      const S* z = logits_.data() + r * O;
+      S* dz = dlogits_.data() + r * O;
+      if (mse) {
+        const S* y = Y + r * O;
+        for (Index k = 0; k < O; ++k) {
+          const double e = double(z[k]) - double(y[k]);
+          loss += w * 0.5 * e * e / denom;
+          dz[k] = S(w * e / denom);
+        }
+      } else {  // softmax cross-entropy, stabilized by the row max
+        const double yv = double(Y[r]);
+        const Index c = static_cast<Index>(yv);
+        require(yv == double(c) && c >= 0 && c < O,
+                "class index " + std::to_string(yv) + " is not an integer in [0, " +
+                    std::to_string(O) + ")");
+        double zmax = z[0];
+        for (Index k = 1; k < O; ++k) zmax = std::max(zmax, double(z[k]));
+        double se = 0;
+        for (Index k = 0; k < O; ++k) se += std::exp(double(z[k]) - zmax);
+        const double lse = zmax + std::log(se);
+        loss += w * (lse - double(z[c])) / denom;
+        for (Index k = 0; k < O; ++k)
+          dz[k] = S(w * (std::exp(double(z[k]) - lse) - (k == c ? 1.0 : 0.0)) / denom);
+      }
+    }
+  }
+  if (alpha > 0) {  // L2 on weight matrices, scaled by the batch size as sklearn's MLP
+    double sq = 0;
+    for (Index i = 0; i < size_; ++i)
+      if (is_weight_[i]) sq += double(params[i]) * double(params[i]);
+    loss += 0.5 * alpha * sq / double(B);
+    if (grad)
+      for (Index i = 0; i < size_; ++i)
+        if (is_weight_[i]) grad[i] += S(alpha / double(B)) * params[i];
+  }
+  if (!grad) return loss;
+
+  // Head: dW += dZᵀ feat, db += Σ dZ, dfeat = dZ W.
+  const S* feat = seq ? layer_out_[L - 1] : feat_buf_.data();
+  ConstMatMap<S> dZ(dlogits_.data(), rows, O);
+  MatMap<S>(grad + head_w_, O, feat_).noalias() += dZ.transpose() * ConstMatMap<S>(feat, rows, feat_);
+  if (head_b_ >= 0) VecMap<S>(grad + head_b_, O) += dZ.colwise().sum();
+  grow(dfeat_, rows * feat_);
+  MatMap<S>(dfeat_.data(), rows, feat_).noalias() = dZ * ConstMatMap<S>(params + head_w_, O, feat_);
+
+  // Layers, top down. dout: dL/d(layer output) [B, T, dirs*H] (null for the top layer of a
+  // sequence-to-one model, whose gradient enters through the final states instead).
+  const Index maxw = std::max(cfg_.input_size, feat_);
+  grow(dout_, B * T * maxw);
+  grow(dxf_, B * T * maxw);
+  grow(dxr_, B * T * maxw);
+  grow(dyf_, B * T * H);
+  grow(dyr_, B * T * H);
+  grow(dhT_, B * H);
+  if (seq) std::memcpy(dout_.data(), dfeat_.data(), sizeof(S) * B * T * feat_);
+  for (Index l = L - 1; l >= 0; --l) {
+    const Index Din = l == 0 ? cfg_.input_size : feat_;
+    const bool top_final = !seq && l == L - 1;
+    const bool need_dx = l > 0;
+    std::fill(dxf_.begin(), dxf_.begin() + B * T * Din, S(0));
+    for (Index d = 0; d < dirs_; ++d) {
+      Unit& u = units_[l * dirs_ + d];
+      const S* dy = nullptr;
+      const S* dhT = nullptr;
+      if (top_final) {
+        copy_block(dfeat_.data() + d * H, feat_, dhT_.data(), H, H, B);
+        dhT = dhT_.data();
+      } else if (dirs_ == 1) {
+        dy = dout_.data();
+      } else if (d == 0) {
+        copy_block(dout_.data(), feat_, dyf_.data(), H, H, B * T);
+        dy = dyf_.data();
+      } else {
+        reverse_time(dout_.data() + H, feat_, dyr_.data(), H, H, B, T, len, false);
+        dy = dyr_.data();
+      }
+      S* dx = need_dx ? (d == 0 ? dxf_.data() : dxr_.data()) : nullptr;
+      u.rnn->backward(params + u.offset, dy, dhT, nullptr, grad + u.offset, dx, nullptr, nullptr);
+      if (need_dx && d == 1) reverse_time(dxr_.data(), Din, dxf_.data(), Din, Din, B, T, len, true);
+    }
+    if (!need_dx) break;
+    if (dropped_[l]) {
+      const S* mask = drop_mask_[l].data();
+      for (Index i = 0; i < B * T * Din; ++i) dxf_[i] *= mask[i];
+    }
+    std::swap(dout_, dxf_);  // dL/d(output of layer l-1)
+  }
+  return loss;
+}
+
+template <class S>
+void Model<S>::optimizer_step(S* params, const S* grad, S* m, S* v, std::int64_t* step,
+                              const OptimConfig& oc) {
+  const Index n = size_;
+  const S lr = S(oc.lr);
+  ++*step;
+  switch (oc.solver) {
+    case Solver::kSgd: {  // sklearn's SGD: v = μv - lr g; nesterov: Δ = μv - lr g, else Δ = v
+      const S mu = S(oc.momentum);
+      for (Index i = 0; i < n; ++i) {
+        m[i] = mu * m[i] - lr * grad[i];
+        params[i] += oc.nesterov ? mu * m[i] - lr * grad[i] : m[i];
+      }
+      break;
+    }
+    case Solver::kAdamW:  // decoupled weight decay on weight matrices, then Adam
+      for (Index i = 0; i < n; ++i)
+        if (is_weight_[i]) params[i] -= S(oc.lr * oc.alpha) * params[i];
+      [[fallthrough]];
+    case Solver::kAdam: {
+      const double t = double(*step);
+      const S b1 = S(oc.beta1), b2 = S(oc.beta2), eps = S(oc.eps);
+      const S lr_t = S(oc.lr * std::sqrt(1 - std::pow(oc.beta2, t)) / (1 - std::pow(oc.beta1, t)));
+      for (Index i = 0; i < n; ++i) {
+        m[i] = b1 * m[i] + (1 - b1) * grad[i];
+        v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
+        params[i] -= lr_t * m[i] / (std::sqrt(v[i]) + eps);
+      }
+      break;
+    }
+    case Solver::kRmsprop: {  // v = ρv + (1-ρ)g², ρ = 0.99 (PyTorch's default)
+      const S rho = S(0.99), eps = S(oc.eps);
+      for (Index i = 0; i < n; ++i) {
+        v[i] = rho * v[i] + (1 - rho) * grad[i] * grad[i];
+        params[i] -= lr * grad[i] / (std::sqrt(v[i]) + eps);
+      }
+      break;
+    }
+  }
+}
+
+template <class S>
+double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S* X, Index N,
+                             Index T, const std::int64_t* lengths, const S* Y, const S* sw,
+                             const OptimConfig& oc) {
+  require(N >= 1 && T >= 1, "training needs at least one sequence of at least one step");
+  require(oc.batch_size >= 1, "batch_size must be >= 1");
+  const Index D = cfg_.input_size, O = cfg_.output_size;
+  const bool seq = cfg_.return_sequences;
+  const Index yw = cfg_.loss == LossKind::kMse ? O : 1;  // target values per step
+  if (lengths)
+    for (Index i = 0; i < N; ++i)
+      require(lengths[i] >= 1 && lengths[i] <= T, "lengths must lie in [1, T]");
+
+  // Seeded Fisher-Yates: the same order on every platform for the same seed.
+  std::vector<Index> order(static_cast<std::size_t>(N));
+  std::iota(order.begin(), order.end(), Index(0));
+  std::mt19937_64 rng(oc.seed);
+  if (oc.shuffle)
+    for (Index i = N - 1; i > 0; --i) std::swap(order[i], order[rng() % std::uint64_t(i + 1)]);
+
+  const double alpha = oc.solver == Solver::kAdamW ? 0.0 : oc.alpha;
+  grow(grad_, size_);
+  double total = 0;
+  for (Index start = 0; start < N; start += oc.batch_size) {
+    const Index B = std::min(oc.batch_size, N - start);
+    // Gather the minibatch, cropped to its longest sequence.
+    Index Tb = 1;
+    for (Index k = 0; k < B; ++k) Tb = std::max<Index>(Tb, lengths ? lengths[order[start + k]] : T);
+    grow(xb_, B * Tb * D);
+    grow(yb_, B * (seq ? Tb : 1) * yw);
+    len_.resize(static_cast<std::size_t>(B));
+    if (sw) grow(swb_, B);
+    for (Index k = 0; k < B; ++k) {
+      const Index i = order[start + k];
+      std::memcpy(xb_.data() + k * Tb * D, X + i * T * D, sizeof(S) * Tb * D);
+      if (seq)
+        std::memcpy(yb_.data() + k * Tb * yw, Y + i * T * yw, sizeof(S) * Tb * yw);
+      else
+        std::memcpy(yb_.data() + k * yw, Y + i * yw, sizeof(S) * yw);
+      len_[k] = lengths ? lengths[i] : T;
+      if (sw) swb_[k] = sw[i];
+    }
+    forward(params, xb_.data(), B, Tb, true, &rng);
+    std::fill(grad_.begin(), grad_.begin() + size_, S(0));
+    const double loss = loss_backward(params, yb_.data(), sw ? swb_.data() : nullptr, alpha, grad_.data());
+    if (oc.max_grad_norm > 0) {  // clip by global norm
+      double sq = 0;
+      for (Index i = 0; i < size_; ++i) sq += double(grad_[i]) * double(grad_[i]);
+      const double norm = std::sqrt(sq);
+      if (norm > oc.max_grad_norm) {
+        const S scale = S(oc.max_grad_norm / norm);
+        for (Index i = 0; i < size_; ++i) grad_[i] *= scale;
+      }
+    }
+    optimizer_step(params, grad_.data(), m, v, step, oc);
+    total += loss * double(B);
+  }
+  return total / double(N);
+}
+
+template <class S>
+void Model<S>::predict(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
+                       S* out) {
+  const Index D = cfg_.input_size, O = cfg_.output_size, chunk = 256;
+  const bool seq = cfg_.return_sequences;
+  for (Index start = 0; start < N; start += chunk) {
+    const Index B = std::min(chunk, N - start);
+    len_.resize(static_cast<std::size_t>(B));
+    for (Index k = 0; k < B; ++k) {
+      len_[k] = lengths ? lengths[start + k] : T;
+      require(len_[k] >= 1 && len_[k] <= T, "lengths must lie in [1, T]");
+    }
+    forward(params, X + start * T * D, B, T, false, nullptr);
+    if (!seq) {
+      std::memcpy(out + start * O, logits_.data(), sizeof(S) * B * O);
+    } else {
+      for (Index k = 0; k < B; ++k)
+        for (Index t = 0; t < T; ++t) {
+          S* dst = out + ((start + k) * T + t) * O;
+          if (t < len_[k])
+            std::memcpy(dst, logits_.data() + (k * T + t) * O, sizeof(S) * O);
+          else
+            std::fill(dst, dst + O, S(0));
+        }
+    }
+  }
+}
+
+template <class S>
+double Model<S>::loss(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
+                      const S* Y, const S* sw, double alpha, S* grad) {
+  len_.resize(static_cast<std::size_t>(N));
+  for (Index k = 0; k < N; ++k) {
+    len_[k] = lengths ? lengths[k] : T;
+    require(len_[k] >= 1 && len_[k] <= T, "lengths must lie in [1, T]");
+  }
+  forward(params, X, N, T, false, nullptr);
+  if (grad) std::fill(grad, grad + size_, S(0));
+  return loss_backward(params, Y, sw, alpha, grad);
+}
+
+template class Model<float>;
+template class Model<double>;
+
+}  // namespace lstm_native
