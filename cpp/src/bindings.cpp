@@ -8,6 +8,7 @@
 
 #include "lstm_native/model.hpp"
 #include "lstm_native/sequence.hpp"
+#include "lstm_native/threads.hpp"
 
 #include <cstdint>
 #include <sstream>
@@ -89,6 +90,10 @@ void bind_recurrent(py::module_& m, const char* name) {
       .def_property_readonly("bias", &R::bias)
       .def_property_readonly("num_params", [](const R& r) { return r.layout().size; })
       .def_property_readonly("has_forward", &R::has_forward)
+      .def_property("num_threads", &R::num_threads, &R::set_num_threads,
+                    "threads for a call (0 = the global default)")
+      .def_property_readonly("num_parts", &R::num_parts,
+                             "independent batch parts of the last call (from its size only)")
       .def("layout",
            [](const R& r) {
              py::list out;
@@ -329,6 +334,7 @@ py::dict build_info() {
                        std::to_string(EIGEN_MAJOR_VERSION) + "." +
                        std::to_string(EIGEN_MINOR_VERSION);
   d["eigen_threads"] = Eigen::nbThreads();
+  d["default_threads"] = default_num_threads();
   d["hardware_threads"] = std::thread::hardware_concurrency();
 #if defined(__SANITIZE_ADDRESS__)
   d["sanitizers"] = true;
@@ -346,5 +352,8 @@ PYBIND11_MODULE(_core, m) {
   bind_recurrent<double>(m, "Recurrent64");
   bind_model<float>(m, "Model32");
   bind_model<double>(m, "Model64");
+  m.def("set_num_threads", [](int n) { default_num_threads_setting().store(n < 0 ? 0 : n); },
+        py::arg("n"), "Default threads per call; 0 = all hardware threads");
+  m.def("get_num_threads", &default_num_threads);
   m.def("build_info", &build_info, "How the core was compiled: compiler, SIMD, Eigen, threads");
 }

@@ -1,148 +1,195 @@
-// The sequence driver shared by every cell: hoisted input GEMM, one recurrent GEMM per step,
-// the cell's pointwise kernel per row, and BPTT with the weight gradients as GEMMs over all
-// timesteps after the time loop. See sequence.hpp for the buffers and their shapes.
+// The sequence driver shared by every cell: hoisted input GEMM, one recurrent GEMM per step on
+// the rows still running, the cell's pointwise kernel, and BPTT with the weight gradients as
+// GEMMs over all timesteps after the time loop. See sequence.hpp for the buffers.
 #include "lstm_native/sequence.hpp"
+
+#include "lstm_native/threads.hpp"
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <stdexcept>
 #include <utility>
 
 namespace lstm_native {
-
-template <class S>
-Recurrent<S>::Recurrent(CellKind cell, Index input_size, Index hidden_size, Index num_layers,
-                        bool bias)
-    : cell_(cell), D_(input_size), H_(hidden_size), L_(num_layers), G_(num_gates(cell)),
-      bias_(bias) {
-  require(input_size >= 1, "input_size must be >= 1, got " + std::to_string(input_size));
-  require(hidden_size >= 1, "hidden_size must be >= 1, got " + std::to_string(hidden_size));
-  require(num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(num_layers));
-  layout_ = ParamLayout(cell, input_size, hidden_size, num_layers, bias);
-}
 
 namespace {
 template <class V>
 void grow(V& v, Index n) {
   if (static_cast<Index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
 }
+// Multiply-adds in one forward pass; below this a second part (thread) is not worth it.
+constexpr double kMinWorkForTwoParts = 2e6;
 }  // namespace
 
 template <class S>
-void Recurrent<S>::reserve(Index B, Index T) {
-  const Index GH = G_ * H_;
-  const Index kc = dispatch_cell(cell_, [](auto c) { return Index(decltype(c)::kCache); });
-  grow(x_tm_, T * B * D_);
-  grow(hs_, L_ * (T + 1) * B * H_);
-  if (has_cell_state(cell_)) grow(cs_, L_ * (T + 1) * B * H_);
-  grow(cache_, std::max<Index>(1, L_ * T * B * kc * H_));
-  grow(gx_, T * B * GH);
-  grow(gh_, B * GH);
-  grow(dh_, B * H_);
-  grow(dc_, B * H_);
-  grow(dh_prev_, B * H_);
+Recurrent<S>::Recurrent(CellKind cell, Index input_size, Index hidden_size, Index num_layers,
+                        bool bias)
+    : cell_(cell), D_(input_size), H_(hidden_size), L_(num_layers), G_(num_gates(cell)),
+      kc_(dispatch_cell(cell, [](auto c) { return Index(decltype(c)::kCache); })), bias_(bias) {
+  require(input_size >= 1, "input_size must be >= 1, got " + std::to_string(input_size));
+  require(hidden_size >= 1, "hidden_size must be >= 1, got " + std::to_string(hidden_size));
+  require(num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(num_layers));
+  layout_ = ParamLayout(cell, input_size, hidden_size, num_layers, bias);
+  packed_.resize(static_cast<std::size_t>(num_layers));
+}
+
+template <class S>
+int Recurrent<S>::threads_for_call() const {
+  const int want = threads_ > 0 ? threads_ : default_num_threads();
+  return std::max(1, std::min<int>(want, static_cast<int>(parts_.size())));
+}
+
+// Sorts the batch by length and deals the sorted rows out to the parts round-robin, so every
+// part gets a similar mix of lengths and its own rows stay sorted (running rows = a prefix).
+template <class S>
+void Recurrent<S>::plan(Index B, Index T, const std::int64_t* lengths) {
+  order_.resize(static_cast<std::size_t>(B));
+  std::iota(order_.begin(), order_.end(), Index(0));
+  if (lengths)
+    std::stable_sort(order_.begin(), order_.end(),
+                     [&](Index a, Index b) { return lengths[a] > lengths[b]; });
+  len_.resize(static_cast<std::size_t>(B));
+  for (Index k = 0; k < B; ++k) len_[k] = lengths ? Index(lengths[order_[k]]) : T;
+
+  const double work = double(B) * double(T) * double(G_ * H_) * double(H_ + D_) * double(L_);
+  const Index P = (B >= 8 && work >= kMinWorkForTwoParts) ? 2 : 1;
+  parts_.resize(static_cast<std::size_t>(P));
+  for (Index q = 0; q < P; ++q) {
+    Part& p = parts_[q];
+    p.r0 = q;
+    p.n = (B - q + P - 1) / P;  // sorted rows q, q+P, q+2P, ...
+    p.active.resize(static_cast<std::size_t>(T));
+    Index j = p.n;
+    for (Index t = 0; t < T; ++t) {
+      while (j > 0 && len_[q + (j - 1) * P] <= t) --j;
+      p.active[t] = j;
+    }
+  }
 }
 
 template <class S>
 void Recurrent<S>::forward(const S* params, const S* x, Index B, Index T,
                            const std::int64_t* lengths, const S* h0, const S* c0, S* y, S* hT,
-                           S* cT) {
+                           S* cT, bool train) {
   require(B >= 1, "batch size must be >= 1");
   require(T >= 1, "number of timesteps must be >= 1");
-  have_forward_ = false;
-  len_.assign(static_cast<std::size_t>(B), T);
-  if (lengths) {
-    for (Index b = 0; b < B; ++b) {
+  if (lengths)
+    for (Index b = 0; b < B; ++b)
       require(lengths[b] >= 0 && lengths[b] <= T,
               "lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
                   " is outside [0, " + std::to_string(T) + "]");
-      len_[b] = static_cast<Index>(lengths[b]);
-    }
-  }
+  have_forward_ = false;
   B_ = B;
   T_ = T;
-  reserve(B, T);
-
-  // x [B, T, D] -> x_tm [T, B, D]
-  for (Index b = 0; b < B; ++b)
-    for (Index t = 0; t < T; ++t)
-      std::memcpy(x_tm_.data() + (t * B + b) * D_, x + (b * T + t) * D_, sizeof(S) * D_);
-
-  dispatch_cell(cell_, [&](auto c) { forward_impl<decltype(c)>(params, h0, c0); });
-
-  // Last layer's h_t -> y [B, T, H], zero past each sequence's length.
-  const S* hs = last_hidden();
-  for (Index b = 0; b < B; ++b)
-    for (Index t = 0; t < T; ++t) {
-      S* dst = y + (b * T + t) * H_;
-      if (t < len_[b])
-        std::memcpy(dst, hs + ((t + 1) * B + b) * H_, sizeof(S) * H_);
-      else
-        std::fill(dst, dst + H_, S(0));
-    }
-  for (Index l = 0; l < L_; ++l) {
-    const Index off = (l * (T + 1) + T) * B * H_;  // slot T of layer l
-    if (hT) std::memcpy(hT + l * B * H_, hs_.data() + off, sizeof(S) * B * H_);
-    if (cT && has_cell_state(cell_)) std::memcpy(cT + l * B * H_, cs_.data() + off, sizeof(S) * B * H_);
+  plan(B, T, lengths);
+  const Index GH = G_ * H_;
+  for (Index l = 0; l < L_; ++l) {  // W_hhᵀ and b_hh packed once for all steps and parts
+    const auto& P = layout_.layers[l];
+    packed_[l].pack_transposed(params + P.w_hh, GH, H_, bias_ ? params + P.b_hh : nullptr);
   }
-  have_forward_ = true;
+  Args a{params, x, h0, c0, nullptr, nullptr, nullptr, y, hT, cT, nullptr, nullptr, nullptr, nullptr};
+  dispatch_cell(cell_, [&](auto c) {
+    using Cell = decltype(c);
+    ThreadPool::instance().run(num_parts(), threads_for_call(),
+                               [&](int q) { forward_part<Cell>(parts_[q], a, train); });
+  });
+  have_forward_ = train;
 }
 
 template <class S>
 template <class Cell>
-void Recurrent<S>::forward_impl(const S* params, const S* h0, const S* c0) {
-  const Index B = B_, T = T_, H = H_, GH = G_ * H_, TB = T * B;
+void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
+  const Index n = p.n, T = T_, H = H_, D = D_, GH = G_ * H_, Tn = T * n, P = num_parts();
   constexpr Index kC = Cell::kCache;
-  for (Index l = 0; l < L_; ++l) {
-    const ParamLayout::Layer& P = layout_.layers[l];
-    const Index Din = P.in;
-    S* hs = hs_.data() + l * (T + 1) * B * H;
-    S* cs = Cell::kHasCell ? cs_.data() + l * (T + 1) * B * H : nullptr;
-    S* cache = cache_.data() + l * TB * kC * H;
-    const S* in = l == 0 ? x_tm_.data() : hs_.data() + ((l - 1) * (T + 1) + 1) * B * H;
+  auto seq = [&](Index j) { return order_[p.r0 + j * P]; };  // local row -> original sequence
+  auto len = [&](Index j) { return len_[p.r0 + j * P]; };
 
-    // Gx [T*B, GH] = In [T*B, Din] · W_ihᵀ + b_ih, for all timesteps at once.
-    MatMap<S> Gx(gx_.data(), TB, GH);
+  grow(p.x_tm, Tn * D);
+  grow(p.hs, L_ * (T + 1) * n * H);
+  if (Cell::kHasCell) grow(p.cs, L_ * (T + 1) * n * H);
+  grow(p.cache, std::max<Index>(1, (train ? L_ * Tn : n) * kC * H));
+  grow(p.gx, Tn * GH);
+  grow(p.gh, n * GH);
+
+  // x [B, T, D] -> x_tm [T, n, D], zero past each length (keeps padding out of dW_ih).
+  for (Index j = 0; j < n; ++j) {
+    const Index b = seq(j), lj = len(j);
+    for (Index t = 0; t < T; ++t) {
+      S* dst = p.x_tm.data() + (t * n + j) * D;
+      if (t < lj)
+        std::memcpy(dst, a.x + (b * T + t) * D, sizeof(S) * D);
+      else
+        std::fill(dst, dst + D, S(0));
+    }
+  }
+
+  for (Index l = 0; l < L_; ++l) {
+    const ParamLayout::Layer& Pl = layout_.layers[l];
+    const Index Din = Pl.in;
+    S* hs = p.hs.data() + l * (T + 1) * n * H;
+    S* cs = Cell::kHasCell ? p.cs.data() + l * (T + 1) * n * H : nullptr;
+    S* cache = p.cache.data() + (train ? l * Tn * kC * H : 0);
+    const S* in = l == 0 ? p.x_tm.data() : p.hs.data() + ((l - 1) * (T + 1) + 1) * n * H;
+
+    // Gx [T*n, GH] = In [T*n, Din] · W_ihᵀ + b_ih, for all timesteps at once.
+    MatMap<S> Gx(p.gx.data(), Tn, GH);
     if (bias_)
-      Gx.rowwise() = ConstVecMap<S>(params + P.b_ih, GH);
+      Gx.rowwise() = ConstVecMap<S>(a.params + Pl.b_ih, GH);
     else
       Gx.setZero();
-    Gx.noalias() += ConstMatMap<S>(in, TB, Din) * ConstMatMap<S>(params + P.w_ih, GH, Din).transpose();
+    Gx.noalias() += ConstMatMap<S>(in, Tn, Din) * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din).transpose();
 
-    if (h0)
-      std::memcpy(hs, h0 + l * B * H, sizeof(S) * B * H);
-    else
-      std::fill(hs, hs + B * H, S(0));
-    if (Cell::kHasCell) {
-      if (c0)
-        std::memcpy(cs, c0 + l * B * H, sizeof(S) * B * H);
+    for (Index j = 0; j < n; ++j) {  // initial states
+      const Index b = seq(j);
+      if (a.h0)
+        std::memcpy(hs + j * H, a.h0 + (l * B_ + b) * H, sizeof(S) * H);
       else
-        std::fill(cs, cs + B * H, S(0));
+        std::fill(hs + j * H, hs + (j + 1) * H, S(0));
+      if (Cell::kHasCell) {
+        if (a.c0)
+          std::memcpy(cs + j * H, a.c0 + (l * B_ + b) * H, sizeof(S) * H);
+        else
+          std::fill(cs + j * H, cs + (j + 1) * H, S(0));
+      }
     }
 
-    ConstMatMap<S> Whh(params + P.w_hh, GH, H);
-    MatMap<S> Gh(gh_.data(), B, GH);
+    const PackedMatrix<S>& Whh = packed_[l];
     for (Index t = 0; t < T; ++t) {
-      // Gh [B, GH] = h_{t-1} [B, H] · W_hhᵀ + b_hh: all gates of the batch in one GEMM.
-      if (bias_)
-        Gh.rowwise() = ConstVecMap<S>(params + P.b_hh, GH);
-      else
-        Gh.setZero();
-      Gh.noalias() += ConstMatMap<S>(hs + t * B * H, B, H) * Whh.transpose();
-      for (Index b = 0; b < B; ++b) {
-        const Index row = t * B + b;
-        const S* hp = hs + row * H;
-        S* hn = hs + (row + B) * H;
-        const S* cp = Cell::kHasCell ? cs + row * H : nullptr;
-        S* cn = Cell::kHasCell ? cs + (row + B) * H : nullptr;
-        if (t < len_[b]) {
-          Cell::forward(H, gx_.data() + row * GH, gh_.data() + b * GH, hp, cp, hn, cn,
-                        cache + row * kC * H);
-        } else {  // past the end: the state is carried unchanged
-          std::memcpy(hn, hp, sizeof(S) * H);
-          if (Cell::kHasCell) std::memcpy(cn, cp, sizeof(S) * H);
-        }
+      const Index na = p.active[t];
+      S* hp = hs + t * n * H;
+      S* hn = hp + n * H;
+      S* cp = Cell::kHasCell ? cs + t * n * H : nullptr;
+      S* cn = Cell::kHasCell ? cp + n * H : nullptr;
+      if (na > 0) {
+        // Gh [na, GH] = h_{t-1} [na, H] · W_hhᵀ + b_hh: all gates of the running rows at once.
+        Whh.multiply(hp, H, na, p.gh.data(), GH);
+        Cell::forward(na, H, p.gx.data() + t * n * GH, p.gh.data(), hp, cp, hn, cn,
+                      cache + (train ? t * n * kC * H : 0));
       }
+      if (na < n) {  // finished sequences carry their state unchanged
+        std::memcpy(hn + na * H, hp + na * H, sizeof(S) * (n - na) * H);
+        if (Cell::kHasCell) std::memcpy(cn + na * H, cp + na * H, sizeof(S) * (n - na) * H);
+      }
+    }
+    for (Index j = 0; j < n; ++j) {  // final states of this layer
+      const Index b = seq(j);
+      if (a.hT) std::memcpy(a.hT + (l * B_ + b) * H, hs + (T * n + j) * H, sizeof(S) * H);
+      if (a.cT && Cell::kHasCell)
+        std::memcpy(a.cT + (l * B_ + b) * H, cs + (T * n + j) * H, sizeof(S) * H);
+    }
+  }
+
+  // Last layer's h_t -> y [B, T, H], zero past each length.
+  const S* hs = p.hs.data() + (L_ - 1) * (T + 1) * n * H;
+  for (Index j = 0; j < n; ++j) {
+    const Index b = seq(j), lj = len(j);
+    for (Index t = 0; t < T; ++t) {
+      S* dst = a.y + (b * T + t) * H;
+      if (t < lj)
+        std::memcpy(dst, hs + ((t + 1) * n + j) * H, sizeof(S) * H);
+      else
+        std::fill(dst, dst + H, S(0));
     }
   }
 }
@@ -150,106 +197,129 @@ void Recurrent<S>::forward_impl(const S* params, const S* h0, const S* c0) {
 template <class S>
 void Recurrent<S>::backward(const S* params, const S* dy, const S* dhT, const S* dcT,
                             S* dparams, S* dx, S* dh0, S* dc0) {
-  if (!have_forward_) throw std::logic_error("backward() called without a preceding forward()");
-  const Index B = B_, T = T_, H = H_;
-  grow(dy_a_, T * B * std::max(D_, H));
-  grow(dy_b_, T * B * std::max(D_, H));
-  if (dispatch_cell(cell_, [](auto c) { return decltype(c)::kSeparateGh; }))
-    grow(dgh_, T * B * G_ * H);
-
-  // dy [B, T, H] -> dy_a [T, B, H]; padded steps are never read.
-  S* dY = dy_a_.data();
-  for (Index b = 0; b < B; ++b)
-    for (Index t = 0; t < T; ++t) {
-      S* dst = dY + (t * B + b) * H;
-      if (dy)
-        std::memcpy(dst, dy + (b * T + t) * H, sizeof(S) * H);
-      else
-        std::fill(dst, dst + H, S(0));
-    }
-
-  const S* dxt = dispatch_cell(cell_, [&](auto c) {
-    return backward_impl<decltype(c)>(params, dhT, dcT, dparams, dh0, dc0);
+  if (!have_forward_)
+    throw std::logic_error("backward() needs a preceding forward() in training mode");
+  const Index GH = G_ * H_;
+  for (Index l = 0; l < L_; ++l)  // W_hh [GH, H] packed once for all steps and parts
+    packed_[l].pack(params + layout_.layers[l].w_hh, GH, H_);
+  Args a{params, nullptr, nullptr, nullptr, dy, dhT, dcT, nullptr, nullptr, nullptr, dparams, dx, dh0, dc0};
+  dispatch_cell(cell_, [&](auto c) {
+    using Cell = decltype(c);
+    ThreadPool::instance().run(num_parts(), threads_for_call(),
+                               [&](int q) { backward_part<Cell>(parts_[q], a); });
   });
-
-  if (dx) {  // dxt: dL/dx, time-major [T, B, D]
-    for (Index b = 0; b < B; ++b)
-      for (Index t = 0; t < T; ++t)
-        std::memcpy(dx + (b * T + t) * D_, dxt + (t * B + b) * D_, sizeof(S) * D_);
+  if (num_parts() > 1) {  // reduce the parts' weight gradients in a fixed order
+    const Index n = layout_.size;
+    for (const Part& p : parts_)
+      for (Index i = 0; i < n; ++i) dparams[i] += p.dparams[i];
   }
 }
 
 template <class S>
 template <class Cell>
-const S* Recurrent<S>::backward_impl(const S* params, const S* dhT, const S* dcT, S* dparams,
-                                 S* dh0, S* dc0) {
-  const Index B = B_, T = T_, H = H_, GH = G_ * H_, TB = T * B;
+void Recurrent<S>::backward_part(Part& p, const Args& a) {
+  const Index n = p.n, T = T_, H = H_, D = D_, GH = G_ * H_, Tn = T * n, P = num_parts();
   constexpr Index kC = Cell::kCache;
-  S* dY = dy_a_.data();    // dL/d(output of layer l)   [T, B, H]
-  S* dIn = dy_b_.data();   // dL/d(input of layer l)    [T, B, Din]
-  S* dgx = gx_.data();     // dL/dgx                   [T, B, GH]
-  S* dgh = Cell::kSeparateGh ? dgh_.data() : dgx;
-  S* dh = dh_.data();
-  S* dc = dc_.data();
-  S* dhp = dh_prev_.data();
+  auto seq = [&](Index j) { return order_[p.r0 + j * P]; };
+  auto len = [&](Index j) { return len_[p.r0 + j * P]; };
 
-  for (Index l = L_ - 1; l >= 0; --l) {
-    const ParamLayout::Layer& P = layout_.layers[l];
-    const Index Din = P.in;
-    const S* hs = hs_.data() + l * (T + 1) * B * H;
-    const S* cs = Cell::kHasCell ? cs_.data() + l * (T + 1) * B * H : nullptr;
-    const S* cache = cache_.data() + l * TB * kC * H;
-    const S* in = l == 0 ? x_tm_.data() : hs_.data() + ((l - 1) * (T + 1) + 1) * B * H;
-    ConstMatMap<S> Whh(params + P.w_hh, GH, H);
+  const Index wmax = std::max(D, H);
+  grow(p.dy_a, Tn * wmax);
+  grow(p.dy_b, Tn * wmax);
+  if (Cell::kSeparateGh) grow(p.dgh, Tn * GH);
+  grow(p.dh, n * H);
+  grow(p.dc, n * H);
+  grow(p.dh_prev, n * H);
+  S* grad = a.dparams;
+  if (P > 1) {
+    grow(p.dparams, layout_.size);
+    std::fill(p.dparams.begin(), p.dparams.begin() + layout_.size, S(0));
+    grad = p.dparams.data();
+  }
 
-    if (dhT)
-      std::memcpy(dh, dhT + l * B * H, sizeof(S) * B * H);
-    else
-      std::fill(dh, dh + B * H, S(0));
-    if (Cell::kHasCell) {
-      if (dcT)
-        std::memcpy(dc, dcT + l * B * H, sizeof(S) * B * H);
+  // dy [B, T, H] -> dY [T, n, H], zero past each length.
+  S* dY = p.dy_a.data();   // dL/d(output of layer l)   [T, n, H]
+  S* dIn = p.dy_b.data();  // dL/d(input of layer l)    [T, n, Din]
+  for (Index j = 0; j < n; ++j) {
+    const Index b = seq(j), lj = len(j);
+    for (Index t = 0; t < T; ++t) {
+      S* dst = dY + (t * n + j) * H;
+      if (a.dy && t < lj)
+        std::memcpy(dst, a.dy + (b * T + t) * H, sizeof(S) * H);
       else
-        std::fill(dc, dc + B * H, S(0));
+        std::fill(dst, dst + H, S(0));
     }
+  }
 
-    for (Index t = T - 1; t >= 0; --t) {
-      for (Index b = 0; b < B; ++b) {
-        const Index row = t * B + b;
-        S* dhb = dh + b * H;
-        if (t < len_[b]) {
-          ArrMap<S>(dhb, H) += ConstArrMap<S>(dY + row * H, H);  // dh_t = from t+1 + from output
-          Cell::backward(H, cache + row * kC * H, hs + row * H,
-                         Cell::kHasCell ? cs + row * H : nullptr, hs + (row + B) * H, dhb,
-                         Cell::kHasCell ? dc + b * H : nullptr, dgx + row * GH, dgh + row * GH,
-                         dhp + b * H);
-        } else {  // padded step: gradients pass through the carried state untouched
-          std::fill(dgx + row * GH, dgx + (row + 1) * GH, S(0));
-          if (Cell::kSeparateGh) std::fill(dgh + row * GH, dgh + (row + 1) * GH, S(0));
-          std::memcpy(dhp + b * H, dhb, sizeof(S) * H);
-        }
+  S* dgx = p.gx.data();  // dL/dgx [T, n, GH], overwriting the forward's projections
+  S* dgh = Cell::kSeparateGh ? p.dgh.data() : dgx;
+  S* dh = p.dh.data();
+  S* dc = p.dc.data();
+  S* dhp = p.dh_prev.data();
+  for (Index l = L_ - 1; l >= 0; --l) {
+    const ParamLayout::Layer& Pl = layout_.layers[l];
+    const Index Din = Pl.in;
+    const S* hs = p.hs.data() + l * (T + 1) * n * H;
+    const S* cs = Cell::kHasCell ? p.cs.data() + l * (T + 1) * n * H : nullptr;
+    const S* cache = p.cache.data() + l * Tn * kC * H;
+    const S* in = l == 0 ? p.x_tm.data() : p.hs.data() + ((l - 1) * (T + 1) + 1) * n * H;
+
+    for (Index j = 0; j < n; ++j) {  // gradients on the final states
+      const Index b = seq(j);
+      if (a.dhT)
+        std::memcpy(dh + j * H, a.dhT + (l * B_ + b) * H, sizeof(S) * H);
+      else
+        std::fill(dh + j * H, dh + (j + 1) * H, S(0));
+      if (Cell::kHasCell) {
+        if (a.dcT)
+          std::memcpy(dc + j * H, a.dcT + (l * B_ + b) * H, sizeof(S) * H);
+        else
+          std::fill(dc + j * H, dc + (j + 1) * H, S(0));
       }
-      // dh_{t-1} [B, H] = dgh_t [B, GH] · W_hh [GH, H] + direct part
-      MatMap<S> Dh(dh, B, H);
-      Dh.noalias() = ConstMatMap<S>(dgh + t * B * GH, B, GH) * Whh;
-      Dh += ConstMatMap<S>(dhp, B, H);
     }
-    if (dh0) std::memcpy(dh0 + l * B * H, dh, sizeof(S) * B * H);
-    if (dc0 && Cell::kHasCell) std::memcpy(dc0 + l * B * H, dc, sizeof(S) * B * H);
 
-    // Weight gradients: one GEMM each over all T*B rows.
-    ConstMatMap<S> Dgx(dgx, TB, GH), Dgh(dgh, TB, GH);
-    MatMap<S>(dparams + P.w_ih, GH, Din).noalias() += Dgx.transpose() * ConstMatMap<S>(in, TB, Din);
-    MatMap<S>(dparams + P.w_hh, GH, H).noalias() += Dgh.transpose() * ConstMatMap<S>(hs, TB, H);
-    if (bias_) {
-      VecMap<S>(dparams + P.b_ih, GH) += Dgx.colwise().sum();
-      VecMap<S>(dparams + P.b_hh, GH) += Dgh.colwise().sum();
+    const PackedMatrix<S>& Whh = packed_[l];
+    for (Index t = T - 1; t >= 0; --t) {
+      const Index na = p.active[t], row = t * n;
+      if (na > 0) {
+        blk(dh, na, H, H) += blk(static_cast<const S*>(dY) + row * H, na, H, H);  // + output's
+        Cell::backward(na, H, cache + row * kC * H, hs + row * H,
+                       Cell::kHasCell ? cs + row * H : nullptr, hs + (row + n) * H, dh,
+                       Cell::kHasCell ? dc : nullptr, dgx + row * GH, dgh + row * GH, dhp);
+        // dh_{t-1} [na, H] = dgh_t [na, GH] · W_hh [GH, H] + direct part
+        Whh.multiply(dgh + row * GH, GH, na, dh, H);
+        blk(dh, na, H, H) += blk(static_cast<const S*>(dhp), na, H, H);
+      }
+      // Finished rows: no gradient into the gates; dh and dc pass through unchanged.
+      std::fill(dgx + (row + na) * GH, dgx + (row + n) * GH, S(0));
+      if (Cell::kSeparateGh) std::fill(dgh + (row + na) * GH, dgh + (row + n) * GH, S(0));
     }
-    // dL/d(input of layer l) [T*B, Din] = dgx · W_ih; the output gradient of layer l-1.
-    MatMap<S>(dIn, TB, Din).noalias() = Dgx * ConstMatMap<S>(params + P.w_ih, GH, Din);
+    for (Index j = 0; j < n; ++j) {
+      const Index b = seq(j);
+      if (a.dh0) std::memcpy(a.dh0 + (l * B_ + b) * H, dh + j * H, sizeof(S) * H);
+      if (a.dc0 && Cell::kHasCell) std::memcpy(a.dc0 + (l * B_ + b) * H, dc + j * H, sizeof(S) * H);
+    }
+
+    // Weight gradients: one GEMM each over all T*n rows.
+    ConstMatMap<S> Dgx(dgx, Tn, GH), Dgh(dgh, Tn, GH);
+    MatMap<S>(grad + Pl.w_ih, GH, Din).noalias() += Dgx.transpose() * ConstMatMap<S>(in, Tn, Din);
+    MatMap<S>(grad + Pl.w_hh, GH, H).noalias() += Dgh.transpose() * ConstMatMap<S>(hs, Tn, H);
+    if (bias_) {
+      VecMap<S>(grad + Pl.b_ih, GH) += Dgx.colwise().sum();
+      VecMap<S>(grad + Pl.b_hh, GH) += Dgh.colwise().sum();
+    }
+    if (l == 0 && !a.dx) break;
+    // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1.
+    MatMap<S>(dIn, Tn, Din).noalias() = Dgx * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
     std::swap(dY, dIn);
   }
-  return dY;  // after the last swap: dL/dx, time-major [T, B, D]
+  if (a.dx) {  // dY now holds dL/dx [T, n, D]
+    for (Index j = 0; j < n; ++j) {
+      const Index b = seq(j);
+      for (Index t = 0; t < T; ++t)
+        std::memcpy(a.dx + (b * T + t) * D, dY + (t * n + j) * D, sizeof(S) * D);
+    }
+  }
 }
 
 template class Recurrent<float>;

@@ -3,30 +3,39 @@
 //
 // Public arrays are batch-first and C-contiguous, as NumPy hands them over:
 //   x [B, T, D], y [B, T, H], h0/c0/hT/cT [L, B, H], lengths [B] (int64, each in [0, T]).
-// Inside, everything is time-major so that one timestep is one contiguous [B, ...] block:
-//   x_tm   [T, B, D]            input, transposed once per call
-//   hs     [L][T+1, B, H]       h_{-1}=h0 in slot 0, h_t in slot t+1: slots 0..T-1 are the
-//                               "previous state" matrix [T*B, H] of the dW_hh GEMM, slots 1..T
-//                               the next layer's input [T*B, H]
-//   cs     [L][T+1, B, H]       the same for the LSTM cell state
-//   cache  [L][T, B, kCache*H]  what each cell's backward needs (cells.hpp)
-//   gx     [T, B, G*H]          input projections of one layer; reused as dL/dgx in backward
-//   gh     [B, G*H]             recurrent projection of one step
-//   dgh    [T, B, G*H]          dL/dgh for cells where it differs from dL/dgx (GRU)
-//   dy_a/b [T, B, max(D,H)]     dL/d(layer output) in, dL/d(layer input) out, ping-ponged
-//   dh, dc, dh_prev [B, H]      the BPTT carries
-// The workspace grows to the largest call seen and is then reused: no allocation per step, and
-// none per call once warm.
 //
-// Variable lengths: at a step t >= lengths[b], sequence b keeps its state (h_t = h_{t-1},
-// c_t = c_{t-1}), outputs zero and receives no gradient, so hT is its state after its last step
-// and a padded batch gives exactly the results of each sequence alone.
+// Inside, the batch is sorted by length (longest first, stable), so that the sequences still
+// running at step t are a prefix of the rows and each step's GEMM and cell kernel touch only
+// those. The sorted batch is cut into `parts` of consecutive rows; a part runs the whole stack
+// forward and backward on its rows alone, so parts run on separate threads with no
+// synchronization per step. The number of parts depends only on the problem size, never on
+// the thread count: results are bit-identical for any number of threads.
+//
+// A part's buffers are time-major, so one timestep is one contiguous block of its n rows:
+//   x_tm   [T, n, D]            input, gathered once per call (zero past each length)
+//   hs     [L][T+1, n, H]       h_{-1}=h0 in slot 0, h_t in slot t+1: slots 0..T-1 are the
+//                               "previous state" matrix [T*n, H] of the dW_hh GEMM, slots 1..T
+//                               the next layer's input [T*n, H]
+//   cs     [L][T+1, n, H]       the same for the LSTM cell state
+//   cache  [L][T, n, kCache*H]  what each cell's backward needs (cells.hpp); one step's worth
+//                               when running for inference only
+//   gx     [T, n, G*H]          input projections of one layer; reused as dL/dgx in backward
+//   gh     [n, G*H]             recurrent projection of one step
+//   dgh    [T, n, G*H]          dL/dgh for cells where it differs from dL/dgx (GRU)
+//   dy_a/b [T, n, max(D,H)]     dL/d(layer output) in, dL/d(layer input) out, ping-ponged
+//   dh, dc, dh_prev [n, H]      the BPTT carries
+//   dparams [P]                 the part's weight gradients (when there are several parts)
+// Buffers grow to the largest call seen and are then reused: no allocation per step, and none
+// per call once warm. Past its length a sequence keeps its state (h_t = h_{t-1}, c_t = c_{t-1}),
+// outputs zero and receives no gradient, so a padded batch gives exactly the results of each
+// sequence alone.
 //
 // Not thread-safe: one object owns one workspace; concurrent callers need one object each.
 #pragma once
 
 #include "cells.hpp"
 #include "layout.hpp"
+#include "packed.hpp"
 #include "types.hpp"
 
 #include <cstdint>
@@ -48,38 +57,53 @@ class Recurrent {
   bool has_forward() const { return have_forward_; }
   Index batch() const { return B_; }
   Index steps() const { return T_; }
+  Index num_parts() const { return static_cast<Index>(parts_.size()); }
+
+  // Threads used for the parts of a call: 0 = as many as the parts and the machine allow.
+  void set_num_threads(int n) { threads_ = n < 0 ? 0 : n; }
+  int num_threads() const { return threads_; }
 
   // Forward over x [B, T, D]. lengths, h0, c0 may be null (all T; zeros). Writes y [B, T, H]
-  // and, if not null, hT and cT [L, B, H]. Keeps what backward needs.
+  // and, if not null, hT and cT [L, B, H]. With `train`, keeps what backward needs.
   void forward(const S* params, const S* x, Index B, Index T, const std::int64_t* lengths,
-               const S* h0, const S* c0, S* y, S* hT, S* cT);
+               const S* h0, const S* c0, S* y, S* hT, S* cT, bool train = true);
 
-  // Backward through time for the last forward with the same params. dy [B, T, H], dhT, dcT
-  // [L, B, H] may be null (zero). Adds the parameter gradients into dparams (+=, layout());
-  // writes dx [B, T, D], dh0 and dc0 [L, B, H] where not null.
+  // Backward through time for the last (training) forward with the same params. dy [B, T, H],
+  // dhT, dcT [L, B, H] may be null (zero). Adds the parameter gradients into dparams (+=,
+  // layout()); writes dx [B, T, D], dh0 and dc0 [L, B, H] where not null.
   void backward(const S* params, const S* dy, const S* dhT, const S* dcT, S* dparams, S* dx,
                 S* dh0, S* dc0);
 
-  // Hidden sequence of the last layer, time-major [T+1, B, H] with slot 0 = h0 (for heads that
-  // read every step without the batch-first copy).
-  const S* last_hidden() const { return hs_.data() + (L_ - 1) * (T_ + 1) * B_ * H_; }
-
  private:
+  struct Part {
+    Index r0 = 0, n = 0;           // rows [r0, r0 + n) of the sorted batch
+    std::vector<Index> active;     // [T]: rows still running at step t (a prefix)
+    std::vector<S> x_tm, hs, cs, cache, gx, gh, dgh, dy_a, dy_b, dh, dc, dh_prev, dparams;
+  };
+  struct Args {  // one call's arrays, as given (batch-first, original order)
+    const S *params, *x, *h0, *c0, *dy, *dhT, *dcT;
+    S *y, *hT, *cT, *dparams, *dx, *dh0, *dc0;
+  };
+
   template <class Cell>
-  void forward_impl(const S* params, const S* h0, const S* c0);
+  void forward_part(Part& p, const Args& a, bool train);
   template <class Cell>
-  const S* backward_impl(const S* params, const S* dhT, const S* dcT, S* dparams, S* dh0, S* dc0);
-  void reserve(Index B, Index T);
+  void backward_part(Part& p, const Args& a);
+  void plan(Index B, Index T, const std::int64_t* lengths);
+  int threads_for_call() const;
 
   CellKind cell_;
-  Index D_, H_, L_, G_;
+  Index D_, H_, L_, G_, kc_;
   bool bias_;
   ParamLayout layout_;
+  int threads_ = 0;
 
   Index B_ = 0, T_ = 0;
   bool have_forward_ = false;
-  std::vector<Index> len_;  // [B]
-  std::vector<S> x_tm_, hs_, cs_, cache_, gx_, gh_, dgh_, dy_a_, dy_b_, dh_, dc_, dh_prev_;
+  std::vector<Index> order_;  // [B]: sorted row -> original sequence
+  std::vector<Index> len_;    // [B]: length of each sorted row
+  std::vector<Part> parts_;
+  std::vector<PackedMatrix<S>> packed_;  // [L]: W_hhᵀ (forward) or W_hh (backward), per call
 };
 
 extern template class Recurrent<float>;

@@ -31,6 +31,14 @@ using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
 template <class S>
 using ConstArrMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
 
+// [rows, cols] row-major block with a row stride: a gate's columns inside [n, G*H] rows.
+template <class S>
+using Blk = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+                       Eigen::Unaligned, Eigen::OuterStride<>>;
+template <class S>
+using ConstBlk = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+                            Eigen::Unaligned, Eigen::OuterStride<>>;
+
 // Thrown for bad arguments that reach the core; the bindings turn it into Python's ValueError.
 struct ArgumentError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;

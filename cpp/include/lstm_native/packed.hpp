@@ -1,0 +1,128 @@
+// A small GEMM for the per-timestep products of a recurrence, with the weights packed once per
+// call instead of once per step (as a general GEMM would):
+//
+//   out[r, :N] = init[r, :N] + Σ_k a[r, k] · P[k, :N]        r < M (rows: batch), k < K
+//
+// P is a weight matrix stored k-major with N padded to a whole number of SIMD packets:
+//   forward  Gh = h · W_hhᵀ     P = W_hhᵀ  [H, G*H]   (pack_transposed(W_hh [G*H, H]))
+//   backward dh = dGh · W_hh    P = W_hh   [G*H, H]   (pack(W_hh))
+// init is a packed bias row, or zero.
+//
+// The micro-kernel keeps a block of RB rows × CB packets of `out` in registers (up to 6 × 4:
+// 24 accumulators, 4 weight packets and a broadcast fit the 32 AVX-512 registers) and runs one
+// FMA chain per output element over k = 0..K-1 in order. That order does not depend on M, the
+// block an element falls in, or which thread computes it, so any split of the batch gives
+// bit-identical results.
+#pragma once
+
+#include "types.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace lstm_native {
+
+template <class S>
+class PackedMatrix {
+ public:
+  using Packet = typename Eigen::internal::packet_traits<S>::type;
+  static constexpr Index kP = Eigen::internal::unpacket_traits<Packet>::size;
+
+  Index K = 0, N = 0, Np = 0;  // Np = N rounded up to kP
+
+  // P[k, n] = W[n, k] for W row-major [N, K] (the forward use of W_hh), plus a bias row [N].
+  void pack_transposed(const S* W, Index n_rows, Index k_cols, const S* bias) {
+    resize(k_cols, n_rows);
+    for (Index n = 0; n < N; ++n)
+      for (Index k = 0; k < K; ++k) data_[k * Np + n] = W[n * K + k];
+    set_bias(bias);
+  }
+  // P[k, n] = W[k, n] for W row-major [K, N] (the backward use of W_hh).
+  void pack(const S* W, Index k_rows, Index n_cols) {
+    resize(k_rows, n_cols);
+    for (Index k = 0; k < K; ++k) std::memcpy(&data_[k * Np], W + k * N, sizeof(S) * N);
+    set_bias(nullptr);
+  }
+
+  // out [M, N] (row stride ldo) = bias + a [M, K] (row stride lda) · P.
+  void multiply(const S* a, Index lda, Index M, S* out, Index ldo) const {
+    const Index nb = Np / kP;  // column packets
+    for (Index j = 0; j < nb; j += 4) {
+      const Index cb = std::min<Index>(4, nb - j);
+      Index r = 0;
+      for (; r + 6 <= M; r += 6) block_cb<6>(cb, a + r * lda, lda, out + r * ldo, ldo, j);
+      switch (M - r) {
+        case 5: block_cb<5>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
+        case 4: block_cb<4>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
+        case 3: block_cb<3>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
+        case 2: block_cb<2>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
+        case 1: block_cb<1>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
+        default: break;
+      }
+    }
+  }
+
+ private:
+  void resize(Index k, Index n) {
+    K = k;
+    N = n;
+    Np = (n + kP - 1) / kP * kP;
+    data_.assign(static_cast<std::size_t>(K * Np), S(0));
+    bias_.assign(static_cast<std::size_t>(Np), S(0));
+  }
+  void set_bias(const S* bias) {
+    has_bias_ = bias != nullptr;
+    if (bias) std::memcpy(bias_.data(), bias, sizeof(S) * N);
+  }
+
+  template <int RB>
+  void block_cb(Index cb, const S* a, Index lda, S* out, Index ldo, Index j) const {
+    switch (cb) {
+      case 4: block<RB, 4>(a, lda, out, ldo, j); break;
+      case 3: block<RB, 3>(a, lda, out, ldo, j); break;
+      case 2: block<RB, 2>(a, lda, out, ldo, j); break;
+      default: block<RB, 1>(a, lda, out, ldo, j); break;
+    }
+  }
+
+  // RB rows × CB packets starting at column packet j.
+  template <int RB, int CB>
+  void block(const S* a, Index lda, S* out, Index ldo, Index j) const {
+    using namespace Eigen::internal;
+    Packet acc[RB][CB];
+    const S* w = data_.data() + j * kP;
+    for (int c = 0; c < CB; ++c) {
+      const Packet b = has_bias_ ? ploadu<Packet>(bias_.data() + (j + c) * kP) : pzero(Packet());
+      for (int r = 0; r < RB; ++r) acc[r][c] = b;
+    }
+    for (Index k = 0; k < K; ++k, w += Np) {
+      Packet wv[CB];
+      for (int c = 0; c < CB; ++c) wv[c] = ploadu<Packet>(w + c * kP);
+      for (int r = 0; r < RB; ++r) {
+        const Packet av = pset1<Packet>(a[r * lda + k]);
+        for (int c = 0; c < CB; ++c) acc[r][c] = pmadd(av, wv[c], acc[r][c]);
+      }
+    }
+    // Store; the last packet of a row may stick out past N (padding): spill it through a
+    // stack buffer so that `out` is never written beyond its N columns.
+    const Index col0 = j * kP;
+    for (int r = 0; r < RB; ++r)
+      for (int c = 0; c < CB; ++c) {
+        const Index col = col0 + c * kP;
+        S* dst = out + r * ldo + col;
+        if (col + kP <= N) {
+          pstoreu(dst, acc[r][c]);
+        } else {
+          alignas(64) S tmp[kP];
+          pstoreu(tmp, acc[r][c]);
+          std::memcpy(dst, tmp, sizeof(S) * (N - col));
+        }
+      }
+  }
+
+  std::vector<S, Eigen::aligned_allocator<S>> data_, bias_;
+  bool has_bias_ = false;
+};
+
+}  // namespace lstm_native
