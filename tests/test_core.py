@@ -353,3 +353,16 @@ def test_set_parameters_missing_names_parameter(ready_layer):
 def test_unknown_cell():
     with pytest.raises(ValueError):
         nn.Recurrent(4, 7, cell="transformer")
+
+
+def test_layer_pickle_round_trip_gives_identical_outputs():
+    """An unpickled layer (whose arrays carry an equal but distinct dtype object) runs and
+    reproduces the original's outputs exactly."""
+    import pickle
+
+    layer = nn.LSTM(4, 7, num_layers=2, dtype=np.float32, random_state=3)
+    x = np.random.default_rng(0).standard_normal((3, 5, 4)).astype(np.float32)
+    y, (h, c) = layer.forward(x)
+    clone = pickle.loads(pickle.dumps(layer))
+    y2, (h2, c2) = clone.forward(x)
+    assert np.array_equal(y, y2) and np.array_equal(h, h2) and np.array_equal(c, c2)

@@ -8,6 +8,7 @@
 
 #include "lstm_native/model.hpp"
 #include "lstm_native/sequence.hpp"
+#include "lstm_native/stream.hpp"
 #include "lstm_native/threads.hpp"
 
 #include <cstdint>
@@ -41,7 +42,7 @@ T* array_ptr(const py::object& o, const char* name, const std::vector<Index>& sh
   if (!py::isinstance<py::array>(o))
     throw py::value_error(std::string(name) + " must be a numpy array");
   auto a = py::reinterpret_borrow<py::array>(o);
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!py::isinstance<py::array_t<T, 0>>(o))  // equivalent dtype (an unpickled one is a copy)
     throw py::value_error(std::string(name) + " must have dtype " +
                           std::string(py::str(py::dtype::of<T>())) + ", got " +
                           std::string(py::str(a.dtype())));
@@ -313,7 +314,82 @@ void bind_model(py::module_& m, const char* name) {
             return mo.loss(p, xp, N, T, lp, yp, swp, alpha, gp);
           },
           py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
-          py::arg("sample_weight"), py::arg("alpha"), py::arg("grad"));
+          py::arg("sample_weight"), py::arg("alpha"), py::arg("grad"))
+      .def(
+          "stream",
+          [](const M& mo, const py::object& params, Index batch) {
+            const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
+            return new Stream<S>(mo, p, batch);
+          },
+          py::arg("params"), py::arg("batch") = 1,
+          "A Stream that runs these parameters one timestep at a time (copies them).");
+}
+
+// Stream.step is the per-sample hot path from Python: the input is taken as is when it already
+// has the right dtype and order (converted otherwise), and `out`, when given, is written in place
+// so that a loop allocates nothing.
+template <class S>
+void bind_stream(py::module_& m, const char* name) {
+  using St = Stream<S>;
+  using Arr = py::array_t<S, py::array::c_style | py::array::forcecast>;
+  py::class_<St>(m, name)
+      .def_property_readonly("batch", &St::batch)
+      .def_property_readonly("input_size", &St::input_size)
+      .def_property_readonly("output_size", &St::output_size)
+      .def(
+          "step",
+          [](St& st, const Arr& x, const py::object& out) -> py::object {
+            const Index B = st.batch(), D = st.input_size(), O = st.output_size();
+            const bool flat = x.ndim() == 1;
+            if (!((flat && B == 1 && x.shape(0) == D) ||
+                  (x.ndim() == 2 && x.shape(0) == B && x.shape(1) == D)))
+              throw py::value_error("x must have shape " +
+                                    (B == 1 ? "(" + std::to_string(D) + ",) or " : std::string()) +
+                                    "(" + std::to_string(B) + ", " + std::to_string(D) + ")");
+            py::object res = out;
+            S* op;
+            if (out.is_none()) {
+              Arr o = flat ? Arr({O}) : Arr({B, O});
+              op = o.mutable_data();
+              res = std::move(o);
+            } else {
+              op = array_ptr<S>(out, "out", flat ? std::vector<Index>{O} : std::vector<Index>{B, O},
+                                false, true);
+            }
+            st.step(x.data(), op);
+            return res;
+          },
+          py::arg("x"), py::arg("out") = py::none(),
+          "Feeds one timestep x [D] or [batch, D]; returns the output [O] or [batch, O].")
+      .def("reset", &St::reset, "Zero the state.")
+      .def_property(
+          "state",
+          [](St& st) {
+            const Index L = st.num_layers(), B = st.batch(), H = st.hidden_size();
+            Arr h({L, B, H});
+            std::copy(st.h(), st.h() + L * B * H, h.mutable_data());
+            if (!st.has_cell_state()) return py::object(h);
+            Arr c({L, B, H});
+            std::copy(st.c(), st.c() + L * B * H, c.mutable_data());
+            return py::object(py::make_tuple(h, c));
+          },
+          [](St& st, const py::object& state) {
+            const Index L = st.num_layers(), B = st.batch(), H = st.hidden_size();
+            py::object h = state, c = py::none();
+            if (st.has_cell_state()) {
+              auto t = state.cast<py::tuple>();
+              if (t.size() != 2) throw py::value_error("state must be a tuple (h, c)");
+              h = t[0];
+              c = t[1];
+            }
+            const S* hp = array_ptr<S>(h, "state h", {L, B, H}, false, false);
+            std::copy(hp, hp + L * B * H, st.h());
+            if (st.has_cell_state()) {
+              const S* cp = array_ptr<S>(c, "state c", {L, B, H}, false, false);
+              std::copy(cp, cp + L * B * H, st.c());
+            }
+          },
+          "(h, c) for an LSTM, else h; each [num_layers, batch, hidden] (copies)");
 }
 
 py::dict build_info() {
@@ -352,6 +428,8 @@ PYBIND11_MODULE(_core, m) {
   bind_recurrent<double>(m, "Recurrent64");
   bind_model<float>(m, "Model32");
   bind_model<double>(m, "Model64");
+  bind_stream<float>(m, "Stream32");
+  bind_stream<double>(m, "Stream64");
   m.def("set_num_threads", [](int n) { default_num_threads_setting().store(n < 0 ? 0 : n); },
         py::arg("n"), "Default threads per call; 0 = all hardware threads");
   m.def("get_num_threads", &default_num_threads);

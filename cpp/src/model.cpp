@@ -87,7 +87,7 @@ Model<S>::Model(const ModelConfig& cfg) : cfg_(cfg), dirs_(cfg.bidirectional ? 2
 
 template <class S>
 void Model<S>::forward(const S* params, const S* xb, Index B, Index T, bool train,
-                       std::mt19937_64* rng) {
+                       std::mt19937_64* rng, bool keep) {
   const Index H = cfg_.hidden_size, L = cfg_.num_layers, O = cfg_.output_size;
   B_ = B;
   T_ = T;
@@ -123,7 +123,7 @@ void Model<S>::forward(const S* params, const S* xb, Index B, Index T, bool trai
         y = yr_[l].data();
       }
       u.rnn->forward(params + u.offset, uin, B, T, len, nullptr, nullptr, y,
-                     hT_[l * dirs_ + d].data(), nullptr);
+                     hT_[l * dirs_ + d].data(), nullptr, keep);
     }
     if (dirs_ == 2) {  // [B, T, 2H] = [forward output, reverse output back in forward time]
       grow(cat_[l], B * T * feat_);
@@ -203,14 +203,16 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
       }
     }
   }
-  if (alpha > 0) {  // L2 on weight matrices, scaled by the batch size as sklearn's MLP
+  if (alpha > 0) {  // L2 on weight matrices over the batch's total sample weight, as sklearn's MLP
+    double nw = 0;
+    for (Index b = 0; b < B; ++b) nw += sw ? double(sw[b]) : 1.0;
     double sq = 0;
     for (Index i = 0; i < size_; ++i)
       if (is_weight_[i]) sq += double(params[i]) * double(params[i]);
-    loss += 0.5 * alpha * sq / double(B);
+    loss += 0.5 * alpha * sq / nw;
     if (grad)
       for (Index i = 0; i < size_; ++i)
-        if (is_weight_[i]) grad[i] += S(alpha / double(B)) * params[i];
+        if (is_weight_[i]) grad[i] += S(alpha / nw) * params[i];
   }
   if (!grad) return loss;
 
@@ -218,7 +220,7 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
   const S* feat = seq ? layer_out_[L - 1] : feat_buf_.data();
   ConstMatMap<S> dZ(dlogits_.data(), rows, O);
   MatMap<S>(grad + head_w_, O, feat_).noalias() += dZ.transpose() * ConstMatMap<S>(feat, rows, feat_);
-  if (head_b_ >= 0) VecMap<S>(grad + head_b_, O) += dZ.colwise().sum();
+  if (head_b_ >= 0) add_column_sums(dlogits_.data(), rows, O, grad + head_b_);
   grow(dfeat_, rows * feat_);
   MatMap<S>(dfeat_.data(), rows, feat_).noalias() = dZ * ConstMatMap<S>(params + head_w_, O, feat_);
 
@@ -350,7 +352,7 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
       len_[k] = lengths ? lengths[i] : T;
       if (sw) swb_[k] = sw[i];
     }
-    forward(params, xb_.data(), B, Tb, true, &rng);
+    forward(params, xb_.data(), B, Tb, true, &rng, true);
     std::fill(grad_.begin(), grad_.begin() + size_, S(0));
     const double loss = loss_backward(params, yb_.data(), sw ? swb_.data() : nullptr, alpha, grad_.data());
     if (oc.max_grad_norm > 0) {  // clip by global norm
@@ -380,7 +382,7 @@ void Model<S>::predict(const S* params, const S* X, Index N, Index T, const std:
       len_[k] = lengths ? lengths[start + k] : T;
       require(len_[k] >= 1 && len_[k] <= T, "lengths must lie in [1, T]");
     }
-    forward(params, X + start * T * D, B, T, false, nullptr);
+    forward(params, X + start * T * D, B, T, false, nullptr, false);
     if (!seq) {
       std::memcpy(out + start * O, logits_.data(), sizeof(S) * B * O);
     } else {
@@ -404,7 +406,7 @@ double Model<S>::loss(const S* params, const S* X, Index N, Index T, const std::
     len_[k] = lengths ? lengths[k] : T;
     require(len_[k] >= 1 && len_[k] <= T, "lengths must lie in [1, T]");
   }
-  forward(params, X, N, T, false, nullptr);
+  forward(params, X, N, T, false, nullptr, grad != nullptr);
   if (grad) std::fill(grad, grad + size_, S(0));
   return loss_backward(params, Y, sw, alpha, grad);
 }

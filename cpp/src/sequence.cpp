@@ -305,8 +305,8 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
     MatMap<S>(grad + Pl.w_ih, GH, Din).noalias() += Dgx.transpose() * ConstMatMap<S>(in, Tn, Din);
     MatMap<S>(grad + Pl.w_hh, GH, H).noalias() += Dgh.transpose() * ConstMatMap<S>(hs, Tn, H);
     if (bias_) {
-      VecMap<S>(grad + Pl.b_ih, GH) += Dgx.colwise().sum();
-      VecMap<S>(grad + Pl.b_hh, GH) += Dgh.colwise().sum();
+      add_column_sums(dgx, Tn, GH, grad + Pl.b_ih);
+      add_column_sums(dgh, Tn, GH, grad + Pl.b_hh);
     }
     if (l == 0 && !a.dx) break;
     // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1.

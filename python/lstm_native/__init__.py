@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from . import _core, nn
+from . import _core, datasets, nn
+from .datasets import load_airline_passengers
+from .estimators import LSTMClassifier, LSTMRegressor
+from .preprocessing import SequenceScaler
 
 __version__ = "0.1.0"
 
@@ -12,4 +15,13 @@ def build_info() -> dict:
     return dict(_core.build_info())
 
 
-__all__ = ["build_info", "nn", "__version__"]
+__all__ = [
+    "LSTMClassifier",
+    "LSTMRegressor",
+    "SequenceScaler",
+    "build_info",
+    "datasets",
+    "load_airline_passengers",
+    "nn",
+    "__version__",
+]

@@ -12,8 +12,8 @@
 // then head.weight [O, dirs*H] and head.bias [O]. Gradients and optimizer moments share it.
 //
 // Loss of a batch with sample weights w_i, W = Σ w_i, for weight matrices θ (not biases):
-//   mse:     Σ_i w_i Σ_k ½ (p_ik - y_ik)² / (W·O)              (+ ½ α ‖θ‖² / B)
-//   softmax: -Σ_i w_i log softmax(p_i)[y_i] / W                 (+ ½ α ‖θ‖² / B)
+//   mse:     Σ_i w_i Σ_k ½ (p_ik - y_ik)² / (W·O)              (+ ½ α ‖θ‖² / Σ_i w_i)
+//   softmax: -Σ_i w_i log softmax(p_i)[y_i] / W                 (+ ½ α ‖θ‖² / Σ_i w_i)
 // With return_sequences the sums also run over each sequence's valid steps, and W = Σ w_i len_i.
 #pragma once
 
@@ -75,12 +75,16 @@ class Model {
               const S* Y, const S* sw, double alpha, S* grad);
 
  private:
+  template <class>
+  friend class Stream;
   struct Unit {
     std::unique_ptr<Recurrent<S>> rnn;
     Index offset;  // of its parameters in the flat buffer
   };
-  // Forward of one batch xb [B, T, D] (lengths len_); leaves logits_ [B or B*T, O].
-  void forward(const S* params, const S* xb, Index B, Index T, bool train, std::mt19937_64* rng);
+  // Forward of one batch xb [B, T, D] (lengths len_); leaves logits_ [B or B*T, O]. `train`
+  // turns dropout on (drawing from rng); `keep` keeps what loss_backward needs.
+  void forward(const S* params, const S* xb, Index B, Index T, bool train, std::mt19937_64* rng,
+               bool keep);
   // Loss of the last forward against Y ([B, O] / [B, T, O] / class indices), and if grad, its
   // gradient (+= into grad) through the head and all layers.
   double loss_backward(const S* params, const S* Y, const S* sw, double alpha, S* grad);
@@ -99,11 +103,11 @@ class Model {
   // per layer l: drop_in/drop_mask [B, T, D_l] (l > 0, training with dropout), rev_in [B, T, D_l]
   // (bidirectional), yf/yr [B, T, H] (forward / reverse unit output, yr in reversed time),
   // cat [B, T, dirs*H] (bidirectional); per unit: hT [B, H].
-  std::vector<std::vector<S>> drop_in_, drop_mask_, rev_in_, yf_, yr_, cat_, hT_;
+  std::vector<Buffer<S>> drop_in_, drop_mask_, rev_in_, yf_, yr_, cat_, hT_;
   std::vector<const S*> layer_in_, layer_out_;  // [L]: what each layer read / produced
   std::vector<bool> dropped_;                    // [L]: dropout applied to layer l's input
-  std::vector<S> feat_buf_, logits_, dlogits_, dfeat_, dout_, dyf_, dyr_, dxf_, dxr_, dhT_;
-  std::vector<S> grad_, xb_, yb_, swb_;
+  Buffer<S> feat_buf_, logits_, dlogits_, dfeat_, dout_, dyf_, dyr_, dxf_, dxr_, dhT_;
+  Buffer<S> grad_, xb_, yb_, swb_;
   std::vector<std::int64_t> lenb_;
 };
 

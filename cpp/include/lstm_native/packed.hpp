@@ -3,7 +3,9 @@
 //
 //   out[r, :N] = init[r, :N] + Σ_k a[r, k] · P[k, :N]        r < M (rows: batch), k < K
 //
-// P is a weight matrix stored k-major with N padded to a whole number of SIMD packets:
+// P is a weight matrix with N padded to a whole number of SIMD packets, stored as column panels
+// of up to 4 packets, each panel contiguous and k-major ([K, width]), so the kernel streams
+// through memory in order (this matters most at batch 1, where the product is bandwidth-bound):
 //   forward  Gh = h · W_hhᵀ     P = W_hhᵀ  [H, G*H]   (pack_transposed(W_hh [G*H, H]))
 //   backward dh = dGh · W_hh    P = W_hh   [G*H, H]   (pack(W_hh))
 // init is a packed bias row, or zero.
@@ -31,17 +33,20 @@ class PackedMatrix {
 
   Index K = 0, N = 0, Np = 0;  // Np = N rounded up to kP
 
+  static constexpr Index kPanel = 4 * kP;  // columns per panel
+
   // P[k, n] = W[n, k] for W row-major [N, K] (the forward use of W_hh), plus a bias row [N].
   void pack_transposed(const S* W, Index n_rows, Index k_cols, const S* bias) {
     resize(k_cols, n_rows);
     for (Index n = 0; n < N; ++n)
-      for (Index k = 0; k < K; ++k) data_[k * Np + n] = W[n * K + k];
+      for (Index k = 0; k < K; ++k) at(k, n) = W[n * K + k];
     set_bias(bias);
   }
   // P[k, n] = W[k, n] for W row-major [K, N] (the backward use of W_hh).
   void pack(const S* W, Index k_rows, Index n_cols) {
     resize(k_rows, n_cols);
-    for (Index k = 0; k < K; ++k) std::memcpy(&data_[k * Np], W + k * N, sizeof(S) * N);
+    for (Index k = 0; k < K; ++k)
+      for (Index n = 0; n < N; ++n) at(k, n) = W[k * N + n];
     set_bias(nullptr);
   }
 
@@ -64,6 +69,11 @@ class PackedMatrix {
   }
 
  private:
+  // Panel j0 = n / kPanel starts at K * j0 * kPanel and is [K, min(kPanel, Np - j0*kPanel)].
+  S& at(Index k, Index n) {
+    const Index j0 = n / kPanel, width = std::min(kPanel, Np - j0 * kPanel);
+    return data_[K * j0 * kPanel + k * width + (n - j0 * kPanel)];
+  }
   void resize(Index k, Index n) {
     K = k;
     N = n;
@@ -86,17 +96,17 @@ class PackedMatrix {
     }
   }
 
-  // RB rows × CB packets starting at column packet j.
+  // RB rows × CB packets starting at column packet j (the first packet of a panel).
   template <int RB, int CB>
   void block(const S* a, Index lda, S* out, Index ldo, Index j) const {
     using namespace Eigen::internal;
     Packet acc[RB][CB];
-    const S* w = data_.data() + j * kP;
+    const S* w = data_.data() + K * j * kP;  // panel of width CB * kP
     for (int c = 0; c < CB; ++c) {
       const Packet b = has_bias_ ? ploadu<Packet>(bias_.data() + (j + c) * kP) : pzero(Packet());
       for (int r = 0; r < RB; ++r) acc[r][c] = b;
     }
-    for (Index k = 0; k < K; ++k, w += Np) {
+    for (Index k = 0; k < K; ++k, w += CB * kP) {
       Packet wv[CB];
       for (int c = 0; c < CB; ++c) wv[c] = ploadu<Packet>(w + c * kP);
       for (int r = 0; r < RB; ++r) {

@@ -78,7 +78,7 @@ class Recurrent {
   struct Part {
     Index r0 = 0, n = 0;           // rows [r0, r0 + n) of the sorted batch
     std::vector<Index> active;     // [T]: rows still running at step t (a prefix)
-    std::vector<S> x_tm, hs, cs, cache, gx, gh, dgh, dy_a, dy_b, dh, dc, dh_prev, dparams;
+    Buffer<S> x_tm, hs, cs, cache, gx, gh, dgh, dy_a, dy_b, dh, dc, dh_prev, dparams;
   };
   struct Args {  // one call's arrays, as given (batch-first, original order)
     const S *params, *x, *h0, *c0, *dy, *dhT, *dcT;

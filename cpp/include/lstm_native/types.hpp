@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace lstm_native {
 
@@ -38,6 +39,21 @@ using Blk = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 template <class S>
 using ConstBlk = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
                             Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// Workspace storage: SIMD-aligned, so that no kernel's result depends on where malloc put it.
+template <class S>
+using Buffer = std::vector<S, Eigen::aligned_allocator<S>>;
+
+// acc[c] += Σ_r m[r, c] for row-major m [rows, cols], rows added in order. Used for bias
+// gradients instead of Eigen's colwise().sum(), whose vectorized partial sums depend on the
+// alignment of m and would make results vary with buffer addresses.
+template <class S>
+inline void add_column_sums(const S* m, Index rows, Index cols, S* acc) {
+  for (Index r = 0; r < rows; ++r) {
+    const S* row = m + r * cols;
+    for (Index c = 0; c < cols; ++c) acc[c] += row[c];
+  }
+}
 
 // Thrown for bad arguments that reach the core; the bindings turn it into Python's ValueError.
 struct ArgumentError : std::invalid_argument {

@@ -1,0 +1,75 @@
+"""`python -m lstm_native demo`: the airline passengers forecast, and the shipped data set."""
+
+import io
+import re
+import subprocess
+import sys
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+
+from lstm_native import load_airline_passengers
+from lstm_native.__main__ import build_parser, main, run_demo
+
+ROW = re.compile(r"^(?P<name>.+?)\s+(?P<rmse>\d+\.\d)\s+(?P<mae>\d+\.\d)$")
+
+
+def parse_table(text):
+    rows = {}
+    for line in text.splitlines():
+        m = ROW.match(line)
+        if m:
+            rows[m["name"]] = (float(m["rmse"]), float(m["mae"]))
+    return rows
+
+
+def test_airline_passengers_data():
+    y, dates = load_airline_passengers(return_dates=True)
+    assert y.shape == (144,) and y.dtype == np.float64
+    np.testing.assert_array_equal(y[:12], [112, 118, 132, 129, 121, 135, 148, 148, 136, 119,
+                                           104, 118])
+    np.testing.assert_array_equal(y[-12:], [417, 391, 419, 461, 472, 535, 622, 606, 508, 461,
+                                            390, 432])
+    # well-known summaries of R's AirPassengers: yearly totals, mean, median, quartiles
+    np.testing.assert_array_equal(y.reshape(12, 12).sum(1), [1520, 1676, 2042, 2364, 2700, 2867,
+                                                             3408, 3939, 4421, 4572, 5140, 5714])
+    assert y.sum() == 40363 and np.median(y) == 265.5
+    assert (y.min(), y.max()) == (104, 622)
+    np.testing.assert_array_equal(np.percentile(y, [25, 75]), [180.0, 360.5])
+    assert str(dates[0]) == "1949-01" and str(dates[-1]) == "1960-12"
+
+
+def test_demo_prints_table_and_beats_last_value():
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["demo", "--quick"]) == 0
+    text = out.getvalue()
+    assert "one-step-ahead" in text and "Fit time:" in text
+    rows = parse_table(text)
+    assert set(rows) == {"LSTM (hidden 16)", "last value (t-1)", "seasonal naive (t-12)"}
+    lstm, last = rows["LSTM (hidden 16)"], rows["last value (t-1)"]
+    assert lstm[0] < 0.75 * last[0] and lstm[1] < 0.75 * last[1]
+    # the baselines do not depend on the network
+    assert rows["last value (t-1)"] == (51.8, 44.2)
+    assert rows["seasonal naive (t-12)"] == (50.0, 47.6)
+
+
+def test_run_demo_returns_numbers_for_other_cells():
+    res = run_demo(cell="gru", max_iter=120, out=io.StringIO())
+    assert res["rmse"][res["model_name"]] < 0.75 * res["rmse"]["last value (t-1)"]
+    assert res["n_iter"] >= 1 and res["fit_seconds"] > 0
+
+
+def test_module_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "lstm_native", "demo", "--quick"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "seasonal naive (t-12)" in proc.stdout
+
+
+def test_cli_needs_a_command():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([])
+    with pytest.raises(SystemExit):
+        main(["demo", "--cell", "transformer"])
