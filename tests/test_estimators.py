@@ -717,3 +717,38 @@ def test_train_epoch_takes_the_checked_gradient(max_grad_norm):
     assert step == 1
     assert loss == pytest.approx(model.loss(params, X, lengths, Y, sw, 0.1), rel=1e-12)
     np.testing.assert_allclose(p - params, -0.5 * grad, rtol=1e-9, atol=1e-15)
+
+
+def test_core_epoch_reports_progress_and_stops_on_a_callback_exception():
+    """train_epoch calls back between minibatches (always once at the end of the epoch), and
+    an exception raised there (as KeyboardInterrupt is, from Ctrl-C) ends the epoch at a batch
+    boundary with the parameters of the completed steps."""
+    from lstm_native import _core
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 6, 2)).astype(np.float32)
+    Y = rng.standard_normal((64, 1)).astype(np.float32)
+    model = _core.Model32("lstm", 2, 5, 1, 1)
+    p0 = rng.uniform(-0.3, 0.3, model.num_params).astype(np.float32)
+    kw = dict(batch_size=8, shuffle=False, seed=0, solver="sgd", lr=0.1, alpha=0.0)
+
+    calls = []
+    p = p0.copy()
+    model.train_epoch(p, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None,
+                      callback=lambda done, total: calls.append((done, total)), **kw)
+    assert calls and calls[-1] == (64, 64)
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        raise Stop
+
+    p = p0.copy()
+    with pytest.raises(Stop):
+        model.train_epoch(p, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None,
+                          callback=stop, **kw)
+    # the callback fired after the last batch: the whole epoch's steps are in p
+    p_full = p0.copy()
+    model.train_epoch(p_full, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, **kw)
+    np.testing.assert_array_equal(p, p_full)

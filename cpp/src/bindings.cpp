@@ -11,6 +11,7 @@
 #include "lstm_native/stream.hpp"
 #include "lstm_native/threads.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -230,7 +231,7 @@ void bind_model(py::module_& m, const char* name) {
              const py::object& Y, const py::object& sw, Index batch_size, bool shuffle,
              std::uint64_t seed, const std::string& solver, double lr, double alpha,
              double momentum, bool nesterov, double beta1, double beta2, double eps,
-             double max_grad_norm) {
+             double max_grad_norm, const py::object& callback) {
             const auto [N, T] = check_x(mo, X);
             const Index P = mo.num_params(), D = mo.config().input_size;
             S* p = array_ptr<S>(params, "params", {P}, false, true);
@@ -253,10 +254,23 @@ void bind_model(py::module_& m, const char* name) {
             oc.batch_size = batch_size;
             oc.shuffle = shuffle;
             oc.seed = seed;
+            // Between minibatches, at most every 100 ms: take the GIL, let Python handle
+            // signals (Ctrl-C raises KeyboardInterrupt here, at a batch boundary) and report
+            // progress to `callback(samples_done, n_samples)` if one is given.
+            using Clock = std::chrono::steady_clock;
+            auto last = Clock::now();
+            auto hook = [&](Index done, Index total) {
+              const auto now = Clock::now();
+              if (now - last < std::chrono::milliseconds(100) && done < total) return;
+              last = now;
+              py::gil_scoped_acquire gil;
+              if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+              if (!callback.is_none()) callback(done, total);
+            };
             double loss;
             {
               py::gil_scoped_release release;
-              loss = mo.train_epoch(p, mp, vp, &step, xp, N, T, lp, yp, swp, oc);
+              loss = mo.train_epoch(p, mp, vp, &step, xp, N, T, lp, yp, swp, oc, hook);
             }
             return py::make_tuple(loss, step);
           },
@@ -265,7 +279,7 @@ void bind_model(py::module_& m, const char* name) {
           py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("solver"),
           py::arg("lr"), py::arg("alpha"), py::arg("momentum") = 0.9, py::arg("nesterov") = true,
           py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("eps") = 1e-8,
-          py::arg("max_grad_norm") = 0.0,
+          py::arg("max_grad_norm") = 0.0, py::arg("callback") = py::none(),
           "One epoch of minibatch training in C++; returns (mean loss, optimizer step count).")
       .def(
           "predict",

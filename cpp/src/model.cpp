@@ -313,7 +313,7 @@ void Model<S>::optimizer_step(S* params, const S* grad, S* m, S* v, std::int64_t
 template <class S>
 double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S* X, Index N,
                              Index T, const std::int64_t* lengths, const S* Y, const S* sw,
-                             const OptimConfig& oc) {
+                             const OptimConfig& oc, const BatchHook& between_batches) {
   require(N >= 1 && T >= 1, "training needs at least one sequence of at least one step");
   require(oc.batch_size >= 1, "batch_size must be >= 1");
   const Index D = cfg_.input_size, O = cfg_.output_size;
@@ -366,6 +366,7 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
     }
     optimizer_step(params, grad_.data(), m, v, step, oc);
     total += loss * double(B);
+    if (between_batches) between_batches(start + B, N);
   }
   return total / double(N);
 }

@@ -42,6 +42,7 @@ The loss is ``0.5 * mean squared error`` (regressor) or the cross-entropy of a s
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import warnings
@@ -436,7 +437,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
                     solver=self.solver, lr=float(lr_used), alpha=float(self.alpha),
                     momentum=float(self.momentum), nesterov=bool(self.nesterovs_momentum),
                     beta1=float(self.beta_1), beta2=float(self.beta_2),
-                    eps=float(self.epsilon), max_grad_norm=max_grad_norm)
+                    eps=float(self.epsilon), max_grad_norm=max_grad_norm,
+                    callback=self._progress_bar if int(self.verbose) >= 2 else None)
             loss = float(loss)
             self.n_iter_ += 1
             self.t_ += n_train
@@ -505,6 +507,18 @@ class _BaseRecurrentEstimator(BaseEstimator):
         if not np.all(np.isfinite(self.params_)):
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
+
+    def _progress_bar(self, done: int, total: int) -> None:
+        """verbose >= 2: a progress bar within an epoch, redrawn by the core between minibatches
+        (at most every 100 ms, so short epochs never show one)."""
+        width = 30
+        filled = int(width * done / max(total, 1))
+        if done < total:
+            bar = "#" * filled + "." * (width - filled)
+            sys.stdout.write(f"\rEpoch {self.n_iter_ + 1}: [{bar}] {done}/{total} samples")
+        else:
+            sys.stdout.write("\r" + " " * (width + 40) + "\r")  # the epoch line follows
+        sys.stdout.flush()
 
     def _print_epoch(self, loss: float, score: Optional[float], lr: float, seconds: float,
                      total: float) -> None:

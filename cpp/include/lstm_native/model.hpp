@@ -23,6 +23,7 @@
 #include "types.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -61,10 +62,15 @@ class Model {
   Index num_params() const { return size_; }
   Index output_width() const { return cfg_.output_size; }
 
+  // Called between minibatches with (samples done, samples in the epoch); may throw to stop
+  // the epoch there (parameters then hold the last completed step).
+  using BatchHook = std::function<void(Index, Index)>;
+
   // One epoch over (X, lengths, Y, sw); params/m/v updated in place; *step counts optimizer
   // steps (Adam's bias correction). Returns the mean minibatch loss weighted by batch size.
   double train_epoch(S* params, S* m, S* v, std::int64_t* step, const S* X, Index N, Index T,
-                     const std::int64_t* lengths, const S* Y, const S* sw, const OptimConfig& oc);
+                     const std::int64_t* lengths, const S* Y, const S* sw, const OptimConfig& oc,
+                     const BatchHook& between_batches = nullptr);
 
   // Raw outputs (values or logits) into out [N, O] or [N, T, O]; zero at padded steps.
   void predict(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths, S* out);
