@@ -752,3 +752,39 @@ def test_core_epoch_reports_progress_and_stops_on_a_callback_exception():
     p_full = p0.copy()
     model.train_epoch(p_full, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, **kw)
     np.testing.assert_array_equal(p, p_full)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_stream_equals_predict_on_each_prefix(cell):
+    """stream().step(o_t) gives what predict gives for the sequence o_1..o_t, for 1 and several
+    parallel streams and for the classifier's probabilities; reset() starts over."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, 7, 3))
+    y = X[:, :, 0].sum(axis=1)
+    est = LSTMRegressor(cell=cell, hidden_size=6, num_layers=2, max_iter=3, dtype="float64",
+                        random_state=0).fit(X, y)
+    s = est.stream()
+    out = np.empty(1)
+    for t in range(7):
+        got = s.step(X[0, t], out=out)
+        assert got is out
+        np.testing.assert_allclose(out[0], est.predict(X[:1, : t + 1])[0], rtol=1e-12)
+    s.reset()
+    np.testing.assert_allclose(s.step(X[0, 0])[0], est.predict(X[:1, :1])[0], rtol=1e-12)
+
+    many = est.stream(batch=4)
+    for t in range(7):
+        z = many.step(X[:4, t])
+    np.testing.assert_allclose(z[:, 0], est.predict(X[:4]), rtol=1e-12)
+
+    clf = LSTMClassifier(cell=cell, hidden_size=6, max_iter=3, dtype="float64",
+                         random_state=0).fit(X, (y > 0).astype(int))
+    cs = clf.stream()
+    for t in range(7):
+        p = cs.step(X[2, t])
+    np.testing.assert_allclose(p, clf.predict_proba(X[2:3])[0], rtol=1e-10)
+    with pytest.raises(ValueError, match="shape"):
+        s.step(np.zeros(5))
+    with pytest.raises(ValueError, match="bidirectional"):
+        LSTMRegressor(bidirectional=True, hidden_size=4, max_iter=1).fit(X, y).stream()

@@ -110,7 +110,7 @@ void bind_recurrent(py::module_& m, const char* name) {
           "forward",
           [](R& r, const py::object& params, const py::object& x, const py::object& lengths,
              const py::object& h0, const py::object& c0, const py::object& y,
-             const py::object& hT, const py::object& cT) {
+             const py::object& hT, const py::object& cT, bool train) {
             if (!py::isinstance<py::array>(x) || py::reinterpret_borrow<py::array>(x).ndim() != 3)
               throw py::value_error("x must be a 3-D array (batch, time, features)");
             auto xa = py::reinterpret_borrow<py::array>(x);
@@ -126,10 +126,10 @@ void bind_recurrent(py::module_& m, const char* name) {
             S* hTp = array_ptr<S>(hT, "hT", {L, B, H}, true, true);
             S* cTp = cell ? array_ptr<S>(cT, "cT", {L, B, H}, true, true) : nullptr;
             py::gil_scoped_release release;
-            r.forward(p, xp, B, T, lp, h0p, c0p, yp, hTp, cTp);
+            r.forward(p, xp, B, T, lp, h0p, c0p, yp, hTp, cTp, train);
           },
           py::arg("params"), py::arg("x"), py::arg("lengths"), py::arg("h0"), py::arg("c0"),
-          py::arg("y"), py::arg("hT"), py::arg("cT"),
+          py::arg("y"), py::arg("hT"), py::arg("cT"), py::arg("train") = true,
           "Forward over x [B, T, D] into y [B, T, H], hT and cT [L, B, H] (outputs preallocated).")
       .def(
           "backward",

@@ -552,6 +552,25 @@ class _BaseRecurrentEstimator(BaseEstimator):
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
+    def stream(self, batch: int = 1) -> Any:
+        """A runner of the fitted network one timestep at a time, for online prediction::
+
+            s = est.stream()
+            for o_t in observations:          # o_t: (n_features,), or (batch, n_features)
+                y_t = s.step(o_t)             # as predict() on the sequence seen so far
+
+        The state lives in C++ and ``step(x, out=...)`` writes into a preallocated ``out``, so a
+        loop allocates nothing. ``reset()`` starts a new sequence; ``state`` gets or sets the
+        hidden (and cell) state. The stream copies the current parameters. The regressor's
+        stream returns the outputs (n_outputs,) (or (batch, n_outputs)); the classifier's, the
+        class probabilities. Not available for bidirectional networks."""
+        check_is_fitted(self)
+        if self._config_["bidirectional"]:
+            raise ValueError("a bidirectional network needs the whole sequence; it cannot stream")
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        return self._core_model.stream(self.params_, int(batch))
+
     def _head_width(self, Y: np.ndarray) -> int:
         """The head's width for prepared targets ``Y``: classes or outputs."""
         if self._loss == "softmax":
@@ -794,6 +813,11 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
         seqs = self._check_X_predict(X)
         return self._per_sequence(_softmax(self._raw_predict(seqs)), seqs)
 
+    def stream(self, batch: int = 1) -> "_ProbabilityStream":
+        return _ProbabilityStream(super().stream(batch))
+
+    stream.__doc__ = _BaseRecurrentEstimator.stream.__doc__
+
     def predict_log_proba(self, X: Any) -> Any:
         """Logarithm of :meth:`predict_proba`."""
         seqs = self._check_X_predict(X)
@@ -843,3 +867,29 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
 
 
 __all__ = ["LSTMClassifier", "LSTMRegressor", "initial_parameters"]
+
+
+class _ProbabilityStream:
+    """A classifier's stream: the core stream's logits turned into class probabilities."""
+
+    def __init__(self, core_stream: Any) -> None:
+        self._stream = core_stream
+
+    def step(self, x: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+        z = self._stream.step(x)
+        p = _softmax(z)
+        if out is None:
+            return p
+        out[...] = p
+        return out
+
+    def reset(self) -> None:
+        self._stream.reset()
+
+    @property
+    def state(self) -> Any:
+        return self._stream.state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._stream.state = value
