@@ -282,13 +282,13 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
     for (Index t = T - 1; t >= 0; --t) {
       const Index na = p.active[t], row = t * n;
       if (na > 0) {
-        blk(dh, na, H, H) += blk(static_cast<const S*>(dY) + row * H, na, H, H);  // + output's
+        ArrMap<S>(dh, na * H) += ConstArrMap<S>(dY + row * H, na * H);  // + the output's
         Cell::backward(na, H, cache + row * kC * H, hs + row * H,
                        Cell::kHasCell ? cs + row * H : nullptr, hs + (row + n) * H, dh,
                        Cell::kHasCell ? dc : nullptr, dgx + row * GH, dgh + row * GH, dhp);
         // dh_{t-1} [na, H] = dgh_t [na, GH] · W_hh [GH, H] + direct part
         Whh.multiply(dgh + row * GH, GH, na, dh, H);
-        blk(dh, na, H, H) += blk(static_cast<const S*>(dhp), na, H, H);
+        ArrMap<S>(dh, na * H) += ConstArrMap<S>(dhp, na * H);
       }
       // Finished rows: no gradient into the gates; dh and dc pass through unchanged.
       std::fill(dgx + (row + na) * GH, dgx + (row + n) * GH, S(0));

@@ -5,8 +5,7 @@
 //   gh = h_{t-1} W_hhᵀ + b_hh  [n, G*H]  (one GEMM per step for all gates and rows)
 // and hands both to a cell, which turns them into the new state h, c [n, H] and saves in `cache`
 // ([n, kCache*H]) what its backward needs. Gate blocks inside G*H are in PyTorch's order.
-// A cell works on all n rows at once (2-D maps with row strides), so each gate is one
-// vectorized pass per step rather than one call per sequence.
+// A cell works on all n rows at once, one fused SIMD pass per row (lanes.hpp).
 //
 // backward() receives dh = dL/dh_t [n, H] (from the output and from step t+1) and, for cells
 // with a cell state, dc = dL/dc_t [n, H], and produces
@@ -15,25 +14,15 @@
 //                           kSeparateGh, otherwise the driver uses dgx for both
 //   dh_prev [n, H] = the part of dL/dh_{t-1} that does not pass through W_hh (GRU's z h_{t-1})
 //   dc (in place) = dL/dc_{t-1}
-// Everything is elementwise; Eigen vectorizes the maps (and tanh/logistic) with the SIMD the
-// module is compiled for.
+// Everything is elementwise.
 #pragma once
 
+#include "lanes.hpp"
 #include "types.hpp"
 
 namespace lstm_native {
 
 enum class CellKind : int { kLstm = 0, kGru = 1, kRnnTanh = 2, kRnnRelu = 3 };
-
-// [n, H] block starting at p whose rows are `ld` elements apart.
-template <class S>
-inline Blk<S> blk(S* p, Index n, Index H, Index ld) {
-  return Blk<S>(p, n, H, Eigen::OuterStride<>(ld));
-}
-template <class S>
-inline ConstBlk<S> blk(const S* p, Index n, Index H, Index ld) {
-  return ConstBlk<S>(p, n, H, Eigen::OuterStride<>(ld));
-}
 
 // LSTM, gates (i, f, g, o):
 //   i = σ(gx_i + gh_i), f = σ(gx_f + gh_f), g = tanh(gx_g + gh_g), o = σ(gx_o + gh_o)
@@ -48,18 +37,27 @@ struct LstmCell {
   template <class S>
   static void forward(Index n, Index H, const S* gx, const S* gh, const S* h_prev,
                       const S* c_prev, S* h, S* c, S* cache) {
+    using namespace lanes;
     const Index GH = 4 * H, lc = kCache * H;
-    auto pre = [&](int q) { return blk(gx + q * H, n, H, GH) + blk(gh + q * H, n, H, GH); };
-    auto i = blk(cache, n, H, lc), f = blk(cache + H, n, H, lc), g = blk(cache + 2 * H, n, H, lc),
-         o = blk(cache + 3 * H, n, H, lc), tc = blk(cache + 4 * H, n, H, lc);
-    i = pre(0).logistic();
-    f = pre(1).logistic();
-    g = pre(2).tanh();
-    o = pre(3).logistic();
-    auto ct = blk(c, n, H, H);
-    ct = f * blk(c_prev, n, H, H) + i * g;
-    tc = ct.tanh();
-    blk(h, n, H, H) = o * tc;
+    for (Index r = 0; r < n; ++r) {
+      const S* x = gx + r * GH;
+      const S* y = gh + r * GH;
+      S* k = cache + r * lc;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        auto pre = [&](Index q) { return padd(load<V>(x + q * H + j), load<V>(y + q * H + j)); };
+        const V i = sigmoid(pre(0)), f = sigmoid(pre(1)), g = tanh(pre(2)), o = sigmoid(pre(3));
+        const V ct = pmadd(f, load<V>(c_prev + r * H + j), pmul(i, g));
+        const V tc = tanh(ct);
+        store(k + j, i);
+        store(k + H + j, f);
+        store(k + 2 * H + j, g);
+        store(k + 3 * H + j, o);
+        store(k + 4 * H + j, tc);
+        store(c + r * H + j, ct);
+        store(h + r * H + j, pmul(o, tc));
+      });
+    }
   }
 
   // dc_t += dh * o * (1 - tanh²c);  di = dc*g, df = dc*c_{t-1}, dg = dc*i, do = dh*tanh(c)
@@ -67,18 +65,26 @@ struct LstmCell {
   template <class S>
   static void backward(Index n, Index H, const S* cache, const S* h_prev, const S* c_prev,
                        const S* h, const S* dh_in, S* dc_io, S* dgx, S* dgh, S* dh_prev) {
+    using namespace lanes;
     const Index GH = 4 * H, lc = kCache * H;
-    auto i = blk(cache, n, H, lc), f = blk(cache + H, n, H, lc), g = blk(cache + 2 * H, n, H, lc),
-         o = blk(cache + 3 * H, n, H, lc), tc = blk(cache + 4 * H, n, H, lc);
-    auto dh = blk(dh_in, n, H, H);
-    auto dc = blk(dc_io, n, H, H);
-    dc += dh * o * (S(1) - tc.square());
-    blk(dgx, n, H, GH) = dc * g * i * (S(1) - i);
-    blk(dgx + H, n, H, GH) = dc * blk(c_prev, n, H, H) * f * (S(1) - f);
-    blk(dgx + 2 * H, n, H, GH) = dc * i * (S(1) - g.square());
-    blk(dgx + 3 * H, n, H, GH) = dh * tc * o * (S(1) - o);
-    dc *= f;
-    blk(dh_prev, n, H, H).setZero();
+    for (Index r = 0; r < n; ++r) {
+      const S* k = cache + r * lc;
+      S* d = dgx + r * GH;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V one = set<V>(1);
+        const V i = load<V>(k + j), f = load<V>(k + H + j), g = load<V>(k + 2 * H + j),
+                o = load<V>(k + 3 * H + j), tc = load<V>(k + 4 * H + j);
+        const V dh = load<V>(dh_in + r * H + j);
+        const V dc = padd(load<V>(dc_io + r * H + j), pmul(pmul(dh, o), psub(one, pmul(tc, tc))));
+        store(d + j, pmul(pmul(dc, g), pmul(i, psub(one, i))));
+        store(d + H + j, pmul(pmul(dc, load<V>(c_prev + r * H + j)), pmul(f, psub(one, f))));
+        store(d + 2 * H + j, pmul(pmul(dc, i), psub(one, pmul(g, g))));
+        store(d + 3 * H + j, pmul(pmul(dh, tc), pmul(o, psub(one, o))));
+        store(dc_io + r * H + j, pmul(dc, f));
+        store(dh_prev + r * H + j, pzero(dh));
+      });
+    }
   }
 };
 
@@ -95,14 +101,26 @@ struct GruCell {
   template <class S>
   static void forward(Index n, Index H, const S* gx, const S* gh, const S* h_prev,
                       const S* c_prev, S* h, S* c, S* cache) {
+    using namespace lanes;
     const Index GH = 3 * H, lc = kCache * H;
-    auto r = blk(cache, n, H, lc), z = blk(cache + H, n, H, lc), nn = blk(cache + 2 * H, n, H, lc),
-         ghn = blk(cache + 3 * H, n, H, lc);
-    r = (blk(gx, n, H, GH) + blk(gh, n, H, GH)).logistic();
-    z = (blk(gx + H, n, H, GH) + blk(gh + H, n, H, GH)).logistic();
-    ghn = blk(gh + 2 * H, n, H, GH);
-    nn = (blk(gx + 2 * H, n, H, GH) + r * ghn).tanh();
-    blk(h, n, H, H) = (S(1) - z) * nn + z * blk(h_prev, n, H, H);
+    for (Index r = 0; r < n; ++r) {
+      const S* x = gx + r * GH;
+      const S* y = gh + r * GH;
+      S* k = cache + r * lc;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V rg = sigmoid(padd(load<V>(x + j), load<V>(y + j)));
+        const V z = sigmoid(padd(load<V>(x + H + j), load<V>(y + H + j)));
+        const V ghn = load<V>(y + 2 * H + j);
+        const V nn = tanh(pmadd(rg, ghn, load<V>(x + 2 * H + j)));
+        const V hp = load<V>(h_prev + r * H + j);
+        store(k + j, rg);
+        store(k + H + j, z);
+        store(k + 2 * H + j, nn);
+        store(k + 3 * H + j, ghn);
+        store(h + r * H + j, padd(nn, pmul(z, psub(hp, nn))));  // (1-z) n + z h_{t-1}
+      });
+    }
   }
 
   // dn = dh(1-z), dz = dh(h_{t-1} - n), dh_{t-1} (direct) = dh z;  dn̂ = dn(1-n²):
@@ -110,18 +128,30 @@ struct GruCell {
   template <class S>
   static void backward(Index n, Index H, const S* cache, const S* h_prev, const S* c_prev,
                        const S* h, const S* dh_in, S* dc_io, S* dgx, S* dgh, S* dh_prev) {
+    using namespace lanes;
     const Index GH = 3 * H, lc = kCache * H;
-    auto r = blk(cache, n, H, lc), z = blk(cache + H, n, H, lc), nn = blk(cache + 2 * H, n, H, lc),
-         ghn = blk(cache + 3 * H, n, H, lc);
-    auto dh = blk(dh_in, n, H, H);
-    auto dgx_r = blk(dgx, n, H, GH), dgx_z = blk(dgx + H, n, H, GH), dgx_n = blk(dgx + 2 * H, n, H, GH);
-    dgx_n = dh * (S(1) - z) * (S(1) - nn.square());
-    dgx_r = dgx_n * ghn * r * (S(1) - r);
-    dgx_z = dh * (blk(h_prev, n, H, H) - nn) * z * (S(1) - z);
-    blk(dgh, n, H, GH) = dgx_r;
-    blk(dgh + H, n, H, GH) = dgx_z;
-    blk(dgh + 2 * H, n, H, GH) = dgx_n * r;
-    blk(dh_prev, n, H, H) = dh * z;
+    for (Index r = 0; r < n; ++r) {
+      const S* k = cache + r * lc;
+      S* dx = dgx + r * GH;
+      S* dy = dgh + r * GH;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V one = set<V>(1);
+        const V rg = load<V>(k + j), z = load<V>(k + H + j), nn = load<V>(k + 2 * H + j),
+                ghn = load<V>(k + 3 * H + j);
+        const V dh = load<V>(dh_in + r * H + j), hp = load<V>(h_prev + r * H + j);
+        const V dn = pmul(pmul(dh, psub(one, z)), psub(one, pmul(nn, nn)));
+        const V dr = pmul(pmul(dn, ghn), pmul(rg, psub(one, rg)));
+        const V dz = pmul(pmul(dh, psub(hp, nn)), pmul(z, psub(one, z)));
+        store(dx + j, dr);
+        store(dx + H + j, dz);
+        store(dx + 2 * H + j, dn);
+        store(dy + j, dr);
+        store(dy + H + j, dz);
+        store(dy + 2 * H + j, pmul(dn, rg));
+        store(dh_prev + r * H + j, pmul(dh, z));
+      });
+    }
   }
 };
 
@@ -136,23 +166,31 @@ struct RnnCell {
   template <class S>
   static void forward(Index n, Index H, const S* gx, const S* gh, const S* h_prev,
                       const S* c_prev, S* h, S* c, S* cache) {
-    if constexpr (kRelu)
-      blk(h, n, H, H) = (blk(gx, n, H, H) + blk(gh, n, H, H)).max(S(0));
-    else
-      blk(h, n, H, H) = (blk(gx, n, H, H) + blk(gh, n, H, H)).tanh();
+    using namespace lanes;
+    lanes::for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
+      using V = decltype(v);
+      const V pre = padd(load<V>(gx + j), load<V>(gh + j));
+      if constexpr (kRelu)
+        store(h + j, relu(pre));
+      else
+        store(h + j, lanes::tanh(pre));
+    });
   }
 
   // tanh' = 1 - h², relu' = [h > 0].
   template <class S>
   static void backward(Index n, Index H, const S* cache, const S* h_prev, const S* c_prev,
                        const S* h, const S* dh_in, S* dc_io, S* dgx, S* dgh, S* dh_prev) {
-    auto ht = blk(h, n, H, H);
-    auto dh = blk(dh_in, n, H, H);
-    if constexpr (kRelu)
-      blk(dgx, n, H, H) = (ht > S(0)).select(dh, S(0));
-    else
-      blk(dgx, n, H, H) = dh * (S(1) - ht.square());
-    blk(dh_prev, n, H, H).setZero();
+    using namespace lanes;
+    lanes::for_lanes<S>(n * H, [&](auto v, Index j) {
+      using V = decltype(v);
+      const V y = load<V>(h + j), dh = load<V>(dh_in + j);
+      if constexpr (kRelu)
+        store(dgx + j, relu_grad(y, dh));
+      else
+        store(dgx + j, pmul(dh, psub(set<V>(1), pmul(y, y))));
+      store(dh_prev + j, pzero(dh));
+    });
   }
 };
 

@@ -32,14 +32,6 @@ using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
 template <class S>
 using ConstArrMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
 
-// [rows, cols] row-major block with a row stride: a gate's columns inside [n, G*H] rows.
-template <class S>
-using Blk = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
-                       Eigen::Unaligned, Eigen::OuterStride<>>;
-template <class S>
-using ConstBlk = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
-                            Eigen::Unaligned, Eigen::OuterStride<>>;
-
 // Workspace storage: SIMD-aligned, so that no kernel's result depends on where malloc put it.
 template <class S>
 using Buffer = std::vector<S, Eigen::aligned_allocator<S>>;
