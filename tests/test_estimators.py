@@ -788,3 +788,19 @@ def test_stream_equals_predict_on_each_prefix(cell):
         s.step(np.zeros(5))
     with pytest.raises(ValueError, match="bidirectional"):
         LSTMRegressor(bidirectional=True, hidden_size=4, max_iter=1).fit(X, y).stream()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_results_do_not_depend_on_the_thread_count():
+    """n_jobs changes how many threads run the batch's parts, never the arithmetic: fits and
+    predictions are bit-identical for 1, 2 and automatic threads (the batch here is large
+    enough to be split into parts)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((64, 40, 8)).astype(np.float32)
+    y = X[:, :, 0].mean(axis=1)
+    fits = [LSTMRegressor(hidden_size=64, max_iter=2, batch_size=64, random_state=0,
+                          n_jobs=n).fit(X, y) for n in (1, 2, None)]
+    preds = [f.predict(X) for f in fits]
+    assert np.array_equal(fits[0].params_, fits[1].params_)
+    assert np.array_equal(fits[0].params_, fits[2].params_)
+    assert np.array_equal(preds[0], preds[1]) and np.array_equal(preds[0], preds[2])

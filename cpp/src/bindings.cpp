@@ -214,6 +214,8 @@ void bind_model(py::module_& m, const char* name) {
            py::arg("bidirectional") = false, py::arg("return_sequences") = false,
            py::arg("dropout") = 0.0, py::arg("loss") = "mse")
       .def_property_readonly("num_params", &M::num_params)
+      .def_property("num_threads", &M::num_threads, &M::set_num_threads,
+                    "threads per call (0 = the global default); results do not depend on it")
       .def("layout",
            [](const M& mo) {
              py::list out;

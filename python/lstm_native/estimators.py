@@ -175,6 +175,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
                              Options(Real, {np.inf})],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+        "n_jobs": [Integral, None],
     }
 
     def __init__(
@@ -208,6 +209,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         n_iter_no_change: Any = 10,
         max_grad_norm: Optional[float] = 5.0,
         dtype: Any = "float32",
+        n_jobs: Optional[int] = None,
     ) -> None:
         self.cell = cell
         self.hidden_size = hidden_size
@@ -237,6 +239,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_grad_norm = max_grad_norm
         self.dtype = dtype
+        self.n_jobs = n_jobs
 
     # -- tags, pickling --------------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -272,6 +275,13 @@ class _BaseRecurrentEstimator(BaseEstimator):
                                return_sequences=cfg["return_sequences"],
                                dropout=cfg["dropout"], loss=cfg["loss"])
         self._lock = threading.Lock()
+
+    def _apply_n_jobs(self) -> None:
+        """Threads for the core: None/-1 = automatic (the core splits a batch into parts by its
+        size only, one thread per part, up to the machine's cores), k > 0 = at most k. Results
+        are identical for any value."""
+        n = self.n_jobs
+        self._core_model.num_threads = 0 if n is None or n < 0 else max(1, int(n))
 
     def _network_config(self, input_size: int, output_size: int) -> dict:
         return dict(cell=_CELLS[self.cell], input_size=int(input_size),
@@ -327,6 +337,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         shape = (N, T, O) if self._config_["return_sequences"] else (N, O)
         out = np.empty(shape, dtype=self.params_.dtype.type)
         with self._lock:
+            self._apply_n_jobs()
             self._core_model.predict(_for_core(self.params_),
                                      _for_core(seqs.X),
                                      _for_core(seqs.core_lengths), out)
@@ -431,6 +442,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
             lr_used = self._lr
             t0 = time.perf_counter()
             with self._lock:
+                self._apply_n_jobs()
                 loss, self._step = core.train_epoch(
                     self.params_, self._m, self._v, int(self._step), Xtr, lengths, Ytr, swtr,
                     batch_size=batch_size, shuffle=bool(self.shuffle), seed=seed,
@@ -635,6 +647,10 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
         Clip each minibatch gradient to this global L2 norm; None disables clipping.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the network (parameters, computation and predictions).
+    n_jobs : int or None, default=None
+        Threads for training and prediction. None (or -1): automatic; a batch large enough is
+        split into independent parts run on separate threads, small ones run on one. k > 0:
+        at most k threads. Results are bit-identical for any value.
 
     Attributes
     ----------

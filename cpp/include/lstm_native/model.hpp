@@ -62,6 +62,14 @@ class Model {
   Index num_params() const { return size_; }
   Index output_width() const { return cfg_.output_size; }
 
+  // Threads per call for the recurrent layers (0 = the global default). How a batch is split
+  // depends only on its size, so results do not depend on this.
+  void set_num_threads(int n) {
+    threads_ = n < 0 ? 0 : n;
+    for (auto& u : units_) u.rnn->set_num_threads(threads_);
+  }
+  int num_threads() const { return threads_; }
+
   // Called between minibatches with (samples done, samples in the epoch); may throw to stop
   // the epoch there (parameters then hold the last completed step).
   using BatchHook = std::function<void(Index, Index)>;
@@ -98,6 +106,7 @@ class Model {
                       const OptimConfig& oc);
 
   ModelConfig cfg_;
+  int threads_ = 0;
   Index dirs_, size_ = 0, head_w_ = 0, head_b_ = -1, feat_ = 0;
   std::vector<ParamLayout::Tensor> tensors_;
   std::vector<char> is_weight_;  // [num_params]: 1 where L2 / weight decay applies
