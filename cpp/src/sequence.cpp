@@ -26,7 +26,7 @@ template <class S>
 Recurrent<S>::Recurrent(CellKind cell, Index input_size, Index hidden_size, Index num_layers,
                         bool bias)
     : cell_(cell), D_(input_size), H_(hidden_size), L_(num_layers), G_(num_gates(cell)),
-      kc_(dispatch_cell(cell, [](auto c) { return Index(decltype(c)::kCache); })), bias_(bias) {
+      bias_(bias) {
   require(input_size >= 1, "input_size must be >= 1, got " + std::to_string(input_size));
   require(hidden_size >= 1, "hidden_size must be >= 1, got " + std::to_string(hidden_size));
   require(num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(num_layers));
@@ -101,15 +101,15 @@ template <class S>
 template <class Cell>
 void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
   const Index n = p.n, T = T_, H = H_, D = D_, GH = G_ * H_, Tn = T * n, P = num_parts();
-  constexpr Index kC = Cell::kCache;
+  constexpr Index kE = Cell::kExtra;
   auto seq = [&](Index j) { return order_[p.r0 + j * P]; };  // local row -> original sequence
   auto len = [&](Index j) { return len_[p.r0 + j * P]; };
 
   grow(p.x_tm, Tn * D);
   grow(p.hs, L_ * (T + 1) * n * H);
   if (Cell::kHasCell) grow(p.cs, L_ * (T + 1) * n * H);
-  grow(p.cache, std::max<Index>(1, (train ? L_ * Tn : n) * kC * H));
-  grow(p.gx, Tn * GH);
+  grow(p.gates, (train ? L_ : 1) * Tn * GH);
+  grow(p.extra, std::max<Index>(1, (train ? L_ * Tn : n) * kE * H));
   grow(p.gh, n * GH);
 
   // x [B, T, D] -> x_tm [T, n, D], zero past each length (keeps padding out of dW_ih).
@@ -129,11 +129,12 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
     const Index Din = Pl.in;
     S* hs = p.hs.data() + l * (T + 1) * n * H;
     S* cs = Cell::kHasCell ? p.cs.data() + l * (T + 1) * n * H : nullptr;
-    S* cache = p.cache.data() + (train ? l * Tn * kC * H : 0);
+    S* gates = p.gates.data() + (train ? l * Tn * GH : 0);  // this layer's, kept for backward
+    S* extra = p.extra.data() + (train ? l * Tn * kE * H : 0);
     const S* in = l == 0 ? p.x_tm.data() : p.hs.data() + ((l - 1) * (T + 1) + 1) * n * H;
 
     // Gx [T*n, GH] = In [T*n, Din] · W_ihᵀ + b_ih, for all timesteps at once.
-    MatMap<S> Gx(p.gx.data(), Tn, GH);
+    MatMap<S> Gx(gates, Tn, GH);
     if (bias_)
       Gx.rowwise() = ConstVecMap<S>(a.params + Pl.b_ih, GH);
     else
@@ -164,8 +165,8 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
       if (na > 0) {
         // Gh [na, GH] = h_{t-1} [na, H] · W_hhᵀ + b_hh: all gates of the running rows at once.
         Whh.multiply(hp, H, na, p.gh.data(), GH);
-        Cell::forward(na, H, p.gx.data() + t * n * GH, p.gh.data(), hp, cp, hn, cn,
-                      cache + (train ? t * n * kC * H : 0));
+        Cell::forward(na, H, gates + t * n * GH, p.gh.data(), hp, cp, hn, cn,
+                      extra + (train ? t * n * kE * H : 0));
       }
       if (na < n) {  // finished sequences carry their state unchanged
         std::memcpy(hn + na * H, hp + na * H, sizeof(S) * (n - na) * H);
@@ -219,7 +220,7 @@ template <class S>
 template <class Cell>
 void Recurrent<S>::backward_part(Part& p, const Args& a) {
   const Index n = p.n, T = T_, H = H_, D = D_, GH = G_ * H_, Tn = T * n, P = num_parts();
-  constexpr Index kC = Cell::kCache;
+  constexpr Index kE = Cell::kExtra;
   auto seq = [&](Index j) { return order_[p.r0 + j * P]; };
   auto len = [&](Index j) { return len_[p.r0 + j * P]; };
 
@@ -251,8 +252,6 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
     }
   }
 
-  S* dgx = p.gx.data();  // dL/dgx [T, n, GH], overwriting the forward's projections
-  S* dgh = Cell::kSeparateGh ? p.dgh.data() : dgx;
   S* dh = p.dh.data();
   S* dc = p.dc.data();
   S* dhp = p.dh_prev.data();
@@ -261,7 +260,9 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
     const Index Din = Pl.in;
     const S* hs = p.hs.data() + l * (T + 1) * n * H;
     const S* cs = Cell::kHasCell ? p.cs.data() + l * (T + 1) * n * H : nullptr;
-    const S* cache = p.cache.data() + l * Tn * kC * H;
+    S* dgx = p.gates.data() + l * Tn * GH;  // activations, overwritten by dL/dgx [T, n, GH]
+    S* dgh = Cell::kSeparateGh ? p.dgh.data() : dgx;
+    const S* extra = p.extra.data() + l * Tn * kE * H;
     const S* in = l == 0 ? p.x_tm.data() : p.hs.data() + ((l - 1) * (T + 1) + 1) * n * H;
 
     for (Index j = 0; j < n; ++j) {  // gradients on the final states
@@ -283,9 +284,10 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
       const Index na = p.active[t], row = t * n;
       if (na > 0) {
         ArrMap<S>(dh, na * H) += ConstArrMap<S>(dY + row * H, na * H);  // + the output's
-        Cell::backward(na, H, cache + row * kC * H, hs + row * H,
-                       Cell::kHasCell ? cs + row * H : nullptr, hs + (row + n) * H, dh,
-                       Cell::kHasCell ? dc : nullptr, dgx + row * GH, dgh + row * GH, dhp);
+        Cell::backward(na, H, dgx + row * GH, extra + row * kE * H, hs + row * H,
+                       Cell::kHasCell ? cs + row * H : nullptr, hs + (row + n) * H,
+                       Cell::kHasCell ? cs + (row + n) * H : nullptr, dh,
+                       Cell::kHasCell ? dc : nullptr, dgh + row * GH, dhp);
         // dh_{t-1} [na, H] = dgh_t [na, GH] · W_hh [GH, H] + direct part
         Whh.multiply(dgh + row * GH, GH, na, dh, H);
         ArrMap<S>(dh, na * H) += ConstArrMap<S>(dhp, na * H);

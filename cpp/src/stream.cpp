@@ -22,12 +22,12 @@ Stream<S>::Stream(const Model<S>& model, const S* params, Index batch)
   }
   head_.pack_transposed(params + model.head_w_, cfg_.output_size, H,
                         model.head_b_ >= 0 ? params + model.head_b_ : nullptr);
-  const Index kc = dispatch_cell(cfg_.cell, [](auto c) { return Index(decltype(c)::kCache); });
+  const Index kx = dispatch_cell(cfg_.cell, [](auto c) { return Index(decltype(c)::kExtra); });
   h_.assign(static_cast<std::size_t>(L * B_ * H), S(0));
   c_.assign(static_cast<std::size_t>(L * B_ * H), S(0));
   gx_.resize(static_cast<std::size_t>(B_ * GH));
   gh_.resize(static_cast<std::size_t>(B_ * GH));
-  cache_.resize(static_cast<std::size_t>(std::max<Index>(1, B_ * kc * H)));
+  extra_.resize(static_cast<std::size_t>(std::max<Index>(1, B_ * kx * H)));
 }
 
 template <class S>
@@ -53,7 +53,7 @@ void Stream<S>::step_impl(const S* x, S* out) {
     wih_[l].multiply(in, Din, B_, gx_.data(), GH);
     whh_[l].multiply(h, H, B_, gh_.data(), GH);
     // The cell kernels are elementwise, so the state is updated in place.
-    Cell::forward(B_, H, gx_.data(), gh_.data(), h, c, h, c, cache_.data());
+    Cell::forward(B_, H, gx_.data(), gh_.data(), h, c, h, c, extra_.data());
     in = h;
     Din = H;
   }

@@ -1,20 +1,21 @@
 // Pointwise math of each recurrent cell: the only code that differs between LSTM, GRU and RNN.
 //
 // The sequence driver (sequence.hpp) computes, for one timestep and the n running sequences,
-//   gx = x_t W_ihᵀ + b_ih      [n, G*H]  (hoisted: one GEMM over all timesteps)
-//   gh = h_{t-1} W_hhᵀ + b_hh  [n, G*H]  (one GEMM per step for all gates and rows)
-// and hands both to a cell, which turns them into the new state h, c [n, H] and saves in `cache`
-// ([n, kCache*H]) what its backward needs. Gate blocks inside G*H are in PyTorch's order.
-// A cell works on all n rows at once, one fused SIMD pass per row (lanes.hpp).
+//   gates = x_t W_ihᵀ + b_ih      [n, G*H]  (hoisted: one GEMM over all timesteps)
+//   gh    = h_{t-1} W_hhᵀ + b_hh  [n, G*H]  (one GEMM per step for all gates and rows)
+// and hands both to a cell, which writes the new state h, c [n, H] and overwrites `gates` with
+// the activated gates, which is what its backward needs (plus kExtra*H values per row in
+// `extra`, e.g. GRU's gh_n). Keeping the activations where the pre-activations were saves a
+// buffer and its memory traffic. Gate blocks inside G*H are in PyTorch's order.
 //
-// backward() receives dh = dL/dh_t [n, H] (from the output and from step t+1) and, for cells
-// with a cell state, dc = dL/dc_t [n, H], and produces
-//   dgx = dL/dgx  [n, G*H]  (feeds dW_ih, db_ih and dx)
+// backward() receives the activated gates, dh = dL/dh_t [n, H] (from the output and from
+// step t+1) and, for cells with a cell state, dc = dL/dc_t [n, H], and writes
+//   gates (in place) = dL/dgx [n, G*H]  (feeds dW_ih, db_ih and dx)
 //   dgh = dL/dgh  [n, G*H]  (feeds dW_hh, db_hh and dh_{t-1} through W_hh); written only when
-//                           kSeparateGh, otherwise the driver uses dgx for both
+//                           kSeparateGh, otherwise the driver uses dL/dgx for both
 //   dh_prev [n, H] = the part of dL/dh_{t-1} that does not pass through W_hh (GRU's z h_{t-1})
 //   dc (in place) = dL/dc_{t-1}
-// Everything is elementwise.
+// Each row is one fused SIMD pass (lanes.hpp); everything is elementwise.
 #pragma once
 
 #include "lanes.hpp"
@@ -27,35 +28,32 @@ enum class CellKind : int { kLstm = 0, kGru = 1, kRnnTanh = 2, kRnnRelu = 3 };
 // LSTM, gates (i, f, g, o):
 //   i = σ(gx_i + gh_i), f = σ(gx_f + gh_f), g = tanh(gx_g + gh_g), o = σ(gx_o + gh_o)
 //   c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
-// cache row = [i, f, g, o, tanh(c_t)].
+// Saved: gates = [i, f, g, o]; tanh(c_t) is recomputed in backward from c_t.
 struct LstmCell {
   static constexpr int kGates = 4;
-  static constexpr int kCache = 5;
+  static constexpr int kExtra = 0;
   static constexpr bool kHasCell = true;
   static constexpr bool kSeparateGh = false;
 
   template <class S>
-  static void forward(Index n, Index H, const S* gx, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* cache) {
+  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
+                      const S* c_prev, S* h, S* c, S* extra) {
     using namespace lanes;
-    const Index GH = 4 * H, lc = kCache * H;
+    const Index GH = 4 * H;
     for (Index r = 0; r < n; ++r) {
-      const S* x = gx + r * GH;
+      S* x = gates + r * GH;
       const S* y = gh + r * GH;
-      S* k = cache + r * lc;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         auto pre = [&](Index q) { return padd(load<V>(x + q * H + j), load<V>(y + q * H + j)); };
         const V i = sigmoid(pre(0)), f = sigmoid(pre(1)), g = tanh(pre(2)), o = sigmoid(pre(3));
         const V ct = pmadd(f, load<V>(c_prev + r * H + j), pmul(i, g));
-        const V tc = tanh(ct);
-        store(k + j, i);
-        store(k + H + j, f);
-        store(k + 2 * H + j, g);
-        store(k + 3 * H + j, o);
-        store(k + 4 * H + j, tc);
+        store(x + j, i);
+        store(x + H + j, f);
+        store(x + 2 * H + j, g);
+        store(x + 3 * H + j, o);
         store(c + r * H + j, ct);
-        store(h + r * H + j, pmul(o, tc));
+        store(h + r * H + j, pmul(o, tanh(ct)));
       });
     }
   }
@@ -63,18 +61,18 @@ struct LstmCell {
   // dc_t += dh * o * (1 - tanh²c);  di = dc*g, df = dc*c_{t-1}, dg = dc*i, do = dh*tanh(c)
   // through the activations: σ' = s(1-s), tanh' = 1-t²;  dc_{t-1} = dc_t * f.
   template <class S>
-  static void backward(Index n, Index H, const S* cache, const S* h_prev, const S* c_prev,
-                       const S* h, const S* dh_in, S* dc_io, S* dgx, S* dgh, S* dh_prev) {
+  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
+                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
+                       S* dgh, S* dh_prev) {
     using namespace lanes;
-    const Index GH = 4 * H, lc = kCache * H;
+    const Index GH = 4 * H;
     for (Index r = 0; r < n; ++r) {
-      const S* k = cache + r * lc;
-      S* d = dgx + r * GH;
+      S* d = gates + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
-        const V i = load<V>(k + j), f = load<V>(k + H + j), g = load<V>(k + 2 * H + j),
-                o = load<V>(k + 3 * H + j), tc = load<V>(k + 4 * H + j);
+        const V i = load<V>(d + j), f = load<V>(d + H + j), g = load<V>(d + 2 * H + j),
+                o = load<V>(d + 3 * H + j), tc = tanh(load<V>(c + r * H + j));
         const V dh = load<V>(dh_in + r * H + j);
         const V dc = padd(load<V>(dc_io + r * H + j), pmul(pmul(dh, o), psub(one, pmul(tc, tc))));
         store(d + j, pmul(pmul(dc, g), pmul(i, psub(one, i))));
@@ -91,22 +89,21 @@ struct LstmCell {
 // GRU, gates (r, z, n), PyTorch's form (r applied after the recurrent product):
 //   r = σ(gx_r + gh_r), z = σ(gx_z + gh_z), n = tanh(gx_n + r * gh_n)
 //   h_t = (1 - z) * n + z * h_{t-1}
-// cache row = [r, z, n, gh_n]; gh_n (which includes b_hn) is needed for dr.
+// Saved: gates = [r, z, n], extra = [gh_n] (gh_n includes b_hn; needed for dr).
 struct GruCell {
   static constexpr int kGates = 3;
-  static constexpr int kCache = 4;
+  static constexpr int kExtra = 1;
   static constexpr bool kHasCell = false;
   static constexpr bool kSeparateGh = true;
 
   template <class S>
-  static void forward(Index n, Index H, const S* gx, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* cache) {
+  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
+                      const S* c_prev, S* h, S* c, S* extra) {
     using namespace lanes;
-    const Index GH = 3 * H, lc = kCache * H;
+    const Index GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
-      const S* x = gx + r * GH;
+      S* x = gates + r * GH;
       const S* y = gh + r * GH;
-      S* k = cache + r * lc;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V rg = sigmoid(padd(load<V>(x + j), load<V>(y + j)));
@@ -114,10 +111,10 @@ struct GruCell {
         const V ghn = load<V>(y + 2 * H + j);
         const V nn = tanh(pmadd(rg, ghn, load<V>(x + 2 * H + j)));
         const V hp = load<V>(h_prev + r * H + j);
-        store(k + j, rg);
-        store(k + H + j, z);
-        store(k + 2 * H + j, nn);
-        store(k + 3 * H + j, ghn);
+        store(x + j, rg);
+        store(x + H + j, z);
+        store(x + 2 * H + j, nn);
+        store(extra + r * H + j, ghn);
         store(h + r * H + j, padd(nn, pmul(z, psub(hp, nn))));  // (1-z) n + z h_{t-1}
       });
     }
@@ -126,19 +123,19 @@ struct GruCell {
   // dn = dh(1-z), dz = dh(h_{t-1} - n), dh_{t-1} (direct) = dh z;  dn̂ = dn(1-n²):
   // dgx_n = dn̂, dgh_n = dn̂ r;  dr̂ = dn̂ gh_n r(1-r) and dẑ = dz z(1-z) go to both gx and gh.
   template <class S>
-  static void backward(Index n, Index H, const S* cache, const S* h_prev, const S* c_prev,
-                       const S* h, const S* dh_in, S* dc_io, S* dgx, S* dgh, S* dh_prev) {
+  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
+                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
+                       S* dgh, S* dh_prev) {
     using namespace lanes;
-    const Index GH = 3 * H, lc = kCache * H;
+    const Index GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
-      const S* k = cache + r * lc;
-      S* dx = dgx + r * GH;
+      S* dx = gates + r * GH;
       S* dy = dgh + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
-        const V rg = load<V>(k + j), z = load<V>(k + H + j), nn = load<V>(k + 2 * H + j),
-                ghn = load<V>(k + 3 * H + j);
+        const V rg = load<V>(dx + j), z = load<V>(dx + H + j), nn = load<V>(dx + 2 * H + j),
+                ghn = load<V>(extra + r * H + j);
         const V dh = load<V>(dh_in + r * H + j), hp = load<V>(h_prev + r * H + j);
         const V dn = pmul(pmul(dh, psub(one, z)), psub(one, pmul(nn, nn)));
         const V dr = pmul(pmul(dn, ghn), pmul(rg, psub(one, rg)));
@@ -155,21 +152,21 @@ struct GruCell {
   }
 };
 
-// Elman RNN: h_t = act(gx + gh), act = tanh or relu. No cache: act' is a function of h_t.
+// Elman RNN: h_t = act(gx + gh), act = tanh or relu. Nothing saved: act' is a function of h_t.
 template <bool kRelu>
 struct RnnCell {
   static constexpr int kGates = 1;
-  static constexpr int kCache = 0;
+  static constexpr int kExtra = 0;
   static constexpr bool kHasCell = false;
   static constexpr bool kSeparateGh = false;
 
   template <class S>
-  static void forward(Index n, Index H, const S* gx, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* cache) {
+  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
+                      const S* c_prev, S* h, S* c, S* extra) {
     using namespace lanes;
     lanes::for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
       using V = decltype(v);
-      const V pre = padd(load<V>(gx + j), load<V>(gh + j));
+      const V pre = padd(load<V>(gates + j), load<V>(gh + j));
       if constexpr (kRelu)
         store(h + j, relu(pre));
       else
@@ -179,16 +176,17 @@ struct RnnCell {
 
   // tanh' = 1 - h², relu' = [h > 0].
   template <class S>
-  static void backward(Index n, Index H, const S* cache, const S* h_prev, const S* c_prev,
-                       const S* h, const S* dh_in, S* dc_io, S* dgx, S* dgh, S* dh_prev) {
+  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
+                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
+                       S* dgh, S* dh_prev) {
     using namespace lanes;
     lanes::for_lanes<S>(n * H, [&](auto v, Index j) {
       using V = decltype(v);
       const V y = load<V>(h + j), dh = load<V>(dh_in + j);
       if constexpr (kRelu)
-        store(dgx + j, relu_grad(y, dh));
+        store(gates + j, relu_grad(y, dh));
       else
-        store(dgx + j, pmul(dh, psub(set<V>(1), pmul(y, y))));
+        store(gates + j, pmul(dh, psub(set<V>(1), pmul(y, y))));
       store(dh_prev + j, pzero(dh));
     });
   }

@@ -17,9 +17,10 @@
 //                               "previous state" matrix [T*n, H] of the dW_hh GEMM, slots 1..T
 //                               the next layer's input [T*n, H]
 //   cs     [L][T+1, n, H]       the same for the LSTM cell state
-//   cache  [L][T, n, kCache*H]  what each cell's backward needs (cells.hpp); one step's worth
-//                               when running for inference only
-//   gx     [T, n, G*H]          input projections of one layer; reused as dL/dgx in backward
+//   gates  [L][T, n, G*H]       input projections x W_ihᵀ + b_ih, overwritten by the cell with
+//                               the activated gates (what backward needs, cells.hpp), then in
+//                               backward by dL/dgx; one layer's worth for inference only
+//   extra  [L][T, n, kExtra*H]  anything else a cell's backward needs (GRU: gh_n)
 //   gh     [n, G*H]             recurrent projection of one step
 //   dgh    [T, n, G*H]          dL/dgh for cells where it differs from dL/dgx (GRU)
 //   dy_a/b [T, n, max(D,H)]     dL/d(layer output) in, dL/d(layer input) out, ping-ponged
@@ -78,7 +79,7 @@ class Recurrent {
   struct Part {
     Index r0 = 0, n = 0;           // rows [r0, r0 + n) of the sorted batch
     std::vector<Index> active;     // [T]: rows still running at step t (a prefix)
-    Buffer<S> x_tm, hs, cs, cache, gx, gh, dgh, dy_a, dy_b, dh, dc, dh_prev, dparams;
+    Buffer<S> x_tm, hs, cs, gates, extra, gh, dgh, dy_a, dy_b, dh, dc, dh_prev, dparams;
   };
   struct Args {  // one call's arrays, as given (batch-first, original order)
     const S *params, *x, *h0, *c0, *dy, *dhT, *dcT;
@@ -93,7 +94,7 @@ class Recurrent {
   int threads_for_call() const;
 
   CellKind cell_;
-  Index D_, H_, L_, G_, kc_;
+  Index D_, H_, L_, G_;
   bool bias_;
   ParamLayout layout_;
   int threads_ = 0;

@@ -49,7 +49,7 @@ class Stream {
   Index B_, G_;
   std::vector<PackedMatrix<S>> wih_, whh_;  // [L]
   PackedMatrix<S> head_;
-  Buffer<S> h_, c_, gx_, gh_, cache_;
+  Buffer<S> h_, c_, gx_, gh_, extra_;  // gx_: the gates of one step, then their activations
 };
 
 extern template class Stream<float>;
