@@ -10,7 +10,7 @@ Notation
     H  hidden size           L  number of stacked layers   G  gates per cell
     x_t   (B, D_k)  input of layer k at step t (D_0 = D, D_k = H for k > 0)
     h_t   (B, H)    hidden state after step t;  h_{-1} = h0[k]
-    c_t   (B, H)    LSTM cell state after step t; c_{-1} = c0[k]
+    c_t   (B, H)    cell state after step t (LSTM and variants); c_{-1} = c0[k]
     σ(a) = 1 / (1 + exp(-a))
 
 Every matrix below multiplies a row-vector batch from the right, i.e.
@@ -22,9 +22,11 @@ Parameters (PyTorch names, shapes and order), for each layer k = 0..L-1
     weight_hh_l{k}   (G*H, H)
     bias_ih_l{k}     (G*H,)        only when bias=True
     bias_hh_l{k}     (G*H,)        only when bias=True
+    weight_ci_l{k}, weight_cf_l{k}, weight_co_l{k}   (H,)      lstm_peephole only
+    weight_ch_l{k}   (H, H)        ungated and cell_as_input only
 
 The G*H rows are G blocks of H rows, one block per gate, in the order listed
-for each cell below (PyTorch's order).
+for each cell below (PyTorch's order for the LSTM, GRU and RNN).
 
 Cells
 =====
@@ -51,6 +53,69 @@ RNN (G = 1), "rnn_tanh" or "rnn_relu"::
 
     a   = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh          (B, H)
     h_t = tanh(a)    or    h_t = max(a, 0)
+
+LSTM variants
+-------------
+Greff et al., "LSTM: A Search Space Odyssey" (2017), and the two alternatives
+of issue 6.  Every variant has a cell state c (c0 accepted, cT returned).
+``pre_q`` is the pre-activation of gate block q, exactly as for the LSTM::
+
+    pre = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh           (B, G*H), blocks in order
+
+"lstm_peephole" (G = 4: i, f, g, o; extra weight_ci, weight_cf, weight_co (H,))::
+
+    i   = σ(pre_i + w_ci * c_{t-1})        the gates also see the cell
+    f   = σ(pre_f + w_cf * c_{t-1})
+    g   = tanh(pre_g)
+    c_t = f * c_{t-1} + i * g
+    o   = σ(pre_o + w_co * c_t)            the output gate sees the *new* cell
+    h_t = o * tanh(c_t)
+
+"lstm_1997" (G = 3: i, g, o), the original LSTM, no forget gate::
+
+    c_t = c_{t-1} + i * g                  h_t = o * tanh(c_t)
+
+"cifg" (G = 3: i, g, o), coupled input and forget gate::
+
+    f   = 1 - i
+    c_t = (1 - i) * c_{t-1} + i * g        h_t = o * tanh(c_t)
+
+"no_input_gate" (G = 3: f, g, o)::
+
+    c_t = f * c_{t-1} + g                  h_t = o * tanh(c_t)
+
+"no_output_gate" (G = 3: i, f, g)::
+
+    c_t = f * c_{t-1} + i * g              h_t = tanh(c_t)
+
+"no_input_activation" (G = 4: i, f, g, o), g = pre_g instead of tanh(pre_g).
+
+"no_output_activation" (G = 4: i, f, g, o), h_t = o * c_t instead of o * tanh(c_t).
+
+"ungated" (G = 1; extra weight_ch_l{k} (H, H)): the new cell state is one
+network of (x_t, h_{t-1}, c_{t-1}), no gate anywhere::
+
+    c_t = tanh(pre + W_ch c_{t-1})
+    h_t = tanh(c_t)
+
+"cell_as_input" (G = 4: i, f, g, u; extra weight_ch_l{k} (H, H)): the gates
+write the cell as in the LSTM, but h is a network of (x_t, h_{t-1}, c_t)
+instead of an output gate scaling tanh(c_t)::
+
+    c_t = f * c_{t-1} + i * g              (i, f, g as in the LSTM)
+    h_t = tanh(pre_u + W_ch c_t)
+
+All the cells with a cell state (the LSTM and every variant) go through one
+pair of step functions, ``_cell_state_step`` (``_write`` then ``_read``) and
+``_cell_state_step_backward`` (``_read_backward`` then ``_write_backward``),
+driven by a small table (``_SPECS``) that says how the cell is *written*
+(which gates exist, the forget gate coupled or absent, the candidate's
+activation, peepholes, or a network) and how it is *read* (an output gate, a
+bare activation, or a network).
+
+Extra parameters follow the four PyTorch ones of their layer, in the order
+weight_ci, weight_cf, weight_co (peephole) or weight_ch (ungated,
+cell_as_input); they exist with bias=False too (they are not biases).
 
 Stacking
 ========
@@ -81,28 +146,101 @@ update and the cell's pointwise derivative, accumulate the weight gradients
 and emit dL/dx_t, which becomes the upstream dy of the layer below.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
-CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+MAIN_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+VARIANTS = ("lstm_peephole", "lstm_1997", "cifg", "no_input_gate", "no_output_gate",
+            "no_input_activation", "no_output_activation", "ungated", "cell_as_input")
+CELLS = MAIN_CELLS + VARIANTS
+
+
+# ---------------------------------------------------------------------------
+# The cells with a cell state, as a table.
+#   blocks    the gate blocks stacked in the G*H rows, in order
+#   write     "gates": c_t = f * c_{t-1} + i * g   (a missing i or f is 1)
+#             "network": c_t = tanh(pre_c + W_ch c_{t-1})
+#   forget    "gate" (σ), "none" (f = 1) or "coupled" (f = 1 - i)
+#   g_act     activation of the candidate g: "tanh" or "identity"
+#   read      "gate": h_t = o * act(c_t);  "act": h_t = act(c_t);
+#             "network": h_t = tanh(pre_u + W_ch c_t)
+#   h_act     the act of c_t in "gate"/"act" reads: "tanh" or "identity"
+#   peephole  i, f see c_{t-1} and o sees c_t through diagonal weights
+# ---------------------------------------------------------------------------
+
+CellSpec = namedtuple("CellSpec", "blocks write forget g_act read h_act peephole")
+
+
+def _spec(blocks, write="gates", forget="gate", g_act="tanh", read="gate", h_act="tanh",
+          peephole=False):
+    return CellSpec(blocks, write, forget, g_act, read, h_act, peephole)
+
+
+_SPECS = {
+    "lstm":                 _spec("ifgo"),
+    "lstm_peephole":        _spec("ifgo", peephole=True),
+    "lstm_1997":            _spec("igo", forget="none"),
+    "cifg":                 _spec("igo", forget="coupled"),
+    "no_input_gate":        _spec("fgo"),
+    "no_output_gate":       _spec("ifg", read="act"),
+    "no_input_activation":  _spec("ifgo", g_act="identity"),
+    "no_output_activation": _spec("ifgo", h_act="identity"),
+    "ungated":              _spec("c", write="network", forget="none", read="act"),
+    "cell_as_input":        _spec("ifgu", read="network"),
+}
+
+# activation: (function, derivative expressed through the function's output)
+_ACTS = {
+    "tanh": (np.tanh, lambda y: 1.0 - y ** 2),
+    "identity": (lambda a: a, lambda y: np.ones_like(y)),
+}
+
+
+def has_cell_state(cell):
+    """True for the LSTM and every LSTM variant (they take c0 and return cT)."""
+    return cell in _SPECS
 
 
 def num_gates(cell):
     """Number of gate blocks G stacked in the G*H rows of the weights."""
-    return {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[cell]
+    if cell in _SPECS:
+        return len(_SPECS[cell].blocks)
+    return {"gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[cell]
 
 
-def param_names(num_layers, bias=True):
-    """PyTorch parameter names, in PyTorch order."""
+def gate_blocks(cell):
+    """The names of the gate blocks, in their order in the G*H rows."""
+    if cell in _SPECS:
+        return tuple(_SPECS[cell].blocks)
+    return {"gru": ("r", "z", "n"), "rnn_tanh": ("h",), "rnn_relu": ("h",)}[cell]
+
+
+def extra_param_shapes(cell, hidden_size):
+    """{base name: shape} of the parameters a layer has beyond PyTorch's four, in order."""
+    H = hidden_size
+    if cell in _SPECS and _SPECS[cell].peephole:
+        return {"weight_ci": (H,), "weight_cf": (H,), "weight_co": (H,)}
+    if cell in ("ungated", "cell_as_input"):
+        return {"weight_ch": (H, H)}
+    return {}
+
+
+def param_names(num_layers, bias=True, cell=None):
+    """Parameter names in layout order: per layer PyTorch's four (two without bias),
+    then the cell's extra parameters (none for cell=None or the main cells)."""
+    extras = list(extra_param_shapes(cell, 1)) if cell is not None else []
     names = []
     for k in range(num_layers):
         names += [f"weight_ih_l{k}", f"weight_hh_l{k}"]
         if bias:
             names += [f"bias_ih_l{k}", f"bias_hh_l{k}"]
+        names += [f"{base}_l{k}" for base in extras]
     return names
 
 
 def init_params(rng, cell, input_size, hidden_size, num_layers=1, bias=True, scale=0.5):
-    """Random parameters, uniform(-scale, scale), float64, PyTorch names/shapes/order."""
+    """Random parameters, uniform(-scale, scale), float64, in layout order."""
     G, H = num_gates(cell), hidden_size
     params = {}
     for k in range(num_layers):
@@ -112,6 +250,8 @@ def init_params(rng, cell, input_size, hidden_size, num_layers=1, bias=True, sca
         if bias:
             params[f"bias_ih_l{k}"] = rng.uniform(-scale, scale, (G * H,))
             params[f"bias_hh_l{k}"] = rng.uniform(-scale, scale, (G * H,))
+        for base, shape in extra_param_shapes(cell, H).items():
+            params[f"{base}_l{k}"] = rng.uniform(-scale, scale, shape)
     return params
 
 
@@ -121,44 +261,83 @@ def sigmoid(a):
 
 # ---------------------------------------------------------------------------
 # One step of each cell, forward.
+# `lp` holds layer k's parameters by base name ("weight_ih", ..., "weight_ch").
 # Each returns (h_new, c_new, saved) where `saved` holds what the backward
-# step of the same cell needs.  c_new is None for cells without a cell state.
+# step of the same cell needs, and saved["gates"] (B, G*H) the activated gate
+# blocks in their order.  c_new is None for cells without a cell state.
 # ---------------------------------------------------------------------------
 
-def _lstm_step(W_ih, W_hh, b_ih, b_hh, x_t, h_prev, c_prev):
-    H = h_prev.shape[1]
-    a = x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh       # (B, 4H)
-    i = sigmoid(a[:, 0 * H:1 * H])                          # (B, H)
-    f = sigmoid(a[:, 1 * H:2 * H])
-    g = np.tanh(a[:, 2 * H:3 * H])
-    o = sigmoid(a[:, 3 * H:4 * H])
-    c = f * c_prev + i * g                                  # (B, H)
-    tanh_c = np.tanh(c)
-    h = o * tanh_c
-    return h, c, dict(i=i, f=f, g=g, o=o, tanh_c=tanh_c)
+def _pre(lp, x_t, h_prev):
+    """W_ih x_t + b_ih + W_hh h_{t-1} + b_hh  (B, G*H)."""
+    return x_t @ lp["weight_ih"].T + lp["bias_ih"] + h_prev @ lp["weight_hh"].T + lp["bias_hh"]
 
 
-def _gru_step(W_ih, W_hh, b_ih, b_hh, x_t, h_prev, c_prev):
+def _write(spec, lp, blk, c_prev):
+    """The new cell state c_t from the gate blocks `blk` of pre and c_{t-1}."""
+    one = np.ones_like(c_prev)
+    if spec.write == "network":                     # c = tanh(pre_c + W_ch c_prev)
+        return np.tanh(blk["c"] + c_prev @ lp["weight_ch"].T), dict(i=None, f=None, g=None)
+    peep_i = lp["weight_ci"] * c_prev if spec.peephole else 0.0
+    peep_f = lp["weight_cf"] * c_prev if spec.peephole else 0.0
+    i = sigmoid(blk["i"] + peep_i) if "i" in blk else one
+    if spec.forget == "gate":
+        f = sigmoid(blk["f"] + peep_f)
+    elif spec.forget == "coupled":
+        f = 1.0 - i
+    else:
+        f = one
+    g = _ACTS[spec.g_act][0](blk["g"])
+    c = f * c_prev + i * g
+    return c, dict(i=i, f=f, g=g)
+
+
+def _read(spec, lp, blk, c):
+    """The new hidden state h_t from the gate blocks `blk` of pre and c_t."""
+    if spec.read == "network":                      # h = tanh(pre_u + W_ch c)
+        return np.tanh(blk["u"] + c @ lp["weight_ch"].T), dict(o=None, act_c=None)
+    act_c = _ACTS[spec.h_act][0](c)
+    if spec.read == "gate":                         # h = o * act(c)
+        peep_o = lp["weight_co"] * c if spec.peephole else 0.0
+        o = sigmoid(blk["o"] + peep_o)
+    else:                                           # h = act(c)
+        o = np.ones_like(c)
+    return o * act_c, dict(o=o, act_c=act_c)
+
+
+def _cell_state_step(spec, lp, x_t, h_prev, c_prev):
+    """LSTM and its variants (the table `_SPECS`): write the cell, then read it."""
     H = h_prev.shape[1]
-    gi = x_t @ W_ih.T + b_ih                                # (B, 3H)
-    gh = h_prev @ W_hh.T + b_hh                             # (B, 3H)
+    pre = _pre(lp, x_t, h_prev)
+    blk = {q: pre[:, j * H:(j + 1) * H] for j, q in enumerate(spec.blocks)}
+    c, saved_w = _write(spec, lp, blk, c_prev)
+    h, saved_r = _read(spec, lp, blk, c)
+    saved = dict(saved_w, **saved_r, c=c, h=h)
+    values = dict(saved, u=h)                       # "c" (ungated), "u" (cell_as_input)
+    saved["gates"] = np.concatenate([values[q] for q in spec.blocks], axis=1)
+    return h, c, saved
+
+
+def _gru_step(lp, x_t, h_prev, c_prev):
+    H = h_prev.shape[1]
+    gi = x_t @ lp["weight_ih"].T + lp["bias_ih"]            # (B, 3H)
+    gh = h_prev @ lp["weight_hh"].T + lp["bias_hh"]         # (B, 3H)
     r = sigmoid(gi[:, 0 * H:1 * H] + gh[:, 0 * H:1 * H])    # (B, H)
     z = sigmoid(gi[:, 1 * H:2 * H] + gh[:, 1 * H:2 * H])
     gh_n = gh[:, 2 * H:3 * H]                               # W_hn h + b_hn
     n = np.tanh(gi[:, 2 * H:3 * H] + r * gh_n)
     h = (1.0 - z) * n + z * h_prev
-    return h, None, dict(r=r, z=z, n=n, gh_n=gh_n)
+    return h, None, dict(r=r, z=z, n=n, gh_n=gh_n, gates=np.concatenate([r, z, n], axis=1))
 
 
-def _rnn_step(W_ih, W_hh, b_ih, b_hh, x_t, h_prev, c_prev, relu):
-    a = x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh       # (B, H)
+def _rnn_step(lp, x_t, h_prev, c_prev, relu):
+    a = _pre(lp, x_t, h_prev)                               # (B, H)
     h = np.maximum(a, 0.0) if relu else np.tanh(a)
-    return h, None, dict(a=a, h=h)
+    return h, None, dict(a=a, h=h, gates=h)
 
 
 def _step(cell, *args):
-    if cell == "lstm":
-        return _lstm_step(*args)
+    if cell in _SPECS:
+        return _cell_state_step(_SPECS[cell], *args)
     if cell == "gru":
         return _gru_step(*args)
     return _rnn_step(*args, relu=(cell == "rnn_relu"))
@@ -166,37 +345,72 @@ def _step(cell, *args):
 
 # ---------------------------------------------------------------------------
 # One step of each cell, backward.
-# Inputs: dh (B,H) = dL/dh_t and dc (B,H) = dL/dc_t (LSTM only; else None),
-# both flowing into this step's *cell output* (masking is handled outside).
-# Each returns (da_ih, da_hh, dh_prev_direct, dc_prev):
+# Inputs: dh (B,H) = dL/dh_t and dc (B,H) = dL/dc_t (cells with a cell state;
+# else None), both flowing into this step's *cell output* (masking is handled
+# outside).  Each returns (da_ih, da_hh, dh_prev_direct, dc_prev, dc_total, dextra):
 #   da_ih (B, G*H)  gradient w.r.t. W_ih x_t + b_ih
 #   da_hh (B, G*H)  gradient w.r.t. W_hh h_{t-1} + b_hh
 #   dh_prev_direct  gradient reaching h_{t-1} other than through W_hh (GRU's z*h)
-#   dc_prev         gradient reaching c_{t-1} (LSTM only; else None)
+#   dc_prev         gradient reaching c_{t-1} (None without a cell state)
+#   dc_total        dL/dc_t including the path c_t -> h_t (None without a cell state)
+#   dextra          {base name: gradient} of this step for the extra parameters
 # ---------------------------------------------------------------------------
 
-def _lstm_step_backward(s, dh, dc, h_prev, c_prev):
-    i, f, g, o, tanh_c = s["i"], s["f"], s["g"], s["o"], s["tanh_c"]
-    # h = o * tanh(c)
-    do = dh * tanh_c
-    dc = dc + dh * o * (1.0 - tanh_c ** 2)                 # total dL/dc_t
+def _read_backward(spec, lp, s, dh, dc):
+    """Back through _read: returns (dblk, dc_total, dextra) where dc_total = dc plus the
+    gradient reaching c_t through h_t, i.e. the total dL/dc_t."""
+    o, act_c, c, h = s["o"], s["act_c"], s["c"], s["h"]
+    if spec.read == "network":                      # h = tanh(pre_u + W_ch c)
+        du = dh * (1.0 - h ** 2)
+        return {"u": du}, dc + du @ lp["weight_ch"], {"weight_ch": du.T @ c}
+    dc = dc + dh * o * _ACTS[spec.h_act][1](act_c)  # h = o * act(c)
+    if spec.read != "gate":
+        return {}, dc, {}
+    do_pre = dh * act_c * o * (1.0 - o)
+    if not spec.peephole:
+        return {"o": do_pre}, dc, {}
+    # o = σ(pre_o + w_co * c)
+    return {"o": do_pre}, dc + do_pre * lp["weight_co"], {"weight_co": (do_pre * c).sum(axis=0)}
+
+
+def _write_backward(spec, lp, s, dc, c_prev):
+    """Back through _write, given the total dL/dc_t: returns (dblk, dc_prev, dextra)."""
+    i, f, g, c = s["i"], s["f"], s["g"], s["c"]
+    if spec.write == "network":                     # c = tanh(pre_c + W_ch c_prev)
+        dpre = dc * (1.0 - c ** 2)
+        return {"c": dpre}, dpre @ lp["weight_ch"], {"weight_ch": dpre.T @ c_prev}
     # c = f * c_prev + i * g
     di = dc * g
     df = dc * c_prev
     dg = dc * i
     dc_prev = dc * f
-    # through the activations to the pre-activations a (B, 4H)
-    da = np.concatenate([
-        di * i * (1.0 - i),
-        df * f * (1.0 - f),
-        dg * (1.0 - g ** 2),
-        do * o * (1.0 - o),
-    ], axis=1)
-    # a = (W_ih x + b_ih) + (W_hh h + b_hh): both halves get the same gradient
-    return da, da, 0.0, dc_prev
+    if spec.forget == "coupled":                    # f = 1 - i
+        di = di - df
+    dblk = {"g": dg * _ACTS[spec.g_act][1](g)}
+    if "i" in spec.blocks:
+        dblk["i"] = di * i * (1.0 - i)
+    if spec.forget == "gate":
+        dblk["f"] = df * f * (1.0 - f)
+    dextra = {}
+    if spec.peephole:                               # i, f = σ(pre + w * c_prev)
+        dc_prev = dc_prev + dblk["i"] * lp["weight_ci"] + dblk["f"] * lp["weight_cf"]
+        dextra = {"weight_ci": (dblk["i"] * c_prev).sum(axis=0),
+                  "weight_cf": (dblk["f"] * c_prev).sum(axis=0)}
+    return dblk, dc_prev, dextra
 
 
-def _gru_step_backward(s, dh, dc, h_prev, c_prev):
+def _cell_state_step_backward(spec, lp, s, dh, dc, h_prev, c_prev):
+    dblk_r, dc_total, dextra_r = _read_backward(spec, lp, s, dh, dc)
+    dblk_w, dc_prev, dextra_w = _write_backward(spec, lp, s, dc_total, c_prev)
+    dblk = dict(dblk_w, **dblk_r)
+    da = np.concatenate([dblk[q] for q in spec.blocks], axis=1)
+    dextra = {k: dextra_r.get(k, 0.0) + dextra_w.get(k, 0.0)
+              for k in list(dextra_r) + [k for k in dextra_w if k not in dextra_r]}
+    # pre = (W_ih x + b_ih) + (W_hh h + b_hh): both halves get the same gradient
+    return da, da, 0.0, dc_prev, dc_total, dextra
+
+
+def _gru_step_backward(lp, s, dh, dc, h_prev, c_prev):
     r, z, n, gh_n = s["r"], s["z"], s["n"], s["gh_n"]
     # h = (1 - z) * n + z * h_prev
     dn = dh * (1.0 - z)
@@ -210,20 +424,20 @@ def _gru_step_backward(s, dh, dc, h_prev, c_prev):
     dz_pre = dz * z * (1.0 - z)
     da_ih = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)       # (B, 3H)
     da_hh = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)   # (B, 3H)
-    return da_ih, da_hh, dh_prev_direct, None
+    return da_ih, da_hh, dh_prev_direct, None, None, {}
 
 
-def _rnn_step_backward(s, dh, dc, h_prev, c_prev, relu):
+def _rnn_step_backward(lp, s, dh, dc, h_prev, c_prev, relu):
     if relu:
         da = dh * (s["a"] > 0.0)
     else:
         da = dh * (1.0 - s["h"] ** 2)
-    return da, da, 0.0, None
+    return da, da, 0.0, None, None, {}
 
 
 def _step_backward(cell, *args):
-    if cell == "lstm":
-        return _lstm_step_backward(*args)
+    if cell in _SPECS:
+        return _cell_state_step_backward(_SPECS[cell], *args)
     if cell == "gru":
         return _gru_step_backward(*args)
     return _rnn_step_backward(*args, relu=(cell == "rnn_relu"))
@@ -233,12 +447,15 @@ def _step_backward(cell, *args):
 # Full forward / backward
 # ---------------------------------------------------------------------------
 
-def _layer_params(params, k):
-    W_ih = params[f"weight_ih_l{k}"]                        # (G*H, D_k)
-    W_hh = params[f"weight_hh_l{k}"]                        # (G*H, H)
-    b_ih = params.get(f"bias_ih_l{k}", 0.0)                 # (G*H,) or 0
-    b_hh = params.get(f"bias_hh_l{k}", 0.0)
-    return W_ih, W_hh, b_ih, b_hh
+def _layer_params(params, k, cell):
+    """Layer k's parameters by base name; a missing bias is 0."""
+    lp = {"weight_ih": params[f"weight_ih_l{k}"],             # (G*H, D_k)
+          "weight_hh": params[f"weight_hh_l{k}"],             # (G*H, H)
+          "bias_ih": params.get(f"bias_ih_l{k}", 0.0),        # (G*H,) or 0
+          "bias_hh": params.get(f"bias_hh_l{k}", 0.0)}
+    for base in extra_param_shapes(cell, 1):
+        lp[base] = params[f"{base}_l{k}"]
+    return lp
 
 
 def forward(params, x, cell, num_layers, h0=None, c0=None, lengths=None):
@@ -250,7 +467,7 @@ def forward(params, x, cell, num_layers, h0=None, c0=None, lengths=None):
     Returns (y, hT, cT, cache):
       y  (B, T, H)  output sequence of the last layer (0 at padded steps)
       hT (L, B, H)  final hidden state of each layer
-      cT (L, B, H)  final cell state of each layer (LSTM), else None
+      cT (L, B, H)  final cell state of each layer (cells with a cell state), else None
       cache         everything `backward` needs
     """
     if cell not in CELLS:
@@ -258,7 +475,7 @@ def forward(params, x, cell, num_layers, h0=None, c0=None, lengths=None):
     x = np.asarray(x, dtype=np.float64)
     B, T, _ = x.shape
     H = params["weight_hh_l0"].shape[1]
-    is_lstm = cell == "lstm"
+    has_c = has_cell_state(cell)
 
     h0 = np.zeros((num_layers, B, H)) if h0 is None else np.asarray(h0, dtype=np.float64)
     c0 = np.zeros((num_layers, B, H)) if c0 is None else np.asarray(c0, dtype=np.float64)
@@ -270,24 +487,25 @@ def forward(params, x, cell, num_layers, h0=None, c0=None, lengths=None):
     mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)   # (B, T)
 
     hT = np.zeros((num_layers, B, H))
-    cT = np.zeros((num_layers, B, H)) if is_lstm else None
+    cT = np.zeros((num_layers, B, H)) if has_c else None
     layers = []                              # per-layer cache
     inp = x                                  # (B, T, D_k)
     for k in range(num_layers):
-        W_ih, W_hh, b_ih, b_hh = _layer_params(params, k)
+        lp = _layer_params(params, k, cell)
         out = np.zeros((B, T, H))            # this layer's output sequence
         h, c = h0[k], c0[k]                  # (B, H)
         steps = []                           # per-step cache
         for t in range(T):
             m = mask[:, t][:, None]          # (B, 1)
-            h_new, c_new, saved = _step(cell, W_ih, W_hh, b_ih, b_hh, inp[:, t], h, c)
+            h_new, c_new, saved = _step(cell, lp, inp[:, t], h, c)
             steps.append(dict(saved, h_prev=h, c_prev=c))
             out[:, t] = m * h_new
             h = m * h_new + (1.0 - m) * h
-            if is_lstm:
+            if has_c:
                 c = m * c_new + (1.0 - m) * c
+            steps[-1].update(h_t=h, c_t=c)   # the (masked) state after step t
         hT[k] = h
-        if is_lstm:
+        if has_c:
             cT[k] = c
         layers.append(dict(inp=inp, steps=steps))
         inp = out
@@ -297,18 +515,40 @@ def forward(params, x, cell, num_layers, h0=None, c0=None, lengths=None):
     return inp, hT, cT, cache
 
 
-def backward(params, cache, dy=None, dhT=None, dcT=None):
+def trace(cache):
+    """What the cells computed in the `forward` whose cache is given, per layer and step:
+    dict(gates=(L, B, T, G*H) activated gate blocks in their order, h=(L, B, T, H) and, for
+    cells with a cell state, c=(L, B, T, H)) -- the states after each step (carried
+    unchanged past a sequence's length; the gates there are what the cell computed)."""
+    L = cache["num_layers"]
+    out = dict(gates=np.stack([np.stack([s["gates"] for s in cache["layers"][k]["steps"]], 1)
+                               for k in range(L)]),
+               h=np.stack([np.stack([s["h_t"] for s in cache["layers"][k]["steps"]], 1)
+                           for k in range(L)]))
+    if has_cell_state(cache["cell"]):
+        out["c"] = np.stack([np.stack([s["c_t"] for s in cache["layers"][k]["steps"]], 1)
+                             for k in range(L)])
+    return out
+
+
+def backward(params, cache, dy=None, dhT=None, dcT=None, return_sequences_grads=False):
     """BPTT for the last `forward` whose cache is given.
 
-    dy (B, T, H), dhT (L, B, H), dcT (L, B, H; LSTM only): gradients of a
-    scalar loss w.r.t. the outputs of `forward`; None means zero.
+    dy (B, T, H), dhT (L, B, H), dcT (L, B, H; cells with a cell state): gradients
+    of a scalar loss w.r.t. the outputs of `forward`; None means zero.
 
     Returns a dict of gradients: one per parameter name, plus "x" (B, T, D),
-    "h0" (L, B, H) and, for LSTM, "c0" (L, B, H).
+    "h0" (L, B, H) and, for cells with a cell state, "c0" (L, B, H).  With
+    return_sequences_grads, also "dh" (L, B, T, H) = dL/dh_t, the total gradient
+    on layer k's hidden state after step t (through the output y_t / the layer
+    above, and through the later steps), and "dc" (L, B, T, H) = dL/dc_t, the
+    total gradient on the cell state of step t (through h_t and the later
+    steps), for cells with a cell state.  At padded steps the state is the
+    carried one and these are the gradients carried through it.
     """
     cell, L = cache["cell"], cache["num_layers"]
     B, T, H, mask = cache["B"], cache["T"], cache["H"], cache["mask"]
-    is_lstm = cell == "lstm"
+    has_c = has_cell_state(cell)
 
     dy = np.zeros((B, T, H)) if dy is None else np.asarray(dy, dtype=np.float64)
     dhT = np.zeros((L, B, H)) if dhT is None else np.asarray(dhT, dtype=np.float64)
@@ -317,34 +557,39 @@ def backward(params, cache, dy=None, dhT=None, dcT=None):
     grads = {name: np.zeros_like(p) for name, p in params.items()}
     dh0 = np.zeros((L, B, H))
     dc0 = np.zeros((L, B, H))
+    dh_seq = np.zeros((L, B, T, H))
+    dc_seq = np.zeros((L, B, T, H))
     d_out = dy                                   # upstream gradient of layer k's output
     for k in reversed(range(L)):
-        W_ih, W_hh, _, _ = _layer_params(params, k)
+        lp = _layer_params(params, k, cell)
         inp, steps = cache["layers"][k]["inp"], cache["layers"][k]["steps"]
         d_inp = np.zeros_like(inp)               # (B, T, D_k)
-        dW_ih = grads[f"weight_ih_l{k}"]         # accumulated in place
-        dW_hh = grads[f"weight_hh_l{k}"]
         has_bias = f"bias_ih_l{k}" in grads
-        dh = dhT[k].copy()                       # dL/dh_t, starting at t = T-1
-        dc = dcT[k].copy()                       # dL/dc_t (LSTM)
+        dh = dhT[k].copy()                       # dL/dh_t from later steps, starting at t = T-1
+        dc = dcT[k].copy()                       # dL/dc_t (cells with a cell state)
         for t in reversed(range(T)):
             m = mask[:, t][:, None]              # (B, 1)
             s = steps[t]
+            dh_seq[k, :, t] = dh + m * d_out[:, t]   # total dL/dh_t (dy ignored when padded)
             # h_t = m*h_new + (1-m)*h_prev and out_t = m*h_new, so:
             dh_new = m * (dh + d_out[:, t])      # padded steps: dy ignored, no cell grad
-            dc_new = m * dc if is_lstm else None
-            da_ih, da_hh, dh_direct, dc_prev = _step_backward(
-                cell, s, dh_new, dc_new, s["h_prev"], s["c_prev"])
+            dc_new = m * dc if has_c else None
+            da_ih, da_hh, dh_direct, dc_prev, dc_total, dextra = _step_backward(
+                cell, lp, s, dh_new, dc_new, s["h_prev"], s["c_prev"])
+            if has_c:                            # total dL/dc_t (through h_t too)
+                dc_seq[k, :, t] = m * dc_total + (1.0 - m) * dc
             # linear maps: a_ih = x_t W_ih^T + b_ih, a_hh = h_prev W_hh^T + b_hh
-            dW_ih += da_ih.T @ inp[:, t]
-            dW_hh += da_hh.T @ s["h_prev"]
+            grads[f"weight_ih_l{k}"] += da_ih.T @ inp[:, t]
+            grads[f"weight_hh_l{k}"] += da_hh.T @ s["h_prev"]
             if has_bias:
                 grads[f"bias_ih_l{k}"] += da_ih.sum(axis=0)
                 grads[f"bias_hh_l{k}"] += da_hh.sum(axis=0)
-            d_inp[:, t] = da_ih @ W_ih
+            for base, d in dextra.items():
+                grads[f"{base}_l{k}"] += d
+            d_inp[:, t] = da_ih @ lp["weight_ih"]
             # state at t-1: through the cell, plus the frozen pass-through (1-m)
-            dh = da_hh @ W_hh + dh_direct + (1.0 - m) * dh
-            if is_lstm:
+            dh = da_hh @ lp["weight_hh"] + dh_direct + (1.0 - m) * dh
+            if has_c:
                 dc = dc_prev + (1.0 - m) * dc
         dh0[k] = dh
         dc0[k] = dc
@@ -352,6 +597,10 @@ def backward(params, cache, dy=None, dhT=None, dcT=None):
 
     grads["x"] = d_out
     grads["h0"] = dh0
-    if is_lstm:
+    if has_c:
         grads["c0"] = dc0
+    if return_sequences_grads:
+        grads["dh"] = dh_seq
+        if has_c:
+            grads["dc"] = dc_seq
     return grads
