@@ -57,25 +57,6 @@ T* array_ptr(const py::object& o, const char* name, const std::vector<Index>& sh
   return static_cast<T*>(out ? a.mutable_data() : const_cast<void*>(a.data()));
 }
 
-CellKind parse_cell(const std::string& s) {
-  if (s == "lstm") return CellKind::kLstm;
-  if (s == "gru") return CellKind::kGru;
-  if (s == "rnn_tanh") return CellKind::kRnnTanh;
-  if (s == "rnn_relu") return CellKind::kRnnRelu;
-  throw py::value_error("cell must be one of 'lstm', 'gru', 'rnn_tanh', 'rnn_relu', got '" + s +
-                        "'");
-}
-
-const char* cell_name(CellKind k) {
-  switch (k) {
-    case CellKind::kLstm: return "lstm";
-    case CellKind::kGru: return "gru";
-    case CellKind::kRnnTanh: return "rnn_tanh";
-    case CellKind::kRnnRelu: return "rnn_relu";
-  }
-  return "?";
-}
-
 template <class S>
 void bind_recurrent(py::module_& m, const char* name) {
   using R = Recurrent<S>;
@@ -135,7 +116,8 @@ void bind_recurrent(py::module_& m, const char* name) {
           "backward",
           [](R& r, const py::object& params, const py::object& dy, const py::object& dhT,
              const py::object& dcT, const py::object& dparams, const py::object& dx,
-             const py::object& dh0, const py::object& dc0) {
+             const py::object& dh0, const py::object& dc0, const py::object& dhs,
+             const py::object& dcs) {
             if (!r.has_forward())
               throw py::value_error("backward() needs a preceding forward()");
             const Index B = r.batch(), T = r.steps(), D = r.input_size(), H = r.hidden_size(),
@@ -149,12 +131,31 @@ void bind_recurrent(py::module_& m, const char* name) {
             S* dxp = array_ptr<S>(dx, "dx", {B, T, D}, true, true);
             S* dh0p = array_ptr<S>(dh0, "dh0", {L, B, H}, true, true);
             S* dc0p = cell ? array_ptr<S>(dc0, "dc0", {L, B, H}, true, true) : nullptr;
+            S* dhsp = array_ptr<S>(dhs, "dhs", {L, B, T, H}, true, true);
+            S* dcsp = cell ? array_ptr<S>(dcs, "dcs", {L, B, T, H}, true, true) : nullptr;
             py::gil_scoped_release release;
-            r.backward(p, dyp, dhTp, dcTp, dpp, dxp, dh0p, dc0p);
+            r.backward(p, dyp, dhTp, dcTp, dpp, dxp, dh0p, dc0p, dhsp, dcsp);
           },
           py::arg("params"), py::arg("dy"), py::arg("dhT"), py::arg("dcT"), py::arg("dparams"),
-          py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
-          "BPTT for the last forward; adds parameter gradients into dparams.");
+          py::arg("dx"), py::arg("dh0"), py::arg("dc0"), py::arg("dhs") = py::none(),
+          py::arg("dcs") = py::none(),
+          "BPTT for the last forward; adds parameter gradients into dparams.")
+      .def(
+          "trace",
+          [](const R& r, const py::object& gates, const py::object& h, const py::object& c) {
+            if (!r.has_forward())
+              throw py::value_error("trace() needs a training forward() (and no backward() since)");
+            const Index B = r.batch(), T = r.steps(), H = r.hidden_size(), L = r.num_layers(),
+                        GH = num_gates(r.cell()) * H;
+            S* gp = array_ptr<S>(gates, "gates", {L, B, T, GH}, true, true);
+            S* hp = array_ptr<S>(h, "h", {L, B, T, H}, true, true);
+            S* cp = has_cell_state(r.cell()) ? array_ptr<S>(c, "c", {L, B, T, H}, true, true)
+                                             : nullptr;
+            py::gil_scoped_release release;
+            r.trace(gp, hp, cp);
+          },
+          py::arg("gates"), py::arg("h"), py::arg("c"),
+          "Activated gates [L, B, T, G*H] and states h, c [L, B, T, H] of the last forward.");
 }
 
 Solver parse_solver(const std::string& s) {
@@ -446,6 +447,26 @@ PYBIND11_MODULE(_core, m) {
   bind_model<double>(m, "Model64");
   bind_stream<float>(m, "Stream32");
   bind_stream<double>(m, "Stream64");
+  {
+    py::list names;
+    for (int i = 0; cell_names()[i]; ++i) names.append(cell_names()[i]);
+    m.attr("CELLS") = py::tuple(names);
+  }
+  m.def(
+      "cell_info",
+      [](const std::string& name) {
+        const CellKind k = parse_cell(name);
+        py::dict d;
+        dispatch_cell(k, [&](auto c) {
+          using C = decltype(c);
+          d["gates"] = C::kGates;
+          d["has_cell_state"] = C::kHasCell;
+          d["cell_params"] = C::kCellParams;  // [H] vectors per layer (peepholes)
+          d["cell_gemm"] = C::kCellGemm != kNoCellGemm;  // a weight_ch [H, H] per layer
+        });
+        return d;
+      },
+      py::arg("cell"), "Structure of a cell: gates, cell state, extra parameters");
   m.def("set_num_threads", [](int n) { default_num_threads_setting().store(n < 0 ? 0 : n); },
         py::arg("n"), "Default threads per call; 0 = all hardware threads");
   m.def("get_num_threads", &default_num_threads);

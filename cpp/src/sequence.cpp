@@ -32,6 +32,7 @@ Recurrent<S>::Recurrent(CellKind cell, Index input_size, Index hidden_size, Inde
   require(num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(num_layers));
   layout_ = ParamLayout(cell, input_size, hidden_size, num_layers, bias);
   packed_.resize(static_cast<std::size_t>(num_layers));
+  packed_ch_.resize(static_cast<std::size_t>(num_layers));
 }
 
 template <class S>
@@ -84,11 +85,19 @@ void Recurrent<S>::forward(const S* params, const S* x, Index B, Index T,
   T_ = T;
   plan(B, T, lengths);
   const Index GH = G_ * H_;
-  for (Index l = 0; l < L_; ++l) {  // W_hhᵀ and b_hh packed once for all steps and parts
+  for (Index l = 0; l < L_; ++l) {  // W_hhᵀ and b_hh (and W_chᵀ) packed once for all steps
     const auto& P = layout_.layers[l];
     packed_[l].pack_transposed(params + P.w_hh, GH, H_, bias_ ? params + P.b_hh : nullptr);
+    if (P.w_ch >= 0) packed_ch_[l].pack_transposed(params + P.w_ch, H_, H_, nullptr);
   }
-  Args a{params, x, h0, c0, nullptr, nullptr, nullptr, y, hT, cT, nullptr, nullptr, nullptr, nullptr};
+  Args a;
+  a.params = params;
+  a.x = x;
+  a.h0 = h0;
+  a.c0 = c0;
+  a.y = y;
+  a.hT = hT;
+  a.cT = cT;
   dispatch_cell(cell_, [&](auto c) {
     using Cell = decltype(c);
     ThreadPool::instance().run(num_parts(), threads_for_call(),
@@ -111,6 +120,7 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
   grow(p.gates, (train ? L_ : 1) * Tn * GH);
   grow(p.extra, std::max<Index>(1, (train ? L_ * Tn : n) * kE * H));
   grow(p.gh, n * GH);
+  if (Cell::kCellGemm != kNoCellGemm) grow(p.gc, n * H);
 
   // x [B, T, D] -> x_tm [T, n, D], zero past each length (keeps padding out of dW_ih).
   for (Index j = 0; j < n; ++j) {
@@ -156,17 +166,26 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
     }
 
     const PackedMatrix<S>& Whh = packed_[l];
+    const PackedMatrix<S>& Wch = packed_ch_[l];
+    const S* cw = Pl.cw >= 0 ? a.params + Pl.cw : nullptr;
     for (Index t = 0; t < T; ++t) {
       const Index na = p.active[t];
       S* hp = hs + t * n * H;
       S* hn = hp + n * H;
       S* cp = Cell::kHasCell ? cs + t * n * H : nullptr;
       S* cn = Cell::kHasCell ? cp + n * H : nullptr;
+      S* gt = gates + t * n * GH;
       if (na > 0) {
         // Gh [na, GH] = h_{t-1} [na, H] · W_hhᵀ + b_hh: all gates of the running rows at once.
         Whh.multiply(hp, H, na, p.gh.data(), GH);
-        Cell::forward(na, H, gates + t * n * GH, p.gh.data(), hp, cp, hn, cn,
-                      extra + (train ? t * n * kE * H : 0));
+        // gc [na, H] = c_{t-1} W_chᵀ for cells whose new state reads the old cell state
+        if constexpr (Cell::kCellGemm == kCellGemmFromPrev) Wch.multiply(cp, H, na, p.gc.data(), H);
+        Cell::forward(na, H, gt, p.gh.data(), hp, cp, hn, cn,
+                      extra + (train ? t * n * kE * H : 0), cw, p.gc.data());
+        if constexpr (Cell::kCellGemm == kCellGemmFromNew) {  // h_t reads the new cell state
+          Wch.multiply(cn, H, na, p.gc.data(), H);
+          Cell::finish(na, H, gt, p.gc.data(), hn);
+        }
       }
       if (na < n) {  // finished sequences carry their state unchanged
         std::memcpy(hn + na * H, hp + na * H, sizeof(S) * (n - na) * H);
@@ -197,13 +216,29 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
 
 template <class S>
 void Recurrent<S>::backward(const S* params, const S* dy, const S* dhT, const S* dcT,
-                            S* dparams, S* dx, S* dh0, S* dc0) {
+                            S* dparams, S* dx, S* dh0, S* dc0, S* dhs, S* dcs) {
   if (!have_forward_)
     throw std::logic_error("backward() needs a preceding forward() in training mode");
   const Index GH = G_ * H_;
-  for (Index l = 0; l < L_; ++l)  // W_hh [GH, H] packed once for all steps and parts
-    packed_[l].pack(params + layout_.layers[l].w_hh, GH, H_);
-  Args a{params, nullptr, nullptr, nullptr, dy, dhT, dcT, nullptr, nullptr, nullptr, dparams, dx, dh0, dc0};
+  for (Index l = 0; l < L_; ++l) {  // W_hh [GH, H] (and W_ch) packed once for all steps
+    const auto& P = layout_.layers[l];
+    packed_[l].pack(params + P.w_hh, GH, H_);
+    if (P.w_ch >= 0) packed_ch_[l].pack(params + P.w_ch, H_, H_);
+  }
+  Args a;
+  a.params = params;
+  a.dy = dy;
+  a.dhT = dhT;
+  a.dcT = dcT;
+  a.dparams = dparams;
+  a.dx = dx;
+  a.dh0 = dh0;
+  a.dc0 = dc0;
+  a.dhs = dhs;
+  a.dcs = has_cell_state(cell_) ? dcs : nullptr;
+  const Index seq_size = L_ * B_ * T_ * H_;
+  if (a.dhs) std::fill(a.dhs, a.dhs + seq_size, S(0));
+  if (a.dcs) std::fill(a.dcs, a.dcs + seq_size, S(0));
   dispatch_cell(cell_, [&](auto c) {
     using Cell = decltype(c);
     ThreadPool::instance().run(num_parts(), threads_for_call(),
@@ -231,6 +266,7 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
   grow(p.dh, n * H);
   grow(p.dc, n * H);
   grow(p.dh_prev, n * H);
+  if (a.dcs) grow(p.dc_total, n * H);
   S* grad = a.dparams;
   if (P > 1) {
     grow(p.dparams, layout_.size);
@@ -280,14 +316,27 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
     }
 
     const PackedMatrix<S>& Whh = packed_[l];
+    const PackedMatrix<S>& Wch = packed_ch_[l];
+    const S* cw = Pl.cw >= 0 ? a.params + Pl.cw : nullptr;
+    S* dcw = Pl.cw >= 0 ? grad + Pl.cw : nullptr;
+    S* dct = (a.dcs && Cell::kHasCell) ? p.dc_total.data() : nullptr;
     for (Index t = T - 1; t >= 0; --t) {
       const Index na = p.active[t], row = t * n;
       if (na > 0) {
         ArrMap<S>(dh, na * H) += ConstArrMap<S>(dY + row * H, na * H);  // + the output's
+        if (a.dhs) record(a.dhs, p, l, t, dh, na);
+        const S* cn = Cell::kHasCell ? cs + (row + n) * H : nullptr;
+        if constexpr (Cell::kCellGemm == kCellGemmFromNew) {
+          // h_t = tanh(pre_u + c_t W_chᵀ): dû first, then dc_t += dû W_ch
+          Cell::backward_new(na, H, dgx + row * GH, hs + (row + n) * H, dh);
+          Wch.multiply_add(dgx + row * GH + Cell::kCellGemmBlock * H, GH, na, dc, H);
+        }
         Cell::backward(na, H, dgx + row * GH, extra + row * kE * H, hs + row * H,
-                       Cell::kHasCell ? cs + row * H : nullptr, hs + (row + n) * H,
-                       Cell::kHasCell ? cs + (row + n) * H : nullptr, dh,
-                       Cell::kHasCell ? dc : nullptr, dgh + row * GH, dhp);
+                       Cell::kHasCell ? cs + row * H : nullptr, hs + (row + n) * H, cn, dh,
+                       Cell::kHasCell ? dc : nullptr, dgh + row * GH, dhp, cw, dcw, dct);
+        if (a.dcs && Cell::kHasCell) record(a.dcs, p, l, t, dct, na);
+        if constexpr (Cell::kCellGemm == kCellGemmFromPrev)  // c_{t-1} fed the new state: + dâ W_ch
+          Wch.multiply_add(dgx + row * GH + Cell::kCellGemmBlock * H, GH, na, dc, H);
         // dh_{t-1} [na, H] = dgh_t [na, GH] · W_hh [GH, H] + direct part
         Whh.multiply(dgh + row * GH, GH, na, dh, H);
         ArrMap<S>(dh, na * H) += ConstArrMap<S>(dhp, na * H);
@@ -310,6 +359,13 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
       add_column_sums(dgx, Tn, GH, grad + Pl.b_ih);
       add_column_sums(dgh, Tn, GH, grad + Pl.b_hh);
     }
+    if constexpr (Cell::kCellGemm != kNoCellGemm) {
+      // dW_ch [H, H] += dgc [T*n, H]ᵀ · c, with c = c_{t-1} (slots 0..T-1) or c_t (1..T)
+      const S* cin = cs + (Cell::kCellGemm == kCellGemmFromNew ? n * H : 0);
+      using Strided = Eigen::Map<const RowMatrix<S>, Eigen::Unaligned, Eigen::OuterStride<>>;
+      Strided Dgc(dgx + Cell::kCellGemmBlock * H, Tn, H, Eigen::OuterStride<>(GH));
+      MatMap<S>(grad + Pl.w_ch, H, H).noalias() += Dgc.transpose() * ConstMatMap<S>(cin, Tn, H);
+    }
     if (l == 0 && !a.dx) break;
     // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1.
     MatMap<S>(dIn, Tn, Din).noalias() = Dgx * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
@@ -321,6 +377,54 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
       for (Index t = 0; t < T; ++t)
         std::memcpy(a.dx + (b * T + t) * D, dY + (t * n + j) * D, sizeof(S) * D);
     }
+  }
+}
+
+template <class S>
+void Recurrent<S>::record(S* out, const Part& p, Index l, Index t, const S* rows, Index na) const {
+  const Index P = num_parts();
+  for (Index j = 0; j < na; ++j) {
+    const Index b = order_[p.r0 + j * P];
+    std::memcpy(out + ((l * B_ + b) * T_ + t) * H_, rows + j * H_, sizeof(S) * H_);
+  }
+}
+
+template <class S>
+void Recurrent<S>::trace(S* gates, S* h, S* c) const {
+  if (!have_forward_)
+    throw std::logic_error("trace() needs a training forward() and no backward() since");
+  const Index T = T_, H = H_, GH = G_ * H_, P = num_parts();
+  const bool cell = has_cell_state(cell_);
+  for (const Part& p : parts_) {
+    const Index n = p.n;
+    for (Index l = 0; l < L_; ++l)
+      for (Index j = 0; j < n; ++j) {
+        const Index b = order_[p.r0 + j * P], lj = len_[p.r0 + j * P];
+        for (Index t = 0; t < T; ++t) {
+          const Index at = (l * B_ + b) * T + t;
+          const bool live = t < lj;
+          const Index st = (l * (T + 1) + t + 1) * n + j;  // slot t+1 of layer l
+          if (gates) {
+            S* dst = gates + at * GH;
+            if (live)
+              std::memcpy(dst, p.gates.data() + ((l * T + t) * n + j) * GH, sizeof(S) * GH);
+            else
+              std::fill(dst, dst + GH, S(0));
+          }
+          if (h) {
+            if (live)
+              std::memcpy(h + at * H, p.hs.data() + st * H, sizeof(S) * H);
+            else
+              std::fill(h + at * H, h + (at + 1) * H, S(0));
+          }
+          if (c && cell) {
+            if (live)
+              std::memcpy(c + at * H, p.cs.data() + st * H, sizeof(S) * H);
+            else
+              std::fill(c + at * H, c + (at + 1) * H, S(0));
+          }
+        }
+      }
   }
 }
 

@@ -13,12 +13,19 @@ Stream<S>::Stream(const Model<S>& model, const S* params, Index batch)
   const Index H = cfg_.hidden_size, L = cfg_.num_layers, GH = G_ * H;
   wih_.resize(static_cast<std::size_t>(L));
   whh_.resize(static_cast<std::size_t>(L));
+  wch_.resize(static_cast<std::size_t>(L));
+  cw_.resize(static_cast<std::size_t>(L));
   for (Index l = 0; l < L; ++l) {
     const auto& u = model.units_[l];
     const auto& P = u.rnn->layout().layers[0];
     const S* p = params + u.offset;
     wih_[l].pack_transposed(p + P.w_ih, GH, P.in, cfg_.bias ? p + P.b_ih : nullptr);
     whh_[l].pack_transposed(p + P.w_hh, GH, H, cfg_.bias ? p + P.b_hh : nullptr);
+    if (P.w_ch >= 0) wch_[l].pack_transposed(p + P.w_ch, H, H, nullptr);
+    if (P.cw >= 0) {
+      const int ncw = dispatch_cell(cfg_.cell, [](auto c) { return decltype(c)::kCellParams; });
+      cw_[l].assign(p + P.cw, p + P.cw + ncw * H);
+    }
   }
   head_.pack_transposed(params + model.head_w_, cfg_.output_size, H,
                         model.head_b_ >= 0 ? params + model.head_b_ : nullptr);
@@ -28,6 +35,7 @@ Stream<S>::Stream(const Model<S>& model, const S* params, Index batch)
   gx_.resize(static_cast<std::size_t>(B_ * GH));
   gh_.resize(static_cast<std::size_t>(B_ * GH));
   extra_.resize(static_cast<std::size_t>(std::max<Index>(1, B_ * kx * H)));
+  gc_.resize(static_cast<std::size_t>(B_ * H));
 }
 
 template <class S>
@@ -52,8 +60,14 @@ void Stream<S>::step_impl(const S* x, S* out) {
     S* c = Cell::kHasCell ? c_.data() + l * B_ * H : nullptr;
     wih_[l].multiply(in, Din, B_, gx_.data(), GH);
     whh_[l].multiply(h, H, B_, gh_.data(), GH);
+    if constexpr (Cell::kCellGemm == kCellGemmFromPrev) wch_[l].multiply(c, H, B_, gc_.data(), H);
     // The cell kernels are elementwise, so the state is updated in place.
-    Cell::forward(B_, H, gx_.data(), gh_.data(), h, c, h, c, extra_.data());
+    Cell::forward(B_, H, gx_.data(), gh_.data(), h, c, h, c, extra_.data(),
+                  cw_[l].empty() ? nullptr : cw_[l].data(), gc_.data());
+    if constexpr (Cell::kCellGemm == kCellGemmFromNew) {
+      wch_[l].multiply(c, H, B_, gc_.data(), H);
+      Cell::finish(B_, H, gx_.data(), gc_.data(), h);
+    }
     in = h;
     Din = H;
   }

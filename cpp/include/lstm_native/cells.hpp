@@ -23,21 +23,208 @@
 
 namespace lstm_native {
 
-enum class CellKind : int { kLstm = 0, kGru = 1, kRnnTanh = 2, kRnnRelu = 3 };
+enum class CellKind : int {
+  kLstm = 0, kGru, kRnnTanh, kRnnRelu,
+  // LSTM variants (Greff et al., "LSTM: A Search Space Odyssey") and the two alternatives of
+  // the "why gates?" question; see the cell structs below for their equations.
+  kLstmPeephole, kLstm1997, kCifg, kNoInputGate, kNoOutputGate, kNoInputActivation,
+  kNoOutputActivation, kUngated, kCellAsInput,
+};
 
-// LSTM, gates (i, f, g, o):
-//   i = σ(gx_i + gh_i), f = σ(gx_f + gh_f), g = tanh(gx_g + gh_g), o = σ(gx_o + gh_o)
-//   c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
-// Saved: gates = [i, f, g, o]; tanh(c_t) is recomputed in backward from c_t.
-struct LstmCell {
-  static constexpr int kGates = 4;
-  static constexpr int kExtra = 0;
+// Where a cell's optional "cell GEMM" gc = c · W_chᵀ (W_ch [H, H], parameter weight_ch) reads c:
+enum CellGemm : int { kNoCellGemm = 0, kCellGemmFromPrev = 1, kCellGemmFromNew = 2 };
+
+// Defaults every cell inherits; a cell overrides what it uses.
+struct CellTraits {
+  static constexpr int kExtra = 0;                 // values per row saved besides the gates
+  static constexpr bool kSeparateGh = false;       // dL/dgh differs from dL/dgx
+  static constexpr int kCellParams = 0;            // [H] parameter vectors (peepholes)
+  static constexpr int kCellGemm = kNoCellGemm;
+  static constexpr int kCellGemmBlock = 0;         // gate block that gc is added to
+};
+
+// The LSTM family: one template, switched by which gates and activations exist. Gate blocks
+// are stored in the order i, f, g, o, leaving out the absent ones.
+//   i = σ(pre_i + w_ci c_{t-1})      or 1 without an input gate     (w_c*: peepholes only)
+//   f = σ(pre_f + w_cf c_{t-1})      or 1 without a forget gate (1997), or 1 - i (coupled)
+//   g = tanh(pre_g)                  or pre_g without input activation
+//   c_t = f c_{t-1} + i g
+//   o = σ(pre_o + w_co c_t)          or 1 without an output gate
+//   h_t = o tanh(c_t)                or o c_t without output activation
+// with pre_q = gx_q + gh_q. Saved: the activated gates.
+template <bool kI, bool kF, bool kCoupled, bool kO, bool kGAct, bool kHAct, bool kPeep>
+struct LstmFamily : CellTraits {
+  static constexpr int kBlockI = 0;
+  static constexpr int kBlockF = kI ? 1 : 0;
+  static constexpr bool kOwnF = kF && !kCoupled;  // f has its own block
+  static constexpr int kBlockG = kBlockF + (kOwnF ? 1 : 0);
+  static constexpr int kBlockO = kBlockG + 1;
+  static constexpr int kGates = kBlockO + (kO ? 1 : 0);
   static constexpr bool kHasCell = true;
-  static constexpr bool kSeparateGh = false;
+  static constexpr int kCellParams = kPeep ? 3 : 0;  // w_ci, w_cf, w_co
 
   template <class S>
   static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra) {
+                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+    using namespace lanes;
+    const Index GH = kGates * H;
+    for (Index r = 0; r < n; ++r) {
+      S* x = gates + r * GH;
+      const S* y = gh + r * GH;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V one = set<V>(1);
+        auto pre = [&](Index q) { return padd(load<V>(x + q * H + j), load<V>(y + q * H + j)); };
+        const V cp = load<V>(c_prev + r * H + j);
+        V i = one, f = one, o = one;
+        if constexpr (kI) {
+          V a = pre(kBlockI);
+          if constexpr (kPeep) a = pmadd(load<V>(cw + j), cp, a);
+          i = sigmoid(a);
+          store(x + kBlockI * H + j, i);
+        }
+        if constexpr (kOwnF) {
+          V a = pre(kBlockF);
+          if constexpr (kPeep) a = pmadd(load<V>(cw + H + j), cp, a);
+          f = sigmoid(a);
+          store(x + kBlockF * H + j, f);
+        } else if constexpr (kCoupled) {
+          f = psub(one, i);
+        }
+        V g = pre(kBlockG);
+        if constexpr (kGAct) g = tanh(g);
+        store(x + kBlockG * H + j, g);
+        const V ct = pmadd(f, cp, kI ? pmul(i, g) : g);
+        if constexpr (kO) {
+          V a = pre(kBlockO);
+          if constexpr (kPeep) a = pmadd(load<V>(cw + 2 * H + j), ct, a);
+          o = sigmoid(a);
+          store(x + kBlockO * H + j, o);
+        }
+        store(c + r * H + j, ct);
+        const V sc = kHAct ? tanh(ct) : ct;
+        store(h + r * H + j, kO ? pmul(o, sc) : sc);
+      });
+    }
+  }
+
+  // s = tanh(c_t) (or c_t), s' = 1 - s² (or 1):
+  //   dô = dh s o(1-o);  dc_t += dh o s' + w_co dô
+  //   dî = dc g i(1-i);  df̂ = dc c_{t-1} f(1-f);  dĝ = dc i g' (g' = 1-g² or 1)
+  //   coupled f = 1-i: dî = dc (g - c_{t-1}) i(1-i)
+  //   dc_{t-1} = dc f + w_ci dî + w_cf df̂;   dw_ci += dî c_{t-1}, dw_cf += df̂ c_{t-1}, dw_co += dô c_t
+  template <class S>
+  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
+                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
+                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+    using namespace lanes;
+    const Index GH = kGates * H;
+    for (Index r = 0; r < n; ++r) {
+      S* d = gates + r * GH;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V one = set<V>(1);
+        const V i = kI ? load<V>(d + kBlockI * H + j) : one;
+        const V f = kOwnF ? load<V>(d + kBlockF * H + j) : (kCoupled ? psub(one, i) : one);
+        const V g = load<V>(d + kBlockG * H + j);
+        const V o = kO ? load<V>(d + kBlockO * H + j) : one;
+        const V ct = load<V>(c + r * H + j), cp = load<V>(c_prev + r * H + j);
+        const V dh = load<V>(dh_in + r * H + j);
+        const V sc = kHAct ? tanh(ct) : ct;
+        V dc = load<V>(dc_io + r * H + j);
+        dc = padd(dc, kHAct ? pmul(pmul(dh, o), psub(one, pmul(sc, sc))) : pmul(dh, o));
+        if constexpr (kO) {
+          const V dop = pmul(pmul(dh, sc), pmul(o, psub(one, o)));
+          store(d + kBlockO * H + j, dop);
+          if constexpr (kPeep) {
+            dc = pmadd(load<V>(cw + 2 * H + j), dop, dc);
+            store(dcw + 2 * H + j, pmadd(dop, ct, load<V>(dcw + 2 * H + j)));
+          }
+        }
+        if (dc_total) store(dc_total + r * H + j, dc);
+        V dcp = pmul(dc, f);
+        if constexpr (kI) {
+          const V gi = kCoupled ? psub(g, cp) : g;
+          const V dip = pmul(pmul(dc, gi), pmul(i, psub(one, i)));
+          store(d + kBlockI * H + j, dip);
+          if constexpr (kPeep) {
+            dcp = pmadd(load<V>(cw + j), dip, dcp);
+            store(dcw + j, pmadd(dip, cp, load<V>(dcw + j)));
+          }
+        }
+        if constexpr (kOwnF) {
+          const V dfp = pmul(pmul(dc, cp), pmul(f, psub(one, f)));
+          store(d + kBlockF * H + j, dfp);
+          if constexpr (kPeep) {
+            dcp = pmadd(load<V>(cw + H + j), dfp, dcp);
+            store(dcw + H + j, pmadd(dfp, cp, load<V>(dcw + H + j)));
+          }
+        }
+        const V dg = kI ? pmul(dc, i) : dc;
+        store(d + kBlockG * H + j, kGAct ? pmul(dg, psub(one, pmul(g, g))) : dg);
+        store(dc_io + r * H + j, dcp);
+        store(dh_prev + r * H + j, pzero(dh));
+      });
+    }
+  }
+};
+
+using LstmCell = LstmFamily<true, true, false, true, true, true, false>;
+
+// The first alternative: no gates; the new cell state is one network of (x_t, h_{t-1}, c_{t-1}):
+//   c_t = tanh(gx + gh + c_{t-1} W_chᵀ),   h_t = tanh(c_t)
+// (gc = c_{t-1} W_chᵀ comes from the driver's cell GEMM.) Nothing saved besides c and h.
+struct UngatedCell : CellTraits {
+  static constexpr int kGates = 1;
+  static constexpr bool kHasCell = true;
+  static constexpr int kCellGemm = kCellGemmFromPrev;
+
+  template <class S>
+  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
+                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+    using namespace lanes;
+    for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
+      using V = decltype(v);
+      const V ct = lanes::tanh(padd(padd(load<V>(gates + j), load<V>(gh + j)), load<V>(gc + j)));
+      store(c + j, ct);
+      store(h + j, lanes::tanh(ct));
+    });
+  }
+
+  // dc_t += dh (1 - h²);  dâ = dc_t (1 - c_t²) goes to gx, gh and gc; the driver adds
+  // dâ W_ch to dc_{t-1} (there is no direct path from c_{t-1} to c_t).
+  template <class S>
+  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
+                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
+                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+    using namespace lanes;
+    for_lanes<S>(n * H, [&](auto v, Index j) {
+      using V = decltype(v);
+      const V one = set<V>(1);
+      const V ht = load<V>(h + j), ct = load<V>(c + j), dh = load<V>(dh_in + j);
+      const V dc = pmadd(dh, psub(one, pmul(ht, ht)), load<V>(dc_io + j));
+      if (dc_total) store(dc_total + j, dc);
+      store(gates + j, pmul(dc, psub(one, pmul(ct, ct))));
+      store(dc_io + j, pzero(dc));
+      store(dh_prev + j, pzero(dh));
+    });
+  }
+};
+
+// The second alternative: the gates write the cell as in an LSTM, but the cell feeds a network
+// instead of scaling h through an output gate. Gate blocks (i, f, g, u):
+//   i, f, g as the LSTM;  c_t = f c_{t-1} + i g;  h_t = tanh(pre_u + c_t W_chᵀ)
+// forward() computes c_t and leaves pre_u in block u; the driver then forms gc = c_t W_chᵀ and
+// finish() computes h_t. Saved: i, f, g (and pre_u, overwritten in backward).
+struct CellAsInputCell : CellTraits {
+  static constexpr int kGates = 4;
+  static constexpr bool kHasCell = true;
+  static constexpr int kCellGemm = kCellGemmFromNew;
+  static constexpr int kCellGemmBlock = 3;
+
+  template <class S>
+  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
+                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
     using namespace lanes;
     const Index GH = 4 * H;
     for (Index r = 0; r < n; ++r) {
@@ -46,24 +233,46 @@ struct LstmCell {
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         auto pre = [&](Index q) { return padd(load<V>(x + q * H + j), load<V>(y + q * H + j)); };
-        const V i = sigmoid(pre(0)), f = sigmoid(pre(1)), g = tanh(pre(2)), o = sigmoid(pre(3));
-        const V ct = pmadd(f, load<V>(c_prev + r * H + j), pmul(i, g));
+        const V i = sigmoid(pre(0)), f = sigmoid(pre(1)), g = lanes::tanh(pre(2));
         store(x + j, i);
         store(x + H + j, f);
         store(x + 2 * H + j, g);
-        store(x + 3 * H + j, o);
-        store(c + r * H + j, ct);
-        store(h + r * H + j, pmul(o, tanh(ct)));
+        store(x + 3 * H + j, pre(3));
+        store(c + r * H + j, pmadd(f, load<V>(c_prev + r * H + j), pmul(i, g)));
       });
     }
   }
 
-  // dc_t += dh * o * (1 - tanh²c);  di = dc*g, df = dc*c_{t-1}, dg = dc*i, do = dh*tanh(c)
-  // through the activations: σ' = s(1-s), tanh' = 1-t²;  dc_{t-1} = dc_t * f.
+  template <class S>
+  static void finish(Index n, Index H, const S* gates, const S* gc, S* h) {
+    using namespace lanes;
+    for (Index r = 0; r < n; ++r)
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        store(h + r * H + j,
+              lanes::tanh(padd(load<V>(gates + r * 4 * H + 3 * H + j), load<V>(gc + r * H + j))));
+      });
+  }
+
+  // First, before the driver adds dû W_ch to dc_t: dû = dh (1 - h²) into block u.
+  template <class S>
+  static void backward_new(Index n, Index H, S* gates, const S* h, const S* dh_in) {
+    using namespace lanes;
+    for (Index r = 0; r < n; ++r)
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V ht = load<V>(h + r * H + j);
+        store(gates + r * 4 * H + 3 * H + j,
+              pmul(load<V>(dh_in + r * H + j), psub(set<V>(1), pmul(ht, ht))));
+      });
+  }
+
+  // Then the LSTM part with dc_t complete: dî = dc g i(1-i), df̂ = dc c_{t-1} f(1-f),
+  // dĝ = dc i (1-g²), dc_{t-1} = dc f.
   template <class S>
   static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
                        const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev) {
+                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
     using namespace lanes;
     const Index GH = 4 * H;
     for (Index r = 0; r < n; ++r) {
@@ -71,16 +280,14 @@ struct LstmCell {
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
-        const V i = load<V>(d + j), f = load<V>(d + H + j), g = load<V>(d + 2 * H + j),
-                o = load<V>(d + 3 * H + j), tc = tanh(load<V>(c + r * H + j));
-        const V dh = load<V>(dh_in + r * H + j);
-        const V dc = padd(load<V>(dc_io + r * H + j), pmul(pmul(dh, o), psub(one, pmul(tc, tc))));
+        const V i = load<V>(d + j), f = load<V>(d + H + j), g = load<V>(d + 2 * H + j);
+        const V dc = load<V>(dc_io + r * H + j), cp = load<V>(c_prev + r * H + j);
+        if (dc_total) store(dc_total + r * H + j, dc);
         store(d + j, pmul(pmul(dc, g), pmul(i, psub(one, i))));
-        store(d + H + j, pmul(pmul(dc, load<V>(c_prev + r * H + j)), pmul(f, psub(one, f))));
+        store(d + H + j, pmul(pmul(dc, cp), pmul(f, psub(one, f))));
         store(d + 2 * H + j, pmul(pmul(dc, i), psub(one, pmul(g, g))));
-        store(d + 3 * H + j, pmul(pmul(dh, tc), pmul(o, psub(one, o))));
         store(dc_io + r * H + j, pmul(dc, f));
-        store(dh_prev + r * H + j, pzero(dh));
+        store(dh_prev + r * H + j, pzero(dc));
       });
     }
   }
@@ -90,7 +297,7 @@ struct LstmCell {
 //   r = σ(gx_r + gh_r), z = σ(gx_z + gh_z), n = tanh(gx_n + r * gh_n)
 //   h_t = (1 - z) * n + z * h_{t-1}
 // Saved: gates = [r, z, n], extra = [gh_n] (gh_n includes b_hn; needed for dr).
-struct GruCell {
+struct GruCell : CellTraits {
   static constexpr int kGates = 3;
   static constexpr int kExtra = 1;
   static constexpr bool kHasCell = false;
@@ -98,7 +305,7 @@ struct GruCell {
 
   template <class S>
   static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra) {
+                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
     using namespace lanes;
     const Index GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
@@ -125,7 +332,7 @@ struct GruCell {
   template <class S>
   static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
                        const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev) {
+                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
     using namespace lanes;
     const Index GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
@@ -154,15 +361,13 @@ struct GruCell {
 
 // Elman RNN: h_t = act(gx + gh), act = tanh or relu. Nothing saved: act' is a function of h_t.
 template <bool kRelu>
-struct RnnCell {
+struct RnnCell : CellTraits {
   static constexpr int kGates = 1;
-  static constexpr int kExtra = 0;
   static constexpr bool kHasCell = false;
-  static constexpr bool kSeparateGh = false;
 
   template <class S>
   static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra) {
+                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
     using namespace lanes;
     lanes::for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
       using V = decltype(v);
@@ -178,7 +383,7 @@ struct RnnCell {
   template <class S>
   static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
                        const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev) {
+                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
     using namespace lanes;
     lanes::for_lanes<S>(n * H, [&](auto v, Index j) {
       using V = decltype(v);
@@ -192,25 +397,52 @@ struct RnnCell {
   }
 };
 
-inline int num_gates(CellKind k) {
-  switch (k) {
-    case CellKind::kLstm: return LstmCell::kGates;
-    case CellKind::kGru: return GruCell::kGates;
-    default: return 1;
-  }
-}
-inline bool has_cell_state(CellKind k) { return k == CellKind::kLstm; }
-
 // Runs f(CellType{}) for the runtime cell kind: the one place where a kind becomes a type.
 template <class F>
 decltype(auto) dispatch_cell(CellKind k, F&& f) {
+  //                                    kI     kF     coupled kO     g act  h act  peep
   switch (k) {
     case CellKind::kLstm: return f(LstmCell{});
     case CellKind::kGru: return f(GruCell{});
     case CellKind::kRnnTanh: return f(RnnCell<false>{});
     case CellKind::kRnnRelu: return f(RnnCell<true>{});
+    case CellKind::kLstmPeephole: return f(LstmFamily<true, true, false, true, true, true, true>{});
+    case CellKind::kLstm1997: return f(LstmFamily<true, false, false, true, true, true, false>{});
+    case CellKind::kCifg: return f(LstmFamily<true, true, true, true, true, true, false>{});
+    case CellKind::kNoInputGate: return f(LstmFamily<false, true, false, true, true, true, false>{});
+    case CellKind::kNoOutputGate: return f(LstmFamily<true, true, false, false, true, true, false>{});
+    case CellKind::kNoInputActivation:
+      return f(LstmFamily<true, true, false, true, false, true, false>{});
+    case CellKind::kNoOutputActivation:
+      return f(LstmFamily<true, true, false, true, true, false, false>{});
+    case CellKind::kUngated: return f(UngatedCell{});
+    case CellKind::kCellAsInput: return f(CellAsInputCell{});
   }
   throw ArgumentError("unknown cell kind");
+}
+
+inline int num_gates(CellKind k) {
+  return dispatch_cell(k, [](auto c) { return int(decltype(c)::kGates); });
+}
+inline bool has_cell_state(CellKind k) {
+  return dispatch_cell(k, [](auto c) { return decltype(c)::kHasCell; });
+}
+
+// Names as the Python side spells them.
+inline const char* const* cell_names() {
+  static const char* const names[] = {
+      "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_peephole", "lstm_1997", "cifg",
+      "no_input_gate", "no_output_gate", "no_input_activation", "no_output_activation",
+      "ungated", "cell_as_input", nullptr};
+  return names;
+}
+inline const char* cell_name(CellKind k) { return cell_names()[static_cast<int>(k)]; }
+inline CellKind parse_cell(const std::string& s) {
+  for (int i = 0; cell_names()[i]; ++i)
+    if (s == cell_names()[i]) return static_cast<CellKind>(i);
+  std::string all;
+  for (int i = 0; cell_names()[i]; ++i) all += std::string(i ? ", " : "") + "'" + cell_names()[i] + "'";
+  throw ArgumentError("cell must be one of " + all + ", got '" + s + "'");
 }
 
 }  // namespace lstm_native

@@ -5,6 +5,8 @@
 //   weight_hh_l{k} [G*H, H]
 //   bias_ih_l{k}   [G*H]        (only with bias)
 //   bias_hh_l{k}   [G*H]        (only with bias)
+//   weight_ci_l{k}, weight_cf_l{k}, weight_co_l{k} [H]   (peephole cells: contiguous)
+//   weight_ch_l{k} [H, H]       (cells with a cell GEMM: ungated, cell_as_input)
 // Gradients and optimizer moments use the same layout, so they are flat buffers of `size` too.
 #pragma once
 
@@ -28,6 +30,8 @@ struct ParamLayout {
     Index in;                 // D_k
     Index w_ih, w_hh;         // offsets
     Index b_ih = -1, b_hh = -1;  // offsets, -1 without bias
+    Index cw = -1;               // the cell's [H] parameter vectors, -1 if none
+    Index w_ch = -1;             // W_ch, -1 if the cell has no cell GEMM
   };
 
   std::vector<Tensor> tensors;
@@ -37,6 +41,10 @@ struct ParamLayout {
   ParamLayout() = default;
   ParamLayout(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias) {
     const Index GH = num_gates(cell) * hidden_size;
+    const int n_cw = dispatch_cell(cell, [](auto c) { return decltype(c)::kCellParams; });
+    const bool cell_gemm =
+        dispatch_cell(cell, [](auto c) { return decltype(c)::kCellGemm != kNoCellGemm; });
+    static const char* const kPeepNames[] = {"weight_ci_l", "weight_cf_l", "weight_co_l"};
     auto add = [&](std::string name, Index rows, Index cols) {
       tensors.push_back({std::move(name), size, rows, cols});
       size += tensors.back().size();
@@ -52,6 +60,11 @@ struct ParamLayout {
         L.b_ih = add("bias_ih_l" + s, GH, 0);
         L.b_hh = add("bias_hh_l" + s, GH, 0);
       }
+      for (int q = 0; q < n_cw; ++q) {
+        const Index off = add(kPeepNames[q] + s, hidden_size, 0);
+        if (q == 0) L.cw = off;
+      }
+      if (cell_gemm) L.w_ch = add("weight_ch_l" + s, hidden_size, hidden_size);
       layers.push_back(L);
     }
   }

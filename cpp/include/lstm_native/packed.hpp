@@ -52,23 +52,31 @@ class PackedMatrix {
 
   // out [M, N] (row stride ldo) = bias + a [M, K] (row stride lda) · P.
   void multiply(const S* a, Index lda, Index M, S* out, Index ldo) const {
+    run(a, lda, M, out, ldo, false);
+  }
+  // out [M, N] += a [M, K] · P (the FMA chains start from out).
+  void multiply_add(const S* a, Index lda, Index M, S* out, Index ldo) const {
+    run(a, lda, M, out, ldo, true);
+  }
+
+ private:
+  void run(const S* a, Index lda, Index M, S* out, Index ldo, bool acc_out) const {
     const Index nb = Np / kP;  // column packets
     for (Index j = 0; j < nb; j += 4) {
       const Index cb = std::min<Index>(4, nb - j);
       Index r = 0;
-      for (; r + 6 <= M; r += 6) block_cb<6>(cb, a + r * lda, lda, out + r * ldo, ldo, j);
+      for (; r + 6 <= M; r += 6) block_cb<6>(cb, a + r * lda, lda, out + r * ldo, ldo, j, acc_out);
       switch (M - r) {
-        case 5: block_cb<5>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
-        case 4: block_cb<4>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
-        case 3: block_cb<3>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
-        case 2: block_cb<2>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
-        case 1: block_cb<1>(cb, a + r * lda, lda, out + r * ldo, ldo, j); break;
+        case 5: block_cb<5>(cb, a + r * lda, lda, out + r * ldo, ldo, j, acc_out); break;
+        case 4: block_cb<4>(cb, a + r * lda, lda, out + r * ldo, ldo, j, acc_out); break;
+        case 3: block_cb<3>(cb, a + r * lda, lda, out + r * ldo, ldo, j, acc_out); break;
+        case 2: block_cb<2>(cb, a + r * lda, lda, out + r * ldo, ldo, j, acc_out); break;
+        case 1: block_cb<1>(cb, a + r * lda, lda, out + r * ldo, ldo, j, acc_out); break;
         default: break;
       }
     }
   }
 
- private:
   // Panel j0 = n / kPanel starts at K * j0 * kPanel and is [K, min(kPanel, Np - j0*kPanel)].
   S& at(Index k, Index n) {
     const Index j0 = n / kPanel, width = std::min(kPanel, Np - j0 * kPanel);
@@ -87,22 +95,36 @@ class PackedMatrix {
   }
 
   template <int RB>
-  void block_cb(Index cb, const S* a, Index lda, S* out, Index ldo, Index j) const {
+  void block_cb(Index cb, const S* a, Index lda, S* out, Index ldo, Index j, bool acc_out) const {
     switch (cb) {
-      case 4: block<RB, 4>(a, lda, out, ldo, j); break;
-      case 3: block<RB, 3>(a, lda, out, ldo, j); break;
-      case 2: block<RB, 2>(a, lda, out, ldo, j); break;
-      default: block<RB, 1>(a, lda, out, ldo, j); break;
+      case 4: block<RB, 4>(a, lda, out, ldo, j, acc_out); break;
+      case 3: block<RB, 3>(a, lda, out, ldo, j, acc_out); break;
+      case 2: block<RB, 2>(a, lda, out, ldo, j, acc_out); break;
+      default: block<RB, 1>(a, lda, out, ldo, j, acc_out); break;
     }
   }
 
   // RB rows × CB packets starting at column packet j (the first packet of a panel).
   template <int RB, int CB>
-  void block(const S* a, Index lda, S* out, Index ldo, Index j) const {
+  void block(const S* a, Index lda, S* out, Index ldo, Index j, bool acc_out) const {
     using namespace Eigen::internal;
     Packet acc[RB][CB];
     const S* w = data_.data() + K * j * kP;  // panel of width CB * kP
+    const Index col0 = j * kP;
     for (int c = 0; c < CB; ++c) {
+      if (acc_out) {  // start from out (a partial last packet through a zero-padded copy)
+        for (int r = 0; r < RB; ++r) {
+          const Index col = col0 + c * kP;
+          if (col + kP <= N) {
+            acc[r][c] = ploadu<Packet>(out + r * ldo + col);
+          } else {
+            alignas(64) S tmp[kP] = {};
+            std::memcpy(tmp, out + r * ldo + col, sizeof(S) * (N - col));
+            acc[r][c] = pload<Packet>(tmp);
+          }
+        }
+        continue;
+      }
       const Packet b = has_bias_ ? ploadu<Packet>(bias_.data() + (j + c) * kP) : pzero(Packet());
       for (int r = 0; r < RB; ++r) acc[r][c] = b;
     }
@@ -116,7 +138,6 @@ class PackedMatrix {
     }
     // Store; the last packet of a row may stick out past N (padding): spill it through a
     // stack buffer so that `out` is never written beyond its N columns.
-    const Index col0 = j * kP;
     for (int r = 0; r < RB; ++r)
       for (int c = 0; c < CB; ++c) {
         const Index col = col0 + c * kP;

@@ -22,6 +22,7 @@
 //                               backward by dL/dgx; one layer's worth for inference only
 //   extra  [L][T, n, kExtra*H]  anything else a cell's backward needs (GRU: gh_n)
 //   gh     [n, G*H]             recurrent projection of one step
+//   gc     [n, H]               the cell GEMM c W_chᵀ of one step (ungated, cell_as_input)
 //   dgh    [T, n, G*H]          dL/dgh for cells where it differs from dL/dgx (GRU)
 //   dy_a/b [T, n, max(D,H)]     dL/d(layer output) in, dL/d(layer input) out, ping-ponged
 //   dh, dc, dh_prev [n, H]      the BPTT carries
@@ -71,19 +72,29 @@ class Recurrent {
 
   // Backward through time for the last (training) forward with the same params. dy [B, T, H],
   // dhT, dcT [L, B, H] may be null (zero). Adds the parameter gradients into dparams (+=,
-  // layout()); writes dx [B, T, D], dh0 and dc0 [L, B, H] where not null.
+  // layout()); writes dx [B, T, D], dh0 and dc0 [L, B, H] where not null, and for
+  // diagnostics dhs, dcs [L, B, T, H]: dL/dh_t and dL/dc_t of every layer and step (zero past
+  // each length).
   void backward(const S* params, const S* dy, const S* dhT, const S* dcT, S* dparams, S* dx,
-                S* dh0, S* dc0);
+                S* dh0, S* dc0, S* dhs = nullptr, S* dcs = nullptr);
+
+  // After a training forward and before its backward (which overwrites the gates): the
+  // activated gates [L, B, T, G*H] and the states h, c [L, B, T, H] of every layer and step,
+  // zero past each length. Any output may be null.
+  void trace(S* gates, S* h, S* c) const;
 
  private:
   struct Part {
     Index r0 = 0, n = 0;           // rows [r0, r0 + n) of the sorted batch
     std::vector<Index> active;     // [T]: rows still running at step t (a prefix)
-    Buffer<S> x_tm, hs, cs, gates, extra, gh, dgh, dy_a, dy_b, dh, dc, dh_prev, dparams;
+    Buffer<S> x_tm, hs, cs, gates, extra, gh, gc, dgh, dy_a, dy_b, dh, dc, dh_prev, dc_total,
+        dparams;
   };
-  struct Args {  // one call's arrays, as given (batch-first, original order)
-    const S *params, *x, *h0, *c0, *dy, *dhT, *dcT;
-    S *y, *hT, *cT, *dparams, *dx, *dh0, *dc0;
+  struct Args {  // one call's arrays, as given (batch-first, original order); null = absent
+    const S *params = nullptr, *x = nullptr, *h0 = nullptr, *c0 = nullptr, *dy = nullptr,
+            *dhT = nullptr, *dcT = nullptr;
+    S *y = nullptr, *hT = nullptr, *cT = nullptr, *dparams = nullptr, *dx = nullptr,
+      *dh0 = nullptr, *dc0 = nullptr, *dhs = nullptr, *dcs = nullptr;
   };
 
   template <class Cell>
@@ -91,6 +102,8 @@ class Recurrent {
   template <class Cell>
   void backward_part(Part& p, const Args& a);
   void plan(Index B, Index T, const std::int64_t* lengths);
+  // out [L, B, T, H] at (l, sequence of local row j, t) = rows [na, H] of part p.
+  void record(S* out, const Part& p, Index l, Index t, const S* rows, Index na) const;
   int threads_for_call() const;
 
   CellKind cell_;
@@ -104,7 +117,8 @@ class Recurrent {
   std::vector<Index> order_;  // [B]: sorted row -> original sequence
   std::vector<Index> len_;    // [B]: length of each sorted row
   std::vector<Part> parts_;
-  std::vector<PackedMatrix<S>> packed_;  // [L]: W_hhᵀ (forward) or W_hh (backward), per call
+  std::vector<PackedMatrix<S>> packed_;     // [L]: W_hhᵀ (forward) or W_hh (backward), per call
+  std::vector<PackedMatrix<S>> packed_ch_;  // [L]: the same for W_ch (cells with a cell GEMM)
 };
 
 extern template class Recurrent<float>;

@@ -47,9 +47,10 @@ class Stream {
 
   ModelConfig cfg_;
   Index B_, G_;
-  std::vector<PackedMatrix<S>> wih_, whh_;  // [L]
+  std::vector<PackedMatrix<S>> wih_, whh_, wch_;  // [L]
+  std::vector<Buffer<S>> cw_;                      // [L]: the cells' [H] parameter vectors
   PackedMatrix<S> head_;
-  Buffer<S> h_, c_, gx_, gh_, extra_;  // gx_: the gates of one step, then their activations
+  Buffer<S> h_, c_, gx_, gh_, gc_, extra_;  // gx_: the gates of one step, then their activations
 };
 
 extern template class Stream<float>;
