@@ -463,6 +463,7 @@ PYBIND11_MODULE(_core, m) {
           d["has_cell_state"] = C::kHasCell;
           d["cell_params"] = C::kCellParams;  // [H] vectors per layer (peepholes)
           d["cell_gemm"] = C::kCellGemm != kNoCellGemm;  // a weight_ch [H, H] per layer
+          d["forget_block"] = C::kForgetBlock;           // -1: no forget gate
         });
         return d;
       },

@@ -73,8 +73,8 @@ from ._validation import (
     pad_sequence_targets,
 )
 
-_CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh", "rnn_tanh": "rnn_tanh",
-          "rnn_relu": "rnn_relu"}
+# Every cell of the core by its name, plus "rnn" for the tanh RNN.
+_CELLS = {**{c: c for c in _core.CELLS}, "rnn": "rnn_tanh"}
 _MIN_LR = 1e-6  # "adaptive" / "plateau" stop once the learning rate is at or below this
 
 
@@ -94,12 +94,15 @@ def initial_parameters(layout: list, num_params: int, cell: str, hidden_size: in
     * ``weight_ih_*`` (G*H, in): Glorot-uniform over the whole matrix,
       U(-a, a) with a = sqrt(6 / (in + G*H)) (as Keras does for its LSTM kernel);
     * ``weight_hh_*`` (G*H, H): every H x H gate block orthogonal (QR of a Gaussian);
-    * ``bias_ih_*``: 0, except the LSTM forget-gate rows H..2H, which are 1; ``bias_hh_*``: 0;
+    * ``bias_ih_*``: 0, except the forget-gate rows (LSTM: H..2H), which are 1; ``bias_hh_*``: 0;
+    * ``weight_ch_*`` (H, H), the cell-to-state weights of "ungated"/"cell_as_input": orthogonal;
+      the peepholes ``weight_ci/cf/co_*`` (H,): 0;
     * ``head.weight`` (O, dirs*H): Glorot-uniform; ``head.bias``: 0.
     """
     rng = check_random_state(random_state)
     H = int(hidden_size)
     cell = _CELLS.get(cell, cell)
+    forget = int(_core.cell_info(cell)["forget_block"])  # -1: the cell has no forget gate
     flat = np.zeros(int(num_params), dtype=np.float64)
     for name, offset, shape in layout:
         shape = tuple(int(s) for s in shape)
@@ -112,10 +115,13 @@ def initial_parameters(layout: list, num_params: int, cell: str, hidden_size: in
         elif name.startswith("weight_hh_"):
             for g in range(shape[0] // H):
                 view[g * H: (g + 1) * H] = _orthogonal(rng, H)
+        elif name.startswith("weight_ch_"):
+            view[...] = _orthogonal(rng, H)
         elif name.startswith("bias_ih_"):
-            if cell == "lstm":
-                view[H: 2 * H] = 1.0
-        elif name.startswith("bias_hh_") or name == "head.bias":
+            if forget >= 0:
+                view[forget * H: (forget + 1) * H] = 1.0
+        elif name.startswith(("bias_hh_", "weight_ci_", "weight_cf_", "weight_co_")) or (
+                name == "head.bias"):
             pass
         else:
             raise RuntimeError(f"unknown parameter {name!r} in the core's layout")

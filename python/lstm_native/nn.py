@@ -23,7 +23,9 @@ import numpy as np
 
 from . import _core
 
-CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+# The core's cells: LSTM, GRU, Elman RNN (tanh, relu), the LSTM variants of Greff et al.
+# ("LSTM: A Search Space Odyssey") and the two gate-free alternatives (see cells.hpp).
+CELLS = tuple(_core.CELLS)
 _CELL_ALIASES = {"rnn": "rnn_tanh"}
 
 State = Union[np.ndarray, "tuple[np.ndarray, np.ndarray]"]
@@ -98,7 +100,7 @@ class Recurrent:
     # -- parameters -----------------------------------------------------------------------
     @property
     def has_cell_state(self) -> bool:
-        return self.cell == "lstm"
+        return bool(_core.cell_info(self.cell)["has_cell_state"])
 
     @property
     def num_params(self) -> int:
@@ -193,10 +195,19 @@ class Recurrent:
         return x, lengths
 
     def forward(self, x: Any, state: Any = None, lengths: Any = None,
-                inference: bool = False) -> tuple:
+                inference: bool = False, return_gates: bool = False) -> tuple:
         """Runs the stack over x (B, T, D). Returns y (B, T, H) and the final state
-        ((h, c) for an LSTM, h otherwise; each (L, B, H)). Keeps what ``backward`` needs, unless
-        ``inference=True`` (less memory, a little faster; ``backward`` then raises)."""
+        ((h, c) for cells with a cell state, h otherwise; each (L, B, H)). Keeps what
+        ``backward`` needs, unless ``inference=True`` (less memory, a little faster;
+        ``backward`` then raises).
+
+        ``return_gates=True`` also returns a trace dict: "gates" (L, B, T, G*H), the activated
+        gates of every layer and step in the cell's block order (cell_as_input's block u holds
+        its pre-activation), "h" and, for cells with a cell state, "c" (L, B, T, H); zero past
+        each sequence's length. So a user can watch what the network keeps and forgets."""
+        if return_gates and inference:
+            raise ValueError("return_gates needs inference=False (the gates are what training "
+                             "keeps)")
         x, lengths = self.check_input(x, lengths)
         B, T, _ = x.shape
         h0, c0 = self._state_arrays(state, B, "state")
@@ -209,14 +220,26 @@ class Recurrent:
             self._core.forward(self.flat_params, x, lengths, h0, c0, y, hT, cT, not inference)
             self._have_forward = not inference
             self._last_shape = (B, T)
+            if return_gates:
+                G = int(_core.cell_info(self.cell)["gates"])
+                trace = {"gates": np.empty((L, B, T, G * H), dtype=self.dtype),
+                         "h": np.empty((L, B, T, H), dtype=self.dtype)}
+                if self.has_cell_state:
+                    trace["c"] = np.empty((L, B, T, H), dtype=self.dtype)
+                self._core.trace(trace["gates"], trace["h"], trace.get("c"))
+                return y, self._pack_state(hT, cT), trace
         return y, self._pack_state(hT, cT)
 
     __call__ = forward
 
-    def backward(self, dy: Any = None, dstate: Any = None) -> dict:
+    def backward(self, dy: Any = None, dstate: Any = None,
+                 return_sequences_grads: bool = False) -> dict:
         """BPTT for the last ``forward``: dy (B, T, H) and dstate (the final state's gradient, same
         structure as the state) may be None. Returns {parameter name: grad, "x": (B, T, D),
-        "h0": (L, B, H), and "c0" for an LSTM}."""
+        "h0": (L, B, H), and "c0" for cells with a cell state}. With
+        ``return_sequences_grads=True`` also "dh" and (cells with a cell state) "dc", each
+        (L, B, T, H): dL/dh_t and dL/dc_t of every layer and step (zero past each length), for
+        studying how gradients flow back in time."""
         if not self._have_forward:
             raise RuntimeError("backward() needs a forward() first (with the current parameters)")
         B, T = self._last_shape
@@ -230,9 +253,16 @@ class Recurrent:
         dx = np.empty((B, T, self.input_size), dtype=self.dtype)
         dh0 = np.empty((L, B, H), dtype=self.dtype)
         dc0 = np.empty((L, B, H), dtype=self.dtype) if self.has_cell_state else None
+        dhs = np.empty((L, B, T, H), dtype=self.dtype) if return_sequences_grads else None
+        dcs = (np.empty((L, B, T, H), dtype=self.dtype)
+               if return_sequences_grads and self.has_cell_state else None)
         with self._lock:
-            self._core.backward(self.flat_params, dy, dhT, dcT, dparams, dx, dh0, dc0)
+            self._core.backward(self.flat_params, dy, dhT, dcT, dparams, dx, dh0, dc0, dhs, dcs)
         grads = self.grads_to_dict(dparams)
+        if return_sequences_grads:
+            grads["dh"] = dhs
+            if dcs is not None:
+                grads["dc"] = dcs
         grads["x"] = dx
         grads["h0"] = dh0
         if self.has_cell_state:

@@ -41,6 +41,7 @@ struct CellTraits {
   static constexpr int kCellParams = 0;            // [H] parameter vectors (peepholes)
   static constexpr int kCellGemm = kNoCellGemm;
   static constexpr int kCellGemmBlock = 0;         // gate block that gc is added to
+  static constexpr int kForgetBlock = -1;          // block of a forget gate (for its bias init)
 };
 
 // The LSTM family: one template, switched by which gates and activations exist. Gate blocks
@@ -60,6 +61,7 @@ struct LstmFamily : CellTraits {
   static constexpr int kBlockG = kBlockF + (kOwnF ? 1 : 0);
   static constexpr int kBlockO = kBlockG + 1;
   static constexpr int kGates = kBlockO + (kO ? 1 : 0);
+  static constexpr int kForgetBlock = kOwnF ? kBlockF : -1;
   static constexpr bool kHasCell = true;
   static constexpr int kCellParams = kPeep ? 3 : 0;  // w_ci, w_cf, w_co
 
@@ -221,6 +223,7 @@ struct CellAsInputCell : CellTraits {
   static constexpr bool kHasCell = true;
   static constexpr int kCellGemm = kCellGemmFromNew;
   static constexpr int kCellGemmBlock = 3;
+  static constexpr int kForgetBlock = 1;
 
   template <class S>
   static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
