@@ -312,7 +312,7 @@ def _cell_state_step(spec, lp, x_t, h_prev, c_prev):
     c, saved_w = _write(spec, lp, blk, c_prev)
     h, saved_r = _read(spec, lp, blk, c)
     saved = dict(saved_w, **saved_r, c=c, h=h)
-    values = dict(saved, u=h)                       # "c" (ungated), "u" (cell_as_input)
+    values = dict(saved, u=blk.get("u"))           # "c": ungated's c; "u": pre_u itself
     saved["gates"] = np.concatenate([values[q] for q in spec.blocks], axis=1)
     return h, c, saved
 
@@ -332,7 +332,7 @@ def _gru_step(lp, x_t, h_prev, c_prev):
 def _rnn_step(lp, x_t, h_prev, c_prev, relu):
     a = _pre(lp, x_t, h_prev)                               # (B, H)
     h = np.maximum(a, 0.0) if relu else np.tanh(a)
-    return h, None, dict(a=a, h=h, gates=h)
+    return h, None, dict(a=a, h=h, gates=h)                 # its one "gate" block: h
 
 
 def _step(cell, *args):
@@ -517,17 +517,18 @@ def forward(params, x, cell, num_layers, h0=None, c0=None, lengths=None):
 
 def trace(cache):
     """What the cells computed in the `forward` whose cache is given, per layer and step:
-    dict(gates=(L, B, T, G*H) activated gate blocks in their order, h=(L, B, T, H) and, for
-    cells with a cell state, c=(L, B, T, H)) -- the states after each step (carried
-    unchanged past a sequence's length; the gates there are what the cell computed)."""
-    L = cache["num_layers"]
-    out = dict(gates=np.stack([np.stack([s["gates"] for s in cache["layers"][k]["steps"]], 1)
-                               for k in range(L)]),
-               h=np.stack([np.stack([s["h_t"] for s in cache["layers"][k]["steps"]], 1)
-                           for k in range(L)]))
+    dict(gates=(L, B, T, G*H), the activated gate blocks in their order, h=(L, B, T, H) and,
+    for cells with a cell state, c=(L, B, T, H)), the states after each step; all zero past
+    a sequence's length (like the output y).  The "gates" of the RNN are h, of "ungated" c,
+    and cell_as_input's block u holds pre_u (its activation needs W_ch c_t as well)."""
+    L, mask = cache["num_layers"], cache["mask"][:, :, None]          # (B, T, 1)
+
+    def stack(key):
+        return np.stack([np.stack([s[key] for s in cache["layers"][k]["steps"]], axis=1) * mask
+                         for k in range(L)])
+    out = dict(gates=stack("gates"), h=stack("h_t"))
     if has_cell_state(cache["cell"]):
-        out["c"] = np.stack([np.stack([s["c_t"] for s in cache["layers"][k]["steps"]], 1)
-                             for k in range(L)])
+        out["c"] = stack("c_t")
     return out
 
 
@@ -543,8 +544,8 @@ def backward(params, cache, dy=None, dhT=None, dcT=None, return_sequences_grads=
     on layer k's hidden state after step t (through the output y_t / the layer
     above, and through the later steps), and "dc" (L, B, T, H) = dL/dc_t, the
     total gradient on the cell state of step t (through h_t and the later
-    steps), for cells with a cell state.  At padded steps the state is the
-    carried one and these are the gradients carried through it.
+    steps), for cells with a cell state.  Both are zero past a sequence's
+    length (like y there).
     """
     cell, L = cache["cell"], cache["num_layers"]
     B, T, H, mask = cache["B"], cache["T"], cache["H"], cache["mask"]
@@ -570,14 +571,14 @@ def backward(params, cache, dy=None, dhT=None, dcT=None, return_sequences_grads=
         for t in reversed(range(T)):
             m = mask[:, t][:, None]              # (B, 1)
             s = steps[t]
-            dh_seq[k, :, t] = dh + m * d_out[:, t]   # total dL/dh_t (dy ignored when padded)
+            dh_seq[k, :, t] = m * (dh + d_out[:, t])     # total dL/dh_t; 0 when padded
             # h_t = m*h_new + (1-m)*h_prev and out_t = m*h_new, so:
             dh_new = m * (dh + d_out[:, t])      # padded steps: dy ignored, no cell grad
             dc_new = m * dc if has_c else None
             da_ih, da_hh, dh_direct, dc_prev, dc_total, dextra = _step_backward(
                 cell, lp, s, dh_new, dc_new, s["h_prev"], s["c_prev"])
             if has_c:                            # total dL/dc_t (through h_t too)
-                dc_seq[k, :, t] = m * dc_total + (1.0 - m) * dc
+                dc_seq[k, :, t] = m * dc_total
             # linear maps: a_ih = x_t W_ih^T + b_ih, a_hh = h_prev W_hh^T + b_hh
             grads[f"weight_ih_l{k}"] += da_ih.T @ inp[:, t]
             grads[f"weight_hh_l{k}"] += da_hh.T @ s["h_prev"]

@@ -373,8 +373,8 @@ def test_cifg_is_lstm_with_f_equal_one_minus_i(rng):
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("cell", CELLS)
 def test_trace(rng, cell, num_layers):
-    """trace(): gates and the states after every step (carried past a sequence's length);
-    the last state is the final state and the top layer's h is the output."""
+    """trace(): gates and the states after every step (zero past a sequence's length); the
+    last real state is the final state and the top layer's h is the output."""
     B, T, D, H, L = 3, 5, 4, 7, num_layers
     params, x, h0, c0, *_ = make_problem(rng, cell, L, B, T, D, H)
     y, hT, cT, cache = ref.forward(params, x, cell, L, h0, c0, LENGTHS)
@@ -382,16 +382,24 @@ def test_trace(rng, cell, num_layers):
     assert tr["gates"].shape == (L, B, T, ref.num_gates(cell) * H)
     assert tr["h"].shape == (L, B, T, H)
     assert ("c" in tr) == has_cell_state(cell)
+    np.testing.assert_array_equal(tr["h"][-1], y)
     for b, n in enumerate(LENGTHS):
-        np.testing.assert_array_equal(tr["h"][-1, b, :n], y[b, :n])
-        for t in range(n - 1, T):            # carried past the length
-            np.testing.assert_array_equal(tr["h"][:, b, t], hT[:, b])
-            if has_cell_state(cell):
-                np.testing.assert_array_equal(tr["c"][:, b, t], cT[:, b])
+        np.testing.assert_array_equal(tr["h"][:, b, n - 1], hT[:, b])
+        if has_cell_state(cell):
+            np.testing.assert_array_equal(tr["c"][:, b, n - 1], cT[:, b])
+        for v in tr.values():
+            assert np.all(v[:, b, n:] == 0.0)
+        if cell != "rnn_relu":
+            assert np.all(tr["gates"][:, b, :n] != 0.0)
+    if cell in ("rnn_tanh", "rnn_relu"):
+        np.testing.assert_array_equal(tr["gates"], tr["h"])
+    if cell == "ungated":
+        np.testing.assert_array_equal(tr["gates"], tr["c"])
     # the gates are activations: sigmoid gates in (0, 1)
     if cell in ("lstm", "lstm_peephole", "no_output_activation"):
-        assert tr["gates"][..., :2 * H].min() > 0 and tr["gates"][..., :2 * H].max() < 1
-        assert tr["gates"][..., 3 * H:].min() > 0 and tr["gates"][..., 3 * H:].max() < 1
+        real = tr["gates"][:, 0]                     # sequence 0 has the full length
+        assert real[..., :2 * H].min() > 0 and real[..., :2 * H].max() < 1
+        assert real[..., 3 * H:].min() > 0 and real[..., 3 * H:].max() < 1
 
 
 def _perturbed_loss(monkeypatch, cell, what, k, t, b, j, eps, args):
@@ -436,7 +444,7 @@ def test_sequence_grads_match_finite_differences(rng, monkeypatch, cell, num_lay
     """backward(return_sequences_grads=True): dh[k, b, t] = dL/dh_t and dc = dL/dc_t, the
     total gradients on the states of step t, against central differences of a
     perturbation of that state inside the forward pass (real steps of padded sequences);
-    past a sequence's length they are the gradient carried through the frozen state."""
+    past a sequence's length they are zero."""
     B, T, D, H, L = 3, 5, 4, 7, num_layers
     params, x, h0, c0, Ry, Rh, Rc = make_problem(rng, cell, L, B, T, D, H)
     lengths = np.array(LENGTHS)
@@ -459,11 +467,8 @@ def test_sequence_grads_match_finite_differences(rng, monkeypatch, cell, num_lay
         assert np.linalg.norm(numeric) > 1e-6
         err = fd_rel_err(analytic, numeric)
         assert err < FD_TOL, f"{cell} L={L} d{what}: rel err {err:.3e}"
-        # padded steps carry the gradient of the frozen state unchanged back to the
-        # sequence's last real step's incoming gradient
         for b, n in enumerate(LENGTHS):
-            for t in range(n, T):
-                np.testing.assert_array_equal(g[:, b, t], g[:, b, T - 1])
+            assert np.all(g[:, b, n:] == 0.0)
     # the gradient on the top layer's last state is its upstream gradient
     np.testing.assert_allclose(grads["dh"][-1, 0, -1], Rh[-1, 0] + Ry[0, -1], rtol=1e-14)
 
