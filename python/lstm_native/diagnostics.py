@@ -1,0 +1,246 @@
+"""Diagnostics: how gradients flow back in time, and what the gates do.
+
+Two questions about a recurrent network, answered on your own data at native speed:
+
+* :func:`gradient_flow`: for a loss on the last step, how large is the gradient that reaches
+  the hidden state (and the cell state) of every earlier step? A plain tanh RNN multiplies it
+  at every step by a weight matrix and a squashing derivative, so it usually vanishes
+  exponentially with the lag; an LSTM carries it along the cell state multiplied only by the
+  forget gates (``dL/dc_{t-1} = f_t * dL/dc_t + ...``), so it can survive hundreds of steps.
+  The mean product of the forget gates along the way is returned next to the norms.
+* :func:`gate_trace`: the activations of every gate and state at every step, so you can watch
+  what the network keeps and forgets.
+
+Both take a fitted unidirectional :class:`~lstm_native.LSTMRegressor` /
+:class:`~lstm_native.LSTMClassifier` or a :class:`lstm_native.nn.Recurrent` layer, and input
+``X`` of shape (n_samples, n_timesteps, n_features) (or (n_samples, n_timesteps) for one
+feature); all sequences have the same length.
+
+Example::
+
+    from lstm_native import LSTMRegressor
+    from lstm_native.datasets import make_adding_problem
+    from lstm_native.diagnostics import gradient_flow
+
+    X, y = make_adding_problem(1000, 100, random_state=0)
+    est = LSTMRegressor(hidden_size=32, max_iter=20, random_state=0).fit(X, y)
+    flow = gradient_flow(est, X[:200], y[:200])
+    flow["dh_norm"][0, 0]       # ||dL/dh_0|| of layer 0: what reaches the first step
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from . import nn
+
+# The gate blocks of each cell, in their order in the G*H rows of the weights (see
+# tests/reference.py). "u" is cell_as_input's pre-activation of h = tanh(pre_u + W_ch c_t).
+GATE_BLOCKS = {
+    "lstm": ("i", "f", "g", "o"),
+    "gru": ("r", "z", "n"),
+    "rnn_tanh": (),
+    "rnn_relu": (),
+    "lstm_peephole": ("i", "f", "g", "o"),
+    "lstm_1997": ("i", "g", "o"),
+    "cifg": ("i", "g", "o"),
+    "no_input_gate": ("f", "g", "o"),
+    "no_output_gate": ("i", "f", "g"),
+    "no_input_activation": ("i", "f", "g", "o"),
+    "no_output_activation": ("i", "f", "g", "o"),
+    "ungated": (),
+    "cell_as_input": ("i", "f", "g", "u"),
+}
+
+
+def _is_layer(obj: Any) -> bool:
+    return isinstance(obj, nn.Recurrent)
+
+
+def _layer_and_head(obj: Any):
+    """(layer, head_weight, head_bias, estimator or None) for a layer or a fitted estimator.
+    For an estimator the layer is a new float64 nn.Recurrent holding its recurrent parameters
+    (float64 whatever the model's dtype: the gradients measured may be far below float32's
+    range)."""
+    if _is_layer(obj):
+        return obj, None, None, None
+    if not hasattr(obj, "named_parameters") or not hasattr(obj, "_config_"):
+        raise TypeError("expected an nn.Recurrent layer or a fitted LSTMRegressor/"
+                        f"LSTMClassifier, got {type(obj).__name__}")
+    params = obj.named_parameters()          # raises NotFittedError when not fitted
+    cfg = obj._config_
+    if cfg.get("bidirectional"):
+        raise ValueError("diagnostics need a unidirectional network (bidirectional=False)")
+    layer = nn.Recurrent(cfg["input_size"], cfg["hidden_size"], cfg["num_layers"],
+                         cell=cfg["cell"], bias="bias_ih_l0" in params,
+                         dtype=np.float64)
+    head_w, head_b = params.pop("head.weight"), params.pop("head.bias")
+    layer.set_parameters(params)
+    return layer, head_w.astype(np.float64), head_b.astype(np.float64), obj
+
+
+def _check_X(X: Any, layer: "nn.Recurrent") -> np.ndarray:
+    if isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) >= 1 and \
+            len({np.shape(x)[0] for x in X}) > 1:
+        raise ValueError("diagnostics need sequences of one length: pass an array "
+                         "(n_samples, n_timesteps, n_features)")
+    X = np.asarray(X)
+    if X.ndim == 2 and layer.input_size == 1:
+        X = X[:, :, None]
+    if X.ndim != 3:
+        raise ValueError(f"X must be (n_samples, n_timesteps, n_features), got shape {X.shape}")
+    if X.shape[2] != layer.input_size:
+        raise ValueError(f"X has {X.shape[2]} features, the network expects {layer.input_size}")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X is empty: shape {X.shape}")
+    return X
+
+
+def _fix_trace(layer: "nn.Recurrent", trace: dict) -> dict:
+    # The core's trace holds the input projection W_ih x + b_ih in the one block of the RNN and
+    # "ungated" cells; their block is the state itself (h for the RNN, c for ungated).
+    if layer.cell in ("rnn_tanh", "rnn_relu"):
+        trace["gates"] = trace["h"].copy()
+    elif layer.cell == "ungated":
+        trace["gates"] = trace["c"].copy()
+    return trace
+
+
+def gate_trace(estimator_or_layer: Any, X: Any) -> dict:
+    """The activations of every gate and state, at every step, for the sequences X.
+
+    Returns a dict of float arrays, batch first (n_samples, num_layers, n_timesteps, ...):
+
+    * ``"gates"`` (..., G*H): the activated gate blocks in the cell's order (LSTM i, f, g, o;
+      GRU r, z, n; see :data:`GATE_BLOCKS`); for the RNN the block is h, for "ungated" c, and
+      cell_as_input's block u holds its pre-activation pre_u;
+    * ``"h"`` (..., H) the hidden states and, for cells with a cell state, ``"c"`` (..., H);
+    * one entry per named gate block (e.g. ``"f"``, (..., H)), views into ``"gates"``;
+    * for cifg, ``"f"`` = 1 - i, its coupled forget gate.
+    """
+    layer, _, _, _ = _layer_and_head(estimator_or_layer)
+    X = _check_X(X, layer)
+    _, _, trace = layer.forward(X, return_gates=True)
+    trace = _fix_trace(layer, trace)
+    H = layer.hidden_size
+    out = {k: np.ascontiguousarray(np.swapaxes(v, 0, 1)) for k, v in trace.items()}
+    for j, name in enumerate(GATE_BLOCKS[layer.cell]):
+        out[name] = out["gates"][..., j * H:(j + 1) * H]
+    if layer.cell == "cifg":
+        out["f"] = 1.0 - out["i"]
+    return out
+
+
+def _keep_factor(layer: "nn.Recurrent", gates: np.ndarray) -> Optional[np.ndarray]:
+    """The per-step factor by which the carried state is kept: the forget gate f (cifg: 1 - i;
+    lstm_1997: 1), the GRU's update gate z; None for cells without one (RNN, ungated)."""
+    H, cell = layer.hidden_size, layer.cell
+    blocks = GATE_BLOCKS[cell]
+    if "f" in blocks:
+        j = blocks.index("f")
+        return gates[..., j * H:(j + 1) * H]
+    if cell == "cifg":
+        return 1.0 - gates[..., :H]
+    if cell == "lstm_1997":
+        return np.ones(gates.shape[:-1] + (H,))
+    if cell == "gru":
+        return gates[..., H:2 * H]
+    return None
+
+
+def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None) -> dict:
+    """How large the gradient of a loss on the last step is at every earlier step.
+
+    The loss of each sequence depends on its last step only:
+
+    * fitted estimator: the model's loss of its prediction (the head on the last hidden state)
+      against ``y`` (regressor: 0.5 * squared error, averaged over outputs; classifier: the
+      cross-entropy of the softmax), so dL/dh_T = head.weightᵀ dL/dprediction; without ``y``,
+      the sum of the predictions (raw outputs; the logits of a classifier);
+    * layer: without ``y``, the sum of the last step's output h_T; with ``y`` (n_samples, H),
+      0.5 * the mean over units of (h_T - y)².
+
+    Each sequence's own loss is differentiated (the loss is *not* averaged over the
+    sequences), so the norms do not depend on how many sequences are passed.
+
+    Returns a dict of arrays, one row per timestep t = 0..T-1 and one column per layer:
+
+    * ``"dh_norm"`` (T, L): the mean over sequences of ||dL/dh_t||, the total gradient on the
+      hidden state after step t (through the later steps, and through the layer above);
+    * ``"dc_norm"`` (T, L), cells with a cell state: the same for dL/dc_t;
+    * ``"forget_product"`` (T, L), cells that keep their state through a gate: the mean over
+      sequences and units of f_{t+1} * ... * f_{T-1}, the product of the forget gates after
+      step t (1 at the last step) -- along the cell state alone the gradient is multiplied by
+      exactly this. f is the forget gate (cifg: 1 - i; lstm_1997: 1, no forget gate; the GRU:
+      its update gate z, the fraction of h_{t-1} kept); absent for the RNN and "ungated";
+    * ``"lag"`` (T,): T-1-t, the distance to the loss;
+    * ``"loss"``: the mean of the sequences' losses (a float).
+    """
+    layer, head_w, head_b, est = _layer_and_head(estimator_or_layer)
+    X = _check_X(X, layer)
+    N, T, _ = X.shape
+    L, H = layer.num_layers, layer.hidden_size
+
+    out, state, trace = layer.forward(X, return_gates=True)
+    h_last = np.asarray(out[:, -1], dtype=np.float64)            # (N, H)
+    if est is None:
+        if y is None:
+            loss = h_last.sum(axis=1)
+            dh_last = np.ones_like(h_last)
+        else:
+            Y = np.asarray(y, dtype=np.float64).reshape(N, -1)
+            if Y.shape[1] != H:
+                raise ValueError(f"y must be (n_samples, hidden_size) = {(N, H)}, got "
+                                 f"{np.shape(y)}")
+            loss = 0.5 * np.mean((h_last - Y) ** 2, axis=1)
+            dh_last = (h_last - Y) / H
+    else:
+        z = h_last @ head_w.T + head_b                           # (N, O) predictions / logits
+        if y is None:
+            loss = z.sum(axis=1)
+            dz = np.ones_like(z)
+        elif getattr(est, "_loss", "mse") == "softmax":
+            classes = est.classes_
+            yv = np.asarray(y).reshape(-1)
+            if yv.shape[0] != N:
+                raise ValueError(f"y has {yv.shape[0]} labels for {N} sequences")
+            idx = np.searchsorted(classes, yv)
+            idx = np.clip(idx, 0, len(classes) - 1)
+            if not np.all(classes[idx] == yv):
+                raise ValueError("y holds labels the classifier was not fitted on")
+            zs = z - z.max(axis=1, keepdims=True)
+            p = np.exp(zs)
+            p /= p.sum(axis=1, keepdims=True)
+            loss = -np.log(np.maximum(p[np.arange(N), idx], 1e-300))
+            dz = p.copy()
+            dz[np.arange(N), idx] -= 1.0
+        else:
+            Y = np.asarray(y, dtype=np.float64).reshape(N, -1)
+            if Y.shape[1] != z.shape[1]:
+                raise ValueError(f"y has {Y.shape[1]} outputs, the model {z.shape[1]}")
+            loss = 0.5 * np.mean((z - Y) ** 2, axis=1)
+            dz = (z - Y) / z.shape[1]
+        dh_last = dz @ head_w                                    # (N, H)
+
+    dy = np.zeros((N, T, H), dtype=layer.dtype)
+    dy[:, -1] = dh_last
+    grads = layer.backward(dy, return_sequences_grads=True)
+    dh = np.asarray(grads["dh"], dtype=np.float64)                # (L, N, T, H)
+    result = {"dh_norm": np.linalg.norm(dh, axis=-1).mean(axis=1).T}
+    if "dc" in grads:
+        dc = np.asarray(grads["dc"], dtype=np.float64)
+        result["dc_norm"] = np.linalg.norm(dc, axis=-1).mean(axis=1).T
+    keep = _keep_factor(layer, np.asarray(trace["gates"], dtype=np.float64))
+    if keep is not None:                                         # (L, N, T, H)
+        # prod_{s=t+1}^{T-1} f_s: a reversed cumulative product shifted by one step
+        after = np.ones_like(keep)
+        after[:, :, :-1] = np.cumprod(keep[:, :, :0:-1], axis=2)[:, :, ::-1]
+        result["forget_product"] = after.mean(axis=(1, 3)).T
+    result["lag"] = np.arange(T)[::-1].copy()
+    result["loss"] = float(np.mean(loss))
+    return result
+
+
+__all__ = ["GATE_BLOCKS", "gate_trace", "gradient_flow"]
