@@ -113,8 +113,10 @@ void Model<S>::forward(const S* params, const S* xb, Index B, Index T, bool trai
       const S* uin = in;
       S* y;
       if (d == 0) {
-        grow(yf_[l], B * T * H);
-        y = yf_[l].data();
+        // A sequence-to-one model reads only the top layer's final state: no output sequence.
+        const bool need_y = l < L - 1 || cfg_.return_sequences || dirs_ == 2;
+        if (need_y) grow(yf_[l], B * T * H);
+        y = need_y ? yf_[l].data() : nullptr;
       } else {  // the reverse direction reads each sequence backwards within its length
         grow(rev_in_[l], n_in);
         reverse_time(in, Din, rev_in_[l].data(), Din, Din, B, T, len, false);
@@ -226,19 +228,23 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
 
   // Layers, top down. dout: dL/d(layer output) [B, T, dirs*H] (null for the top layer of a
   // sequence-to-one model, whose gradient enters through the final states instead).
+  // Buffers only where needed: a one-layer, one-direction, sequence-to-one model needs none
+  // of the [B, T, ...] ones.
   const Index maxw = std::max(cfg_.input_size, feat_);
-  grow(dout_, B * T * maxw);
-  grow(dxf_, B * T * maxw);
-  grow(dxr_, B * T * maxw);
-  grow(dyf_, B * T * H);
-  grow(dyr_, B * T * H);
+  if (seq || L > 1) grow(dout_, B * T * maxw);
+  if (L > 1) grow(dxf_, B * T * maxw);
+  if (dirs_ == 2) {
+    if (L > 1) grow(dxr_, B * T * maxw);
+    grow(dyf_, B * T * H);
+    grow(dyr_, B * T * H);
+  }
   grow(dhT_, B * H);
   if (seq) std::memcpy(dout_.data(), dfeat_.data(), sizeof(S) * B * T * feat_);
   for (Index l = L - 1; l >= 0; --l) {
     const Index Din = l == 0 ? cfg_.input_size : feat_;
     const bool top_final = !seq && l == L - 1;
     const bool need_dx = l > 0;
-    std::fill(dxf_.begin(), dxf_.begin() + B * T * Din, S(0));
+    if (need_dx) std::fill(dxf_.begin(), dxf_.begin() + B * T * Din, S(0));
     for (Index d = 0; d < dirs_; ++d) {
       Unit& u = units_[l * dirs_ + d];
       const S* dy = nullptr;

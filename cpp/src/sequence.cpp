@@ -200,7 +200,9 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
     }
   }
 
-  // Last layer's h_t -> y [B, T, H], zero past each length.
+  // Last layer's h_t -> y [B, T, H], zero past each length (unless the caller wants only the
+  // final states).
+  if (!a.y) return;
   const S* hs = p.hs.data() + (L_ - 1) * (T + 1) * n * H;
   for (Index j = 0; j < n; ++j) {
     const Index b = seq(j), lj = len(j);
@@ -259,9 +261,11 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
   auto seq = [&](Index j) { return order_[p.r0 + j * P]; };
   auto len = [&](Index j) { return len_[p.r0 + j * P]; };
 
+  // dL/d(layer output) buffers, only where needed: the top layer's when dy is given, the lower
+  // layers' (and dx's) when there are any.
   const Index wmax = std::max(D, H);
-  grow(p.dy_a, Tn * wmax);
-  grow(p.dy_b, Tn * wmax);
+  if (a.dy || L_ > 1) grow(p.dy_a, Tn * wmax);
+  if (L_ > 1 || a.dx) grow(p.dy_b, Tn * wmax);
   if (Cell::kSeparateGh) grow(p.dgh, Tn * GH);
   grow(p.dh, n * H);
   grow(p.dc, n * H);
@@ -274,19 +278,20 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
     grad = p.dparams.data();
   }
 
-  // dy [B, T, H] -> dY [T, n, H], zero past each length.
-  S* dY = p.dy_a.data();   // dL/d(output of layer l)   [T, n, H]
-  S* dIn = p.dy_b.data();  // dL/d(input of layer l)    [T, n, Din]
-  for (Index j = 0; j < n; ++j) {
-    const Index b = seq(j), lj = len(j);
-    for (Index t = 0; t < T; ++t) {
-      S* dst = dY + (t * n + j) * H;
-      if (a.dy && t < lj)
-        std::memcpy(dst, a.dy + (b * T + t) * H, sizeof(S) * H);
-      else
-        std::fill(dst, dst + H, S(0));
+  // dy [B, T, H] -> dY [T, n, H], zero past each length; null: no gradient on the outputs.
+  S* dY = a.dy ? p.dy_a.data() : nullptr;  // dL/d(output of layer l)   [T, n, H]
+  S* dIn = p.dy_b.data();                   // dL/d(input of layer l)    [T, n, Din]
+  if (dY)
+    for (Index j = 0; j < n; ++j) {
+      const Index b = seq(j), lj = len(j);
+      for (Index t = 0; t < T; ++t) {
+        S* dst = dY + (t * n + j) * H;
+        if (t < lj)
+          std::memcpy(dst, a.dy + (b * T + t) * H, sizeof(S) * H);
+        else
+          std::fill(dst, dst + H, S(0));
+      }
     }
-  }
 
   S* dh = p.dh.data();
   S* dc = p.dc.data();
@@ -323,7 +328,7 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
     for (Index t = T - 1; t >= 0; --t) {
       const Index na = p.active[t], row = t * n;
       if (na > 0) {
-        ArrMap<S>(dh, na * H) += ConstArrMap<S>(dY + row * H, na * H);  // + the output's
+        if (dY) ArrMap<S>(dh, na * H) += ConstArrMap<S>(dY + row * H, na * H);  // + output's
         if (a.dhs) record(a.dhs, p, l, t, dh, na);
         const S* cn = Cell::kHasCell ? cs + (row + n) * H : nullptr;
         if constexpr (Cell::kCellGemm == kCellGemmFromNew) {
@@ -369,7 +374,8 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
     if (l == 0 && !a.dx) break;
     // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1.
     MatMap<S>(dIn, Tn, Din).noalias() = Dgx * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
-    std::swap(dY, dIn);
+    dY = dIn;  // the next buffer to write is the other one
+    dIn = dIn == p.dy_b.data() ? p.dy_a.data() : p.dy_b.data();
   }
   if (a.dx) {  // dY now holds dL/dx [T, n, D]
     for (Index j = 0; j < n; ++j) {

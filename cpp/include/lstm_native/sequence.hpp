@@ -65,8 +65,8 @@ class Recurrent {
   void set_num_threads(int n) { threads_ = n < 0 ? 0 : n; }
   int num_threads() const { return threads_; }
 
-  // Forward over x [B, T, D]. lengths, h0, c0 may be null (all T; zeros). Writes y [B, T, H]
-  // and, if not null, hT and cT [L, B, H]. With `train`, keeps what backward needs.
+  // Forward over x [B, T, D]. lengths, h0, c0 may be null (all T; zeros). Writes, where not
+  // null, y [B, T, H], hT and cT [L, B, H]. With `train`, keeps what backward needs.
   void forward(const S* params, const S* x, Index B, Index T, const std::int64_t* lengths,
                const S* h0, const S* c0, S* y, S* hT, S* cT, bool train = true);
 
