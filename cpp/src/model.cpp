@@ -294,14 +294,15 @@ void Model<S>::optimizer_step(S* params, const S* grad, S* m, S* v, std::int64_t
       for (Index i = 0; i < n; ++i)
         if (is_weight_[i]) params[i] -= S(oc.lr * oc.alpha) * params[i];
       [[fallthrough]];
-    case Solver::kAdam: {
+    case Solver::kAdam: {  // Kingma & Ba's Algorithm 1, as PyTorch: θ -= lr m̂ / (√v̂ + ε)
       const double t = double(*step);
       const S b1 = S(oc.beta1), b2 = S(oc.beta2), eps = S(oc.eps);
-      const S lr_t = S(oc.lr * std::sqrt(1 - std::pow(oc.beta2, t)) / (1 - std::pow(oc.beta1, t)));
+      const S step_size = S(oc.lr / (1 - std::pow(oc.beta1, t)));      // m̂ = m / (1 - β1ᵗ)
+      const S inv_sqrt_bc2 = S(1 / std::sqrt(1 - std::pow(oc.beta2, t)));  // √v̂ = √v / √(1 - β2ᵗ)
       for (Index i = 0; i < n; ++i) {
         m[i] = b1 * m[i] + (1 - b1) * grad[i];
         v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
-        params[i] -= lr_t * m[i] / (std::sqrt(v[i]) + eps);
+        params[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
       }
       break;
     }

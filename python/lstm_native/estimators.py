@@ -646,8 +646,8 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
         time-ordered windows validate on the future), stop when the validation score (R^2
         here, accuracy for the classifier) stops improving, and restore the best weights.
     validation_fraction : float, default=0.1
-    beta_1, beta_2, epsilon : Adam / AdamW, in sklearn's form (bias correction folded into
-        the step size, epsilon added to sqrt(v)). "rmsprop" uses epsilon and a fixed decay of
+    beta_1, beta_2, epsilon : Adam / AdamW, as PyTorch and Kingma & Ba's Algorithm 1
+        (epsilon added to the bias-corrected sqrt(v)). "rmsprop" uses epsilon and a fixed decay of
         0.99 for its running mean of squared gradients (PyTorch's default), not beta_2.
     max_grad_norm : float or None, default=5.0
         Clip each minibatch gradient to this global L2 norm; None disables clipping.
