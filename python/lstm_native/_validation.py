@@ -17,6 +17,7 @@ Every check raises ``ValueError`` (or ``TypeError`` for non-numeric data) naming
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -57,6 +58,19 @@ class Sequences:
         lengths = self.lengths[idx]
         T = int(lengths.max()) if lengths.size else X.shape[1]
         return Sequences(np.ascontiguousarray(X[:, :T]), lengths, self.kind)
+
+
+@contextmanager
+def _numeric(name: str):
+    """Names the argument in NumPy's conversion errors ("could not convert string to float",
+    "float() argument must be ...") for non-numeric data such as strings or objects."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        if msg.startswith(name) or not ("convert" in msg or "argument must be" in msg):
+            raise
+        raise type(e)(f"{name} must hold real numbers: {msg}") from None
 
 
 def _name(estimator: Any) -> str:
@@ -111,7 +125,11 @@ def _check_sequence_list(X: Any, dtype: Any, estimator: Any) -> tuple:
     seqs = []
     n_feat = None
     for i, x in enumerate(X):
-        arr = np.asarray(x) if not hasattr(x, "dtype") else x
+        try:
+            arr = np.asarray(x) if not hasattr(x, "dtype") else x
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"X[{i}] is not a rectangular (n_timesteps, n_features) array: "
+                             f"{e}") from None
         if getattr(arr, "ndim", None) not in (1, 2):
             raise ValueError(f"X[{i}] must be a 1-D (univariate) or 2-D (n_timesteps, "
                              f"n_features) sequence, got shape {np.shape(arr)}")
@@ -121,8 +139,9 @@ def _check_sequence_list(X: Any, dtype: Any, estimator: Any) -> tuple:
             raise ValueError(f"X[{i}] is an empty sequence (0 timesteps); every sequence needs "
                              "at least one step")
         _check_numeric(np.asarray(arr), f"X[{i}]")
-        arr = check_array(arr, dtype=dtype, ensure_all_finite=True, input_name=f"X[{i}]",
-                          estimator=estimator)
+        with _numeric(f"X[{i}]"):
+            arr = check_array(arr, dtype=dtype, ensure_all_finite=True, input_name=f"X[{i}]",
+                              estimator=estimator)
         if n_feat is None:
             n_feat = arr.shape[1]
         elif arr.shape[1] != n_feat:
@@ -162,8 +181,9 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
             if isinstance(X, np.ndarray) and X.shape[0] == 0:
                 raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a "
                                  "minimum of 1 is required.")
-            Xp = check_array(X, dtype=dtype, allow_nd=True, ensure_all_finite=True,
-                             estimator=estimator, input_name="X")
+            with _numeric("X"):
+                Xp = check_array(X, dtype=dtype, allow_nd=True, ensure_all_finite=True,
+                                 estimator=estimator, input_name="X")
             if Xp.shape[1] == 0:
                 raise ValueError(f"X has 0 timesteps (shape={Xp.shape}); every sequence needs "
                                  "at least one step")
@@ -181,11 +201,13 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
             ):
                 # scikit-learn's own checks: n_features_in_ = X.shape[1], feature names,
                 # "Reshape your data" for 1-D input, sparse/NaN/inf/complex/empty messages.
-                Xp = validate_data(estimator, X, reset=reset, dtype=dtype,
-                                   ensure_all_finite=True)
+                with _numeric("X"):
+                    Xp = validate_data(estimator, X, reset=reset, dtype=dtype,
+                                       ensure_all_finite=True)
             else:
-                Xp = check_array(X, dtype=dtype, ensure_all_finite=True, estimator=estimator,
-                                 input_name="X")
+                with _numeric("X"):
+                    Xp = check_array(X, dtype=dtype, ensure_all_finite=True,
+                                     estimator=estimator, input_name="X")
             Xp = Xp.reshape(Xp.shape[0], Xp.shape[1], 1)
             lengths = np.full(Xp.shape[0], Xp.shape[1], dtype=np.int64)
     Xp = np.ascontiguousarray(Xp, dtype=dtype)
@@ -238,8 +260,10 @@ def check_finite_array(a: Any, name: str, dtype: Any = np.float64, ndim: tuple =
         raise TypeError(f"A sparse {name} is not supported; pass a dense array")
     if hasattr(a, "dtype"):
         _check_numeric(np.asarray(a), name)
-    arr = check_array(a, dtype=dtype, ensure_2d=False, allow_nd=True, ensure_all_finite=True,
-                      input_name=name, ensure_min_samples=ensure_min_samples)
+    with _numeric(name):
+        arr = check_array(a, dtype=dtype, ensure_2d=False, allow_nd=True,
+                          ensure_all_finite=True, input_name=name,
+                          ensure_min_samples=ensure_min_samples)
     if arr.ndim not in ndim:
         raise ValueError(f"{name} must be {' or '.join(f'{d}-D' for d in ndim)}, got shape "
                          f"{arr.shape}")
@@ -258,8 +282,9 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> Optio
         return None
     if hasattr(sample_weight, "dtype"):
         _check_numeric(np.asarray(sample_weight), "sample_weight")
-    sw = _check_sample_weight(sample_weight, np.empty((n_samples, 0)), dtype=dtype,
-                              ensure_non_negative=True)
+    with _numeric("sample_weight"):
+        sw = _check_sample_weight(sample_weight, np.empty((n_samples, 0)), dtype=dtype,
+                                  ensure_non_negative=True)
     if not np.all(np.isfinite(sw)):
         raise ValueError("Input sample_weight contains NaN or infinity.")
     if not sw.sum() > 0:

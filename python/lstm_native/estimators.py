@@ -46,15 +46,22 @@ import sys
 import threading
 import time
 import warnings
+from collections import deque
+from contextlib import contextmanager
 from numbers import Integral, Real
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+)
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
     check_classification_targets,
@@ -63,6 +70,14 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import assert_all_finite, check_is_fitted, column_or_1d
 
 from . import _core
+from ._memory import (
+    PREDICT_CHUNK,
+    check_memory,
+    model_param_count,
+    model_workspace,
+    needs_copy,
+    peek_shape,
+)
 from ._validation import (
     Sequences,
     check_finite_array,
@@ -146,6 +161,58 @@ def _valid_steps(lengths: np.ndarray, T: int) -> np.ndarray:
     return np.arange(T)[None, :] < lengths[:, None]
 
 
+def _all_finite(a: np.ndarray) -> bool:
+    """No NaN or infinity in ``a`` (a fast sum first, as scikit-learn; exact check if that
+    overflows)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):
+            return True
+    return bool(np.isfinite(a).all())
+
+
+class _NonFiniteOutput(ValueError):
+    """The network produced NaN or infinity (see _raw_predict)."""
+
+
+class _CorePool:
+    """Core Model objects of one network configuration, lent out one per concurrent call.
+
+    A core Model owns one workspace and serves one call at a time; the GIL is released during
+    its calls. So that predictions from several Python threads run in parallel, every caller
+    borrows a Model of its own: a free one, or a new one made on demand (kept for later
+    calls: the pool holds as many Models as there were concurrent callers). The pool is not
+    pickled; an unpickled estimator makes a new one."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = dict(config)
+        self.prototype = self._make()  # layout(), num_params, stream(): read-only uses
+        self._free = [self.prototype]
+        self._lock = threading.Lock()
+
+    def _make(self) -> Any:
+        cfg = self.config
+        cls = _core.Model32 if cfg["dtype"] == "float32" else _core.Model64
+        return cls(cfg["cell"], cfg["input_size"], cfg["hidden_size"], cfg["num_layers"],
+                   cfg["output_size"], bidirectional=cfg["bidirectional"],
+                   return_sequences=cfg["return_sequences"], dropout=cfg["dropout"],
+                   loss=cfg["loss"])
+
+    @contextmanager
+    def borrow(self) -> Iterator[Any]:
+        with self._lock:
+            core = self._free.pop() if self._free else None
+        if core is None:
+            core = self._make()
+        try:
+            yield core
+        finally:
+            with self._lock:
+                self._free.append(core)
+
+    def __len__(self) -> int:
+        return len(self._free)
+
+
 class _BaseRecurrentEstimator(BaseEstimator):
     """Shared machinery of the recurrent estimators (not for direct use)."""
 
@@ -180,7 +247,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
                              Options(Real, {np.inf})],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
-        "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+        "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64}),
+                  Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)})],
         "n_jobs": [Integral, None],
     }
 
@@ -259,8 +327,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         state = dict(state)
-        state.pop("_core_model", None)
-        state.pop("_lock", None)
+        for key in ("_core_model", "_lock", "_pool", "_history", "_initial_params"):
+            state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -273,21 +341,20 @@ class _BaseRecurrentEstimator(BaseEstimator):
         return np.dtype(self.dtype)
 
     def _build_core(self) -> None:
-        cfg = self._config_
-        cls = _core.Model32 if cfg["dtype"] == "float32" else _core.Model64
-        self._core_model = cls(cfg["cell"], cfg["input_size"], cfg["hidden_size"],
-                               cfg["num_layers"], cfg["output_size"],
-                               bidirectional=cfg["bidirectional"],
-                               return_sequences=cfg["return_sequences"],
-                               dropout=cfg["dropout"], loss=cfg["loss"])
-        self._lock = threading.Lock()
+        """A fresh pool of core Models for ``_config_`` (see :class:`_CorePool`);
+        ``_core_model`` is its first Model, for the read-only layout()/stream()."""
+        self._pool = _CorePool(self._config_)
+        self._core_model = self._pool.prototype
 
-    def _apply_n_jobs(self) -> None:
-        """Threads for the core: None/-1 = automatic (the core splits a batch into parts by its
-        size only, one thread per part, up to the machine's cores), k > 0 = at most k. Results
-        are identical for any value."""
+    @contextmanager
+    def _core(self) -> Iterator[Any]:
+        """A core Model for one call, with this estimator's thread setting: None/-1 = automatic
+        (the core splits a batch into parts by its size only, one thread per part, up to the
+        machine's cores), k > 0 = at most k. Results are identical for any value."""
         n = self.n_jobs
-        self._core_model.num_threads = 0 if n is None or n < 0 else max(1, int(n))
+        with self._pool.borrow() as core:
+            core.num_threads = 0 if n is None or n < 0 else max(1, int(n))
+            yield core
 
     def _network_config(self, input_size: int, output_size: int) -> dict:
         return dict(cell=_CELLS[self.cell], input_size=int(input_size),
@@ -304,19 +371,24 @@ class _BaseRecurrentEstimator(BaseEstimator):
                 for name, off, shape in self._core_model.layout()}
 
     def _init_network(self, config: dict) -> None:
-        reuse = getattr(self, "_core_model", None) is not None and self._config_ == config
+        reuse = getattr(self, "_pool", None) is not None and self._config_ == config
+        # the new network is made whole before it replaces the old one, so that an exception
+        # or Ctrl-C in between leaves the previous (consistent) network in place
+        pool = self._pool if reuse else _CorePool(config)  # a refit keeps the workspaces
+        core = pool.prototype
+        params = initial_parameters(core.layout(), core.num_params, config["cell"],
+                                    config["hidden_size"], self._random_state,
+                                    dtype=self._model_dtype())
         self._config_ = config
-        if not reuse:  # a refit of the same network keeps the core's workspace
-            self._build_core()
-        core = self._core_model
-        self.params_ = initial_parameters(core.layout(), core.num_params, config["cell"],
-                                          config["hidden_size"], self._random_state,
-                                          dtype=self._model_dtype())
+        self._pool, self._core_model = pool, core
+        self.params_ = params
         self.t_ = 0
         self.n_iter_ = 0
         self.loss_curve_ = []
         self._init_tracking()
         self._best_params = None
+        self._initial_params = params.copy()  # the last resort when training diverges
+        self._history = deque(maxlen=2)  # the states at the start of the last two epochs
 
     def _init_tracking(self) -> None:
         if self.early_stopping:
@@ -336,22 +408,92 @@ class _BaseRecurrentEstimator(BaseEstimator):
         self._lr = float(self.learning_rate_init)
         self._no_improvement_count = 0
 
-    def _raw_predict(self, seqs: Sequences) -> np.ndarray:
-        """The head's outputs (N, O) or, with return_sequences, (N, T, O)."""
+    def _raw_predict(self, seqs: Sequences, check: bool = True) -> np.ndarray:
+        """The head's outputs (N, O) or, with return_sequences, (N, T, O). With ``check``,
+        _NonFiniteOutput (a ValueError) when some are not finite: the network overflowed on
+        those sequences (NaN logits would otherwise turn silently into class 0)."""
+        out = self._raw_outputs(seqs)
+        if check and not _all_finite(out):
+            bad = np.flatnonzero(~np.isfinite(out.reshape(out.shape[0], -1)).all(axis=1))
+            raise _NonFiniteOutput(
+                f"The network's outputs are not finite (overflow) for {bad.size} of "
+                f"{out.shape[0]} sequences (indices {bad[:10].tolist()}"
+                f"{', ...' if bad.size > 10 else ''}); their values lie far outside the range "
+                "the model was trained on")
+        return out
+
+    def _raw_outputs(self, seqs: Sequences) -> np.ndarray:
         N, T = seqs.X.shape[:2]
         O = self._config_["output_size"]
         shape = (N, T, O) if self._config_["return_sequences"] else (N, O)
         out = np.empty(shape, dtype=self.params_.dtype.type)
-        with self._lock:
-            self._apply_n_jobs()
-            self._core_model.predict(_for_core(self.params_),
-                                     _for_core(seqs.X),
-                                     _for_core(seqs.core_lengths), out)
+        params = _for_core(self.params_)
+        lengths = seqs.core_lengths
+        # One core call per PREDICT_CHUNK sequences (the chunk the core itself works in, so
+        # results are those of one call): Ctrl-C is handled between chunks, and a borrowed
+        # core Model lets other threads predict in parallel.
+        with self._core() as core:
+            for start in range(0, N, PREDICT_CHUNK):
+                sl = slice(start, min(start + PREDICT_CHUNK, N))
+                core.predict(params, seqs.X[sl], None if lengths is None else lengths[sl],
+                             out[sl])
         return out
 
     def _check_X_predict(self, X: Any) -> Sequences:
         check_is_fitted(self)
+        self._check_predict_memory(X)
         return check_sequences(X, dtype=self.params_.dtype, estimator=self, reset=False)
+
+    # -- memory ---------------------------------------------------------------------------
+    def _check_predict_memory(self, X: Any) -> None:
+        """MemoryError before anything is allocated when predicting on X cannot fit."""
+        shape = peek_shape(X)
+        if shape is None:
+            return
+        N, T, D = shape
+        cfg = dict(self._config_, input_size=D)
+        item = self.params_.dtype.itemsize
+        steps = N * T if cfg["return_sequences"] else N
+        O = cfg["output_size"]
+        check_memory([
+            ("converted input", N * T * D * item if needs_copy(X, self.params_.dtype) else 0),
+            ("outputs", steps * O * (item + 16)),
+            ("workspace", model_workspace(cfg, min(N, PREDICT_CHUNK), T, False) * item),
+        ], f"{type(self).__name__}.predict on {N} sequences of {T} steps")
+
+    def _check_fit_memory(self, X: Any, y: Any) -> None:
+        """MemoryError before anything is allocated when fitting X cannot fit: the converted
+        input and targets, parameters with optimizer state and copies, the training workspace
+        of one minibatch (and the prediction workspace for early stopping)."""
+        shape = peek_shape(X)
+        if shape is None:
+            return
+        N, T, D = shape
+        dtype = self._model_dtype()
+        item = dtype.itemsize
+        y_shape = np.shape(y) if hasattr(y, "shape") else ()
+        if self._loss == "softmax":
+            O = 2
+        elif self.return_sequences:
+            O = int(y_shape[2]) if len(y_shape) == 3 else 1
+        else:
+            O = int(y_shape[1]) if len(y_shape) == 2 else 1
+        cfg = self._network_config(D, max(O, 1))
+        P = model_param_count(cfg)
+        B = min(N, 200 if self.batch_size == "auto" else int(self.batch_size))
+        steps = N * T if self.return_sequences else N
+        H = cfg["hidden_size"]
+        copies = (2 if isinstance(X, (list, tuple)) else int(needs_copy(X, dtype)))
+        copies += int(bool(self.early_stopping))
+        check_memory([
+            ("converted input", copies * N * T * D * item),
+            ("targets", steps * O * item),
+            ("parameters, optimizer state and copies", P * (14 * item + 8) + 3 * 8 * H * H),
+            ("training workspace", model_workspace(cfg, B, T, True) * item),
+            ("validation workspace", model_workspace(cfg, min(N, PREDICT_CHUNK), T, False) * item
+             if self.early_stopping else 0),
+        ], f"{type(self).__name__}.fit on {N} sequences of {T} steps with hidden_size={H}, "
+           f"num_layers={cfg['num_layers']}")
 
     # -- subclass hooks -----------------------------------------------------------------
     def _prepare_targets(self, y, seqs, first_pass, incremental, classes):  # pragma: no cover
@@ -362,13 +504,28 @@ class _BaseRecurrentEstimator(BaseEstimator):
         raise NotImplementedError
 
     # -- fitting ----------------------------------------------------------------------------
+    _INTEGER_PARAMS = ("hidden_size", "num_layers", "batch_size", "max_iter", "n_iter_no_change",
+                       "n_jobs")
+
+    def _check_integer_params(self) -> None:
+        """scikit-learn's Interval(Integral) accepts True/False; a bool hidden_size or
+        num_layers is a mistake, not a 1."""
+        for name in self._INTEGER_PARAMS:
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, not a "
+                    f"bool; got {value!r}")
+
     def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool,
              classes: Any = None) -> "_BaseRecurrentEstimator":
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "params_") or (not self.warm_start and not incremental)
+        self._check_integer_params()
         check_y_present(y, self)
         dtype = self._model_dtype()
+        self._check_fit_memory(X, y)
         seqs = check_sequences(X, dtype=dtype, estimator=self, reset=first_pass)
         Y = self._prepare_targets(y, seqs, first_pass, incremental, classes)
         sw = check_sample_weight(sample_weight, seqs.n_samples, dtype)
@@ -435,7 +592,6 @@ class _BaseRecurrentEstimator(BaseEstimator):
         batch_size = min(200, n_train) if self.batch_size == "auto" else min(
             int(self.batch_size), n_train)
         max_grad_norm = 0.0 if self.max_grad_norm is None else float(self.max_grad_norm)
-        core = self._core_model
         self.params_ = _for_core(self.params_)
         self._m, self._v = _for_core(self._m), _for_core(self._v)
         Xtr, Ytr, swtr = _for_core(tr.X), _for_core(Ytr), _for_core(swtr)
@@ -443,88 +599,190 @@ class _BaseRecurrentEstimator(BaseEstimator):
         n_epochs = 1 if incremental else int(self.max_iter)
         stopped = False
         fit_start = time.perf_counter()
-        for epoch in range(n_epochs):
-            seed = int(self._random_state.randint(0, np.iinfo(np.int32).max))
-            lr_used = self._lr
-            t0 = time.perf_counter()
-            with self._lock:
-                self._apply_n_jobs()
-                loss, self._step = core.train_epoch(
-                    self.params_, self._m, self._v, int(self._step), Xtr, lengths, Ytr, swtr,
-                    batch_size=batch_size, shuffle=bool(self.shuffle), seed=seed,
-                    solver=self.solver, lr=float(lr_used), alpha=float(self.alpha),
-                    momentum=float(self.momentum), nesterov=bool(self.nesterovs_momentum),
-                    beta1=float(self.beta_1), beta2=float(self.beta_2),
-                    eps=float(self.epsilon), max_grad_norm=max_grad_norm,
-                    callback=self._progress_bar if int(self.verbose) >= 2 else None)
-            loss = float(loss)
-            self.n_iter_ += 1
-            self.t_ += n_train
-            self.loss_ = loss
-            self.loss_curve_.append(loss)
-            if not np.isfinite(loss):
-                raise ValueError(
-                    f"Training diverged: the loss is {loss} after epoch {self.n_iter_}. Scale X "
-                    "and y (e.g. SequenceScaler, TransformedTargetRegressor), lower "
-                    "learning_rate_init or set max_grad_norm.")
-
-            # convergence bookkeeping, as MLP: validation score or training loss
-            score = None
-            if self.early_stopping:
-                score = self._internal_score(val, Yval, swval)
-                self.validation_scores_.append(score)
-                if score < self.best_validation_score_ + self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    self._best_params = self.params_.copy()
-            else:
-                if loss > self.best_loss_ - self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if loss < self.best_loss_:
-                    self.best_loss_ = loss
-
-            if self.learning_rate == "invscaling":
-                self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-
-            if self.verbose:
-                self._print_epoch(loss, score, lr_used, time.perf_counter() - t0,
-                                  time.perf_counter() - fit_start)
-
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = ("Validation score" if self.early_stopping else "Training loss")
-                msg = (f"{what} did not improve more than tol={self.tol:g} for "
-                       f"{self.n_iter_no_change} consecutive epochs.")
-                if self.learning_rate in ("adaptive", "plateau"):
-                    if self._lr <= _MIN_LR:
-                        if self.verbose:
-                            print(msg + " Learning rate too small. Stopping.")
-                        stopped = True
-                    else:
-                        self._lr /= 5.0 if self.learning_rate == "adaptive" else 2.0
-                        self._no_improvement_count = 0
-                        if self.verbose:
-                            print(msg + f" Setting learning rate to {self._lr:g}")
-                else:
-                    if self.verbose:
-                        print(msg + " Stopping.")
-                    stopped = True
-            if stopped or incremental:
-                break
-            if epoch + 1 == n_epochs:
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
-                    "the optimization hasn't converged yet.", ConvergenceWarning)
+        if getattr(self, "_history", None) is None:  # e.g. unpickled or loaded
+            self._history = deque(maxlen=2)
+        with self._core() as core:
+            for epoch in range(n_epochs):
+                # the state at the start of this epoch (see _diverged)
+                self._history.append(self._checkpoint())
+                try:
+                    seed = int(self._random_state.randint(0, np.iinfo(np.int32).max))
+                    lr_used = self._lr
+                    t0 = time.perf_counter()
+                    loss, step = core.train_epoch(
+                        self.params_, self._m, self._v, int(self._step), Xtr, lengths, Ytr,
+                        swtr, batch_size=batch_size, shuffle=bool(self.shuffle), seed=seed,
+                        solver=self.solver, lr=float(lr_used), alpha=float(self.alpha),
+                        momentum=float(self.momentum), nesterov=bool(self.nesterovs_momentum),
+                        beta1=float(self.beta_1), beta2=float(self.beta_2),
+                        eps=float(self.epsilon), max_grad_norm=max_grad_norm,
+                        callback=self._progress_bar if int(self.verbose) >= 2 else None)
+                    loss = float(loss)
+                    if not np.isfinite(loss):
+                        self._diverged(f"the loss is {loss} in epoch {self.n_iter_ + 1}", tr)
+                    if not _all_finite(self.params_):
+                        self._diverged("the weights became non-finite in epoch "
+                                       f"{self.n_iter_ + 1}", tr)
+                    self._step = step
+                    self.n_iter_ += 1
+                    self.t_ += n_train
+                    self.loss_ = loss
+                    self.loss_curve_.append(loss)
+                    try:
+                        stopped = self._end_of_epoch(loss, val, Yval, swval, lr_used, t0,
+                                                     fit_start)
+                    except _NonFiniteOutput:
+                        self.n_iter_ -= 1
+                        self.t_ -= n_train
+                        self.loss_curve_.pop()
+                        self._diverged("the validation predictions are not finite after "
+                                       f"epoch {self.n_iter_ + 1}", tr)
+                except KeyboardInterrupt:
+                    self._interrupted()
+                    raise
+                if stopped or incremental:
+                    break
+                if epoch + 1 == n_epochs:
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                        "and the optimization hasn't converged yet.", ConvergenceWarning)
 
         if self.early_stopping and self._best_params is not None:
             self.params_[:] = self._best_params  # restore the best weights
-        if not np.all(np.isfinite(self.params_)):
-            raise ValueError("Solver produced non-finite parameter weights. The input data may "
-                             "contain large values and need to be preprocessed.")
+        # The last steps may have made weights that are finite but overflow: check the
+        # predictions on the training data (partial_fit: on its first PREDICT_CHUNK sequences,
+        # one core call, to keep the cost of an epoch).
+        sample = tr if not incremental else tr.subset(slice(0, PREDICT_CHUNK))
+        if not self._predicts_finite(sample):
+            self._diverged("the predictions on the training data are not finite after "
+                           f"epoch {self.n_iter_}", tr)
+
+    def _predicts_finite(self, seqs: Sequences) -> bool:
+        return _all_finite(self.params_) and _all_finite(self._raw_predict(seqs, check=False))
+
+    def _checkpoint(self) -> dict:
+        """Everything an epoch changes, to roll it back (see _diverged)."""
+        return dict(n_iter=self.n_iter_, params=self.params_.copy(), m=self._m.copy(),
+                    v=self._v.copy(), step=self._step, t=self.t_, n_loss=len(self.loss_curve_),
+                    n_val=None if self.validation_scores_ is None else len(
+                        self.validation_scores_),
+                    best_loss=self.best_loss_, best_val=self.best_validation_score_,
+                    no_improvement=self._no_improvement_count, lr=self._lr)
+
+    def _restore(self, ckpt: dict) -> None:
+        """Back to a checkpoint (the keys present: the weights and optimizer state, and the
+        bookkeeping of the epochs run up to it)."""
+        self.params_[:] = ckpt["params"]
+        for key, attr in (("m", "_m"), ("v", "_v")):
+            if key in ckpt:
+                getattr(self, attr)[:] = ckpt[key]
+        if "n_iter" not in ckpt:
+            return
+        self.n_iter_, self._step, self.t_ = ckpt["n_iter"], ckpt["step"], ckpt["t"]
+        del self.loss_curve_[ckpt["n_loss"]:]
+        if ckpt["n_val"] is not None and self.validation_scores_ is not None:
+            del self.validation_scores_[ckpt["n_val"]:]
+        self.best_loss_, self.best_validation_score_ = ckpt["best_loss"], ckpt["best_val"]
+        self._no_improvement_count, self._lr = ckpt["no_improvement"], ckpt["lr"]
+        if self.loss_curve_:
+            self.loss_ = self.loss_curve_[-1]
+
+    def _diverged(self, what: str, train: Sequences) -> None:
+        """Training went non-finite. Roll back to the most recent usable weights (finite, with
+        finite predictions on the training data), with the bookkeeping of the epochs up to
+        them: the best ones of early stopping, else the state at the start of this epoch, of
+        the one before, or the initial weights; then raise."""
+        candidates = []
+        if self.early_stopping and self._best_params is not None:
+            candidates.append(("with the best validation score so far",
+                               dict(params=self._best_params)))
+        for ckpt in reversed(list(self._history)):
+            n = ckpt["n_iter"]
+            candidates.append((f"after epoch {n}" if n else "before the first epoch", ckpt))
+        initial = getattr(self, "_initial_params", None)
+        if initial is not None:
+            zeros = np.zeros_like(self.params_)
+            candidates.append(("of the initialization", dict(params=initial, m=zeros, v=zeros)))
+        # states at the start of the epochs, the initialization: the weights "before the first
+        # epoch" of a warm-started or partial fit are those the previous fit ended with
+        kept = None
+        for name, state in candidates:
+            self._restore(state)
+            if self._predicts_finite(train):
+                kept = name
+                break
+        self._history.clear()
+        if kept is None:
+            if initial is not None:
+                self._restore(candidates[-1][1])
+            kept_msg = ("No weights seen in this fit predict finite values on the training data "
+                        "(it has extreme values)")
+        else:
+            kept_msg = f"The estimator keeps the weights {kept} and can predict"
+        raise ValueError(
+            f"Training diverged: {what}. {kept_msg}. Scale X and y "
+            "(e.g. SequenceScaler, TransformedTargetRegressor), lower learning_rate_init, or "
+            "set max_grad_norm.")
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: the core stopped at a minibatch boundary, so params_ hold every completed
+        optimizer step. Keep them (unless non-finite: then the epoch's start), or with early
+        stopping the best weights so far; the estimator stays fitted."""
+        if not (_all_finite(self.params_) and _all_finite(self._m) and _all_finite(self._v)):
+            self._restore(self._history[-1])
+        if self.early_stopping and self._best_params is not None:
+            self.params_[:] = self._best_params
+
+    def _end_of_epoch(self, loss: float, val: Optional[Sequences], Yval: Any, swval: Any,
+                      lr_used: float, t0: float, fit_start: float) -> bool:
+        """Convergence bookkeeping, as MLP (validation score or training loss), the learning
+        rate schedule and the verbose line; True when training should stop."""
+        score = None
+        if self.early_stopping:
+            score = self._internal_score(val, Yval, swval)
+            self.validation_scores_.append(score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self.params_.copy()
+        else:
+            if loss > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if loss < self.best_loss_:
+                self.best_loss_ = loss
+
+        if self.learning_rate == "invscaling":
+            self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+
+        if self.verbose:
+            self._print_epoch(loss, score, lr_used, time.perf_counter() - t0,
+                              time.perf_counter() - fit_start)
+
+        stopped = False
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = ("Validation score" if self.early_stopping else "Training loss")
+            msg = (f"{what} did not improve more than tol={self.tol:g} for "
+                   f"{self.n_iter_no_change} consecutive epochs.")
+            if self.learning_rate in ("adaptive", "plateau"):
+                if self._lr <= _MIN_LR:
+                    if self.verbose:
+                        print(msg + " Learning rate too small. Stopping.")
+                    stopped = True
+                else:
+                    self._lr /= 5.0 if self.learning_rate == "adaptive" else 2.0
+                    self._no_improvement_count = 0
+                    if self.verbose:
+                        print(msg + f" Setting learning rate to {self._lr:g}")
+            else:
+                if self.verbose:
+                    print(msg + " Stopping.")
+                stopped = True
+        return stopped
 
     def _progress_bar(self, done: int, total: int) -> None:
         """verbose >= 2: a progress bar within an epoch, redrawn by the core between minibatches

@@ -22,6 +22,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
+from ._memory import check_memory, needs_copy, recurrent_param_count, unit_workspace
 
 # The core's cells: LSTM, GRU, Elman RNN (tanh, relu), the LSTM variants of Greff et al.
 # ("LSTM: A Search Space Odyssey") and the two gate-free alternatives (see cells.hpp).
@@ -41,14 +42,30 @@ def canonical_cell(cell: str) -> str:
     return name
 
 
+def _all_finite(a: np.ndarray) -> bool:
+    """No NaN or infinity in ``a``: a fast sum first (as scikit-learn), the exact test only
+    when that is not finite (which a large but finite array can also give)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):
+            return True
+    return bool(np.isfinite(a).all())
+
+
 def _as_real_array(a: Any, name: str, dtype: np.dtype, ndim: Optional[int] = None) -> np.ndarray:
-    """``a`` as a C-contiguous array of ``dtype`` (copied only when needed), with its ndim checked."""
-    arr = np.asarray(a)
+    """``a`` as a finite, C-contiguous array of ``dtype`` (native byte order; copied only when
+    needed), with its ndim checked: ValueError naming ``name`` otherwise."""
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as e:  # e.g. ragged nested lists
+        raise ValueError(f"{name} must be a real numeric array: {e}") from None
     if arr.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not _all_finite(arr):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
 
 
 class Recurrent:
@@ -76,9 +93,14 @@ class Recurrent:
         self.cell = canonical_cell(cell)
         for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
                         ("num_layers", num_layers)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        self.dtype = np.dtype(dtype)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype == np.float32:
             core_cls = _core.Recurrent32
         elif self.dtype == np.float64:
@@ -88,6 +110,12 @@ class Recurrent:
         self.input_size, self.hidden_size, self.num_layers = (
             int(input_size), int(hidden_size), int(num_layers))
         self.bias = bool(bias)
+        # parameters, their packed copy in the core and a gradient: refuse before allocating
+        P = recurrent_param_count(self.cell, self.input_size, self.hidden_size,
+                                  self.num_layers, bias=self.bias)
+        check_memory([("parameters, packed weights and gradients", 3 * P * self.dtype.itemsize)],
+                     f"{type(self).__name__}(input_size={self.input_size}, hidden_size="
+                     f"{self.hidden_size}, num_layers={self.num_layers}) with {P} parameters")
         self._core = core_cls(self.cell, self.input_size, self.hidden_size, self.num_layers,
                               self.bias)
         # name -> (offset, shape) in flat_params
@@ -173,8 +201,24 @@ class Recurrent:
     def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> State:
         return (h, c) if self.has_cell_state else h
 
+    def _check_memory(self, x: Any, train: bool) -> None:
+        """MemoryError, before anything is allocated, when a forward over x cannot fit."""
+        shape = getattr(x, "shape", None)
+        if shape is None or len(shape) != 3:
+            return
+        B, T, D = (int(s) for s in shape)
+        item = self.dtype.itemsize
+        L, H = self.num_layers, self.hidden_size
+        check_memory([
+            ("converted input", B * T * D * item if needs_copy(x, self.dtype) else 0),
+            ("outputs", (B * T * H + 2 * L * B * H) * item),
+            ("workspace", unit_workspace(self.cell, max(D, H), H, B, T, train, layers=L) * item),
+            ("input gradient", B * T * D * item if train else 0),
+        ], f"{type(self).__name__}.forward on a batch of {B} sequences of {T} steps")
+
     def check_input(self, x: Any, lengths: Any = None) -> tuple:
-        """x as a C-contiguous (B, T, D) array of the layer's dtype, lengths as int64 (B,)."""
+        """x as a finite, C-contiguous (B, T, D) array of the layer's dtype, lengths as int64
+        (B,): ValueError naming the problem otherwise."""
         x = _as_real_array(x, "x", self.dtype, ndim=3)
         B, T, D = x.shape
         if D != self.input_size:
@@ -208,9 +252,12 @@ class Recurrent:
         if return_gates and inference:
             raise ValueError("return_gates needs inference=False (the gates are what training "
                              "keeps)")
+        self._check_memory(x, not inference)
         x, lengths = self.check_input(x, lengths)
         B, T, _ = x.shape
         h0, c0 = self._state_arrays(state, B, "state")
+        if not _all_finite(self.flat_params):
+            raise ValueError("the layer's parameters (flat_params) contain NaN or infinity")
         L, H = self.num_layers, self.hidden_size
         y = np.empty((B, T, H), dtype=self.dtype)
         hT = np.empty((L, B, H), dtype=self.dtype)
