@@ -150,7 +150,7 @@ def test_not_fitted_everywhere():
     for cls in (LSTMRegressor, LSTMClassifier):
         est = cls()
         for call in (lambda: est.predict(X0), lambda: est.score(X0, Y0), est.stream,
-                     est.named_parameters):
+                     lambda: est.save("unused.npz"), est.named_parameters):
             with pytest.raises(NotFittedError):
                 call()
     with pytest.raises(NotFittedError):

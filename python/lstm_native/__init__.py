@@ -10,6 +10,15 @@ from .preprocessing import SequenceScaler
 __version__ = "0.1.0"
 
 
+def load(path) -> "LSTMRegressor | LSTMClassifier":
+    """Load an estimator saved with ``est.save(path)`` (an ``.npz`` archive, no pickle).
+    Raises ValueError naming the file if it is truncated, corrupted, not an lstm_native model
+    or written by a newer version of the format."""
+    from ._persist import load_estimator
+
+    return load_estimator(path)
+
+
 def build_info() -> dict:
     """How the compiled core was built: compiler, SIMD instruction sets in use, Eigen, threads."""
     return dict(_core.build_info())
@@ -20,6 +29,7 @@ __all__ = [
     "LSTMRegressor",
     "SequenceScaler",
     "build_info",
+    "load",
     "datasets",
     "load_airline_passengers",
     "nn",

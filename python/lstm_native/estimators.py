@@ -847,6 +847,24 @@ class _BaseRecurrentEstimator(BaseEstimator):
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
         return self._core_model.stream(self.params_, int(batch))
 
+    def save(self, path: Any) -> None:
+        """Write the fitted estimator to ``path``: a portable ``.npz`` archive (parameters,
+        hyperparameters, fitted attributes, optimizer state; no pickle), written atomically (a
+        temporary file in the same folder renamed over ``path``). Read it back with
+        :meth:`load` or :func:`lstm_native.load`."""
+        from ._persist import save_estimator
+
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> "_BaseRecurrentEstimator":
+        """An estimator saved with :meth:`save`; ValueError naming the file if it is truncated,
+        corrupted, not an lstm_native model, holds another estimator class or was written by
+        a newer format version."""
+        from ._persist import load_estimator
+
+        return load_estimator(path, expected=cls)
+
     def _head_width(self, Y: np.ndarray) -> int:
         """The head's width for prepared targets ``Y``: classes or outputs."""
         if self._loss == "softmax":
