@@ -280,3 +280,25 @@ def test_gradient_flow_estimator_rejects_bidirectional(rng):
                X, X[:, 0, 0])
     with pytest.raises(ValueError, match="unidirectional"):
         gradient_flow(est, X)
+
+
+@pytest.mark.parametrize("est_cls,cell", [(LSTMRegressor, "lstm"), (LSTMRegressor, "ungated"),
+                                          (LSTMClassifier, "gru")])
+def test_gradient_flow_unfitted_estimator_is_at_initialization(rng, est_cls, cell):
+    """An unfitted estimator is measured at the network fit(X, y) starts from."""
+    N, T, D = 30, 6, 2
+    X = rng.standard_normal((N, T, D))
+    y = X[:, :, 0].sum(axis=1) if est_cls is LSTMRegressor else (X[:, 0, 0] > 0).astype(int)
+    kw = dict(cell=cell, hidden_size=5, num_layers=2, random_state=7)
+    flow0 = gradient_flow(est_cls(**kw), X, y)
+    with pytest.raises(ValueError, match="need X and y"):
+        gradient_flow(est_cls(**kw), X)
+    fitted = _fit(est_cls(**kw, max_iter=1), X, y)
+    init = getattr(fitted, "_initial_params", None)
+    if init is None:
+        pytest.skip("the estimator keeps no copy of its initial parameters")
+    # the fitted estimator with its parameters put back to the initial ones
+    fitted.params_[...] = init
+    flow1 = gradient_flow(fitted, X, y)
+    for k in flow0:
+        np.testing.assert_allclose(flow0[k], flow1[k], rtol=1e-6, err_msg=k)

@@ -59,43 +59,94 @@ def _is_layer(obj: Any) -> bool:
     return isinstance(obj, nn.Recurrent)
 
 
-def _layer_and_head(obj: Any):
-    """(layer, head_weight, head_bias, estimator or None) for a layer or a fitted estimator.
-    For an estimator the layer is a new float64 nn.Recurrent holding its recurrent parameters
-    (float64 whatever the model's dtype: the gradients measured may be far below float32's
-    range)."""
+def _is_fitted(est: Any) -> bool:
+    return hasattr(est, "params_")
+
+
+def _is_classifier(est: Any) -> bool:
+    return getattr(est, "_loss", "mse") == "softmax"
+
+
+def _layer_and_head(obj: Any, X: Optional[np.ndarray] = None, y: Any = None):
+    """(layer, head, classes, estimator or None) for a layer or an estimator; head is
+    (weight, bias) or None. For an estimator the layer is a new float64 nn.Recurrent holding its
+    recurrent parameters (float64 whatever the model's dtype: the gradients measured may be far
+    below float32's range): the fitted ones, or for an unfitted estimator those ``fit(X, y)``
+    would start from."""
     if _is_layer(obj):
         return obj, None, None, None
-    if not hasattr(obj, "named_parameters") or not hasattr(obj, "_config_"):
-        raise TypeError("expected an nn.Recurrent layer or a fitted LSTMRegressor/"
-                        f"LSTMClassifier, got {type(obj).__name__}")
-    params = obj.named_parameters()          # raises NotFittedError when not fitted
-    cfg = obj._config_
-    if cfg.get("bidirectional"):
+    if not hasattr(obj, "named_parameters") or not hasattr(obj, "get_params"):
+        raise TypeError("expected an nn.Recurrent layer or an LSTMRegressor/LSTMClassifier, "
+                        f"got {type(obj).__name__}")
+    if obj.bidirectional:
         raise ValueError("diagnostics need a unidirectional network (bidirectional=False)")
-    layer = nn.Recurrent(cfg["input_size"], cfg["hidden_size"], cfg["num_layers"],
-                         cell=cfg["cell"], bias="bias_ih_l0" in params,
-                         dtype=np.float64)
-    head_w, head_b = params.pop("head.weight"), params.pop("head.bias")
+    if _is_fitted(obj):
+        params = obj.named_parameters()
+        cfg = obj._config_
+        cell, D, H, L = cfg["cell"], cfg["input_size"], cfg["hidden_size"], cfg["num_layers"]
+        classes = getattr(obj, "classes_", None)
+    else:
+        params, cell, classes = _initial_parameters(obj, X, y)
+        D, H, L = X.shape[2], int(obj.hidden_size), int(obj.num_layers)
+    layer = nn.Recurrent(D, H, L, cell=cell, bias="bias_ih_l0" in params, dtype=np.float64)
+    head = (params.pop("head.weight").astype(np.float64),
+            params.pop("head.bias").astype(np.float64))
     layer.set_parameters(params)
-    return layer, head_w.astype(np.float64), head_b.astype(np.float64), obj
+    return layer, head, classes, obj
 
 
-def _check_X(X: Any, layer: "nn.Recurrent") -> np.ndarray:
+def _initial_parameters(est: Any, X: Optional[np.ndarray], y: Any):
+    """The parameters ``est.fit(X, y)`` starts from (the estimators' initialization with
+    est.random_state), by name; the cell; the classes (classifier)."""
+    from .estimators import initial_parameters
+
+    if X is None or y is None:
+        raise ValueError(f"{type(est).__name__} is not fitted: diagnostics of its initial "
+                         "network need X and y (y sets the head's width)")
+    cell = nn.canonical_cell(est.cell)
+    N, D, H = X.shape[0], X.shape[2], int(est.hidden_size)
+    classes = None
+    if _is_classifier(est):
+        classes = np.unique(np.asarray(y))
+        O = len(classes)
+    else:
+        O = np.asarray(y).reshape(N, -1).shape[1]
+    probe = nn.Recurrent(D, H, int(est.num_layers), cell=cell, dtype=np.float64)
+    layout, off = [], 0
+    for name, v in probe.parameters().items():
+        layout.append((name, off, v.shape))
+        off += v.size
+    layout += [("head.weight", off, (O, H)), ("head.bias", off + O * H, (O,))]
+    # in the model's dtype, as fit() has them (then measured in float64)
+    flat = initial_parameters(layout, off + O * H + O, cell, H, est.random_state,
+                              dtype=np.dtype(est.dtype)).astype(np.float64)
+    params = {name: flat[o: o + int(np.prod(shape))].reshape(shape)
+              for name, o, shape in layout}
+    return params, cell, classes
+
+
+def _as_3d(X: Any, input_size: Optional[int] = None) -> np.ndarray:
     if isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) >= 1 and \
             len({np.shape(x)[0] for x in X}) > 1:
         raise ValueError("diagnostics need sequences of one length: pass an array "
                          "(n_samples, n_timesteps, n_features)")
-    X = np.asarray(X)
-    if X.ndim == 2 and layer.input_size == 1:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 2 and input_size in (None, 1):
         X = X[:, :, None]
     if X.ndim != 3:
         raise ValueError(f"X must be (n_samples, n_timesteps, n_features), got shape {X.shape}")
-    if X.shape[2] != layer.input_size:
-        raise ValueError(f"X has {X.shape[2]} features, the network expects {layer.input_size}")
+    if input_size is not None and X.shape[2] != input_size:
+        raise ValueError(f"X has {X.shape[2]} features, the network expects {input_size}")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"X is empty: shape {X.shape}")
     return X
+
+
+def _prepare(obj: Any, X: Any, y: Any = None):
+    """(layer, head, classes, estimator, X as a checked 3-D array)."""
+    X = _as_3d(X, obj.input_size if _is_layer(obj) else None)
+    layer, head, classes, est = _layer_and_head(obj, X, y)
+    return layer, head, classes, est, _as_3d(X, layer.input_size)
 
 
 def _fix_trace(layer: "nn.Recurrent", trace: dict) -> dict:
@@ -120,9 +171,10 @@ def gate_trace(estimator_or_layer: Any, X: Any) -> dict:
     * one entry per named gate block (e.g. ``"f"``, (..., H)), views into ``"gates"``;
     * for cifg, ``"f"`` = 1 - i, its coupled forget gate.
     """
-    layer, _, _, _ = _layer_and_head(estimator_or_layer)
-    X = _check_X(X, layer)
-    _, _, trace = layer.forward(X, return_gates=True)
+    if not _is_layer(estimator_or_layer) and not _is_fitted(estimator_or_layer):
+        raise ValueError("gate_trace needs a fitted estimator (or a layer)")
+    layer, _, _, _, X = _prepare(estimator_or_layer, X)
+    _, _, trace = layer.forward(X.astype(layer.dtype), return_gates=True)
     trace = _fix_trace(layer, trace)
     H = layer.hidden_size
     out = {k: np.ascontiguousarray(np.swapaxes(v, 0, 1)) for k, v in trace.items()}
@@ -155,10 +207,14 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None) -> dict:
 
     The loss of each sequence depends on its last step only:
 
-    * fitted estimator: the model's loss of its prediction (the head on the last hidden state)
+    * estimator: the model's loss of its prediction (the head on the last hidden state)
       against ``y`` (regressor: 0.5 * squared error, averaged over outputs; classifier: the
       cross-entropy of the softmax), so dL/dh_T = head.weightᵀ dL/dprediction; without ``y``,
-      the sum of the predictions (raw outputs; the logits of a classifier);
+      the sum of the predictions (raw outputs; the logits of a classifier). A fitted
+      estimator is measured as fitted; an *unfitted* one at the initial network that
+      ``fit(X, y)`` would start from (same ``random_state``; this needs ``y``), so
+      ``gradient_flow(LSTMRegressor(cell="rnn", random_state=0), X, y)`` is the gradient flow
+      at initialization;
     * layer: without ``y``, the sum of the last step's output h_T; with ``y`` (n_samples, H),
       0.5 * the mean over units of (h_T - y)².
 
@@ -178,12 +234,11 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None) -> dict:
     * ``"lag"`` (T,): T-1-t, the distance to the loss;
     * ``"loss"``: the mean of the sequences' losses (a float).
     """
-    layer, head_w, head_b, est = _layer_and_head(estimator_or_layer)
-    X = _check_X(X, layer)
+    layer, head, classes, est, X = _prepare(estimator_or_layer, X, y)
     N, T, _ = X.shape
     L, H = layer.num_layers, layer.hidden_size
 
-    out, state, trace = layer.forward(X, return_gates=True)
+    out, state, trace = layer.forward(X.astype(layer.dtype), return_gates=True)
     h_last = np.asarray(out[:, -1], dtype=np.float64)            # (N, H)
     if est is None:
         if y is None:
@@ -197,17 +252,16 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None) -> dict:
             loss = 0.5 * np.mean((h_last - Y) ** 2, axis=1)
             dh_last = (h_last - Y) / H
     else:
+        head_w, head_b = head
         z = h_last @ head_w.T + head_b                           # (N, O) predictions / logits
         if y is None:
             loss = z.sum(axis=1)
             dz = np.ones_like(z)
-        elif getattr(est, "_loss", "mse") == "softmax":
-            classes = est.classes_
+        elif _is_classifier(est):
             yv = np.asarray(y).reshape(-1)
             if yv.shape[0] != N:
                 raise ValueError(f"y has {yv.shape[0]} labels for {N} sequences")
-            idx = np.searchsorted(classes, yv)
-            idx = np.clip(idx, 0, len(classes) - 1)
+            idx = np.clip(np.searchsorted(classes, yv), 0, len(classes) - 1)
             if not np.all(classes[idx] == yv):
                 raise ValueError("y holds labels the classifier was not fitted on")
             zs = z - z.max(axis=1, keepdims=True)
