@@ -166,13 +166,32 @@ Solver parse_solver(const std::string& s) {
   throw py::value_error("solver must be one of 'sgd', 'adam', 'adamw', 'rmsprop', got '" + s + "'");
 }
 
-// X [N, T, D] of the model's dtype; returns (N, T) after checking D.
+// A data set as the Model's calls take it: X [N, T, D], lengths [N], targets, sample weights.
 template <class S>
-std::pair<Index, Index> check_x(const Model<S>& m, const py::object& x) {
-  if (!py::isinstance<py::array>(x) || py::reinterpret_borrow<py::array>(x).ndim() != 3)
+struct DataArgs {
+  Index N, T;
+  const S *x, *y, *sw;
+  const std::int64_t* lengths;
+};
+
+template <class S>
+std::vector<Index> target_shape(const Model<S>& m, Index N, Index T);
+
+// Checks and unwraps X, lengths and (if `with_targets`) Y and sample_weight.
+template <class S>
+DataArgs<S> data_args(const Model<S>& m, const py::object& X, const py::object& lengths,
+                      const py::object& Y, const py::object& sw, bool with_targets) {
+  if (!py::isinstance<py::array>(X) || py::reinterpret_borrow<py::array>(X).ndim() != 3)
     throw py::value_error("X must be a 3-D array (n_samples, n_timesteps, n_features)");
-  auto xa = py::reinterpret_borrow<py::array>(x);
-  return {xa.shape(0), xa.shape(1)};
+  auto xa = py::reinterpret_borrow<py::array>(X);
+  DataArgs<S> d{xa.shape(0), xa.shape(1), nullptr, nullptr, nullptr, nullptr};
+  d.x = array_ptr<S>(X, "X", {d.N, d.T, m.config().input_size}, false, false);
+  d.lengths = array_ptr<std::int64_t>(lengths, "lengths", {d.N}, true, false);
+  if (with_targets) {
+    d.y = array_ptr<S>(Y, "Y", target_shape(m, d.N, d.T), false, false);
+    d.sw = array_ptr<S>(sw, "sample_weight", {d.N}, true, false);
+  }
+  return d;
 }
 
 // Expected shape of the targets: mse [N, O] / [N, T, O]; softmax class indices [N] / [N, T].
@@ -235,15 +254,11 @@ void bind_model(py::module_& m, const char* name) {
              std::uint64_t seed, const std::string& solver, double lr, double alpha,
              double momentum, bool nesterov, double beta1, double beta2, double eps,
              double max_grad_norm, const py::object& callback) {
-            const auto [N, T] = check_x(mo, X);
-            const Index P = mo.num_params(), D = mo.config().input_size;
+            const auto d = data_args(mo, X, lengths, Y, sw, true);
+            const Index P = mo.num_params();
             S* p = array_ptr<S>(params, "params", {P}, false, true);
             S* mp = array_ptr<S>(mom, "m", {P}, false, true);
             S* vp = array_ptr<S>(vel, "v", {P}, false, true);
-            const S* xp = array_ptr<S>(X, "X", {N, T, D}, false, false);
-            const auto* lp = array_ptr<std::int64_t>(lengths, "lengths", {N}, true, false);
-            const S* yp = array_ptr<S>(Y, "Y", target_shape(mo, N, T), false, false);
-            const S* swp = array_ptr<S>(sw, "sample_weight", {N}, true, false);
             OptimConfig oc;
             oc.solver = parse_solver(solver);
             oc.lr = lr;
@@ -273,7 +288,7 @@ void bind_model(py::module_& m, const char* name) {
             double loss;
             {
               py::gil_scoped_release release;
-              loss = mo.train_epoch(p, mp, vp, &step, xp, N, T, lp, yp, swp, oc, hook);
+              loss = mo.train_epoch(p, mp, vp, &step, d.x, d.N, d.T, d.lengths, d.y, d.sw, oc, hook);
             }
             return py::make_tuple(loss, step);
           },
@@ -288,31 +303,25 @@ void bind_model(py::module_& m, const char* name) {
           "predict",
           [](M& mo, const py::object& params, const py::object& X, const py::object& lengths,
              const py::object& out) {
-            const auto [N, T] = check_x(mo, X);
+            const auto d = data_args(mo, X, lengths, py::none(), py::none(), false);
             const auto& c = mo.config();
             const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
-            const S* xp = array_ptr<S>(X, "X", {N, T, c.input_size}, false, false);
-            const auto* lp = array_ptr<std::int64_t>(lengths, "lengths", {N}, true, false);
-            std::vector<Index> os{N};
-            if (c.return_sequences) os.push_back(T);
+            std::vector<Index> os{d.N};
+            if (c.return_sequences) os.push_back(d.T);
             os.push_back(c.output_size);
             S* op = array_ptr<S>(out, "out", os, false, true);
             py::gil_scoped_release release;
-            mo.predict(p, xp, N, T, lp, op);
+            mo.predict(p, d.x, d.N, d.T, d.lengths, op);
           },
           py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("out"))
       .def(
           "loss",
           [](M& mo, const py::object& params, const py::object& X, const py::object& lengths,
              const py::object& Y, const py::object& sw, double alpha) {
-            const auto [N, T] = check_x(mo, X);
+            const auto d = data_args(mo, X, lengths, Y, sw, true);
             const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
-            const S* xp = array_ptr<S>(X, "X", {N, T, mo.config().input_size}, false, false);
-            const auto* lp = array_ptr<std::int64_t>(lengths, "lengths", {N}, true, false);
-            const S* yp = array_ptr<S>(Y, "Y", target_shape(mo, N, T), false, false);
-            const S* swp = array_ptr<S>(sw, "sample_weight", {N}, true, false);
             py::gil_scoped_release release;
-            return mo.loss(p, xp, N, T, lp, yp, swp, alpha, nullptr);
+            return mo.loss(p, d.x, d.N, d.T, d.lengths, d.y, d.sw, alpha, nullptr);
           },
           py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
           py::arg("sample_weight"), py::arg("alpha"))
@@ -320,15 +329,11 @@ void bind_model(py::module_& m, const char* name) {
           "loss_and_grad",
           [](M& mo, const py::object& params, const py::object& X, const py::object& lengths,
              const py::object& Y, const py::object& sw, double alpha, const py::object& grad) {
-            const auto [N, T] = check_x(mo, X);
+            const auto d = data_args(mo, X, lengths, Y, sw, true);
             const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
-            const S* xp = array_ptr<S>(X, "X", {N, T, mo.config().input_size}, false, false);
-            const auto* lp = array_ptr<std::int64_t>(lengths, "lengths", {N}, true, false);
-            const S* yp = array_ptr<S>(Y, "Y", target_shape(mo, N, T), false, false);
-            const S* swp = array_ptr<S>(sw, "sample_weight", {N}, true, false);
             S* gp = array_ptr<S>(grad, "grad", {mo.num_params()}, false, true);
             py::gil_scoped_release release;
-            return mo.loss(p, xp, N, T, lp, yp, swp, alpha, gp);
+            return mo.loss(p, d.x, d.N, d.T, d.lengths, d.y, d.sw, alpha, gp);
           },
           py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
           py::arg("sample_weight"), py::arg("alpha"), py::arg("grad"))
