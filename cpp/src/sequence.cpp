@@ -401,6 +401,7 @@ void Recurrent<S>::trace(S* gates, S* h, S* c) const {
     throw std::logic_error("trace() needs a training forward() and no backward() since");
   const Index T = T_, H = H_, GH = G_ * H_, P = num_parts();
   const bool cell = has_cell_state(cell_);
+  const int from = dispatch_cell(cell_, [](auto c) { return decltype(c)::kTraceFrom; });
   for (const Part& p : parts_) {
     const Index n = p.n;
     for (Index l = 0; l < L_; ++l)
@@ -412,8 +413,11 @@ void Recurrent<S>::trace(S* gates, S* h, S* c) const {
           const Index st = (l * (T + 1) + t + 1) * n + j;  // slot t+1 of layer l
           if (gates) {
             S* dst = gates + at * GH;
+            const S* src = from == 0   ? p.gates.data() + ((l * T + t) * n + j) * GH
+                           : from == 1 ? p.hs.data() + st * H
+                                       : p.cs.data() + st * H;
             if (live)
-              std::memcpy(dst, p.gates.data() + ((l * T + t) * n + j) * GH, sizeof(S) * GH);
+              std::memcpy(dst, src, sizeof(S) * GH);
             else
               std::fill(dst, dst + GH, S(0));
           }

@@ -42,6 +42,9 @@ struct CellTraits {
   static constexpr int kCellGemm = kNoCellGemm;
   static constexpr int kCellGemmBlock = 0;         // gate block that gc is added to
   static constexpr int kForgetBlock = -1;          // block of a forget gate (for its bias init)
+  // Where a trace finds the activated gates: 0 = the gates buffer; cells with one block that
+  // keep no activation there report their state instead: 1 = h (RNN), 2 = c (ungated).
+  static constexpr int kTraceFrom = 0;
 };
 
 // The LSTM family: one template, switched by which gates and activations exist. Gate blocks
@@ -180,6 +183,7 @@ struct UngatedCell : CellTraits {
   static constexpr int kGates = 1;
   static constexpr bool kHasCell = true;
   static constexpr int kCellGemm = kCellGemmFromPrev;
+  static constexpr int kTraceFrom = 2;  // the one "gate" is the new cell state
 
   template <class S>
   static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
@@ -367,6 +371,7 @@ template <bool kRelu>
 struct RnnCell : CellTraits {
   static constexpr int kGates = 1;
   static constexpr bool kHasCell = false;
+  static constexpr int kTraceFrom = 1;  // the one "gate" is h_t
 
   template <class S>
   static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
