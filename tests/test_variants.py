@@ -68,8 +68,6 @@ def test_core_traces_and_sequence_grads_match_reference(rng, cell, num_layers, d
     assert set(tr) == set(want_tr)
     for k in tr:
         assert tr[k].dtype == dtype and tr[k].shape == want_tr[k].shape
-        if k == "gates" and cell in ("rnn_tanh", "rnn_relu", "ungated"):
-            continue    # see test_core_gate_block_of_single_block_cells
         assert rel_err(tr[k], want_tr[k]) < tol, k
     for k in ("dh", "dc"):
         assert (k in got) == (k in want)
@@ -80,24 +78,12 @@ def test_core_traces_and_sequence_grads_match_reference(rng, cell, num_layers, d
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu", "ungated"])
 def test_core_gate_block_of_single_block_cells(rng, cell):
-    """The RNN's and ungated's one block should be its activation (h, resp. c), as documented
-    ("activated gates"); gate_trace gives that in any case."""
+    """The RNN's and ungated's one block is its activation: h, resp. c."""
     B, T, D, H = 3, 5, 4, 7
     params = ref.init_params(rng, cell, D, H, 1)
     x = rng.standard_normal((B, T, D))
-    _, _, _, cache = ref.forward(params, x, cell, 1)
-    want = ref.trace(cache)["gates"]
-    layer = _layer(cell, params, D, H, 1)
-    np.testing.assert_allclose(gate_trace(layer, x)["gates"], np.swapaxes(want, 0, 1),
-                               rtol=1e-10, atol=1e-12)
-    _, _, tr = layer.forward(x, return_gates=True)
-    if rel_err(tr["gates"], want) > 1e-10:
-        proj = x @ params["weight_ih_l0"].T + params["bias_ih_l0"]
-        if rel_err(tr["gates"][0], proj) < 1e-10:
-            pytest.xfail("the core's trace holds W_ih x + b_ih in this cell's block, "
-                         "not its activation")
-        pytest.fail("the core's trace of this cell's block is neither its activation nor "
-                    "the input projection")
+    _, _, tr = _layer(cell, params, D, H, 1).forward(x, lengths=LENGTHS, return_gates=True)
+    np.testing.assert_array_equal(tr["gates"], tr["h" if cell.startswith("rnn") else "c"])
 
 
 # -- gradient_flow on a layer ------------------------------------------------------------------
@@ -250,9 +236,15 @@ def test_gradient_flow_estimator_regressor(rng, cell):
     want_last = np.mean(np.abs(pred - y)) * np.linalg.norm(W)
     assert flow["dh_norm"][-1, -1] == pytest.approx(want_last, rel=1e-4)
     assert flow["dh_norm"].shape == (T, 2)
-    # without y: the gradient of the prediction itself
+    # without y, or of="output": the gradient of the prediction itself
     assert gradient_flow(est, X)["dh_norm"][-1, -1] == pytest.approx(np.linalg.norm(W),
                                                                      rel=1e-6)
+    out = gradient_flow(est, X, y, of="output")
+    for k in ("dh_norm", "dc_norm", "forget_product"):
+        if k in out:
+            np.testing.assert_array_equal(out[k], gradient_flow(est, X)[k])
+    with pytest.raises(ValueError, match="of must be"):
+        gradient_flow(est, X, y, of="grad")
 
 
 def test_gradient_flow_estimator_classifier(rng):

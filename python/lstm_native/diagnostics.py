@@ -149,16 +149,6 @@ def _prepare(obj: Any, X: Any, y: Any = None):
     return layer, head, classes, est, _as_3d(X, layer.input_size)
 
 
-def _fix_trace(layer: "nn.Recurrent", trace: dict) -> dict:
-    # The core's trace holds the input projection W_ih x + b_ih in the one block of the RNN and
-    # "ungated" cells; their block is the state itself (h for the RNN, c for ungated).
-    if layer.cell in ("rnn_tanh", "rnn_relu"):
-        trace["gates"] = trace["h"].copy()
-    elif layer.cell == "ungated":
-        trace["gates"] = trace["c"].copy()
-    return trace
-
-
 def gate_trace(estimator_or_layer: Any, X: Any) -> dict:
     """The activations of every gate and state, at every step, for the sequences X.
 
@@ -175,7 +165,6 @@ def gate_trace(estimator_or_layer: Any, X: Any) -> dict:
         raise ValueError("gate_trace needs a fitted estimator (or a layer)")
     layer, _, _, _, X = _prepare(estimator_or_layer, X)
     _, _, trace = layer.forward(X.astype(layer.dtype), return_gates=True)
-    trace = _fix_trace(layer, trace)
     H = layer.hidden_size
     out = {k: np.ascontiguousarray(np.swapaxes(v, 0, 1)) for k, v in trace.items()}
     for j, name in enumerate(GATE_BLOCKS[layer.cell]):
@@ -202,7 +191,7 @@ def _keep_factor(layer: "nn.Recurrent", gates: np.ndarray) -> Optional[np.ndarra
     return None
 
 
-def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None) -> dict:
+def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None, *, of: str = "loss") -> dict:
     """How large the gradient of a loss on the last step is at every earlier step.
 
     The loss of each sequence depends on its last step only:
@@ -217,6 +206,12 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None) -> dict:
       at initialization;
     * layer: without ``y``, the sum of the last step's output h_T; with ``y`` (n_samples, H),
       0.5 * the mean over units of (h_T - y)².
+
+    ``of="output"`` differentiates the sum of the outputs instead (as without ``y``; ``y``
+    then only sizes the head of an unfitted estimator): dŷ/dh_t, what one unit of error at the
+    output sends back to step t. The loss's gradient is that times the error dL/dŷ, which is
+    the same for every t -- so this separates how far the network carries error back from how
+    large the error is (a well-fitted model has small errors, hence small loss gradients).
 
     Each sequence's own loss is differentiated (the loss is *not* averaged over the
     sequences), so the norms do not depend on how many sequences are passed.
@@ -234,7 +229,11 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None) -> dict:
     * ``"lag"`` (T,): T-1-t, the distance to the loss;
     * ``"loss"``: the mean of the sequences' losses (a float).
     """
+    if of not in ("loss", "output"):
+        raise ValueError(f'of must be "loss" or "output", got {of!r}')
     layer, head, classes, est, X = _prepare(estimator_or_layer, X, y)
+    if of == "output":
+        y = None
     N, T, _ = X.shape
     L, H = layer.num_layers, layer.hidden_size
 
