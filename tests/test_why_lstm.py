@@ -198,5 +198,11 @@ def test_why_lstm_cli_quick_smoke(tmp_path):
     import json
     data = json.loads((tmp_path / "r.json").read_text())
     assert {r["cell"] for r in data["results"]} == {"rnn", "ungated", "cell_as_input"}
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "No figure" in out
+    else:
+        assert (tmp_path / "f.png").stat().st_size > 1000
     with pytest.raises(ValueError):
         main(["why-lstm", "--cells", "nope", "--lengths", "6"])

@@ -168,7 +168,7 @@ def _why_lstm_one(cell: str, T: int, n_train: int, n_test: int, epochs: int, hid
     # y=None: the gradient of the prediction itself, dŷ/dh_t, i.e. what one unit of error at
     # the output sends back to step t (the loss's gradient is that times the error)
     flow_init = gradient_flow(est, Xp, yp, of="output")   # unfitted: where fit() starts
-    curve, grads = [], []                       # test MSE, |dL/dh_0| after each epoch
+    curve, grads = [], []                       # test MSE, |dy/dh_0| after each epoch
     diverged = False
     flow_trained = None
     with warnings.catch_warnings():
@@ -212,8 +212,8 @@ def _fmt_g(v: float) -> str:
 def why_lstm_table(results: list, markdown: bool = False) -> str:
     """The results as a text (or markdown) table, one block per length."""
     lines = []
-    header = ("cell", "test MSE", "solved at epoch", "|dL/dh_0| init",
-              "|dL/dh_0| late training", "|dL/dh_0| end")
+    header = ("cell", "test MSE", "solved at epoch", "|dy/dh_0| init",
+              "|dy/dh_0| late training", "|dy/dh_0| end")
     for T in sorted({r["T"] for r in results}):
         rows = [r for r in results if r["T"] == T]
         cells = []
@@ -239,9 +239,28 @@ def why_lstm_table(results: list, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
+# the three main cells bold; the LSTM variants dashed/dotted in warm colours; the two
+# alternatives of the question in greys
+_FIGURE_STYLE = {
+    "rnn": dict(color="black", lw=2.4, ls="-"),
+    "gru": dict(color="tab:green", lw=2.4, ls="-"),
+    "lstm": dict(color="tab:red", lw=2.4, ls="-"),
+    "lstm_peephole": dict(color="tab:orange", lw=1.3, ls="--"),
+    "lstm_1997": dict(color="tab:purple", lw=1.3, ls="--"),
+    "cifg": dict(color="tab:olive", lw=1.3, ls="--"),
+    "no_input_gate": dict(color="tab:blue", lw=1.3, ls="-."),
+    "no_output_gate": dict(color="tab:cyan", lw=1.3, ls="-."),
+    "no_input_activation": dict(color="tab:pink", lw=1.3, ls=":"),
+    "no_output_activation": dict(color="tab:brown", lw=1.3, ls=":"),
+    "ungated": dict(color="0.35", lw=1.8, ls="-"),
+    "cell_as_input": dict(color="0.65", lw=1.8, ls="-"),
+}
+
+
 def why_lstm_figure(results: list, path: str) -> bool:
-    """Gradient norm against lag, one line per cell: at initialization (top row) and after
-    training (bottom row), one column per length. False without matplotlib."""
+    """The gradient of the prediction w.r.t. h_t against the lag T-1-t, one line per cell: at
+    initialization (top row) and after training (bottom row), one column per length. False
+    without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -250,17 +269,14 @@ def why_lstm_figure(results: list, path: str) -> bool:
         return False
     lengths = sorted({r["T"] for r in results})
     cells = list(dict.fromkeys(r["cell"] for r in results))
-    colors = plt.get_cmap("tab20")
-    fig, axes = plt.subplots(2, len(lengths), figsize=(4.2 * len(lengths), 7.2), squeeze=False,
-                             sharey="row")
+    fig, axes = plt.subplots(2, len(lengths), figsize=(3.6 * len(lengths) + 0.6, 7.4),
+                             squeeze=False, sharey="row")
     for j, T in enumerate(lengths):
-        for k, cell in enumerate(cells):
+        for cell in cells:
             r = next((r for r in results if r["T"] == T and r["cell"] == cell), None)
             if r is None:
                 continue
-            main = cell in ("rnn", "gru", "lstm")
-            style = dict(color=colors(k % 20), lw=2.4 if main else 1.2,
-                         ls="-" if main or k % 2 else "--", label=cell)
+            style = dict(_FIGURE_STYLE.get(cell, dict(color="0.5", lw=1.0, ls=":")), label=cell)
             lag = np.arange(T)[::-1]
             init = np.asarray(r["dh_norm_init"])
             axes[0, j].semilogy(lag, np.maximum(init, 1e-300), **style)
@@ -268,15 +284,16 @@ def why_lstm_figure(results: list, path: str) -> bool:
                 tr = np.asarray(r["dh_norm_trained"])
                 axes[1, j].semilogy(lag, np.maximum(tr, 1e-300), **style)
         axes[0, j].set_title(f"adding problem, T = {T}")
-        axes[1, j].set_xlabel("lag T-1-t (steps back from the loss)")
-    axes[0, 0].set_ylabel("|dL/dh_t| at initialization")
-    axes[1, 0].set_ylabel("|dL/dh_t| after training")
+        axes[1, j].set_xlabel("lag T-1-t (steps back from the output)")
+    axes[0, 0].set_ylabel("|dy/dh_t| at initialization")
+    axes[1, 0].set_ylabel("|dy/dh_t| after training")
     for ax in axes.ravel():
         ax.grid(True, which="major", alpha=0.3)
         lo, hi = ax.get_ylim()
         ax.set_ylim(max(lo, 1e-30), hi)
-    axes[0, -1].legend(fontsize=7, loc="lower left", ncol=2)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return True
@@ -309,11 +326,13 @@ def run_why_lstm(cells: Sequence[str] = WHY_LSTM_CELLS,
           f"batches of {batch_size} ({steps} Adam steps, learning rate {learning_rate}, "
           f"gradient norm clipped at 5), hidden size {hidden_size}, seed {seed}.", file=out)
     print(f"Always predicting the mean gives test MSE {MEAN_BASELINE_MSE:.3f}; 'solved' = "
-          f"test MSE < {SOLVED_MSE} (first epoch). |dL/dh_0|: the mean norm of the gradient of "
-          "the loss on the last step w.r.t. the first step's hidden state (lag T-1; "
-          f"diagnostics.gradient_flow on {N_PROBE} test sequences), at initialization, in late "
-          "training (the median over the epochs of the second half: one epoch's value "
-          "fluctuates by orders of magnitude for some cells) and at the end.", file=out)
+          f"test MSE < {SOLVED_MSE} (first epoch). |dy/dh_0|: the mean norm of the gradient of "
+          "the prediction (made at the last step) w.r.t. the first step's hidden state, i.e. "
+          "what a unit error at the output sends back over T-1 steps (the loss's gradient is "
+          "that times the error; diagnostics.gradient_flow(..., of='output') on "
+          f"{N_PROBE} test sequences), at initialization, in late training (the median over "
+          "the epochs of the second half: one epoch's value fluctuates by orders of magnitude "
+          "for some cells) and at the end.", file=out)
     print(file=out, flush=True)
     t0 = time.perf_counter()
     if jobs > 1 and len(tasks) > 1:
