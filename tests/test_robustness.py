@@ -407,6 +407,7 @@ def test_absurd_sizes_raise_memory_error_before_allocating():
     _assert_small_peak(lambda: LSTMRegressor(hidden_size=512, max_iter=1).fit(
         np.broadcast_to(np.float32(0.5), (10**7, 10**5, 2)), np.broadcast_to(0.0, (10**7,))),
         MemoryError, r"fit on 10000000 sequences")
+    _assert_small_peak(lambda: est.stream(batch=10**12), MemoryError, r"stream\(batch=")
     _assert_small_peak(lambda: nn.LSTM(3, 10**6), MemoryError,
                        r"hidden_size=1000000.* parameters would need about .* TiB")
     _assert_small_peak(lambda: nn.LSTM(2, 64).forward(np.broadcast_to(0.5, (10**7, 10**5, 2))),
@@ -840,6 +841,12 @@ for S, R, M in ((np.float32, _core.Recurrent32, _core.Model32),
         attempt(f"{s} Model{cfg}", lambda: M(*cfg), "error")
         attempt(f"{s} Recurrent{cfg[:4]}", lambda: R(*cfg[:4]),
                 "ok" if cfg == ("lstm", 3, 4, 1, 0) else "error")
+    for cfg in (("lstm", 1, 3, 2**40, 1), ("lstm", 1, 3, 1, 2**62), ("lstm", 1, 2**62, 1, 1),
+                ("gru", 2**62, 3, 1, 1), ("lstm", 1, 2**31, 1, 1)):
+        # absurd sizes: overflowing size arithmetic, hours of layout building, or bad_alloc
+        attempt(f"{s} huge Model{cfg}", lambda: M(*cfg), "error")
+        if cfg[4] == 1:
+            attempt(f"{s} huge Recurrent{cfg[:4]}", lambda: R(*cfg[:4]), "error")
     attempt(f"{s} Model dropout 1", lambda: M("lstm", 3, 4, 2, 1, dropout=1.0), "error")
     attempt(f"{s} Model dropout nan", lambda: M("lstm", 3, 4, 2, 1, dropout=float("nan")),
             "error")
@@ -856,6 +863,7 @@ for S, R, M in ((np.float32, _core.Recurrent32, _core.Model32),
     attempt(f"{s} stream state tuple", lambda: setattr(st, "state", (np.zeros((1, 1, 4), S),)),
             "error")
     attempt(f"{s} stream batch 0", lambda: m.stream(base["params"], 0), "error")
+    attempt(f"{s} stream batch 2**62", lambda: m.stream(base["params"], 2**62), "error")
     attempt(f"{s} stream params", lambda: m.stream(base["params"][:-1]), "error")
 print(json.dumps({"count": count, "wrong": wrong}))
 """

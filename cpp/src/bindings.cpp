@@ -11,6 +11,7 @@
 #include "lstm_native/stream.hpp"
 #include "lstm_native/threads.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <sstream>
@@ -57,12 +58,41 @@ T* array_ptr(const py::object& o, const char* name, const std::vector<Index>& sh
   return static_cast<T*>(out ? a.mutable_data() : const_cast<void*>(a.data()));
 }
 
+// Sizes from Python are checked before the core computes with them. Non-positive ones are left
+// to the core (ValueError naming them); absurd ones would overflow its Index arithmetic (a
+// wrong layout, a crash) or loop for hours building a layout, so a request beyond
+// kMaxBytes raises MemoryError naming the size. (The Python layer refuses, from the memory
+// actually available, much earlier; this guards direct use of _core.)
+constexpr double kMaxBytes = 70368744177664.0;  // 2^46 = 64 TiB
+
+void check_sizes(const char* what, CellKind cell, Index D, Index H, Index L, Index O, Index dirs,
+                 Index batch, std::size_t scalar) {
+  if (D < 1 || H < 1 || L < 1 || O < 1 || batch < 1) return;
+  const double G = num_gates(cell), h = double(H), l = double(L), in = double(std::max(D, dirs * H));
+  // weights and biases, the cells' extra parameters (at most h*h + 3h per layer), the head
+  const double params = l * double(dirs) * (G * h * (in + h) + 2 * G * h + h * h + 3 * h) +
+                        double(O) * (double(dirs) * h + 1);
+  // parameters, their packed copies, per-layer bookkeeping, one step's state of `batch` rows
+  const double bytes = 2 * params * double(scalar) + 512 * l * double(dirs) +
+                       double(batch) * l * double(dirs) * (G + 2) * h * double(scalar);
+  if (bytes > kMaxBytes) {
+    std::ostringstream o;
+    o << what << ": input_size=" << D << ", hidden_size=" << H << ", num_layers=" << L
+      << ", output_size=" << O << ", batch=" << batch << " would need about " << bytes / 1099511627776.0
+      << " TiB, more than the " << kMaxBytes / 1099511627776.0 << " TiB this build accepts";
+    PyErr_SetString(PyExc_MemoryError, o.str().c_str());
+    throw py::error_already_set();
+  }
+}
+
 template <class S>
 void bind_recurrent(py::module_& m, const char* name) {
   using R = Recurrent<S>;
   py::class_<R>(m, name)
       .def(py::init([](const std::string& cell, Index D, Index H, Index L, bool bias) {
-             return new R(parse_cell(cell), D, H, L, bias);
+             const CellKind k = parse_cell(cell);
+             check_sizes("Recurrent", k, D, H, L, 1, 1, 1, sizeof(S));
+             return new R(k, D, H, L, bias);
            }),
            py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"),
            py::arg("num_layers") = 1, py::arg("bias") = true)
@@ -227,6 +257,7 @@ void bind_model(py::module_& m, const char* name) {
                c.loss = LossKind::kSoftmax;
              else
                throw py::value_error("loss must be 'mse' or 'softmax', got '" + loss + "'");
+             check_sizes("Model", c.cell, D, H, L, O, bidirectional ? 2 : 1, 1, sizeof(S));
              return new M(c);
            }),
            py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
@@ -341,6 +372,9 @@ void bind_model(py::module_& m, const char* name) {
           "stream",
           [](const M& mo, const py::object& params, Index batch) {
             const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
+            const auto& c = mo.config();
+            check_sizes("stream", c.cell, c.input_size, c.hidden_size, c.num_layers,
+                        c.output_size, c.bidirectional ? 2 : 1, batch, sizeof(S));
             return new Stream<S>(mo, p, batch);
           },
           py::arg("params"), py::arg("batch") = 1,

@@ -845,6 +845,10 @@ class _BaseRecurrentEstimator(BaseEstimator):
             raise ValueError("a bidirectional network needs the whole sequence; it cannot stream")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        cfg = self._config_
+        check_memory([("stream state and workspace", int(batch) * cfg["num_layers"] * 8
+                       * cfg["hidden_size"] * self.params_.dtype.itemsize)],
+                     f"{type(self).__name__}.stream(batch={batch})")
         return self._core_model.stream(self.params_, int(batch))
 
     def save(self, path: Any) -> None:
