@@ -68,7 +68,8 @@ constexpr double kMaxBytes = 70368744177664.0;  // 2^46 = 64 TiB
 void check_sizes(const char* what, CellKind cell, Index D, Index H, Index L, Index O, Index dirs,
                  Index batch, std::size_t scalar) {
   if (D < 1 || H < 1 || L < 1 || O < 1 || batch < 1) return;
-  const double G = num_gates(cell), h = double(H), l = double(L), in = double(std::max(D, dirs * H));
+  const double G = num_gates(cell), h = double(H), l = double(L),
+               in = std::max(double(D), double(dirs) * h);  // in double: no Index overflow
   // weights and biases, the cells' extra parameters (at most h*h + 3h per layer), the head
   const double params = l * double(dirs) * (G * h * (in + h) + 2 * G * h + h * h + 3 * h) +
                         double(O) * (double(dirs) * h + 1);
