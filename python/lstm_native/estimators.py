@@ -38,6 +38,29 @@ The loss is ``0.5 * mean squared error`` (regressor) or the cross-entropy of a s
 ``0.5 * alpha * ||W||^2 / (total sample weight of the minibatch)`` over the weight matrices
 (not the biases), as MLP; with
 ``solver="adamw"`` ``alpha`` is instead the decoupled weight decay.
+
+Robustness (see tests/test_robustness.py):
+
+* bad input raises ValueError / TypeError naming the argument; a fit or predict whose memory
+  (estimated from the shapes, before anything is allocated) exceeds what is available raises
+  MemoryError naming the sizes;
+* divergence: every epoch starts from a checkpoint. If the loss or the weights become NaN or
+  infinite, or the predictions on the training (or validation) data do, training stops, the
+  estimator rolls back to the latest weights that predict finite values on the training data
+  (the best early-stopping weights, the start of this or the previous epoch, or the
+  initialization), with the bookkeeping of the epochs up to them, and ``fit`` raises
+  ValueError; the estimator stays usable. ``predict`` raises ValueError naming the sequences
+  whose outputs overflow (instead of returning NaN, or for a classifier the class argmax makes
+  of NaN logits);
+* Ctrl-C (KeyboardInterrupt) during ``fit``/``partial_fit`` stops at the next minibatch
+  boundary (the core checks for signals at most every 100 ms), leaves the estimator fitted with
+  the weights of every completed optimizer step (with early stopping: the best so far) and
+  re-raises, so that a script or a grid search stops as the user asked; ``predict`` works in
+  chunks of 256 sequences and stops between them;
+* threads: an estimator lends every concurrent caller a core model of its own, so ``predict``
+  from several threads runs in parallel and gives the results of sequential calls; estimators
+  in different threads do not interact;
+* ``save(path)`` / ``load(path)``: a portable ``.npz`` without pickle, written atomically.
 """
 
 from __future__ import annotations
@@ -825,6 +848,16 @@ class _BaseRecurrentEstimator(BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            For bad input, or when training diverges (the estimator then keeps the latest
+            weights that predict finite values; see the module docstring).
+        MemoryError
+            When the fit would need more memory than is available (checked before allocating).
+        KeyboardInterrupt
+            Re-raised after Ctrl-C, with the estimator fitted on the completed steps.
         """
         return self._fit(X, y, sample_weight, incremental=False)
 

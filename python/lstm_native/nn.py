@@ -12,6 +12,13 @@ name::
 Shapes: B batch, T timesteps, D input features, H hidden units, L layers, G gates (LSTM 4,
 GRU 3, RNN 1). ``lengths`` (B,) marks right-padded sequences: past its length a sequence keeps
 its state, outputs zeros and receives no gradient.
+
+Inputs of any memory layout, byte order and real dtype (float16, integers, bool, Fortran order,
+strided views, nested lists) are converted to the layer's dtype, copying only when needed.
+NaN or infinity in x, a state, dy, dstate or the parameters raise ValueError naming the
+argument; a layer or a forward whose memory (estimated from the shapes before allocating)
+exceeds what is available raises MemoryError naming the sizes. One layer may be called from
+several threads (its calls take turns: backward needs the workspace of the last forward).
 """
 
 from __future__ import annotations
