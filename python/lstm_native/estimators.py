@@ -751,7 +751,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
         """Ctrl-C: the core stopped at a minibatch boundary, so params_ hold every completed
         optimizer step. Keep them (unless non-finite: then the epoch's start), or with early
         stopping the best weights so far; the estimator stays fitted."""
-        if not (_all_finite(self.params_) and _all_finite(self._m) and _all_finite(self._v)):
+        if self._history and not (_all_finite(self.params_) and _all_finite(self._m)
+                                  and _all_finite(self._v)):
             self._restore(self._history[-1])
         if self.early_stopping and self._best_params is not None:
             self.params_[:] = self._best_params
