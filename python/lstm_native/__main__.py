@@ -206,7 +206,9 @@ def _why_lstm_job(kw: dict) -> dict:
 
 
 def _fmt_g(v: float) -> str:
-    return "-" if v is None or not np.isfinite(v) else f"{v:.1e}"
+    if v is None or not np.isfinite(v):
+        return "-"
+    return "underflow" if v == 0 else f"{v:.1e}"   # below float64's 5e-324
 
 
 def why_lstm_table(results: list, markdown: bool = False) -> str:
@@ -225,7 +227,7 @@ def why_lstm_table(results: list, markdown: bool = False) -> str:
         if markdown:
             lines.append(f"**T = {T}**")
             lines.append("")
-            lines.append("| " + " | ".join(header) + " |")
+            lines.append("| " + " | ".join(h.replace("|", "\\|") for h in header) + " |")
             lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
             lines += ["| " + " | ".join(c) + " |" for c in cells]
         else:
@@ -290,11 +292,11 @@ def why_lstm_figure(results: list, path: str) -> bool:
     for ax in axes.ravel():
         ax.grid(True, which="major", alpha=0.3)
         lo, hi = ax.get_ylim()
-        ax.set_ylim(max(lo, 1e-30), hi)
+        ax.set_ylim(max(lo, 1e-30), min(hi, 1e3))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return True
 
