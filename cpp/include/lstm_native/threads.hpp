@@ -47,7 +47,13 @@ class ThreadPool {
       for (int i = 0; i < n_tasks; ++i) fn(i);
       return;
     }
-    std::unique_lock<std::mutex> call(call_mutex_);  // one parallel call at a time
+    // One parallel call at a time; a concurrent caller runs its tasks on its own thread
+    // instead of waiting (the split does not depend on threads, so neither do its results).
+    std::unique_lock<std::mutex> call(call_mutex_, std::try_to_lock);
+    if (!call.owns_lock()) {
+      for (int i = 0; i < n_tasks; ++i) fn(i);
+      return;
+    }
     ensure_workers(threads - 1);
     {
       std::lock_guard<std::mutex> lk(m_);
