@@ -60,7 +60,6 @@ class Model {
   const ModelConfig& config() const { return cfg_; }
   const std::vector<ParamLayout::Tensor>& tensors() const { return tensors_; }
   Index num_params() const { return size_; }
-  Index output_width() const { return cfg_.output_size; }
 
   // Threads per call for the recurrent layers (0 = the global default). How a batch is split
   // depends only on its size, so results do not depend on this.
