@@ -32,6 +32,7 @@ Recurrent<S>::Recurrent(CellKind cell, Index input_size, Index hidden_size, Inde
   require(num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(num_layers));
   layout_ = ParamLayout(cell, input_size, hidden_size, num_layers, bias);
   packed_.resize(static_cast<std::size_t>(num_layers));
+  packed_ih_.resize(static_cast<std::size_t>(num_layers));
   packed_ch_.resize(static_cast<std::size_t>(num_layers));
 }
 
@@ -88,6 +89,7 @@ void Recurrent<S>::forward(const S* params, const S* x, Index B, Index T,
   for (Index l = 0; l < L_; ++l) {  // W_hhᵀ and b_hh (and W_chᵀ) packed once for all steps
     const auto& P = layout_.layers[l];
     packed_[l].pack_transposed(params + P.w_hh, GH, H_, bias_ ? params + P.b_hh : nullptr);
+    packed_ih_[l].pack_transposed(params + P.w_ih, GH, P.in, bias_ ? params + P.b_ih : nullptr);
     if (P.w_ch >= 0) packed_ch_[l].pack_transposed(params + P.w_ch, H_, H_, nullptr);
   }
   Args a;
@@ -117,7 +119,11 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
   grow(p.x_tm, Tn * D);
   grow(p.hs, L_ * (T + 1) * n * H);
   if (Cell::kHasCell) grow(p.cs, L_ * (T + 1) * n * H);
-  grow(p.gates, (train ? L_ : 1) * Tn * GH);
+  // The input projection is hoisted out of the step loop but computed chunk by chunk, tc steps
+  // at a time (about 256 KiB of gates), so the cell reads it back from cache, not from memory;
+  // inference keeps only one chunk.
+  const Index tc = std::clamp<Index>((Index(64) << 10) / std::max<Index>(1, n * GH), 1, T);
+  grow(p.gates, train ? L_ * Tn * GH : tc * n * GH);
   grow(p.extra, std::max<Index>(1, (train ? L_ * Tn : n) * kE * H));
   grow(p.gh, n * GH);
   if (Cell::kCellGemm != kNoCellGemm) grow(p.gc, n * H);
@@ -143,14 +149,6 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
     S* extra = p.extra.data() + (train ? l * Tn * kE * H : 0);
     const S* in = l == 0 ? p.x_tm.data() : p.hs.data() + ((l - 1) * (T + 1) + 1) * n * H;
 
-    // Gx [T*n, GH] = In [T*n, Din] · W_ihᵀ + b_ih, for all timesteps at once.
-    MatMap<S> Gx(gates, Tn, GH);
-    if (bias_)
-      Gx.rowwise() = ConstVecMap<S>(a.params + Pl.b_ih, GH);
-    else
-      Gx.setZero();
-    Gx.noalias() += ConstMatMap<S>(in, Tn, Din) * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din).transpose();
-
     for (Index j = 0; j < n; ++j) {  // initial states
       const Index b = seq(j);
       if (a.h0)
@@ -174,7 +172,14 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
       S* hn = hp + n * H;
       S* cp = Cell::kHasCell ? cs + t * n * H : nullptr;
       S* cn = Cell::kHasCell ? cp + n * H : nullptr;
-      S* gt = gates + t * n * GH;
+      if (t % tc == 0) {
+        // Gx [m*n, GH] = In [m*n, Din] · W_ihᵀ + b_ih for the m steps of the chunk at once,
+        // with our packed kernel (with Din as small as it usually is, Eigen's GEMM spends more
+        // time packing than multiplying).
+        const Index m = std::min(tc, T - t);
+        packed_ih_[l].multiply(in + t * n * Din, Din, m * n, gates + (train ? t : 0) * n * GH, GH);
+      }
+      S* gt = gates + (train ? t : t % tc) * n * GH;
       if (na > 0) {
         // Gh [na, GH] = h_{t-1} [na, H] · W_hhᵀ + b_hh: all gates of the running rows at once.
         Whh.multiply(hp, H, na, p.gh.data(), GH);

@@ -19,7 +19,8 @@
 //   cs     [L][T+1, n, H]       the same for the LSTM cell state
 //   gates  [L][T, n, G*H]       input projections x W_ihᵀ + b_ih, overwritten by the cell with
 //                               the activated gates (what backward needs, cells.hpp), then in
-//                               backward by dL/dgx; one layer's worth for inference only
+//                               backward by dL/dgx; for inference only one chunk of tc steps
+//                               [tc, n, G*H] (the projections are computed chunk by chunk)
 //   extra  [L][T, n, kExtra*H]  anything else a cell's backward needs (GRU: gh_n)
 //   gh     [n, G*H]             recurrent projection of one step
 //   gc     [n, H]               the cell GEMM c W_chᵀ of one step (ungated, cell_as_input)
@@ -118,6 +119,7 @@ class Recurrent {
   std::vector<Index> len_;    // [B]: length of each sorted row
   std::vector<Part> parts_;
   std::vector<PackedMatrix<S>> packed_;     // [L]: W_hhᵀ (forward) or W_hh (backward), per call
+  std::vector<PackedMatrix<S>> packed_ih_;  // [L]: W_ihᵀ and b_ih (forward), per call
   std::vector<PackedMatrix<S>> packed_ch_;  // [L]: the same for W_ch (cells with a cell GEMM)
 };
 
