@@ -204,6 +204,32 @@ def test_backward_uses_last_forward(rng, small, cell):
     compare(cell, 1, case2, np.float64, got, run_reference(cell, 1, case2))
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_weights_changed_in_place_between_forwards_are_used(rng, small, cell):
+    """The core skips repacking the weights when a forward sees the parameters it packed last;
+    a change in place (one element of one tensor), or a backward in between, must repack."""
+    case = make_case(rng, cell, 2, **small, dtype=np.float64, use_lengths=True, use_state=True)
+    layer = make_layer(cell, small["D"], small["H"], 2)
+    layer.set_parameters(case["params"])
+    state = pack_state(cell, case["h0"], case["c0"], np.float64)
+    y1, _ = layer.forward(case["x"], state=state, lengths=case["lengths"], inference=True)
+    for name in layer.parameters():
+        off, shape = layer._layout[name]
+        layer.flat_params[off + int(np.prod(shape)) - 1] += 0.25   # the last element, in place
+        changed = {k: v.copy() for k, v in case["params"].items()}
+        changed[name].reshape(-1)[-1] += 0.25
+        y2, _ = layer.forward(case["x"], state=state, lengths=case["lengths"], inference=True)
+        want = run_reference(cell, 2, dict(case, params=changed))[0]
+        assert rel_err(y2, want) <= TOL[np.float64], name
+        case["params"] = changed
+    # a backward packs W_hh untransposed: the next forward must pack again
+    layer.forward(case["x"], state=state, lengths=case["lengths"])
+    layer.backward(case["Ry"])
+    y3, _ = layer.forward(case["x"], state=state, lengths=case["lengths"], inference=True)
+    np.testing.assert_array_equal(y3, y2)
+    assert not np.array_equal(y1, y2)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_non_contiguous_inputs(rng, small, cell):
     """Arrays with arbitrary strides (views, Fortran order) are read correctly."""

@@ -86,11 +86,22 @@ void Recurrent<S>::forward(const S* params, const S* x, Index B, Index T,
   T_ = T;
   plan(B, T, lengths);
   const Index GH = G_ * H_;
-  for (Index l = 0; l < L_; ++l) {  // W_hhᵀ and b_hh (and W_chᵀ) packed once for all steps
-    const auto& P = layout_.layers[l];
-    packed_[l].pack_transposed(params + P.w_hh, GH, H_, bias_ ? params + P.b_hh : nullptr);
-    packed_ih_[l].pack_transposed(params + P.w_ih, GH, P.in, bias_ ? params + P.b_ih : nullptr);
-    if (P.w_ch >= 0) packed_ch_[l].pack_transposed(params + P.w_ch, H_, H_, nullptr);
+  // W_ihᵀ, W_hhᵀ and the biases (and W_chᵀ) packed once for all steps, and not even once when
+  // they were packed for a forward from these very parameters (repeated inference): comparing
+  // the parameters costs a fraction of transposing them, and stops at the first difference.
+  const std::size_t np = static_cast<std::size_t>(layout_.size);
+  const bool packed_already =
+      packed_for_ == kPackedForward && packed_from_.size() == np &&
+      std::memcmp(packed_from_.data(), params, sizeof(S) * np) == 0;
+  if (!packed_already) {
+    for (Index l = 0; l < L_; ++l) {
+      const auto& P = layout_.layers[l];
+      packed_[l].pack_transposed(params + P.w_hh, GH, H_, bias_ ? params + P.b_hh : nullptr);
+      packed_ih_[l].pack_transposed(params + P.w_ih, GH, P.in, bias_ ? params + P.b_ih : nullptr);
+      if (P.w_ch >= 0) packed_ch_[l].pack_transposed(params + P.w_ch, H_, H_, nullptr);
+    }
+    packed_from_.assign(params, params + np);
+    packed_for_ = kPackedForward;
   }
   Args a;
   a.params = params;
@@ -232,6 +243,7 @@ void Recurrent<S>::backward(const S* params, const S* dy, const S* dhT, const S*
     packed_[l].pack(params + P.w_hh, GH, H_);
     if (P.w_ch >= 0) packed_ch_[l].pack(params + P.w_ch, H_, H_);
   }
+  packed_for_ = kPackedBackward;
   Args a;
   a.params = params;
   a.dy = dy;

@@ -125,13 +125,19 @@ def available_memory() -> Optional[int]:
 _ALWAYS_FITS = 64 * 2**20
 
 
+def fits_without_checking(need: int) -> bool:
+    """Whether ``need`` bytes are small enough to skip reading the available memory (what
+    check_memory does first), so that callers can skip building its message too."""
+    return need < _ALWAYS_FITS and not os.environ.get("LSTM_NATIVE_AVAILABLE_MEMORY")
+
+
 def check_memory(parts: Iterable[tuple], what: str) -> int:
     """Raises MemoryError when the sum of ``parts`` ((description, bytes) pairs) exceeds the
     available memory; returns the sum. The message names the total, the largest parts and what
     is available."""
     parts = [(name, int(n)) for name, n in parts if n]
     need = sum(n for _, n in parts)
-    if need < _ALWAYS_FITS and not os.environ.get("LSTM_NATIVE_AVAILABLE_MEMORY"):
+    if fits_without_checking(need):
         return need  # reading /proc costs ~0.1 ms, too much for small per-step calls
     avail = available_memory()
     if avail is None or need <= avail:

@@ -93,6 +93,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import assert_all_finite, check_is_fitted, column_or_1d
 
 from . import _core
+from .nn import _all_finite
 from ._memory import (
     PREDICT_CHUNK,
     check_memory,
@@ -182,15 +183,6 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def _valid_steps(lengths: np.ndarray, T: int) -> np.ndarray:
     """Boolean mask (N, T): step t of sequence i is real (t < lengths[i])."""
     return np.arange(T)[None, :] < lengths[:, None]
-
-
-def _all_finite(a: np.ndarray) -> bool:
-    """No NaN or infinity in ``a`` (a fast sum first, as scikit-learn; exact check if that
-    overflows)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(a.sum()):
-            return True
-    return bool(np.isfinite(a).all())
 
 
 class _NonFiniteOutput(ValueError):

@@ -29,7 +29,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from ._memory import check_memory, needs_copy, recurrent_param_count, unit_workspace
+from ._memory import (check_memory, fits_without_checking, needs_copy,
+                      recurrent_param_count, unit_workspace)
 
 # The core's cells: LSTM, GRU, Elman RNN (tanh, relu), the LSTM variants of Greff et al.
 # ("LSTM: A Search Space Odyssey") and the two gate-free alternatives (see cells.hpp).
@@ -50,11 +51,13 @@ def canonical_cell(cell: str) -> str:
 
 
 def _all_finite(a: np.ndarray) -> bool:
-    """No NaN or infinity in ``a``: a fast sum first (as scikit-learn), the exact test only
-    when that is not finite (which a large but finite array can also give)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(a.sum()):
-            return True
+    """No NaN or infinity in ``a``: one vectorized pass in the core for C-contiguous float32 and
+    float64 arrays (a few hundred nanoseconds for a small one, where NumPy's test costs
+    microseconds), NumPy otherwise. Integer arrays are finite."""
+    if a.dtype.kind in "iub":
+        return True
+    if a.dtype in (np.float32, np.float64) and a.flags.c_contiguous and a.dtype.isnative:
+        return bool(_core.all_finite(a))
     return bool(np.isfinite(a).all())
 
 
@@ -213,15 +216,19 @@ class Recurrent:
         shape = getattr(x, "shape", None)
         if shape is None or len(shape) != 3:
             return
-        B, T, D = (int(s) for s in shape)
+        B, T, D = int(shape[0]), int(shape[1]), int(shape[2])
         item = self.dtype.itemsize
         L, H = self.num_layers, self.hidden_size
-        check_memory([
+        parts = [
             ("converted input", B * T * D * item if needs_copy(x, self.dtype) else 0),
             ("outputs", (B * T * H + 2 * L * B * H) * item),
             ("workspace", unit_workspace(self.cell, max(D, H), H, B, T, train, layers=L) * item),
             ("input gradient", B * T * D * item if train else 0),
-        ], f"{type(self).__name__}.forward on a batch of {B} sequences of {T} steps")
+        ]
+        if fits_without_checking(sum(n for _, n in parts)):
+            return  # the common small call: no message to format, nothing to read
+        check_memory(parts, f"{type(self).__name__}.forward on a batch of {B} sequences of "
+                     f"{T} steps")
 
     def check_input(self, x: Any, lengths: Any = None) -> tuple:
         """x as a finite, C-contiguous (B, T, D) array of the layer's dtype, lengths as int64

@@ -36,17 +36,32 @@ class PackedMatrix {
   static constexpr Index kPanel = 4 * kP;  // columns per panel
 
   // P[k, n] = W[n, k] for W row-major [N, K] (the forward use of W_hh), plus a bias row [N].
+  // Panel by panel, reading W's rows in order and writing a panel (in L1) with a stride.
   void pack_transposed(const S* W, Index n_rows, Index k_cols, const S* bias) {
     resize(k_cols, n_rows);
-    for (Index n = 0; n < N; ++n)
-      for (Index k = 0; k < K; ++k) at(k, n) = W[n * K + k];
+    for (Index n0 = 0; n0 < Np; n0 += kPanel) {
+      const Index width = std::min(kPanel, Np - n0), valid = std::min(width, N - n0);
+      S* panel = data_.data() + K * n0;
+      for (Index c = 0; c < valid; ++c) {
+        const S* row = W + (n0 + c) * K;
+        for (Index k = 0; k < K; ++k) panel[k * width + c] = row[k];
+      }
+      for (Index c = valid; c < width; ++c)  // padding columns
+        for (Index k = 0; k < K; ++k) panel[k * width + c] = S(0);
+    }
     set_bias(bias);
   }
   // P[k, n] = W[k, n] for W row-major [K, N] (the backward use of W_hh).
   void pack(const S* W, Index k_rows, Index n_cols) {
     resize(k_rows, n_cols);
-    for (Index k = 0; k < K; ++k)
-      for (Index n = 0; n < N; ++n) at(k, n) = W[k * N + n];
+    for (Index n0 = 0; n0 < Np; n0 += kPanel) {
+      const Index width = std::min(kPanel, Np - n0), valid = std::min(width, N - n0);
+      S* panel = data_.data() + K * n0;
+      for (Index k = 0; k < K; ++k) {
+        std::memcpy(panel + k * width, W + k * N + n0, sizeof(S) * valid);
+        std::fill(panel + k * width + valid, panel + (k + 1) * width, S(0));
+      }
+    }
     set_bias(nullptr);
   }
 
@@ -85,16 +100,13 @@ class PackedMatrix {
     }
   }
 
-  // Panel j0 = n / kPanel starts at K * j0 * kPanel and is [K, min(kPanel, Np - j0*kPanel)].
-  S& at(Index k, Index n) {
-    const Index j0 = n / kPanel, width = std::min(kPanel, Np - j0 * kPanel);
-    return data_[K * j0 * kPanel + k * width + (n - j0 * kPanel)];
-  }
+  // Panel j0 starts at K * j0 * kPanel and is [K, min(kPanel, Np - j0*kPanel)]; every
+  // element is written by the pack functions, so resizing does not clear.
   void resize(Index k, Index n) {
     K = k;
     N = n;
     Np = (n + kP - 1) / kP * kP;
-    data_.assign(static_cast<std::size_t>(K * Np), S(0));
+    data_.resize(static_cast<std::size_t>(K * Np));
     bias_.assign(static_cast<std::size_t>(Np), S(0));
   }
   void set_bias(const S* bias) {

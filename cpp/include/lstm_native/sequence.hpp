@@ -121,6 +121,9 @@ class Recurrent {
   std::vector<PackedMatrix<S>> packed_;     // [L]: W_hhᵀ (forward) or W_hh (backward), per call
   std::vector<PackedMatrix<S>> packed_ih_;  // [L]: W_ihᵀ and b_ih (forward), per call
   std::vector<PackedMatrix<S>> packed_ch_;  // [L]: the same for W_ch (cells with a cell GEMM)
+  enum PackedFor { kPackedNone, kPackedForward, kPackedBackward };
+  PackedFor packed_for_ = kPackedNone;  // what packed_ holds now
+  std::vector<S> packed_from_;          // [layout().size]: the parameters of the forward packing
 };
 
 extern template class Recurrent<float>;
