@@ -804,3 +804,33 @@ def test_results_do_not_depend_on_the_thread_count():
     assert np.array_equal(fits[0].params_, fits[1].params_)
     assert np.array_equal(fits[0].params_, fits[2].params_)
     assert np.array_equal(preds[0], preds[1]) and np.array_equal(preds[0], preds[2])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "lstm_peephole", "ungated",
+                                  "cell_as_input"])
+@pytest.mark.parametrize("H,B", [(128, 1), (256, 1), (192, 1), (128, 3)])
+def test_stream_steps_split_over_two_threads_change_nothing(cell, H, B):
+    """Large stream steps run on two threads, cut by columns: by units with the cell on each
+    half (B=1, H a multiple of 128, cells without [H] parameter vectors or a cell GEMM), or in
+    two column ranges with the cell after. Both must give bit-identical outputs and states to
+    one thread, and equal the model's predict on each prefix."""
+    from lstm_native import _core
+    rng = np.random.default_rng(7)
+    D, L, O, T = 5, 2, 3, 4
+    model = _core.Model64(cell, D, H, L, O)
+    params = rng.uniform(-1, 1, model.num_params) / np.sqrt(H)
+    X = rng.standard_normal((B, T, D))
+    one, two = model.stream(params, B), model.stream(params, B)
+    one.num_threads, two.num_threads = 1, 2
+    assert (one.num_threads, two.num_threads) == (1, 2)
+    for t in range(T):
+        y1, y2 = one.step(X[:, t]), two.step(X[:, t])
+        np.testing.assert_array_equal(y1, y2)
+        want = np.empty((B, O))
+        model.predict(params, np.ascontiguousarray(X[:, : t + 1]), None, want)
+        np.testing.assert_allclose(y2, want, rtol=1e-12, atol=1e-12)
+    s1, s2 = one.state, two.state
+    for a, b in zip(s1 if isinstance(s1, tuple) else (s1,), s2 if isinstance(s2, tuple) else (s2,)):
+        np.testing.assert_array_equal(a, b)
+    two.state = s1          # setting the state is seen by the next step of a split stream
+    np.testing.assert_array_equal(two.step(X[:, 0]), one.step(X[:, 0]))

@@ -420,6 +420,8 @@ void bind_stream(py::module_& m, const char* name) {
           py::arg("x"), py::arg("out") = py::none(),
           "Feeds one timestep x [D] or [batch, D]; returns the output [O] or [batch, O].")
       .def("reset", &St::reset, "Zero the state.")
+      .def_property("num_threads", &St::num_threads, &St::set_num_threads,
+                    "Threads a step may use (large steps split their columns over two)")
       .def_property(
           "state",
           [](St& st) {

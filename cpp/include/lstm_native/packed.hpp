@@ -74,19 +74,32 @@ class PackedMatrix {
     run(a, lda, M, out, ldo, true);
   }
 
+  // Column panels (kPanel columns each, the last possibly narrower), and multiply() restricted
+  // to the columns of panels [p0, p1), written to `out` from its column 0 on (out[r, n - p0 *
+  // kPanel]): for splitting one product across threads by columns, which changes no result
+  // (each element is still one FMA chain).
+  Index panels() const { return (Np + kPanel - 1) / kPanel; }
+  void multiply_panels(const S* a, Index lda, Index M, S* out, Index ldo, Index p0,
+                       Index p1) const {
+    run(a, lda, M, out, ldo, false, p0 * 4, std::min(p1 * 4, Np / kP));
+  }
+
  private:
   // Rows are cut into ceil(M / 6) blocks of as equal a size as possible (M = 32: 6,6,5,5,5,5
   // rather than 6,6,6,6,6,2), since a thin block reuses each weight packet it loads for fewer
   // FMAs. The split does not change any result (one FMA chain per element, see above).
-  void run(const S* a, Index lda, Index M, S* out, Index ldo, bool acc_out) const {
-    const Index nb = Np / kP;  // column packets
+  // Column packets [j0, j1) (j0 a multiple of 4, i.e. a panel start; -1: to the end); `out`
+  // points at column j0 * kP.
+  void run(const S* a, Index lda, Index M, S* out, Index ldo, bool acc_out, Index j0 = 0,
+           Index j1 = -1) const {
+    const Index nb = j1 < 0 ? Np / kP : j1;
     const Index blocks = (M + 5) / 6;
-    for (Index j = 0; j < nb; j += 4) {
+    for (Index j = j0; j < nb; j += 4) {
       const Index cb = std::min<Index>(4, nb - j);
       for (Index q = 0, r = 0; q < blocks; ++q) {
         const Index rb = (M - r) / (blocks - q) + ((M - r) % (blocks - q) != 0);
         const S* aq = a + r * lda;
-        S* oq = out + r * ldo;
+        S* oq = out + r * ldo + (j - j0) * kP;  // this block's first output column
         switch (rb) {
           case 6: block_cb<6>(cb, aq, lda, oq, ldo, j, acc_out); break;
           case 5: block_cb<5>(cb, aq, lda, oq, ldo, j, acc_out); break;
@@ -124,7 +137,8 @@ class PackedMatrix {
     }
   }
 
-  // RB rows × CB packets starting at column packet j (the first packet of a panel).
+  // RB rows × CB packets starting at column packet j (the first packet of a panel); `out`
+  // points at that column of the block's first row.
   template <int RB, int CB>
   void block(const S* a, Index lda, S* out, Index ldo, Index j, bool acc_out) const {
     using namespace Eigen::internal;
@@ -136,10 +150,10 @@ class PackedMatrix {
         for (int r = 0; r < RB; ++r) {
           const Index col = col0 + c * kP;
           if (col + kP <= N) {
-            acc[r][c] = ploadu<Packet>(out + r * ldo + col);
+            acc[r][c] = ploadu<Packet>(out + r * ldo + c * kP);
           } else {
             alignas(64) S tmp[kP] = {};
-            std::memcpy(tmp, out + r * ldo + col, sizeof(S) * (N - col));
+            std::memcpy(tmp, out + r * ldo + c * kP, sizeof(S) * (N - col));
             acc[r][c] = pload<Packet>(tmp);
           }
         }
@@ -161,7 +175,7 @@ class PackedMatrix {
     for (int r = 0; r < RB; ++r)
       for (int c = 0; c < CB; ++c) {
         const Index col = col0 + c * kP;
-        S* dst = out + r * ldo + col;
+        S* dst = out + r * ldo + c * kP;
         if (col + kP <= N) {
           pstoreu(dst, acc[r][c]);
         } else {

@@ -5,7 +5,8 @@
 // the head are packed for the small GEMM (packed.hpp), and the state and scratch buffers are
 // allocated. step() then allocates nothing:
 //   for each layer l:  gx = x W_ihᵀ + b_ih,  gh = h_l W_hhᵀ + b_hh   [B, G*H]
-//                      (h_l, c_l) = cell(gx, gh, h_l, c_l)           in place
+//                      (h_l, c_l) = cell(gx, gh, h_l, c_l)
+//                      (large steps on two threads, each on half the columns; stream.cpp)
 //                      x = h_l
 //   out = h_{L-1} W_headᵀ + b_head                                   [B, O]
 // This equals the model's output for the sequence seen so far (sequence-to-one models) or for
@@ -14,6 +15,7 @@
 
 #include "model.hpp"
 #include "packed.hpp"
+#include "threads.hpp"
 #include "types.hpp"
 
 #include <vector>
@@ -37,8 +39,13 @@ class Stream {
   // x [B, D] -> out [B, O] (raw: values or logits); advances the state.
   void step(const S* x, S* out);
   void reset();  // zero state
+  // Threads for a step (the model's setting at construction; 0 = the default). Only steps
+  // with at least kMinSplit multiply-adds use two: below that the hand-off costs more.
+  void set_num_threads(int n) { threads_ = n > 0 ? n : default_num_threads(); }
+  int num_threads() const { return threads_; }
+  static constexpr Index kMinSplit = Index(1) << 16;
   // State [L, B, H] (h; c for LSTM), for saving and restoring.
-  S* h() { return h_.data(); }
+  S* h() { return h_.data() + cur_ * cfg_.num_layers * B_ * cfg_.hidden_size; }
   S* c() { return c_.data(); }
 
  private:
@@ -47,10 +54,15 @@ class Stream {
 
   ModelConfig cfg_;
   Index B_, G_;
+  int threads_ = 1;
   std::vector<PackedMatrix<S>> wih_, whh_, wch_;  // [L]
   std::vector<Buffer<S>> cw_;                      // [L]: the cells' [H] parameter vectors
   PackedMatrix<S> head_;
-  Buffer<S> h_, c_, gx_, gh_, gc_, extra_;  // gx_: the gates of one step, then their activations
+  // h_ [2][L, B, H]: the state read by a step (slot cur_) and the one it writes; c_ [L, B, H]
+  // (updated in place: each unit's c is read and written by the same thread). gx_, gh_
+  // [B, G*H]: the gates of one step, then their activations.
+  Buffer<S> h_, c_, gx_, gh_, gc_, extra_;
+  Index cur_ = 0;
 };
 
 extern template class Stream<float>;

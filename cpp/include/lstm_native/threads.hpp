@@ -1,6 +1,13 @@
-// A tiny blocking thread pool for the core's coarse-grained parallelism (independent parts of a
-// batch, a handful of tasks per call). Workers sleep on a condition variable between calls:
-// no spin-waiting, so a busy machine slows the pool down gracefully instead of collapsing it.
+// A tiny thread pool for the core's coarse-grained parallelism (independent parts of a batch,
+// the two column halves of a streaming step: a handful of tasks per call).
+//
+// Waiting is bounded spinning, then sleeping: a worker that finishes a call spins for at most
+// kSpin (about 50 us) watching for the next one, so that a stream of calls a few microseconds
+// apart does not pay a futex wake-up (5-10 us) each time, and then sleeps on a condition
+// variable. Nobody ever waits for a task that has not started: the caller runs task 0 at once
+// and then takes any task no worker has claimed yet, so a worker that the OS does not schedule
+// (a busy machine) only means the caller does the work itself. This is what keeps the pool from
+// collapsing under contention the way spinning OpenMP barriers do.
 //
 // How work is split never depends on the number of threads (callers choose the tasks from the
 // problem size), so results are bit-identical for any thread count.
@@ -8,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -59,16 +67,21 @@ class ThreadPool {
       std::lock_guard<std::mutex> lk(m_);
       fn_ = &fn;
       n_tasks_ = n_tasks;
-      next_ = 0;
-      pending_ = n_tasks;
+      next_ = 1;  // task 0 is the caller's, so that it runs on the same core call after call
+      pending_.store(n_tasks, std::memory_order_relaxed);
       active_workers_ = threads - 1;
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_work_.notify_all();
+    run_task(0);
     work_loop();
-    std::unique_lock<std::mutex> lk(m_);
-    cv_done_.wait(lk, [&] { return pending_ == 0; });
+    // The remaining tasks are running on workers: spin briefly, then sleep.
+    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lk(m_);
+      cv_done_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
+    std::lock_guard<std::mutex> lk(m_);
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -92,6 +105,34 @@ class ThreadPool {
     }
   }
 
+  static constexpr std::chrono::microseconds kSpin{50};
+
+  // Spins (with a pause hint) until done() or kSpin has passed; returns done().
+  template <class F>
+  static bool spin_until(F&& done) {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    for (int i = 1;; ++i) {
+      if (done()) return true;
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      if ((i & 63) == 0 && std::chrono::steady_clock::now() > until) return done();
+    }
+  }
+
+  void run_task(int i) {
+    try {
+      (*fn_)(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(m_);
+      if (!error_) error_ = std::current_exception();
+    }
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lk(m_);  // pairs with the caller's cv_done_ wait
+      cv_done_.notify_all();
+    }
+  }
+
   // Takes tasks until none is left.
   void work_loop() {
     for (;;) {
@@ -101,25 +142,22 @@ class ThreadPool {
         if (next_ >= n_tasks_) return;
         i = next_++;
       }
-      try {
-        (*fn_)(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(m_);
-        if (!error_) error_ = std::current_exception();
-      }
-      std::lock_guard<std::mutex> lk(m_);
-      if (--pending_ == 0) cv_done_.notify_all();
+      run_task(i);
     }
   }
 
   void worker(int id) {
     unsigned long seen = 0;
     for (;;) {
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
       {
         std::unique_lock<std::mutex> lk(m_);
-        cv_work_.wait(lk, [&] { return stop_ || (generation_ != seen && id < active_workers_); });
+        cv_work_.wait(lk, [&] {
+          return stop_ || (generation_.load(std::memory_order_relaxed) != seen &&
+                           id < active_workers_);
+        });
         if (stop_) return;
-        seen = generation_;
+        seen = generation_.load(std::memory_order_relaxed);
       }
       work_loop();
     }
@@ -129,8 +167,9 @@ class ThreadPool {
   std::condition_variable cv_work_, cv_done_;
   std::vector<std::thread> workers_;
   const std::function<void(int)>* fn_ = nullptr;
-  int n_tasks_ = 0, next_ = 0, pending_ = 0, active_workers_ = 0;
-  unsigned long generation_ = 0;
+  int n_tasks_ = 0, next_ = 0, active_workers_ = 0;
+  std::atomic<int> pending_{0};
+  std::atomic<unsigned long> generation_{0};
   std::exception_ptr error_;
   bool stop_ = false;
 };
