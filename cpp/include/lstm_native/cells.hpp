@@ -1,7 +1,7 @@
 // Pointwise math of each recurrent cell: the only code that differs between LSTM, GRU and RNN.
 //
 // The sequence driver (sequence.hpp) computes, for one timestep and the n running sequences,
-//   gates = x_t W_ihᵀ + b_ih      [n, G*H]  (hoisted: one GEMM over all timesteps)
+//   gates = x_t W_ihᵀ + b_ih      [n, G*H]  (hoisted out of the step loop: one GEMM per chunk of steps)
 //   gh    = h_{t-1} W_hhᵀ + b_hh  [n, G*H]  (one GEMM per step for all gates and rows)
 // and hands both to a cell, which writes the new state h, c [n, H] and overwrites `gates` with
 // the activated gates, which is what its backward needs (plus kExtra*H values per row in
