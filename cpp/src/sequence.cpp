@@ -90,9 +90,8 @@ void Recurrent<S>::forward(const S* params, const S* x, Index B, Index T,
   // they were packed for a forward from these very parameters (repeated inference): comparing
   // the parameters costs a fraction of transposing them, and stops at the first difference.
   const std::size_t np = static_cast<std::size_t>(layout_.size);
-  const bool packed_already =
-      packed_for_ == kPackedForward && packed_from_.size() == np &&
-      std::memcmp(packed_from_.data(), params, sizeof(S) * np) == 0;
+  const bool packed_already = packed_from_.size() == np &&
+                              std::memcmp(packed_from_.data(), params, sizeof(S) * np) == 0;
   if (!packed_already) {
     for (Index l = 0; l < L_; ++l) {
       const auto& P = layout_.layers[l];
@@ -101,7 +100,6 @@ void Recurrent<S>::forward(const S* params, const S* x, Index B, Index T,
       if (P.w_ch >= 0) packed_ch_[l].pack_transposed(params + P.w_ch, H_, H_, nullptr);
     }
     packed_from_.assign(params, params + np);
-    packed_for_ = kPackedForward;
   }
   Args a;
   a.params = params;
@@ -160,19 +158,8 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
     S* extra = p.extra.data() + (train ? l * Tn * kE * H : 0);
     const S* in = l == 0 ? p.x_tm.data() : p.hs.data() + ((l - 1) * (T + 1) + 1) * n * H;
 
-    for (Index j = 0; j < n; ++j) {  // initial states
-      const Index b = seq(j);
-      if (a.h0)
-        std::memcpy(hs + j * H, a.h0 + (l * B_ + b) * H, sizeof(S) * H);
-      else
-        std::fill(hs + j * H, hs + (j + 1) * H, S(0));
-      if (Cell::kHasCell) {
-        if (a.c0)
-          std::memcpy(cs + j * H, a.c0 + (l * B_ + b) * H, sizeof(S) * H);
-        else
-          std::fill(cs + j * H, cs + (j + 1) * H, S(0));
-      }
-    }
+    load_state(hs, a.h0, p, l);  // initial states
+    if (Cell::kHasCell) load_state(cs, a.c0, p, l);
 
     const PackedMatrix<S>& Whh = packed_[l];
     const PackedMatrix<S>& Wch = packed_ch_[l];
@@ -208,12 +195,8 @@ void Recurrent<S>::forward_part(Part& p, const Args& a, bool train) {
         if (Cell::kHasCell) std::memcpy(cn + na * H, cp + na * H, sizeof(S) * (n - na) * H);
       }
     }
-    for (Index j = 0; j < n; ++j) {  // final states of this layer
-      const Index b = seq(j);
-      if (a.hT) std::memcpy(a.hT + (l * B_ + b) * H, hs + (T * n + j) * H, sizeof(S) * H);
-      if (a.cT && Cell::kHasCell)
-        std::memcpy(a.cT + (l * B_ + b) * H, cs + (T * n + j) * H, sizeof(S) * H);
-    }
+    store_state(a.hT, hs + T * n * H, p, l);  // final states of this layer
+    if (Cell::kHasCell) store_state(a.cT, cs + T * n * H, p, l);
   }
 
   // Last layer's h_t -> y [B, T, H], zero past each length (unless the caller wants only the
@@ -243,7 +226,7 @@ void Recurrent<S>::backward(const S* params, const S* dy, const S* dhT, const S*
     packed_[l].pack(params + P.w_hh, GH, H_);
     if (P.w_ch >= 0) packed_ch_[l].pack(params + P.w_ch, H_, H_);
   }
-  packed_for_ = kPackedBackward;
+  packed_from_.clear();  // packed_ now holds W_hh for backward: the next forward packs again
   Args a;
   a.params = params;
   a.dy = dy;
@@ -323,19 +306,8 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
     const S* extra = p.extra.data() + l * Tn * kE * H;
     const S* in = l == 0 ? p.x_tm.data() : p.hs.data() + ((l - 1) * (T + 1) + 1) * n * H;
 
-    for (Index j = 0; j < n; ++j) {  // gradients on the final states
-      const Index b = seq(j);
-      if (a.dhT)
-        std::memcpy(dh + j * H, a.dhT + (l * B_ + b) * H, sizeof(S) * H);
-      else
-        std::fill(dh + j * H, dh + (j + 1) * H, S(0));
-      if (Cell::kHasCell) {
-        if (a.dcT)
-          std::memcpy(dc + j * H, a.dcT + (l * B_ + b) * H, sizeof(S) * H);
-        else
-          std::fill(dc + j * H, dc + (j + 1) * H, S(0));
-      }
-    }
+    load_state(dh, a.dhT, p, l);  // gradients on the final states
+    if (Cell::kHasCell) load_state(dc, a.dcT, p, l);
 
     const PackedMatrix<S>& Whh = packed_[l];
     const PackedMatrix<S>& Wch = packed_ch_[l];
@@ -367,11 +339,8 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
       std::fill(dgx + (row + na) * GH, dgx + (row + n) * GH, S(0));
       if (Cell::kSeparateGh) std::fill(dgh + (row + na) * GH, dgh + (row + n) * GH, S(0));
     }
-    for (Index j = 0; j < n; ++j) {
-      const Index b = seq(j);
-      if (a.dh0) std::memcpy(a.dh0 + (l * B_ + b) * H, dh + j * H, sizeof(S) * H);
-      if (a.dc0 && Cell::kHasCell) std::memcpy(a.dc0 + (l * B_ + b) * H, dc + j * H, sizeof(S) * H);
-    }
+    store_state(a.dh0, dh, p, l);
+    if (Cell::kHasCell) store_state(a.dc0, dc, p, l);
 
     // Weight gradients: one GEMM each over all T*n rows.
     ConstMatMap<S> Dgx(dgx, Tn, GH), Dgh(dgh, Tn, GH);
@@ -401,6 +370,25 @@ void Recurrent<S>::backward_part(Part& p, const Args& a) {
         std::memcpy(a.dx + (b * T + t) * D, dY + (t * n + j) * D, sizeof(S) * D);
     }
   }
+}
+
+template <class S>
+void Recurrent<S>::load_state(S* rows, const S* src, const Part& p, Index l) const {
+  const Index P = num_parts(), H = H_;
+  for (Index j = 0; j < p.n; ++j) {
+    if (src)
+      std::memcpy(rows + j * H, src + (l * B_ + order_[p.r0 + j * P]) * H, sizeof(S) * H);
+    else
+      std::fill(rows + j * H, rows + (j + 1) * H, S(0));
+  }
+}
+
+template <class S>
+void Recurrent<S>::store_state(S* dst, const S* rows, const Part& p, Index l) const {
+  if (!dst) return;
+  const Index P = num_parts(), H = H_;
+  for (Index j = 0; j < p.n; ++j)
+    std::memcpy(dst + (l * B_ + order_[p.r0 + j * P]) * H, rows + j * H, sizeof(S) * H);
 }
 
 template <class S>

@@ -38,8 +38,7 @@ Stream<S>::Stream(const Model<S>& model, const S* params, Index batch)
   gh_.resize(static_cast<std::size_t>(B_ * GH));
   extra_.resize(static_cast<std::size_t>(std::max<Index>(1, B_ * kx * H)));
   gc_.resize(static_cast<std::size_t>(B_ * H));
-  const int t = model.num_threads();
-  threads_ = t > 0 ? t : default_num_threads();
+  set_num_threads(model.num_threads());
 }
 
 template <class S>

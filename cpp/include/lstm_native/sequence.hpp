@@ -103,6 +103,10 @@ class Recurrent {
   template <class Cell>
   void backward_part(Part& p, const Args& a);
   void plan(Index B, Index T, const std::int64_t* lengths);
+  // rows [n, H] of part p = src [L, B, H] at (l, sequence of local row j), or zeros for a
+  // null src; and the reverse, dst [L, B, H] = rows, skipped for a null dst.
+  void load_state(S* rows, const S* src, const Part& p, Index l) const;
+  void store_state(S* dst, const S* rows, const Part& p, Index l) const;
   // out [L, B, T, H] at (l, sequence of local row j, t) = rows [na, H] of part p.
   void record(S* out, const Part& p, Index l, Index t, const S* rows, Index na) const;
   int threads_for_call() const;
@@ -121,9 +125,9 @@ class Recurrent {
   std::vector<PackedMatrix<S>> packed_;     // [L]: W_hhᵀ (forward) or W_hh (backward), per call
   std::vector<PackedMatrix<S>> packed_ih_;  // [L]: W_ihᵀ and b_ih (forward), per call
   std::vector<PackedMatrix<S>> packed_ch_;  // [L]: the same for W_ch (cells with a cell GEMM)
-  enum PackedFor { kPackedNone, kPackedForward, kPackedBackward };
-  PackedFor packed_for_ = kPackedNone;  // what packed_ holds now
-  std::vector<S> packed_from_;          // [layout().size]: the parameters of the forward packing
+  // The parameters the packed matrices were packed from for a forward ([layout().size]);
+  // empty when they hold nothing valid for a forward (none yet, or a backward packed W_hh).
+  std::vector<S> packed_from_;
 };
 
 extern template class Recurrent<float>;
