@@ -788,12 +788,12 @@ for S, R, M in ((np.float32, _core.Recurrent32, _core.Model32),
     attempt(f"{s} backward before forward", lambda: r2.backward(
         np.zeros(r2.num_params, S), None, None, None, np.zeros(r2.num_params, S), None, None,
         None), "error")
-    r.forward(p, x, None, None, None, y, None, None)
     for slot, shape in (("dy", (2, 5, 4)), ("dparams", (P,)), ("dx", (2, 5, 3)),
                         ("dh0", (2, 2, 4))):
         for vname, v in variants(np.zeros(shape, S)):
             a = dict(dy=None, dparams=np.zeros(P, S), dx=None, dh0=None)
             a[slot] = v
+            r.forward(p, x, None, None, None, y, None, None)  # one backward per forward
             attempt(f"{s} backward {slot} {vname}", lambda: r.backward(
                 p, a["dy"], None, None, a["dparams"], a["dx"], a["dh0"], None),
                 expect(vname, slot != "dparams", slot == "dy"))

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -24,6 +25,53 @@ namespace py = pybind11;
 using namespace lstm_native;
 
 namespace {
+
+// The GIL is released for every core call that computes (it may take seconds) and taken back at
+// its end. Except when the interpreter is finalizing (the main thread exited while a daemon
+// thread was inside a call): taking the GIL then ends the thread with pthread_exit, whose forced
+// unwinding through C++ frames aborts the whole process ("terminate called without an active
+// exception"). Such a thread can never run Python again, so it parks until the process ends
+// instead, which is what Python 3.14 does with its own threads. Reading the flag needs no GIL.
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
+[[noreturn]] void park_forever() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
+}
+
+void park_if_finalizing() {
+  if (interpreter_finalizing()) park_forever();
+}
+
+class ReleaseGil {
+ public:
+  ReleaseGil() : state_(PyEval_SaveThread()) {}
+  ~ReleaseGil() {
+    park_if_finalizing();
+    PyEval_RestoreThread(state_);
+  }
+  ReleaseGil(const ReleaseGil&) = delete;
+  ReleaseGil& operator=(const ReleaseGil&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
+
+// Takes the GIL from inside a ReleaseGil scope (the epoch's between-batch hook), parking
+// instead when the interpreter is finalizing (see above).
+class AcquireGil {
+ public:
+  AcquireGil() : checked_((park_if_finalizing(), true)) {}
+
+ private:
+  bool checked_;                // initialized first: the check runs before the GIL is taken
+  py::gil_scoped_acquire gil_;
+};
 
 std::string shape_str(const std::vector<Index>& s) {
   std::ostringstream o;
@@ -138,7 +186,7 @@ void bind_recurrent(py::module_& m, const char* name) {
             S* yp = array_ptr<S>(y, "y", {B, T, H}, false, true);
             S* hTp = array_ptr<S>(hT, "hT", {L, B, H}, true, true);
             S* cTp = cell ? array_ptr<S>(cT, "cT", {L, B, H}, true, true) : nullptr;
-            py::gil_scoped_release release;
+            ReleaseGil release;
             r.forward(p, xp, B, T, lp, h0p, c0p, yp, hTp, cTp, train);
           },
           py::arg("params"), py::arg("x"), py::arg("lengths"), py::arg("h0"), py::arg("c0"),
@@ -165,7 +213,7 @@ void bind_recurrent(py::module_& m, const char* name) {
             S* dc0p = cell ? array_ptr<S>(dc0, "dc0", {L, B, H}, true, true) : nullptr;
             S* dhsp = array_ptr<S>(dhs, "dhs", {L, B, T, H}, true, true);
             S* dcsp = cell ? array_ptr<S>(dcs, "dcs", {L, B, T, H}, true, true) : nullptr;
-            py::gil_scoped_release release;
+            ReleaseGil release;
             r.backward(p, dyp, dhTp, dcTp, dpp, dxp, dh0p, dc0p, dhsp, dcsp);
           },
           py::arg("params"), py::arg("dy"), py::arg("dhT"), py::arg("dcT"), py::arg("dparams"),
@@ -183,7 +231,7 @@ void bind_recurrent(py::module_& m, const char* name) {
             S* hp = array_ptr<S>(h, "h", {L, B, T, H}, true, true);
             S* cp = has_cell_state(r.cell()) ? array_ptr<S>(c, "c", {L, B, T, H}, true, true)
                                              : nullptr;
-            py::gil_scoped_release release;
+            ReleaseGil release;
             r.trace(gp, hp, cp);
           },
           py::arg("gates"), py::arg("h"), py::arg("c"),
@@ -314,13 +362,13 @@ void bind_model(py::module_& m, const char* name) {
               const auto now = Clock::now();
               if (now - last < std::chrono::milliseconds(100) && done < total) return;
               last = now;
-              py::gil_scoped_acquire gil;
+              AcquireGil gil;
               if (PyErr_CheckSignals() != 0) throw py::error_already_set();
               if (!callback.is_none()) callback(done, total);
             };
             double loss;
             {
-              py::gil_scoped_release release;
+              ReleaseGil release;
               loss = mo.train_epoch(p, mp, vp, &step, d.x, d.N, d.T, d.lengths, d.y, d.sw, oc, hook);
             }
             return py::make_tuple(loss, step);
@@ -343,7 +391,7 @@ void bind_model(py::module_& m, const char* name) {
             if (c.return_sequences) os.push_back(d.T);
             os.push_back(c.output_size);
             S* op = array_ptr<S>(out, "out", os, false, true);
-            py::gil_scoped_release release;
+            ReleaseGil release;
             mo.predict(p, d.x, d.N, d.T, d.lengths, op);
           },
           py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("out"))
@@ -353,7 +401,7 @@ void bind_model(py::module_& m, const char* name) {
              const py::object& Y, const py::object& sw, double alpha) {
             const auto d = data_args(mo, X, lengths, Y, sw, true);
             const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
-            py::gil_scoped_release release;
+            ReleaseGil release;
             return mo.loss(p, d.x, d.N, d.T, d.lengths, d.y, d.sw, alpha, nullptr);
           },
           py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
@@ -365,7 +413,7 @@ void bind_model(py::module_& m, const char* name) {
             const auto d = data_args(mo, X, lengths, Y, sw, true);
             const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
             S* gp = array_ptr<S>(grad, "grad", {mo.num_params()}, false, true);
-            py::gil_scoped_release release;
+            ReleaseGil release;
             return mo.loss(p, d.x, d.N, d.T, d.lengths, d.y, d.sw, alpha, gp);
           },
           py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
@@ -383,21 +431,68 @@ void bind_model(py::module_& m, const char* name) {
           "A Stream that runs these parameters one timestep at a time (copies them).");
 }
 
+// A stream carries its state from step to step, so one NaN or infinity fed to it would poison
+// every later output until reset(): its inputs and states are checked here and refused with
+// ValueError, the state left as it was. values_of<S> returns `o` as a C-contiguous array of S
+// holding only finite values. The hot path (an array that already has dtype S and C order)
+// takes it as is and only scans it; anything else (other real dtypes, lists, object arrays of
+// numbers) goes through float64, and a value beyond S's range is refused rather than rounded
+// to infinity.
+template <class S>
+py::array_t<S, py::array::c_style> values_of(const py::object& o, const char* name) {
+  using Arr = py::array_t<S, py::array::c_style>;
+  auto bad = [&](const std::string& why) { return py::value_error(std::string(name) + why); };
+  if (py::isinstance<Arr>(o)) {
+    auto a = py::reinterpret_borrow<Arr>(o);
+    const S* p = a.data();
+    for (py::ssize_t i = 0, n = a.size(); i < n; ++i)
+      if (!std::isfinite(p[i])) throw bad(" contains NaN or infinity");
+    return a;
+  }
+  py::module_ np = py::module_::import("numpy");
+  py::array a;
+  try {
+    a = np.attr("asarray")(o);
+    const char kind = a.dtype().kind();
+    if (kind == 'O')  // numbers in an object array convert; None or strings raise below
+      a = np.attr("asarray")(o, py::arg("dtype") = np.attr("float64"));
+    else if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
+      throw bad(" must hold real numbers, got dtype " + std::string(py::str(a.dtype())));
+  } catch (py::error_already_set& e) {
+    throw bad(std::string(" must be a real numeric array: ") + e.what());
+  }
+  auto d = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!d) throw bad(" must be a real numeric array");
+  std::vector<py::ssize_t> shape(d.shape(), d.shape() + d.ndim());
+  Arr out(shape);
+  const double* src = d.data();
+  S* dst = out.mutable_data();
+  for (py::ssize_t i = 0, n = d.size(); i < n; ++i) {
+    if (!std::isfinite(src[i])) throw bad(" contains NaN or infinity");
+    if (std::abs(src[i]) > double(std::numeric_limits<S>::max()))
+      throw bad(" holds " + std::to_string(src[i]) + ", beyond the range of " +
+                std::string(py::str(py::dtype::of<S>())));
+    dst[i] = S(src[i]);
+  }
+  return out;
+}
+
 // Stream.step is the per-sample hot path from Python: the input is taken as is when it already
 // has the right dtype and order (converted otherwise), and `out`, when given, is written in place
 // so that a loop allocates nothing.
 template <class S>
 void bind_stream(py::module_& m, const char* name) {
   using St = Stream<S>;
-  using Arr = py::array_t<S, py::array::c_style | py::array::forcecast>;
+  using Arr = py::array_t<S, py::array::c_style>;
   py::class_<St>(m, name)
       .def_property_readonly("batch", &St::batch)
       .def_property_readonly("input_size", &St::input_size)
       .def_property_readonly("output_size", &St::output_size)
       .def(
           "step",
-          [](St& st, const Arr& x, const py::object& out) -> py::object {
+          [](St& st, const py::object& xo, const py::object& out) -> py::object {
             const Index B = st.batch(), D = st.input_size(), O = st.output_size();
+            const Arr x = values_of<S>(xo, "x");
             const bool flat = x.ndim() == 1;
             if (!((flat && B == 1 && x.shape(0) == D) ||
                   (x.ndim() == 2 && x.shape(0) == B && x.shape(1) == D)))
@@ -418,7 +513,8 @@ void bind_stream(py::module_& m, const char* name) {
             return res;
           },
           py::arg("x"), py::arg("out") = py::none(),
-          "Feeds one timestep x [D] or [batch, D]; returns the output [O] or [batch, O].")
+          "Feeds one timestep x [D] or [batch, D]; returns the output [O] or [batch, O].\n"
+          "ValueError for NaN, infinity or values beyond the dtype's range (the state is kept).")
       .def("reset", &St::reset, "Zero the state.")
       .def_property("num_threads", &St::num_threads, &St::set_num_threads,
                     "Threads a step may use (large steps split their columns over two)")
@@ -437,19 +533,27 @@ void bind_stream(py::module_& m, const char* name) {
             const Index L = st.num_layers(), B = st.batch(), H = st.hidden_size();
             py::object h = state, c = py::none();
             if (st.has_cell_state()) {
-              auto t = state.cast<py::tuple>();
+              if (!py::isinstance<py::tuple>(state) && !py::isinstance<py::list>(state))
+                throw py::value_error("state must be a tuple (h, c)");
+              auto t = py::reinterpret_borrow<py::sequence>(state);
               if (t.size() != 2) throw py::value_error("state must be a tuple (h, c)");
               h = t[0];
               c = t[1];
             }
-            const S* hp = array_ptr<S>(h, "state h", {L, B, H}, false, false);
-            std::copy(hp, hp + L * B * H, st.h());
+            // Both parts are checked before either is written: a refused state changes nothing.
+            const Arr ha = values_of<S>(h, "state h");
+            const S* hp = array_ptr<S>(ha, "state h", {L, B, H}, false, false);
+            const S* cp = nullptr;
+            Arr ca;
             if (st.has_cell_state()) {
-              const S* cp = array_ptr<S>(c, "state c", {L, B, H}, false, false);
-              std::copy(cp, cp + L * B * H, st.c());
+              ca = values_of<S>(c, "state c");
+              cp = array_ptr<S>(ca, "state c", {L, B, H}, false, false);
             }
+            std::copy(hp, hp + L * B * H, st.h());
+            if (cp) std::copy(cp, cp + L * B * H, st.c());
           },
-          "(h, c) for an LSTM, else h; each [num_layers, batch, hidden] (copies)");
+          "(h, c) for an LSTM, else h; each [num_layers, batch, hidden] (copies). Setting it\n"
+          "checks shapes and values (ValueError for NaN or infinity) before changing anything.");
 }
 
 py::dict build_info() {
@@ -490,7 +594,7 @@ bool all_finite_of(const py::array& a) {
     return std::isfinite((Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(p, n) * S(0)).sum());
   };
   if (n < (Index(1) << 16)) return run();
-  py::gil_scoped_release release;
+  ReleaseGil release;
   return run();
 }
 

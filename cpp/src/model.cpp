@@ -340,8 +340,19 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
   const double alpha = oc.solver == Solver::kAdamW ? 0.0 : oc.alpha;
   grow(grad_, size_);
   double total = 0;
+  Index counted = 0;  // samples in minibatches that had weight
   for (Index start = 0; start < N; start += oc.batch_size) {
     const Index B = std::min(oc.batch_size, N - start);
+    if (sw) {
+      // A minibatch whose sample weights are all zero (valid weights can shuffle that way)
+      // contributes nothing: no forward, no optimizer step, not in the epoch's mean loss.
+      double wsum = 0;
+      for (Index k = 0; k < B; ++k) wsum += double(sw[order[start + k]]);
+      if (!(wsum > 0)) {
+        if (between_batches) between_batches(start + B, N);
+        continue;
+      }
+    }
     // Gather the minibatch, cropped to its longest sequence.
     Index Tb = 1;
     for (Index k = 0; k < B; ++k) Tb = std::max<Index>(Tb, lengths ? lengths[order[start + k]] : T);
@@ -373,9 +384,11 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
     }
     optimizer_step(params, grad_.data(), m, v, step, oc);
     total += loss * double(B);
+    counted += B;
     if (between_batches) between_batches(start + B, N);
   }
-  return total / double(N);
+  require(counted > 0, "the sample weights are zero for every sequence");
+  return total / double(counted);
 }
 
 template <class S>

@@ -89,20 +89,26 @@ void Recurrent<S>::forward(const S* params, const S* x, Index B, Index T,
   // W_ihᵀ, W_hhᵀ and the biases (and W_chᵀ) packed once for all steps, and not even once when
   // they were packed for a forward from these very parameters (repeated inference): comparing
   // the parameters costs a fraction of transposing them, and stops at the first difference.
+  // The parameters are copied first and packed from the copy, and the whole forward reads the
+  // copy: if another thread writes them meanwhile (a user's write racing a predict), this call
+  // sees one consistent snapshot, the packed weights always equal packed_from_ exactly, and
+  // the next call sees the difference and packs again. (Packing from the live buffer and
+  // copying it afterwards could keep a mix of old and new weights for every later call.)
   const std::size_t np = static_cast<std::size_t>(layout_.size);
   const bool packed_already = packed_from_.size() == np &&
                               std::memcmp(packed_from_.data(), params, sizeof(S) * np) == 0;
   if (!packed_already) {
+    packed_from_.assign(params, params + np);
+    const S* src = packed_from_.data();
     for (Index l = 0; l < L_; ++l) {
       const auto& P = layout_.layers[l];
-      packed_[l].pack_transposed(params + P.w_hh, GH, H_, bias_ ? params + P.b_hh : nullptr);
-      packed_ih_[l].pack_transposed(params + P.w_ih, GH, P.in, bias_ ? params + P.b_ih : nullptr);
-      if (P.w_ch >= 0) packed_ch_[l].pack_transposed(params + P.w_ch, H_, H_, nullptr);
+      packed_[l].pack_transposed(src + P.w_hh, GH, H_, bias_ ? src + P.b_hh : nullptr);
+      packed_ih_[l].pack_transposed(src + P.w_ih, GH, P.in, bias_ ? src + P.b_ih : nullptr);
+      if (P.w_ch >= 0) packed_ch_[l].pack_transposed(src + P.w_ch, H_, H_, nullptr);
     }
-    packed_from_.assign(params, params + np);
   }
   Args a;
-  a.params = params;
+  a.params = packed_from_.data();
   a.x = x;
   a.h0 = h0;
   a.c0 = c0;
@@ -219,7 +225,12 @@ template <class S>
 void Recurrent<S>::backward(const S* params, const S* dy, const S* dhT, const S* dcT,
                             S* dparams, S* dx, S* dh0, S* dc0, S* dhs, S* dcs) {
   if (!have_forward_)
-    throw std::logic_error("backward() needs a preceding forward() in training mode");
+    throw std::logic_error("backward() needs a preceding forward() in training mode, and at "
+                           "most one backward() per forward()");
+  // Backward overwrites the saved activations with gradients (sequence.hpp, `gates`): a second
+  // backward or a trace() would read gradients as activations. Only a new forward may follow
+  // (also when this backward fails halfway).
+  have_forward_ = false;
   const Index GH = G_ * H_;
   for (Index l = 0; l < L_; ++l) {  // W_hh [GH, H] (and W_ch) packed once for all steps
     const auto& P = layout_.layers[l];

@@ -225,16 +225,37 @@ def peek_shape(X: object) -> Optional[tuple]:
         if len(shape) == 2:
             return shape[0], shape[1], 1
         return None
-    if isinstance(X, (list, tuple)) and X and all(hasattr(x, "shape") for x in X):
+    if isinstance(X, (list, tuple)) and X:
+        # A list of arrays, or nested lists (whose conversion NumPy sizes and allocates in one
+        # go: [[0.0] * 10**6] * 10**5 is a few bytes of Python but 800 GB as an array). One
+        # pass over the sequences, reading only lengths: O(n_samples), no conversion.
         T, D = 0, 1
         for x in X:
-            s = tuple(x.shape)
-            if len(s) not in (1, 2):
+            s = _outer_shape(x)
+            if s is None or len(s) not in (1, 2):
                 return None
             T = max(T, s[0])
             if len(s) == 2:
-                D = s[1]
+                D = max(D, s[1])
         return len(X), T, D
+    return None
+
+
+def _outer_shape(x: object) -> Optional[tuple]:
+    """(T,) or (T, D) of one sequence: its ``shape``, or the lengths of a nested list (the first
+    step's length standing for D)."""
+    shape = getattr(x, "shape", None)
+    if shape is not None:
+        try:
+            return tuple(int(s) for s in shape)
+        except (TypeError, ValueError):
+            return None
+    if isinstance(x, (list, tuple)):
+        if x and isinstance(x[0], (list, tuple)):
+            return len(x), len(x[0])
+        if x and hasattr(x[0], "shape") and len(getattr(x[0], "shape")) == 1:
+            return len(x), int(x[0].shape[0])
+        return (len(x),)
     return None
 
 

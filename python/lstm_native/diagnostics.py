@@ -130,7 +130,20 @@ def _as_3d(X: Any, input_size: Optional[int] = None) -> np.ndarray:
             len({np.shape(x)[0] for x in X}) > 1:
         raise ValueError("diagnostics need sequences of one length: pass an array "
                          "(n_samples, n_timesteps, n_features)")
-    X = np.asarray(X, dtype=np.float64)
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"X must be a real numeric array: {e}") from None
+    if arr.dtype.kind == "c":  # as predict: the imaginary part is not silently dropped
+        raise ValueError(f"Complex data not supported: X has dtype {arr.dtype}")
+    if arr.dtype.kind not in "fiubO":
+        raise ValueError(f"X must hold real numbers, got dtype {arr.dtype}")
+    try:
+        X = arr.astype(np.float64)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"X must hold real numbers: {e}") from None
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinity")
     if X.ndim == 2 and input_size in (None, 1):
         X = X[:, :, None]
     if X.ndim != 3:

@@ -93,6 +93,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import assert_all_finite, check_is_fitted, column_or_1d
 
 from . import _core
+from ._locks import ForkSafeLock
 from .nn import _all_finite
 from ._memory import (
     PREDICT_CHUNK,
@@ -202,7 +203,7 @@ class _CorePool:
         self.config = dict(config)
         self.prototype = self._make()  # layout(), num_params, stream(): read-only uses
         self._free = [self.prototype]
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def _make(self) -> Any:
         cfg = self.config
@@ -264,7 +265,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64}),
                   Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)})],
-        "n_jobs": [Integral, None],
+        # -1 (or any negative) and None: automatic; the core takes a C int
+        "n_jobs": [Interval(Integral, None, 2**31 - 1, closed="right"), None],
     }
 
     def __init__(
@@ -584,6 +586,12 @@ class _BaseRecurrentEstimator(BaseEstimator):
                 f" of {n} samples gives {n_val} validation and {n - n_val} training samples; "
                 "early stopping needs at least 2 validation samples and 1 training sample. "
                 "Increase 'validation_fraction' or the size of your dataset.")
+        if sw is not None and not sw[n - n_val:].sum() > 0:
+            # the validation score would be undefined (0/0) after every epoch
+            raise ValueError(
+                f"sample_weight is zero for every sample of the validation set (the last "
+                f"{n_val} of {n} samples, validation_fraction={self.validation_fraction}); "
+                "early stopping needs validation samples with positive weight")
         parts = []
         for sl in (slice(0, n - n_val), slice(n - n_val, n)):
             s = seqs.subset(sl)
@@ -1204,8 +1212,17 @@ class _ProbabilityStream:
         self._stream = core_stream
 
     def step(self, x: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
-        z = self._stream.step(x)
-        p = _softmax(z)
+        if out is not None:  # checked before the step, so that a bad `out` changes no state
+            shape = (self._stream.output_size,) if np.ndim(x) == 1 else (
+                self._stream.batch, self._stream.output_size)
+            if not (isinstance(out, np.ndarray) and out.dtype.kind == "f"
+                    and out.shape == shape and out.flags.writeable):
+                raise ValueError(
+                    f"out must be a writeable float array of shape {shape} (class "
+                    f"probabilities), got "
+                    f"{type(out).__name__ if not isinstance(out, np.ndarray) else out.dtype}"
+                    f"{'' if not isinstance(out, np.ndarray) else ' ' + str(out.shape)}")
+        p = _softmax(self._stream.step(x))
         if out is None:
             return p
         out[...] = p

@@ -23,13 +23,13 @@ several threads (its calls take turns: backward needs the workspace of the last 
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from . import _core
-from ._memory import (check_memory, fits_without_checking, needs_copy,
+from ._locks import ForkSafeLock
+from ._memory import (check_memory, fits_without_checking, needs_copy, peek_shape,
                       recurrent_param_count, unit_workspace)
 
 # The core's cells: LSTM, GRU, Elman RNN (tanh, relu), the LSTM variants of Greff et al.
@@ -131,7 +131,7 @@ class Recurrent:
         # name -> (offset, shape) in flat_params
         self._layout = {name: (off, tuple(shape)) for name, off, shape in self._core.layout()}
         self.flat_params = np.zeros(self._core.num_params, dtype=self.dtype)
-        self._lock = threading.Lock()  # the core's workspace serves one call at a time
+        self._lock = ForkSafeLock()  # the core's workspace serves one call at a time
         self._have_forward = False
         self.reset_parameters(random_state)
 
@@ -214,6 +214,8 @@ class Recurrent:
     def _check_memory(self, x: Any, train: bool) -> None:
         """MemoryError, before anything is allocated, when a forward over x cannot fit."""
         shape = getattr(x, "shape", None)
+        if shape is None and isinstance(x, (list, tuple)):
+            shape = peek_shape(x)  # nested lists: sized from their lengths, not converted
         if shape is None or len(shape) != 3:
             return
         B, T, D = int(shape[0]), int(shape[1]), int(shape[2])
@@ -302,7 +304,10 @@ class Recurrent:
         (L, B, T, H): dL/dh_t and dL/dc_t of every layer and step (zero past each length), for
         studying how gradients flow back in time."""
         if not self._have_forward:
-            raise RuntimeError("backward() needs a forward() first (with the current parameters)")
+            raise RuntimeError(
+                "backward() needs a forward() first (a training forward, with the current "
+                "parameters), and runs once per forward(): it overwrites the activations the "
+                "forward saved, so call forward() again before another backward()")
         B, T = self._last_shape
         L, H = self.num_layers, self.hidden_size
         if dy is not None:
@@ -318,6 +323,10 @@ class Recurrent:
         dcs = (np.empty((L, B, T, H), dtype=self.dtype)
                if return_sequences_grads and self.has_cell_state else None)
         with self._lock:
+            if not self._have_forward:  # another thread's backward came first
+                raise RuntimeError("backward() was already called for the last forward(); "
+                                   "call forward() again")
+            self._have_forward = False  # set first: also when the core call fails halfway
             self._core.backward(self.flat_params, dy, dhT, dcT, dparams, dx, dh0, dc0, dhs, dcs)
         grads = self.grads_to_dict(dparams)
         if return_sequences_grads:
@@ -347,7 +356,7 @@ class Recurrent:
         core_cls = _core.Recurrent32 if self.dtype == np.float32 else _core.Recurrent64
         self._core = core_cls(self.cell, self.input_size, self.hidden_size, self.num_layers,
                               self.bias)
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._have_forward = False
 
 

@@ -75,6 +75,7 @@ class Model {
 
   // One epoch over (X, lengths, Y, sw); params/m/v updated in place; *step counts optimizer
   // steps (Adam's bias correction). Returns the mean minibatch loss weighted by batch size.
+  // A minibatch whose sample weights are all zero is skipped (no step, not in the mean).
   double train_epoch(S* params, S* m, S* v, std::int64_t* step, const S* X, Index N, Index T,
                      const std::int64_t* lengths, const S* Y, const S* sw, const OptimConfig& oc,
                      const BatchHook& between_batches = nullptr);

@@ -71,7 +71,9 @@ class Recurrent {
   void forward(const S* params, const S* x, Index B, Index T, const std::int64_t* lengths,
                const S* h0, const S* c0, S* y, S* hT, S* cT, bool train = true);
 
-  // Backward through time for the last (training) forward with the same params. dy [B, T, H],
+  // Backward through time for the last (training) forward with the same params, once: it
+  // overwrites what the forward saved, so a second backward (or a trace) needs a new forward
+  // (std::logic_error otherwise). dy [B, T, H],
   // dhT, dcT [L, B, H] may be null (zero). Adds the parameter gradients into dparams (+=,
   // layout()); writes dx [B, T, D], dh0 and dc0 [L, B, H] where not null, and for
   // diagnostics dhs, dcs [L, B, T, H]: dL/dh_t and dL/dc_t of every layer and step (zero past

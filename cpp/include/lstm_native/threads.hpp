@@ -11,6 +11,16 @@
 //
 // How work is split never depends on the number of threads (callers choose the tasks from the
 // problem size), so results are bit-identical for any thread count.
+//
+// Lifetime, fork and exit (the pool lives inside a Python process, which may fork and may exit
+// while a daemon thread is inside a call):
+// * the pool is created on first use and never destroyed: a static destructor at exit would
+//   join workers that a daemon thread may still be feeding, or, in a forked child, wait on
+//   threads that do not exist there (pthread_cond_destroy hangs). The OS reclaims the threads.
+// * a child made by fork() has only the forking thread; the parent's workers and the state of
+//   its mutexes (possibly held at the moment of the fork) do not carry over. A pthread_atfork
+//   handler gives the child a fresh, empty pool (the old one is abandoned, not touched), so the
+//   child computes normally, with workers of its own started on demand.
 #pragma once
 
 #include <algorithm>
@@ -22,6 +32,11 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define LSTM_NATIVE_HAVE_ATFORK 1
+#endif
 
 namespace lstm_native {
 
@@ -38,8 +53,16 @@ int default_num_threads();
 class ThreadPool {
  public:
   static ThreadPool& instance() {
-    static ThreadPool pool;
-    return pool;
+    ThreadPool* p = slot().load(std::memory_order_acquire);
+    if (p) return *p;
+    static std::once_flag once;
+    std::call_once(once, [] {
+#ifdef LSTM_NATIVE_HAVE_ATFORK
+      pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+#endif
+      slot().store(new ThreadPool, std::memory_order_release);  // never deleted (see above)
+    });
+    return *slot().load(std::memory_order_acquire);
   }
 
   static int hardware_threads() {
@@ -86,22 +109,28 @@ class ThreadPool {
     if (error_) std::rethrow_exception(error_);
   }
 
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      stop_ = true;
-    }
-    cv_work_.notify_all();
-    for (auto& t : workers_) t.join();
-  }
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
 
  private:
   ThreadPool() = default;
+  ~ThreadPool() = default;  // never called: the pool lives until the process ends
+
+  static std::atomic<ThreadPool*>& slot() {
+    static std::atomic<ThreadPool*> p{nullptr};
+    return p;
+  }
+  // In the child of fork(): a fresh pool. The parent's copy is left as it is (its workers do
+  // not exist here and its mutexes may be held by threads that do not exist either).
+  static void after_fork_in_child() {
+    if (slot().load(std::memory_order_relaxed)) slot().store(new ThreadPool, std::memory_order_release);
+  }
 
   void ensure_workers(int n) {
-    while (static_cast<int>(workers_.size()) < n) {
-      const int id = static_cast<int>(workers_.size());
-      workers_.emplace_back([this, id] { worker(id); });
+    // Detached: nothing ever joins them (they end with the process).
+    for (; n_workers_ < n; ++n_workers_) {
+      const int id = n_workers_;
+      std::thread([this, id] { worker(id); }).detach();
     }
   }
 
@@ -153,10 +182,8 @@ class ThreadPool {
       {
         std::unique_lock<std::mutex> lk(m_);
         cv_work_.wait(lk, [&] {
-          return stop_ || (generation_.load(std::memory_order_relaxed) != seen &&
-                           id < active_workers_);
+          return generation_.load(std::memory_order_relaxed) != seen && id < active_workers_;
         });
-        if (stop_) return;
         seen = generation_.load(std::memory_order_relaxed);
       }
       work_loop();
@@ -165,13 +192,11 @@ class ThreadPool {
 
   std::mutex call_mutex_, m_;
   std::condition_variable cv_work_, cv_done_;
-  std::vector<std::thread> workers_;
   const std::function<void(int)>* fn_ = nullptr;
-  int n_tasks_ = 0, next_ = 0, active_workers_ = 0;
+  int n_tasks_ = 0, next_ = 0, active_workers_ = 0, n_workers_ = 0;
   std::atomic<int> pending_{0};
   std::atomic<unsigned long> generation_{0};
   std::exception_ptr error_;
-  bool stop_ = false;
 };
 
 inline int default_num_threads() {

@@ -1,0 +1,398 @@
+"""Robustness, round 2: what a hostile user found, and the classes of bug behind it.
+
+Each test here failed (or crashed, or hung) before its fix; the crash-prone ones run in a
+subprocess so that a crash fails one test instead of killing the suite. The guarantees they
+check are stated in the README ("Threads, fork and exit") and the module docstrings of
+lstm_native.estimators and lstm_native.nn.
+"""
+
+import copy
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from lstm_native import LSTMClassifier, LSTMRegressor, _core, nn
+from lstm_native.diagnostics import gate_trace, gradient_flow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code, timeout=120, env=None):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env=full_env)
+
+
+def ok(proc):
+    assert proc.returncode == 0, (
+        f"return code {proc.returncode}"
+        f"{' (killed by signal %d)' % -proc.returncode if proc.returncode < 0 else ''}:\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def data(n=40, T=6, D=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, T, D))
+    return X, X[:, :, 0].mean(axis=1) + 0.5 * X[:, -1, -1]
+
+
+def fitted(cls=LSTMRegressor, **kw):
+    X, y = data()
+    if cls is LSTMClassifier:
+        y = (y > 0).astype(int)
+    params = dict(hidden_size=6, max_iter=3, random_state=0)
+    params.update(kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return cls(**params).fit(X, y), X, y
+
+
+# ------------------------------------------------------------------------------------------
+# 2. fork: a child made after the thread pool has run computes and exits
+# ------------------------------------------------------------------------------------------
+FORK_CHILD = """
+    import os, sys, time, numpy as np
+    from lstm_native import nn
+    layer = nn.LSTM(8, 64, random_state=0)
+    x = np.random.default_rng(0).standard_normal((64, 50, 8)).astype(np.float32)
+    y0, _ = layer.forward(x, inference=True)
+    assert layer._core.num_parts == 2          # the pool ran: two parts on two threads
+    pid = os.fork()
+    if pid == 0:                               # child: compute (on a fresh pool), exit normally
+        y1, _ = layer.forward(x, inference=True)
+        sys.exit(0 if np.array_equal(y0, y1) else 3)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            print("child", os.waitstatus_to_exitcode(status))
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, 9)
+        print("child hung")
+"""
+
+
+def test_forked_child_computes_and_exits():
+    assert ok(run_python(FORK_CHILD)).strip().splitlines()[-1] == "child 0"
+
+
+def test_multiprocessing_fork_pool_computes():
+    code = """
+        import multiprocessing as mp, numpy as np, warnings
+        from lstm_native import LSTMRegressor
+        warnings.simplefilter("ignore")
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((300, 20, 3)).astype(np.float32); y = X[:, -1, 0]
+        est = LSTMRegressor(hidden_size=64, max_iter=2, random_state=0).fit(X, y)
+        ref = est.predict(X)
+        def work(i):
+            return est.predict(X[i * 100:(i + 1) * 100])
+        with mp.get_context("fork").Pool(2) as pool:
+            parts = pool.map(work, range(3))
+        print(np.array_equal(np.concatenate(parts), ref))
+    """
+    assert ok(run_python(code, timeout=120)).strip().splitlines()[-1] == "True"
+
+
+def test_fork_while_another_thread_holds_a_layer_lock():
+    """A thread inside a long forward holds the layer's lock at the moment of the fork; the
+    child, which has no such thread, must still be able to use the layer."""
+    code = """
+        import os, sys, threading, time, numpy as np
+        from lstm_native import nn
+        layer = nn.LSTM(4, 256, random_state=0)
+        big = np.zeros((256, 400, 4), np.float32)
+        small = np.ones((2, 3, 4), np.float32)
+        ref, _ = layer.forward(small, inference=True)
+        t = threading.Thread(target=lambda: [layer.forward(big, inference=True)
+                                             for _ in range(50)], daemon=True)
+        t.start(); time.sleep(0.2)
+        pid = os.fork()
+        if pid == 0:
+            y, _ = layer.forward(small, inference=True)
+            os._exit(0 if np.array_equal(y, ref) else 3)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                print("child", os.waitstatus_to_exitcode(status)); break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, 9); print("child hung")
+        os._exit(0)
+    """
+    assert ok(run_python(code)).strip().splitlines()[-1] == "child 0"
+
+
+# ------------------------------------------------------------------------------------------
+# 3. backward twice, trace after backward
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "cell_as_input"])
+def test_second_backward_raises_instead_of_wrong_gradients(cell):
+    layer = nn.Recurrent(4, 7, 2, cell=cell, dtype=np.float64, random_state=0)
+    x = np.random.default_rng(1).standard_normal((3, 5, 4))
+    y, _ = layer.forward(x)
+    g1 = layer.backward(np.ones_like(y))
+    with pytest.raises(RuntimeError, match="call forward"):
+        layer.backward(np.ones_like(y))
+    # the core refuses too (its own flag, not only the Python one), and so does trace()
+    P = layer.num_params
+    with pytest.raises(ValueError, match="forward"):
+        layer._core.backward(layer.flat_params, None, None, None, np.zeros(P), None, None, None)
+    G = int(_core.cell_info(layer.cell)["gates"])
+    with pytest.raises(ValueError, match="no backward"):
+        layer._core.trace(np.empty((2, 3, 5, G * 7)), None, None)
+    layer.forward(x)  # a new forward makes backward correct again
+    g2 = layer.backward(np.ones_like(y))
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], g2[k])
+
+
+# ------------------------------------------------------------------------------------------
+# 6. a write to the parameters racing a forward must not leave stale packed weights
+# ------------------------------------------------------------------------------------------
+def test_forward_uses_current_parameters_after_a_racing_write():
+    layer = nn.LSTM(3, 64, random_state=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    a = rng.uniform(-0.2, 0.2, layer.num_params).astype(np.float32)
+    b = rng.uniform(-0.2, 0.2, layer.num_params).astype(np.float32)
+    fresh = nn.LSTM(3, 64)
+    fresh.flat_params[:] = b
+    want, _ = fresh.forward(x, inference=True)
+    stale = 0
+    for trial in range(30):
+        layer.flat_params[:] = a
+        stop = threading.Event()
+
+        def reader():
+            while not stop.is_set():
+                layer.forward(x, inference=True)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        for _ in range(20):  # element by element: a forward sees a mix of a and b
+            layer.flat_params[: layer.num_params // 2] = b[: layer.num_params // 2]
+            layer.flat_params[layer.num_params // 2:] = b[layer.num_params // 2:]
+            layer.flat_params[:] = a
+        layer.flat_params[:] = b
+        stop.set()
+        t.join()
+        got, _ = layer.forward(x, inference=True)
+        stale += not np.array_equal(got, want)
+    assert stale == 0, f"{stale} of 30 trials computed with stale weights"
+
+
+def test_estimator_predict_uses_params_written_during_a_predict():
+    est, X, _ = fitted(hidden_size=64)
+    rng = np.random.default_rng(0)
+    new = (est.params_ + rng.normal(0, 0.05, est.params_.size)).astype(est.params_.dtype)
+    stop = threading.Event()
+    t = threading.Thread(target=lambda: [est.predict(X) for _ in iter(stop.is_set, True)])
+    t.start()
+    for _ in range(50):
+        est.params_[: new.size // 2] = new[: new.size // 2]
+        est.params_[new.size // 2:] = new[new.size // 2:]
+    stop.set()
+    t.join()
+    np.testing.assert_array_equal(est.predict(X), copy.deepcopy(est).predict(X))
+
+
+# ------------------------------------------------------------------------------------------
+# 7. a stream refuses values that would poison its state, and keeps the state
+# ------------------------------------------------------------------------------------------
+def _stream_state(s):
+    st = s.state
+    return tuple(np.copy(a) for a in (st if isinstance(st, tuple) else (st,)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_stream_refuses_poison_and_keeps_its_state(dtype):
+    est, X, _ = fitted(dtype=dtype)
+    s = est.stream()
+    for t in range(3):
+        s.step(X[0, t])
+    before = _stream_state(s)
+    bad = [np.array([np.nan, 0.0, 0.0]), np.array([0.0, np.inf, 0.0]),
+           np.array([None, 0.0, 0.0], dtype=object), [0.0, float("nan"), 1.0]]
+    if dtype == "float32":
+        bad.append(np.array([1e39, 0.0, 0.0]))  # finite float64, infinite as float32
+    for x in bad:
+        with pytest.raises(ValueError, match="NaN|infinity|range|real"):
+            s.step(x)
+        for a, b in zip(before, _stream_state(s)):
+            np.testing.assert_array_equal(a, b)
+    for t in range(3, 6):
+        out = s.step(X[0, t])
+    np.testing.assert_allclose(out[0], est.predict(X[:1])[0], rtol=1e-5, atol=1e-6)
+    # the state setter checks values too, before changing anything
+    h = before[0].copy()
+    h[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        s.state = (h, before[1]) if len(before) == 2 else h
+    with pytest.raises(ValueError, match="NaN"):
+        s.state = (before[0], h) if len(before) == 2 else h
+    after = _stream_state(s)
+    assert all(np.isfinite(a).all() for a in after)
+
+
+def test_classifier_stream_checks_out_and_input():
+    est, X, _ = fitted(LSTMClassifier)
+    s = est.stream()
+    with pytest.raises(ValueError, match="out must be a writeable float array"):
+        s.step(X[0, 0], out=np.zeros(2, dtype=int))
+    with pytest.raises(ValueError, match="out must be"):
+        s.step(X[0, 0], out=np.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        s.step(np.array([np.nan, 1.0, 2.0]))
+    out = np.empty(2)
+    for t in range(X.shape[1]):
+        s.step(X[0, t], out=out)
+    np.testing.assert_allclose(out, est.predict_proba(X[:1])[0], rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# 8. exiting the interpreter while a daemon thread is inside the core
+# ------------------------------------------------------------------------------------------
+EXIT_DURING = """
+    import sys, threading, time, warnings, numpy as np
+    warnings.simplefilter("ignore")
+    from lstm_native import LSTMRegressor, nn
+    mode = sys.argv[1] if len(sys.argv) > 1 else "{mode}"
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 40, 4)).astype(np.float32); y = X[:, -1, 0]
+    est = LSTMRegressor(hidden_size=64, max_iter=1000, random_state=0)
+    layer = nn.LSTM(4, 256, random_state=0)
+    if mode != "fit":
+        est.set_params(max_iter=1).fit(X[:50], y[:50])
+    def run():
+        while True:
+            if mode == "fit": est.fit(X, y)
+            elif mode == "partial_fit": est.partial_fit(X, y)
+            elif mode == "predict": est.predict(X)
+            elif mode == "forward": layer.forward(X[:256], inference=True)
+            elif mode == "backward":
+                out, _ = layer.forward(X[:128]); layer.backward(np.ones_like(out))
+    threading.Thread(target=run, daemon=True).start()
+    time.sleep({delay})
+    print("exiting", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["fit", "partial_fit", "predict", "forward", "backward"])
+def test_interpreter_exit_with_a_daemon_thread_inside_the_core(mode):
+    for delay in (0.3, 0.9):
+        proc = run_python(EXIT_DURING.format(mode=mode, delay=delay), timeout=120)
+        assert proc.returncode == 0 and "terminate" not in proc.stderr, (
+            f"delay {delay}: return code {proc.returncode}, stderr {proc.stderr[-500:]}")
+
+
+# ------------------------------------------------------------------------------------------
+# 10. valid sample weights: a minibatch of zero weights contributes nothing
+# ------------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_zero_weight_minibatches_are_skipped():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 4, 2)).astype(np.float32)
+    y = X[:, -1, 0]
+    sw = (rng.random(1000) < 0.2).astype(np.float64)  # 80 % zeros: some batches of 32 all zero
+    for seed in range(10):
+        est = LSTMRegressor(hidden_size=4, batch_size=32, max_iter=2, random_state=seed)
+        est.fit(X, y, sample_weight=sw)
+        assert np.isfinite(est.loss_)
+
+
+def test_zero_weight_minibatch_is_exactly_no_step():
+    """Core: an epoch whose first minibatch has zero weights equals the epoch over the other
+    minibatches alone (same steps, same loss)."""
+    m = _core.Model64("lstm", 2, 3, 1, 1)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4, 5, 2))
+    Y = rng.standard_normal((4, 1))
+    p0 = rng.uniform(-0.3, 0.3, m.num_params)
+    kw = dict(batch_size=2, shuffle=False, seed=0, solver="adam", lr=0.01, alpha=1e-3)
+    runs = []
+    for Xs, Ys, sw in ((X, Y, np.array([0.0, 0.0, 1.0, 2.0])), (X[2:], Y[2:], np.array([1.0, 2.0]))):
+        p, mo, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+        loss, step = m.train_epoch(p, mo, v, 0, np.ascontiguousarray(Xs), None,
+                                   np.ascontiguousarray(Ys), sw, **kw)
+        runs.append((p, loss, step))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2] == 1
+
+
+def test_zero_weight_validation_tail_is_refused_up_front():
+    X, y = data(n=40)
+    sw = np.ones(40)
+    sw[-4:] = 0.0
+    est = LSTMRegressor(hidden_size=3, early_stopping=True, validation_fraction=0.1)
+    with pytest.raises(ValueError, match="validation set"):
+        est.fit(X, y, sample_weight=sw)
+    assert not hasattr(est, "params_")
+
+
+# ------------------------------------------------------------------------------------------
+# the siblings of the other items
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n_jobs", [2**31, 2**63, 10**30])
+def test_huge_n_jobs_is_a_clear_value_error(n_jobs):
+    X, y = data()
+    with pytest.raises(ValueError, match="n_jobs"):
+        LSTMRegressor(hidden_size=3, max_iter=1, n_jobs=n_jobs).fit(X, y)
+
+
+def test_memory_guard_covers_nested_lists(monkeypatch):
+    monkeypatch.setenv("LSTM_NATIVE_AVAILABLE_MEMORY", str(2**30))
+    row = [0.0] * 100_000  # 2_000 references to one list: tiny in Python, 1.6 GB as floats
+    X = [row] * 2_000
+    y = [0.0] * 2_000
+    with pytest.raises(MemoryError, match="2000 sequences of 100000 steps"):
+        LSTMRegressor(hidden_size=3).fit(X, y)
+    layer = nn.LSTM(1, 3)
+    with pytest.raises(MemoryError, match="batch of 2000 sequences"):
+        layer.forward([[[0.0]] * 100_000] * 2_000)
+
+
+def test_diagnostics_refuse_complex_x():
+    est, X, y = fitted()
+    Xc = X.astype(complex) + 1j
+    for call in (lambda: gate_trace(est, Xc), lambda: gradient_flow(est, Xc, y)):
+        with pytest.raises(ValueError, match="Complex data not supported"):
+            call()
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        est.predict(Xc)
+
+
+def test_no_segfault_from_sigint_during_predict_in_a_thread():
+    """Ctrl-C while another thread predicts: the main thread gets KeyboardInterrupt, the
+    process stays healthy."""
+    code = """
+        import os, signal, threading, time, numpy as np
+        from lstm_native import nn
+        layer = nn.LSTM(4, 128, random_state=0)
+        x = np.zeros((128, 200, 4), np.float32)
+        t = threading.Thread(target=lambda: [layer.forward(x, inference=True)
+                                             for _ in range(10)])
+        t.start()
+        try:
+            threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+            time.sleep(2)
+        except KeyboardInterrupt:
+            print("interrupted")
+        t.join()
+        print("done")
+    """
+    out = ok(run_python(code)).split()
+    assert out[-2:] == ["interrupted", "done"]
+
