@@ -144,6 +144,14 @@ Backward
 carrying dh (= dL/dh_t) and dc (= dL/dc_t), push them through the masked
 update and the cell's pointwise derivative, accumulate the weight gradients
 and emit dL/dx_t, which becomes the upstream dy of the layer below.
+
+The whole network
+=================
+The second half of this file ("The network") specifies the rest of what the
+core's ``Model`` (cpp/include/lstm_native/model.hpp, cpp/src/model.cpp) does in
+one training step: bidirectional layers, the dense head, the mse and softmax
+losses with sample weights, L2, global-norm gradient clipping, the optimizers
+(SGD with momentum, Adam, AdamW, RMSprop), one step and a k-step trajectory.
 """
 
 from collections import namedtuple
@@ -276,7 +284,7 @@ def _write(spec, lp, blk, c_prev):
     """The new cell state c_t from the gate blocks `blk` of pre and c_{t-1}."""
     one = np.ones_like(c_prev)
     if spec.write == "network":                     # c = tanh(pre_c + W_ch c_prev)
-        return np.tanh(blk["c"] + c_prev @ lp["weight_ch"].T), dict(i=None, f=None, g=None)
+        return np.tanh(blk["c"] + c_prev @ lp["weight_ch"].T), {"i": None, "f": None, "g": None}
     peep_i = lp["weight_ci"] * c_prev if spec.peephole else 0.0
     peep_f = lp["weight_cf"] * c_prev if spec.peephole else 0.0
     i = sigmoid(blk["i"] + peep_i) if "i" in blk else one
@@ -288,20 +296,20 @@ def _write(spec, lp, blk, c_prev):
         f = one
     g = _ACTS[spec.g_act][0](blk["g"])
     c = f * c_prev + i * g
-    return c, dict(i=i, f=f, g=g)
+    return c, {"i": i, "f": f, "g": g}
 
 
 def _read(spec, lp, blk, c):
     """The new hidden state h_t from the gate blocks `blk` of pre and c_t."""
     if spec.read == "network":                      # h = tanh(pre_u + W_ch c)
-        return np.tanh(blk["u"] + c @ lp["weight_ch"].T), dict(o=None, act_c=None)
+        return np.tanh(blk["u"] + c @ lp["weight_ch"].T), {"o": None, "act_c": None}
     act_c = _ACTS[spec.h_act][0](c)
     if spec.read == "gate":                         # h = o * act(c)
         peep_o = lp["weight_co"] * c if spec.peephole else 0.0
         o = sigmoid(blk["o"] + peep_o)
     else:                                           # h = act(c)
         o = np.ones_like(c)
-    return o * act_c, dict(o=o, act_c=act_c)
+    return o * act_c, {"o": o, "act_c": act_c}
 
 
 def _cell_state_step(spec, lp, x_t, h_prev, c_prev):
@@ -326,13 +334,14 @@ def _gru_step(lp, x_t, h_prev, c_prev):
     gh_n = gh[:, 2 * H:3 * H]                               # W_hn h + b_hn
     n = np.tanh(gi[:, 2 * H:3 * H] + r * gh_n)
     h = (1.0 - z) * n + z * h_prev
-    return h, None, dict(r=r, z=z, n=n, gh_n=gh_n, gates=np.concatenate([r, z, n], axis=1))
+    return h, None, {"r": r, "z": z, "n": n, "gh_n": gh_n,
+                     "gates": np.concatenate([r, z, n], axis=1)}
 
 
 def _rnn_step(lp, x_t, h_prev, c_prev, relu):
     a = _pre(lp, x_t, h_prev)                               # (B, H)
     h = np.maximum(a, 0.0) if relu else np.tanh(a)
-    return h, None, dict(a=a, h=h, gates=h)                 # its one "gate" block: h
+    return h, None, {"a": a, "h": h, "gates": h}            # its one "gate" block: h
 
 
 def _step(cell, *args):
@@ -507,11 +516,11 @@ def forward(params, x, cell, num_layers, h0=None, c0=None, lengths=None):
         hT[k] = h
         if has_c:
             cT[k] = c
-        layers.append(dict(inp=inp, steps=steps))
+        layers.append({"inp": inp, "steps": steps})
         inp = out
 
-    cache = dict(cell=cell, num_layers=num_layers, params=params, mask=mask,
-                 layers=layers, B=B, T=T, H=H)
+    cache = {"cell": cell, "num_layers": num_layers, "params": params, "mask": mask,
+             "layers": layers, "B": B, "T": T, "H": H}
     return inp, hT, cT, cache
 
 
@@ -526,7 +535,7 @@ def trace(cache):
     def stack(key):
         return np.stack([np.stack([s[key] for s in cache["layers"][k]["steps"]], axis=1) * mask
                          for k in range(L)])
-    out = dict(gates=stack("gates"), h=stack("h_t"))
+    out = {"gates": stack("gates"), "h": stack("h_t")}
     if has_cell_state(cache["cell"]):
         out["c"] = stack("c_t")
     return out
@@ -605,3 +614,352 @@ def backward(params, cache, dy=None, dhT=None, dcT=None, return_sequences_grads=
         if has_c:
             grads["dc"] = dc_seq
     return grads
+
+
+# ===========================================================================
+# The network: what the core's Model<S> does in one training step
+# ===========================================================================
+r"""
+Network (cpp/include/lstm_native/model.hpp)
+===========================================
+    O  output size (values for mse, classes for softmax)
+    dirs = 2 if bidirectional else 1;   F = dirs * H  (width of a layer's output)
+
+Recurrent layers.  Layer l has one unit per direction (each a one-layer recurrent
+layer as above, zero initial states).  The forward unit reads layer l's input
+x^(l) (B, T, D_l) as is; the reverse unit reads each sequence backwards *within
+its length*::
+
+    rev(a)[b, t] = a[b, len_b - 1 - t]   for t < len_b,   0 for t >= len_b
+
+(its own inverse on the valid steps).  Layer l's output (the input of layer
+l+1, D_{l+1} = F) is [y_fwd, rev(y_rev)] (B, T, F): the reverse unit's output
+put back in forward time.  No dropout here (the core's dropout is random; the
+reference specifies dropout = 0).
+
+Parameters in layout order (Model.layout()): for l = 0..L-1 the forward unit's
+tensors with names weight_ih_l{l}, weight_hh_l{l}, bias_ih_l{l}, bias_hh_l{l}
+(and the cell's extras), then the reverse unit's with suffix "_reverse"; then
+head.weight (O, F) and head.bias (O,) (no biases at all with bias=False).
+
+Head.  feat is what the head reads::
+
+    sequence to one:    feat[b] = [hT_fwd[b], hT_rev[b]]   (B, F)  final states of the
+                        top layer's units (hT_rev is the reverse unit's state after
+                        reading x[b, len_b-1], ..., x[b, 0], i.e. rev(y_rev)[b, 0])
+    return_sequences:   feat = top layer's output           (B, T, F)  (0 at padded steps)
+
+    logits = feat @ head.weight.T + head.bias               (B, O) or (B, T, O)
+
+Loss of a batch, sample weights w (B,) (all 1 when not given)::
+
+    sequence to one:    ω_b = w_b                    W = Σ_b ω_b
+    return_sequences:   ω_bt = w_b [t < len_b]       W = Σ_b w_b len_b   (every valid step)
+
+    mse:     Σ ω ½ Σ_k (p_k - y_k)² / (W · O)          y (B, O) or (B, T, O)
+    softmax: -Σ ω log softmax(p)[y] / W                y class indices (B,) or (B, T)
+
+    + L2:    ½ α Σ_{θ weight} ‖θ‖² / Σ_b w_b           (Σ_b w_b also with return_sequences)
+
+"Weight" is the core's is_weight_: every tensor whose name starts with "weight"
+(weight_ih, weight_hh, and the cells' extras weight_ci/cf/co (peepholes) and
+weight_ch) and head.weight; never a bias.  With AdamW the L2 term is not in the
+loss (α is the decoupled decay instead).
+
+Clipping (max_grad_norm > 0): with n = ‖g‖ over all parameters (L2 gradient
+included), g ← g · max_grad_norm / n when n > max_grad_norm.
+
+Optimizers (model.cpp's optimizer_step), per parameter, step s = 1, 2, ...
+(counted before the update), lr the learning rate::
+
+    sgd:      m ← μ m - lr g;   θ ← θ + (μ m - lr g  if nesterov else  m)
+    adam:     m ← β1 m + (1-β1) g;   v ← β2 v + (1-β2) g²
+              θ ← θ - lr · m̂ / (√v̂ + ε),   m̂ = m / (1-β1^s),  v̂ = v / (1-β2^s)
+    adamw:    θ ← θ - lr α θ on weight tensors (before anything else), then adam
+    rmsprop:  v ← ρ v + (1-ρ) g²,  ρ = 0.99;   θ ← θ - lr g / (√v + ε)
+
+One training step: forward of the minibatch, loss, backward, clip, update.  A
+minibatch whose sample weights sum to 0 is skipped (no step).
+"""
+
+# The network and its optimizer, with the core's defaults (model.hpp's ModelConfig and
+# OptimConfig; batch_size/shuffle/seed do not belong to one step).
+Net = namedtuple("Net", "cell num_layers bidirectional return_sequences loss",
+                 defaults=(1, False, False, "mse"))
+Optim = namedtuple("Optim", "solver lr alpha momentum nesterov beta1 beta2 eps max_grad_norm",
+                   defaults=("adam", 1e-3, 0.0, 0.9, True, 0.9, 0.999, 1e-8, 0.0))
+
+RMSPROP_RHO = 0.99
+
+
+def network_param_shapes(cell, input_size, hidden_size, num_layers, output_size, bias=True,
+                         bidirectional=False):
+    """{name: shape} of the network's parameters in layout order (as Model.layout())."""
+    H, dirs = hidden_size, 2 if bidirectional else 1
+    G = num_gates(cell)
+    shapes = {}
+    for k in range(num_layers):
+        D_k = input_size if k == 0 else dirs * H
+        for sfx in ("", "_reverse")[:dirs]:
+            shapes[f"weight_ih_l{k}{sfx}"] = (G * H, D_k)
+            shapes[f"weight_hh_l{k}{sfx}"] = (G * H, H)
+            if bias:
+                shapes[f"bias_ih_l{k}{sfx}"] = (G * H,)
+                shapes[f"bias_hh_l{k}{sfx}"] = (G * H,)
+            for base, shape in extra_param_shapes(cell, H).items():
+                shapes[f"{base}_l{k}{sfx}"] = shape
+    shapes["head.weight"] = (output_size, dirs * H)
+    if bias:
+        shapes["head.bias"] = (output_size,)
+    return shapes
+
+
+def init_network_params(rng, cell, input_size, hidden_size, num_layers, output_size, bias=True,
+                        bidirectional=False, scale=0.5):
+    """Random network parameters, uniform(-scale, scale), float64, in layout order."""
+    shapes = network_param_shapes(cell, input_size, hidden_size, num_layers, output_size, bias,
+                                  bidirectional)
+    return {name: rng.uniform(-scale, scale, shape) for name, shape in shapes.items()}
+
+
+def is_weight(name):
+    """True where L2 / weight decay applies (model.cpp's is_weight_)."""
+    return name.startswith("weight") or name == "head.weight"
+
+
+def flatten(tensors):
+    """Concatenate a {name: array} dict in its order into one flat float64 vector."""
+    return np.concatenate([np.ravel(a) for a in tensors.values()]).astype(np.float64)
+
+
+def unflatten(flat, shapes):
+    """The inverse of flatten for {name: shape} (e.g. network_param_shapes)."""
+    out, offset = {}, 0
+    for name, shape in shapes.items():
+        size = int(np.prod(shape))
+        out[name] = np.asarray(flat[offset:offset + size], dtype=np.float64).reshape(shape)
+        offset += size
+    assert offset == len(flat), "flat vector and shapes differ in size"
+    return out
+
+
+def _network_sizes(params):
+    """(num_layers, dirs, H, bias) read off the parameter names and shapes."""
+    L = sum(1 for name in params if name.startswith("weight_ih_l") and "reverse" not in name)
+    dirs = 2 if "weight_ih_l0_reverse" in params else 1
+    return L, dirs, params["weight_hh_l0"].shape[1], "head.bias" in params
+
+
+def _unit_params(params, k, sfx, cell):
+    """Unit (layer k, direction suffix sfx) as a one-layer parameter dict for `forward`."""
+    bases = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] + list(extra_param_shapes(cell, 1))
+    return {f"{base}_l0": params[f"{base}_l{k}{sfx}"] for base in bases
+            if f"{base}_l{k}{sfx}" in params}
+
+
+def reverse_time(a, lengths):
+    """rev(a)[b, t] = a[b, len_b - 1 - t] for t < len_b, else 0; a is (B, T, ...)."""
+    out = np.zeros_like(a)
+    for b, n in enumerate(lengths):
+        out[b, :n] = a[b, :n][::-1]
+    return out
+
+
+def valid_steps(lengths, T):
+    """(B, T) float mask: 1.0 where step t is a real step of sequence b."""
+    return (np.arange(T)[None, :] < np.asarray(lengths)[:, None]).astype(np.float64)
+
+
+def network_forward(params, x, net, lengths=None):
+    """Logits of the network for x (B, T, D): (B, O), or (B, T, O) with return_sequences
+    (padded rows there hold head.bias; the loss ignores them).  Returns (logits, cache)."""
+    x = np.asarray(x, dtype=np.float64)
+    B, T, _ = x.shape
+    lengths = np.full(B, T) if lengths is None else np.asarray(lengths)
+    L, dirs, H, _ = _network_sizes(params)
+    units = []                                  # per layer: [(unit params, cache), ...]
+    inp = x
+    for k in range(L):
+        outs, finals, layer = [], [], []
+        for d, sfx in enumerate(("", "_reverse")[:dirs]):
+            up = _unit_params(params, k, sfx, net.cell)
+            u_in = inp if d == 0 else reverse_time(inp, lengths)
+            y, hT, _, cache = forward(up, u_in, net.cell, 1, lengths=lengths)
+            outs.append(y if d == 0 else reverse_time(y, lengths))   # back in forward time
+            finals.append(hT[0])
+            layer.append((up, cache))
+        units.append(layer)
+        inp = np.concatenate(outs, axis=-1)     # (B, T, F)
+    feat = inp if net.return_sequences else np.concatenate(finals, axis=-1)
+    logits = feat @ params["head.weight"].T + params.get("head.bias", 0.0)
+    cache = {"net": net, "units": units, "feat": feat, "lengths": lengths, "H": H}
+    return logits, cache
+
+
+def loss_and_dlogits(logits, y, net, lengths=None, sample_weight=None):
+    """The data term of the loss (see "Loss of a batch") and its gradient w.r.t. logits."""
+    B = logits.shape[0]
+    w = np.ones(B) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if net.return_sequences:
+        T = logits.shape[1]
+        lengths = np.full(B, T) if lengths is None else np.asarray(lengths)
+        omega = w[:, None] * valid_steps(lengths, T)            # (B, T)
+        valid = omega != 0.0
+    else:
+        omega = w                                               # (B,)
+        valid = np.ones(B, dtype=bool)
+    W = omega.sum()
+    assert W > 0, "the sample weights of a batch sum to zero"
+    y = np.asarray(y, dtype=np.float64)
+    if net.loss == "mse":
+        O = logits.shape[-1]
+        e = np.where(valid[..., None], logits - y, 0.0)         # padded targets ignored
+        value = np.sum(omega[..., None] * 0.5 * e ** 2) / (W * O)
+        return value, omega[..., None] * e / (W * O)
+    assert net.loss == "softmax", net.loss
+    classes = np.where(valid, y, 0).astype(np.int64)
+    z = logits - logits.max(axis=-1, keepdims=True)             # stabilized by the row max
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))   # log softmax
+    nll = -np.take_along_axis(log_p, classes[..., None], axis=-1)[..., 0]
+    one_hot = np.eye(logits.shape[-1])[classes]
+    value = np.sum(omega * nll) / W
+    return value, omega[..., None] * (np.exp(log_p) - one_hot) / W
+
+
+def l2_penalty(params, alpha, batch_size, sample_weight=None):
+    """½ α Σ_{weight θ} ‖θ‖² / Σ w and its gradient {name: α θ / Σ w} (0 for non-weights)."""
+    nw = batch_size if sample_weight is None else float(np.sum(sample_weight))
+    value = 0.5 * alpha * sum(np.sum(p ** 2) for n, p in params.items() if is_weight(n)) / nw
+    grads = {n: (alpha / nw) * p if is_weight(n) else np.zeros_like(p)
+             for n, p in params.items()}
+    return value, grads
+
+
+def network_backward(params, cache, dlogits):
+    """Gradients {name: array} of every parameter, given dL/dlogits; plus "x"."""
+    net, lengths, H = cache["net"], cache["lengths"], cache["H"]
+    grads = {name: np.zeros_like(p) for name, p in params.items()}
+    feat = cache["feat"]
+    F, O = feat.shape[-1], dlogits.shape[-1]
+    # head: logits = feat W^T + b
+    grads["head.weight"] = dlogits.reshape(-1, O).T @ feat.reshape(-1, F)
+    if "head.bias" in grads:
+        grads["head.bias"] = dlogits.reshape(-1, O).sum(axis=0)
+    dfeat = dlogits @ params["head.weight"]                     # (B, F) or (B, T, F)
+    d_out = dfeat if net.return_sequences else None             # dL/d(layer output)
+    for k in reversed(range(len(cache["units"]))):
+        top_final = d_out is None                               # sequence to one, top layer
+        d_in = 0.0
+        for d, (up, ucache) in enumerate(cache["units"][k]):
+            sfx = ("", "_reverse")[d]
+            if top_final:                                       # through the final state
+                dy, dhT = None, dfeat[None, :, d * H:(d + 1) * H]
+            else:
+                dy, dhT = d_out[..., d * H:(d + 1) * H], None
+                if d == 1:
+                    dy = reverse_time(dy, lengths)
+            g = backward(up, ucache, dy=dy, dhT=dhT)
+            for name in up:                                     # "weight_ih_l0" -> its own name
+                grads[name[:-1] + f"{k}{sfx}"] += g[name]
+            d_in = d_in + (g["x"] if d == 0 else reverse_time(g["x"], lengths))
+        d_out = d_in
+    grads["x"] = d_out
+    return grads
+
+
+def network_loss(params, x, y, net, lengths=None, sample_weight=None, alpha=0.0):
+    """Loss of one batch: data term + L2 with α (forward only)."""
+    logits, _ = network_forward(params, x, net, lengths)
+    value = loss_and_dlogits(logits, y, net, lengths, sample_weight)[0]
+    if alpha > 0:
+        value += l2_penalty(params, alpha, len(x), sample_weight)[0]
+    return value
+
+
+def network_loss_and_grad(params, x, y, net, lengths=None, sample_weight=None, alpha=0.0):
+    """Loss of one batch (data term + L2 with α) and its gradient {name: array} (no "x")."""
+    logits, cache = network_forward(params, x, net, lengths)
+    value, dlogits = loss_and_dlogits(logits, y, net, lengths, sample_weight)
+    grads = network_backward(params, cache, dlogits)
+    del grads["x"]
+    if alpha > 0:
+        l2, dl2 = l2_penalty(params, alpha, len(x), sample_weight)
+        value += l2
+        grads = {n: g + dl2[n] for n, g in grads.items()}
+    return value, grads
+
+
+def global_norm(grads):
+    return float(np.sqrt(sum(np.sum(g ** 2) for g in grads.values())))
+
+
+def clip_by_global_norm(grads, max_norm):
+    """g · max_norm / ‖g‖ when max_norm > 0 and ‖g‖ > max_norm, else g."""
+    norm = global_norm(grads)
+    if max_norm > 0 and norm > max_norm:
+        return {n: g * (max_norm / norm) for n, g in grads.items()}
+    return grads
+
+
+def init_optim_state(params):
+    """Optimizer state: moments m, v (zeros like params) and the step count s."""
+    return {"m": {n: np.zeros_like(p) for n, p in params.items()},
+            "v": {n: np.zeros_like(p) for n, p in params.items()}, "step": 0}
+
+
+def optimizer_step(params, grads, state, optim):
+    """One update (see "Optimizers"); returns (new params, new state)."""
+    s = state["step"] + 1
+    m, v = dict(state["m"]), dict(state["v"])
+    new = {}
+    for n, p in params.items():
+        g = grads[n]
+        if optim.solver == "sgd":
+            m[n] = optim.momentum * m[n] - optim.lr * g
+            delta = optim.momentum * m[n] - optim.lr * g if optim.nesterov else m[n]
+            new[n] = p + delta
+        elif optim.solver in ("adam", "adamw"):
+            if optim.solver == "adamw" and is_weight(n):        # decoupled weight decay
+                p = p - optim.lr * optim.alpha * p
+            m[n] = optim.beta1 * m[n] + (1 - optim.beta1) * g
+            v[n] = optim.beta2 * v[n] + (1 - optim.beta2) * g ** 2
+            m_hat = m[n] / (1 - optim.beta1 ** s)
+            v_hat = v[n] / (1 - optim.beta2 ** s)
+            new[n] = p - optim.lr * m_hat / (np.sqrt(v_hat) + optim.eps)
+        elif optim.solver == "rmsprop":
+            v[n] = RMSPROP_RHO * v[n] + (1 - RMSPROP_RHO) * g ** 2
+            new[n] = p - optim.lr * g / (np.sqrt(v[n]) + optim.eps)
+        else:
+            raise ValueError(f"unknown solver {optim.solver!r}")
+    return new, {"m": m, "v": v, "step": s}
+
+
+def train_step(params, state, batch, net, optim):
+    """One training step on batch = (x, lengths, y, sample_weight) (lengths, sample_weight
+    may be None): forward, loss, backward, clip, update.  Returns (loss, grad_norm, params,
+    state); loss is the batch's loss before the update (L2 included, not with AdamW) and
+    grad_norm the gradient's global norm before clipping.  A batch whose sample weights sum
+    to 0 is skipped: (None, None, params, state) unchanged."""
+    x, lengths, y, sample_weight = batch
+    if sample_weight is not None and not np.sum(sample_weight) > 0:
+        return None, None, params, state
+    alpha = 0.0 if optim.solver == "adamw" else optim.alpha    # AdamW: decay, not L2
+    loss, grads = network_loss_and_grad(params, x, y, net, lengths, sample_weight, alpha)
+    norm = global_norm(grads)
+    grads = clip_by_global_norm(grads, optim.max_grad_norm)
+    params, state = optimizer_step(params, grads, state, optim)
+    return loss, norm, params, state
+
+
+def train_trajectory(params, batches, net, optim, state=None):
+    """One train_step per batch, in order (no shuffling), from params (and state, default
+    fresh).  Returns dict(losses, norms, params=[params after each step], state)."""
+    state = init_optim_state(params) if state is None else state
+    out = {"losses": [], "norms": [], "params": []}
+    for batch in batches:
+        loss, norm, params, state = train_step(params, state, batch, net, optim)
+        out["losses"].append(loss)
+        out["norms"].append(norm)
+        out["params"].append(params)
+    out["state"] = state
+    return out

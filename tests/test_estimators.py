@@ -16,7 +16,7 @@ from sklearn.model_selection import GridSearchCV, TimeSeriesSplit, cross_val_sco
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from lstm_native import LSTMClassifier, LSTMRegressor, SequenceScaler, _core
-from lstm_native.estimators import initial_parameters
+from lstm_native._network import initial_parameters
 
 no_convergence_warning = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning")
@@ -396,7 +396,7 @@ def test_early_stopping_validates_on_the_tail_and_restores_best_weights():
 def test_learning_rate_schedules():
     X, y = multivariate(n=50)
     inv = small(learning_rate="invscaling", power_t=0.5, max_iter=4, tol=0.0).fit(X, y)
-    assert inv._lr == pytest.approx(0.02 / (inv.t_ + 1) ** 0.5)
+    assert inv.learning_rate_ == pytest.approx(0.02 / (inv.t_ + 1) ** 0.5)
     out = io.StringIO()
     with redirect_stdout(out):
         ad = small(learning_rate="adaptive", tol=1e9, n_iter_no_change=2, max_iter=400,
@@ -405,10 +405,10 @@ def test_learning_rate_schedules():
     # divided by 5, 7 times (0.02 / 5**7 < 1e-6), and the 8th time training stops.
     assert "Setting learning rate to 0.004" in out.getvalue()
     assert "Learning rate too small. Stopping." in out.getvalue()
-    assert ad._lr <= 1e-6 and ad.n_iter_ == 1 + 3 * 8
+    assert ad.learning_rate_ <= 1e-6 and ad.n_iter_ == 1 + 3 * 8
     pl = small(learning_rate="plateau", tol=1e9, n_iter_no_change=1, max_iter=400).fit(X, y)
     # halved every 2nd epoch, 15 times (0.02 / 2**15 < 1e-6 < 0.02 / 2**14), then it stops
-    assert pl._lr <= 1e-6 and pl.n_iter_ == 1 + 2 * 16
+    assert pl.learning_rate_ <= 1e-6 and pl.n_iter_ == 1 + 2 * 16
     const = small(tol=1e9, n_iter_no_change=4, max_iter=400).fit(X, y)
     assert const.n_iter_ == 1 + 5
 

@@ -162,17 +162,28 @@ def test_second_backward_raises_instead_of_wrong_gradients(cell):
 # ------------------------------------------------------------------------------------------
 # 6. a write to the parameters racing a forward must not leave stale packed weights
 # ------------------------------------------------------------------------------------------
+def _write_in_chunks(dst, src, chunks=16):
+    """dst[...] = src in slices, each a separate Python statement: another thread's forward
+    (the GIL released in the core) runs between them and packs a mix of old and new."""
+    edges = np.linspace(0, dst.size, chunks + 1).astype(int)
+    for k in range(chunks):
+        dst[edges[k]: edges[k + 1]] = src[edges[k]: edges[k + 1]]
+
+
 def test_forward_uses_current_parameters_after_a_racing_write():
-    layer = nn.LSTM(3, 64, random_state=0)
+    """Writes to flat_params overlapping forwards: once the writes stop, the next forward
+    computes with the current parameters (before the fix, about a third of these trials kept
+    a mix of old and new packed weights for every later call)."""
+    layer = nn.LSTM(3, 128, random_state=0)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    x = rng.standard_normal((1, 1, 3)).astype(np.float32)
     a = rng.uniform(-0.2, 0.2, layer.num_params).astype(np.float32)
     b = rng.uniform(-0.2, 0.2, layer.num_params).astype(np.float32)
-    fresh = nn.LSTM(3, 64)
+    fresh = nn.LSTM(3, 128)
     fresh.flat_params[:] = b
     want, _ = fresh.forward(x, inference=True)
     stale = 0
-    for trial in range(30):
+    for trial in range(150):
         layer.flat_params[:] = a
         stop = threading.Event()
 
@@ -182,31 +193,36 @@ def test_forward_uses_current_parameters_after_a_racing_write():
 
         t = threading.Thread(target=reader)
         t.start()
-        for _ in range(20):  # element by element: a forward sees a mix of a and b
-            layer.flat_params[: layer.num_params // 2] = b[: layer.num_params // 2]
-            layer.flat_params[layer.num_params // 2:] = b[layer.num_params // 2:]
-            layer.flat_params[:] = a
-        layer.flat_params[:] = b
+        for i in range(7):
+            _write_in_chunks(layer.flat_params, b if i % 2 == 0 else a)
         stop.set()
         t.join()
         got, _ = layer.forward(x, inference=True)
         stale += not np.array_equal(got, want)
-    assert stale == 0, f"{stale} of 30 trials computed with stale weights"
+    assert stale == 0, f"{stale} of 150 trials computed with stale weights"
 
 
 def test_estimator_predict_uses_params_written_during_a_predict():
-    est, X, _ = fitted(hidden_size=64)
+    est, X, _ = fitted(hidden_size=128)
+    x = X[:1, :1]
     rng = np.random.default_rng(0)
-    new = (est.params_ + rng.normal(0, 0.05, est.params_.size)).astype(est.params_.dtype)
-    stop = threading.Event()
-    t = threading.Thread(target=lambda: [est.predict(X) for _ in iter(stop.is_set, True)])
-    t.start()
-    for _ in range(50):
-        est.params_[: new.size // 2] = new[: new.size // 2]
-        est.params_[new.size // 2:] = new[new.size // 2:]
-    stop.set()
-    t.join()
-    np.testing.assert_array_equal(est.predict(X), copy.deepcopy(est).predict(X))
+    old = est.params_.copy()
+    new = (old + rng.normal(0, 0.05, old.size)).astype(old.dtype)
+    twin = copy.deepcopy(est)
+    twin.params_ = new
+    want = twin.predict(x)
+    stale = 0
+    for trial in range(60):
+        est.params_[...] = old
+        stop = threading.Event()
+        t = threading.Thread(target=lambda: [est.predict(x) for _ in iter(stop.is_set, True)])
+        t.start()
+        for i in range(7):
+            _write_in_chunks(est.params_, new if i % 2 == 0 else old)
+        stop.set()
+        t.join()
+        stale += not np.array_equal(est.predict(x), want)
+    assert stale == 0, f"{stale} of 60 trials predicted with stale weights"
 
 
 # ------------------------------------------------------------------------------------------
@@ -396,3 +412,129 @@ def test_no_segfault_from_sigint_during_predict_in_a_thread():
     out = ok(run_python(code)).split()
     assert out[-2:] == ["interrupted", "done"]
 
+
+
+# ------------------------------------------------------------------------------------------
+# 4. save while another thread trains: every file written loads
+# ------------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_save_during_partial_fit_always_writes_a_loadable_file(tmp_path):
+    import lstm_native
+
+    X, y = data(n=400, T=10)
+    est = LSTMRegressor(hidden_size=128, batch_size=8, random_state=0).partial_fit(X, y)
+    stop = threading.Event()
+
+    def trainer():
+        while not stop.is_set():
+            est.partial_fit(X, y)
+
+    t = threading.Thread(target=trainer)
+    t.start()
+    paths = []
+    try:
+        for i in range(25):
+            p = tmp_path / f"ckpt{i}.npz"
+            est.save(p)
+            paths.append(p)
+            time.sleep(0.005)
+    finally:
+        stop.set()
+        t.join()
+    for p in paths:
+        loaded = lstm_native.load(p)  # never "does not match its checksum"
+        # one consistent snapshot: the bookkeeping agrees with itself and the weights predict
+        assert len(loaded.loss_curve_) == loaded.n_iter_ and loaded.t_ == 400 * loaded.n_iter_
+        assert np.isfinite(loaded.predict(X[:5])).all()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_predict_during_fit_sees_a_completed_epoch():
+    """A concurrent predict uses the weights of a completed epoch (published whole), never a
+    mix of two optimizer steps: its result equals predict with some published params_."""
+    X, y = data(n=200, T=8)
+    est = LSTMRegressor(hidden_size=16, batch_size=4, max_iter=1, random_state=0).fit(X, y)
+    seen = {}
+    stop = threading.Event()
+
+    class Record(__import__("lstm_native").callbacks.Callback):
+        def on_epoch_end(self, env):
+            seen[env.state.n_iter] = env.state.params.copy()
+
+    est.set_params(callbacks=[Record()], max_iter=6, warm_start=True)
+    seen[0] = est.params_.copy()  # what predict uses until the first epoch is published
+    preds = []
+
+    def predictor():
+        while not stop.is_set():
+            preds.append(est.predict(X[:3]))
+
+    t = threading.Thread(target=predictor)
+    t.start()
+    try:
+        est.fit(X, y)
+    finally:
+        stop.set()
+        t.join()
+    fresh = copy.deepcopy(est)
+    allowed = []
+    for p in seen.values():
+        fresh.params_ = p
+        allowed.append(fresh.predict(X[:3]))
+    assert len(preds) > 0 and len(seen) == 7
+    for p in preds:
+        assert any(np.array_equal(p, a) for a in allowed), p
+
+
+# ------------------------------------------------------------------------------------------
+# 10. a failed call leaves the estimator exactly as it was
+# ------------------------------------------------------------------------------------------
+class _Boom(RuntimeError):
+    pass
+
+
+def _snapshot(est):
+    return dict(params=est.params_.copy(), n_iter=est.n_iter_, t=est.t_,
+                curve=list(est.loss_curve_), lr=est.learning_rate_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("how", ["fit", "warm_start", "partial_fit"])
+def test_a_failing_call_leaves_the_estimator_as_it_was(how):
+    from lstm_native.callbacks import Callback
+
+    class FailAtEpoch3(Callback):
+        def on_epoch_end(self, env):
+            if env.epoch == 2 or how == "partial_fit":
+                raise _Boom("a callback failed")
+
+    X, y = data(n=60)
+    est = LSTMRegressor(hidden_size=5, max_iter=4, random_state=0).fit(X, y)
+    twin = copy.deepcopy(est)
+    before = _snapshot(est)
+    est.set_params(callbacks=[FailAtEpoch3()], warm_start=how == "warm_start")
+    with pytest.raises(_Boom):
+        if how == "partial_fit":
+            est.partial_fit(X, y)
+        else:
+            est.fit(X, y)
+    after = _snapshot(est)
+    np.testing.assert_array_equal(after.pop("params"), before.pop("params"))
+    assert after == before
+    # the optimizer state is untouched too: continuing gives what the twin gives
+    est.set_params(callbacks=None, warm_start=False)
+    np.testing.assert_array_equal(est.partial_fit(X, y).params_, twin.partial_fit(X, y).params_)
+
+
+def test_a_failing_first_fit_leaves_the_estimator_unfitted():
+    from lstm_native.callbacks import Callback
+
+    class Fail(Callback):
+        def on_epoch_end(self, env):
+            raise _Boom("no")
+
+    X, y = data()
+    est = LSTMRegressor(hidden_size=3, max_iter=3, callbacks=[Fail()])
+    with pytest.raises(_Boom):
+        est.fit(X, y)
+    assert not hasattr(est, "params_") and not hasattr(est, "n_features_in_")

@@ -204,7 +204,7 @@ def _reverse_within(x, lengths):
 
 def _network_outputs(est, X, lengths):
     """Head outputs (N, O) or (N, T, O) of the fitted estimator, computed by the reference."""
-    cfg = est._config_
+    cfg = est.network_config_
     named = {k: v.astype(np.float64) for k, v in est.named_parameters().items()}
     inp = X.astype(np.float64)
     for layer in range(cfg["num_layers"]):

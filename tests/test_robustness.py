@@ -635,18 +635,18 @@ def test_concurrent_predictions_run_in_parallel():
     big = np.ascontiguousarray(np.broadcast_to(X[:1], (3000, 20, 3)), dtype=np.float32)
     est.predict(big[:10])
     intervals = []
-    borrow = est._pool.borrow
+    borrow = est._network.borrow
 
     from contextlib import contextmanager
 
     @contextmanager
-    def timed_borrow():
-        with borrow() as core:
+    def timed_borrow(*args, **kwargs):
+        with borrow(*args, **kwargs) as core:
             t0 = time.perf_counter()
             yield core
             intervals.append((t0, time.perf_counter()))
 
-    est._pool.borrow = timed_borrow
+    est._network.borrow = timed_borrow
     barrier = threading.Barrier(2)
 
     def work():
@@ -658,7 +658,7 @@ def test_concurrent_predictions_run_in_parallel():
     np.testing.assert_array_equal(a, b)
     (s1, e1), (s2, e2) = sorted(intervals)
     assert s2 < e1, "the second call only entered the core after the first left it"
-    assert len(est._pool) == 2  # two core Models were needed, and both are kept
+    assert len(est._network) == 2  # two core Models were needed, and both are kept
 
 
 def _busy():

@@ -25,16 +25,20 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import _check_sample_weight, check_array, validate_data
 
+from ._state import InputSpec
+
 
 @dataclass
 class Sequences:
     """Validated sequences: ``X`` (N, T, D) C-contiguous and writeable, ``lengths`` (N,) int64
     (every sequence's length), ``ragged`` whether the lengths differ, ``kind`` "2d", "3d" or
-    "list" (how they were given)."""
+    "list" (how they were given); ``spec`` the InputSpec recorded by ``check_sequences(...,
+    reset=True)`` (None otherwise)."""
 
     X: np.ndarray
     lengths: np.ndarray
     kind: str
+    spec: Optional[InputSpec] = None
 
     @property
     def n_samples(self) -> int:
@@ -57,7 +61,7 @@ class Sequences:
         X = self.X[idx]
         lengths = self.lengths[idx]
         T = int(lengths.max()) if lengths.size else X.shape[1]
-        return Sequences(np.ascontiguousarray(X[:, :T]), lengths, self.kind)
+        return Sequences(np.ascontiguousarray(X[:, :T]), lengths, self.kind, self.spec)
 
 
 @contextmanager
@@ -121,23 +125,18 @@ def _x_ndim(X: Any) -> Optional[int]:
 
 
 def _check_sequence_list(X: Any, dtype: Any, estimator: Any) -> tuple:
-    """Pads a list of (T_i, D) / (T_i,) arrays into (N, T_max, D) plus lengths (N,)."""
+    """Pads a list of (T_i, D) / (T_i,) arrays into (N, T_max, D) plus lengths (N,).
+
+    The common case (every item a real numeric ndarray) is checked in a few vectorized passes
+    over all the data at once; anything else (nested lists, objects, strings, sparse, ...) goes
+    through scikit-learn's check_array one sequence at a time, which names the bad item."""
+    fast = _pad_arrays(X, dtype)
+    if fast is not None:
+        return fast
     seqs = []
     n_feat = None
     for i, x in enumerate(X):
-        try:
-            arr = np.asarray(x) if not hasattr(x, "dtype") else x
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"X[{i}] is not a rectangular (n_timesteps, n_features) array: "
-                             f"{e}") from None
-        if getattr(arr, "ndim", None) not in (1, 2):
-            raise ValueError(f"X[{i}] must be a 1-D (univariate) or 2-D (n_timesteps, "
-                             f"n_features) sequence, got shape {np.shape(arr)}")
-        if arr.ndim == 1:
-            arr = np.reshape(arr, (-1, 1))
-        if arr.shape[0] == 0:
-            raise ValueError(f"X[{i}] is an empty sequence (0 timesteps); every sequence needs "
-                             "at least one step")
+        arr = _one_sequence(x, i)
         _check_numeric(np.asarray(arr), f"X[{i}]")
         with _numeric(f"X[{i}]"):
             arr = check_array(arr, dtype=dtype, ensure_all_finite=True, input_name=f"X[{i}]",
@@ -155,13 +154,60 @@ def _check_sequence_list(X: Any, dtype: Any, estimator: Any) -> tuple:
     return Xp, lengths
 
 
+def _one_sequence(x: Any, i: int) -> Any:
+    """Item i of a list X as an array (T_i, D), with its shape checked."""
+    try:
+        arr = np.asarray(x) if not hasattr(x, "dtype") else x
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"X[{i}] is not a rectangular (n_timesteps, n_features) array: "
+                         f"{e}") from None
+    if getattr(arr, "ndim", None) not in (1, 2):
+        raise ValueError(f"X[{i}] must be a 1-D (univariate) or 2-D (n_timesteps, "
+                         f"n_features) sequence, got shape {np.shape(arr)}")
+    if arr.ndim == 1:
+        arr = np.reshape(arr, (-1, 1))
+    if arr.shape[0] == 0:
+        raise ValueError(f"X[{i}] is an empty sequence (0 timesteps); every sequence needs "
+                         "at least one step")
+    return arr
+
+
+def _pad_arrays(X: Any, dtype: Any) -> Optional[tuple]:
+    """The vectorized path of _check_sequence_list, or None when some item is not a real
+    numeric ndarray (the per-sequence path then finds and names it)."""
+    if not all(type(x) is np.ndarray and x.dtype.kind in "fiub" and x.ndim in (1, 2)
+               for x in X):
+        return None
+    shapes = [x.shape for x in X]
+    lengths = np.fromiter((s[0] for s in shapes), dtype=np.int64, count=len(shapes))
+    feats = {1 if len(s) == 1 else s[1] for s in shapes}
+    if len(feats) != 1 or lengths.min() == 0 or 0 in feats:
+        return None  # the per-sequence path raises the precise error
+    D = feats.pop()
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: refused
+        flat = np.concatenate([x.reshape(-1, D) for x in X]).astype(dtype, copy=False)
+    if not np.isfinite(flat).all():
+        bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))[0]
+        i = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
+        kind = "NaN" if np.isnan(flat[bad]).any() else "infinity"
+        raise ValueError(f"Input X[{i}] contains {kind}.")
+    T = int(lengths.max())
+    Xp = np.zeros((len(shapes), T, D), dtype=dtype)
+    Xp[np.arange(T)[None, :] < lengths[:, None]] = flat  # row-major: sequence by sequence
+    return Xp, lengths
+
+
 def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
-                    reset: Optional[bool] = None) -> Sequences:
+                    reset: Optional[bool] = None,
+                    spec: Optional[InputSpec] = None) -> Sequences:
     """Validates sequence input ``X`` (see the module docstring) into a :class:`Sequences`.
 
-    ``reset=None`` only checks; ``reset=True`` records ``n_features_in_`` (and
-    ``feature_names_in_`` for a 2-D DataFrame) and the per-step feature count on ``estimator``;
-    ``reset=False`` checks ``X`` against what was recorded.
+    ``reset=None`` only checks; ``reset=True`` also records what fitting learns about X
+    (``Sequences.spec``: n_features_in_, feature names of a 2-D DataFrame, the input kind and
+    the features per step) without touching ``estimator``; ``reset=False`` checks ``X``
+    against ``spec`` (what was recorded) and, for 2-D input, against the estimator's
+    ``n_features_in_`` and ``feature_names_in_`` as scikit-learn does. ``estimator`` only
+    names the caller in messages (and is read, never written).
     """
     dtype = np.dtype(dtype)
     if X is None:
@@ -170,6 +216,8 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
                          "list of (n_timesteps_i, n_features) arrays")
     if isinstance(X, (list, tuple)) and len(X) == 0:
         raise ValueError("X is empty: got an empty list of sequences (0 samples)")
+    names = None
+    n_features_in = None
     if _is_variable_length_list(X):
         Xp, lengths = _check_sequence_list(X, dtype, estimator)
         kind = "list"
@@ -197,13 +245,19 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
             if hasattr(X, "dtype") and not sp.issparse(X):
                 _check_numeric(np.asarray(X), "X")
             if estimator is not None and reset is not None and (
-                reset or getattr(estimator, "_input_kind_", "2d") == "2d"
+                reset or spec is None or spec.input_kind == "2d"
             ):
                 # scikit-learn's own checks: n_features_in_ = X.shape[1], feature names,
                 # "Reshape your data" for 1-D input, sparse/NaN/inf/complex/empty messages.
+                # Fitting records them on a stand-in named like the estimator, so that the
+                # estimator itself changes only when the whole fit succeeds.
+                target = _recorder(estimator) if reset else estimator
                 with _numeric("X"):
-                    Xp = validate_data(estimator, X, reset=reset, dtype=dtype,
+                    Xp = validate_data(target, X, reset=bool(reset), dtype=dtype,
                                        ensure_all_finite=True)
+                if reset:
+                    n_features_in = target.n_features_in_
+                    names = getattr(target, "feature_names_in_", None)
             else:
                 with _numeric("X"):
                     Xp = check_array(X, dtype=dtype, ensure_all_finite=True,
@@ -214,25 +268,34 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
     if not Xp.flags.writeable:  # e.g. a read-only memmap: the core takes writeable buffers
         Xp = Xp.copy()
     seqs = Sequences(Xp, lengths, kind)
-    if estimator is not None and reset is not None:
-        _record_or_check_features(estimator, seqs, reset)
+    if reset:
+        D = seqs.n_features
+        seqs.spec = InputSpec(n_features_in=D if n_features_in is None else int(n_features_in),
+                              input_kind=kind, step_features=D, feature_names_in=names)
+    elif reset is not None and spec is not None:
+        _check_features(estimator, seqs, spec)
     return seqs
 
 
-def _record_or_check_features(estimator: Any, seqs: Sequences, reset: bool) -> None:
+_RECORDERS: dict = {}
+
+
+def _recorder(estimator: Any) -> Any:
+    """A blank estimator whose class has the estimator's name (scikit-learn's messages name
+    it), for validate_data(reset=True) to record n_features_in_ and feature names on."""
+    from sklearn.base import BaseEstimator
+
+    name = type(estimator).__name__
+    cls = _RECORDERS.get(name)
+    if cls is None:
+        cls = _RECORDERS[name] = type(name, (BaseEstimator,), {})
+    return cls()
+
+
+def _check_features(estimator: Any, seqs: Sequences, spec: InputSpec) -> None:
     name = _name(estimator)
     D = seqs.n_features
-    if reset:
-        if seqs.kind != "2d":
-            estimator.n_features_in_ = D
-            if hasattr(estimator, "feature_names_in_"):
-                del estimator.feature_names_in_
-        estimator._input_kind_ = seqs.kind
-        estimator._step_features_ = D
-        return
-    expected = getattr(estimator, "_step_features_", None)
-    if expected is None:
-        return
+    expected = spec.step_features
     if D != expected:
         if seqs.kind == "2d":
             raise ValueError(
@@ -240,7 +303,7 @@ def _record_or_check_features(estimator: Any, seqs: Sequences, reset: bool) -> N
                 f"fitted on sequences with {expected} features per step; pass a 3-D array "
                 f"(n_samples, n_timesteps, {expected}) or a list of (n_timesteps, {expected}) "
                 "arrays")
-        if estimator._input_kind_ == "2d":
+        if spec.input_kind == "2d":
             raise ValueError(
                 f"X has {D} features per step, but {name} was fitted on 2-D X, i.e. univariate "
                 "sequences (one feature per step)")
@@ -334,5 +397,5 @@ def pad_sequence_targets(y: Any, seqs: Sequences, dtype: Any, name: str = "y") -
     return np.ascontiguousarray(Y, dtype=dtype), step_ndim
 
 
-__all__ = ["Sequences", "check_sequences", "check_sample_weight", "check_finite_array",
+__all__ = ["InputSpec", "Sequences", "check_sequences", "check_sample_weight", "check_finite_array",
            "check_n_samples", "check_y_present", "pad_sequence_targets"]

@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional
 
 import numpy as np
@@ -64,7 +65,9 @@ def _is_fitted(est: Any) -> bool:
 
 
 def _is_classifier(est: Any) -> bool:
-    return getattr(est, "_loss", "mse") == "softmax"
+    from sklearn.base import is_classifier
+
+    return is_classifier(est)
 
 
 def _layer_and_head(obj: Any, X: Optional[np.ndarray] = None, y: Any = None):
@@ -82,7 +85,7 @@ def _layer_and_head(obj: Any, X: Optional[np.ndarray] = None, y: Any = None):
         raise ValueError("diagnostics need a unidirectional network (bidirectional=False)")
     if _is_fitted(obj):
         params = obj.named_parameters()
-        cfg = obj._config_
+        cfg = obj.network_config_
         cell, D, H, L = cfg["cell"], cfg["input_size"], cfg["hidden_size"], cfg["num_layers"]
         classes = getattr(obj, "classes_", None)
     else:
@@ -98,7 +101,9 @@ def _layer_and_head(obj: Any, X: Optional[np.ndarray] = None, y: Any = None):
 def _initial_parameters(est: Any, X: Optional[np.ndarray], y: Any):
     """The parameters ``est.fit(X, y)`` starts from (the estimators' initialization with
     est.random_state), by name; the cell; the classes (classifier)."""
-    from .estimators import initial_parameters
+    from sklearn.utils import check_random_state
+
+    from ._network import initial_parameters
 
     if X is None or y is None:
         raise ValueError(f"{type(est).__name__} is not fitted: diagnostics of its initial "
@@ -118,7 +123,8 @@ def _initial_parameters(est: Any, X: Optional[np.ndarray], y: Any):
         off += v.size
     layout += [("head.weight", off, (O, H)), ("head.bias", off + O * H, (O,))]
     # in the model's dtype, as fit() has them (then measured in float64)
-    flat = initial_parameters(layout, off + O * H + O, cell, H, est.random_state,
+    rng = check_random_state(copy.deepcopy(est.random_state))  # as fit draws, unchanged
+    flat = initial_parameters(layout, off + O * H + O, cell, H, rng,
                               dtype=np.dtype(est.dtype)).astype(np.float64)
     params = {name: flat[o: o + int(np.prod(shape))].reshape(shape)
               for name, o, shape in layout}

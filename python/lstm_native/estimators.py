@@ -18,224 +18,213 @@ Targets ``y``: ``(n_samples,)`` or ``(n_samples, n_outputs)`` per sequence; with
 list of ``(T_i[, n_outputs])`` arrays (classifier: ``(n_samples,)`` labels, or per-step labels
 ``(n_samples, n_timesteps)`` / a list of ``(T_i,)`` arrays).
 
-Training runs whole epochs in C++ (shuffling, minibatches, BPTT, gradient clipping, optimizer
-step); the epoch loop, learning-rate schedules, convergence tests and early stopping live here
-and follow :class:`sklearn.neural_network.MLPRegressor`:
+This module only adapts scikit-learn's interface: training runs in the engine
+(:mod:`lstm_native._engine`: whole epochs in C++, callbacks around them), whose behaviour the
+parameters configure as :class:`sklearn.neural_network.MLPRegressor`'s do, through callbacks
+(:mod:`lstm_native.callbacks`):
 
-* the training loss (or, with ``early_stopping``, the validation score) must improve by ``tol``
+* the training loss (or, when validating, the validation score) must improve by ``tol``
   within ``n_iter_no_change`` epochs (more precisely: after more than ``n_iter_no_change``
   epochs without such an improvement the schedule acts);
-* ``learning_rate="constant"``: then training stops;
+* ``learning_rate="constant"``: then training stops (EarlyStopping);
 * ``"invscaling"``: ``lr = learning_rate_init / (t_ + 1) ** power_t`` after every epoch
   (``t_`` = samples seen, as sklearn); stops like "constant";
 * ``"adaptive"``: the learning rate is divided by 5; training stops once it is <= 1e-6;
 * ``"plateau"`` (reduce-on-plateau): the learning rate is halved; training stops once it is
   <= 1e-6. It is "adaptive" with a gentler factor, which suits Adam better.
 
-Unlike MLP, the schedules apply to every solver (MLP applies them to "sgd" only).
-The loss is ``0.5 * mean squared error`` (regressor) or the cross-entropy of a softmax
-(classifier, also for two classes), weighted by ``sample_weight``, plus
+Unlike MLP, the schedules apply to every solver (MLP applies them to "sgd" only). The loss is
+``0.5 * mean squared error`` (regressor) or the cross-entropy of a softmax (classifier, also
+for two classes), weighted by ``sample_weight`` (and ``class_weight``), plus
 ``0.5 * alpha * ||W||^2 / (total sample weight of the minibatch)`` over the weight matrices
-(not the biases), as MLP; with
-``solver="adamw"`` ``alpha`` is instead the decoupled weight decay.
+(not the biases), as MLP; with ``solver="adamw"`` ``alpha`` is instead the decoupled weight
+decay. A minibatch whose sample weights are all zero contributes nothing (no optimizer step).
+Validation data: ``early_stopping=True`` holds out the last ``validation_fraction`` of the
+samples, or takes ``fit(..., eval_set=(X_val, y_val))``; every eval set is scored after every
+epoch (``evals_result_``).
 
-Robustness (see tests/test_robustness.py):
+Guarantees (each is checked by tests/test_robustness.py and tests/test_hostile.py):
 
 * bad input raises ValueError / TypeError naming the argument; a fit or predict whose memory
   (estimated from the shapes, before anything is allocated) exceeds what is available raises
   MemoryError naming the sizes;
-* divergence: every epoch starts from a checkpoint. If the loss or the weights become NaN or
-  infinite, or the predictions on the training (or validation) data do, training stops, the
-  estimator rolls back to the latest weights that predict finite values on the training data
-  (the best early-stopping weights, the start of this or the previous epoch, or the
-  initialization), with the bookkeeping of the epochs up to them, and ``fit`` raises
+* a failed ``fit``/``partial_fit`` (bad input, a callback's exception, ...) leaves the
+  estimator exactly as it was before the call, with two documented exceptions:
+* divergence: if the loss, the weights or the validation predictions become NaN or infinite
+  (or, after the last epoch, the predictions on the training data overflow), training stops,
+  the estimator rolls back to the latest weights that predict finite values on the training
+  data (the best early-stopping weights, the start of this or the previous epoch, or the
+  start of the call), with the bookkeeping of the epochs up to them, and ``fit`` raises
   ValueError; the estimator stays usable. ``predict`` raises ValueError naming the sequences
-  whose outputs overflow (instead of returning NaN, or for a classifier the class argmax makes
-  of NaN logits);
+  whose outputs overflow (instead of returning NaN, or a class for NaN logits);
 * Ctrl-C (KeyboardInterrupt) during ``fit``/``partial_fit`` stops at the next minibatch
   boundary (the core checks for signals at most every 100 ms), leaves the estimator fitted with
-  the weights of every completed optimizer step (with early stopping: the best so far) and
-  re-raises, so that a script or a grid search stops as the user asked; ``predict`` works in
-  chunks of 256 sequences and stops between them;
-* threads: an estimator lends every concurrent caller a core model of its own, so ``predict``
-  from several threads runs in parallel and gives the results of sequential calls; estimators
-  in different threads do not interact;
-* ``save(path)`` / ``load(path)``: a portable ``.npz`` without pickle, written atomically.
+  the weights of every completed optimizer step (with validation: the best so far) and
+  re-raises; ``predict`` works in chunks of 256 sequences and stops between them;
+* threads: training works on a private copy of the state and publishes it, whole, after every
+  epoch. So ``predict``, ``score``, ``stream`` and ``save`` from other threads during a fit see
+  the model of the last completed epoch (or the previous fit), never a half-updated one, and
+  ``save`` never waits for training: every file it writes loads. Concurrent ``predict`` calls
+  run in parallel (each borrows a core model of its own) and give the results of sequential
+  calls; estimators in different threads do not interact;
+* fork: a child made by ``os.fork()`` (multiprocessing's fork start method, gunicorn's
+  preload_app, Celery's prefork pool) can use every estimator and layer, and exits normally;
+* interpreter exit: exiting while a daemon thread is inside ``fit``/``predict`` does not abort
+  the process (that thread is stopped where it waits for the interpreter);
+* ``save(path)`` / ``load(path)``: a portable ``.npz`` without pickle, written atomically,
+  checked field by field on loading (see :mod:`lstm_native._persist`).
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
+import copy
+import inspect
 import warnings
-from collections import deque
-from contextlib import contextmanager
+from dataclasses import replace
 from numbers import Integral, Real
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import (
-    Interval,
-    InvalidParameterError,
-    Options,
-    StrOptions,
-)
-from sklearn.utils.multiclass import (
-    _check_partial_fit_first_call,
-    check_classification_targets,
-    unique_labels,
-)
-from sklearn.utils.validation import assert_all_finite, check_is_fitted, column_or_1d
+from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
-from . import _core
-from ._locks import ForkSafeLock
-from .nn import _all_finite
-from ._memory import (
-    PREDICT_CHUNK,
-    check_memory,
-    model_param_count,
-    model_workspace,
-    needs_copy,
-    peek_shape,
-)
-from ._validation import (
-    Sequences,
-    check_finite_array,
-    check_n_samples,
-    check_sample_weight,
-    check_sequences,
-    check_y_present,
-    pad_sequence_targets,
-)
+from ._engine import Dataset, TrainingDiverged, check_outputs, train
+from ._memory import needs_copy, peek_shape
+from ._network import (CELL_ALIASES, CELLS, PREDICT_CHUNK, Network, OptimOptions,
+                       check_fit_memory)
+from ._state import FittedModel, InputSpec, TrainState
+from ._targets import ClassifierTargets, RegressorTargets
+from ._validation import Sequences, check_sample_weight, check_sequences, check_y_present
+from .callbacks import (DivergenceRollback, EarlyStopping, InverseScaling, ProgressPrinter,
+                        ReduceLROnPlateau)
 
-# Every cell of the core by its name, plus "rnn" for the tanh RNN.
-_CELLS = {**{c: c for c in _core.CELLS}, "rnn": "rnn_tanh"}
 _MIN_LR = 1e-6  # "adaptive" / "plateau" stop once the learning rate is at or below this
+_PLATEAU_FACTOR = {"adaptive": 0.2, "plateau": 0.5}
+
+_PARAMETERS_DOC = """
+    Parameters
+    ----------
+    cell : str, default="lstm"
+        The recurrent cell: "lstm", "gru", "rnn" (the tanh Elman RNN; "rnn_relu" uses relu),
+        or an LSTM variant ("lstm_peephole", "lstm_1997", "cifg", "no_input_gate",
+        "no_output_gate", "no_input_activation", "no_output_activation", "ungated",
+        "cell_as_input"; see the README).
+    hidden_size : int, default=32
+        Hidden units per layer and direction.
+    num_layers : int, default=1
+        Stacked recurrent layers.
+    dropout : float in [0, 1), default=0.0
+        Dropout on the outputs of every recurrent layer but the last (as PyTorch; no effect
+        with one layer), during training only.
+    bidirectional : bool, default=False
+        Also run every layer backwards in time; the head then reads the forward direction's
+        last state concatenated with the backward direction's final state.
+    return_sequences : bool, default=False
+        Predict at every step (sequence-to-sequence, y per step) instead of once per sequence.
+    solver : {{"adam", "adamw", "sgd", "rmsprop"}}, default="adam"
+        "adamw" is Adam with decoupled weight decay ``lr * alpha`` on the weight matrices.
+    alpha : float, default=1e-4
+        L2 penalty on the weight matrices (decoupled weight decay for "adamw").
+    batch_size : int or "auto", default="auto"
+        Sequences per minibatch; "auto" is ``min(200, n_samples)``. Larger values are clipped
+        to the number of training samples.
+    learning_rate : {{"constant", "invscaling", "adaptive", "plateau"}}, default="constant"
+        Learning-rate schedule, applied per epoch for every solver (see the module docstring).
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+        Exponent of "invscaling".
+    max_iter : int, default=200
+        Maximum number of epochs (one epoch per ``partial_fit`` call).
+    shuffle : bool, default=True
+        Shuffle the training sequences every epoch (seeded by ``random_state``).
+    random_state : int, RandomState or None
+        Seeds the initial weights, shuffling and dropout. With an int, fitting the same data
+        gives bit-identical predictions.
+    tol, n_iter_no_change : convergence test, as MLPRegressor (see the module docstring).
+    verbose : bool or int, default=False
+        1: one line per epoch (loss, validation score, time); 2: also learning rate, optimizer
+        steps, samples seen, best value so far, epochs without improvement, total time.
+    warm_start : bool, default=False
+        Continue from the current weights on ``fit`` (with a fresh optimizer, as MLP).
+    momentum, nesterovs_momentum : for solver="sgd" (sklearn's SGD with momentum).
+    early_stopping : bool, default=False
+        Validate after every epoch and stop when the validation score ({score}) stops
+        improving, then restore the best weights. The validation data is ``fit``'s
+        ``eval_set`` (its first set) when given, else the *last* ``validation_fraction`` of
+        the samples (in the given order, so time-ordered windows validate on the future).
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : Adam / AdamW, as PyTorch and Kingma & Ba's Algorithm 1
+        (epsilon added to the bias-corrected sqrt(v)). "rmsprop" uses epsilon and a fixed decay
+        of 0.99 for its running mean of squared gradients (PyTorch's default), not beta_2.
+    max_grad_norm : float or None, default=5.0
+        Clip each minibatch gradient to this global L2 norm; None disables clipping.
+    dtype : {{"float32", "float64"}}, default="float32"
+        Precision of the network (parameters, computation and predictions).
+    n_jobs : int or None, default=None
+        Threads for training and prediction. None (or -1): automatic; a batch large enough is
+        split into independent parts run on separate threads, small ones run on one. k > 0:
+        at most k threads. Results are bit-identical for any value.
+    callbacks : list of lstm_native.callbacks.Callback or None, default=None
+        Called around every epoch after the built-in ones (see :mod:`lstm_native.callbacks`).
+{extra}
+    Attributes
+    ----------
+    loss_ : float, the last epoch's mean training loss.
+    loss_curve_ : list, the mean training loss of every epoch.
+    validation_scores_ : list or None, the validation score of every epoch (early stopping).
+    best_validation_score_ : float or None.
+    best_loss_ : float or None, the best training loss (None with early stopping, as MLP).
+    evals_result_ : dict, ``{{"validation_0": {{"{metric}": [score per epoch]}}, ...}}`` for the
+        eval sets of the last fit.
+    n_iter_ : int, epochs run by the last ``fit`` (cumulative over ``partial_fit`` calls).
+    t_ : int, training samples seen (sum over epochs).
+    learning_rate_ : float, the learning rate the schedule has reached.
+    n_features_in_ : int, features per step; for 2-D X the number of timesteps (sklearn's rule).
+    feature_names_in_ : array, for 2-D DataFrame input.
+    n_outputs_ : int, outputs per sequence (or per step).
+    params_ : ndarray (num_params,), every parameter in the core's layout
+        (see :meth:`named_parameters`).
+    network_config_ : dict, the network the core runs (cell, sizes, loss, dtype).{attrs}
+"""
 
 
-def _orthogonal(rng: np.random.RandomState, n: int) -> np.ndarray:
-    """A uniformly distributed random orthogonal n x n matrix: QR of a Gaussian matrix with the
-    signs of R's diagonal moved into Q."""
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    d = np.sign(np.diag(r))
-    d[d == 0] = 1.0
-    return q * d
+def _fitted_property(name: str, doc: str) -> property:
+    def get(self: Any) -> Any:
+        fitted = self.__dict__.get("_fitted")
+        if fitted is None:
+            raise AttributeError(f"{type(self).__name__} is not fitted: it has no {name}")
+        return _FITTED_ATTRS[name](fitted)
+    return property(get, doc=doc)
 
 
-def initial_parameters(layout: list, num_params: int, cell: str, hidden_size: int,
-                       random_state: Any = None, dtype: Any = np.float64) -> np.ndarray:
-    """The estimators' initial flat parameter vector for a core ``layout()``.
-
-    * ``weight_ih_*`` (G*H, in): Glorot-uniform over the whole matrix,
-      U(-a, a) with a = sqrt(6 / (in + G*H)) (as Keras does for its LSTM kernel);
-    * ``weight_hh_*`` (G*H, H): every H x H gate block orthogonal (QR of a Gaussian);
-    * ``bias_ih_*``: 0, except the forget-gate rows (LSTM: H..2H), which are 1; ``bias_hh_*``: 0;
-    * ``weight_ch_*`` (H, H), the cell-to-state weights of "ungated"/"cell_as_input": orthogonal;
-      the peepholes ``weight_ci/cf/co_*`` (H,): 0;
-    * ``head.weight`` (O, dirs*H): Glorot-uniform; ``head.bias``: 0.
-    """
-    rng = check_random_state(random_state)
-    H = int(hidden_size)
-    cell = _CELLS.get(cell, cell)
-    forget = int(_core.cell_info(cell)["forget_block"])  # -1: the cell has no forget gate
-    flat = np.zeros(int(num_params), dtype=np.float64)
-    for name, offset, shape in layout:
-        shape = tuple(int(s) for s in shape)
-        size = int(np.prod(shape))
-        view = flat[offset: offset + size].reshape(shape)
-        if name.startswith("weight_ih_") or name == "head.weight":
-            fan_out, fan_in = shape
-            limit = np.sqrt(6.0 / (fan_in + fan_out))
-            view[...] = rng.uniform(-limit, limit, size=shape)
-        elif name.startswith("weight_hh_"):
-            for g in range(shape[0] // H):
-                view[g * H: (g + 1) * H] = _orthogonal(rng, H)
-        elif name.startswith("weight_ch_"):
-            view[...] = _orthogonal(rng, H)
-        elif name.startswith("bias_ih_"):
-            if forget >= 0:
-                view[forget * H: (forget + 1) * H] = 1.0
-        elif name.startswith(("bias_hh_", "weight_ci_", "weight_cf_", "weight_co_")) or (
-                name == "head.bias"):
-            pass
-        else:
-            raise RuntimeError(f"unknown parameter {name!r} in the core's layout")
-    return flat.astype(dtype)
-
-
-def _for_core(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
-    """``a`` as the core takes it without a copy: C-contiguous (copied only when it is not)."""
-    return None if a is None else np.ascontiguousarray(a)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
-    return z
-
-
-def _valid_steps(lengths: np.ndarray, T: int) -> np.ndarray:
-    """Boolean mask (N, T): step t of sequence i is real (t < lengths[i])."""
-    return np.arange(T)[None, :] < lengths[:, None]
-
-
-class _NonFiniteOutput(ValueError):
-    """The network produced NaN or infinity (see _raw_predict)."""
-
-
-class _CorePool:
-    """Core Model objects of one network configuration, lent out one per concurrent call.
-
-    A core Model owns one workspace and serves one call at a time; the GIL is released during
-    its calls. So that predictions from several Python threads run in parallel, every caller
-    borrows a Model of its own: a free one, or a new one made on demand (kept for later
-    calls: the pool holds as many Models as there were concurrent callers). The pool is not
-    pickled; an unpickled estimator makes a new one."""
-
-    def __init__(self, config: dict) -> None:
-        self.config = dict(config)
-        self.prototype = self._make()  # layout(), num_params, stream(): read-only uses
-        self._free = [self.prototype]
-        self._lock = ForkSafeLock()
-
-    def _make(self) -> Any:
-        cfg = self.config
-        cls = _core.Model32 if cfg["dtype"] == "float32" else _core.Model64
-        return cls(cfg["cell"], cfg["input_size"], cfg["hidden_size"], cfg["num_layers"],
-                   cfg["output_size"], bidirectional=cfg["bidirectional"],
-                   return_sequences=cfg["return_sequences"], dropout=cfg["dropout"],
-                   loss=cfg["loss"])
-
-    @contextmanager
-    def borrow(self) -> Iterator[Any]:
-        with self._lock:
-            core = self._free.pop() if self._free else None
-        if core is None:
-            core = self._make()
-        try:
-            yield core
-        finally:
-            with self._lock:
-                self._free.append(core)
-
-    def __len__(self) -> int:
-        return len(self._free)
+_FITTED_ATTRS = {
+    "loss_": lambda f: f.state.loss,
+    "loss_curve_": lambda f: f.state.loss_curve,
+    "validation_scores_": lambda f: f.state.validation_scores,
+    "best_validation_score_": lambda f: f.state.best_validation_score,
+    "best_loss_": lambda f: f.state.best_loss,
+    "n_iter_": lambda f: f.state.n_iter,
+    "t_": lambda f: f.state.t,
+    "learning_rate_": lambda f: f.state.lr,
+    "n_features_in_": lambda f: f.input.n_features_in,
+    "n_outputs_": lambda f: f.n_outputs,
+    "network_config_": lambda f: dict(f.config),
+}
 
 
 class _BaseRecurrentEstimator(BaseEstimator):
-    """Shared machinery of the recurrent estimators (not for direct use)."""
+    """The scikit-learn interface shared by the recurrent estimators (not for direct use).
+    Everything ``fit`` learns is one :class:`~lstm_native._state.FittedModel` in
+    ``self._fitted``, replaced as a whole; the fitted attributes read it."""
 
-    _loss: str = ""  # the core's loss: "mse" or "softmax"
+    _loss: str = ""       # the core's loss: "mse" or "softmax"
+    _targets: Any = None  # how y is prepared and scored (lstm_native._targets)
 
     _parameter_constraints: dict = {
-        "cell": [StrOptions(set(_CELLS))],
+        "cell": [StrOptions(set(CELLS) | set(CELL_ALIASES))],
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
         "num_layers": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -267,41 +256,23 @@ class _BaseRecurrentEstimator(BaseEstimator):
                   Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)})],
         # -1 (or any negative) and None: automatic; the core takes a C int
         "n_jobs": [Interval(Integral, None, 2**31 - 1, closed="right"), None],
+        "callbacks": [list, tuple, None],
     }
+    _INTEGER_PARAMS = ("hidden_size", "num_layers", "batch_size", "max_iter", "n_iter_no_change",
+                       "n_jobs")
 
-    def __init__(
-        self,
-        cell: str = "lstm",
-        hidden_size: int = 32,
-        num_layers: int = 1,
-        *,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        return_sequences: bool = False,
-        solver: str = "adam",
-        alpha: float = 1e-4,
-        batch_size: Any = "auto",
-        learning_rate: str = "constant",
-        learning_rate_init: float = 1e-3,
-        power_t: float = 0.5,
-        max_iter: int = 200,
-        shuffle: bool = True,
-        random_state: Any = None,
-        tol: float = 1e-4,
-        verbose: Any = False,
-        warm_start: bool = False,
-        momentum: float = 0.9,
-        nesterovs_momentum: bool = True,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        n_iter_no_change: Any = 10,
-        max_grad_norm: Optional[float] = 5.0,
-        dtype: Any = "float32",
-        n_jobs: Optional[int] = None,
-    ) -> None:
+    def __init__(self, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1, *,
+                 dropout: float = 0.0, bidirectional: bool = False,
+                 return_sequences: bool = False, solver: str = "adam", alpha: float = 1e-4,
+                 batch_size: Any = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 1e-3, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4,
+                 verbose: Any = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: Any = 10,
+                 max_grad_norm: Optional[float] = 5.0, dtype: Any = "float32",
+                 n_jobs: Optional[int] = None, callbacks: Optional[list] = None) -> None:
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -331,199 +302,93 @@ class _BaseRecurrentEstimator(BaseEstimator):
         self.max_grad_norm = max_grad_norm
         self.dtype = dtype
         self.n_jobs = n_jobs
+        self.callbacks = callbacks
 
-    # -- tags, pickling --------------------------------------------------------------------
+    # -- tags, pickling, fitted attributes ---------------------------------------------------
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
 
     def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "params_")
+        return self.__dict__.get("_fitted") is not None
 
     def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state = dict(state)
-        for key in ("_core_model", "_lock", "_pool", "_history", "_initial_params"):
-            state.pop(key, None)
+        state = dict(super().__getstate__())
+        state.pop("_network", None)  # core models hold workspaces, not state: made anew
         return state
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        if "_config_" in self.__dict__:
-            self._build_core()
+        if self.__dict__.get("_fitted") is not None:
+            self._network_for(self._fitted.config)
 
-    # -- the network -----------------------------------------------------------------------
+    @property
+    def params_(self) -> np.ndarray:
+        """Every parameter in the core's layout (see :meth:`named_parameters`). Writing
+        ``est.params_[...] = ...`` changes the fitted weights in place (predict sees the
+        change); assigning ``est.params_ = a`` replaces them (shape and dtype checked)."""
+        return self._require_fitted().state.params
+
+    @params_.setter
+    def params_(self, value: Any) -> None:
+        fitted = self._require_fitted()
+        old = fitted.state.params
+        arr = np.asarray(value)
+        if arr.shape != old.shape:
+            raise ValueError(f"params_ must have shape {old.shape}, got {arr.shape}")
+        if arr is not old:
+            state = replace(fitted.state, params=np.array(arr, dtype=old.dtype, order="C"))
+            self._fitted = fitted.with_state(state)
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        names = self._require_fitted().input.feature_names_in
+        if names is None:
+            raise AttributeError(f"{type(self).__name__} was not fitted on data with feature "
+                                 "names")
+        return names
+
+    @property
+    def evals_result_(self) -> dict:
+        scores = self._require_fitted().state.eval_scores
+        return {name: {self._targets.metric: list(v)} for name, v in scores.items()}
+
+    def _require_fitted(self) -> FittedModel:
+        fitted = self.__dict__.get("_fitted")
+        if fitted is None:
+            check_is_fitted(self)  # NotFittedError
+        return fitted
+
+    # -- the network ---------------------------------------------------------------------------
     def _model_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
 
-    def _build_core(self) -> None:
-        """A fresh pool of core Models for ``_config_`` (see :class:`_CorePool`);
-        ``_core_model`` is its first Model, for the read-only layout()/stream()."""
-        self._pool = _CorePool(self._config_)
-        self._core_model = self._pool.prototype
+    def _network_for(self, config: dict) -> Network:
+        """The core models for ``config`` (kept while the configuration stays the same, so a
+        refit or a partial_fit keeps the workspaces)."""
+        net = self.__dict__.get("_network")
+        if net is None or net.config != config:
+            net = Network(config)
+            self._network = net
+        return net
 
-    @contextmanager
-    def _core(self) -> Iterator[Any]:
-        """A core Model for one call, with this estimator's thread setting: None/-1 = automatic
-        (the core splits a batch into parts by its size only, one thread per part, up to the
-        machine's cores), k > 0 = at most k. Results are identical for any value."""
-        n = self.n_jobs
-        with self._pool.borrow() as core:
-            core.num_threads = 0 if n is None or n < 0 else max(1, int(n))
-            yield core
-
-    def _network_config(self, input_size: int, output_size: int) -> dict:
-        return dict(cell=_CELLS[self.cell], input_size=int(input_size),
+    def _network_config(self, input_size: int, output_size: int, dtype: np.dtype) -> dict:
+        return dict(cell=CELL_ALIASES.get(self.cell, self.cell), input_size=int(input_size),
                     hidden_size=int(self.hidden_size), num_layers=int(self.num_layers),
                     output_size=int(output_size), bidirectional=bool(self.bidirectional),
                     return_sequences=bool(self.return_sequences), dropout=float(self.dropout),
-                    loss=self._loss, dtype=self._model_dtype().name)
+                    loss=self._loss, dtype=np.dtype(dtype).name)
 
     def named_parameters(self) -> dict:
         """The fitted parameters by name (PyTorch's names for the recurrent layers, then
         ``head.weight`` (n_outputs, directions * hidden_size) and ``head.bias``), as copies."""
-        check_is_fitted(self)
-        return {name: self.params_[off: off + int(np.prod(shape))].reshape(shape).copy()
-                for name, off, shape in self._core_model.layout()}
+        fitted = self._require_fitted()
+        params = fitted.state.params
+        return {name: params[off: off + int(np.prod(shape))].reshape(shape).copy()
+                for name, off, shape in self._network_for(fitted.config).layout()}
 
-    def _init_network(self, config: dict) -> None:
-        reuse = getattr(self, "_pool", None) is not None and self._config_ == config
-        # the new network is made whole before it replaces the old one, so that an exception
-        # or Ctrl-C in between leaves the previous (consistent) network in place
-        pool = self._pool if reuse else _CorePool(config)  # a refit keeps the workspaces
-        core = pool.prototype
-        params = initial_parameters(core.layout(), core.num_params, config["cell"],
-                                    config["hidden_size"], self._random_state,
-                                    dtype=self._model_dtype())
-        self._config_ = config
-        self._pool, self._core_model = pool, core
-        self.params_ = params
-        self.t_ = 0
-        self.n_iter_ = 0
-        self.loss_curve_ = []
-        self._init_tracking()
-        self._best_params = None
-        self._initial_params = params.copy()  # the last resort when training diverges
-        self._history = deque(maxlen=2)  # the states at the start of the last two epochs
-
-    def _init_tracking(self) -> None:
-        if self.early_stopping:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            self.best_loss_ = np.inf
-
-    def _reset_optimizer(self) -> None:
-        n = self.params_.size
-        self._m = np.zeros(n, dtype=self.params_.dtype)
-        self._v = np.zeros(n, dtype=self.params_.dtype)
-        self._step = 0
-        self._lr = float(self.learning_rate_init)
-        self._no_improvement_count = 0
-
-    def _raw_predict(self, seqs: Sequences, check: bool = True) -> np.ndarray:
-        """The head's outputs (N, O) or, with return_sequences, (N, T, O). With ``check``,
-        _NonFiniteOutput (a ValueError) when some are not finite: the network overflowed on
-        those sequences (NaN logits would otherwise turn silently into class 0)."""
-        out = self._raw_outputs(seqs)
-        if check and not _all_finite(out):
-            bad = np.flatnonzero(~np.isfinite(out.reshape(out.shape[0], -1)).all(axis=1))
-            raise _NonFiniteOutput(
-                f"The network's outputs are not finite (overflow) for {bad.size} of "
-                f"{out.shape[0]} sequences (indices {bad[:10].tolist()}"
-                f"{', ...' if bad.size > 10 else ''}); their values lie far outside the range "
-                "the model was trained on")
-        return out
-
-    def _raw_outputs(self, seqs: Sequences) -> np.ndarray:
-        N, T = seqs.X.shape[:2]
-        O = self._config_["output_size"]
-        shape = (N, T, O) if self._config_["return_sequences"] else (N, O)
-        out = np.empty(shape, dtype=self.params_.dtype.type)
-        params = _for_core(self.params_)
-        lengths = seqs.core_lengths
-        # One core call per PREDICT_CHUNK sequences (the chunk the core itself works in, so
-        # results are those of one call): Ctrl-C is handled between chunks, and a borrowed
-        # core Model lets other threads predict in parallel.
-        with self._core() as core:
-            for start in range(0, N, PREDICT_CHUNK):
-                sl = slice(start, min(start + PREDICT_CHUNK, N))
-                core.predict(params, seqs.X[sl], None if lengths is None else lengths[sl],
-                             out[sl])
-        return out
-
-    def _check_X_predict(self, X: Any) -> Sequences:
-        check_is_fitted(self)
-        self._check_predict_memory(X)
-        return check_sequences(X, dtype=self.params_.dtype, estimator=self, reset=False)
-
-    # -- memory ---------------------------------------------------------------------------
-    def _check_predict_memory(self, X: Any) -> None:
-        """MemoryError before anything is allocated when predicting on X cannot fit."""
-        shape = peek_shape(X)
-        if shape is None:
-            return
-        N, T, D = shape
-        cfg = dict(self._config_, input_size=D)
-        item = self.params_.dtype.itemsize
-        steps = N * T if cfg["return_sequences"] else N
-        O = cfg["output_size"]
-        check_memory([
-            ("converted input", N * T * D * item if needs_copy(X, self.params_.dtype) else 0),
-            ("outputs", steps * O * (item + 16)),
-            ("workspace", model_workspace(cfg, min(N, PREDICT_CHUNK), T, False) * item),
-        ], f"{type(self).__name__}.predict on {N} sequences of {T} steps")
-
-    def _check_fit_memory(self, X: Any, y: Any) -> None:
-        """MemoryError before anything is allocated when fitting X cannot fit: the converted
-        input and targets, parameters with optimizer state and copies, the training workspace
-        of one minibatch (and the prediction workspace for early stopping)."""
-        shape = peek_shape(X)
-        if shape is None:
-            return
-        N, T, D = shape
-        dtype = self._model_dtype()
-        item = dtype.itemsize
-        y_shape = np.shape(y) if hasattr(y, "shape") else ()
-        if self._loss == "softmax":
-            O = 2
-        elif self.return_sequences:
-            O = int(y_shape[2]) if len(y_shape) == 3 else 1
-        else:
-            O = int(y_shape[1]) if len(y_shape) == 2 else 1
-        cfg = self._network_config(D, max(O, 1))
-        P = model_param_count(cfg)
-        B = min(N, 200 if self.batch_size == "auto" else int(self.batch_size))
-        steps = N * T if self.return_sequences else N
-        H = cfg["hidden_size"]
-        copies = (2 if isinstance(X, (list, tuple)) else int(needs_copy(X, dtype)))
-        copies += int(bool(self.early_stopping))
-        check_memory([
-            ("converted input", copies * N * T * D * item),
-            ("targets", steps * O * item),
-            ("parameters, optimizer state and copies", P * (14 * item + 8) + 3 * 8 * H * H),
-            ("training workspace", model_workspace(cfg, B, T, True) * item),
-            ("validation workspace", model_workspace(cfg, min(N, PREDICT_CHUNK), T, False) * item
-             if self.early_stopping else 0),
-        ], f"{type(self).__name__}.fit on {N} sequences of {T} steps with hidden_size={H}, "
-           f"num_layers={cfg['num_layers']}")
-
-    # -- subclass hooks -----------------------------------------------------------------
-    def _prepare_targets(self, y, seqs, first_pass, incremental, classes):  # pragma: no cover
-        raise NotImplementedError
-
-    def _internal_score(self, seqs: Sequences, Y: np.ndarray,
-                        sw: Optional[np.ndarray]) -> float:  # pragma: no cover
-        raise NotImplementedError
-
-    # -- fitting ----------------------------------------------------------------------------
-    _INTEGER_PARAMS = ("hidden_size", "num_layers", "batch_size", "max_iter", "n_iter_no_change",
-                       "n_jobs")
-
+    # -- fitting ---------------------------------------------------------------------------------
     def _check_integer_params(self) -> None:
         """scikit-learn's Interval(Integral) accepts True/False; a bool hidden_size or
         num_layers is a mistake, not a 1."""
@@ -534,309 +399,9 @@ class _BaseRecurrentEstimator(BaseEstimator):
                     f"The {name!r} parameter of {type(self).__name__} must be an int, not a "
                     f"bool; got {value!r}")
 
-    def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool,
-             classes: Any = None) -> "_BaseRecurrentEstimator":
-        if incremental and self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        first_pass = not hasattr(self, "params_") or (not self.warm_start and not incremental)
-        self._check_integer_params()
-        check_y_present(y, self)
-        dtype = self._model_dtype()
-        self._check_fit_memory(X, y)
-        seqs = check_sequences(X, dtype=dtype, estimator=self, reset=first_pass)
-        Y = self._prepare_targets(y, seqs, first_pass, incremental, classes)
-        sw = check_sample_weight(sample_weight, seqs.n_samples, dtype)
-        config = self._network_config(seqs.n_features, self._head_width(Y))
-
-        if first_pass or not incremental or not hasattr(self, "_random_state"):
-            self._random_state = check_random_state(self.random_state)
-        if first_pass:
-            self._init_network(config)
-            self._reset_optimizer()
-        else:
-            old = dict(self._config_)
-            if {k: v for k, v in old.items() if k != "dropout"} != {
-                    k: v for k, v in config.items() if k != "dropout"}:
-                changed = sorted(k for k in config if k != "dropout" and config[k] != old[k])
-                raise ValueError(
-                    f"{'partial_fit' if incremental else 'warm_start=True'} needs the same "
-                    f"network as the previous fit, but {', '.join(changed)} changed "
-                    f"({', '.join(f'{k}: {old[k]!r} -> {config[k]!r}' for k in changed)}); "
-                    "fit again with warm_start=False")
-            if config["dropout"] != old["dropout"]:
-                self._config_ = config
-                self._build_core()
-            if not incremental:  # a warm-started fit gets a fresh optimizer, as MLP
-                self._reset_optimizer()
-                self.n_iter_ = 0
-            if (self.early_stopping and self.validation_scores_ is None) or (
-                    not self.early_stopping and self.best_loss_ is None):
-                self._init_tracking()  # early_stopping was switched since the last fit
-        self._train(seqs, Y, sw, incremental)
-        return self
-
-    def _split_tail(self, seqs: Sequences, Y: np.ndarray, sw: Optional[np.ndarray]) -> tuple:
-        """Training head and validation tail (the last ``validation_fraction`` of the samples,
-        in their given order: for time-ordered data the validation set lies in the future)."""
-        n = seqs.n_samples
-        n_val = int(np.ceil(self.validation_fraction * n))
-        if n_val < 2 or n - n_val < 1:
-            raise ValueError(
-                f"The validation set is too small: validation_fraction={self.validation_fraction}"
-                f" of {n} samples gives {n_val} validation and {n - n_val} training samples; "
-                "early stopping needs at least 2 validation samples and 1 training sample. "
-                "Increase 'validation_fraction' or the size of your dataset.")
-        if sw is not None and not sw[n - n_val:].sum() > 0:
-            # the validation score would be undefined (0/0) after every epoch
-            raise ValueError(
-                f"sample_weight is zero for every sample of the validation set (the last "
-                f"{n_val} of {n} samples, validation_fraction={self.validation_fraction}); "
-                "early stopping needs validation samples with positive weight")
-        parts = []
-        for sl in (slice(0, n - n_val), slice(n - n_val, n)):
-            s = seqs.subset(sl)
-            Ys = Y[sl]
-            if Ys.ndim >= 2 and self.return_sequences:
-                Ys = np.ascontiguousarray(Ys[:, : s.X.shape[1]])
-            parts.append((s, np.ascontiguousarray(Ys), None if sw is None else sw[sl].copy()))
-        return parts
-
-    def _train(self, seqs: Sequences, Y: np.ndarray, sw: Optional[np.ndarray],
-               incremental: bool) -> None:
-        if self.early_stopping:
-            (tr, Ytr, swtr), (val, Yval, swval) = self._split_tail(seqs, Y, sw)
-        else:
-            tr, Ytr, swtr = seqs, Y, sw
-            val = Yval = swval = None
-        n_train = tr.n_samples
-        if swtr is not None and not swtr.sum() > 0:
-            raise ValueError("sample_weight is zero for every training sample"
-                             + (" (before the validation tail)" if self.early_stopping else ""))
-        batch_size = min(200, n_train) if self.batch_size == "auto" else min(
-            int(self.batch_size), n_train)
-        max_grad_norm = 0.0 if self.max_grad_norm is None else float(self.max_grad_norm)
-        self.params_ = _for_core(self.params_)
-        self._m, self._v = _for_core(self._m), _for_core(self._v)
-        Xtr, Ytr, swtr = _for_core(tr.X), _for_core(Ytr), _for_core(swtr)
-        lengths = _for_core(tr.core_lengths)
-        n_epochs = 1 if incremental else int(self.max_iter)
-        stopped = False
-        fit_start = time.perf_counter()
-        if getattr(self, "_history", None) is None:  # e.g. unpickled or loaded
-            self._history = deque(maxlen=2)
-        with self._core() as core:
-            for epoch in range(n_epochs):
-                # the state at the start of this epoch (see _diverged)
-                self._history.append(self._checkpoint())
-                try:
-                    seed = int(self._random_state.randint(0, np.iinfo(np.int32).max))
-                    lr_used = self._lr
-                    t0 = time.perf_counter()
-                    loss, step = core.train_epoch(
-                        self.params_, self._m, self._v, int(self._step), Xtr, lengths, Ytr,
-                        swtr, batch_size=batch_size, shuffle=bool(self.shuffle), seed=seed,
-                        solver=self.solver, lr=float(lr_used), alpha=float(self.alpha),
-                        momentum=float(self.momentum), nesterov=bool(self.nesterovs_momentum),
-                        beta1=float(self.beta_1), beta2=float(self.beta_2),
-                        eps=float(self.epsilon), max_grad_norm=max_grad_norm,
-                        callback=self._progress_bar if int(self.verbose) >= 2 else None)
-                    loss = float(loss)
-                    if not np.isfinite(loss):
-                        self._diverged(f"the loss is {loss} in epoch {self.n_iter_ + 1}", tr)
-                    if not _all_finite(self.params_):
-                        self._diverged("the weights became non-finite in epoch "
-                                       f"{self.n_iter_ + 1}", tr)
-                    self._step = step
-                    self.n_iter_ += 1
-                    self.t_ += n_train
-                    self.loss_ = loss
-                    self.loss_curve_.append(loss)
-                    try:
-                        stopped = self._end_of_epoch(loss, val, Yval, swval, lr_used, t0,
-                                                     fit_start)
-                    except _NonFiniteOutput:
-                        self.n_iter_ -= 1
-                        self.t_ -= n_train
-                        self.loss_curve_.pop()
-                        self._diverged("the validation predictions are not finite after "
-                                       f"epoch {self.n_iter_ + 1}", tr)
-                except KeyboardInterrupt:
-                    self._interrupted()
-                    raise
-                if stopped or incremental:
-                    break
-                if epoch + 1 == n_epochs:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                        "and the optimization hasn't converged yet.", ConvergenceWarning)
-
-        if self.early_stopping and self._best_params is not None:
-            self.params_[:] = self._best_params  # restore the best weights
-        # The last steps may have made weights that are finite but overflow: check the
-        # predictions on the training data (partial_fit: on its first PREDICT_CHUNK sequences,
-        # one core call, to keep the cost of an epoch).
-        sample = tr if not incremental else tr.subset(slice(0, PREDICT_CHUNK))
-        if not self._predicts_finite(sample):
-            self._diverged("the predictions on the training data are not finite after "
-                           f"epoch {self.n_iter_}", tr)
-
-    def _predicts_finite(self, seqs: Sequences) -> bool:
-        return _all_finite(self.params_) and _all_finite(self._raw_predict(seqs, check=False))
-
-    def _checkpoint(self) -> dict:
-        """Everything an epoch changes, to roll it back (see _diverged)."""
-        return dict(n_iter=self.n_iter_, params=self.params_.copy(), m=self._m.copy(),
-                    v=self._v.copy(), step=self._step, t=self.t_, n_loss=len(self.loss_curve_),
-                    n_val=None if self.validation_scores_ is None else len(
-                        self.validation_scores_),
-                    best_loss=self.best_loss_, best_val=self.best_validation_score_,
-                    no_improvement=self._no_improvement_count, lr=self._lr)
-
-    def _restore(self, ckpt: dict) -> None:
-        """Back to a checkpoint (the keys present: the weights and optimizer state, and the
-        bookkeeping of the epochs run up to it)."""
-        self.params_[:] = ckpt["params"]
-        for key, attr in (("m", "_m"), ("v", "_v")):
-            if key in ckpt:
-                getattr(self, attr)[:] = ckpt[key]
-        if "n_iter" not in ckpt:
-            return
-        self.n_iter_, self._step, self.t_ = ckpt["n_iter"], ckpt["step"], ckpt["t"]
-        del self.loss_curve_[ckpt["n_loss"]:]
-        if ckpt["n_val"] is not None and self.validation_scores_ is not None:
-            del self.validation_scores_[ckpt["n_val"]:]
-        self.best_loss_, self.best_validation_score_ = ckpt["best_loss"], ckpt["best_val"]
-        self._no_improvement_count, self._lr = ckpt["no_improvement"], ckpt["lr"]
-        if self.loss_curve_:
-            self.loss_ = self.loss_curve_[-1]
-
-    def _diverged(self, what: str, train: Sequences) -> None:
-        """Training went non-finite. Roll back to the most recent usable weights (finite, with
-        finite predictions on the training data), with the bookkeeping of the epochs up to
-        them: the best ones of early stopping, else the state at the start of this epoch, of
-        the one before, or the initial weights; then raise."""
-        candidates = []
-        if self.early_stopping and self._best_params is not None:
-            candidates.append(("with the best validation score so far",
-                               dict(params=self._best_params)))
-        for ckpt in reversed(list(self._history)):
-            n = ckpt["n_iter"]
-            candidates.append((f"after epoch {n}" if n else "before the first epoch", ckpt))
-        initial = getattr(self, "_initial_params", None)
-        if initial is not None:
-            zeros = np.zeros_like(self.params_)
-            candidates.append(("of the initialization", dict(params=initial, m=zeros, v=zeros)))
-        # states at the start of the epochs, the initialization: the weights "before the first
-        # epoch" of a warm-started or partial fit are those the previous fit ended with
-        kept = None
-        for name, state in candidates:
-            self._restore(state)
-            if self._predicts_finite(train):
-                kept = name
-                break
-        self._history.clear()
-        if kept is None:
-            if initial is not None:
-                self._restore(candidates[-1][1])
-            kept_msg = ("No weights seen in this fit predict finite values on the training data "
-                        "(it has extreme values)")
-        else:
-            kept_msg = f"The estimator keeps the weights {kept} and can predict"
-        raise ValueError(
-            f"Training diverged: {what}. {kept_msg}. Scale X and y "
-            "(e.g. SequenceScaler, TransformedTargetRegressor), lower learning_rate_init, or "
-            "set max_grad_norm.")
-
-    def _interrupted(self) -> None:
-        """Ctrl-C: the core stopped at a minibatch boundary, so params_ hold every completed
-        optimizer step. Keep them (unless non-finite: then the epoch's start), or with early
-        stopping the best weights so far; the estimator stays fitted."""
-        if self._history and not (_all_finite(self.params_) and _all_finite(self._m)
-                                  and _all_finite(self._v)):
-            self._restore(self._history[-1])
-        if self.early_stopping and self._best_params is not None:
-            self.params_[:] = self._best_params
-
-    def _end_of_epoch(self, loss: float, val: Optional[Sequences], Yval: Any, swval: Any,
-                      lr_used: float, t0: float, fit_start: float) -> bool:
-        """Convergence bookkeeping, as MLP (validation score or training loss), the learning
-        rate schedule and the verbose line; True when training should stop."""
-        score = None
-        if self.early_stopping:
-            score = self._internal_score(val, Yval, swval)
-            self.validation_scores_.append(score)
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:
-                self.best_validation_score_ = score
-                self._best_params = self.params_.copy()
-        else:
-            if loss > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if loss < self.best_loss_:
-                self.best_loss_ = loss
-
-        if self.learning_rate == "invscaling":
-            self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-
-        if self.verbose:
-            self._print_epoch(loss, score, lr_used, time.perf_counter() - t0,
-                              time.perf_counter() - fit_start)
-
-        stopped = False
-        if self._no_improvement_count > self.n_iter_no_change:
-            what = ("Validation score" if self.early_stopping else "Training loss")
-            msg = (f"{what} did not improve more than tol={self.tol:g} for "
-                   f"{self.n_iter_no_change} consecutive epochs.")
-            if self.learning_rate in ("adaptive", "plateau"):
-                if self._lr <= _MIN_LR:
-                    if self.verbose:
-                        print(msg + " Learning rate too small. Stopping.")
-                    stopped = True
-                else:
-                    self._lr /= 5.0 if self.learning_rate == "adaptive" else 2.0
-                    self._no_improvement_count = 0
-                    if self.verbose:
-                        print(msg + f" Setting learning rate to {self._lr:g}")
-            else:
-                if self.verbose:
-                    print(msg + " Stopping.")
-                stopped = True
-        return stopped
-
-    def _progress_bar(self, done: int, total: int) -> None:
-        """verbose >= 2: a progress bar within an epoch, redrawn by the core between minibatches
-        (at most every 100 ms, so short epochs never show one)."""
-        width = 30
-        filled = int(width * done / max(total, 1))
-        if done < total:
-            bar = "#" * filled + "." * (width - filled)
-            sys.stdout.write(f"\rEpoch {self.n_iter_ + 1}: [{bar}] {done}/{total} samples")
-        else:
-            sys.stdout.write("\r" + " " * (width + 40) + "\r")  # the epoch line follows
-        sys.stdout.flush()
-
-    def _print_epoch(self, loss: float, score: Optional[float], lr: float, seconds: float,
-                     total: float) -> None:
-        line = f"Epoch {self.n_iter_}: loss = {loss:.8f}"
-        if score is not None:
-            line += f", validation score = {score:.6f}"
-        line += f", time = {seconds:.3f} s"
-        if int(self.verbose) >= 2:
-            best = (f"best validation score = {self.best_validation_score_:.6f}"
-                    if self.early_stopping else f"best loss = {self.best_loss_:.8f}")
-            line += (f", lr = {lr:.3g}, optimizer steps = {self._step}, samples seen = "
-                     f"{self.t_}, {best}, epochs without improvement = "
-                     f"{self._no_improvement_count}/{self.n_iter_no_change}, "
-                     f"total time = {total:.2f} s")
-        print(line, flush=True)
-
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "_BaseRecurrentEstimator":
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *,
+            eval_set: Any = None) -> "_BaseRecurrentEstimator":
         """Train the network on sequences ``X`` and targets ``y`` (up to ``max_iter`` epochs).
 
         Parameters
@@ -845,6 +410,9 @@ class _BaseRecurrentEstimator(BaseEstimator):
             (univariate sequences), or list of (n_timesteps_i, n_features) arrays.
         y : targets, see the class docstring.
         sample_weight : array (n_samples,), optional, one non-negative weight per sequence.
+        eval_set : (X_val, y_val) or a list of such pairs (or triples with sample weights),
+            optional. Scored after every epoch (``evals_result_``); with
+            ``early_stopping=True`` the first set is the validation data.
 
         Returns
         -------
@@ -853,14 +421,228 @@ class _BaseRecurrentEstimator(BaseEstimator):
         Raises
         ------
         ValueError
-            For bad input, or when training diverges (the estimator then keeps the latest
-            weights that predict finite values; see the module docstring).
+            For bad input (the estimator is then unchanged), or when training diverges (the
+            estimator then keeps the latest weights that predict finite values; see the
+            module docstring).
         MemoryError
             When the fit would need more memory than is available (checked before allocating).
         KeyboardInterrupt
             Re-raised after Ctrl-C, with the estimator fitted on the completed steps.
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False, eval_set=eval_set)
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool, classes: Any = None,
+             eval_set: Any = None) -> "_BaseRecurrentEstimator":
+        """A fit is a transaction: on failure the previous fitted model comes back (except
+        after divergence or Ctrl-C, whose outcome the module docstring describes)."""
+        previous = self.__dict__.get("_fitted")
+        try:
+            self._fit_unguarded(X, y, sample_weight, incremental, classes, eval_set)
+        except (KeyboardInterrupt, TrainingDiverged):
+            raise
+        except BaseException:
+            if previous is None:
+                self.__dict__.pop("_fitted", None)
+            else:
+                self._fitted = previous
+            raise
+        return self
+
+    def _fit_unguarded(self, X, y, sample_weight, incremental, classes, eval_set) -> None:
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        self._check_integer_params()
+        check_y_present(y, self)
+        prev: Optional[FittedModel] = self.__dict__.get("_fitted")
+        first_pass = prev is None or (not self.warm_start and not incremental)
+        dtype = self._model_dtype() if first_pass else prev.dtype
+        self._check_fit_memory(X, y, dtype)
+        seqs = check_sequences(X, dtype=dtype, estimator=self, reset=first_pass,
+                               spec=None if first_pass else prev.input)
+        targets = self._targets.prepare(self, y, seqs, dtype, None if first_pass else prev,
+                                        incremental, classes)
+        sw = self._targets.weights(self, check_sample_weight(sample_weight, seqs.n_samples,
+                                                             dtype), targets, dtype, incremental)
+        data = Dataset(seqs, targets.Y, sw, per_step=bool(self.return_sequences))
+        config = self._network_config(seqs.n_features, targets.head_width, dtype)
+        if not first_pass:
+            self._check_same_network(prev.config, config, incremental)
+        network = self._network_for(config)
+
+        validating = bool(self.early_stopping)
+        evals = self._eval_sets(eval_set, seqs, dtype, prev if not first_pass else None,
+                                targets)
+        validation = None
+        if validating:
+            if evals:
+                validation = next(iter(evals.values()))
+            else:
+                data, validation = self._split_tail(data)
+        if data.sw is not None and not data.sw.sum() > 0:
+            raise ValueError("sample_weight is zero for every training sample"
+                             + (" (before the validation tail)" if validating else ""))
+
+        rng = self._training_rng(prev, first_pass, incremental)  # a copy: never published
+        if first_pass:
+            state = TrainState.fresh(network.initial_parameters(rng), self.learning_rate_init,
+                                     rng, validating)
+        else:
+            state = prev.state.copy()
+            state.rng = rng
+            if not incremental:  # a warm-started fit gets a fresh optimizer, as MLP
+                state.reset_optimizer(self.learning_rate_init)
+                state.n_iter = 0
+            if validating != state.validating:
+                state.reset_tracking(validating)  # early_stopping was switched since
+        state.eval_scores = {} if not incremental else state.eval_scores
+        template = FittedModel(config=config, state=state,
+                               input=seqs.spec if first_pass else prev.input,
+                               n_outputs=targets.n_outputs, y_ndim=targets.y_ndim,
+                               classes=targets.classes)
+
+        def publish(st: TrainState) -> None:
+            self._fitted = replace(template, state=st.copy())
+
+        # After training, the final weights must predict finite values on the training data:
+        # certain from a bound for most cells and weights, else looked at (partial_fit: on one
+        # chunk, to keep an epoch's cost).
+        x_absmax, T = float(np.abs(data.seqs.X).max()), data.seqs.X.shape[1]
+        env = train(network, state, data, options=self._optim_options(data.n),
+                    max_epochs=1 if incremental else int(self.max_iter), tol=float(self.tol),
+                    callbacks=self._training_callbacks(), publish=publish,
+                    score=self._targets.score, validation=validation, eval_sets=evals,
+                    save=lambda path, st: self._save_model(path, replace(template, state=st)),
+                    n_jobs=self.n_jobs,
+                    check_overflow=data if not incremental else data.subset(
+                        slice(0, PREDICT_CHUNK)),
+                    bounded=lambda params: network.outputs_bounded(params, x_absmax, T))
+        if isinstance(self.random_state, np.random.RandomState):
+            self.random_state.set_state(state.rng.get_state())  # advanced, as MLP's would be
+        if not incremental and not env.stopped:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                          "and the optimization hasn't converged yet.", ConvergenceWarning)
+
+    def _training_rng(self, prev: Optional[FittedModel], first_pass: bool,
+                      incremental: bool) -> np.random.RandomState:
+        """The generator that seeds shuffling and dropout: from random_state for a new fit (a
+        copy: the user's RandomState advances only when the fit succeeds), continued by
+        partial_fit."""
+        if not (first_pass or not incremental):
+            return copy.deepcopy(prev.state.rng)
+        if self.random_state is None:  # a fresh seed from NumPy's global generator
+            return np.random.RandomState(np.random.randint(0, np.iinfo(np.int32).max))
+        return copy.deepcopy(check_random_state(self.random_state))
+
+    def _check_same_network(self, old: dict, new: dict, incremental: bool) -> None:
+        changed = sorted(k for k in new if k != "dropout" and new[k] != old[k])
+        if changed:
+            raise ValueError(
+                f"{'partial_fit' if incremental else 'warm_start=True'} needs the same "
+                f"network as the previous fit, but {', '.join(changed)} changed "
+                f"({', '.join(f'{k}: {old[k]!r} -> {new[k]!r}' for k in changed)}); "
+                "fit again with warm_start=False")
+
+    def _optim_options(self, n_train: int) -> OptimOptions:
+        batch = min(200, n_train) if self.batch_size == "auto" else int(self.batch_size)
+        return OptimOptions(solver=self.solver, batch_size=min(batch, n_train),
+                            shuffle=bool(self.shuffle), alpha=float(self.alpha),
+                            momentum=float(self.momentum),
+                            nesterov=bool(self.nesterovs_momentum), beta1=float(self.beta_1),
+                            beta2=float(self.beta_2), eps=float(self.epsilon),
+                            max_grad_norm=self.max_grad_norm)
+
+    def _training_callbacks(self) -> list:
+        """MLPRegressor's behaviour as callbacks, then the user's (module docstring)."""
+        verbose = int(self.verbose)
+        cbs: list = [DivergenceRollback()]
+        if self.learning_rate == "invscaling":
+            cbs.append(InverseScaling(self.learning_rate_init, self.power_t))
+        if verbose:
+            cbs.append(ProgressPrinter(verbose, patience=self.n_iter_no_change))
+        if self.learning_rate in _PLATEAU_FACTOR:
+            cbs.append(ReduceLROnPlateau(_PLATEAU_FACTOR[self.learning_rate],
+                                         self.n_iter_no_change, _MIN_LR, verbose=bool(verbose)))
+        else:
+            cbs.append(EarlyStopping(self.n_iter_no_change, verbose=bool(verbose)))
+        return cbs + list(self.callbacks or ())
+
+    def _split_tail(self, data: Dataset) -> tuple:
+        """Training head and validation tail (the last ``validation_fraction`` of the samples,
+        in their given order: for time-ordered data the validation set lies in the future)."""
+        n = data.n
+        n_val = int(np.ceil(self.validation_fraction * n))
+        if n_val < 2 or n - n_val < 1:
+            raise ValueError(
+                f"The validation set is too small: validation_fraction={self.validation_fraction}"
+                f" of {n} samples gives {n_val} validation and {n - n_val} training samples; "
+                "early stopping needs at least 2 validation samples and 1 training sample. "
+                "Increase 'validation_fraction' or the size of your dataset.")
+        if data.sw is not None and not data.sw[n - n_val:].sum() > 0:
+            # the validation score would be undefined (0/0) after every epoch
+            raise ValueError(
+                f"sample_weight is zero for every sample of the validation set (the last "
+                f"{n_val} of {n} samples, validation_fraction={self.validation_fraction}); "
+                "early stopping needs validation samples with positive weight")
+        return data.subset(slice(0, n - n_val)), data.subset(slice(n - n_val, n))
+
+    def _eval_sets(self, eval_set: Any, seqs: Sequences, dtype: np.dtype,
+                   prev: Optional[FittedModel], targets: Any) -> dict:
+        """fit's eval_set as {"validation_i": Dataset}, checked like the training data."""
+        if eval_set is None:
+            return {}
+        sets = [eval_set] if isinstance(eval_set, tuple) else list(eval_set)
+        out = {}
+        spec = seqs.spec if seqs.spec is not None else prev.input
+        for i, item in enumerate(sets):
+            if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+                raise ValueError(f"eval_set must be an (X, y) pair or a list of (X, y[, "
+                                 f"sample_weight]) tuples; item {i} is {type(item).__name__}")
+            Xv, yv = item[0], item[1]
+            sv = item[2] if len(item) == 3 else None
+            vseqs = check_sequences(Xv, dtype=dtype, estimator=self, reset=False, spec=spec)
+            Yv = self._targets.prepare_eval(self, yv, vseqs, dtype, targets)
+            swv = check_sample_weight(sv, vseqs.n_samples, dtype)
+            out[f"validation_{i}"] = Dataset(vseqs, Yv, swv, bool(self.return_sequences))
+        return out
+
+    def _check_fit_memory(self, X: Any, y: Any, dtype: np.dtype) -> None:
+        """MemoryError before anything is allocated when fitting X cannot fit."""
+        shape = peek_shape(X)
+        if shape is None:
+            return
+        N, T, D = shape
+        y_shape = np.shape(y) if hasattr(y, "shape") else ()
+        if self._loss == "softmax":
+            O = 2
+        elif self.return_sequences:
+            O = int(y_shape[2]) if len(y_shape) == 3 else 1
+        else:
+            O = int(y_shape[1]) if len(y_shape) == 2 else 1
+        copies = 2 if isinstance(X, (list, tuple)) else int(needs_copy(X, dtype))
+        copies += int(bool(self.early_stopping))
+        batch = 200 if self.batch_size == "auto" else int(self.batch_size)
+        check_fit_memory(self._network_config(D, max(O, 1), dtype), N, T, batch, copies,
+                         bool(self.early_stopping), f"{type(self).__name__}.fit")
+
+    # -- predicting ------------------------------------------------------------------------------
+    def _check_X_predict(self, X: Any) -> tuple:
+        """(sequences, the fitted model they are checked against: read once, so the whole
+        call uses one consistent model even if another thread refits)."""
+        fitted = self._require_fitted()
+        shape = peek_shape(X)
+        if shape is not None:
+            self._network_for(fitted.config).check_predict_memory(*shape, X)
+        seqs = check_sequences(X, dtype=fitted.dtype, estimator=self, reset=False,
+                               spec=fitted.input)
+        return seqs, fitted
+
+    def _raw_predict(self, seqs: Sequences, fitted: FittedModel) -> np.ndarray:
+        """The head's outputs (N, O) or, with return_sequences, (N, T, O); ValueError naming
+        the sequences whose outputs are not finite (NaN logits would otherwise turn silently
+        into class 0)."""
+        net = self._network_for(fitted.config)
+        return check_outputs(net.predict_raw(fitted.state.params, seqs.X, seqs.core_lengths,
+                                             self.n_jobs))
 
     def stream(self, batch: int = 1) -> Any:
         """A runner of the fitted network one timestep at a time, for online prediction::
@@ -871,124 +653,67 @@ class _BaseRecurrentEstimator(BaseEstimator):
 
         The state lives in C++ and ``step(x, out=...)`` writes into a preallocated ``out``, so a
         loop allocates nothing. ``reset()`` starts a new sequence; ``state`` gets or sets the
-        hidden (and cell) state. The stream copies the current parameters. The regressor's
-        stream returns the outputs (n_outputs,) (or (batch, n_outputs)); the classifier's, the
-        class probabilities. Not available for bidirectional networks."""
-        check_is_fitted(self)
-        if self._config_["bidirectional"]:
+        hidden (and cell) state. NaN, infinity or values beyond the dtype's range are refused
+        (ValueError) and leave the state as it was. The stream copies the current parameters.
+        The regressor's stream returns the outputs (n_outputs,) (or (batch, n_outputs)); the
+        classifier's, the class probabilities. Not available for bidirectional networks."""
+        from ._memory import check_memory
+
+        fitted = self._require_fitted()
+        cfg = fitted.config
+        if cfg["bidirectional"]:
             raise ValueError("a bidirectional network needs the whole sequence; it cannot stream")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
-        cfg = self._config_
         check_memory([("stream state and workspace", int(batch) * cfg["num_layers"] * 8
-                       * cfg["hidden_size"] * self.params_.dtype.itemsize)],
+                       * cfg["hidden_size"] * fitted.dtype.itemsize)],
                      f"{type(self).__name__}.stream(batch={batch})")
-        return self._core_model.stream(self.params_, int(batch))
+        return self._network_for(cfg).stream(fitted.state.params, int(batch))
 
+    # -- saving ----------------------------------------------------------------------------------
     def save(self, path: Any) -> None:
         """Write the fitted estimator to ``path``: a portable ``.npz`` archive (parameters,
         hyperparameters, fitted attributes, optimizer state; no pickle), written atomically (a
-        temporary file in the same folder renamed over ``path``). Read it back with
-        :meth:`load` or :func:`lstm_native.load`."""
-        from ._persist import save_estimator
+        temporary file in the same folder renamed over ``path``). A save while another thread
+        trains writes the model of the last completed epoch. Read it back with :meth:`load`
+        or :func:`lstm_native.load`."""
+        self._save_model(path, self._require_fitted())
 
-        save_estimator(self, path)
+    def _save_model(self, path: Any, fitted: FittedModel) -> None:
+        from ._persist import save_model
+
+        save_model(path, type(self).__name__, self.get_params(deep=False), fitted)
 
     @classmethod
     def load(cls, path: Any) -> "_BaseRecurrentEstimator":
         """An estimator saved with :meth:`save`; ValueError naming the file if it is truncated,
         corrupted, not an lstm_native model, holds another estimator class or was written by
         a newer format version."""
-        from ._persist import load_estimator
+        from ._persist import load_model
 
-        return load_estimator(path, expected=cls)
+        return load_model(path, expected=cls)
 
-    def _head_width(self, Y: np.ndarray) -> int:
-        """The head's width for prepared targets ``Y``: classes or outputs."""
-        if self._loss == "softmax":
-            return len(self.classes_)
-        return Y.shape[-1]
+    @classmethod
+    def _from_saved(cls, hyperparams: dict, fitted: FittedModel) -> "_BaseRecurrentEstimator":
+        """An estimator with ``hyperparams`` and ``fitted`` (both already checked)."""
+        est = cls(**hyperparams)
+        est._fitted = fitted
+        est._network_for(fitted.config)
+        return est
+
+
+for _attr in _FITTED_ATTRS:  # the fitted attributes read the one FittedModel
+    setattr(_BaseRecurrentEstimator, _attr,
+            _fitted_property(_attr, f"(fitted) see the class docstring: {_attr}"))
+del _attr
 
 
 class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
-    """Recurrent-network regressor (LSTM, GRU or Elman RNN) with scikit-learn's API.
-
-    Parameters
-    ----------
-    cell : {"lstm", "gru", "rnn"}, default="lstm"
-        The recurrent cell ("rnn" is the tanh Elman RNN; "rnn_relu" uses relu).
-    hidden_size : int, default=32
-        Hidden units per layer and direction.
-    num_layers : int, default=1
-        Stacked recurrent layers.
-    dropout : float in [0, 1), default=0.0
-        Dropout on the outputs of every recurrent layer but the last (as PyTorch; no effect
-        with one layer), during training only.
-    bidirectional : bool, default=False
-        Also run every layer backwards in time; the head then reads the forward direction's
-        last state concatenated with the backward direction's final state.
-    return_sequences : bool, default=False
-        Predict at every step (sequence-to-sequence, y per step) instead of once per sequence.
-    solver : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
-        "adamw" is Adam with decoupled weight decay ``lr * alpha`` on the weight matrices.
-    alpha : float, default=1e-4
-        L2 penalty on the weight matrices (decoupled weight decay for "adamw").
-    batch_size : int or "auto", default="auto"
-        Sequences per minibatch; "auto" is ``min(200, n_samples)``. Larger values are clipped
-        to the number of training samples.
-    learning_rate : {"constant", "invscaling", "adaptive", "plateau"}, default="constant"
-        Learning-rate schedule, applied per epoch for every solver (see the module docstring).
-    learning_rate_init : float, default=1e-3
-    power_t : float, default=0.5
-        Exponent of "invscaling".
-    max_iter : int, default=200
-        Maximum number of epochs (one epoch per ``partial_fit`` call).
-    shuffle : bool, default=True
-        Shuffle the training sequences every epoch (seeded by ``random_state``).
-    random_state : int, RandomState or None
-        Seeds the initial weights, shuffling and dropout. With an int, fitting the same data
-        gives bit-identical predictions.
-    tol, n_iter_no_change : convergence test, as MLPRegressor (see the module docstring).
-    verbose : bool or int, default=False
-        1: one line per epoch (loss, validation score, time); 2: also learning rate, optimizer
-        steps, samples seen, best value so far, epochs without improvement, total time.
-    warm_start : bool, default=False
-        Continue from the current weights on ``fit`` (with a fresh optimizer, as MLP).
-    momentum, nesterovs_momentum : for solver="sgd" (sklearn's SGD with momentum).
-    early_stopping : bool, default=False
-        Hold out the *last* ``validation_fraction`` of the samples (in the given order, so
-        time-ordered windows validate on the future), stop when the validation score (R^2
-        here, accuracy for the classifier) stops improving, and restore the best weights.
-    validation_fraction : float, default=0.1
-    beta_1, beta_2, epsilon : Adam / AdamW, as PyTorch and Kingma & Ba's Algorithm 1
-        (epsilon added to the bias-corrected sqrt(v)). "rmsprop" uses epsilon and a fixed decay of
-        0.99 for its running mean of squared gradients (PyTorch's default), not beta_2.
-    max_grad_norm : float or None, default=5.0
-        Clip each minibatch gradient to this global L2 norm; None disables clipping.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of the network (parameters, computation and predictions).
-    n_jobs : int or None, default=None
-        Threads for training and prediction. None (or -1): automatic; a batch large enough is
-        split into independent parts run on separate threads, small ones run on one. k > 0:
-        at most k threads. Results are bit-identical for any value.
-
-    Attributes
-    ----------
-    loss_ : float, the last epoch's mean training loss.
-    loss_curve_ : list, the mean training loss of every epoch.
-    validation_scores_ : list or None, the validation score of every epoch (early stopping).
-    best_validation_score_ : float or None.
-    best_loss_ : float or None, the best training loss (None with early stopping, as MLP).
-    n_iter_ : int, epochs run by the last ``fit`` (cumulative over ``partial_fit`` calls).
-    t_ : int, training samples seen (sum over epochs).
-    n_features_in_ : int, features per step; for 2-D X the number of timesteps (sklearn's rule).
-    feature_names_in_ : array, for 2-D DataFrame input.
-    n_outputs_ : int, outputs per sequence (or per step).
-    params_ : ndarray (num_params,), every parameter in the core's layout
-        (see :meth:`named_parameters`).
-    """
+    __doc__ = ("Recurrent-network regressor (LSTM, GRU or Elman RNN) with scikit-learn's API.\n"
+               + _PARAMETERS_DOC.format(score="R^2", metric="r2", extra="", attrs=""))
 
     _loss = "mse"
+    _targets = RegressorTargets()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -996,140 +721,65 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
         tags.target_tags.single_output = True
         return tags
 
-    def _prepare_targets(self, y, seqs, first_pass, incremental, classes):
-        dtype = self._model_dtype() if first_pass else self.params_.dtype
-        N = seqs.n_samples
-        if self.return_sequences:
-            Y, y_ndim = pad_sequence_targets(y, seqs, dtype)
-        else:
-            arr = check_finite_array(y, "y", dtype=dtype, ndim=(1, 2))
-            check_n_samples(arr.shape[0], N)
-            y_ndim = arr.ndim
-            Y = np.ascontiguousarray(arr.reshape(N, -1))
-        if Y.shape[-1] < 1:
-            raise ValueError(f"y has no outputs (shape {np.shape(y)})")
-        if first_pass:
-            self._y_ndim_ = y_ndim
-            self.n_outputs_ = Y.shape[-1]
-        elif Y.shape[-1] != self.n_outputs_:
-            raise ValueError(f"y has {Y.shape[-1]} outputs, but {type(self).__name__} was "
-                             f"fitted with {self.n_outputs_}")
-        if not Y.flags.writeable:
-            Y = Y.copy()
-        return Y
-
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "LSTMRegressor":
         """One epoch over (X, y), continuing from the current weights and optimizer state."""
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def _format(self, out: np.ndarray, seqs: Sequences) -> Any:
-        out = out.astype(np.float64)  # sklearn's convention for predictions
-        if self._config_["return_sequences"]:
-            if self._y_ndim_ == 1:
-                out = out[..., 0]
-            if seqs.kind == "list":
-                return [out[i, : seqs.lengths[i]].copy() for i in range(seqs.n_samples)]
-            return out
-        return out[:, 0] if self._y_ndim_ == 1 else out
-
     def predict(self, X: Any) -> Any:
         """Predictions: (n_samples,) or (n_samples, n_outputs) as ``y`` in fit; with
         return_sequences (n_samples, n_timesteps[, n_outputs]), or a list of (T_i[, n_outputs])
         arrays for a list of variable-length sequences."""
-        seqs = self._check_X_predict(X)
-        return self._format(self._raw_predict(seqs), seqs)
-
-    def _internal_score(self, seqs, Y, sw):
-        out = self._raw_predict(seqs)
-        if out.ndim == 3:
-            mask = _valid_steps(seqs.lengths, out.shape[1])
-            w = None if sw is None else np.broadcast_to(sw[:, None], mask.shape)[mask]
-            return float(r2_score(Y[mask], out[mask], sample_weight=w))
-        return float(r2_score(Y, out, sample_weight=sw))
+        seqs, fitted = self._check_X_predict(X)
+        return self._targets.format(self._raw_predict(seqs, fitted), seqs, fitted)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """R^2 of the predictions (averaged uniformly over outputs); with return_sequences over
         every real step of every sequence (each step weighted by its sequence's weight)."""
         if not self.return_sequences:
             return super().score(X, y, sample_weight=sample_weight)
-        seqs = self._check_X_predict(X)
-        Y, _ = pad_sequence_targets(y, seqs, np.float64)
+        seqs, fitted = self._check_X_predict(X)
+        Y = self._targets.per_step_targets(y, seqs, np.float64)
         sw = check_sample_weight(sample_weight, seqs.n_samples, np.float64)
-        return self._internal_score(seqs, Y, sw)
+        return self._targets.score(self._raw_predict(seqs, fitted),
+                                   Dataset(seqs, Y, sw, per_step=True))
 
 
 class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
-    """Recurrent-network classifier (LSTM, GRU or Elman RNN) with scikit-learn's API.
-
-    Softmax output over ``classes_`` (also for two classes) and cross-entropy loss. One label
-    per sequence, or with ``return_sequences=True`` one label per step
-    (``(n_samples, n_timesteps)`` or a list of ``(T_i,)`` arrays).
-
-    The parameters and attributes are those of :class:`LSTMRegressor`; in addition ``classes_``
-    holds the class labels, and the early-stopping validation score is the accuracy.
-    """
+    __doc__ = (
+        "Recurrent-network classifier (LSTM, GRU or Elman RNN) with scikit-learn's API.\n\n"
+        "    Softmax output over ``classes_`` (also for two classes) and cross-entropy loss. One\n"
+        "    label per sequence, or with ``return_sequences=True`` one label per step\n"
+        "    (``(n_samples, n_timesteps)`` or a list of ``(T_i,)`` arrays).\n"
+        + _PARAMETERS_DOC.format(
+            score="accuracy", metric="accuracy",
+            extra=("    class_weight : dict, \"balanced\" or None, default=None\n"
+                   "        Weights of the classes in the loss, multiplying sample_weight (as\n"
+                   "        scikit-learn's classifiers; \"balanced\": n_samples / (n_classes *\n"
+                   "        count of the class) over the training labels).\n"),
+            attrs="\n    classes_ : ndarray (n_classes,), the class labels."))
 
     _loss = "softmax"
+    _targets = ClassifierTargets()
+    _parameter_constraints = {**_BaseRecurrentEstimator._parameter_constraints,
+                              "class_weight": [dict, StrOptions({"balanced"}), None]}
 
-    def _prepare_targets(self, y, seqs, first_pass, incremental, classes):
-        dtype = self._model_dtype() if first_pass else self.params_.dtype
-        N, T = seqs.X.shape[:2]
-        if self.return_sequences:
-            if isinstance(y, (list, tuple)) and seqs.kind == "list":
-                check_n_samples(len(y), N)
-                parts = []
-                for i, yi in enumerate(y):
-                    yi = column_or_1d(np.asarray(yi))
-                    if yi.shape[0] != seqs.lengths[i]:
-                        raise ValueError(f"y[{i}] has {yi.shape[0]} labels but X[{i}] has "
-                                         f"{seqs.lengths[i]} steps")
-                    parts.append(yi)
-                flat = np.concatenate(parts)
-            else:
-                labels = np.asarray(y)
-                if labels.ndim != 2 or labels.shape[0] != N or labels.shape[1] != T:
-                    raise ValueError(f"With return_sequences=True, y must hold one label per "
-                                     f"step: shape ({N}, {T}), got {labels.shape}")
-                parts = list(labels)
-                flat = labels.ravel()
-        else:
-            flat = column_or_1d(y, warn=True)
-            check_n_samples(flat.shape[0], N)
-            parts = None
-        if flat.dtype.kind in "fc":
-            assert_all_finite(flat, input_name="y")
-        check_classification_targets(flat)
+    def __init__(self, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1, *,
+                 class_weight: Any = None, **kwargs: Any) -> None:
+        super().__init__(cell, hidden_size, num_layers, **kwargs)
+        self.class_weight = class_weight
 
-        if incremental:
-            _check_partial_fit_first_call(self, classes)
-        if first_pass and not incremental:
-            self.classes_ = unique_labels(flat)
-        else:
-            present = unique_labels(flat)
-            if self.warm_start and not incremental:
-                if set(present) != set(self.classes_):
-                    raise ValueError(
-                        "warm_start can only be used where `y` has the same classes as in the "
-                        f"previous call to fit. Previously got {self.classes_}, `y` has "
-                        f"{present}")
-            elif len(np.setdiff1d(present, self.classes_)):
-                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                                 f"{self.classes_}. 'y' has {present}.")
-        if len(self.classes_) < 2:
-            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the "
-                             f"data, but the data contains only one class: {self.classes_[0]!r}")
-        self.n_outputs_ = 1
+    # scikit-learn reads the parameters from the signature of __init__, which must not hide
+    # them in **kwargs: the signature it sees is the base class's plus class_weight (the
+    # parameters are listed once, in _BaseRecurrentEstimator.__init__).
+    __init__.__signature__ = inspect.signature(_BaseRecurrentEstimator.__init__).replace(
+        parameters=[*inspect.signature(_BaseRecurrentEstimator.__init__).parameters.values(),
+                    inspect.Parameter("class_weight", inspect.Parameter.KEYWORD_ONLY,
+                                      default=None)])
 
-        def to_index(labels):
-            return np.searchsorted(self.classes_, labels).astype(dtype)
-
-        if parts is None:
-            return np.ascontiguousarray(to_index(flat))
-        Y = np.zeros((N, T), dtype=dtype)
-        for i, p in enumerate(parts):
-            Y[i, : len(p)] = to_index(p)
-        return Y
+    @property
+    def classes_(self) -> np.ndarray:
+        return self._require_fitted().classes
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
@@ -1138,71 +788,47 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
         first call, as for sklearn's incremental classifiers."""
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def _per_sequence(self, arr: np.ndarray, seqs: Sequences) -> Any:
-        if self._config_["return_sequences"] and seqs.kind == "list":
-            return [arr[i, : seqs.lengths[i]].copy() for i in range(seqs.n_samples)]
-        return arr
-
-    def predict_proba(self, X: Any) -> Any:
-        """Class probabilities (n_samples, n_classes), in the order of ``classes_``; with
-        return_sequences (n_samples, n_timesteps, n_classes) or a list of (T_i, n_classes)."""
-        seqs = self._check_X_predict(X)
-        return self._per_sequence(_softmax(self._raw_predict(seqs)), seqs)
-
     def stream(self, batch: int = 1) -> "_ProbabilityStream":
         return _ProbabilityStream(super().stream(batch))
 
     stream.__doc__ = _BaseRecurrentEstimator.stream.__doc__
 
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities (n_samples, n_classes), in the order of ``classes_``; with
+        return_sequences (n_samples, n_timesteps, n_classes) or a list of (T_i, n_classes)."""
+        seqs, fitted = self._check_X_predict(X)
+        return self._targets.per_sequence(_softmax(self._raw_predict(seqs, fitted)), seqs,
+                                          fitted)
+
     def predict_log_proba(self, X: Any) -> Any:
         """Logarithm of :meth:`predict_proba`."""
-        seqs = self._check_X_predict(X)
-        z = np.asarray(self._raw_predict(seqs), dtype=np.float64)
+        seqs, fitted = self._check_X_predict(X)
+        z = np.asarray(self._raw_predict(seqs, fitted), dtype=np.float64)
         z = z - z.max(axis=-1, keepdims=True)
         z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
-        return self._per_sequence(z, seqs)
+        return self._targets.per_sequence(z, seqs, fitted)
 
     def predict(self, X: Any) -> Any:
         """Class labels (n_samples,); with return_sequences (n_samples, n_timesteps) or a list
         of (T_i,) arrays."""
-        seqs = self._check_X_predict(X)
-        idx = np.argmax(self._raw_predict(seqs), axis=-1)
-        return self._per_sequence(self.classes_[idx], seqs)
-
-    def _internal_score(self, seqs, Y, sw):
-        pred = np.argmax(self._raw_predict(seqs), axis=-1)
-        if pred.ndim == 2:
-            mask = _valid_steps(seqs.lengths, pred.shape[1])
-            w = None if sw is None else np.broadcast_to(sw[:, None], mask.shape)[mask]
-            return float(accuracy_score(Y[mask].astype(np.int64), pred[mask], sample_weight=w))
-        return float(accuracy_score(Y.astype(np.int64), pred, sample_weight=sw))
+        seqs, fitted = self._check_X_predict(X)
+        idx = np.argmax(self._raw_predict(seqs, fitted), axis=-1)
+        return self._targets.per_sequence(fitted.classes[idx], seqs, fitted)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy; with return_sequences over every real step of every sequence."""
         if not self.return_sequences:
             return super().score(X, y, sample_weight=sample_weight)
-        seqs = self._check_X_predict(X)
-        pred = self.predict(X)
-        if seqs.kind == "list":
-            y_true = np.concatenate([column_or_1d(np.asarray(v)) for v in y])
-            y_pred = np.concatenate(pred)
-            w = None
-            if sample_weight is not None:
-                sw = check_sample_weight(sample_weight, seqs.n_samples, np.float64)
-                w = np.repeat(sw, seqs.lengths)
-        else:
-            y_true = np.asarray(y).ravel()
-            y_pred = np.asarray(pred).ravel()
-            w = None
-            if sample_weight is not None:
-                sw = check_sample_weight(sample_weight, seqs.n_samples, np.float64)
-                w = np.repeat(sw, seqs.X.shape[1])
-        if y_true.shape != y_pred.shape:
-            raise ValueError(f"y has {y_true.size} labels but X has {y_pred.size} steps")
-        return float(accuracy_score(y_true, y_pred, sample_weight=w))
+        seqs, _ = self._check_X_predict(X)
+        return self._targets.sequence_accuracy(y, self.predict(X), seqs, sample_weight)
 
 
-__all__ = ["LSTMClassifier", "LSTMRegressor", "initial_parameters"]
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
 
 
 class _ProbabilityStream:
@@ -1217,11 +843,10 @@ class _ProbabilityStream:
                 self._stream.batch, self._stream.output_size)
             if not (isinstance(out, np.ndarray) and out.dtype.kind == "f"
                     and out.shape == shape and out.flags.writeable):
-                raise ValueError(
-                    f"out must be a writeable float array of shape {shape} (class "
-                    f"probabilities), got "
-                    f"{type(out).__name__ if not isinstance(out, np.ndarray) else out.dtype}"
-                    f"{'' if not isinstance(out, np.ndarray) else ' ' + str(out.shape)}")
+                got = (f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray)
+                       else type(out).__name__)
+                raise ValueError(f"out must be a writeable float array of shape {shape} (class "
+                                 f"probabilities), got {got}")
         p = _softmax(self._stream.step(x))
         if out is None:
             return p
@@ -1238,3 +863,8 @@ class _ProbabilityStream:
     @state.setter
     def state(self, value: Any) -> None:
         self._stream.state = value
+
+
+ESTIMATORS = {"LSTMRegressor": LSTMRegressor, "LSTMClassifier": LSTMClassifier}
+
+__all__ = ["ESTIMATORS", "LSTMClassifier", "LSTMRegressor", "InputSpec"]

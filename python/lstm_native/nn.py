@@ -34,20 +34,9 @@ from ._memory import (check_memory, fits_without_checking, needs_copy, peek_shap
 
 # The core's cells: LSTM, GRU, Elman RNN (tanh, relu), the LSTM variants of Greff et al.
 # ("LSTM: A Search Space Odyssey") and the two gate-free alternatives (see cells.hpp).
-CELLS = tuple(_core.CELLS)
-_CELL_ALIASES = {"rnn": "rnn_tanh"}
+from ._network import CELLS, canonical_cell  # noqa: E402  (re-exported)
 
 State = Union[np.ndarray, "tuple[np.ndarray, np.ndarray]"]
-
-
-def canonical_cell(cell: str) -> str:
-    """The core's name for ``cell`` ("rnn" means the tanh RNN); ValueError if unknown."""
-    if not isinstance(cell, str):
-        raise TypeError(f"cell must be a string, got {type(cell).__name__}")
-    name = _CELL_ALIASES.get(cell, cell)
-    if name not in CELLS:
-        raise ValueError(f"cell must be one of {CELLS + tuple(_CELL_ALIASES)}, got {cell!r}")
-    return name
 
 
 def _all_finite(a: np.ndarray) -> bool:

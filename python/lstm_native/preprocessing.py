@@ -90,7 +90,8 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return tags
 
     def _reset(self) -> None:
-        for attr in ("mean_", "var_", "scale_", "n_samples_seen_", "_m2", "_mean"):
+        for attr in ("mean_", "var_", "scale_", "n_samples_seen_", "_m2", "_mean",
+                     "_input_spec"):
             self.__dict__.pop(attr, None)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -105,7 +106,16 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self._partial_fit(X, reset=not hasattr(self, "n_samples_seen_"))
 
     def _partial_fit(self, X: Any, reset: bool) -> "SequenceScaler":
-        seqs = check_sequences(X, dtype=_float_dtype(X), estimator=self, reset=reset)
+        seqs = check_sequences(X, dtype=_float_dtype(X), estimator=self, reset=reset,
+                               spec=None if reset else self._input_spec)
+        if reset:
+            spec = seqs.spec
+            self._input_spec = spec
+            self.n_features_in_ = spec.n_features_in
+            if spec.feature_names_in is not None:
+                self.feature_names_in_ = spec.feature_names_in
+            else:
+                self.__dict__.pop("feature_names_in_", None)
         T = seqs.X.shape[1]
         mask = np.arange(T)[None, :] < seqs.lengths[:, None]
         obs = np.asarray(seqs.X[mask], dtype=np.float64)  # (M, D)
@@ -137,7 +147,8 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> Any:
         """Standardize X; returns the input's form (2-D, 3-D or a list)."""
         check_is_fitted(self)
-        seqs = check_sequences(X, dtype=_float_dtype(X), estimator=self, reset=False)
+        seqs = check_sequences(X, dtype=_float_dtype(X), estimator=self, reset=False,
+                               spec=self._input_spec)
         Z = seqs.X  # a fresh or converted array: check_sequences copies unless X was one already
         if Z is X or (isinstance(X, np.ndarray) and np.shares_memory(Z, X)):
             Z = Z.copy()
@@ -150,7 +161,8 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def inverse_transform(self, X: Any) -> Any:
         """Undo :meth:`transform`; returns the input's form."""
         check_is_fitted(self)
-        seqs = check_sequences(X, dtype=_float_dtype(X), estimator=self, reset=False)
+        seqs = check_sequences(X, dtype=_float_dtype(X), estimator=self, reset=False,
+                               spec=self._input_spec)
         Z = seqs.X
         if Z is X or (isinstance(X, np.ndarray) and np.shares_memory(Z, X)):
             Z = Z.copy()

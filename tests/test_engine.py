@@ -1,0 +1,237 @@
+"""The training engine and its callbacks, the one TrainState, eval_set, class_weight, and the
+cheap paths of fitting (no prediction pass over the training data when a bound rules out
+overflow; ragged input validated in one vectorized pass)."""
+
+import copy
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+import lstm_native
+from lstm_native import LSTMClassifier, LSTMRegressor, _network
+from lstm_native._state import TrainState
+from lstm_native._validation import check_sequences
+from lstm_native.callbacks import (Callback, EarlyStopping, LearningRateScheduler,
+                                   ModelCheckpoint, ReduceLROnPlateau)
+
+quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def data(n=60, T=5, D=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, T, D))
+    return X, X[:, :, 0].mean(axis=1) + 0.5 * X[:, -1, -1]
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, env):
+        self.events.append(("begin", env.state.n_iter))
+
+    def on_epoch_begin(self, env):
+        self.events.append(("epoch_begin", env.epoch))
+
+    def on_epoch_end(self, env):
+        self.events.append(("epoch_end", env.epoch, env.loss, env.score, env.state.lr))
+
+    def on_train_end(self, env):
+        self.events.append(("end", env.state.n_iter, env.interrupted))
+
+
+@quiet
+def test_callbacks_see_every_epoch_in_order():
+    X, y = data()
+    rec = Recorder()
+    est = LSTMRegressor(hidden_size=4, max_iter=3, tol=0.0, random_state=0,
+                        callbacks=[rec]).fit(X, y)
+    kinds = [e[0] for e in rec.events]
+    assert kinds == ["begin"] + ["epoch_begin", "epoch_end"] * 3 + ["end"]
+    losses = [e[2] for e in rec.events if e[0] == "epoch_end"]
+    assert losses == est.loss_curve_
+    assert rec.events[-1] == ("end", 3, False)
+
+
+@quiet
+def test_a_callback_stops_training_and_changes_the_learning_rate():
+    class StopAt2(Callback):
+        def on_epoch_end(self, env):
+            return env.epoch == 1
+
+    X, y = data()
+    est = LSTMRegressor(hidden_size=4, max_iter=50, callbacks=[StopAt2()], random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # stopped: no warning
+        est.fit(X, y)
+    assert est.n_iter_ == 2
+    lrs = []
+
+    class Spy(Callback):
+        def on_epoch_begin(self, env):
+            lrs.append(env.state.lr)
+
+    LSTMRegressor(hidden_size=4, max_iter=4, random_state=0, callbacks=[
+        LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1)), Spy()]).fit(X, y)
+    assert lrs == pytest.approx([0.1, 0.05, 0.1 / 3, 0.025])
+    with pytest.raises(ValueError, match="learning-rate schedule gave"):
+        LSTMRegressor(hidden_size=4, max_iter=2, callbacks=[
+            LearningRateScheduler(lambda e, lr: -1.0)]).fit(X, y)
+
+
+@quiet
+def test_learning_rate_schedule_changes_training():
+    X, y = data()
+    a = LSTMRegressor(hidden_size=4, max_iter=3, random_state=0).fit(X, y)
+    b = LSTMRegressor(hidden_size=4, max_iter=3, random_state=0, callbacks=[
+        LearningRateScheduler(lambda e, lr: 0.05)]).fit(X, y)
+    assert not np.array_equal(a.params_, b.params_)
+
+
+@quiet
+def test_model_checkpoint_writes_loadable_files_of_the_epoch(tmp_path):
+    X, y = data()
+    path = tmp_path / "ckpt.npz"
+    seen = {}
+
+    class Keep(Callback):
+        def on_epoch_end(self, env):
+            seen[env.state.n_iter] = env.state.params.copy()
+
+    est = LSTMRegressor(hidden_size=4, max_iter=5, tol=0.0, random_state=0,
+                        callbacks=[Keep(), ModelCheckpoint(path, every=2)]).fit(X, y)
+    ckpt = lstm_native.load(path)
+    assert ckpt.n_iter_ == 4  # epochs 2 and 4 were saved; the last one wins
+    np.testing.assert_array_equal(ckpt.params_, seen[4])
+    assert ckpt.loss_curve_ == est.loss_curve_[:4]
+    # a checkpoint continues training like the estimator did from that epoch
+    with pytest.raises(ValueError, match="every"):
+        ModelCheckpoint(path, every=0)
+
+
+@quiet
+def test_eval_set_scores_and_early_stopping_on_it():
+    X, y = data(n=100)
+    Xv, yv = data(n=30, seed=1)
+    est = LSTMRegressor(hidden_size=6, max_iter=6, tol=0.0, random_state=0)
+    est.fit(X, y, eval_set=[(Xv, yv), (X[:10], y[:10])])
+    res = est.evals_result_
+    assert set(res) == {"validation_0", "validation_1"}
+    assert len(res["validation_0"]["r2"]) == est.n_iter_ == 6
+    assert res["validation_0"]["r2"][-1] == pytest.approx(est.score(Xv, yv), abs=1e-6)
+    assert est.validation_scores_ is None and est.t_ == 600  # no validation split
+    es = LSTMRegressor(hidden_size=6, max_iter=300, early_stopping=True, n_iter_no_change=3,
+                       learning_rate_init=0.05, random_state=0).fit(X, y, eval_set=(Xv, yv))
+    assert es.t_ == 100 * es.n_iter_  # trained on all of X: eval_set is the validation data
+    assert es.validation_scores_ == es.evals_result_["validation_0"]["r2"]
+    assert es.score(Xv, yv) == pytest.approx(es.best_validation_score_, abs=1e-6)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        est.fit(X, y, eval_set=(np.zeros((4, 5, 3)), np.zeros(4)))
+    with pytest.raises(ValueError, match="eval_set must be"):
+        est.fit(X, y, eval_set=[Xv])
+
+
+@quiet
+def test_class_weight():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 4, 2))
+    y = np.where(X[:, -1, 0] > 0.8, "rare", "common")
+    kw = dict(hidden_size=4, max_iter=3, random_state=0)
+    balanced = LSTMClassifier(class_weight="balanced", **kw).fit(X, y)
+    counts = {c: (y == c).sum() for c in ("common", "rare")}
+    sw = np.array([90 / (2 * counts[c]) for c in y])
+    explicit = LSTMClassifier(**kw).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(balanced.params_, explicit.params_, rtol=1e-6)
+    d = LSTMClassifier(class_weight={"rare": 3.0}, **kw).fit(X, y)
+    sw2 = np.where(y == "rare", 3.0, 1.0)
+    np.testing.assert_allclose(d.params_, LSTMClassifier(**kw).fit(X, y, sample_weight=sw2)
+                               .params_, rtol=1e-6)
+    with pytest.raises(ValueError, match="not supported for partial_fit"):
+        LSTMClassifier(class_weight="balanced", **kw).partial_fit(X, y, classes=["common", "rare"])
+    with pytest.raises(ValueError, match="return_sequences=False"):
+        LSTMClassifier(class_weight="balanced", return_sequences=True, **kw).fit(
+            X, np.zeros((90, 4), int) + (X[:, :, 0] > 0))
+
+
+def test_train_state_copies_are_independent():
+    rng = np.random.RandomState(0)
+    st = TrainState.fresh(np.ones(5), 0.1, rng, validating=True)
+    st.record_epoch(0.5, 10, 0.2, tol=0.0)
+    c = st.copy()
+    c.params[0] = 7.0
+    c.loss_curve.append(1.0)
+    c.rng.randint(10)
+    assert st.params[0] == 1.0 and st.loss_curve == [0.5]
+    assert st.rng.randint(1000) == np.random.RandomState(0).randint(1000)
+    assert st.best_validation_score == 0.2 and st.best_params is not None
+    assert pickle.loads(pickle.dumps(st)).scalars() == st.scalars()
+
+
+@quiet
+def test_fitted_attributes_are_read_only_views_of_one_model():
+    X, y = data()
+    est = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0).fit(X, y)
+    for name in ("n_iter_", "loss_curve_", "t_", "n_features_in_", "loss_"):
+        with pytest.raises(AttributeError):
+            setattr(est, name, 1)
+    with pytest.raises(ValueError, match="params_ must have shape"):
+        est.params_ = np.zeros(3)
+    est.params_ = est.params_ * 0  # replaced as a whole
+    assert np.all(est.params_ == 0)
+    assert not hasattr(LSTMRegressor(), "n_iter_")
+
+
+@quiet
+def test_no_prediction_pass_after_fit_when_a_bound_rules_out_overflow(monkeypatch):
+    calls = []
+    real = _network.Network.predict_raw
+
+    def counting(self, *a, **k):
+        calls.append(a[1].shape[0])
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(_network.Network, "predict_raw", counting)
+    X, y = data(n=80)
+    LSTMRegressor(hidden_size=4, max_iter=3, random_state=0).fit(X, y)
+    assert calls == []  # bounded cell, moderate weights: nothing to look at
+    LSTMRegressor(cell="rnn_relu", hidden_size=4, max_iter=3, random_state=0).fit(X, y)
+    assert calls == [80]  # relu can overflow: the final weights are checked once
+    est = LSTMRegressor(hidden_size=4, max_iter=3, random_state=0).fit(X, y)
+    assert est.network_config_["cell"] == "lstm"
+    net = _network.Network(est.network_config_)
+    assert net.outputs_bounded(est.params_, 10.0, 5)
+    assert not net.outputs_bounded(est.params_ * 1e36, 10.0, 5)
+
+
+def test_ragged_lists_are_validated_in_one_pass_with_the_same_result():
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((int(rng.integers(1, 9)), 3)) for _ in range(40)]
+    fast = check_sequences(X, dtype=np.float32)
+    slow = check_sequences([x.tolist() for x in X], dtype=np.float32)  # per-sequence path
+    np.testing.assert_array_equal(fast.X, slow.X)
+    np.testing.assert_array_equal(fast.lengths, slow.lengths)
+    bad = copy.deepcopy(X)
+    bad[17] = np.ones((4, 3))
+    bad[17][2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X\[17\] contains NaN"):
+        check_sequences(bad, dtype=np.float64)
+    big = [x * 1e300 for x in X]
+    with pytest.raises(ValueError, match=r"X\[\d+\] contains infinity"):
+        check_sequences(big, dtype=np.float32)
+
+
+@quiet
+def test_user_early_stopping_and_plateau_callbacks():
+    X, y = data()
+    rec = Recorder()
+    est = LSTMRegressor(hidden_size=4, max_iter=200, tol=1e9, n_iter_no_change=np.inf,
+                        random_state=0, callbacks=[EarlyStopping(patience=2), rec]).fit(X, y)
+    assert est.n_iter_ == 1 + 3  # best after epoch 1, then 3 epochs without improvement
+    est = LSTMRegressor(hidden_size=4, max_iter=200, tol=1e9, n_iter_no_change=np.inf,
+                        learning_rate_init=0.01, random_state=0,
+                        callbacks=[ReduceLROnPlateau(factor=0.1, patience=0, min_lr=1e-4)])
+    est.fit(X, y)
+    assert est.learning_rate_ == pytest.approx(1e-4) and est.n_iter_ == 1 + 3
