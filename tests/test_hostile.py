@@ -538,3 +538,105 @@ def test_a_failing_first_fit_leaves_the_estimator_unfitted():
     with pytest.raises(_Boom):
         est.fit(X, y)
     assert not hasattr(est, "params_") and not hasattr(est, "n_features_in_")
+
+
+# ------------------------------------------------------------------------------------------
+# the attack suite: random public API calls from two threads never crash or hang
+# ------------------------------------------------------------------------------------------
+RANDOM_CALLS = """
+    import json, os, pickle, random, sys, tempfile, threading, time, traceback, warnings
+    import numpy as np
+    warnings.simplefilter("ignore")
+    import lstm_native
+    from lstm_native import LSTMClassifier, LSTMRegressor, nn
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    rng0 = np.random.default_rng(0)
+    X = rng0.standard_normal((40, 6, 3)); y = X[:, -1, 0]; yc = (y > 0).astype(int)
+    ragged = [rng0.standard_normal((int(n), 3)) for n in rng0.integers(1, 8, 40)]
+    tmp = tempfile.mkdtemp()
+    shared = {"reg": LSTMRegressor(hidden_size=8, max_iter=2, random_state=0),
+              "clf": LSTMClassifier(hidden_size=8, max_iter=2, random_state=0),
+              "layer": nn.LSTM(3, 8, random_state=0)}
+    streams = {}
+    EXPECTED = (ValueError, TypeError, RuntimeError, NotFittedError, AttributeError)
+    unexpected, counts = [], {}
+
+    def bad_x(r):
+        return r.choice([X, X[:, :, :2], X.astype(np.float32), X[::2], ragged, X[:, 0],
+                         np.full((3, 6, 3), np.nan), X * 1e30, [[1.0, "a"]], None, X[:0],
+                         np.asfortranarray(X), X.astype(complex)])
+
+    def call(r):
+        est = shared[r.choice(["reg", "clf"])]
+        tgt = yc if isinstance(est, LSTMClassifier) else y
+        op = r.choice(["fit", "partial_fit", "predict", "score", "save", "load", "stream",
+                       "set_params", "clone", "pickle", "named", "layer", "backward"])
+        counts[op] = counts.get(op, 0) + 1
+        if op == "fit":
+            kw = {}
+            if r.random() < 0.3:
+                kw["sample_weight"] = r.choice([np.zeros(40), np.ones(40), -np.ones(40)])
+            est.fit(X if r.random() < 0.7 else bad_x(r), tgt, **kw)
+        elif op == "partial_fit":
+            kw = {"classes": [0, 1]} if isinstance(est, LSTMClassifier) else {}
+            est.partial_fit(X, tgt, **kw)
+        elif op == "predict":
+            est.predict(X if r.random() < 0.6 else bad_x(r))
+        elif op == "score":
+            est.score(X, tgt)
+        elif op == "save":
+            est.save(os.path.join(tmp, f"m{r.randint(0, 3)}.npz"))
+        elif op == "load":
+            p = os.path.join(tmp, f"m{r.randint(0, 3)}.npz")
+            if os.path.exists(p):
+                lstm_native.load(p).predict(X[:2])
+        elif op == "stream":
+            s = streams.get(id(est)) or est.stream()
+            streams[id(est)] = s
+            s.step(r.choice([X[0, 0], np.array([np.nan, 0, 0]), X[0, 0, :2], X[:1, 0]]))
+        elif op == "set_params":
+            est.set_params(**r.choice([{"hidden_size": r.choice([4, 8])},
+                                       {"warm_start": r.random() < 0.5},
+                                       {"early_stopping": r.random() < 0.3},
+                                       {"cell": r.choice(["lstm", "gru", "rnn"])},
+                                       {"n_jobs": r.choice([None, 1, 2, -1])},
+                                       {"dtype": r.choice(["float32", "float64"])}]))
+        elif op == "clone":
+            clone(est).set_params(max_iter=1).fit(X, tgt)
+        elif op == "pickle":
+            pickle.loads(pickle.dumps(est))
+        elif op == "named":
+            est.named_parameters()
+        elif op == "layer":
+            shared["layer"].forward(r.choice([X, X[:, :3], X.astype(np.float32)]),
+                                    lengths=r.choice([None, np.full(40, 6), np.arange(40) % 6 + 1]))
+        elif op == "backward":
+            shared["layer"].backward(np.ones((40, 6, 8)))
+
+    def worker(seed, deadline):
+        r = random.Random(seed)
+        while time.time() < deadline:
+            try:
+                call(r)
+            except EXPECTED:
+                pass
+            except Exception as e:
+                unexpected.append(f"{type(e).__name__}: {e}"[:300])
+
+    deadline = time.time() + float(sys.argv[1]) if len(sys.argv) > 1 else time.time() + {seconds}
+    threads = [threading.Thread(target=worker, args=(s, deadline)) for s in range(2)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print(json.dumps({"counts": counts, "unexpected": unexpected[:20]}))
+"""
+
+
+def test_random_api_calls_from_two_threads_never_crash_or_hang():
+    import json
+
+    proc = run_python(RANDOM_CALLS.replace("{seconds}", "8"), timeout=120)
+    res = json.loads(ok(proc).strip().splitlines()[-1])
+    assert sum(res["counts"].values()) > 200, res["counts"]
+    assert not res["unexpected"], res["unexpected"]

@@ -1,17 +1,26 @@
 """est.save(path) / lstm_native.load(path): a portable .npz (no pickle), written atomically;
-damaged, foreign or newer files are refused with a ValueError naming the file."""
+damaged, foreign, crafted or newer files are refused with a ValueError naming the file (see
+also test_load_attacks.py); save refuses to replace anything but a regular file."""
 
+import dataclasses
 import json
+import math
 import os
+import re
+import stat
+import subprocess
+import sys
+import threading
+import time
 import warnings
 import zipfile
-
-import numpy as np
-import pytest
-from sklearn.exceptions import ConvergenceWarning
+import zlib
 
 import lstm_native
+import numpy as np
+import pytest
 from lstm_native import LSTMClassifier, LSTMRegressor, _persist
+from sklearn.exceptions import ConvergenceWarning
 
 
 def _fit(est, X, y):
@@ -54,6 +63,14 @@ CASES = {
     "classifier-per-step": lambda: (
         LSTMClassifier(hidden_size=4, return_sequences=True, max_iter=2, random_state=7),
         _data()[0], (_data()[0][:, :, 0] > 0).astype(int)),
+    # a cell whose parameter count the format's formula only bounds (see _persist)
+    "peephole-2-layers-bidirectional": lambda: (
+        LSTMRegressor(cell="lstm_peephole", hidden_size=3, num_layers=2, bidirectional=True,
+                      max_iter=2, random_state=8), *_data()),
+    "classifier-class-weight": lambda: (
+        LSTMClassifier(hidden_size=4, max_iter=2, random_state=9,
+                       class_weight={"down": 2.0, "up": 0.5, "flat": 1.0}), _data()[0],
+        np.array(["down", "up", "flat"])[np.arange(40) % 3]),
 }
 
 
@@ -146,7 +163,8 @@ def test_unfitted_and_unsavable_estimators():
         LSTMRegressor().save("never.npz")
     X, y = _data()
     clf = _fit(LSTMClassifier(hidden_size=3, max_iter=1, random_state=0), X, y > 0)
-    clf.classes_ = np.array([1, ("a", 2)], dtype=object)  # no array type holds these
+    # classes_ is read-only: the labels are swapped in the estimator's one fitted model
+    clf._fitted = dataclasses.replace(clf._fitted, classes=np.array([1, ("a", 2)], dtype=object))
     with pytest.raises(ValueError, match="without pickle"):
         clf.save("never.npz")
     assert not os.path.exists("never.npz")
@@ -272,3 +290,369 @@ def test_inconsistent_arrays_are_refused(saved, tmp_path):
     with pytest.raises(ValueError, match="holds an estimator of class LSTMClassifier, not "
                                          "LSTMRegressor"):
         LSTMRegressor.load(saved)
+
+
+def test_eval_scores_round_trip(tmp_path):
+    X, y = _data()
+    est = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y, eval_set=[(X[:10], y[:10]), (X[10:], y[10:])])
+    est.save(tmp_path / "m.npz")
+    loaded = lstm_native.load(tmp_path / "m.npz")
+    assert loaded.evals_result_ == est.evals_result_
+    assert loaded.learning_rate_ == est.learning_rate_
+
+
+# ------------------------------------------------------------------------------------------
+# hostile files: every field is checked before it is used
+# ------------------------------------------------------------------------------------------
+_USE_AFTER_LOAD = """
+import sys, warnings
+import numpy as np
+import lstm_native
+
+warnings.simplefilter("ignore")
+try:
+    est = lstm_native.load(sys.argv[1])
+except ValueError as e:
+    print("refused:", e)
+    sys.exit(0)
+X = np.random.default_rng(0).standard_normal((40, 6, 3))
+est.partial_fit(X, X[:, 0, 0] > 0)  # draws from the restored random state
+print("trained")
+"""
+
+
+def test_random_state_out_of_range_is_refused(saved, tmp_path):
+    # checksums consistent (the arrays are unchanged): only the field check can refuse it
+    bad = _rewrite(saved, tmp_path / "pos.npz",
+                   change_meta=lambda m: m["random_state"].update(pos=10**9))
+    _expect_refused(bad, r"random_state entry 'pos': 1000000000 \(expected an int in \[0, 624\]")
+    # It used to load, and partial_fit then read out of NumPy's Mersenne Twister state (a
+    # segfault): in a subprocess, so that a crash fails this test instead of killing pytest.
+    proc = subprocess.run([sys.executable, "-c", _USE_AFTER_LOAD, str(bad)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.startswith("refused:"), proc.stdout
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m["random_state"].update(pos=-1), "random_state entry 'pos'"),
+    (lambda m: m["random_state"].update(pos=625), "random_state entry 'pos'"),
+    (lambda m: m["random_state"].update(pos=True), "random_state entry 'pos'"),
+    (lambda m: m["random_state"].update(pos=3.0), "random_state entry 'pos'"),
+    (lambda m: m["random_state"].update(has_gauss=2), "random_state entry 'has_gauss'"),
+    (lambda m: m["random_state"].update(has_gauss=True), "random_state entry 'has_gauss'"),
+    (lambda m: m["random_state"].update(cached_gaussian=math.nan), "'cached_gaussian'"),
+    (lambda m: m["random_state"].update(cached_gaussian="0"), "'cached_gaussian'"),
+    (lambda m: m["random_state"].update(kind="PCG64"), "random_state entry 'kind'"),
+    (lambda m: m["random_state"].pop("pos"), "random_state entry 'pos' is missing"),
+    (lambda m: m["random_state"].update(seed=1), "unknown random_state entries"),
+    (lambda m: m.update(random_state=[1, 2]), "metadata entry 'random_state'"),
+    (lambda m: m.pop("random_state"), "random_state and the array random_state_keys"),
+])
+def test_invalid_random_state_is_refused(saved, tmp_path, edit, match):
+    _expect_refused(_rewrite(saved, tmp_path / "bad.npz", change_meta=edit), match)
+
+
+@pytest.mark.parametrize("edit, match", [
+    # fitted attributes: types (JSON true is not an int), ranges, consistency
+    (lambda f: f.update(n_features_in_=True), "fitted attribute 'n_features_in_'"),
+    (lambda f: f.update(n_features_in_=10**30), "fitted attribute 'n_features_in_'"),
+    (lambda f: f.update(n_outputs_=1.0), "fitted attribute 'n_outputs_'"),
+    (lambda f: f.update(n_outputs_=2), "a classifier has one output"),
+    (lambda f: f.update(_y_ndim_=3), "fitted attribute '_y_ndim_'"),
+    (lambda f: f.update(_y_ndim_=2), "a classifier has one output"),
+    (lambda f: f.update(t_=-1), "fitted attribute 't_'"),
+    (lambda f: f.update(n_iter_=None), "fitted attribute 'n_iter_'"),
+    (lambda f: f.update(_step=10**30), "fitted attribute '_step'"),
+    (lambda f: f.update(_no_improvement_count=False), "'_no_improvement_count'"),
+    (lambda f: f.update(_lr=math.nan), "fitted attribute '_lr'"),
+    (lambda f: f.update(_lr=-1e-3), "fitted attribute '_lr'"),
+    (lambda f: f.update(_lr="0.001"), "fitted attribute '_lr'"),
+    (lambda f: f.update(loss_=math.inf), "fitted attribute 'loss_'"),
+    (lambda f: f.update(loss_curve_=[0.5, math.nan]), "fitted attribute 'loss_curve_'"),
+    (lambda f: f.update(loss_curve_=[[0.5]]), "fitted attribute 'loss_curve_'"),
+    (lambda f: f.update(loss_curve_="0.5"), "fitted attribute 'loss_curve_'"),
+    (lambda f: f.update(best_loss_=-math.inf), "fitted attribute 'best_loss_'"),
+    (lambda f: f.update(best_loss_=None), "convergence bookkeeping is inconsistent"),
+    (lambda f: f.update(best_validation_score_=0.5), "convergence bookkeeping"),
+    (lambda f: f.update(validation_scores_=[0.5, "x"]), "'validation_scores_'"),
+    (lambda f: f.update(eval_scores={"validation_0": [math.nan]}), "'eval_scores'"),
+    (lambda f: f.update(_input_kind_="2d"), "2-D input has one feature per step"),
+    (lambda f: f.update(_step_features_=4), "features per step and the network's input"),
+    (lambda f: f.pop("t_"), "fitted attribute 't_' is missing"),
+])
+def test_invalid_fitted_attributes_are_refused(saved, tmp_path, edit, match):
+    bad = _rewrite(saved, tmp_path / "bad.npz", change_meta=lambda m: edit(m["fitted"]))
+    _expect_refused(bad, match)
+
+
+@pytest.mark.parametrize("edit, match", [
+    # the network configuration
+    (lambda m: m["config"].update(hidden_size=True), "configuration entry 'hidden_size'"),
+    (lambda m: m["config"].update(num_layers=2**40), "configuration entry 'num_layers'"),
+    (lambda m: m["config"].update(output_size=0), "configuration entry 'output_size'"),
+    (lambda m: m["config"].update(dropout=1.0), "configuration entry 'dropout'"),
+    (lambda m: m["config"].update(dropout=math.nan), "configuration entry 'dropout'"),
+    (lambda m: m["config"].update(bidirectional=1), "configuration entry 'bidirectional'"),
+    (lambda m: m["config"].update(cell="rnn"), "configuration entry 'cell'"),
+    (lambda m: m["config"].update(loss="mse"), "loss 'mse' is not that of a LSTMClassifier"),
+    (lambda m: m["config"].update(bias=True), "unknown network configuration entries"),
+    (lambda m: m["config"].pop("dtype"), "configuration entry 'dtype' is missing"),
+    # hyperparameters: JSON form, then the estimator's own validation
+    (lambda m: m["params"].update(hidden_size=True), "invalid hyperparameters"),
+    (lambda m: m["params"].update(n_jobs=2**40), "invalid hyperparameters"),
+    (lambda m: m["params"].update(random_state=10**30), "invalid hyperparameters"),
+    (lambda m: m["params"].update(alpha=[[1e-4]]), "hyperparameter 'alpha'"),
+    (lambda m: m["params"].update(callbacks=[1]), "hyperparameter 'callbacks'"),
+    (lambda m: m["params"].update(class_weight=[[True, -1.0]]), "'class_weight'"),
+    (lambda m: m["params"].update(class_weight={"a": 1}), "'class_weight'"),
+    # top level
+    (lambda m: m.update(extra=1), "unknown metadata entries"),
+    (lambda m: m.update(classes_object="yes"), "metadata entry 'classes_object'"),
+    (lambda m: m.update(feature_names_in_=[1, 2, 3]), "metadata entry 'feature_names_in_'"),
+    (lambda m: m.update(feature_names_in_=["a", "b", "c"]), "feature_names_in_ has 3 names"),
+    (lambda m: m.update(lstm_native_version=1), "metadata entry 'lstm_native_version'"),
+    (lambda m: m.update(format_version=True), "invalid format version"),
+    (lambda m: m["sha256"].update(params_="abc"), "checksum of 'params_' is 'abc'"),
+    (lambda m: m["sha256"].update(weights="0" * 64), "checksums for arrays that are not"),
+])
+def test_invalid_metadata_fields_are_refused(saved, tmp_path, edit, match):
+    _expect_refused(_rewrite(saved, tmp_path / "bad.npz", change_meta=edit), match)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: a.__setitem__("optimizer_m", np.full_like(a["optimizer_m"], np.inf)),
+     "moments contain NaN or infinity"),
+    (lambda a: a.__setitem__("optimizer_v", -np.ones_like(a["optimizer_v"])), "negative"),
+    (lambda a: a.__setitem__("classes_", a["classes_"][::-1]), "not sorted and unique"),
+    (lambda a: a.__setitem__("classes_", np.array([True, True])), "not sorted and unique"),
+    (lambda a: a.__setitem__("classes_", np.array([0.0, np.nan])), "NaN"),
+    (lambda a: a.__setitem__("classes_", np.array([b"a", b"b"])), r"classes_ has dtype '\|S1'"),
+    (lambda a: a.__setitem__("classes_", np.array([[0], [1]])), "classes_ has shape"),
+    (lambda a: a.__setitem__("random_state_keys", np.zeros(624, dtype=np.int64)),
+     "random_state_keys has dtype <i8"),
+    (lambda a: a.__setitem__("random_state_keys", np.zeros(623, dtype=np.uint32)),
+     r"random_state_keys has dtype <u4 and shape \(623,\)"),
+    (lambda a: a.__setitem__("params_", a["params_"].astype(">f4")),
+     "params_ has the big-endian dtype"),
+    (lambda a: a.__setitem__("weights", np.zeros(3)), r"unexpected arrays \['weights'\]"),
+])
+def test_invalid_array_values_are_refused(saved, tmp_path, change, match):
+    bad = _rewrite(saved, tmp_path / "bad.npz", change_arrays=change, keep_checksums=True)
+    _expect_refused(bad, match)
+
+
+def test_deeply_nested_json_is_refused(saved, tmp_path):
+    with np.load(saved, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    for text in ("[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000):
+        arrays["__meta__"] = np.array(text)
+        np.savez(tmp_path / "deep.npz", **arrays)
+        _expect_refused(tmp_path / "deep.npz", "nested too deeply")
+
+
+def test_crafted_npy_headers_are_refused(saved, tmp_path):
+    from test_load_attacks import npy_raw, raw_zip, read_members
+
+    members = dict(read_members(saved))
+    body = members["params_.npy"][members["params_.npy"].index(b"\n") + 1:]
+    P = len(body) // 4
+    for header, match in [
+        # what ast.literal_eval (np.load) fails on with RecursionError/MemoryError/TokenError
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (" + "(" * 3000 + ")" * 3000
+         + "), }", "damaged .npy header"),
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (" + "9" * 4000 + ",), }",
+         "damaged .npy header"),
+        (f"{{'descr': '|O', 'fortran_order': False, 'shape': ({P},), }}", "no objects"),
+        (f"{{'descr': '<f4', 'fortran_order': True, 'shape': ({P},), }}", "Fortran order"),
+        (f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({P + 1},), }}",
+         "declares .* bytes, but its header describes"),
+    ]:
+        m = dict(members, **{"params_.npy": npy_raw(header, body)})
+        (tmp_path / "bad.npz").write_bytes(raw_zip(list(m.items())))
+        _expect_refused(tmp_path / "bad.npz", match)
+
+
+# A 2 GiB member deflated into 2 MiB: the loader must refuse it from the sizes its zip
+# directory and .npy header declare, without allocating them (np.load allocated them all).
+_MEASURE_LOAD = """
+import resource, sys, tracemalloc
+import lstm_native
+
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+try:
+    lstm_native.load(sys.argv[1])
+    print("loaded")
+except ValueError as e:
+    print("refused:", e)
+peak = tracemalloc.get_traced_memory()[1]
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+print("peak", peak, grown)
+"""
+
+
+@pytest.fixture(scope="module")
+def deflated_2gib():
+    """A function of a .npy header: (deflate stream, CRC-32, size) of the header and 2 GiB of
+    zeros, made in about a second: after a full flush a deflate block does not depend on what
+    came before, so one compressed 64 MiB block of zeros is repeated."""
+    zeros = bytes(64 << 20)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = c.compress(zeros) + c.flush(zlib.Z_FULL_FLUSH)
+    end = c.flush()
+    crc_zeros = []
+
+    def make(header: bytes, nbytes: int = 2**31) -> tuple:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        stream = c.compress(header) + c.flush(zlib.Z_FULL_FLUSH) + block * 32 + end
+        if not crc_zeros:  # the CRC of 2 GiB of zeros after a header is computed once
+            crc = zlib.crc32(header)
+            for _ in range(32):
+                crc = zlib.crc32(zeros, crc)
+            crc_zeros.append((header, crc))
+        crc = crc_zeros[0][1] if crc_zeros[0][0] == header else 0  # 0: never read that far
+        return stream, zipfile.ZIP_DEFLATED, len(header) + nbytes, crc
+
+    return make
+
+
+@pytest.mark.parametrize("where", ["params_", "foreign", "__meta__", "consistent-config"])
+def test_deflated_bomb_is_refused_without_allocating(saved, tmp_path, deflated_2gib, where):
+    from lstm_native._memory import model_param_count
+    from test_load_attacks import npy, npy_header, npy_raw, raw_zip, read_members
+
+    bomb = deflated_2gib(npy_raw(npy_header("<f4", (2**29,))))
+    members = dict(read_members(saved))
+    env = dict(os.environ)
+    if where == "params_":
+        members["params_.npy"] = bomb
+        expect = r"params_ has dtype float32 and shape \(536870912,\)"
+    elif where == "foreign":
+        members["bomb.npy"] = bomb
+        expect = r"unexpected arrays \['bomb'\]"
+    elif where == "__meta__":  # 2 GiB of text (NumPy's largest string is a little shorter)
+        n = 2**29 - 16
+        members["__meta__.npy"] = deflated_2gib(npy_raw(npy_header(f"<U{n}", ())), 4 * n)
+        expect = "__meta__ has 2.0 GiB, more than the 64.0 MiB"
+    else:  # a network whose parameters do take 2 GiB: refused by the memory check
+        with np.load(saved) as f:
+            meta = json.loads(str(f["__meta__"]))
+        meta["config"]["hidden_size"] = 11585  # 4 H (3 + H) + 8 H + 2 (H + 1) ~ 2**29
+        assert abs(model_param_count(meta["config"]) - 2**29) < 2**20
+        members["__meta__.npy"] = npy(np.array(json.dumps(meta)))
+        members["params_.npy"] = bomb
+        env["LSTM_NATIVE_AVAILABLE_MEMORY"] = str(2**30)
+        expect = r"its arrays need \d+\.\d GiB of memory, but only 1.0 GiB is available"
+    path = tmp_path / "bomb.npz"
+    path.write_bytes(raw_zip([(n, *v) if isinstance(v, tuple) else (n, v)
+                              for n, v in members.items()]))
+    assert path.stat().st_size < 3 * 2**20
+    proc = subprocess.run([sys.executable, "-c", _MEASURE_LOAD, str(path)], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout.splitlines()
+    peak, grown = map(int, out[1].split()[1:])
+    assert peak < 100 * 2**20 and grown < 100 * 2**20, (peak, grown, out[0])
+    assert out[0].startswith(f"refused: Cannot load {str(path)!r}"), out
+    assert re.search(expect, out[0]), out[0]
+
+
+def test_zip_directory_of_many_members_is_refused(saved, tmp_path):
+    from test_load_attacks import raw_zip, read_members
+
+    members = read_members(saved) + [(f"x{i}.npy", b"") for i in range(5000)]
+    (tmp_path / "many.npz").write_bytes(raw_zip(members))
+    _expect_refused(tmp_path / "many.npz", "zip directory declares 5006 members")
+
+
+# ------------------------------------------------------------------------------------------
+# special files
+# ------------------------------------------------------------------------------------------
+def _char_device():
+    """/dev/null if it is the usual character device (it is never written to here)."""
+    try:
+        return "/dev/null" if stat.S_ISCHR(os.stat("/dev/null").st_mode) else None
+    except OSError:
+        return None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_save_refuses_special_files(saved, tmp_path):
+    est = lstm_native.load(saved)
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.npz"
+    folder.mkdir()
+    targets = [(fifo, "it is a FIFO"), (folder, "it is a directory; give a file name"),
+               (tmp_path / "link-to-folder.npz", "it is a directory")]
+    os.symlink(folder, tmp_path / "link-to-folder.npz")
+    if _char_device():
+        # save("/dev/null") as root used to replace the system's /dev/null by the archive;
+        # here a symlink to it (the check follows symlinks; the symlink itself is what a
+        # rename would replace, never /dev/null)
+        os.symlink(_char_device(), tmp_path / "link-to-null.npz")
+        targets.append((tmp_path / "link-to-null.npz", "it is a character device"))
+    before = sorted(os.listdir(tmp_path))
+    for target, match in targets:
+        with pytest.raises(ValueError, match=match) as info:
+            est.save(target)
+        assert f"Cannot save to {str(target)!r}" in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == before  # nothing replaced, no temporary file left
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and folder.is_dir() and not any(
+        folder.iterdir())
+    if _char_device():
+        assert os.readlink(tmp_path / "link-to-null.npz") == _char_device()
+        assert stat.S_ISCHR(os.stat(_char_device()).st_mode)
+
+
+def test_save_replaces_a_symlink_to_a_regular_file(saved, tmp_path):
+    target = tmp_path / "target.npz"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.npz"
+    os.symlink(target, link)
+    lstm_native.load(saved).save(link)
+    assert not link.is_symlink() and target.read_bytes() == b"old"
+    assert isinstance(lstm_native.load(link), LSTMClassifier)
+
+
+def test_load_refuses_special_files(tmp_path):
+    folder = tmp_path / "folder.npz"
+    folder.mkdir()
+    _expect_refused(folder, "it is a directory, not a model file")
+    if _char_device():
+        os.symlink(_char_device(), tmp_path / "null.npz")
+        _expect_refused(tmp_path / "null.npz", "it is a character device")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_load_refuses_a_fifo_without_blocking(tmp_path):
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def unblock():
+        # Opening a FIFO for reading blocks until a writer comes: one comes after 3 s, so
+        # that a loader that opens it makes this test fail instead of hanging it.
+        deadline = time.monotonic() + 3
+        while not stop.wait(0.05):
+            if time.monotonic() < deadline:
+                continue
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                return
+            except OSError:  # no reader (yet)
+                pass
+
+    helper = threading.Thread(target=unblock, daemon=True)
+    helper.start()
+    start = time.monotonic()
+    try:
+        _expect_refused(fifo, "it is a FIFO")
+    finally:
+        stop.set()
+        helper.join()
+    assert time.monotonic() - start < 2

@@ -14,9 +14,9 @@ def load(path) -> "LSTMRegressor | LSTMClassifier":
     """Load an estimator saved with ``est.save(path)`` (an ``.npz`` archive, no pickle).
     Raises ValueError naming the file if it is truncated, corrupted, not an lstm_native model
     or written by a newer version of the format."""
-    from ._persist import load_estimator
+    from ._persist import load_model
 
-    return load_estimator(path)
+    return load_model(path)
 
 
 def build_info() -> dict:

@@ -22,7 +22,8 @@ import numpy as np
 
 from . import _core
 from ._locks import ForkSafeLock
-from ._memory import check_memory, model_param_count, model_workspace, needs_copy
+from ._memory import (check_memory, model_param_count, model_workspace, needs_copy,
+                      peek_shape)
 
 # Every cell of the core by its name, plus the aliases the estimators and layers accept.
 CELLS = tuple(_core.CELLS)
@@ -237,24 +238,41 @@ class Network:
         ], f"predict on {N} sequences of {T} steps")
 
 
-def check_fit_memory(config: dict, N: int, T: int, batch_size: int, input_copies: int,
-                     validating: bool, what: str) -> None:
-    """MemoryError before anything is allocated when fitting N sequences of T steps cannot fit:
-    the converted input and targets, the parameters with optimizer state and copies, the
-    training workspace of one minibatch (and the prediction workspace for validation)."""
-    item = np.dtype(config["dtype"]).itemsize
-    D, O, H = config["input_size"], config["output_size"], config["hidden_size"]
+def check_fit_memory(est: Any, X: Any, y: Any, network_config: Callable) -> None:
+    """MemoryError before anything is allocated when ``est.fit(X, y)`` cannot fit: the
+    converted input and targets, the parameters with optimizer state and copies, the training
+    workspace of one minibatch (and the prediction workspace for validation). From the shapes
+    alone (``peek_shape``); ``network_config(D, O, dtype)`` gives the network."""
+    from sklearn.base import is_classifier
+
+    shape = peek_shape(X)
+    if shape is None:
+        return
+    N, T, D = shape
+    y_shape = np.shape(y) if hasattr(y, "shape") else ()
+    if is_classifier(est):
+        O = 2
+    else:
+        axis = 2 if est.return_sequences else 1
+        O = int(y_shape[axis]) if len(y_shape) == axis + 1 else 1
+    dtype = np.dtype(est.dtype)
+    config = network_config(D, max(O, 1), dtype)
+    validating = bool(est.early_stopping)
+    copies = (2 if isinstance(X, (list, tuple)) else int(needs_copy(X, dtype))) + validating
+    batch = 200 if est.batch_size == "auto" else int(est.batch_size)
+    item = dtype.itemsize
+    H = config["hidden_size"]
     P = model_param_count(config)
-    B = min(N, batch_size)
+    B = min(N, batch)
     steps = N * T if config["return_sequences"] else N
     check_memory([
-        ("converted input", input_copies * N * T * D * item),
-        ("targets", steps * O * item),
+        ("converted input", copies * N * T * D * item),
+        ("targets", steps * config["output_size"] * item),
         ("parameters, optimizer state and copies", P * (14 * item + 8) + 3 * 8 * H * H),
         ("training workspace", model_workspace(config, B, T, True) * item),
         ("validation workspace",
          model_workspace(config, min(N, PREDICT_CHUNK), T, False) * item if validating else 0),
-    ], f"{what} on {N} sequences of {T} steps with hidden_size={H}, "
+    ], f"{type(est).__name__}.fit on {N} sequences of {T} steps with hidden_size={H}, "
        f"num_layers={config['num_layers']}")
 
 

@@ -246,4 +246,46 @@ class ClassifierTargets:
         return float(accuracy_score(y_true, y_pred, sample_weight=w))
 
 
-__all__ = ["ClassifierTargets", "Prepared", "RegressorTargets"]
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+class ProbabilityStream:
+    """A classifier's stream: the core stream's logits turned into class probabilities."""
+
+    def __init__(self, core_stream: Any) -> None:
+        self._stream = core_stream
+
+    def step(self, x: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+        if out is not None:  # checked before the step, so that a bad `out` changes no state
+            shape = (self._stream.output_size,) if np.ndim(x) == 1 else (
+                self._stream.batch, self._stream.output_size)
+            if not (isinstance(out, np.ndarray) and out.dtype.kind == "f"
+                    and out.shape == shape and out.flags.writeable):
+                got = (f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray)
+                       else type(out).__name__)
+                raise ValueError(f"out must be a writeable float array of shape {shape} (class "
+                                 f"probabilities), got {got}")
+        p = softmax(self._stream.step(x))
+        if out is None:
+            return p
+        out[...] = p
+        return out
+
+    def reset(self) -> None:
+        self._stream.reset()
+
+    @property
+    def state(self) -> Any:
+        return self._stream.state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._stream.state = value
+
+
+__all__ = ["ClassifierTargets", "Prepared", "ProbabilityStream", "RegressorTargets", "softmax"]

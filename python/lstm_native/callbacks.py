@@ -23,6 +23,16 @@ total)`` (between minibatches, at most every 100 ms, only for callbacks with
 order; a callback may change ``env.state.lr`` (the next epoch's learning rate) and
 ``env.state.params`` in place.
 
+The estimators' parameters map onto them as MLPRegressor's do: the training loss (or, when
+validating, the validation score) must improve by ``tol`` within ``n_iter_no_change`` epochs
+(more precisely: after more than ``n_iter_no_change`` epochs without such an improvement the
+schedule acts); ``learning_rate="constant"``: then training stops (EarlyStopping);
+``"invscaling"``: ``lr = learning_rate_init / (t_ + 1) ** power_t`` after every epoch (t_ the
+samples seen), stopping as "constant"; ``"adaptive"``: the learning rate is divided by 5 and
+training stops once it is <= 1e-6 (ReduceLROnPlateau(0.2)); ``"plateau"``: the same with
+halving (ReduceLROnPlateau(0.5), gentler, which suits Adam). Every estimator also rolls back
+on divergence (DivergenceRollback) and, with ``verbose``, prints (ProgressPrinter).
+
 The convergence bookkeeping they read is the engine's, after every epoch, as scikit-learn's
 MLP keeps it: ``env.state.no_improvement_count`` counts the epochs in a row in which the
 monitored value (the validation score when there is validation data, else the training loss)

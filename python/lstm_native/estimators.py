@@ -19,29 +19,17 @@ list of ``(T_i[, n_outputs])`` arrays (classifier: ``(n_samples,)`` labels, or p
 ``(n_samples, n_timesteps)`` / a list of ``(T_i,)`` arrays).
 
 This module only adapts scikit-learn's interface: training runs in the engine
-(:mod:`lstm_native._engine`: whole epochs in C++, callbacks around them), whose behaviour the
-parameters configure as :class:`sklearn.neural_network.MLPRegressor`'s do, through callbacks
-(:mod:`lstm_native.callbacks`):
-
-* the training loss (or, when validating, the validation score) must improve by ``tol``
-  within ``n_iter_no_change`` epochs (more precisely: after more than ``n_iter_no_change``
-  epochs without such an improvement the schedule acts);
-* ``learning_rate="constant"``: then training stops (EarlyStopping);
-* ``"invscaling"``: ``lr = learning_rate_init / (t_ + 1) ** power_t`` after every epoch
-  (``t_`` = samples seen, as sklearn); stops like "constant";
-* ``"adaptive"``: the learning rate is divided by 5; training stops once it is <= 1e-6;
-* ``"plateau"`` (reduce-on-plateau): the learning rate is halved; training stops once it is
-  <= 1e-6. It is "adaptive" with a gentler factor, which suits Adam better.
-
-Unlike MLP, the schedules apply to every solver (MLP applies them to "sgd" only). The loss is
-``0.5 * mean squared error`` (regressor) or the cross-entropy of a softmax (classifier, also
-for two classes), weighted by ``sample_weight`` (and ``class_weight``), plus
-``0.5 * alpha * ||W||^2 / (total sample weight of the minibatch)`` over the weight matrices
-(not the biases), as MLP; with ``solver="adamw"`` ``alpha`` is instead the decoupled weight
-decay. A minibatch whose sample weights are all zero contributes nothing (no optimizer step).
-Validation data: ``early_stopping=True`` holds out the last ``validation_fraction`` of the
-samples, or takes ``fit(..., eval_set=(X_val, y_val))``; every eval set is scored after every
-epoch (``evals_result_``).
+(:mod:`lstm_native._engine`: whole epochs in C++, callbacks around them), configured by
+:class:`sklearn.neural_network.MLPRegressor`'s parameters through callbacks
+(:mod:`lstm_native.callbacks`, where the convergence test and the learning-rate schedules are
+described); unlike MLP's, the schedules apply to every solver. The loss is ``0.5 * mean squared
+error`` (regressor) or the softmax cross-entropy (classifier, also for two classes), weighted by
+``sample_weight`` (and ``class_weight``), plus ``0.5 * alpha * ||W||^2 / (total sample weight of
+the minibatch)`` over the weight matrices, as MLP; with ``solver="adamw"`` ``alpha`` is the
+decoupled weight decay instead. A minibatch whose sample weights are all zero contributes
+nothing. Validation data: ``early_stopping=True`` holds out the last ``validation_fraction`` of
+the samples, or takes ``fit(..., eval_set=(X_val, y_val))``; every eval set is scored after
+every epoch (``evals_result_``).
 
 Guarantees (each is checked by tests/test_robustness.py and tests/test_hostile.py):
 
@@ -91,12 +79,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._docs import _PARAMETERS_DOC
 from ._engine import Dataset, TrainingDiverged, check_outputs, train
 from ._memory import needs_copy, peek_shape
 from ._network import (CELL_ALIASES, CELLS, PREDICT_CHUNK, Network, OptimOptions,
                        check_fit_memory)
 from ._state import FittedModel, InputSpec, TrainState
-from ._targets import ClassifierTargets, RegressorTargets
+from ._targets import ClassifierTargets, ProbabilityStream, RegressorTargets, softmax
 from ._validation import Sequences, check_sample_weight, check_sequences, check_y_present
 from .callbacks import (DivergenceRollback, EarlyStopping, InverseScaling, ProgressPrinter,
                         ReduceLROnPlateau)
@@ -104,103 +93,10 @@ from .callbacks import (DivergenceRollback, EarlyStopping, InverseScaling, Progr
 _MIN_LR = 1e-6  # "adaptive" / "plateau" stop once the learning rate is at or below this
 _PLATEAU_FACTOR = {"adaptive": 0.2, "plateau": 0.5}
 
-_PARAMETERS_DOC = """
-    Parameters
-    ----------
-    cell : str, default="lstm"
-        The recurrent cell: "lstm", "gru", "rnn" (the tanh Elman RNN; "rnn_relu" uses relu),
-        or an LSTM variant ("lstm_peephole", "lstm_1997", "cifg", "no_input_gate",
-        "no_output_gate", "no_input_activation", "no_output_activation", "ungated",
-        "cell_as_input"; see the README).
-    hidden_size : int, default=32
-        Hidden units per layer and direction.
-    num_layers : int, default=1
-        Stacked recurrent layers.
-    dropout : float in [0, 1), default=0.0
-        Dropout on the outputs of every recurrent layer but the last (as PyTorch; no effect
-        with one layer), during training only.
-    bidirectional : bool, default=False
-        Also run every layer backwards in time; the head then reads the forward direction's
-        last state concatenated with the backward direction's final state.
-    return_sequences : bool, default=False
-        Predict at every step (sequence-to-sequence, y per step) instead of once per sequence.
-    solver : {{"adam", "adamw", "sgd", "rmsprop"}}, default="adam"
-        "adamw" is Adam with decoupled weight decay ``lr * alpha`` on the weight matrices.
-    alpha : float, default=1e-4
-        L2 penalty on the weight matrices (decoupled weight decay for "adamw").
-    batch_size : int or "auto", default="auto"
-        Sequences per minibatch; "auto" is ``min(200, n_samples)``. Larger values are clipped
-        to the number of training samples.
-    learning_rate : {{"constant", "invscaling", "adaptive", "plateau"}}, default="constant"
-        Learning-rate schedule, applied per epoch for every solver (see the module docstring).
-    learning_rate_init : float, default=1e-3
-    power_t : float, default=0.5
-        Exponent of "invscaling".
-    max_iter : int, default=200
-        Maximum number of epochs (one epoch per ``partial_fit`` call).
-    shuffle : bool, default=True
-        Shuffle the training sequences every epoch (seeded by ``random_state``).
-    random_state : int, RandomState or None
-        Seeds the initial weights, shuffling and dropout. With an int, fitting the same data
-        gives bit-identical predictions.
-    tol, n_iter_no_change : convergence test, as MLPRegressor (see the module docstring).
-    verbose : bool or int, default=False
-        1: one line per epoch (loss, validation score, time); 2: also learning rate, optimizer
-        steps, samples seen, best value so far, epochs without improvement, total time.
-    warm_start : bool, default=False
-        Continue from the current weights on ``fit`` (with a fresh optimizer, as MLP).
-    momentum, nesterovs_momentum : for solver="sgd" (sklearn's SGD with momentum).
-    early_stopping : bool, default=False
-        Validate after every epoch and stop when the validation score ({score}) stops
-        improving, then restore the best weights. The validation data is ``fit``'s
-        ``eval_set`` (its first set) when given, else the *last* ``validation_fraction`` of
-        the samples (in the given order, so time-ordered windows validate on the future).
-    validation_fraction : float, default=0.1
-    beta_1, beta_2, epsilon : Adam / AdamW, as PyTorch and Kingma & Ba's Algorithm 1
-        (epsilon added to the bias-corrected sqrt(v)). "rmsprop" uses epsilon and a fixed decay
-        of 0.99 for its running mean of squared gradients (PyTorch's default), not beta_2.
-    max_grad_norm : float or None, default=5.0
-        Clip each minibatch gradient to this global L2 norm; None disables clipping.
-    dtype : {{"float32", "float64"}}, default="float32"
-        Precision of the network (parameters, computation and predictions).
-    n_jobs : int or None, default=None
-        Threads for training and prediction. None (or -1): automatic; a batch large enough is
-        split into independent parts run on separate threads, small ones run on one. k > 0:
-        at most k threads. Results are bit-identical for any value.
-    callbacks : list of lstm_native.callbacks.Callback or None, default=None
-        Called around every epoch after the built-in ones (see :mod:`lstm_native.callbacks`).
-{extra}
-    Attributes
-    ----------
-    loss_ : float, the last epoch's mean training loss.
-    loss_curve_ : list, the mean training loss of every epoch.
-    validation_scores_ : list or None, the validation score of every epoch (early stopping).
-    best_validation_score_ : float or None.
-    best_loss_ : float or None, the best training loss (None with early stopping, as MLP).
-    evals_result_ : dict, ``{{"validation_0": {{"{metric}": [score per epoch]}}, ...}}`` for the
-        eval sets of the last fit.
-    n_iter_ : int, epochs run by the last ``fit`` (cumulative over ``partial_fit`` calls).
-    t_ : int, training samples seen (sum over epochs).
-    learning_rate_ : float, the learning rate the schedule has reached.
-    n_features_in_ : int, features per step; for 2-D X the number of timesteps (sklearn's rule).
-    feature_names_in_ : array, for 2-D DataFrame input.
-    n_outputs_ : int, outputs per sequence (or per step).
-    params_ : ndarray (num_params,), every parameter in the core's layout
-        (see :meth:`named_parameters`).
-    network_config_ : dict, the network the core runs (cell, sizes, loss, dtype).{attrs}
-"""
 
 
-def _fitted_property(name: str, doc: str) -> property:
-    def get(self: Any) -> Any:
-        fitted = self.__dict__.get("_fitted")
-        if fitted is None:
-            raise AttributeError(f"{type(self).__name__} is not fitted: it has no {name}")
-        return _FITTED_ATTRS[name](fitted)
-    return property(get, doc=doc)
 
-
-_FITTED_ATTRS = {
+_FITTED_ATTRS = {  # the read-only fitted attributes: views of the one FittedModel
     "loss_": lambda f: f.state.loss,
     "loss_curve_": lambda f: f.state.loss_curve,
     "validation_scores_": lambda f: f.state.validation_scores,
@@ -361,9 +257,6 @@ class _BaseRecurrentEstimator(BaseEstimator):
         return fitted
 
     # -- the network ---------------------------------------------------------------------------
-    def _model_dtype(self) -> np.dtype:
-        return np.dtype(self.dtype)
-
     def _network_for(self, config: dict) -> Network:
         """The core models for ``config`` (kept while the configuration stays the same, so a
         refit or a partial_fit keeps the workspaces)."""
@@ -420,14 +313,10 @@ class _BaseRecurrentEstimator(BaseEstimator):
 
         Raises
         ------
-        ValueError
-            For bad input (the estimator is then unchanged), or when training diverges (the
-            estimator then keeps the latest weights that predict finite values; see the
-            module docstring).
-        MemoryError
-            When the fit would need more memory than is available (checked before allocating).
-        KeyboardInterrupt
-            Re-raised after Ctrl-C, with the estimator fitted on the completed steps.
+        ValueError: bad input (the estimator is then unchanged), or divergence (it keeps the
+            latest weights that predict finite values); MemoryError: the fit cannot fit in
+            memory (checked before allocating); KeyboardInterrupt: after Ctrl-C, with the
+            estimator fitted on the completed steps. See the module docstring.
         """
         return self._fit(X, y, sample_weight, incremental=False, eval_set=eval_set)
 
@@ -455,8 +344,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
         check_y_present(y, self)
         prev: Optional[FittedModel] = self.__dict__.get("_fitted")
         first_pass = prev is None or (not self.warm_start and not incremental)
-        dtype = self._model_dtype() if first_pass else prev.dtype
-        self._check_fit_memory(X, y, dtype)
+        dtype = np.dtype(self.dtype) if first_pass else prev.dtype
+        check_fit_memory(self, X, y, self._network_config)
         seqs = check_sequences(X, dtype=dtype, estimator=self, reset=first_pass,
                                spec=None if first_pass else prev.input)
         targets = self._targets.prepare(self, y, seqs, dtype, None if first_pass else prev,
@@ -524,9 +413,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
 
     def _training_rng(self, prev: Optional[FittedModel], first_pass: bool,
                       incremental: bool) -> np.random.RandomState:
-        """The generator that seeds shuffling and dropout: from random_state for a new fit (a
-        copy: the user's RandomState advances only when the fit succeeds), continued by
-        partial_fit."""
+        """Seeds shuffling and dropout: a copy (a user's RandomState advances on success)."""
         if not (first_pass or not incremental):
             return copy.deepcopy(prev.state.rng)
         if self.random_state is None:  # a fresh seed from NumPy's global generator
@@ -605,25 +492,6 @@ class _BaseRecurrentEstimator(BaseEstimator):
             out[f"validation_{i}"] = Dataset(vseqs, Yv, swv, bool(self.return_sequences))
         return out
 
-    def _check_fit_memory(self, X: Any, y: Any, dtype: np.dtype) -> None:
-        """MemoryError before anything is allocated when fitting X cannot fit."""
-        shape = peek_shape(X)
-        if shape is None:
-            return
-        N, T, D = shape
-        y_shape = np.shape(y) if hasattr(y, "shape") else ()
-        if self._loss == "softmax":
-            O = 2
-        elif self.return_sequences:
-            O = int(y_shape[2]) if len(y_shape) == 3 else 1
-        else:
-            O = int(y_shape[1]) if len(y_shape) == 2 else 1
-        copies = 2 if isinstance(X, (list, tuple)) else int(needs_copy(X, dtype))
-        copies += int(bool(self.early_stopping))
-        batch = 200 if self.batch_size == "auto" else int(self.batch_size)
-        check_fit_memory(self._network_config(D, max(O, 1), dtype), N, T, batch, copies,
-                         bool(self.early_stopping), f"{type(self).__name__}.fit")
-
     # -- predicting ------------------------------------------------------------------------------
     def _check_X_predict(self, X: Any) -> tuple:
         """(sequences, the fitted model they are checked against: read once, so the whole
@@ -686,9 +554,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
 
     @classmethod
     def load(cls, path: Any) -> "_BaseRecurrentEstimator":
-        """An estimator saved with :meth:`save`; ValueError naming the file if it is truncated,
-        corrupted, not an lstm_native model, holds another estimator class or was written by
-        a newer format version."""
+        """An estimator saved with :meth:`save`; ValueError naming the file and the problem
+        for any damaged, foreign, crafted or newer file (see lstm_native._persist)."""
         from ._persist import load_model
 
         return load_model(path, expected=cls)
@@ -702,9 +569,17 @@ class _BaseRecurrentEstimator(BaseEstimator):
         return est
 
 
-for _attr in _FITTED_ATTRS:  # the fitted attributes read the one FittedModel
-    setattr(_BaseRecurrentEstimator, _attr,
-            _fitted_property(_attr, f"(fitted) see the class docstring: {_attr}"))
+def _fitted_property(name: str) -> property:
+    def get(self: Any) -> Any:
+        fitted = self.__dict__.get("_fitted")
+        if fitted is None:  # hasattr() is False before fit, as scikit-learn expects
+            raise AttributeError(f"{type(self).__name__} is not fitted: it has no {name}")
+        return _FITTED_ATTRS[name](fitted)
+    return property(get, doc=f"(fitted) see the class docstring: {name}")
+
+
+for _attr in _FITTED_ATTRS:
+    setattr(_BaseRecurrentEstimator, _attr, _fitted_property(_attr))
 del _attr
 
 
@@ -788,8 +663,8 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
         first call, as for sklearn's incremental classifiers."""
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def stream(self, batch: int = 1) -> "_ProbabilityStream":
-        return _ProbabilityStream(super().stream(batch))
+    def stream(self, batch: int = 1) -> "ProbabilityStream":
+        return ProbabilityStream(super().stream(batch))
 
     stream.__doc__ = _BaseRecurrentEstimator.stream.__doc__
 
@@ -797,7 +672,7 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
         """Class probabilities (n_samples, n_classes), in the order of ``classes_``; with
         return_sequences (n_samples, n_timesteps, n_classes) or a list of (T_i, n_classes)."""
         seqs, fitted = self._check_X_predict(X)
-        return self._targets.per_sequence(_softmax(self._raw_predict(seqs, fitted)), seqs,
+        return self._targets.per_sequence(softmax(self._raw_predict(seqs, fitted)), seqs,
                                           fitted)
 
     def predict_log_proba(self, X: Any) -> Any:
@@ -821,48 +696,6 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
             return super().score(X, y, sample_weight=sample_weight)
         seqs, _ = self._check_X_predict(X)
         return self._targets.sequence_accuracy(y, self.predict(X), seqs, sample_weight)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
-    return z
-
-
-class _ProbabilityStream:
-    """A classifier's stream: the core stream's logits turned into class probabilities."""
-
-    def __init__(self, core_stream: Any) -> None:
-        self._stream = core_stream
-
-    def step(self, x: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
-        if out is not None:  # checked before the step, so that a bad `out` changes no state
-            shape = (self._stream.output_size,) if np.ndim(x) == 1 else (
-                self._stream.batch, self._stream.output_size)
-            if not (isinstance(out, np.ndarray) and out.dtype.kind == "f"
-                    and out.shape == shape and out.flags.writeable):
-                got = (f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray)
-                       else type(out).__name__)
-                raise ValueError(f"out must be a writeable float array of shape {shape} (class "
-                                 f"probabilities), got {got}")
-        p = _softmax(self._stream.step(x))
-        if out is None:
-            return p
-        out[...] = p
-        return out
-
-    def reset(self) -> None:
-        self._stream.reset()
-
-    @property
-    def state(self) -> Any:
-        return self._stream.state
-
-    @state.setter
-    def state(self, value: Any) -> None:
-        self._stream.state = value
 
 
 ESTIMATORS = {"LSTMRegressor": LSTMRegressor, "LSTMClassifier": LSTMClassifier}
