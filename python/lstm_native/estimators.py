@@ -98,8 +98,6 @@ from .nn import _all_finite
 from ._memory import (
     PREDICT_CHUNK,
     check_memory,
-    model_param_count,
-    model_workspace,
     needs_copy,
     peek_shape,
 )
@@ -208,10 +206,7 @@ class _CorePool:
     def _make(self) -> Any:
         cfg = self.config
         cls = _core.Model32 if cfg["dtype"] == "float32" else _core.Model64
-        return cls(cfg["cell"], cfg["input_size"], cfg["hidden_size"], cfg["num_layers"],
-                   cfg["output_size"], bidirectional=cfg["bidirectional"],
-                   return_sequences=cfg["return_sequences"], dropout=cfg["dropout"],
-                   loss=cfg["loss"])
+        return cls(_core.ModelConfig(**{k: v for k, v in cfg.items() if k != "dtype"}))
 
     @contextmanager
     def borrow(self) -> Iterator[Any]:
@@ -468,14 +463,17 @@ class _BaseRecurrentEstimator(BaseEstimator):
         if shape is None:
             return
         N, T, D = shape
+        if min(N, T, D) < 1:
+            return  # nothing to allocate, or refused by the input checks
         cfg = dict(self._config_, input_size=D)
+        net = _core.ModelConfig(**{k: v for k, v in cfg.items() if k != "dtype"})
         item = self.params_.dtype.itemsize
         steps = N * T if cfg["return_sequences"] else N
         O = cfg["output_size"]
         check_memory([
             ("converted input", N * T * D * item if needs_copy(X, self.params_.dtype) else 0),
             ("outputs", steps * O * (item + 16)),
-            ("workspace", model_workspace(cfg, min(N, PREDICT_CHUNK), T, False) * item),
+            ("workspace", net.workspace_elements(min(N, PREDICT_CHUNK), T, False) * item),
         ], f"{type(self).__name__}.predict on {N} sequences of {T} steps")
 
     def _check_fit_memory(self, X: Any, y: Any) -> None:
@@ -486,6 +484,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
         if shape is None:
             return
         N, T, D = shape
+        if min(N, T, D) < 1:
+            return  # nothing to allocate, or refused by the input checks
         dtype = self._model_dtype()
         item = dtype.itemsize
         y_shape = np.shape(y) if hasattr(y, "shape") else ()
@@ -496,7 +496,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
         else:
             O = int(y_shape[1]) if len(y_shape) == 2 else 1
         cfg = self._network_config(D, max(O, 1))
-        P = model_param_count(cfg)
+        net = _core.ModelConfig(**{k: v for k, v in cfg.items() if k != "dtype"})
+        P = net.num_params
         B = min(N, 200 if self.batch_size == "auto" else int(self.batch_size))
         steps = N * T if self.return_sequences else N
         H = cfg["hidden_size"]
@@ -506,8 +507,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
             ("converted input", copies * N * T * D * item),
             ("targets", steps * O * item),
             ("parameters, optimizer state and copies", P * (14 * item + 8) + 3 * 8 * H * H),
-            ("training workspace", model_workspace(cfg, B, T, True) * item),
-            ("validation workspace", model_workspace(cfg, min(N, PREDICT_CHUNK), T, False) * item
+            ("training workspace", net.workspace_elements(B, T, True) * item),
+            ("validation workspace", net.workspace_elements(min(N, PREDICT_CHUNK), T, False) * item
              if self.early_stopping else 0),
         ], f"{type(self).__name__}.fit on {N} sequences of {T} steps with hidden_size={H}, "
            f"num_layers={cfg['num_layers']}")
@@ -634,11 +635,12 @@ class _BaseRecurrentEstimator(BaseEstimator):
                     t0 = time.perf_counter()
                     loss, step = core.train_epoch(
                         self.params_, self._m, self._v, int(self._step), Xtr, lengths, Ytr,
-                        swtr, batch_size=batch_size, shuffle=bool(self.shuffle), seed=seed,
-                        solver=self.solver, lr=float(lr_used), alpha=float(self.alpha),
-                        momentum=float(self.momentum), nesterov=bool(self.nesterovs_momentum),
-                        beta1=float(self.beta_1), beta2=float(self.beta_2),
-                        eps=float(self.epsilon), max_grad_norm=max_grad_norm,
+                        swtr, _core.OptimConfig(
+                            batch_size=batch_size, shuffle=bool(self.shuffle), seed=seed,
+                            solver=self.solver, lr=float(lr_used), alpha=float(self.alpha),
+                            momentum=float(self.momentum), nesterov=bool(self.nesterovs_momentum),
+                            beta1=float(self.beta_1), beta2=float(self.beta_2),
+                            eps=float(self.epsilon), max_grad_norm=max_grad_norm),
                         callback=self._progress_bar if int(self.verbose) >= 2 else None)
                     loss = float(loss)
                     if not np.isfinite(loss):

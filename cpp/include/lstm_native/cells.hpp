@@ -1,25 +1,34 @@
 // Pointwise math of each recurrent cell: the only code that differs between LSTM, GRU and RNN.
 //
-// The sequence driver (sequence.hpp) computes, for one timestep and the n running sequences,
-//   gates = x_t W_ihᵀ + b_ih      [n, G*H]  (hoisted out of the step loop: one GEMM per chunk of steps)
+// The step (step.hpp) computes, for one timestep and the n running sequences,
+//   gates = x_t W_ihᵀ + b_ih      [n, G*H]  (in a sequence: hoisted out of the step loop, one
+//                                            GEMM per chunk of steps)
 //   gh    = h_{t-1} W_hhᵀ + b_hh  [n, G*H]  (one GEMM per step for all gates and rows)
-// and hands both to a cell, which writes the new state h, c [n, H] and overwrites `gates` with
-// the activated gates, which is what its backward needs (plus kExtra*H values per row in
-// `extra`, e.g. GRU's gh_n). Keeping the activations where the pre-activations were saves a
-// buffer and its memory traffic. Gate blocks inside G*H are in PyTorch's order.
+// and hands both to a cell in a StepIO, and the cell writes the new state h, c [n, H] and
+// overwrites `gates` with the activated gates, which is what its backward needs (plus kExtra*H
+// values per row in `extra`, e.g. GRU's gh_n). Keeping the activations where the
+// pre-activations were saves a buffer and its memory traffic. Gate blocks inside G*H are in
+// PyTorch's order; kBlocks names them.
 //
-// backward() receives the activated gates, dh = dL/dh_t [n, H] (from the output and from
-// step t+1) and, for cells with a cell state, dc = dL/dc_t [n, H], and writes
+// backward() receives a StepGrad: the activated gates, dh = dL/dh_t [n, H] (from the output and
+// from step t+1) and, for cells with a cell state, dc = dL/dc_t [n, H], and writes
 //   gates (in place) = dL/dgx [n, G*H]  (feeds dW_ih, db_ih and dx)
 //   dgh = dL/dgh  [n, G*H]  (feeds dW_hh, db_hh and dh_{t-1} through W_hh); written only when
-//                           kSeparateGh, otherwise the driver uses dL/dgx for both
-//   dh_prev [n, H] = the part of dL/dh_{t-1} that does not pass through W_hh (GRU's z h_{t-1})
+//                           kSeparateGh, otherwise dgh is `gates` itself
+//   dh_prev [n, H] = the part of dL/dh_{t-1} that does not pass through W_hh (GRU's z dh)
 //   dc (in place) = dL/dc_{t-1}
-// Each row is one fused SIMD pass (lanes.hpp); everything is elementwise.
+// Each row is one fused SIMD pass (lanes.hpp); everything is elementwise, except in the two
+// cells that also read the cell state through a matrix W_ch [H, H] (kCellGemm: "ungated" and
+// "cell_as_input"): they run that product themselves, forward (gc = c W_chᵀ, W_chᵀ packed in
+// StepIO::w_ch) and backward (dc += dgc W_ch, W_ch packed in StepGrad::w_ch), and add its
+// weight gradient after the time loop (add_cell_weight_grad). The drivers know nothing of it.
 #pragma once
 
 #include "lanes.hpp"
+#include "packed.hpp"
 #include "types.hpp"
+
+#include <string>
 
 namespace lstm_native {
 
@@ -31,21 +40,78 @@ enum class CellKind : int {
   kNoOutputActivation, kUngated, kCellAsInput,
 };
 
-// Where a cell's optional "cell GEMM" gc = c · W_chᵀ (W_ch [H, H], parameter weight_ch) reads c:
-enum CellGemm : int { kNoCellGemm = 0, kCellGemmFromPrev = 1, kCellGemmFromNew = 2 };
+// How a cell keeps its carried state from step to step, the factor diagnostics multiply along
+// the way (python/lstm_native/diagnostics.py): the "f" block, 1 - the "i" block (coupled
+// gates), 1 (no forget gate), the GRU's update gate "z", or none (the state is rewritten).
+enum class Keep : int { kNone = 0, kForget, kOneMinusInput, kOne, kUpdate };
+
+// One timestep of one layer on n rows, forward: what the step (step.hpp) and the cell read
+// and write. Pointers to rows are row-major with H (or G*H) columns; null where unused.
+template <class S>
+struct StepIO {
+  Index n = 0, H = 0;
+  const S* x = nullptr;      // [n, D_l] input rows; null: `gates` already holds x W_ihᵀ + b_ih
+  S* gates = nullptr;        // [n, G*H] in: x W_ihᵀ + b_ih; out: the activated gates
+  S* gh = nullptr;           // [n, G*H] h_{t-1} W_hhᵀ + b_hh (written by the step)
+  const S* h_prev = nullptr; // [n, H]
+  const S* c_prev = nullptr; // [n, H] (cells with a cell state)
+  S* h = nullptr;            // [n, H] h_t
+  S* c = nullptr;            // [n, H] c_t; may be c_prev itself (updated in place, streams)
+  S* extra = nullptr;        // [n, kExtra*H] saved for backward
+  S* scratch = nullptr;      // [n, kScratch*H] the cell's own temporaries (gc)
+  const S* cw = nullptr;     // [kCellParams*H] the cell's parameter vectors (peepholes)
+  const PackedMatrix<S>* w_ch = nullptr;  // W_chᵀ [H, H] packed (kCellGemm cells)
+};
+
+// One timestep backward (see the top of this file).
+template <class S>
+struct StepGrad {
+  Index n = 0, H = 0;
+  S* gates = nullptr;        // [n, G*H] in: activated gates; out: dL/dgx
+  S* dgh = nullptr;          // [n, G*H] out: dL/dgh (kSeparateGh; otherwise == gates)
+  const S* extra = nullptr;  // [n, kExtra*H] what forward saved
+  const S* h_prev = nullptr; // [n, H] h_{t-1}
+  const S* c_prev = nullptr; // [n, H] c_{t-1}
+  const S* h = nullptr;      // [n, H] h_t
+  const S* c = nullptr;      // [n, H] c_t
+  S* dh = nullptr;           // [n, H] in: dL/dh_t; the step then overwrites it with dL/dh_{t-1}
+  S* dc = nullptr;           // [n, H] in: dL/dc_t; out: dL/dc_{t-1} (cells with a cell state)
+  S* dh_prev = nullptr;      // [n, H] out: the direct part of dL/dh_{t-1}
+  const S* cw = nullptr;     // [kCellParams*H] peepholes
+  S* dcw = nullptr;          // [kCellParams*H] their gradient (+=)
+  S* dc_total = nullptr;     // [n, H] out if not null: the complete dL/dc_t (diagnostics)
+  const PackedMatrix<S>* w_ch = nullptr;  // W_ch [H, H] packed (kCellGemm cells)
+};
 
 // Defaults every cell inherits; a cell overrides what it uses.
 struct CellTraits {
   static constexpr int kExtra = 0;                 // values per row saved besides the gates
+  static constexpr int kScratch = 0;               // values per row of temporaries (StepIO)
   static constexpr bool kSeparateGh = false;       // dL/dgh differs from dL/dgx
   static constexpr int kCellParams = 0;            // [H] parameter vectors (peepholes)
-  static constexpr int kCellGemm = kNoCellGemm;
-  static constexpr int kCellGemmBlock = 0;         // gate block that gc is added to
+  static constexpr bool kCellGemm = false;         // a weight_ch [H, H] read through c
   static constexpr int kForgetBlock = -1;          // block of a forget gate (for its bias init)
+  static constexpr Keep kKeep = Keep::kNone;
   // Where a trace finds the activated gates: 0 = the gates buffer; cells with one block that
   // keep no activation there report their state instead: 1 = h (RNN), 2 = c (ungated).
   static constexpr int kTraceFrom = 0;
+  static std::string blocks() { return ""; }       // gate block names, one letter each
+
+  // dW_ch += ... after the time loop (kCellGemm cells): dgx [T*n, G*H] (dL/dgx of every step),
+  // cs [T+1, n, H] (c_{-1} .. c_{T-1}). Nothing for the others.
+  template <class S>
+  static void add_cell_weight_grad(const S* dgx, const S* cs, Index Tn, Index n, Index H,
+                                   S* dw_ch) {}
 };
+
+// dW_ch [H, H] += dgc [Tn, H]ᵀ · c [Tn, H], dgc a column block of dgx with row stride ld: the
+// weight gradient of a cell GEMM gc = c W_chᵀ over all steps at once.
+template <class S>
+void add_cell_gemm_grad(const S* dgc, Index ld, const S* c, Index Tn, Index H, S* dw_ch) {
+  using Strided = Eigen::Map<const RowMatrix<S>, Eigen::Unaligned, Eigen::OuterStride<>>;
+  Strided Dgc(dgc, Tn, H, Eigen::OuterStride<>(ld));
+  MatMap<S>(dw_ch, H, H).noalias() += Dgc.transpose() * ConstMatMap<S>(c, Tn, H);
+}
 
 // The LSTM family: one template, switched by which gates and activations exist. Gate blocks
 // are stored in the order i, f, g, o, leaving out the absent ones.
@@ -67,30 +133,33 @@ struct LstmFamily : CellTraits {
   static constexpr int kForgetBlock = kOwnF ? kBlockF : -1;
   static constexpr bool kHasCell = true;
   static constexpr int kCellParams = kPeep ? 3 : 0;  // w_ci, w_cf, w_co
+  static constexpr Keep kKeep = kOwnF ? Keep::kForget : kCoupled ? Keep::kOneMinusInput : Keep::kOne;
+  static std::string blocks() {
+    return std::string(kI ? "i" : "") + (kOwnF ? "f" : "") + "g" + (kO ? "o" : "");
+  }
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
-    const Index GH = kGates * H;
+    const Index n = io.n, H = io.H, GH = kGates * H;
     for (Index r = 0; r < n; ++r) {
-      S* x = gates + r * GH;
-      const S* y = gh + r * GH;
+      S* x = io.gates + r * GH;
+      const S* y = io.gh + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
         auto pre = [&](Index q) { return padd(load<V>(x + q * H + j), load<V>(y + q * H + j)); };
-        const V cp = load<V>(c_prev + r * H + j);
+        const V cp = load<V>(io.c_prev + r * H + j);
         V i = one, f = one, o = one;
         if constexpr (kI) {
           V a = pre(kBlockI);
-          if constexpr (kPeep) a = pmadd(load<V>(cw + j), cp, a);
+          if constexpr (kPeep) a = pmadd(load<V>(io.cw + j), cp, a);
           i = sigmoid(a);
           store(x + kBlockI * H + j, i);
         }
         if constexpr (kOwnF) {
           V a = pre(kBlockF);
-          if constexpr (kPeep) a = pmadd(load<V>(cw + H + j), cp, a);
+          if constexpr (kPeep) a = pmadd(load<V>(io.cw + H + j), cp, a);
           f = sigmoid(a);
           store(x + kBlockF * H + j, f);
         } else if constexpr (kCoupled) {
@@ -102,13 +171,13 @@ struct LstmFamily : CellTraits {
         const V ct = pmadd(f, cp, kI ? pmul(i, g) : g);
         if constexpr (kO) {
           V a = pre(kBlockO);
-          if constexpr (kPeep) a = pmadd(load<V>(cw + 2 * H + j), ct, a);
+          if constexpr (kPeep) a = pmadd(load<V>(io.cw + 2 * H + j), ct, a);
           o = sigmoid(a);
           store(x + kBlockO * H + j, o);
         }
-        store(c + r * H + j, ct);
+        store(io.c + r * H + j, ct);
         const V sc = kHAct ? tanh(ct) : ct;
-        store(h + r * H + j, kO ? pmul(o, sc) : sc);
+        store(io.h + r * H + j, kO ? pmul(o, sc) : sc);
       });
     }
   }
@@ -119,24 +188,24 @@ struct LstmFamily : CellTraits {
   //   coupled f = 1-i: dî = dc (g - c_{t-1}) i(1-i)
   //   dc_{t-1} = dc f + w_ci dî + w_cf df̂;   dw_ci += dî c_{t-1}, dw_cf += df̂ c_{t-1}, dw_co += dô c_t
   template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+  static void backward(const StepGrad<S>& g) {
     using namespace lanes;
-    const Index GH = kGates * H;
+    const Index n = g.n, H = g.H, GH = kGates * H;
+    const S* cw = g.cw;
+    S* dcw = g.dcw;
     for (Index r = 0; r < n; ++r) {
-      S* d = gates + r * GH;
+      S* d = g.gates + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
         const V i = kI ? load<V>(d + kBlockI * H + j) : one;
         const V f = kOwnF ? load<V>(d + kBlockF * H + j) : (kCoupled ? psub(one, i) : one);
-        const V g = load<V>(d + kBlockG * H + j);
+        const V gg = load<V>(d + kBlockG * H + j);
         const V o = kO ? load<V>(d + kBlockO * H + j) : one;
-        const V ct = load<V>(c + r * H + j), cp = load<V>(c_prev + r * H + j);
-        const V dh = load<V>(dh_in + r * H + j);
+        const V ct = load<V>(g.c + r * H + j), cp = load<V>(g.c_prev + r * H + j);
+        const V dh = load<V>(g.dh + r * H + j);
         const V sc = kHAct ? tanh(ct) : ct;
-        V dc = load<V>(dc_io + r * H + j);
+        V dc = load<V>(g.dc + r * H + j);
         dc = padd(dc, kHAct ? pmul(pmul(dh, o), psub(one, pmul(sc, sc))) : pmul(dh, o));
         if constexpr (kO) {
           const V dop = pmul(pmul(dh, sc), pmul(o, psub(one, o)));
@@ -146,10 +215,10 @@ struct LstmFamily : CellTraits {
             store(dcw + 2 * H + j, pmadd(dop, ct, load<V>(dcw + 2 * H + j)));
           }
         }
-        if (dc_total) store(dc_total + r * H + j, dc);
+        if (g.dc_total) store(g.dc_total + r * H + j, dc);
         V dcp = pmul(dc, f);
         if constexpr (kI) {
-          const V gi = kCoupled ? psub(g, cp) : g;
+          const V gi = kCoupled ? psub(gg, cp) : gg;
           const V dip = pmul(pmul(dc, gi), pmul(i, psub(one, i)));
           store(d + kBlockI * H + j, dip);
           if constexpr (kPeep) {
@@ -166,9 +235,9 @@ struct LstmFamily : CellTraits {
           }
         }
         const V dg = kI ? pmul(dc, i) : dc;
-        store(d + kBlockG * H + j, kGAct ? pmul(dg, psub(one, pmul(g, g))) : dg);
-        store(dc_io + r * H + j, dcp);
-        store(dh_prev + r * H + j, pzero(dh));
+        store(d + kBlockG * H + j, kGAct ? pmul(dg, psub(one, pmul(gg, gg))) : dg);
+        store(g.dc + r * H + j, dcp);
+        store(g.dh_prev + r * H + j, pzero(dh));
       });
     }
   }
@@ -177,66 +246,79 @@ struct LstmFamily : CellTraits {
 using LstmCell = LstmFamily<true, true, false, true, true, true, false>;
 
 // The first alternative: no gates; the new cell state is one network of (x_t, h_{t-1}, c_{t-1}):
-//   c_t = tanh(gx + gh + c_{t-1} W_chᵀ),   h_t = tanh(c_t)
-// (gc = c_{t-1} W_chᵀ comes from the driver's cell GEMM.) Nothing saved besides c and h.
+//   gc = c_{t-1} W_chᵀ,   c_t = tanh(gx + gh + gc),   h_t = tanh(c_t)
+// Nothing saved besides c and h; gc [n, H] is scratch.
 struct UngatedCell : CellTraits {
   static constexpr int kGates = 1;
   static constexpr bool kHasCell = true;
-  static constexpr int kCellGemm = kCellGemmFromPrev;
+  static constexpr bool kCellGemm = true;
+  static constexpr int kScratch = 1;
   static constexpr int kTraceFrom = 2;  // the one "gate" is the new cell state
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H;
+    S* gc = io.scratch;
+    io.w_ch->multiply(io.c_prev, H, n, gc, H);  // before c (possibly c_prev itself) is written
+    const S* gates = io.gates;
+    const S* gh = io.gh;
     for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
       using V = decltype(v);
       const V ct = lanes::tanh(padd(padd(load<V>(gates + j), load<V>(gh + j)), load<V>(gc + j)));
-      store(c + j, ct);
-      store(h + j, lanes::tanh(ct));
+      store(io.c + j, ct);
+      store(io.h + j, lanes::tanh(ct));
     });
   }
 
-  // dc_t += dh (1 - h²);  dâ = dc_t (1 - c_t²) goes to gx, gh and gc; the driver adds
-  // dâ W_ch to dc_{t-1} (there is no direct path from c_{t-1} to c_t).
+  // dc_t += dh (1 - h²);  dâ = dc_t (1 - c_t²) goes to gx, gh and gc; there is no direct path
+  // from c_{t-1} to c_t, so dc_{t-1} = dâ W_ch.
   template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+  static void backward(const StepGrad<S>& g) {
     using namespace lanes;
+    const Index n = g.n, H = g.H;
     for_lanes<S>(n * H, [&](auto v, Index j) {
       using V = decltype(v);
       const V one = set<V>(1);
-      const V ht = load<V>(h + j), ct = load<V>(c + j), dh = load<V>(dh_in + j);
-      const V dc = pmadd(dh, psub(one, pmul(ht, ht)), load<V>(dc_io + j));
-      if (dc_total) store(dc_total + j, dc);
-      store(gates + j, pmul(dc, psub(one, pmul(ct, ct))));
-      store(dc_io + j, pzero(dc));
-      store(dh_prev + j, pzero(dh));
+      const V ht = load<V>(g.h + j), ct = load<V>(g.c + j), dh = load<V>(g.dh + j);
+      const V dc = pmadd(dh, psub(one, pmul(ht, ht)), load<V>(g.dc + j));
+      if (g.dc_total) store(g.dc_total + j, dc);
+      store(g.gates + j, pmul(dc, psub(one, pmul(ct, ct))));
+      store(g.dc + j, pzero(dc));
+      store(g.dh_prev + j, pzero(dh));
     });
+    g.w_ch->multiply_add(g.gates, H, n, g.dc, H);  // dc_{t-1} = dâ W_ch
+  }
+
+  // gc = c_{t-1} W_chᵀ: dW_ch += dâᵀ c_{t-1} (slots 0..T-1 of cs)
+  template <class S>
+  static void add_cell_weight_grad(const S* dgx, const S* cs, Index Tn, Index n, Index H,
+                                   S* dw_ch) {
+    add_cell_gemm_grad(dgx, H, cs, Tn, H, dw_ch);
   }
 };
 
 // The second alternative: the gates write the cell as in an LSTM, but the cell feeds a network
 // instead of scaling h through an output gate. Gate blocks (i, f, g, u):
-//   i, f, g as the LSTM;  c_t = f c_{t-1} + i g;  h_t = tanh(pre_u + c_t W_chᵀ)
-// forward() computes c_t and leaves pre_u in block u; the driver then forms gc = c_t W_chᵀ and
-// finish() computes h_t. Saved: i, f, g (and pre_u, overwritten in backward).
+//   i, f, g as the LSTM;  c_t = f c_{t-1} + i g;  gc = c_t W_chᵀ;  h_t = tanh(pre_u + gc)
+// Saved: i, f, g and pre_u (overwritten in backward); gc [n, H] is scratch.
 struct CellAsInputCell : CellTraits {
   static constexpr int kGates = 4;
   static constexpr bool kHasCell = true;
-  static constexpr int kCellGemm = kCellGemmFromNew;
-  static constexpr int kCellGemmBlock = 3;
+  static constexpr bool kCellGemm = true;
+  static constexpr int kScratch = 1;
   static constexpr int kForgetBlock = 1;
+  static constexpr int kBlockU = 3;
+  static constexpr Keep kKeep = Keep::kForget;
+  static std::string blocks() { return "ifgu"; }
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
-    const Index GH = 4 * H;
+    const Index n = io.n, H = io.H, GH = 4 * H;
     for (Index r = 0; r < n; ++r) {
-      S* x = gates + r * GH;
-      const S* y = gh + r * GH;
+      S* x = io.gates + r * GH;
+      const S* y = io.gh + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         auto pre = [&](Index q) { return padd(load<V>(x + q * H + j), load<V>(y + q * H + j)); };
@@ -245,58 +327,56 @@ struct CellAsInputCell : CellTraits {
         store(x + H + j, f);
         store(x + 2 * H + j, g);
         store(x + 3 * H + j, pre(3));
-        store(c + r * H + j, pmadd(f, load<V>(c_prev + r * H + j), pmul(i, g)));
+        store(io.c + r * H + j, pmadd(f, load<V>(io.c_prev + r * H + j), pmul(i, g)));
       });
     }
-  }
-
-  template <class S>
-  static void finish(Index n, Index H, const S* gates, const S* gc, S* h) {
-    using namespace lanes;
+    S* gc = io.scratch;
+    io.w_ch->multiply(io.c, H, n, gc, H);  // gc = c_t W_chᵀ
     for (Index r = 0; r < n; ++r)
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
-        store(h + r * H + j,
-              lanes::tanh(padd(load<V>(gates + r * 4 * H + 3 * H + j), load<V>(gc + r * H + j))));
+        store(io.h + r * H + j, lanes::tanh(padd(load<V>(io.gates + r * GH + 3 * H + j),
+                                                 load<V>(gc + r * H + j))));
       });
   }
 
-  // First, before the driver adds dû W_ch to dc_t: dû = dh (1 - h²) into block u.
-  template <class S>
-  static void backward_new(Index n, Index H, S* gates, const S* h, const S* dh_in) {
-    using namespace lanes;
-    for (Index r = 0; r < n; ++r)
-      for_lanes<S>(H, [&](auto v, Index j) {
-        using V = decltype(v);
-        const V ht = load<V>(h + r * H + j);
-        store(gates + r * 4 * H + 3 * H + j,
-              pmul(load<V>(dh_in + r * H + j), psub(set<V>(1), pmul(ht, ht))));
-      });
-  }
-
-  // Then the LSTM part with dc_t complete: dî = dc g i(1-i), df̂ = dc c_{t-1} f(1-f),
+  // h_t = tanh(pre_u + c_t W_chᵀ): first dû = dh (1 - h²) into block u and dc_t += dû W_ch;
+  // then the LSTM part with dc_t complete: dî = dc g i(1-i), df̂ = dc c_{t-1} f(1-f),
   // dĝ = dc i (1-g²), dc_{t-1} = dc f.
   template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+  static void backward(const StepGrad<S>& g) {
     using namespace lanes;
-    const Index GH = 4 * H;
+    const Index n = g.n, H = g.H, GH = 4 * H;
+    for (Index r = 0; r < n; ++r)
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V ht = load<V>(g.h + r * H + j);
+        store(g.gates + r * GH + 3 * H + j,
+              pmul(load<V>(g.dh + r * H + j), psub(set<V>(1), pmul(ht, ht))));
+      });
+    g.w_ch->multiply_add(g.gates + kBlockU * H, GH, n, g.dc, H);
     for (Index r = 0; r < n; ++r) {
-      S* d = gates + r * GH;
+      S* d = g.gates + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
-        const V i = load<V>(d + j), f = load<V>(d + H + j), g = load<V>(d + 2 * H + j);
-        const V dc = load<V>(dc_io + r * H + j), cp = load<V>(c_prev + r * H + j);
-        if (dc_total) store(dc_total + r * H + j, dc);
-        store(d + j, pmul(pmul(dc, g), pmul(i, psub(one, i))));
+        const V i = load<V>(d + j), f = load<V>(d + H + j), gg = load<V>(d + 2 * H + j);
+        const V dc = load<V>(g.dc + r * H + j), cp = load<V>(g.c_prev + r * H + j);
+        if (g.dc_total) store(g.dc_total + r * H + j, dc);
+        store(d + j, pmul(pmul(dc, gg), pmul(i, psub(one, i))));
         store(d + H + j, pmul(pmul(dc, cp), pmul(f, psub(one, f))));
-        store(d + 2 * H + j, pmul(pmul(dc, i), psub(one, pmul(g, g))));
-        store(dc_io + r * H + j, pmul(dc, f));
-        store(dh_prev + r * H + j, pzero(dc));
+        store(d + 2 * H + j, pmul(pmul(dc, i), psub(one, pmul(gg, gg))));
+        store(g.dc + r * H + j, pmul(dc, f));
+        store(g.dh_prev + r * H + j, pzero(dc));
       });
     }
+  }
+
+  // gc = c_t W_chᵀ: dW_ch += dûᵀ c_t (block u of dgx; slots 1..T of cs)
+  template <class S>
+  static void add_cell_weight_grad(const S* dgx, const S* cs, Index Tn, Index n, Index H,
+                                   S* dw_ch) {
+    add_cell_gemm_grad(dgx + kBlockU * H, 4 * H, cs + n * H, Tn, H, dw_ch);
   }
 };
 
@@ -309,27 +389,28 @@ struct GruCell : CellTraits {
   static constexpr int kExtra = 1;
   static constexpr bool kHasCell = false;
   static constexpr bool kSeparateGh = true;
+  static constexpr Keep kKeep = Keep::kUpdate;
+  static std::string blocks() { return "rzn"; }
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
-    const Index GH = 3 * H;
+    const Index n = io.n, H = io.H, GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
-      S* x = gates + r * GH;
-      const S* y = gh + r * GH;
+      S* x = io.gates + r * GH;
+      const S* y = io.gh + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V rg = sigmoid(padd(load<V>(x + j), load<V>(y + j)));
         const V z = sigmoid(padd(load<V>(x + H + j), load<V>(y + H + j)));
         const V ghn = load<V>(y + 2 * H + j);
         const V nn = tanh(pmadd(rg, ghn, load<V>(x + 2 * H + j)));
-        const V hp = load<V>(h_prev + r * H + j);
+        const V hp = load<V>(io.h_prev + r * H + j);
         store(x + j, rg);
         store(x + H + j, z);
         store(x + 2 * H + j, nn);
-        store(extra + r * H + j, ghn);
-        store(h + r * H + j, padd(nn, pmul(z, psub(hp, nn))));  // (1-z) n + z h_{t-1}
+        store(io.extra + r * H + j, ghn);
+        store(io.h + r * H + j, padd(nn, pmul(z, psub(hp, nn))));  // (1-z) n + z h_{t-1}
       });
     }
   }
@@ -337,20 +418,18 @@ struct GruCell : CellTraits {
   // dn = dh(1-z), dz = dh(h_{t-1} - n), dh_{t-1} (direct) = dh z;  dn̂ = dn(1-n²):
   // dgx_n = dn̂, dgh_n = dn̂ r;  dr̂ = dn̂ gh_n r(1-r) and dẑ = dz z(1-z) go to both gx and gh.
   template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+  static void backward(const StepGrad<S>& g) {
     using namespace lanes;
-    const Index GH = 3 * H;
+    const Index n = g.n, H = g.H, GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
-      S* dx = gates + r * GH;
-      S* dy = dgh + r * GH;
+      S* dx = g.gates + r * GH;
+      S* dy = g.dgh + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
         const V rg = load<V>(dx + j), z = load<V>(dx + H + j), nn = load<V>(dx + 2 * H + j),
-                ghn = load<V>(extra + r * H + j);
-        const V dh = load<V>(dh_in + r * H + j), hp = load<V>(h_prev + r * H + j);
+                ghn = load<V>(g.extra + r * H + j);
+        const V dh = load<V>(g.dh + r * H + j), hp = load<V>(g.h_prev + r * H + j);
         const V dn = pmul(pmul(dh, psub(one, z)), psub(one, pmul(nn, nn)));
         const V dr = pmul(pmul(dn, ghn), pmul(rg, psub(one, rg)));
         const V dz = pmul(pmul(dh, psub(hp, nn)), pmul(z, psub(one, z)));
@@ -360,7 +439,7 @@ struct GruCell : CellTraits {
         store(dy + j, dr);
         store(dy + H + j, dz);
         store(dy + 2 * H + j, pmul(dn, rg));
-        store(dh_prev + r * H + j, pmul(dh, z));
+        store(g.dh_prev + r * H + j, pmul(dh, z));
       });
     }
   }
@@ -374,10 +453,12 @@ struct RnnCell : CellTraits {
   static constexpr int kTraceFrom = 1;  // the one "gate" is h_t
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
-    lanes::for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
+    const S* gates = io.gates;
+    const S* gh = io.gh;
+    S* h = io.h;
+    lanes::for_lanes<S>(io.n * io.H, [&](auto v, Index j) {  // rows are contiguous: one long row
       using V = decltype(v);
       const V pre = padd(load<V>(gates + j), load<V>(gh + j));
       if constexpr (kRelu)
@@ -389,18 +470,16 @@ struct RnnCell : CellTraits {
 
   // tanh' = 1 - h², relu' = [h > 0].
   template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+  static void backward(const StepGrad<S>& g) {
     using namespace lanes;
-    lanes::for_lanes<S>(n * H, [&](auto v, Index j) {
+    lanes::for_lanes<S>(g.n * g.H, [&](auto v, Index j) {
       using V = decltype(v);
-      const V y = load<V>(h + j), dh = load<V>(dh_in + j);
+      const V y = load<V>(g.h + j), dh = load<V>(g.dh + j);
       if constexpr (kRelu)
-        store(gates + j, relu_grad(y, dh));
+        store(g.gates + j, relu_grad(y, dh));
       else
-        store(gates + j, pmul(dh, psub(set<V>(1), pmul(y, y))));
-      store(dh_prev + j, pzero(dh));
+        store(g.gates + j, pmul(dh, psub(set<V>(1), pmul(y, y))));
+      store(g.dh_prev + j, pzero(dh));
     });
   }
 };
@@ -429,14 +508,27 @@ decltype(auto) dispatch_cell(CellKind k, F&& f) {
   throw ArgumentError("unknown cell kind");
 }
 
-inline int num_gates(CellKind k) {
-  return dispatch_cell(k, [](auto c) { return int(decltype(c)::kGates); });
+// A cell's structure as plain values (what cell_info reports, and what the layout and the
+// workspace sizes read).
+struct CellShape {
+  int gates, extra, scratch, cell_params, forget_block;
+  bool has_cell, separate_gh, cell_gemm;
+  Keep keep;
+};
+inline CellShape cell_shape(CellKind k) {
+  return dispatch_cell(k, [](auto c) {
+    using C = decltype(c);
+    return CellShape{C::kGates, C::kExtra, C::kScratch, C::kCellParams, C::kForgetBlock,
+                     C::kHasCell, C::kSeparateGh, C::kCellGemm, C::kKeep};
+  });
 }
-inline bool has_cell_state(CellKind k) {
-  return dispatch_cell(k, [](auto c) { return decltype(c)::kHasCell; });
+inline int num_gates(CellKind k) { return cell_shape(k).gates; }
+inline bool has_cell_state(CellKind k) { return cell_shape(k).has_cell; }
+inline std::string cell_blocks(CellKind k) {
+  return dispatch_cell(k, [](auto c) { return decltype(c)::blocks(); });
 }
 
-// Names as the Python side spells them.
+// Names as the Python side spells them; kCellAliases: other accepted spellings.
 inline const char* const* cell_names() {
   static const char* const names[] = {
       "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_peephole", "lstm_1997", "cifg",
@@ -444,13 +536,23 @@ inline const char* const* cell_names() {
       "ungated", "cell_as_input", nullptr};
   return names;
 }
+struct CellAlias {
+  const char* alias;
+  const char* name;
+};
+inline constexpr CellAlias kCellAliases[] = {{"rnn", "rnn_tanh"}};
+
 inline const char* cell_name(CellKind k) { return cell_names()[static_cast<int>(k)]; }
-inline CellKind parse_cell(const std::string& s) {
+inline CellKind parse_cell(const std::string& given) {
+  std::string s = given;
+  for (const auto& a : kCellAliases)
+    if (s == a.alias) s = a.name;
   for (int i = 0; cell_names()[i]; ++i)
     if (s == cell_names()[i]) return static_cast<CellKind>(i);
   std::string all;
   for (int i = 0; cell_names()[i]; ++i) all += std::string(i ? ", " : "") + "'" + cell_names()[i] + "'";
-  throw ArgumentError("cell must be one of " + all + ", got '" + s + "'");
+  for (const auto& a : kCellAliases) all += std::string(", '") + a.alias + "'";
+  throw ArgumentError("cell must be one of " + all + ", got '" + given + "'");
 }
 
 }  // namespace lstm_native
