@@ -118,16 +118,15 @@ T* array_ptr(const py::object& o, const char* name, const std::vector<Index>& sh
 py::list layout_list(const std::vector<ParamLayout::Tensor>& tensors) {
   py::list out;
   for (const auto& t : tensors) {
-    py::tuple shape = t.cols ? py::tuple(py::make_tuple(t.rows, t.cols)) : py::tuple(py::make_tuple(t.rows));
+    py::tuple shape = t.cols ? py::tuple(py::make_tuple(t.rows, t.cols))
+                             : py::tuple(py::make_tuple(t.rows));
     out.append(py::make_tuple(t.name, t.offset, shape));
   }
   return out;
 }
 
-// A recurrent stack as nn's layer describes it, checked: ValueError for a bad value,
-// MemoryError for a stack too large for this build.
-ModelConfig stack_config(const std::string& cell, Index D, Index H, Index L, bool bias,
-                         std::size_t scalar) {
+// A recurrent stack as nn's layer describes it, validated (ValueError for a bad value).
+ModelConfig stack_config(const std::string& cell, Index D, Index H, Index L, bool bias) {
   ModelConfig c;
   c.cell = parse_cell(cell);
   c.input_size = D;
@@ -135,7 +134,6 @@ ModelConfig stack_config(const std::string& cell, Index D, Index H, Index L, boo
   c.num_layers = L;
   c.bias = bias;
   c.validate();
-  c.check_fits("Recurrent", scalar);
   return c;
 }
 
@@ -203,23 +201,52 @@ void recurrent_trace(const Recurrent<S>& r, const py::object& gates, const py::o
   r.trace(gp, hp, cp);
 }
 
+// Recurrent.count_params (a static method): parameters of such a layer without building it.
+Index recurrent_count_params(const std::string& cell, Index D, Index H, Index L, bool bias) {
+  const ModelConfig c = stack_config(cell, D, H, L, bias);
+  return count_params(c.cell, D, H, L, 1, bias).v;  // TooLarge (MemoryError) beyond 2^63
+}
+
+template <class S>
+Index recurrent_workspace(const Recurrent<S>& r, Index batch, Index steps, bool train) {
+  require(batch >= 0 && steps >= 0, "batch and steps must be >= 0");
+  return r.workspace_elements(batch, steps, train);
+}
+
+template <class S>
+void bind_recurrent_calls(py::class_<Recurrent<S>>& cls) {
+  using R = Recurrent<S>;
+  cls.def("workspace_elements", &recurrent_workspace<S>, py::arg("batch"), py::arg("steps"),
+          py::arg("train"),
+          "Scalars of workspace for a forward on `batch` sequences of `steps` steps (and, with\n"
+          "train, its backward with dy and dx); sized by the code that sizes the buffers")
+      .def("allocated_elements", &R::allocated_elements, "Scalars the workspace holds now")
+      .def("forward", &recurrent_forward<S>, py::arg("params"), py::arg("x"), py::arg("lengths"),
+           py::arg("h0"), py::arg("c0"), py::arg("y"), py::arg("hT"), py::arg("cT"),
+           py::arg("train") = true,
+           "Forward over x [B, T, D] into y [B, T, H], hT and cT [L, B, H] (outputs preallocated).")
+      .def("backward", &recurrent_backward<S>, py::arg("params"), py::arg("dy"), py::arg("dhT"),
+           py::arg("dcT"), py::arg("dparams"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
+           py::arg("dhs") = py::none(), py::arg("dcs") = py::none(),
+           "BPTT for the last forward; adds parameter gradients into dparams.")
+      .def("trace", &recurrent_trace<S>, py::arg("gates"), py::arg("h"), py::arg("c"),
+           "Activated gates [L, B, T, G*H] and states h, c [L, B, T, H] of the last forward.");
+}
+
 template <class S>
 void bind_recurrent(py::module_& m, const char* name) {
   using R = Recurrent<S>;
-  py::class_<R>(m, name)
-      .def(py::init([](const std::string& cell, Index D, Index H, Index L, bool bias) {
-             const ModelConfig c = stack_config(cell, D, H, L, bias, sizeof(S));
-             return new R(c.cell, D, H, L, bias);
-           }),
-           py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"),
-           py::arg("num_layers") = 1, py::arg("bias") = true)
-      .def_static("count_params", [](const std::string& cell, Index D, Index H, Index L, bool bias) {
-             const ModelConfig c = stack_config(cell, D, H, L, bias, 1);
-             return count_params(c.cell, D, H, L, 1, bias).v;
-           },
-           py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"),
-           py::arg("num_layers") = 1, py::arg("bias") = true,
-           "Parameters of such a layer, without building it (MemoryError beyond 2**63)")
+  py::class_<R> cls(m, name);
+  cls.def(py::init([](const std::string& cell, Index D, Index H, Index L, bool bias) {
+            const ModelConfig c = stack_config(cell, D, H, L, bias);
+            c.check_fits("Recurrent", sizeof(S));  // MemoryError: too large for this build
+            return new R(c.cell, D, H, L, bias);
+          }),
+          py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"),
+          py::arg("num_layers") = 1, py::arg("bias") = true)
+      .def_static("count_params", &recurrent_count_params, py::arg("cell"), py::arg("input_size"),
+                  py::arg("hidden_size"), py::arg("num_layers") = 1, py::arg("bias") = true,
+                  "Parameters of such a layer, without building it (MemoryError beyond 2**63)")
       .def_property_readonly("cell", [](const R& r) { return cell_name(r.cell()); })
       .def_property_readonly("input_size", &R::input_size)
       .def_property_readonly("hidden_size", &R::hidden_size)
@@ -232,25 +259,8 @@ void bind_recurrent(py::module_& m, const char* name) {
       .def_property_readonly("num_parts", &R::num_parts,
                              "independent batch parts of the last call (from its size only)")
       .def("layout", [](const R& r) { return layout_list(r.layout().tensors); },
-           "[(name, offset, shape)] of each parameter in the flat buffer")
-      .def("workspace_elements", [](const R& r, Index batch, Index steps, bool train) {
-             require(batch >= 0 && steps >= 0, "batch and steps must be >= 0");
-             return r.workspace_elements(batch, steps, train);
-           },
-           py::arg("batch"), py::arg("steps"), py::arg("train"),
-           "Scalars of workspace for a forward on `batch` sequences of `steps` steps (and, with\n"
-           "train, its backward with dy and dx); sized by the code that sizes the buffers")
-      .def("allocated_elements", &R::allocated_elements, "Scalars the workspace holds now")
-      .def("forward", &recurrent_forward<S>, py::arg("params"), py::arg("x"), py::arg("lengths"),
-           py::arg("h0"), py::arg("c0"), py::arg("y"), py::arg("hT"), py::arg("cT"),
-           py::arg("train") = true,
-           "Forward over x [B, T, D] into y [B, T, H], hT and cT [L, B, H] (outputs preallocated).")
-      .def("backward", &recurrent_backward<S>, py::arg("params"), py::arg("dy"), py::arg("dhT"),
-           py::arg("dcT"), py::arg("dparams"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
-           py::arg("dhs") = py::none(), py::arg("dcs") = py::none(),
-           "BPTT for the last forward; adds parameter gradients into dparams.")
-      .def("trace", &recurrent_trace<S>, py::arg("gates"), py::arg("h"), py::arg("c"),
-           "Activated gates [L, B, T, G*H] and states h, c [L, B, T, H] of the last forward.");
+           "[(name, offset, shape)] of each parameter in the flat buffer");
+  bind_recurrent_calls(cls);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,8 +386,9 @@ void bind_model(py::module_& m, const char* name) {
            "One epoch of minibatch training in C++; returns (mean loss, optimizer step count).")
       .def("predict", &model_predict<S>, py::arg("params"), py::arg("X"), py::arg("lengths"),
            py::arg("out"))
-      .def("loss", [](M& mo, const py::object& params, const py::object& X, const py::object& lengths,
-                      const py::object& Y, const py::object& sw, double alpha) {
+      .def("loss", [](M& mo, const py::object& params, const py::object& X,
+                      const py::object& lengths, const py::object& Y, const py::object& sw,
+                      double alpha) {
              return model_loss(mo, params, X, lengths, Y, sw, alpha, py::none(), false);
            },
            py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
@@ -414,7 +425,8 @@ bool is_a(const py::handle& v, const char* abc) {  // numbers.Integral / numbers
 Index int_value(const py::handle& v, const char* name) {
   if (!is_a(v, "Integral")) bad_value(name, "an int", v);
   int overflow = 0;
-  const long long r = PyLong_AsLongLongAndOverflow(py::int_(py::reinterpret_borrow<py::object>(v)).ptr(), &overflow);
+  const py::int_ i(py::reinterpret_borrow<py::object>(v));
+  const long long r = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
   if (overflow) bad_value(name, "an int below 2**63", v);
   return static_cast<Index>(r);
 }
@@ -547,19 +559,24 @@ py::dict to_dict(const Fields<C>& fields, const C& c) {
 // Every field, nothing else: ValueError naming an unknown or missing key or a bad value.
 template <class C>
 C from_dict(const Fields<C>& fields, const py::handle& obj, const char* cls) {
-  if (!py::isinstance<py::dict>(obj)) bad_value((std::string(cls) + ".from_dict").c_str(), "a dict", obj);
+  if (!py::isinstance<py::dict>(obj))
+    bad_value((std::string(cls) + ".from_dict").c_str(), "a dict", obj);
   const auto d = py::reinterpret_borrow<py::dict>(obj);
   std::string names;
   for (const auto& f : fields) names += std::string(names.empty() ? "" : ", ") + f.name;
   for (const auto& kv : d) {
     const std::string key = py::str(kv.first);
     bool known = false;
-    for (const auto& f : fields) known = known || (py::isinstance<py::str>(kv.first) && key == f.name);
-    if (!known) throw py::value_error(std::string(cls) + ": unknown key " + std::string(py::repr(kv.first)) + "; expected " + names);
+    for (const auto& f : fields)
+      known = known || (py::isinstance<py::str>(kv.first) && key == f.name);
+    if (!known)
+      throw py::value_error(std::string(cls) + ": unknown key " +
+                            std::string(py::repr(kv.first)) + "; expected " + names);
   }
   std::vector<py::object> values;
   for (const auto& f : fields) {
-    if (!d.contains(f.name)) throw py::value_error(std::string(cls) + ": missing key '" + f.name + "'");
+    if (!d.contains(f.name))
+      throw py::value_error(std::string(cls) + ": missing key '" + f.name + "'");
     values.push_back(d[f.name]);
   }
   return config_of(fields, values);
@@ -586,22 +603,36 @@ void bind_config_fields(py::class_<C>& cls, const Fields<C>* fields, const char*
   cls.attr("FIELDS") = py::tuple(schema);
   cls.def("to_dict", [fields](const C& c) { return to_dict(*fields, c); },
           "The fields as a dict of plain Python values");
-  cls.def_static("from_dict", [fields, name](const py::object& d) { return from_dict(*fields, d, name); },
-                 py::arg("d"), "From a dict holding every field (ValueError naming a bad key)");
+  cls.def_static(
+      "from_dict", [fields, name](const py::object& d) { return from_dict(*fields, d, name); },
+      py::arg("d"), "From a dict holding every field (ValueError naming a bad key)");
   cls.def("__eq__", [fields](const C& a, const py::object& b) -> py::object {
     if (!py::isinstance<C>(b)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
     return py::bool_(to_dict(*fields, a).equal(to_dict(*fields, b.cast<const C&>())));
   });
   cls.def("__repr__", [fields, name](const C& c) {
     std::string s = std::string(name) + "(";
-    for (const auto& f : *fields) s += std::string(&f == &fields->front() ? "" : ", ") + f.name + "=" + std::string(py::repr(f.get(c)));
+    for (const auto& f : *fields)
+      s += std::string(&f == &fields->front() ? "" : ", ") + f.name + "=" +
+           std::string(py::repr(f.get(c)));
     return s + ")";
   });
   cls.def(py::pickle([fields](const C& c) { return to_dict(*fields, c); },
                      [fields, name](const py::dict& d) { return from_dict(*fields, d, name); }));
 }
 
-// The network-level questions a configuration answers without building the network.
+// The network-level questions a configuration answers without building the network (after
+// refusing one too large to build at all).
+py::list model_config_layout(const ModelConfig& c) {
+  c.check_fits("ModelConfig.layout", sizeof(float));
+  return layout_list(ModelLayout(c).tensors);
+}
+Index model_config_workspace(const ModelConfig& c, Index batch, Index steps, bool train) {
+  require(batch >= 0 && steps >= 0, "batch and steps must be >= 0");
+  c.check_fits("ModelConfig.workspace_elements", sizeof(float));
+  return workspace_elements(c, batch, steps, train ? Call::kTrainEpoch : Call::kPredict).v;
+}
+
 void bind_model_config(py::module_& m) {
   using C = ModelConfig;
   const Fields<C>& f = model_fields();
@@ -611,24 +642,22 @@ void bind_model_config(py::module_& m) {
                       py::object loss) {
             return config_of(model_fields(), {cell, D, H, L, O, bias, bidir, seq, dropout, loss});
           }),
-          py::arg("cell") = default_of(f, "cell"), py::arg("input_size") = default_of(f, "input_size"),
+          py::arg("cell") = default_of(f, "cell"),
+          py::arg("input_size") = default_of(f, "input_size"),
           py::arg("hidden_size") = default_of(f, "hidden_size"),
           py::arg("num_layers") = default_of(f, "num_layers"),
           py::arg("output_size") = default_of(f, "output_size"), py::kw_only(),
-          py::arg("bias") = default_of(f, "bias"), py::arg("bidirectional") = default_of(f, "bidirectional"),
+          py::arg("bias") = default_of(f, "bias"),
+          py::arg("bidirectional") = default_of(f, "bidirectional"),
           py::arg("return_sequences") = default_of(f, "return_sequences"),
           py::arg("dropout") = default_of(f, "dropout"), py::arg("loss") = default_of(f, "loss"));
   bind_config_fields(cls, &f, "ModelConfig");
   cls.def_property_readonly("num_params", [](const C& c) { return c.num_params(); },
                             "Parameters of the network (MemoryError beyond 2**63)");
-  cls.def("layout", [](const C& c) { c.check_fits("ModelConfig.layout", sizeof(float)); return layout_list(ModelLayout(c).tensors); },
+  cls.def("layout", &model_config_layout,
           "[(name, offset, shape)] of each parameter in the flat buffer (as Model.layout())");
-  cls.def("workspace_elements", [](const C& c, Index batch, Index steps, bool train) {
-            require(batch >= 0 && steps >= 0, "batch and steps must be >= 0");
-            c.check_fits("ModelConfig.workspace_elements", sizeof(float));
-            return workspace_elements(c, batch, steps, train ? Call::kTrainEpoch : Call::kPredict).v;
-          },
-          py::arg("batch"), py::arg("steps"), py::arg("train"),
+  cls.def("workspace_elements", &model_config_workspace, py::arg("batch"), py::arg("steps"),
+          py::arg("train"),
           "Scalars the core's workspace holds for a batch of `batch` sequences of `steps` steps:\n"
           "train=True: one training minibatch (forward kept, BPTT, gradient, gathered batch);\n"
           "train=False: predict (in chunks of PREDICT_CHUNK sequences). Sized by the code that\n"
@@ -638,7 +667,8 @@ void bind_model_config(py::module_& m) {
 void bind_optim_config(py::module_& m) {
   using C = OptimConfig;
   const Fields<C>& f = optim_fields();
-  py::class_<C> cls(m, "OptimConfig", "How train_epoch trains: solver, its hyperparameters, batches");
+  py::class_<C> cls(m, "OptimConfig",
+                    "How train_epoch trains: solver, its hyperparameters, the minibatches");
   cls.def(py::init([](py::object solver, py::object lr, py::object alpha, py::object momentum,
                       py::object nesterov, py::object beta1, py::object beta2, py::object eps,
                       py::object max_grad_norm, py::object batch_size, py::object shuffle,
@@ -646,15 +676,18 @@ void bind_optim_config(py::module_& m) {
             return config_of(optim_fields(), {solver, lr, alpha, momentum, nesterov, beta1, beta2,
                                               eps, max_grad_norm, batch_size, shuffle, seed});
           }),
-          py::kw_only(), py::arg("solver") = default_of(f, "solver"), py::arg("lr") = default_of(f, "lr"),
-          py::arg("alpha") = default_of(f, "alpha"), py::arg("momentum") = default_of(f, "momentum"),
-          py::arg("nesterov") = default_of(f, "nesterov"), py::arg("beta1") = default_of(f, "beta1"),
+          py::kw_only(), py::arg("solver") = default_of(f, "solver"),
+          py::arg("lr") = default_of(f, "lr"), py::arg("alpha") = default_of(f, "alpha"),
+          py::arg("momentum") = default_of(f, "momentum"),
+          py::arg("nesterov") = default_of(f, "nesterov"),
+          py::arg("beta1") = default_of(f, "beta1"),
           py::arg("beta2") = default_of(f, "beta2"), py::arg("eps") = default_of(f, "eps"),
           py::arg("max_grad_norm") = default_of(f, "max_grad_norm"),
           py::arg("batch_size") = default_of(f, "batch_size"),
           py::arg("shuffle") = default_of(f, "shuffle"), py::arg("seed") = default_of(f, "seed"));
   bind_config_fields(cls, &f, "OptimConfig");
 }
+
 // A stream carries its state from step to step, so one NaN or infinity fed to it would poison
 // every later output until reset(): its inputs and states are checked here and refused with
 // ValueError, the state left as it was. values_of<S> returns `o` as a C-contiguous array of S
@@ -705,79 +738,85 @@ py::array_t<S, py::array::c_style> values_of(const py::object& o, const char* na
 // has the right dtype and order (converted otherwise), and `out`, when given, is written in place
 // so that a loop allocates nothing.
 template <class S>
+py::object stream_step(Stream<S>& st, const py::object& xo, const py::object& out) {
+  using Arr = py::array_t<S, py::array::c_style>;
+  const Index B = st.batch(), D = st.input_size(), O = st.output_size();
+  const Arr x = values_of<S>(xo, "x");
+  const bool flat = x.ndim() == 1;
+  if (!((flat && B == 1 && x.shape(0) == D) ||
+        (x.ndim() == 2 && x.shape(0) == B && x.shape(1) == D)))
+    throw py::value_error("x must have shape " +
+                          (B == 1 ? "(" + std::to_string(D) + ",) or " : std::string()) + "(" +
+                          std::to_string(B) + ", " + std::to_string(D) + ")");
+  py::object res = out;
+  S* op;
+  if (out.is_none()) {
+    Arr o = flat ? Arr({O}) : Arr({B, O});
+    op = o.mutable_data();
+    res = std::move(o);
+  } else {
+    op = array_ptr<S>(out, "out", flat ? std::vector<Index>{O} : std::vector<Index>{B, O}, false,
+                      true);
+  }
+  st.step(x.data(), op);
+  return res;
+}
+
+template <class S>
+py::object stream_state(Stream<S>& st) {
+  using Arr = py::array_t<S, py::array::c_style>;
+  const Index L = st.num_layers(), B = st.batch(), H = st.hidden_size();
+  Arr h({L, B, H});
+  std::copy(st.h(), st.h() + L * B * H, h.mutable_data());
+  if (!st.has_cell_state()) return py::object(h);
+  Arr c({L, B, H});
+  std::copy(st.c(), st.c() + L * B * H, c.mutable_data());
+  return py::object(py::make_tuple(h, c));
+}
+
+template <class S>
+void set_stream_state(Stream<S>& st, const py::object& state) {
+  using Arr = py::array_t<S, py::array::c_style>;
+  const Index L = st.num_layers(), B = st.batch(), H = st.hidden_size();
+  py::object h = state, c = py::none();
+  if (st.has_cell_state()) {
+    if (!py::isinstance<py::tuple>(state) && !py::isinstance<py::list>(state))
+      throw py::value_error("state must be a tuple (h, c)");
+    auto t = py::reinterpret_borrow<py::sequence>(state);
+    if (t.size() != 2) throw py::value_error("state must be a tuple (h, c)");
+    h = t[0];
+    c = t[1];
+  }
+  // Both parts are checked before either is written: a refused state changes nothing.
+  const Arr ha = values_of<S>(h, "state h");
+  const S* hp = array_ptr<S>(ha, "state h", {L, B, H}, false, false);
+  const S* cp = nullptr;
+  Arr ca;
+  if (st.has_cell_state()) {
+    ca = values_of<S>(c, "state c");
+    cp = array_ptr<S>(ca, "state c", {L, B, H}, false, false);
+  }
+  std::copy(hp, hp + L * B * H, st.h());
+  if (cp) std::copy(cp, cp + L * B * H, st.c());
+}
+
+template <class S>
 void bind_stream(py::module_& m, const char* name) {
   using St = Stream<S>;
-  using Arr = py::array_t<S, py::array::c_style>;
   py::class_<St>(m, name)
       .def_property_readonly("batch", &St::batch)
       .def_property_readonly("input_size", &St::input_size)
       .def_property_readonly("output_size", &St::output_size)
-      .def(
-          "step",
-          [](St& st, const py::object& xo, const py::object& out) -> py::object {
-            const Index B = st.batch(), D = st.input_size(), O = st.output_size();
-            const Arr x = values_of<S>(xo, "x");
-            const bool flat = x.ndim() == 1;
-            if (!((flat && B == 1 && x.shape(0) == D) ||
-                  (x.ndim() == 2 && x.shape(0) == B && x.shape(1) == D)))
-              throw py::value_error("x must have shape " +
-                                    (B == 1 ? "(" + std::to_string(D) + ",) or " : std::string()) +
-                                    "(" + std::to_string(B) + ", " + std::to_string(D) + ")");
-            py::object res = out;
-            S* op;
-            if (out.is_none()) {
-              Arr o = flat ? Arr({O}) : Arr({B, O});
-              op = o.mutable_data();
-              res = std::move(o);
-            } else {
-              op = array_ptr<S>(out, "out", flat ? std::vector<Index>{O} : std::vector<Index>{B, O},
-                                false, true);
-            }
-            st.step(x.data(), op);
-            return res;
-          },
-          py::arg("x"), py::arg("out") = py::none(),
-          "Feeds one timestep x [D] or [batch, D]; returns the output [O] or [batch, O].\n"
-          "ValueError for NaN, infinity or values beyond the dtype's range (the state is kept).")
+      .def("step", &stream_step<S>, py::arg("x"), py::arg("out") = py::none(),
+           "Feeds one timestep x [D] or [batch, D]; returns the output [O] or [batch, O].\n"
+           "ValueError for NaN, infinity or values beyond the dtype's range (the state is kept).")
       .def("reset", &St::reset, "Zero the state.")
       .def_property("num_threads", &St::num_threads, &St::set_num_threads,
                     "Threads a step may use (large steps split their columns over two)")
-      .def_property(
-          "state",
-          [](St& st) {
-            const Index L = st.num_layers(), B = st.batch(), H = st.hidden_size();
-            Arr h({L, B, H});
-            std::copy(st.h(), st.h() + L * B * H, h.mutable_data());
-            if (!st.has_cell_state()) return py::object(h);
-            Arr c({L, B, H});
-            std::copy(st.c(), st.c() + L * B * H, c.mutable_data());
-            return py::object(py::make_tuple(h, c));
-          },
-          [](St& st, const py::object& state) {
-            const Index L = st.num_layers(), B = st.batch(), H = st.hidden_size();
-            py::object h = state, c = py::none();
-            if (st.has_cell_state()) {
-              if (!py::isinstance<py::tuple>(state) && !py::isinstance<py::list>(state))
-                throw py::value_error("state must be a tuple (h, c)");
-              auto t = py::reinterpret_borrow<py::sequence>(state);
-              if (t.size() != 2) throw py::value_error("state must be a tuple (h, c)");
-              h = t[0];
-              c = t[1];
-            }
-            // Both parts are checked before either is written: a refused state changes nothing.
-            const Arr ha = values_of<S>(h, "state h");
-            const S* hp = array_ptr<S>(ha, "state h", {L, B, H}, false, false);
-            const S* cp = nullptr;
-            Arr ca;
-            if (st.has_cell_state()) {
-              ca = values_of<S>(c, "state c");
-              cp = array_ptr<S>(ca, "state c", {L, B, H}, false, false);
-            }
-            std::copy(hp, hp + L * B * H, st.h());
-            if (cp) std::copy(cp, cp + L * B * H, st.c());
-          },
-          "(h, c) for an LSTM, else h; each [num_layers, batch, hidden] (copies). Setting it\n"
-          "checks shapes and values (ValueError for NaN or infinity) before changing anything.");
+      .def_property("state", &stream_state<S>, &set_stream_state<S>,
+                    "(h, c) for an LSTM, else h; each [num_layers, batch, hidden] (copies).\n"
+                    "Setting it checks shapes and values (ValueError for NaN or infinity) before\n"
+                    "changing anything.");
 }
 
 py::dict build_info() {

@@ -108,15 +108,18 @@ ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T,
 Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call) {
   if (call == Call::kPredict) B = std::min(B, kPredictChunk);
   if (B < 1 || T < 1) return 0;
-  const Index H = c.hidden_size;
-  Count total = model_sizes(c, c.num_params(), B, T, call).total();
-  for (Index l = 0; l < c.num_layers; ++l) {
+  const Index H = c.hidden_size, L = c.num_layers;
+  auto layer = [&](Index l) {  // layer l's buffers and its units' runs
     const LayerSizes z = layer_sizes(c, l, B, T, call);
-    total += z.drop_in + z.drop_mask + z.rev_in + z.yf + z.yr + z.cat + Count(c.dirs()) * z.hT;
     const Index Din = l == 0 ? c.input_size : c.features();
     const RunShape unit{c.cell, Din, H, 1, unit_param_count(c.cell, Din, H, c.bias).v};
-    total += Count(c.dirs()) * run_workspace_elements(unit, B, T, unit_needs(c, l, call));
-  }
+    return z.drop_in + z.drop_mask + z.rev_in + z.yf + z.yr + z.cat +
+           Count(c.dirs()) * (z.hT + run_workspace_elements(unit, B, T, unit_needs(c, l, call)));
+  };
+  // Layers 1..L-2 are alike (only the first and the last differ): O(1) in L.
+  Count total = model_sizes(c, c.num_params(), B, T, call).total() + layer(0);
+  if (L > 2) total += Count(L - 2) * layer(1);
+  if (L > 1) total += layer(L - 1);
   return total;
 }
 
@@ -337,7 +340,8 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
       }
       S* dx = needs.dx ? (d == 0 ? dxf_.data() : dxr_.data()) : nullptr;
       stack_.backward(runs_[u], params, dy, dhT, nullptr, grad, dx, nullptr, nullptr);
-      if (needs.dx && d == 1) reverse_time(dxr_.data(), Din, dxf_.data(), Din, Din, B, T, len, true);
+      if (needs.dx && d == 1)
+        reverse_time(dxr_.data(), Din, dxf_.data(), Din, Din, B, T, len, true);
     }
     if (!needs.dx) break;
     if (dropped_[l]) {

@@ -133,7 +133,9 @@ struct LstmFamily : CellTraits {
   static constexpr int kForgetBlock = kOwnF ? kBlockF : -1;
   static constexpr bool kHasCell = true;
   static constexpr int kCellParams = kPeep ? 3 : 0;  // w_ci, w_cf, w_co
-  static constexpr Keep kKeep = kOwnF ? Keep::kForget : kCoupled ? Keep::kOneMinusInput : Keep::kOne;
+  static constexpr Keep kKeep = kOwnF      ? Keep::kForget
+                                : kCoupled ? Keep::kOneMinusInput
+                                           : Keep::kOne;
   static std::string blocks() {
     return std::string(kI ? "i" : "") + (kOwnF ? "f" : "") + "g" + (kO ? "o" : "");
   }

@@ -54,7 +54,8 @@ struct ModelConfig {
   LossKind loss = LossKind::kMse;
 
   Index dirs() const { return bidirectional ? 2 : 1; }
-  Index features() const { return dirs() * hidden_size; }  // what the head reads per step
+  // What the head reads per step. (Sizes are plain Index arithmetic once check_fits() passed.)
+  Index features() const { return dirs() * hidden_size; }
 
   // ArgumentError naming the first bad field.
   void validate() const {
@@ -75,9 +76,8 @@ struct ModelConfig {
   // Recurrent units, then head.weight [O, dirs*H] and head.bias [O] (with bias). Exact;
   // TooLarge beyond 2^63. Needs a valid configuration.
   Index num_params() const {
-    return (count_params(cell, input_size, hidden_size, num_layers, dirs(), bias) +
-            Count(output_size) * (Count(features()) + Count(bias ? 1 : 0)))
-        .v;
+    const Count recurrent = count_params(cell, input_size, hidden_size, num_layers, dirs(), bias);
+    return (recurrent + Count(output_size) * (Count(dirs()) * hidden_size + Count(bias ? 1 : 0))).v;
   }
 
   // TooLarge naming the sizes when the parameters (with their packed copies), the per-unit
