@@ -13,7 +13,6 @@ import pickle
 
 import numpy as np
 import pytest
-
 import reference as ref
 
 import lstm_native
@@ -138,11 +137,13 @@ def test_num_params_is_exact_and_refuses_overflow():
     for kw in (dict(hidden_size=2**40), dict(output_size=2**62), dict(input_size=2**62),
                dict(num_layers=2**62, hidden_size=2**10)):
         with pytest.raises(MemoryError):
-            _core.ModelConfig("lstm", **{"input_size": 1, "hidden_size": 3, **kw}).num_params
+            _ = _core.ModelConfig("lstm", **{"input_size": 1, "hidden_size": 3, **kw}).num_params
     with pytest.raises(MemoryError, match="TiB"):  # too large to build: refused, not built
         _core.ModelConfig("lstm", 1, 3, 2**40).layout()
     with pytest.raises(MemoryError):
-        _core.ModelConfig("lstm", 1, 3, 2**40).workspace_elements(1, 1, True)
+        _core.ModelConfig("lstm", 1, 2**40, 2).workspace_elements(1, 1, True)
+    # counts need no network: a billion layers are counted at once
+    assert _core.ModelConfig("lstm", 1, 3, 10**9).workspace_elements(32, 100, True) > 10**12
 
 
 def test_recurrent_counts_without_building():

@@ -621,15 +621,15 @@ void bind_config_fields(py::class_<C>& cls, const Fields<C>* fields, const char*
                      [fields, name](const py::dict& d) { return from_dict(*fields, d, name); }));
 }
 
-// The network-level questions a configuration answers without building the network (after
-// refusing one too large to build at all).
+// The network-level questions a configuration answers without building the network. The
+// layout is a list of O(L) tensors: a network too large to build is refused first; the counts
+// are O(1) and refuse only counts beyond 2^63 (MemoryError).
 py::list model_config_layout(const ModelConfig& c) {
   c.check_fits("ModelConfig.layout", sizeof(float));
   return layout_list(ModelLayout(c).tensors);
 }
 Index model_config_workspace(const ModelConfig& c, Index batch, Index steps, bool train) {
   require(batch >= 0 && steps >= 0, "batch and steps must be >= 0");
-  c.check_fits("ModelConfig.workspace_elements", sizeof(float));
   return workspace_elements(c, batch, steps, train ? Call::kTrainEpoch : Call::kPredict).v;
 }
 

@@ -108,6 +108,7 @@ ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T,
 Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call) {
   if (call == Call::kPredict) B = std::min(B, kPredictChunk);
   if (B < 1 || T < 1) return 0;
+  const Index P = c.num_params();  // first: refuses sizes whose products overflow (TooLarge)
   const Index H = c.hidden_size, L = c.num_layers;
   auto layer = [&](Index l) {  // layer l's buffers and its units' runs
     const LayerSizes z = layer_sizes(c, l, B, T, call);
@@ -117,7 +118,7 @@ Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call) {
            Count(c.dirs()) * (z.hT + run_workspace_elements(unit, B, T, unit_needs(c, l, call)));
   };
   // Layers 1..L-2 are alike (only the first and the last differ): O(1) in L.
-  Count total = model_sizes(c, c.num_params(), B, T, call).total() + layer(0);
+  Count total = model_sizes(c, P, B, T, call).total() + layer(0);
   if (L > 2) total += Count(L - 2) * layer(1);
   if (L > 1) total += layer(L - 1);
   return total;

@@ -9,18 +9,17 @@ tests/test_core_api.py checks that every public name of the module (and of each 
 here and that nothing else does.
 """
 
-from __future__ import annotations
-
-from typing import Any, Callable, ClassVar, Generic, Optional, TypeVar, Union
+from typing import Any, Callable, ClassVar, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import TypeAlias
 
 _F = TypeVar("_F", np.float32, np.float64)
-_Array32 = NDArray[np.float32]
-_Array64 = NDArray[np.float64]
-_Lengths = Optional[NDArray[np.int64]]
-_Layout = list[tuple[str, int, Union[tuple[int], tuple[int, int]]]]
+_Array32: TypeAlias = NDArray[np.float32]
+_Array64: TypeAlias = NDArray[np.float64]
+_Lengths: TypeAlias = NDArray[np.int64] | None
+_Layout: TypeAlias = list[tuple[str, int, tuple[int] | tuple[int, int]]]
 
 CELLS: tuple[str, ...]
 """The core's cell names, in CellKind order."""
@@ -170,19 +169,19 @@ class _Recurrent(Generic[_F]):
     def allocated_elements(self) -> int: ...
     def forward(
         self, params: NDArray[_F], x: NDArray[_F], lengths: _Lengths,
-        h0: Optional[NDArray[_F]], c0: Optional[NDArray[_F]], y: NDArray[_F],
-        hT: Optional[NDArray[_F]], cT: Optional[NDArray[_F]], train: bool = True,
+        h0: NDArray[_F] | None, c0: NDArray[_F] | None, y: NDArray[_F],
+        hT: NDArray[_F] | None, cT: NDArray[_F] | None, train: bool = True,
     ) -> None:
         """x [B, T, D] -> y [B, T, H], hT and cT [L, B, H] (preallocated)."""
     def backward(
-        self, params: NDArray[_F], dy: Optional[NDArray[_F]], dhT: Optional[NDArray[_F]],
-        dcT: Optional[NDArray[_F]], dparams: NDArray[_F], dx: Optional[NDArray[_F]],
-        dh0: Optional[NDArray[_F]], dc0: Optional[NDArray[_F]],
-        dhs: Optional[NDArray[_F]] = None, dcs: Optional[NDArray[_F]] = None,
+        self, params: NDArray[_F], dy: NDArray[_F] | None, dhT: NDArray[_F] | None,
+        dcT: NDArray[_F] | None, dparams: NDArray[_F], dx: NDArray[_F] | None,
+        dh0: NDArray[_F] | None, dc0: NDArray[_F] | None,
+        dhs: NDArray[_F] | None = None, dcs: NDArray[_F] | None = None,
     ) -> None:
         """BPTT for the last training forward, once; adds the gradients into dparams [P]."""
     def trace(
-        self, gates: Optional[NDArray[_F]], h: Optional[NDArray[_F]], c: Optional[NDArray[_F]],
+        self, gates: NDArray[_F] | None, h: NDArray[_F] | None, c: NDArray[_F] | None,
     ) -> None:
         """Gates [L, B, T, G*H], h and c [L, B, T, H] of the last training forward."""
 
@@ -199,9 +198,9 @@ class _Stream(Generic[_F]):
     @property
     def output_size(self) -> int: ...
     num_threads: int
-    state: Union[NDArray[_F], tuple[NDArray[_F], NDArray[_F]]]
+    state: NDArray[_F] | tuple[NDArray[_F], NDArray[_F]]
     """h, or (h, c) for cells with a cell state; each [L, batch, H] (copies)."""
-    def step(self, x: Any, out: Optional[NDArray[_F]] = None) -> NDArray[_F]:
+    def step(self, x: Any, out: NDArray[_F] | None = None) -> NDArray[_F]:
         """x [D] or [batch, D] -> output [O] or [batch, O]."""
     def reset(self) -> None: ...
 
@@ -222,8 +221,8 @@ class _Model(Generic[_F]):
     def allocated_elements(self) -> int: ...
     def train_epoch(
         self, params: NDArray[_F], m: NDArray[_F], v: NDArray[_F], step: int, X: NDArray[_F],
-        lengths: _Lengths, Y: NDArray[_F], sample_weight: Optional[NDArray[_F]],
-        optim: OptimConfig, callback: Optional[Callable[[int, int], Any]] = None,
+        lengths: _Lengths, Y: NDArray[_F], sample_weight: NDArray[_F] | None,
+        optim: OptimConfig, callback: Callable[[int, int], Any] | None = None,
     ) -> tuple[float, int]:
         """One epoch; params, m, v [P] updated in place. Returns (mean loss, step count)."""
     def predict(
@@ -232,11 +231,11 @@ class _Model(Generic[_F]):
         """Raw outputs into out [N, O] or [N, T, O]."""
     def loss(
         self, params: NDArray[_F], X: NDArray[_F], lengths: _Lengths, Y: NDArray[_F],
-        sample_weight: Optional[NDArray[_F]], alpha: float,
+        sample_weight: NDArray[_F] | None, alpha: float,
     ) -> float: ...
     def loss_and_grad(
         self, params: NDArray[_F], X: NDArray[_F], lengths: _Lengths, Y: NDArray[_F],
-        sample_weight: Optional[NDArray[_F]], alpha: float, grad: NDArray[_F],
+        sample_weight: NDArray[_F] | None, alpha: float, grad: NDArray[_F],
     ) -> float: ...
     def stream(self, params: NDArray[_F], batch: int = 1) -> _Stream[_F]: ...
 

@@ -90,6 +90,9 @@ struct CellTraits {
   static constexpr bool kSeparateGh = false;       // dL/dgh differs from dL/dgx
   static constexpr int kCellParams = 0;            // [H] parameter vectors (peepholes)
   static constexpr bool kCellGemm = false;         // a weight_ch [H, H] read through c
+  // The pointwise math of unit j reads only unit j of every input (no [H] parameter vectors,
+  // no product mixing the units): a step may run it on a slice of the units (step.hpp).
+  static constexpr bool kUnitwise = true;
   static constexpr int kForgetBlock = -1;          // block of a forget gate (for its bias init)
   static constexpr Keep kKeep = Keep::kNone;
   // Where a trace finds the activated gates: 0 = the gates buffer; cells with one block that
@@ -133,6 +136,7 @@ struct LstmFamily : CellTraits {
   static constexpr int kForgetBlock = kOwnF ? kBlockF : -1;
   static constexpr bool kHasCell = true;
   static constexpr int kCellParams = kPeep ? 3 : 0;  // w_ci, w_cf, w_co
+  static constexpr bool kUnitwise = !kPeep;  // the peepholes are [H] vectors
   static constexpr Keep kKeep = kOwnF      ? Keep::kForget
                                 : kCoupled ? Keep::kOneMinusInput
                                            : Keep::kOne;
@@ -254,6 +258,7 @@ struct UngatedCell : CellTraits {
   static constexpr int kGates = 1;
   static constexpr bool kHasCell = true;
   static constexpr bool kCellGemm = true;
+  static constexpr bool kUnitwise = false;
   static constexpr int kScratch = 1;
   static constexpr int kTraceFrom = 2;  // the one "gate" is the new cell state
 
@@ -308,6 +313,7 @@ struct CellAsInputCell : CellTraits {
   static constexpr int kGates = 4;
   static constexpr bool kHasCell = true;
   static constexpr bool kCellGemm = true;
+  static constexpr bool kUnitwise = false;
   static constexpr int kScratch = 1;
   static constexpr int kForgetBlock = 1;
   static constexpr int kBlockU = 3;

@@ -74,8 +74,10 @@ ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T,
 // What unit (l, d)'s run is asked for in a call.
 RunNeeds unit_needs(const ModelConfig& c, Index l, Call call);
 // Scalars the whole workspace (the Model's buffers and every unit's run) holds after one call
-// on B sequences of T steps (predict: on min(B, kPredictChunk)). Needs a valid configuration
-// that passed check_fits; TooLarge when a count exceeds 2^63.
+// on B sequences of T steps (predict: on min(B, kPredictChunk)); O(1) in L. Needs a valid
+// configuration; TooLarge when a count exceeds 2^63. (A later call on fewer sequences can
+// hold a little more when it runs as one part where B ran as two: at most one part's buffers
+// of a batch below the two-part threshold of stack.cpp, a few MB.)
 Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call);
 
 template <class S>

@@ -46,9 +46,6 @@ template <class Cell, class S>
 void step_forward(const PackedLayer<S>& w, const StepIO<S>& io, int threads) {
   constexpr Index kPanel = PackedMatrix<S>::kPanel;
   constexpr Index kG = Cell::kGates, kx = Cell::kExtra;
-  // Cells whose pointwise math is per unit, with no [H] parameter vectors and no product
-  // mixing the units (W_ch), can run on half of the units: see below.
-  constexpr bool kUnitwise = Cell::kCellParams == 0 && !Cell::kCellGemm;
   const Index n = io.n, H = io.H, GH = kG * H;
   if (!io.x) {  // gx hoisted: the recurrent product and the cell
     w.hh.multiply(io.h_prev, H, n, io.gh, GH);
@@ -57,8 +54,9 @@ void step_forward(const PackedLayer<S>& w, const StepIO<S>& io, int threads) {
   }
   const Index Din = w.ih.K;
   const bool split = threads >= 2 && n * GH * (H + Din) >= kMinSplit;
-  if (kUnitwise && split && n == 1 && H % (2 * kPanel) == 0) {
-    // Half q owns units [q*Hh, (q+1)*Hh): it computes their columns of every gate block into
+  if (Cell::kUnitwise && split && n == 1 && H % (2 * kPanel) == 0) {
+    // (Cells whose pointwise math is per unit.) Half q owns units [q*Hh, (q+1)*Hh): it
+    // computes their columns of every gate block into
     // its own [G, Hh] slice of gates and gh and runs the cell on them, so the gates never
     // cross cores (only h does; h_prev stays intact for the other half's product).
     const Index Hh = H / 2;
