@@ -145,16 +145,6 @@ const S* Stack<S>::pack_forward(const S* params) {
   return packed_from_.data();
 }
 
-template <class S>
-void Stack<S>::step(Index l, StepIO<S> io, int threads) const {
-  if (packed_from_.empty()) throw std::logic_error("Stack::step() needs pack_forward() first");
-  const Index u = l * dirs_;
-  const auto& P = layout_.units[u];
-  io.cw = P.cw >= 0 ? packed_from_.data() + P.cw : nullptr;
-  io.w_ch = &packed_[u].ch;
-  dispatch_cell(cell_, [&](auto c) { step_forward<decltype(c)>(packed_[u], io, threads); });
-}
-
 // Sorts the batch by length and deals the sorted rows out to the parts round-robin, so every
 // part gets a similar mix of lengths and its own rows stay sorted (running rows = a prefix).
 template <class S>

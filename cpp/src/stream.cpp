@@ -44,7 +44,6 @@ void Stream<S>::reset() {
 template <class S>
 void Stream<S>::step(const S* x, S* out) {
   const Index H = cfg_.hidden_size, L = cfg_.num_layers, BH = B_ * H, LBH = L * BH;
-  const bool cell = has_cell_state();
   const S* h_old = h_.data() + cur_ * LBH;  // h is double-buffered: [2][L, B, H]
   S* h_new = h_.data() + (1 - cur_) * LBH;
   StepIO<S> io;
@@ -55,14 +54,17 @@ void Stream<S>::step(const S* x, S* out) {
   io.gh = gh_.data();
   io.extra = extra_.data();
   io.scratch = scratch_.data();
-  for (Index l = 0; l < L; ++l) {
-    io.h_prev = h_old + l * BH;
-    io.h = h_new + l * BH;
-    io.c = cell ? c_.data() + l * BH : nullptr;  // elementwise: in place
-    io.c_prev = io.c;
-    stack_.step(l, io, threads_);
-    io.x = io.h;  // the next layer's input
-  }
+  dispatch_cell(cfg_.cell, [&](auto c) {  // the cell type once per step, not per layer
+    using Cell = decltype(c);
+    for (Index l = 0; l < L; ++l) {
+      io.h_prev = h_old + l * BH;
+      io.h = h_new + l * BH;
+      io.c = Cell::kHasCell ? c_.data() + l * BH : nullptr;  // elementwise: in place
+      io.c_prev = io.c;
+      stack_.template step<Cell>(l, io, threads_);
+      io.x = io.h;  // the next layer's input
+    }
+  });
   cur_ = 1 - cur_;
   head_.multiply(io.x, H, B_, out, cfg_.output_size);
 }

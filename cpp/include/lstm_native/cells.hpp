@@ -147,25 +147,32 @@ struct LstmFamily : CellTraits {
   template <class S>
   static void forward(const StepIO<S>& io) {
     using namespace lanes;
-    const Index n = io.n, H = io.H, GH = kGates * H;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const gh = io.gh;
+    const S* const c_prev = io.c_prev;
+    S* const h = io.h;
+    S* const c = io.c;
+    const S* const cw = io.cw;
+    const Index GH = kGates * H;
     for (Index r = 0; r < n; ++r) {
-      S* x = io.gates + r * GH;
-      const S* y = io.gh + r * GH;
+      S* x = gates + r * GH;
+      const S* y = gh + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
         auto pre = [&](Index q) { return padd(load<V>(x + q * H + j), load<V>(y + q * H + j)); };
-        const V cp = load<V>(io.c_prev + r * H + j);
+        const V cp = load<V>(c_prev + r * H + j);
         V i = one, f = one, o = one;
         if constexpr (kI) {
           V a = pre(kBlockI);
-          if constexpr (kPeep) a = pmadd(load<V>(io.cw + j), cp, a);
+          if constexpr (kPeep) a = pmadd(load<V>(cw + j), cp, a);
           i = sigmoid(a);
           store(x + kBlockI * H + j, i);
         }
         if constexpr (kOwnF) {
           V a = pre(kBlockF);
-          if constexpr (kPeep) a = pmadd(load<V>(io.cw + H + j), cp, a);
+          if constexpr (kPeep) a = pmadd(load<V>(cw + H + j), cp, a);
           f = sigmoid(a);
           store(x + kBlockF * H + j, f);
         } else if constexpr (kCoupled) {
@@ -177,13 +184,13 @@ struct LstmFamily : CellTraits {
         const V ct = pmadd(f, cp, kI ? pmul(i, g) : g);
         if constexpr (kO) {
           V a = pre(kBlockO);
-          if constexpr (kPeep) a = pmadd(load<V>(io.cw + 2 * H + j), ct, a);
+          if constexpr (kPeep) a = pmadd(load<V>(cw + 2 * H + j), ct, a);
           o = sigmoid(a);
           store(x + kBlockO * H + j, o);
         }
-        store(io.c + r * H + j, ct);
+        store(c + r * H + j, ct);
         const V sc = kHAct ? tanh(ct) : ct;
-        store(io.h + r * H + j, kO ? pmul(o, sc) : sc);
+        store(h + r * H + j, kO ? pmul(o, sc) : sc);
       });
     }
   }
@@ -194,24 +201,32 @@ struct LstmFamily : CellTraits {
   //   coupled f = 1-i: dî = dc (g - c_{t-1}) i(1-i)
   //   dc_{t-1} = dc f + w_ci dî + w_cf df̂;   dw_ci += dî c_{t-1}, dw_cf += df̂ c_{t-1}, dw_co += dô c_t
   template <class S>
-  static void backward(const StepGrad<S>& g) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
-    const Index n = g.n, H = g.H, GH = kGates * H;
-    const S* cw = g.cw;
-    S* dcw = g.dcw;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const c_prev = io.c_prev;
+    const S* const c = io.c;
+    const S* const dh_in = io.dh;
+    S* const dc_io = io.dc;
+    S* const dh_prev = io.dh_prev;
+    const S* const cw = io.cw;
+    S* const dcw = io.dcw;
+    S* const dc_total = io.dc_total;
+    const Index GH = kGates * H;
     for (Index r = 0; r < n; ++r) {
-      S* d = g.gates + r * GH;
+      S* d = gates + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
         const V i = kI ? load<V>(d + kBlockI * H + j) : one;
         const V f = kOwnF ? load<V>(d + kBlockF * H + j) : (kCoupled ? psub(one, i) : one);
-        const V gg = load<V>(d + kBlockG * H + j);
+        const V g = load<V>(d + kBlockG * H + j);
         const V o = kO ? load<V>(d + kBlockO * H + j) : one;
-        const V ct = load<V>(g.c + r * H + j), cp = load<V>(g.c_prev + r * H + j);
-        const V dh = load<V>(g.dh + r * H + j);
+        const V ct = load<V>(c + r * H + j), cp = load<V>(c_prev + r * H + j);
+        const V dh = load<V>(dh_in + r * H + j);
         const V sc = kHAct ? tanh(ct) : ct;
-        V dc = load<V>(g.dc + r * H + j);
+        V dc = load<V>(dc_io + r * H + j);
         dc = padd(dc, kHAct ? pmul(pmul(dh, o), psub(one, pmul(sc, sc))) : pmul(dh, o));
         if constexpr (kO) {
           const V dop = pmul(pmul(dh, sc), pmul(o, psub(one, o)));
@@ -221,10 +236,10 @@ struct LstmFamily : CellTraits {
             store(dcw + 2 * H + j, pmadd(dop, ct, load<V>(dcw + 2 * H + j)));
           }
         }
-        if (g.dc_total) store(g.dc_total + r * H + j, dc);
+        if (dc_total) store(dc_total + r * H + j, dc);
         V dcp = pmul(dc, f);
         if constexpr (kI) {
-          const V gi = kCoupled ? psub(gg, cp) : gg;
+          const V gi = kCoupled ? psub(g, cp) : g;
           const V dip = pmul(pmul(dc, gi), pmul(i, psub(one, i)));
           store(d + kBlockI * H + j, dip);
           if constexpr (kPeep) {
@@ -241,9 +256,9 @@ struct LstmFamily : CellTraits {
           }
         }
         const V dg = kI ? pmul(dc, i) : dc;
-        store(d + kBlockG * H + j, kGAct ? pmul(dg, psub(one, pmul(gg, gg))) : dg);
-        store(g.dc + r * H + j, dcp);
-        store(g.dh_prev + r * H + j, pzero(dh));
+        store(d + kBlockG * H + j, kGAct ? pmul(dg, psub(one, pmul(g, g))) : dg);
+        store(dc_io + r * H + j, dcp);
+        store(dh_prev + r * H + j, pzero(dh));
       });
     }
   }
@@ -266,35 +281,44 @@ struct UngatedCell : CellTraits {
   static void forward(const StepIO<S>& io) {
     using namespace lanes;
     const Index n = io.n, H = io.H;
-    S* gc = io.scratch;
+    const S* const gates = io.gates;
+    const S* const gh = io.gh;
+    S* const gc = io.scratch;
+    S* const c = io.c;
+    S* const h = io.h;
     io.w_ch->multiply(io.c_prev, H, n, gc, H);  // before c (possibly c_prev itself) is written
-    const S* gates = io.gates;
-    const S* gh = io.gh;
     for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
       using V = decltype(v);
       const V ct = lanes::tanh(padd(padd(load<V>(gates + j), load<V>(gh + j)), load<V>(gc + j)));
-      store(io.c + j, ct);
-      store(io.h + j, lanes::tanh(ct));
+      store(c + j, ct);
+      store(h + j, lanes::tanh(ct));
     });
   }
 
   // dc_t += dh (1 - h²);  dâ = dc_t (1 - c_t²) goes to gx, gh and gc; there is no direct path
   // from c_{t-1} to c_t, so dc_{t-1} = dâ W_ch.
   template <class S>
-  static void backward(const StepGrad<S>& g) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
-    const Index n = g.n, H = g.H;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const h = io.h;
+    const S* const c = io.c;
+    const S* const dh_in = io.dh;
+    S* const dc_io = io.dc;
+    S* const dh_prev = io.dh_prev;
+    S* const dc_total = io.dc_total;
     for_lanes<S>(n * H, [&](auto v, Index j) {
       using V = decltype(v);
       const V one = set<V>(1);
-      const V ht = load<V>(g.h + j), ct = load<V>(g.c + j), dh = load<V>(g.dh + j);
-      const V dc = pmadd(dh, psub(one, pmul(ht, ht)), load<V>(g.dc + j));
-      if (g.dc_total) store(g.dc_total + j, dc);
-      store(g.gates + j, pmul(dc, psub(one, pmul(ct, ct))));
-      store(g.dc + j, pzero(dc));
-      store(g.dh_prev + j, pzero(dh));
+      const V ht = load<V>(h + j), ct = load<V>(c + j), dh = load<V>(dh_in + j);
+      const V dc = pmadd(dh, psub(one, pmul(ht, ht)), load<V>(dc_io + j));
+      if (dc_total) store(dc_total + j, dc);
+      store(gates + j, pmul(dc, psub(one, pmul(ct, ct))));
+      store(dc_io + j, pzero(dc));
+      store(dh_prev + j, pzero(dh));
     });
-    g.w_ch->multiply_add(g.gates, H, n, g.dc, H);  // dc_{t-1} = dâ W_ch
+    io.w_ch->multiply_add(gates, H, n, dc_io, H);  // dc_{t-1} = dâ W_ch
   }
 
   // gc = c_{t-1} W_chᵀ: dW_ch += dâᵀ c_{t-1} (slots 0..T-1 of cs)
@@ -324,9 +348,15 @@ struct CellAsInputCell : CellTraits {
   static void forward(const StepIO<S>& io) {
     using namespace lanes;
     const Index n = io.n, H = io.H, GH = 4 * H;
+    S* const gates = io.gates;
+    const S* const gh = io.gh;
+    const S* const c_prev = io.c_prev;
+    S* const c = io.c;
+    S* const h = io.h;
+    S* const gc = io.scratch;
     for (Index r = 0; r < n; ++r) {
-      S* x = io.gates + r * GH;
-      const S* y = io.gh + r * GH;
+      S* x = gates + r * GH;
+      const S* y = gh + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         auto pre = [&](Index q) { return padd(load<V>(x + q * H + j), load<V>(y + q * H + j)); };
@@ -335,16 +365,15 @@ struct CellAsInputCell : CellTraits {
         store(x + H + j, f);
         store(x + 2 * H + j, g);
         store(x + 3 * H + j, pre(3));
-        store(io.c + r * H + j, pmadd(f, load<V>(io.c_prev + r * H + j), pmul(i, g)));
+        store(c + r * H + j, pmadd(f, load<V>(c_prev + r * H + j), pmul(i, g)));
       });
     }
-    S* gc = io.scratch;
-    io.w_ch->multiply(io.c, H, n, gc, H);  // gc = c_t W_chᵀ
+    io.w_ch->multiply(c, H, n, gc, H);  // gc = c_t W_chᵀ
     for (Index r = 0; r < n; ++r)
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
-        store(io.h + r * H + j, lanes::tanh(padd(load<V>(io.gates + r * GH + 3 * H + j),
-                                                 load<V>(gc + r * H + j))));
+        store(h + r * H + j,
+              lanes::tanh(padd(load<V>(gates + r * GH + 3 * H + j), load<V>(gc + r * H + j))));
       });
   }
 
@@ -352,30 +381,37 @@ struct CellAsInputCell : CellTraits {
   // then the LSTM part with dc_t complete: dî = dc g i(1-i), df̂ = dc c_{t-1} f(1-f),
   // dĝ = dc i (1-g²), dc_{t-1} = dc f.
   template <class S>
-  static void backward(const StepGrad<S>& g) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
-    const Index n = g.n, H = g.H, GH = 4 * H;
+    const Index n = io.n, H = io.H, GH = 4 * H;
+    S* const gates = io.gates;
+    const S* const c_prev = io.c_prev;
+    const S* const h = io.h;
+    const S* const dh_in = io.dh;
+    S* const dc_io = io.dc;
+    S* const dh_prev = io.dh_prev;
+    S* const dc_total = io.dc_total;
     for (Index r = 0; r < n; ++r)
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
-        const V ht = load<V>(g.h + r * H + j);
-        store(g.gates + r * GH + 3 * H + j,
-              pmul(load<V>(g.dh + r * H + j), psub(set<V>(1), pmul(ht, ht))));
+        const V ht = load<V>(h + r * H + j);
+        store(gates + r * GH + 3 * H + j,
+              pmul(load<V>(dh_in + r * H + j), psub(set<V>(1), pmul(ht, ht))));
       });
-    g.w_ch->multiply_add(g.gates + kBlockU * H, GH, n, g.dc, H);
+    io.w_ch->multiply_add(gates + kBlockU * H, GH, n, dc_io, H);
     for (Index r = 0; r < n; ++r) {
-      S* d = g.gates + r * GH;
+      S* d = gates + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
-        const V i = load<V>(d + j), f = load<V>(d + H + j), gg = load<V>(d + 2 * H + j);
-        const V dc = load<V>(g.dc + r * H + j), cp = load<V>(g.c_prev + r * H + j);
-        if (g.dc_total) store(g.dc_total + r * H + j, dc);
-        store(d + j, pmul(pmul(dc, gg), pmul(i, psub(one, i))));
+        const V i = load<V>(d + j), f = load<V>(d + H + j), g = load<V>(d + 2 * H + j);
+        const V dc = load<V>(dc_io + r * H + j), cp = load<V>(c_prev + r * H + j);
+        if (dc_total) store(dc_total + r * H + j, dc);
+        store(d + j, pmul(pmul(dc, g), pmul(i, psub(one, i))));
         store(d + H + j, pmul(pmul(dc, cp), pmul(f, psub(one, f))));
-        store(d + 2 * H + j, pmul(pmul(dc, i), psub(one, pmul(gg, gg))));
-        store(g.dc + r * H + j, pmul(dc, f));
-        store(g.dh_prev + r * H + j, pzero(dc));
+        store(d + 2 * H + j, pmul(pmul(dc, i), psub(one, pmul(g, g))));
+        store(dc_io + r * H + j, pmul(dc, f));
+        store(dh_prev + r * H + j, pzero(dc));
       });
     }
   }
@@ -403,22 +439,28 @@ struct GruCell : CellTraits {
   template <class S>
   static void forward(const StepIO<S>& io) {
     using namespace lanes;
-    const Index n = io.n, H = io.H, GH = 3 * H;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const gh = io.gh;
+    const S* const h_prev = io.h_prev;
+    S* const h = io.h;
+    S* const extra = io.extra;
+    const Index GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
-      S* x = io.gates + r * GH;
-      const S* y = io.gh + r * GH;
+      S* x = gates + r * GH;
+      const S* y = gh + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V rg = sigmoid(padd(load<V>(x + j), load<V>(y + j)));
         const V z = sigmoid(padd(load<V>(x + H + j), load<V>(y + H + j)));
         const V ghn = load<V>(y + 2 * H + j);
         const V nn = tanh(pmadd(rg, ghn, load<V>(x + 2 * H + j)));
-        const V hp = load<V>(io.h_prev + r * H + j);
+        const V hp = load<V>(h_prev + r * H + j);
         store(x + j, rg);
         store(x + H + j, z);
         store(x + 2 * H + j, nn);
-        store(io.extra + r * H + j, ghn);
-        store(io.h + r * H + j, padd(nn, pmul(z, psub(hp, nn))));  // (1-z) n + z h_{t-1}
+        store(extra + r * H + j, ghn);
+        store(h + r * H + j, padd(nn, pmul(z, psub(hp, nn))));  // (1-z) n + z h_{t-1}
       });
     }
   }
@@ -426,18 +468,25 @@ struct GruCell : CellTraits {
   // dn = dh(1-z), dz = dh(h_{t-1} - n), dh_{t-1} (direct) = dh z;  dn̂ = dn(1-n²):
   // dgx_n = dn̂, dgh_n = dn̂ r;  dr̂ = dn̂ gh_n r(1-r) and dẑ = dz z(1-z) go to both gx and gh.
   template <class S>
-  static void backward(const StepGrad<S>& g) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
-    const Index n = g.n, H = g.H, GH = 3 * H;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    S* const dgh = io.dgh;
+    const S* const extra = io.extra;
+    const S* const h_prev = io.h_prev;
+    const S* const dh_in = io.dh;
+    S* const dh_prev = io.dh_prev;
+    const Index GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
-      S* dx = g.gates + r * GH;
-      S* dy = g.dgh + r * GH;
+      S* dx = gates + r * GH;
+      S* dy = dgh + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
         const V rg = load<V>(dx + j), z = load<V>(dx + H + j), nn = load<V>(dx + 2 * H + j),
-                ghn = load<V>(g.extra + r * H + j);
-        const V dh = load<V>(g.dh + r * H + j), hp = load<V>(g.h_prev + r * H + j);
+                ghn = load<V>(extra + r * H + j);
+        const V dh = load<V>(dh_in + r * H + j), hp = load<V>(h_prev + r * H + j);
         const V dn = pmul(pmul(dh, psub(one, z)), psub(one, pmul(nn, nn)));
         const V dr = pmul(pmul(dn, ghn), pmul(rg, psub(one, rg)));
         const V dz = pmul(pmul(dh, psub(hp, nn)), pmul(z, psub(one, z)));
@@ -447,7 +496,7 @@ struct GruCell : CellTraits {
         store(dy + j, dr);
         store(dy + H + j, dz);
         store(dy + 2 * H + j, pmul(dn, rg));
-        store(g.dh_prev + r * H + j, pmul(dh, z));
+        store(dh_prev + r * H + j, pmul(dh, z));
       });
     }
   }
@@ -463,10 +512,11 @@ struct RnnCell : CellTraits {
   template <class S>
   static void forward(const StepIO<S>& io) {
     using namespace lanes;
-    const S* gates = io.gates;
-    const S* gh = io.gh;
-    S* h = io.h;
-    lanes::for_lanes<S>(io.n * io.H, [&](auto v, Index j) {  // rows are contiguous: one long row
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const gh = io.gh;
+    S* const h = io.h;
+    lanes::for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
       using V = decltype(v);
       const V pre = padd(load<V>(gates + j), load<V>(gh + j));
       if constexpr (kRelu)
@@ -478,16 +528,21 @@ struct RnnCell : CellTraits {
 
   // tanh' = 1 - h², relu' = [h > 0].
   template <class S>
-  static void backward(const StepGrad<S>& g) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
-    lanes::for_lanes<S>(g.n * g.H, [&](auto v, Index j) {
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const h = io.h;
+    const S* const dh_in = io.dh;
+    S* const dh_prev = io.dh_prev;
+    lanes::for_lanes<S>(n * H, [&](auto v, Index j) {
       using V = decltype(v);
-      const V y = load<V>(g.h + j), dh = load<V>(g.dh + j);
+      const V y = load<V>(h + j), dh = load<V>(dh_in + j);
       if constexpr (kRelu)
-        store(g.gates + j, relu_grad(y, dh));
+        store(gates + j, relu_grad(y, dh));
       else
-        store(g.gates + j, pmul(dh, psub(set<V>(1), pmul(y, y))));
-      store(g.dh_prev + j, pzero(dh));
+        store(gates + j, pmul(dh, psub(set<V>(1), pmul(y, y))));
+      store(dh_prev + j, pzero(dh));
     });
   }
 };

@@ -67,6 +67,7 @@
 #include "types.hpp"
 
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 namespace lstm_native {
@@ -160,8 +161,17 @@ class Stack {
   const S* pack_forward(const S* params);
 
   // One timestep of layer l (direction 0) on io.n rows (step.hpp); fills in io.cw and io.w_ch.
-  // Needs pack_forward().
-  void step(Index l, StepIO<S> io, int threads) const;
+  // Cell must be this stack's cell type: a stream dispatches cell() once per step
+  // (dispatch_cell) and then steps layer after layer. Needs pack_forward().
+  template <class Cell>
+  void step(Index l, StepIO<S>& io, int threads) const {
+    if (packed_from_.empty()) throw std::logic_error("Stack::step() needs pack_forward() first");
+    const Index u = l * dirs_;
+    const ParamLayout::Unit& P = layout_.units[u];
+    io.cw = P.cw >= 0 ? packed_from_.data() + P.cw : nullptr;
+    io.w_ch = &packed_[u].ch;
+    step_forward<Cell>(packed_[u], io, threads);
+  }
 
   // A workspace for layers [l0, l1) of direction d (one layer when dirs == 2).
   Run<S> make_run(Index l0, Index l1, Index d = 0) const;
