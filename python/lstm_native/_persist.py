@@ -95,7 +95,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import _core
-from ._memory import available_memory, format_bytes, model_param_count
+from ._memory import available_memory, format_bytes
 
 FORMAT_NAME = "lstm_native.estimator"
 FORMAT_VERSION = 1
@@ -803,13 +803,14 @@ def _memory_needed(headers: dict, config: dict, meta: dict) -> int:
 
 
 def _param_count(config: dict) -> int:
-    """_memory.model_param_count without its loop over the layers (every layer after the
-    first has the same size), so that a file declaring 2**31 layers costs no time."""
-    one = model_param_count(dict(config, num_layers=1))
-    if config["num_layers"] == 1:
-        return one
-    two = model_param_count(dict(config, num_layers=2))
-    return one + (config["num_layers"] - 1) * (two - one)
+    """The core's exact parameter count (computed without building the network, in O(1) for
+    any number of layers); _Bad for a configuration the core refuses."""
+    from ._network import core_config
+
+    try:
+        return int(core_config(config).num_params)
+    except (ValueError, TypeError, OverflowError, MemoryError) as e:
+        raise _Bad(f"invalid network configuration {_show.repr(config)} ({e})") from e
 
 
 def _build_network(config: dict) -> Any:
