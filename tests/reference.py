@@ -149,9 +149,10 @@ The whole network
 =================
 The second half of this file ("The network") specifies the rest of what the
 core's ``Model`` (cpp/include/lstm_native/model.hpp, cpp/src/model.cpp) does in
-one training step: bidirectional layers, the dense head, the mse and softmax
-losses with sample weights, L2, global-norm gradient clipping, the optimizers
-(SGD with momentum, Adam, AdamW, RMSprop), one step and a k-step trajectory.
+one training step: bidirectional layers, the dense head, the losses (mse,
+softmax, absolute_error, huber, quantile) with sample weights, L2, global-norm
+gradient clipping, the optimizers (SGD with momentum, Adam, AdamW, RMSprop), one
+step and a k-step trajectory.
 """
 
 from collections import namedtuple
@@ -658,6 +659,13 @@ Loss of a batch, sample weights w (B,) (all 1 when not given)::
 
     mse:     Σ ω ½ Σ_k (p_k - y_k)² / (W · O)          y (B, O) or (B, T, O)
     softmax: -Σ ω log softmax(p)[y] / W                y class indices (B,) or (B, T)
+    absolute_error:  Σ ω Σ_k |e_k| / (W · O),  e = p - y
+    huber (δ):       Σ ω Σ_k h(e_k) / (W · O),  h(e) = ½ e²  if |e| <= δ  else  δ (|e| - ½ δ)
+    quantile (levels q_0 < ... < q_{Q-1}, O = n·Q, y (B, n) or (B, T, n)):
+             Σ ω Σ_k Σ_j ρ_{q_j}(y_k - p_{kQ+j}) / (W · O),  ρ_q(u) = u (q - [u < 0])
+             (output column k·Q + j is level q_j of target k)
+
+    Gradients at the kinks: sign(0) = 0 for absolute_error; dρ_q/du = q at u = 0.
 
     + L2:    ½ α Σ_{θ weight} ‖θ‖² / Σ_b w_b           (Σ_b w_b also with return_sequences)
 
@@ -684,8 +692,15 @@ minibatch whose sample weights sum to 0 is skipped (no step).
 
 # The network and its optimizer, with the core's defaults (model.hpp's ModelConfig and
 # OptimConfig; batch_size/shuffle/seed do not belong to one step).
-Net = namedtuple("Net", "cell num_layers bidirectional return_sequences loss",
-                 defaults=(1, False, False, "mse"))
+Net = namedtuple("Net", "cell num_layers bidirectional return_sequences loss huber_delta quantiles",
+                 defaults=(1, False, False, "mse", 1.0, ()))
+
+
+def target_width(net, output_size):
+    """Target values per row: 1 class index (softmax), O / Q (quantile), O (the others)."""
+    if net.loss == "softmax":
+        return 1
+    return output_size // len(net.quantiles) if net.loss == "quantile" else output_size
 Optim = namedtuple("Optim", "solver lr alpha momentum nesterov beta1 beta2 eps max_grad_norm",
                    defaults=("adam", 1e-3, 0.0, 0.9, True, 0.9, 0.999, 1e-8, 0.0))
 
@@ -816,6 +831,27 @@ def loss_and_dlogits(logits, y, net, lengths=None, sample_weight=None):
         e = np.where(valid[..., None], logits - y, 0.0)         # padded targets ignored
         value = np.sum(omega[..., None] * 0.5 * e ** 2) / (W * O)
         return value, omega[..., None] * e / (W * O)
+    if net.loss in ("absolute_error", "huber"):
+        O = logits.shape[-1]
+        e = np.where(valid[..., None], logits - y, 0.0)
+        if net.loss == "absolute_error":
+            per, de = np.abs(e), np.sign(e)
+        else:
+            d = net.huber_delta
+            small = np.abs(e) <= d
+            per = np.where(small, 0.5 * e ** 2, d * (np.abs(e) - 0.5 * d))
+            de = np.where(small, e, d * np.sign(e))
+        value = np.sum(omega[..., None] * per) / (W * O)
+        return value, omega[..., None] * de / (W * O)
+    if net.loss == "quantile":
+        q = np.asarray(net.quantiles, dtype=np.float64)            # (Q,)
+        O, Q = logits.shape[-1], len(q)
+        p = logits.reshape(logits.shape[:-1] + (O // Q, Q))        # (..., n, Q)
+        u = np.where(valid[..., None, None], y[..., :, None] - p, 0.0)
+        below = (u < 0).astype(np.float64)
+        value = np.sum(omega[..., None, None] * u * (q - below)) / (W * O)
+        dp = omega[..., None, None] * (below - q) / (W * O)       # dρ/dp = -dρ/du
+        return value, dp.reshape(logits.shape)
     assert net.loss == "softmax", net.loss
     classes = np.where(valid, y, 0).astype(np.int64)
     z = logits - logits.max(axis=-1, keepdims=True)             # stabilized by the row max

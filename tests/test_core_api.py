@@ -28,7 +28,8 @@ def test_model_config_defaults_and_keywords():
     c = _core.ModelConfig()
     assert c.to_dict() == dict(cell="lstm", input_size=1, hidden_size=1, num_layers=1,
                                output_size=1, bias=True, bidirectional=False,
-                               return_sequences=False, dropout=0.0, loss="mse")
+                               return_sequences=False, dropout=0.0, loss="mse",
+                               huber_delta=1.0, quantiles=[])
     c = _core.ModelConfig("rnn", 3, 4, 2, 5, bias=False, bidirectional=True,
                           return_sequences=True, dropout=0.25, loss="softmax")
     assert c.cell == "rnn_tanh"  # the alias, canonical
@@ -41,6 +42,14 @@ def test_model_config_defaults_and_keywords():
     c = _core.ModelConfig("gru", np.int64(3), np.int32(4), dropout=np.float32(0.5),
                           bias=np.bool_(False))
     assert c.input_size == 3 and c.hidden_size == 4 and c.dropout == 0.5 and c.bias is False
+    c = _core.ModelConfig("gru", 2, 3, 1, 6, loss="quantile", quantiles=(0.1, np.float32(0.5), 0.9),
+                          huber_delta=np.int64(2))
+    assert c.loss == "quantile" and c.quantiles == [0.1, 0.5, 0.9] and c.huber_delta == 2.0
+    assert type(c.quantiles) is list and type(c.huber_delta) is float
+    c.quantiles.append(0.95)  # a copy
+    assert c.quantiles == [0.1, 0.5, 0.9]
+    for loss in ("absolute_error", "huber"):
+        assert _core.ModelConfig(loss=loss, huber_delta=0.25).loss == loss
 
 
 @pytest.mark.parametrize("field, value", [
@@ -49,7 +58,12 @@ def test_model_config_defaults_and_keywords():
     ("input_size", "3"), ("input_size", 2**70), ("bias", 1), ("bias", None),
     ("bidirectional", 0), ("return_sequences", "yes"), ("dropout", 1.0), ("dropout", -0.1),
     ("dropout", float("nan")), ("dropout", True), ("dropout", "0.1"), ("loss", "hinge"),
-    ("loss", None),
+    ("loss", None), ("loss", "quantile"), ("huber_delta", 0.0), ("huber_delta", -1.0),
+    ("huber_delta", float("nan")), ("huber_delta", float("inf")), ("huber_delta", True),
+    ("huber_delta", "1"), ("quantiles", 0.5), ("quantiles", "0.5"), ("quantiles", None),
+    ("quantiles", [0.5, True]), ("quantiles", [0.0]), ("quantiles", [1.0]),
+    ("quantiles", [0.5, 0.5]), ("quantiles", [0.9, 0.1]), ("quantiles", [float("nan")]),
+    ("quantiles", [i / 101 for i in range(1, 101)]), ("quantiles", np.array([0.5])),
 ])
 def test_model_config_refuses_a_bad_value_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -61,13 +75,42 @@ def test_model_config_refuses_a_bad_value_naming_the_field(field, value):
     assert c.to_dict() == before  # a refused assignment changes nothing
 
 
+@pytest.mark.parametrize("kw, match", [
+    (dict(quantiles=[]), "at least one level"),
+    (dict(quantiles=[0.1, 0.5]), "multiple of the number of levels"),
+    (dict(quantiles=[0.1, 0.5, 0.9], output_size=4), "multiple"),
+])
+def test_model_config_quantile_loss_needs_levels_dividing_the_outputs(kw, match):
+    base = dict(loss="quantile", output_size=3)
+    with pytest.raises(ValueError, match=match):
+        _core.ModelConfig(**{**base, **kw})
+    assert _core.ModelConfig(loss="quantile", quantiles=[0.5]).output_size == 1
+    levels = [j / 100 for j in range(1, 100)]  # 99 levels: the most
+    assert _core.ModelConfig(output_size=99, loss="quantile", quantiles=levels).quantiles == levels
+
+
+def test_model_config_switches_to_the_quantile_loss_one_field_at_a_time():
+    """Other losses ignore (but check) the levels, so the fields can be set in turn."""
+    c = _core.ModelConfig("lstm", 2, 3, 1, 1)
+    c.quantiles = [0.1, 0.9]
+    assert c.loss == "mse" and c.quantiles == [0.1, 0.9]
+    with pytest.raises(ValueError, match="multiple"):
+        c.loss = "quantile"
+    c.output_size = 4
+    c.loss = "quantile"
+    assert c == _core.ModelConfig("lstm", 2, 3, 1, 4, loss="quantile", quantiles=[0.1, 0.9])
+    with pytest.raises(ValueError, match="at least one"):
+        c.quantiles = []
+    assert c.quantiles == [0.1, 0.9]
+
+
 def test_model_config_attributes_dict_pickle_repr_equality():
     c = _core.ModelConfig("cifg", 3, 4, 2, 2, dropout=0.5)
     c.hidden_size = 6
     c.cell = "rnn"
     assert c.hidden_size == 6 and c.cell == "rnn_tanh"
     d = c.to_dict()
-    assert all(type(v) in (str, int, bool, float) for v in d.values())
+    assert all(type(v) in (str, int, bool, float, list) for v in d.values())
     assert type(d["dropout"]) is float and type(d["bias"]) is bool
     assert _core.ModelConfig.from_dict(d) == c
     assert pickle.loads(pickle.dumps(c)) == c
@@ -76,6 +119,18 @@ def test_model_config_attributes_dict_pickle_repr_equality():
     other = _core.ModelConfig.from_dict(d)
     other.dropout = 0.0
     assert other != c
+    q = _core.ModelConfig("gru", 3, 4, 1, 4, loss="quantile", quantiles=[0.25, 0.75],
+                          huber_delta=0.5)
+    d = q.to_dict()
+    assert d["quantiles"] == [0.25, 0.75] and all(type(v) is float for v in d["quantiles"])
+    assert _core.ModelConfig.from_dict(d) == q
+    assert _core.ModelConfig.from_dict(dict(d, quantiles=(0.25, 0.75))) == q
+    assert pickle.loads(pickle.dumps(q)) == q
+    assert eval(repr(q), {"ModelConfig": _core.ModelConfig}) == q
+    for field, value in (("huber_delta", 0.25), ("quantiles", [0.25, 0.8])):
+        other = _core.ModelConfig.from_dict(d)
+        setattr(other, field, value)
+        assert other != q
 
 
 def test_model_config_from_dict_refuses_bad_dicts():
@@ -115,6 +170,12 @@ CONFIGS = [
          bias=False, loss="softmax"),
     dict(cell="rnn_relu", input_size=1, hidden_size=7, num_layers=2, output_size=2,
          dropout=0.5, loss="softmax"),
+    dict(cell="gru", input_size=2, hidden_size=5, num_layers=2, output_size=6,
+         return_sequences=True, loss="quantile", quantiles=[0.1, 0.5, 0.9]),
+    dict(cell="lstm", input_size=3, hidden_size=4, num_layers=1, output_size=2,
+         loss="huber", huber_delta=0.5),
+    dict(cell="rnn_tanh", input_size=3, hidden_size=4, num_layers=1, output_size=2,
+         bidirectional=True, loss="absolute_error"),
 ]
 
 
@@ -220,8 +281,9 @@ def _data(rng, c, N, T, dtype):
     lengths = rng.integers(1, T + 1, N).astype(np.int64)
     lengths[::4] = T  # every minibatch of 4 (unshuffled) has a full-length sequence
     seq = c.return_sequences
-    if c.loss == "mse":
-        Y = rng.standard_normal((N, T, c.output_size) if seq else (N, c.output_size))
+    if c.loss != "softmax":  # a quantile head has output_size / Q targets
+        width = c.output_size // len(c.quantiles) if c.loss == "quantile" else c.output_size
+        Y = rng.standard_normal((N, T, width) if seq else (N, width))
     else:
         Y = rng.integers(0, c.output_size, (N, T) if seq else (N,))
     return X, lengths, Y.astype(dtype), np.ones(N, dtype)
@@ -266,6 +328,35 @@ def test_model_workspace_is_what_the_config_says(M, kw):
     assert c.workspace_elements(0, T, True) == 0 == c.workspace_elements(N, 0, False)
     with pytest.raises(ValueError):
         c.workspace_elements(-1, T, True)
+
+
+ROLLOUT_CONFIGS = [kw for kw in WORKSPACE_CONFIGS
+                   if not kw.get("bidirectional") and not kw.get("return_sequences")]
+
+
+@pytest.mark.parametrize("kw", ROLLOUT_CONFIGS, ids=lambda kw: kw["cell"])
+@pytest.mark.parametrize("M", MODELS, ids=["f32", "f64"])
+def test_rollout_workspace_is_what_the_config_says(M, kw):
+    rng = np.random.default_rng(2)
+    c = _core.ModelConfig(**kw)
+    dtype = np.float32 if M is _core.Model32 else np.float64
+    N, T, horizon = 13, 6, 5
+    X, lengths, _, _ = _data(rng, c, N, T, dtype)
+    p = rng.uniform(-0.3, 0.3, c.num_params).astype(dtype)
+    m = M(c)
+    out = np.empty((N, horizon, c.output_size), dtype)
+    m.rollout(p, X, lengths, horizon, None, [(0, 0)], out)
+    want = c.workspace_elements(N, T, False, rollout=True)
+    assert m.allocated_elements() == want > c.workspace_elements(N, T, False)
+    m.predict(p, X, lengths, np.empty((N, c.output_size), dtype))  # grows nothing
+    m.rollout(p, X, lengths, 2 * horizon, None, None, np.empty((N, 2 * horizon, c.output_size),
+                                                                 dtype))
+    assert m.allocated_elements() == want  # nor does a longer horizon
+    chunk = _core.PREDICT_CHUNK
+    assert (c.workspace_elements(3 * chunk, T, False, rollout=True)
+            == c.workspace_elements(chunk, T, False, rollout=True))
+    with pytest.raises(ValueError, match="exclude"):
+        c.workspace_elements(N, T, True, rollout=True)
 
 
 def test_predict_workspace_is_one_chunk():

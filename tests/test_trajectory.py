@@ -8,8 +8,10 @@ minibatch per step, no shuffling) from the same initial parameters with
   * PyTorch (nn.LSTM / nn.GRU + nn.Linear, the loss written out, torch.optim), float64,
 
 and compares the parameters after *every* step and the losses.  The reference's new pieces
-(head, losses, L2) are first held to central finite differences, and the first losses of one
-case are pinned as literal numbers, so that a change of the specification itself is noticed.
+(head, losses, L2) are first held to central finite differences, and the first losses of a few
+cases are pinned as literal numbers, so that a change of the specification itself is noticed.
+The losses: mse, softmax, and for regression heads absolute_error (torch's l1_loss), huber
+(torch's huber_loss with the same delta) and quantile (the pinball loss, written out in torch).
 
 Error measure: conftest.rel_err = max|a - b| / max(max|b|, 1) over the flat parameter vector.
 """
@@ -36,11 +38,19 @@ needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 # ---------------------------------------------------------------------------
 
 def core_model(cell, D, H, L, O, *, dtype=np.float64, bias=True, bidirectional=False,
-               return_sequences=False, loss="mse"):
+               return_sequences=False, loss="mse", huber_delta=1.0, quantiles=()):
     """A core Model (Model64 or Model32) with dropout 0."""
     cls = _core.Model64 if dtype == np.float64 else _core.Model32
     return cls(_core.ModelConfig(cell, D, H, L, O, bias=bias, bidirectional=bidirectional,
-                                 return_sequences=return_sequences, dropout=0.0, loss=loss))
+                                 return_sequences=return_sequences, dropout=0.0, loss=loss,
+                                 huber_delta=huber_delta, quantiles=list(quantiles)))
+
+
+def net_model(net, O, dtype=np.float64):
+    """core_model for a reference.Net."""
+    return core_model(net.cell, D, H, net.num_layers, O, dtype=dtype,
+                      bidirectional=net.bidirectional, return_sequences=net.return_sequences,
+                      loss=net.loss, huber_delta=net.huber_delta, quantiles=net.quantiles)
 
 
 def core_layout(model):
@@ -79,8 +89,8 @@ Case = namedtuple("Case", "net O optim weighted with_torch")
 
 
 def _case(cell, solver, O=2, L=1, bidirectional=False, return_sequences=False, loss="mse",
-          weighted=False, with_torch=True, **optim):
-    net = ref.Net(cell, L, bidirectional, return_sequences, loss)
+          weighted=False, with_torch=True, huber_delta=1.0, quantiles=(), **optim):
+    net = ref.Net(cell, L, bidirectional, return_sequences, loss, huber_delta, quantiles)
     return Case(net, O, ref.Optim(solver, **optim), weighted, with_torch)
 
 
@@ -108,8 +118,19 @@ CASES = {
     # PyTorch has no peepholes: core vs reference only (L2 covers weight_ci/cf/co)
     "weighted-l2-peephole": _case("lstm_peephole", "sgd", weighted=True, lr=0.3, alpha=0.5,
                                   with_torch=False),
+    # the regression losses beyond mse (huber's δ within the errors' range: both branches)
+    "huber-adam-lstm": _case("lstm", "adam", loss="huber", huber_delta=0.5, lr=0.02),
+    "quantile-adamw-gru": _case("gru", "adamw", O=6, loss="quantile",
+                                quantiles=(0.1, 0.5, 0.9), lr=0.02, alpha=0.5),
+    "absolute-sgd-lstm": _case("lstm", "sgd", loss="absolute_error", lr=0.2, momentum=0.9),
+    "seq-huber-weighted-clip-gru": _case("gru", "rmsprop", return_sequences=True, loss="huber",
+                                         huber_delta=0.3, weighted=True, lr=0.01,
+                                         max_grad_norm=0.05),
+    "seq-quantile-deep-lstm": _case("lstm", "adam", O=4, L=2, return_sequences=True,
+                                    loss="quantile", quantiles=(0.25, 0.75), weighted=True,
+                                    lr=0.02),
 }
-CLIPPED = ("weighted-l2-clip-lstm", "weighted-l2-clip-sgd-gru")
+CLIPPED = ("weighted-l2-clip-lstm", "weighted-l2-clip-sgd-gru", "seq-huber-weighted-clip-gru")
 
 
 def make_problem(name, seed=0):
@@ -125,8 +146,8 @@ def make_problem(name, seed=0):
         lengths = rng.integers(1, T + 1, size=B)
         lengths[rng.integers(B)] = T
         shape = (B, T) if net.return_sequences else (B,)
-        if net.loss == "mse":
-            y = rng.standard_normal(shape + (case.O,))
+        if net.loss != "softmax":
+            y = rng.standard_normal(shape + (ref.target_width(net, case.O),))
         else:
             y = rng.integers(0, case.O, size=shape).astype(np.float64)
         sw = None
@@ -145,10 +166,7 @@ def reference_run(name, params, batches):
 def core_run(name, params, batches, dtype=np.float64):
     """The core's trajectory: (losses, [flat params after each step])."""
     case = CASES[name]
-    net = case.net
-    model = core_model(net.cell, D, H, net.num_layers, case.O, dtype=dtype,
-                       bidirectional=net.bidirectional, return_sequences=net.return_sequences,
-                       loss=net.loss)
+    model = net_model(case.net, case.O, dtype)
     p = ref.flatten(params).astype(dtype)
     m, v, step = np.zeros_like(p), np.zeros_like(p), 0
     losses, trajectory = [], []
@@ -220,8 +238,22 @@ def torch_run(name, params, batches):
             omega = w[:, None] * (torch.arange(T)[None, :] < torch.from_numpy(lengths)[:, None])
         else:
             omega = w
+        target = torch.from_numpy(y)
         if net.loss == "mse":
-            per = 0.5 * ((logits - torch.from_numpy(y)) ** 2).sum(dim=-1)
+            per = 0.5 * ((logits - target) ** 2).sum(dim=-1)
+            loss = (omega * per).sum() / (omega.sum() * case.O)
+        elif net.loss == "absolute_error":
+            per = torch.nn.functional.l1_loss(logits, target, reduction="none").sum(dim=-1)
+            loss = (omega * per).sum() / (omega.sum() * case.O)
+        elif net.loss == "huber":  # PyTorch's huber_loss(delta) is ours, elementwise
+            per = torch.nn.functional.huber_loss(logits, target, reduction="none",
+                                                 delta=net.huber_delta).sum(dim=-1)
+            loss = (omega * per).sum() / (omega.sum() * case.O)
+        elif net.loss == "quantile":  # the pinball loss, written out
+            q = torch.tensor(net.quantiles, dtype=torch.float64)
+            p = logits.reshape(logits.shape[:-1] + (-1, len(q)))
+            u = target[..., :, None] - p
+            per = torch.maximum(q * u, (q - 1) * u).sum(dim=(-1, -2))
             loss = (omega * per).sum() / (omega.sum() * case.O)
         else:
             per = torch.nn.functional.cross_entropy(
@@ -254,14 +286,36 @@ FD_TOL = 1e-6
 FD_SAMPLES = 30
 FD_LENGTHS = np.array([5, 2, 4])        # B=3, T=5: one full, two padded sequences
 
-FdCase = namedtuple("FdCase", "net weighted alpha bias", defaults=(True,))
+FdCase = namedtuple("FdCase", "net weighted alpha bias O", defaults=(True, 2))
 FD_CASES = {
     "lstm-mse": FdCase(ref.Net("lstm"), weighted=True, alpha=0.3),
     "gru-softmax-deep-bidir": FdCase(ref.Net("gru", 2, True, False, "softmax"), True, 0.3),
     "lstm-seq-deep-bidir": FdCase(ref.Net("lstm", 2, True, True, "mse"), True, 0.3),
     "gru-seq-softmax": FdCase(ref.Net("gru", 1, False, True, "softmax"), False, 0.0),
     "peephole-nobias": FdCase(ref.Net("lstm_peephole"), True, 0.3, bias=False),
+    "lstm-absolute": FdCase(ref.Net("lstm", loss="absolute_error"), True, 0.3),
+    "gru-seq-huber": FdCase(ref.Net("gru", 1, False, True, "huber", 0.4), True, 0.0),
+    "lstm-quantile-deep-bidir": FdCase(ref.Net("lstm", 2, True, False, "quantile",
+                                               quantiles=(0.1, 0.5, 0.9)), True, 0.3, O=6),
+    "gru-seq-quantile": FdCase(ref.Net("gru", 1, False, True, "quantile", quantiles=(0.2, 0.8)),
+                               False, 0.0, O=4),
 }
+KINK_MARGIN = 1e-4  # the FD stencil (±FD_EPS) moves the outputs by far less than this
+
+
+def kink_distance(logits, y, net, lengths):
+    """How far the valid outputs lie from the loss's kinks (inf for the smooth losses)."""
+    if net.loss not in ("absolute_error", "huber", "quantile"):
+        return np.inf
+    valid = (ref.valid_steps(lengths, logits.shape[1]) if net.return_sequences
+             else np.ones(logits.shape[0])).astype(bool)
+    if net.loss == "quantile":
+        p = logits.reshape(logits.shape[:-1] + (-1, len(net.quantiles)))
+        dist = np.abs(y[..., :, None] - p)[valid]
+    else:
+        e = np.abs(logits - y)[valid]
+        dist = e if net.loss == "absolute_error" else np.abs(e - net.huber_delta)
+    return float(dist.min())
 
 
 def fd_rel_err(a, b):
@@ -271,17 +325,23 @@ def fd_rel_err(a, b):
 
 @pytest.mark.parametrize("name", FD_CASES)
 def test_network_gradient_matches_finite_differences(name):
-    """Head, losses (with sample weights, over valid steps) and L2, B=3, T=5, D=4, H=7, O=2."""
-    net, weighted, alpha, bias = FD_CASES[name]
+    """Head, losses (with sample weights, over valid steps) and L2, B=3, T=5, D=4, H=7, O=2
+    (quantile: O = targets x levels), away from the kinks of the non-smooth losses."""
+    net, weighted, alpha, bias, nO = FD_CASES[name]
     rng = np.random.default_rng(7)
-    nB, nT, nD, nH, nO = 3, 5, 4, 7, 2
+    nB, nT, nD, nH = 3, 5, 4, 7
     params = ref.init_network_params(rng, net.cell, nD, nH, net.num_layers, nO,
                                      bias=bias, bidirectional=net.bidirectional)
     x = rng.standard_normal((nB, nT, nD))
     shape = (nB, nT) if net.return_sequences else (nB,)
-    y = (rng.standard_normal(shape + (nO,)) if net.loss == "mse"
+    y = (rng.standard_normal(shape + (ref.target_width(net, nO),)) if net.loss != "softmax"
          else rng.integers(0, nO, size=shape).astype(np.float64))
     sw = rng.uniform(0.2, 2.0, size=nB) if weighted else None
+    logits, _ = ref.network_forward(params, x, net, FD_LENGTHS)
+    assert kink_distance(logits, y, net, FD_LENGTHS) > KINK_MARGIN
+    if net.loss == "huber":  # both branches present
+        e = np.abs(logits - y)[ref.valid_steps(FD_LENGTHS, nT).astype(bool)]
+        assert (e < net.huber_delta).any() and (e > net.huber_delta).any()
 
     _, grads = ref.network_loss_and_grad(params, x, y, net, FD_LENGTHS, sw, alpha)
     logits, cache = ref.network_forward(params, x, net, FD_LENGTHS)
@@ -337,6 +397,55 @@ def test_loss_values_by_hand():
     assert np.all(dl2["weight_ci_l0"] == 0.5 / 4.0)
 
 
+def test_regression_loss_values_by_hand():
+    """absolute_error, huber and quantile on a tiny batch, written out with scalars, and the
+    gradients at the kinks."""
+    logits = np.array([[0.5, -1.0], [2.0, 0.0], [0.0, 0.3]])
+    y = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    w = np.array([1.0, 0.0, 3.0])
+    # e = logits - y: [-0.5, -1], [2, 0], [0, -0.7]
+    net = ref.Net("lstm", loss="absolute_error")
+    value, d = ref.loss_and_dlogits(logits, y, net, None, w)
+    assert value == pytest.approx((1 * (0.5 + 1.0) + 3 * (0.0 + 0.7)) / (4.0 * 2))
+    np.testing.assert_array_equal(d, np.array([[-1, -1], [0, 0], [0, -3]]) / 8.0)  # sign(0) = 0
+    net = ref.Net("lstm", loss="huber", huber_delta=0.6)
+    value, d = ref.loss_and_dlogits(logits, y, net, None, w)
+    h = [0.5 * 0.5 ** 2, 0.6 * (1.0 - 0.3), 0.0, 0.6 * (0.7 - 0.3)]
+    assert value == pytest.approx((1 * (h[0] + h[1]) + 3 * (h[2] + h[3])) / 8.0)
+    np.testing.assert_allclose(d, np.array([[-0.5, -0.6], [0, 0], [0, -3 * 0.6]]) / 8.0)
+    # quantile, one target and two levels: columns (q=0.2, q=0.7) of that target
+    net = ref.Net("lstm", loss="quantile", quantiles=(0.2, 0.7))
+    yq = np.array([[1.0], [0.0], [0.3]])
+    value, d = ref.loss_and_dlogits(logits, yq, net, None, w)
+    # u = y - p: [0.5, 2.0], [-2.0, 0.0], [0.3, 0.0]; ρ_q(u) = u (q - [u < 0])
+    rho = [[0.5 * 0.2, 2.0 * 0.7], [-2.0 * (0.2 - 1), 0.0], [0.3 * 0.2, 0.0]]
+    assert value == pytest.approx((1 * sum(rho[0]) + 3 * sum(rho[2])) / 8.0)
+    # dρ/dp = [u < 0] - q; at u = 0 (row 2, level 0.7) the right derivative: -q
+    np.testing.assert_allclose(d, np.array([[-0.2, -0.7], [0, 0], [-3 * 0.2, -3 * 0.7]]) / 8.0)
+    # return_sequences: only the valid steps count, W = Σ w_b len_b
+    seq = ref.Net("lstm", 1, False, True, "quantile", quantiles=(0.2, 0.7))
+    value = ref.loss_and_dlogits(logits.reshape(1, 3, 2), yq.reshape(1, 3, 1), seq,
+                                 np.array([1]), np.array([2.0]))[0]
+    assert value == pytest.approx(2 * sum(rho[0]) / (2 * 1 * 2))
+
+
+def test_core_losses_at_the_kinks():
+    """The core takes the reference's subgradients where the losses have kinks: sign(0) = 0
+    (absolute_error), the quadratic branch at |e| = δ (huber, where both branches agree),
+    [u < 0] - q = -q at u = 0 (quantile). A one-sequence batch through a model with a zero
+    head weight: the outputs are the head's biases."""
+    for loss, kw, bias, y, want in [
+            ("absolute_error", {}, [0.5, -1.0], [0.5, 0.0], [0.0, -0.5]),
+            ("huber", dict(huber_delta=0.5), [1.0, -1.0], [0.5, 0.0], [0.25, -0.25]),
+            ("quantile", dict(quantiles=[0.3, 0.6]), [0.5, -1.0], [0.5], [-0.15, -0.3])]:
+        model = core_model("rnn", 1, 1, 1, 2, loss=loss, **kw)
+        params = np.zeros(model.num_params)
+        params[-2:] = bias  # head.bias
+        grad = np.zeros_like(params)
+        model.loss_and_grad(params, np.zeros((1, 1, 1)), None, np.array([y]), None, 0.0, grad)
+        np.testing.assert_allclose(grad[-2:], want, rtol=0, atol=1e-15, err_msg=loss)
+
+
 # ---------------------------------------------------------------------------
 # Layout and one gradient: core vs reference
 # ---------------------------------------------------------------------------
@@ -360,8 +469,7 @@ def test_core_gradient_matches_reference(name):
     params, batches = make_problem(name)
     x, lengths, y, sw = batches[0]
     alpha = 0.0 if case.optim.solver == "adamw" else case.optim.alpha
-    model = core_model(net.cell, D, H, net.num_layers, case.O, bidirectional=net.bidirectional,
-                       return_sequences=net.return_sequences, loss=net.loss)
+    model = net_model(net, case.O)
     loss, grad = core_loss_and_grad(model, ref.flatten(params), x, lengths, y, sw, alpha)
     ref_loss, ref_grads = ref.network_loss_and_grad(params, x, y, net, lengths, sw, alpha)
     assert loss == pytest.approx(ref_loss, rel=1e-13)
@@ -404,7 +512,8 @@ def test_torch_trajectory_matches_reference(name):
 
 
 @pytest.mark.parametrize("name", ["adam-lstm", "sgd-nesterov-gru", "rmsprop-lstm",
-                                  "deep-bidir-lstm", "weighted-l2-clip-lstm"])
+                                  "deep-bidir-lstm", "weighted-l2-clip-lstm", "huber-adam-lstm",
+                                  "quantile-adamw-gru", "absolute-sgd-lstm"])
 def test_core_float32_trajectory_matches_reference(name):
     """Model32 against the float64 reference from the same (float32-representable) start."""
     params, batches = make_problem(name)
@@ -416,19 +525,24 @@ def test_core_float32_trajectory_matches_reference(name):
     _assert_trajectories_agree(name, losses, trajectory, expected, TOL_F32, "float32 core")
 
 
-# The first three losses of "weighted-l2-clip-lstm" (sample weights, L2, clipping, Adam),
-# computed once by the reference:
-#   params, batches = make_problem("weighted-l2-clip-lstm")
-#   print([repr(v) for v in reference_run("weighted-l2-clip-lstm", params, batches)["losses"]])
-# (NumPy's default_rng(0) stream, tests/reference.py as of this file's first version.)  A change
+# The first three losses of a few cases (sample weights, L2, clipping, Adam; the quantile loss
+# with AdamW; Huber per step with clipping), computed once by the reference:
+#   params, batches = make_problem(name)
+#   print([repr(v) for v in reference_run(name, params, batches[:3])["losses"]])
+# (NumPy's default_rng(0) stream, tests/reference.py as of each entry's first version.)  A change
 # here means the specification (or make_problem's data) changed.
-PINNED_CASE = "weighted-l2-clip-lstm"
-PINNED_LOSSES = [1.7759148035600654, 1.2059333079789147, 1.8826736230739447]
+PINNED_LOSSES = {
+    "weighted-l2-clip-lstm": [1.7759148035600654, 1.2059333079789147, 1.8826736230739447],
+    "quantile-adamw-gru": [0.43796480607685745, 0.29407541954573885, 0.2560531636352811],
+    "seq-huber-weighted-clip-gru": [0.25621090071742036, 0.23098411437571764,
+                                    0.11693029404908528],
+}
 
 
-def test_pinned_losses():
-    params, batches = make_problem(PINNED_CASE)
-    expected = reference_run(PINNED_CASE, params, batches[:3])
-    np.testing.assert_allclose(expected["losses"], PINNED_LOSSES, rtol=1e-12, atol=0)
-    losses, _ = core_run(PINNED_CASE, params, batches[:3])
-    np.testing.assert_allclose(losses, PINNED_LOSSES, rtol=1e-12, atol=0)
+@pytest.mark.parametrize("name", PINNED_LOSSES)
+def test_pinned_losses(name):
+    params, batches = make_problem(name)
+    expected = reference_run(name, params, batches[:3])
+    np.testing.assert_allclose(expected["losses"], PINNED_LOSSES[name], rtol=1e-12, atol=0)
+    losses, _ = core_run(name, params, batches[:3])
+    np.testing.assert_allclose(losses, PINNED_LOSSES[name], rtol=1e-12, atol=0)

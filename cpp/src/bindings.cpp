@@ -275,11 +275,12 @@ struct DataArgs {
   const std::int64_t* lengths;
 };
 
-// Expected shape of the targets: mse [N, O] / [N, T, O]; softmax class indices [N] / [N, T].
+// Expected shape of the targets: softmax class indices [N] / [N, T]; quantile [N, O/Q] /
+// [N, T, O/Q]; the other losses [N, O] / [N, T, O].
 std::vector<Index> target_shape(const ModelConfig& c, Index N, Index T) {
   std::vector<Index> s{N};
   if (c.return_sequences) s.push_back(T);
-  if (c.loss == LossKind::kMse) s.push_back(c.output_size);
+  if (c.loss != LossKind::kSoftmax) s.push_back(c.target_width());
   return s;
 }
 
@@ -367,6 +368,61 @@ Stream<S>* model_stream(const Model<S>& mo, const py::object& params, Index batc
   return new Stream<S>(mo.config(), p, batch, mo.num_threads());
 }
 
+Index int_value(const py::handle& v, const char* name);  // (with the configurations' below)
+
+// A rollout's feedback: a sequence of (output column, input column) pairs of ints, the
+// columns in range, no input column named twice.
+template <class S>
+std::vector<typename Model<S>::Feedback> rollout_feedback(const py::object& o, Index O, Index D) {
+  const char* what = "feedback must be a list of (output column, input column) pairs of ints";
+  if (o.is_none()) return {};
+  if (!py::isinstance<py::sequence>(o) || py::isinstance<py::str>(o)) throw py::value_error(what);
+  std::vector<typename Model<S>::Feedback> pairs;
+  std::vector<char> used(static_cast<std::size_t>(D), 0);
+  for (const py::handle& item : py::reinterpret_borrow<py::sequence>(o)) {
+    if (!py::isinstance<py::sequence>(item) || py::isinstance<py::str>(item) ||
+        py::len(item) != 2)
+      throw py::value_error(std::string(what) + ", got " + std::string(py::repr(item)));
+    const auto pair = py::reinterpret_borrow<py::sequence>(item);
+    const Index oc = int_value(pair[0], "feedback output column");
+    const Index ic = int_value(pair[1], "feedback input column");
+    if (oc < 0 || oc >= O)
+      throw py::value_error("feedback output column " + std::to_string(oc) +
+                            " is out of range: the model has " + std::to_string(O) + " outputs");
+    if (ic < 0 || ic >= D)
+      throw py::value_error("feedback input column " + std::to_string(ic) +
+                            " is out of range: the model has " + std::to_string(D) +
+                            " input features");
+    if (used[ic]) throw py::value_error("feedback names input column " + std::to_string(ic) +
+                                        " twice");
+    used[ic] = 1;
+    pairs.push_back({oc, ic});
+  }
+  return pairs;
+}
+
+// Model.rollout: every argument checked here (ValueError), then one core call without the GIL.
+template <class S>
+void model_rollout(Model<S>& mo, const py::object& params, const py::object& X,
+                   const py::object& lengths, Index horizon, const py::object& future,
+                   const py::object& feedback, const py::object& out) {
+  const auto& c = mo.config();
+  if (c.return_sequences || c.bidirectional)
+    throw py::value_error("rollout needs a sequence-to-one, unidirectional model "
+                          "(return_sequences=False, bidirectional=False)");
+  if (horizon < 1) throw py::value_error("horizon must be >= 1, got " + std::to_string(horizon));
+  const auto d = data_args(mo, X, lengths, py::none(), py::none(), false);
+  const Index D = c.input_size, O = c.output_size;
+  const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
+  const S* fp = array_ptr<S>(future, "future", {d.N, horizon - 1, D}, true, false);
+  if (fp && !std::isfinite((ConstArrMap<S>(fp, d.N * (horizon - 1) * D) * S(0)).sum()))
+    throw py::value_error("future contains NaN or infinity");
+  S* op = array_ptr<S>(out, "out", {d.N, horizon, O}, false, true);
+  const auto pairs = rollout_feedback<S>(feedback, O, D);
+  ReleaseGil release;
+  mo.rollout(p, d.x, d.N, d.T, d.lengths, horizon, fp, pairs, op);
+}
+
 template <class S>
 void bind_model(py::module_& m, const char* name) {
   using M = Model<S>;
@@ -401,7 +457,14 @@ void bind_model(py::module_& m, const char* name) {
            py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
            py::arg("sample_weight"), py::arg("alpha"), py::arg("grad"))
       .def("stream", &model_stream<S>, py::arg("params"), py::arg("batch") = 1,
-           "A Stream that runs these parameters one timestep at a time (copies them).");
+           "A Stream that runs these parameters one timestep at a time (copies them).")
+      .def("rollout", &model_rollout<S>, py::arg("params"), py::arg("X"), py::arg("lengths"),
+           py::arg("horizon"), py::arg("future"), py::arg("feedback"), py::arg("out"),
+           "Recursive forecast of a sequence-to-one unidirectional model into out [N, horizon, O]:\n"
+           "out[:, 0] = the prediction after the history X [N, T, D] (lengths as predict); step\n"
+           "k >= 1 feeds x_k = future[:, k-1] (future [N, horizon-1, D] or None: zeros) with\n"
+           "input columns replaced by outputs of step k-1 (feedback: [(output column, input\n"
+           "column), ...]) through one timestep of every layer, out[:, k] = its prediction.");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,6 +510,17 @@ double real_value(const py::handle& v, const char* name) {
 bool bool_value(const py::handle& v, const char* name) {
   if (!is_bool(v)) bad_value(name, "True or False", v);
   return v.cast<bool>();
+}
+// A list or tuple of real numbers (not bools), as a list field takes it.
+std::vector<double> real_list_value(const py::handle& v, const char* name) {
+  if (!py::isinstance<py::list>(v) && !py::isinstance<py::tuple>(v))
+    bad_value(name, "a list of numbers", v);
+  std::vector<double> out;
+  for (const py::handle& x : py::reinterpret_borrow<py::sequence>(v)) {
+    if (!is_a(x, "Real")) bad_value(name, "a list of numbers", v);
+    out.push_back(py::float_(py::reinterpret_borrow<py::object>(x)).cast<double>());
+  }
+  return out;
 }
 std::string str_value(const py::handle& v, const char* name) {
   if (!py::isinstance<py::str>(v)) bad_value(name, "a str", v);
@@ -503,6 +577,9 @@ const Fields<ModelConfig>& model_fields() {
       real_field<C, &C::dropout>("dropout"),
       {"loss", "str", [](const C& c) -> py::object { return py::str(loss_name(c.loss)); },
        [](C& c, V v, const char* n) { c.loss = parse_loss(str_value(v, n)); }},
+      real_field<C, &C::huber_delta>("huber_delta"),
+      {"quantiles", "list", [](const C& c) -> py::object { return py::cast(c.quantiles); },
+       [](C& c, V v, const char* n) { c.quantiles = real_list_value(v, n); }},
   };
   return f;
 }
@@ -628,9 +705,12 @@ py::list model_config_layout(const ModelConfig& c) {
   c.check_fits("ModelConfig.layout", sizeof(float));
   return layout_list(ModelLayout(c).tensors);
 }
-Index model_config_workspace(const ModelConfig& c, Index batch, Index steps, bool train) {
+Index model_config_workspace(const ModelConfig& c, Index batch, Index steps, bool train,
+                             bool rollout) {
   require(batch >= 0 && steps >= 0, "batch and steps must be >= 0");
-  return workspace_elements(c, batch, steps, train ? Call::kTrainEpoch : Call::kPredict).v;
+  require(!(train && rollout), "workspace_elements: train and rollout exclude each other");
+  const Call call = train ? Call::kTrainEpoch : (rollout ? Call::kRollout : Call::kPredict);
+  return workspace_elements(c, batch, steps, call).v;
 }
 
 void bind_model_config(py::module_& m) {
@@ -639,8 +719,9 @@ void bind_model_config(py::module_& m) {
   py::class_<C> cls(m, "ModelConfig", "What a network is: cell, sizes, directions, head, loss");
   cls.def(py::init([](py::object cell, py::object D, py::object H, py::object L, py::object O,
                       py::object bias, py::object bidir, py::object seq, py::object dropout,
-                      py::object loss) {
-            return config_of(model_fields(), {cell, D, H, L, O, bias, bidir, seq, dropout, loss});
+                      py::object loss, py::object huber_delta, py::object quantiles) {
+            return config_of(model_fields(), {cell, D, H, L, O, bias, bidir, seq, dropout, loss,
+                                              huber_delta, quantiles});
           }),
           py::arg("cell") = default_of(f, "cell"),
           py::arg("input_size") = default_of(f, "input_size"),
@@ -650,18 +731,22 @@ void bind_model_config(py::module_& m) {
           py::arg("bias") = default_of(f, "bias"),
           py::arg("bidirectional") = default_of(f, "bidirectional"),
           py::arg("return_sequences") = default_of(f, "return_sequences"),
-          py::arg("dropout") = default_of(f, "dropout"), py::arg("loss") = default_of(f, "loss"));
+          py::arg("dropout") = default_of(f, "dropout"), py::arg("loss") = default_of(f, "loss"),
+          py::arg("huber_delta") = default_of(f, "huber_delta"),
+          py::arg("quantiles") = default_of(f, "quantiles"));
   bind_config_fields(cls, &f, "ModelConfig");
   cls.def_property_readonly("num_params", [](const C& c) { return c.num_params(); },
                             "Parameters of the network (MemoryError beyond 2**63)");
   cls.def("layout", &model_config_layout,
           "[(name, offset, shape)] of each parameter in the flat buffer (as Model.layout())");
   cls.def("workspace_elements", &model_config_workspace, py::arg("batch"), py::arg("steps"),
-          py::arg("train"),
+          py::arg("train"), py::kw_only(), py::arg("rollout") = false,
           "Scalars the core's workspace holds for a batch of `batch` sequences of `steps` steps:\n"
           "train=True: one training minibatch (forward kept, BPTT, gradient, gathered batch);\n"
-          "train=False: predict (in chunks of PREDICT_CHUNK sequences). Sized by the code that\n"
-          "sizes the buffers. Not counted: parameters and their packed copy (~2 num_params).");
+          "train=False: predict (in chunks of PREDICT_CHUNK sequences); rollout=True (with\n"
+          "train=False): Model.rollout with a history of `steps` steps (predict's and one\n"
+          "timestep's). Sized by the code that sizes the buffers. Not counted: parameters and\n"
+          "their packed copy (~2 num_params).");
 }
 
 void bind_optim_config(py::module_& m) {

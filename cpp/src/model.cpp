@@ -2,6 +2,9 @@
 // buffers and the loss; stack.cpp for the recurrent units themselves.
 #include "lstm_native/model.hpp"
 
+#include "lstm_native/loss.hpp"
+#include "lstm_native/threads.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -84,7 +87,7 @@ ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T,
   ModelSizes z;
   if (!seq) z.feat = Count(B) * F;
   z.logits = rows * O;
-  if (call != Call::kPredict) z.dlogits = rows * O;
+  if (call != Call::kPredict && call != Call::kRollout) z.dlogits = rows * O;
   if (grad) {
     z.dfeat = rows * F;
     // Only where needed: a one-layer, one-direction, sequence-to-one model needs none of the
@@ -96,17 +99,26 @@ ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T,
     z.dhT = Count(B) * H;
   }
   if (call == Call::kTrainEpoch) {
-    const Index yw = c.loss == LossKind::kMse ? O : 1;  // target values per step
     z.grad = num_params;
     z.xb = BT * c.input_size;
-    z.yb = (seq ? BT : Count(B)) * yw;
+    z.yb = (seq ? BT : Count(B)) * c.target_width();
     z.swb = B;
+  }
+  if (call == Call::kRollout) {
+    const CellShape cs = cell_shape(c.cell);
+    const Count LBH = Count(L) * B * H;
+    z.step_h = Count(2) * LBH;
+    if (cs.has_cell) z.step_c = LBH;
+    z.step_gx = z.step_gh = Count(B) * cs.gates * H;
+    z.step_extra = std::max<Index>(1, (Count(B) * cs.extra * H).v);
+    z.step_scratch = Count(B) * cs.scratch * H;
+    z.step_x = Count(B) * c.input_size;
   }
   return z;
 }
 
 Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call) {
-  if (call == Call::kPredict) B = std::min(B, kPredictChunk);
+  if (call == Call::kPredict || call == Call::kRollout) B = std::min(B, kPredictChunk);
   if (B < 1 || T < 1) return 0;
   const Index P = c.num_params();  // first: refuses sizes whose products overflow (TooLarge)
   const Index H = c.hidden_size, L = c.num_layers;
@@ -159,7 +171,8 @@ Index Model<S>::allocated_elements() const {
   for (const auto* v : {&drop_in_, &drop_mask_, &rev_in_, &yf_, &yr_, &cat_, &hT_})
     for (const Buffer<S>& b : *v) n += static_cast<Index>(b.size());
   for (const Buffer<S>* b : {&feat_buf_, &logits_, &dlogits_, &dfeat_, &dout_, &dyf_, &dyr_,
-                             &dxf_, &dxr_, &dhT_, &grad_, &xb_, &yb_, &swb_})
+                             &dxf_, &dxr_, &dhT_, &grad_, &xb_, &yb_, &swb_, &step_h_, &step_c_,
+                             &step_gx_, &step_gh_, &step_extra_, &step_scratch_, &step_x_})
     n += static_cast<Index>(b->size());
   for (const Run<S>& r : runs_) n += r.allocated_elements();
   return n;
@@ -167,7 +180,7 @@ Index Model<S>::allocated_elements() const {
 
 template <class S>
 void Model<S>::forward(const S* params, const S* xb, Index B, Index T, Call call,
-                       std::mt19937_64* rng) {
+                       std::mt19937_64* rng, S* cT) {
   const Index H = cfg_.hidden_size, L = cfg_.num_layers, O = cfg_.output_size;
   const bool keep = call == Call::kLossGrad || call == Call::kTrainEpoch;
   B_ = B;
@@ -203,7 +216,8 @@ void Model<S>::forward(const S* params, const S* xb, Index B, Index T, Call call
         uin = rev_in_[l].data();
         y = yr_[l].data();
       }
-      stack_.forward(runs_[u], uin, B, T, len, nullptr, nullptr, y, hT_[u].data(), nullptr, keep);
+      S* cTu = cT ? cT + l * B * H : nullptr;  // (one direction only: see the declaration)
+      stack_.forward(runs_[u], uin, B, T, len, nullptr, nullptr, y, hT_[u].data(), cTu, keep);
     }
     if (dirs_ == 2) {  // [B, T, 2H] = [forward output, reverse output back in forward time]
       grow(cat_[l], z.cat);
@@ -231,7 +245,13 @@ void Model<S>::forward(const S* params, const S* xb, Index B, Index T, Call call
     rows = B;
   }
   grow(logits_, z.logits);
-  MatMap<S> Z(logits_.data(), rows, O);
+  head(params, feat, rows, logits_.data());
+}
+
+template <class S>
+void Model<S>::head(const S* params, const S* feat, Index rows, S* logits) const {
+  const Index O = cfg_.output_size;
+  MatMap<S> Z(logits, rows, O);
   if (layout_.head_b >= 0)
     Z.rowwise() = ConstVecMap<S>(params + layout_.head_b, O);
   else
@@ -244,8 +264,9 @@ template <class S>
 double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double alpha, S* grad,
                                Call call) {
   const Index B = B_, T = T_, H = cfg_.hidden_size, L = cfg_.num_layers, O = cfg_.output_size;
-  const bool seq = cfg_.return_sequences, mse = cfg_.loss == LossKind::kMse;
+  const bool seq = cfg_.return_sequences;
   const Index rows = seq ? B * T : B, steps = seq ? T : 1, size = layout_.size;
+  const Index yw = cfg_.target_width();
   const std::int64_t* len = len_.data();
   const ModelSizes z = model_sizes(cfg_, size, B, T, call);
   grow(dlogits_, z.dlogits);
@@ -254,37 +275,15 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
   double wsum = 0;
   for (Index b = 0; b < B; ++b) wsum += (sw ? double(sw[b]) : 1.0) * (seq ? double(len[b]) : 1.0);
   require(wsum > 0, "the sample weights of a batch sum to zero");
-  const double denom = mse ? wsum * O : wsum;
+  const HeadLoss head_loss(cfg_);
+  const double denom = head_loss.denominator(wsum);
 
   double loss = 0;
   for (Index b = 0; b < B; ++b) {
     const double w = sw ? double(sw[b]) : 1.0;
     for (Index t = 0; t < (seq ? len[b] : 1); ++t) {
       const Index r = b * steps + t;
-      const S* zr = logits_.data() + r * O;
-      S* dz = dlogits_.data() + r * O;
-      if (mse) {
-        const S* y = Y + r * O;
-        for (Index k = 0; k < O; ++k) {
-          const double e = double(zr[k]) - double(y[k]);
-          loss += w * 0.5 * e * e / denom;
-          dz[k] = S(w * e / denom);
-        }
-      } else {  // softmax cross-entropy, stabilized by the row max
-        const double yv = double(Y[r]);
-        const Index c = static_cast<Index>(yv);
-        require(yv == double(c) && c >= 0 && c < O,
-                "class index " + std::to_string(yv) + " is not an integer in [0, " +
-                    std::to_string(O) + ")");
-        double zmax = zr[0];
-        for (Index k = 1; k < O; ++k) zmax = std::max(zmax, double(zr[k]));
-        double se = 0;
-        for (Index k = 0; k < O; ++k) se += std::exp(double(zr[k]) - zmax);
-        const double lse = zmax + std::log(se);
-        loss += w * (lse - double(zr[c])) / denom;
-        for (Index k = 0; k < O; ++k)
-          dz[k] = S(w * (std::exp(double(zr[k]) - lse) - (k == c ? 1.0 : 0.0)) / denom);
-      }
+      head_loss.row(logits_.data() + r * O, Y + r * yw, w, denom, loss, dlogits_.data() + r * O);
     }
   }
   if (alpha > 0) {  // L2 on weight matrices over the batch's total sample weight, as sklearn's MLP
@@ -404,7 +403,7 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
   oc.validate();
   const Index D = cfg_.input_size, size = layout_.size;
   const bool seq = cfg_.return_sequences;
-  const Index yw = cfg_.loss == LossKind::kMse ? cfg_.output_size : 1;  // targets per step
+  const Index yw = cfg_.target_width();  // targets per step
   if (lengths)
     for (Index i = 0; i < N; ++i)
       require(lengths[i] >= 1 && lengths[i] <= T, "lengths must lie in [1, T]");
@@ -498,6 +497,93 @@ void Model<S>::predict(const S* params, const S* X, Index N, Index T, const std:
         }
     }
   }
+}
+
+template <class S>
+void Model<S>::rollout(const S* params, const S* X, Index N, Index T,
+                       const std::int64_t* lengths, Index horizon, const S* future,
+                       const std::vector<Feedback>& feedback, S* out) {
+  require(!cfg_.return_sequences && !cfg_.bidirectional,
+          "rollout needs a sequence-to-one, unidirectional model (return_sequences=False, "
+          "bidirectional=False)");
+  require(horizon >= 1, "horizon must be >= 1, got " + std::to_string(horizon));
+  const Index D = cfg_.input_size, O = cfg_.output_size;
+  for (Index start = 0; start < N; start += kPredictChunk) {
+    const Index B = std::min(kPredictChunk, N - start);
+    len_.resize(static_cast<std::size_t>(B));
+    for (Index k = 0; k < B; ++k) {
+      len_[k] = lengths ? lengths[start + k] : T;
+      require(len_[k] >= 1 && len_[k] <= T, "lengths must lie in [1, T]");
+    }
+    rollout_chunk(params, X + start * T * D, B, T, horizon,
+                  future ? future + start * (horizon - 1) * D : nullptr, feedback,
+                  out + start * horizon * O);
+  }
+}
+
+template <class S>
+void Model<S>::rollout_chunk(const S* params, const S* X, Index B, Index T, Index horizon,
+                             const S* future, const std::vector<Feedback>& feedback, S* out) {
+  const Index D = cfg_.input_size, H = cfg_.hidden_size, L = cfg_.num_layers,
+              O = cfg_.output_size, BH = B * H, LBH = L * BH;
+  const ModelSizes z = model_sizes(cfg_, layout_.size, B, T, Call::kRollout);
+  grow(step_h_, z.step_h);
+  grow(step_c_, z.step_c);
+  grow(step_gx_, z.step_gx);
+  grow(step_gh_, z.step_gh);
+  grow(step_extra_, z.step_extra);
+  grow(step_scratch_, z.step_scratch);
+  grow(step_x_, z.step_x);
+
+  // The history: each layer's final state (h from hT_, c straight into step_c_), and y_0.
+  forward(params, X, B, T, Call::kRollout, nullptr, z.step_c.v > 0 ? step_c_.data() : nullptr);
+  for (Index l = 0; l < L; ++l)
+    std::memcpy(step_h_.data() + l * BH, hT_[l].data(), sizeof(S) * BH);
+  auto emit = [&](Index k) {  // out[:, k] = logits_ [B, O]
+    for (Index b = 0; b < B; ++b)
+      std::memcpy(out + (b * horizon + k) * O, logits_.data() + b * O, sizeof(S) * O);
+  };
+  emit(0);
+  if (horizon == 1) return;
+
+  // The steps: one timestep of every layer from the carried state (as Stream::step).
+  const int threads = threads_ > 0 ? threads_ : default_num_threads();
+  StepIO<S> io;
+  io.n = B;
+  io.H = H;
+  io.gates = step_gx_.data();
+  io.gh = step_gh_.data();
+  io.extra = step_extra_.data();
+  io.scratch = step_scratch_.data();
+  Index cur = 0;
+  dispatch_cell(cfg_.cell, [&](auto c) {  // the cell type once per rollout
+    using Cell = decltype(c);
+    for (Index k = 1; k < horizon; ++k) {
+      S* x = step_x_.data();  // x_k [B, D]: the known covariates, then the fed-back outputs
+      for (Index b = 0; b < B; ++b) {
+        S* xb = x + b * D;
+        if (future)
+          std::memcpy(xb, future + (b * (horizon - 1) + (k - 1)) * D, sizeof(S) * D);
+        else
+          std::fill(xb, xb + D, S(0));
+        for (const Feedback& f : feedback) xb[f.input] = out[(b * horizon + k - 1) * O + f.output];
+      }
+      const S* h_old = step_h_.data() + cur * LBH;
+      S* h_new = step_h_.data() + (1 - cur) * LBH;
+      io.x = x;
+      for (Index l = 0; l < L; ++l) {
+        io.h_prev = h_old + l * BH;
+        io.h = h_new + l * BH;
+        io.c = Cell::kHasCell ? step_c_.data() + l * BH : nullptr;  // elementwise: in place
+        io.c_prev = io.c;
+        stack_.template step<Cell>(l, io, threads);
+        io.x = io.h;  // the next layer's input
+      }
+      cur = 1 - cur;
+      head(params, io.x, B, logits_.data());
+      emit(k);
+    }
+  });
 }
 
 template <class S>

@@ -48,7 +48,14 @@ def build_info() -> dict[str, Any]:
 class ModelConfig:
     """What a network is. Strictly typed (a bool is not an int, nor an int a bool); a bad value
     raises ValueError naming the field, also on attribute assignment (the object is then left
-    unchanged)."""
+    unchanged).
+
+    ``loss``: "mse", "softmax" (class indices as targets), or for regression heads
+    "absolute_error", "huber" (with ``huber_delta`` > 0) and "quantile" (the pinball loss at
+    ``quantiles``: levels in (0, 1), strictly increasing, at most 99; the head's output column
+    k*Q + j is level j of target k, so output_size is n_targets * Q and the targets have
+    output_size / Q columns). The other losses ignore ``quantiles`` (checked all the same, so a
+    configuration can be edited one field at a time) and ``huber_delta``."""
 
     FIELDS: ClassVar[tuple[tuple[str, type, Any], ...]]
     """(name, Python type, default) of every field, in the constructor's order."""
@@ -62,6 +69,9 @@ class ModelConfig:
     return_sequences: bool
     dropout: float
     loss: str
+    huber_delta: float
+    quantiles: list[float]
+    """(a copy: assign a new list to change it)"""
 
     def __init__(
         self,
@@ -76,16 +86,21 @@ class ModelConfig:
         return_sequences: bool = False,
         dropout: float = 0.0,
         loss: str = "mse",
+        huber_delta: float = 1.0,
+        quantiles: list[float] | tuple[float, ...] = [],
     ) -> None: ...
     @property
     def num_params(self) -> int:
         """Parameters of the network, exact (MemoryError beyond 2**63)."""
     def layout(self) -> _Layout:
         """[(name, offset, shape)] of each parameter in the flat buffer (as Model.layout())."""
-    def workspace_elements(self, batch: int, steps: int, train: bool) -> int:
+    def workspace_elements(
+        self, batch: int, steps: int, train: bool, *, rollout: bool = False,
+    ) -> int:
         """Scalars the core's workspace holds for a batch of `batch` sequences of `steps` steps:
         train=True one training minibatch, train=False predict (at most PREDICT_CHUNK at a
-        time). Not counted: the parameters and their packed copy."""
+        time), rollout=True (train=False) Model.rollout on a history of `steps` steps. Not
+        counted: the parameters and their packed copy."""
     def to_dict(self) -> dict[str, Any]: ...
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ModelConfig:
@@ -238,6 +253,16 @@ class _Model(Generic[_F]):
         sample_weight: NDArray[_F] | None, alpha: float, grad: NDArray[_F],
     ) -> float: ...
     def stream(self, params: NDArray[_F], batch: int = 1) -> _Stream[_F]: ...
+    def rollout(
+        self, params: NDArray[_F], X: NDArray[_F], lengths: _Lengths, horizon: int,
+        future: NDArray[_F] | None, feedback: list[tuple[int, int]] | None, out: NDArray[_F],
+    ) -> None:
+        """Recursive forecast (sequence-to-one, unidirectional models; ValueError otherwise)
+        into out [N, horizon, O]: out[:, 0] is the prediction after the history X [N, T, D]
+        (lengths as predict); each step k >= 1 feeds x_k = future[:, k-1] (future
+        [N, horizon-1, D], finite, or None: zeros) with its input columns ``feedback``
+        [(output column, input column), ...] replaced by out[:, k-1, output column] through one
+        timestep of every layer from the carried state, and out[:, k] is its prediction."""
 
 class Model32(_Model[np.float32]):
     def stream(self, params: _Array32, batch: int = 1) -> Stream32: ...

@@ -16,15 +16,31 @@
 
 namespace lstm_native {
 
-enum class LossKind { kMse, kSoftmax };
+// The head's losses (model.hpp has their equations): squared error, softmax cross-entropy,
+// and for regression heads absolute error, Huber and the pinball loss of quantile regression.
+enum class LossKind { kMse, kSoftmax, kAbsolute, kHuber, kQuantile };
 enum class Solver { kSgd, kAdam, kAdamW, kRmsprop };
 
-inline const char* loss_name(LossKind k) { return k == LossKind::kMse ? "mse" : "softmax"; }
-inline LossKind parse_loss(const std::string& s) {
-  if (s == "mse") return LossKind::kMse;
-  if (s == "softmax") return LossKind::kSoftmax;
-  throw ArgumentError("loss must be 'mse' or 'softmax', got '" + s + "'");
+inline const char* loss_name(LossKind k) {
+  switch (k) {
+    case LossKind::kMse: return "mse";
+    case LossKind::kSoftmax: return "softmax";
+    case LossKind::kAbsolute: return "absolute_error";
+    case LossKind::kHuber: return "huber";
+    case LossKind::kQuantile: return "quantile";
+  }
+  return "?";
 }
+inline LossKind parse_loss(const std::string& s) {
+  for (LossKind k : {LossKind::kMse, LossKind::kSoftmax, LossKind::kAbsolute, LossKind::kHuber,
+                     LossKind::kQuantile})
+    if (s == loss_name(k)) return k;
+  throw ArgumentError(
+      "loss must be one of 'mse', 'softmax', 'absolute_error', 'huber', 'quantile', got '" + s +
+      "'");
+}
+// At most this many quantile levels per target (percentiles 1..99 at the finest).
+constexpr Index kMaxQuantiles = 99;
 inline const char* solver_name(Solver s) {
   switch (s) {
     case Solver::kSgd: return "sgd";
@@ -52,10 +68,23 @@ struct ModelConfig {
   bool bias = true, bidirectional = false, return_sequences = false;
   double dropout = 0.0;
   LossKind loss = LossKind::kMse;
+  double huber_delta = 1.0;        // loss "huber": quadratic within ±δ, linear beyond
+  std::vector<double> quantiles;   // loss "quantile": levels in (0, 1), increasing (others
+                                   // ignore them)
 
   Index dirs() const { return bidirectional ? 2 : 1; }
   // What the head reads per step. (Sizes are plain Index arithmetic once check_fits() passed.)
   Index features() const { return dirs() * hidden_size; }
+  // Quantile levels Q per target (1 for the other losses); the head's output column k*Q + j is
+  // level j of target k.
+  Index num_quantiles() const {
+    return loss == LossKind::kQuantile ? static_cast<Index>(quantiles.size()) : 1;
+  }
+  // Target values per sample (per step with return_sequences) the loss reads: one class index
+  // (softmax), O/Q values (quantile), O values (mse, absolute_error, huber).
+  Index target_width() const {
+    return loss == LossKind::kSoftmax ? 1 : output_size / num_quantiles();
+  }
 
   // ArgumentError naming the first bad field.
   void validate() const {
@@ -71,6 +100,12 @@ struct ModelConfig {
       o << "dropout must lie in [0, 1), got " << dropout;
       throw ArgumentError(o.str());
     }
+    if (!(std::isfinite(huber_delta) && huber_delta > 0)) {
+      std::ostringstream o;
+      o << "huber_delta must be finite and > 0, got " << huber_delta;
+      throw ArgumentError(o.str());
+    }
+    validate_quantiles();
   }
 
   // Recurrent units, then head.weight [O, dirs*H] and head.bias [O] (with bias). Exact;
@@ -106,7 +141,32 @@ struct ModelConfig {
     return cell == o.cell && input_size == o.input_size && hidden_size == o.hidden_size &&
            num_layers == o.num_layers && output_size == o.output_size && bias == o.bias &&
            bidirectional == o.bidirectional && return_sequences == o.return_sequences &&
-           dropout == o.dropout && loss == o.loss;
+           dropout == o.dropout && loss == o.loss && huber_delta == o.huber_delta &&
+           quantiles == o.quantiles;
+  }
+
+  // (validate()'s part for the quantiles) At most kMaxQuantiles levels, each finite in (0, 1),
+  // strictly increasing (checked whatever the loss: a configuration can be edited field by
+  // field); with loss "quantile" at least one, and output_size a multiple of their number.
+  void validate_quantiles() const {
+    const Index Q = static_cast<Index>(quantiles.size());
+    require(Q <= kMaxQuantiles, "quantiles must hold at most " + std::to_string(kMaxQuantiles) +
+                                    " levels, got " + std::to_string(Q));
+    for (Index j = 0; j < Q; ++j) {
+      const double q = quantiles[j];
+      if (!(std::isfinite(q) && q > 0 && q < 1) || (j > 0 && !(q > quantiles[j - 1]))) {
+        std::ostringstream o;
+        o << "quantiles must be levels in (0, 1) in strictly increasing order, got " << q
+          << " at position " << j;
+        throw ArgumentError(o.str());
+      }
+    }
+    if (loss != LossKind::kQuantile) return;
+    require(Q >= 1, "quantiles must hold at least one level with loss 'quantile'");
+    require(output_size % Q == 0,
+            "quantiles: output_size (" + std::to_string(output_size) +
+                ") must be a multiple of the number of levels (" + std::to_string(Q) +
+                "): n_targets x n_quantiles outputs");
   }
 };
 

@@ -15,10 +15,20 @@
 // bias_ih.., bias_hh..), then head.weight [O, dirs*H] and head.bias [O]. Gradients and
 // optimizer moments share it.
 //
-// Loss of a batch with sample weights w_i, W = Σ w_i, for weight matrices θ (not biases):
-//   mse:     Σ_i w_i Σ_k ½ (p_ik - y_ik)² / (W·O)              (+ ½ α ‖θ‖² / Σ_i w_i)
-//   softmax: -Σ_i w_i log softmax(p_i)[y_i] / W                 (+ ½ α ‖θ‖² / Σ_i w_i)
+// Loss of a batch with sample weights w_i, W = Σ w_i, for weight matrices θ (not biases), each
+// plus ½ α ‖θ‖² / Σ_i w_i (the per-row terms and their gradients: loss.hpp):
+//   mse:            Σ_i w_i Σ_k ½ (p_ik - y_ik)² / (W·O)
+//   absolute_error: Σ_i w_i Σ_k |p_ik - y_ik| / (W·O)
+//   huber (δ):      Σ_i w_i Σ_k h_δ(p_ik - y_ik) / (W·O),  h_δ(e) = ½ e² (|e| <= δ), δ(|e| - ½ δ)
+//   quantile:       Σ_i w_i Σ_k Σ_j ρ_{q_j}(y_ik - p_i,kQ+j) / (W·O),  O = n_targets·Q,
+//                   ρ_q(u) = u (q - 1[u < 0]); targets y [n_targets] per row
+//   softmax:        -Σ_i w_i log softmax(p_i)[y_i] / W
 // With return_sequences the sums also run over each sequence's valid steps, and W = Σ w_i len_i.
+//
+// Recursive forecasting (rollout(), sequence-to-one unidirectional models): the history runs
+// as predict() does, keeping each sequence's final state, y_0 = head(h); then each further step
+// k feeds one input x_k (known covariates, with chosen columns replaced by outputs of step k-1)
+// through one timestep of every layer (Stack::step, as a Stream does) and y_k = head(h).
 //
 // The Model's own buffers, for a batch of B sequences of T steps (sizes: layer_sizes() and
 // model_sizes(), the one place every grow() and workspace_elements() read them from):
@@ -34,7 +44,13 @@
 //                 dfeat [rows, dirs*H]             dL/d(head input)
 //                 dout, dxf, dxr [B, T, max(D, dirs*H)]  dL/d(layer output) and d(layer input)
 //                 dyf, dyr [B, T, H], dhT [B, H]   one unit's dL/dy or dL/dh_T
-//   an epoch:     grad [P], xb [B, T, D], yb [B, (T,) O or 1], swb [B]   one minibatch
+//   an epoch:     grad [P], xb [B, T, D], yb [B, (T,) target_width], swb [B]   one minibatch
+//   a rollout:    step_h [2, L, B, H]              each layer's h, double-buffered (a step
+//                                                  reads one half and writes the other)
+//                 step_c [L, B, H]                 each layer's c (cells with one; in place)
+//                 step_gx, step_gh [B, G*H]        one step's gates (step.hpp)
+//                 step_extra [B, max(1, kExtra*H)], step_scratch [B, kScratch*H]
+//                 step_x [B, D]                    the next input
 // plus one Run workspace per unit (stack.hpp). Which exist depends on the call (Call).
 #pragma once
 
@@ -55,8 +71,9 @@ namespace lstm_native {
 // What a call computes, which decides the buffers it needs: predict (inference, in chunks of
 // kPredictChunk sequences), loss (inference and the loss), loss with gradient (forward kept,
 // backward through everything), one training epoch (the same with dropout, plus the gradient
-// and the gathered minibatch).
-enum class Call { kPredict, kLoss, kLossGrad, kTrainEpoch };
+// and the gathered minibatch), a rollout (predict's, in the same chunks, plus the buffers of
+// one timestep).
+enum class Call { kPredict, kLoss, kLossGrad, kTrainEpoch, kRollout };
 constexpr Index kPredictChunk = 256;  // sequences per forward in predict()
 
 struct LayerSizes {
@@ -64,9 +81,10 @@ struct LayerSizes {
 };
 struct ModelSizes {
   Count feat, logits, dlogits, dfeat, dout, dxf, dxr, dyf, dyr, dhT, grad, xb, yb, swb;
+  Count step_h, step_c, step_gx, step_gh, step_extra, step_scratch, step_x;  // rollout
   Count total() const {
     return feat + logits + dlogits + dfeat + dout + dxf + dxr + dyf + dyr + dhT + grad + xb +
-           yb + swb;
+           yb + swb + step_h + step_c + step_gx + step_gh + step_extra + step_scratch + step_x;
   }
 };
 LayerSizes layer_sizes(const ModelConfig& c, Index l, Index B, Index T, Call call);
@@ -74,7 +92,7 @@ ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T,
 // What unit (l, d)'s run is asked for in a call.
 RunNeeds unit_needs(const ModelConfig& c, Index l, Call call);
 // Scalars the whole workspace (the Model's buffers and every unit's run) holds after one call
-// on B sequences of T steps (predict: on min(B, kPredictChunk)); O(1) in L. Needs a valid
+// on B sequences of T steps (predict, rollout: on min(B, kPredictChunk)); O(1) in L. Needs a valid
 // configuration; TooLarge when a count exceeds 2^63. (A later call on fewer sequences can
 // hold a little more when it runs as one part where B ran as two: at most one part's buffers
 // of a batch below the two-part threshold of stack.cpp, a few MB.)
@@ -119,14 +137,38 @@ class Model {
   double loss(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
               const S* Y, const S* sw, double alpha, S* grad);
 
+  // One feedback of a rollout: input column `input` of step k is output column `output` of
+  // step k-1.
+  struct Feedback {
+    Index output, input;
+  };
+
+  // Recursive forecast of a sequence-to-one unidirectional model (ArgumentError otherwise), in
+  // chunks of kPredictChunk sequences: the history X [N, T, D] (lengths as predict) leaves
+  // each sequence's state and out[:, 0] = head(h); then for k = 1..horizon-1 the input
+  //   x_k [N, D] = future[:, k-1, :] (zeros when future is null), then for each feedback f:
+  //   x_k[:, f.input] = out[:, k-1, f.output]
+  // runs one timestep of every layer from the carried state and out[:, k] = head(h).
+  // future [N, horizon-1, D]; out [N, horizon, O]. The arguments are not checked here beyond
+  // the model's kind and the lengths (the bindings check shapes and column ranges).
+  void rollout(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
+               Index horizon, const S* future, const std::vector<Feedback>& feedback, S* out);
+
   // Scalars the workspace buffers hold now (a debug accessor: compare workspace_elements()).
   Index allocated_elements() const;
 
  private:
-  // Forward of one batch xb [B, T, D] (lengths len_); leaves logits_ [B or B*T, O]. A
-  // kTrainEpoch call turns dropout on (drawing from rng); kLossGrad and kTrainEpoch keep what
-  // loss_backward needs.
-  void forward(const S* params, const S* xb, Index B, Index T, Call call, std::mt19937_64* rng);
+  // Forward of one batch xb [B, T, D] (lengths len_); leaves logits_ [B or B*T, O] and each
+  // unit's final h in hT_. A kTrainEpoch call turns dropout on (drawing from rng); kLossGrad
+  // and kTrainEpoch keep what loss_backward needs. cT [L, B, H], where given (one direction,
+  // cells with a cell state), receives each layer's final cell state.
+  void forward(const S* params, const S* xb, Index B, Index T, Call call, std::mt19937_64* rng,
+               S* cT = nullptr);
+  // logits [rows, O] = feat [rows, dirs*H] · head.weightᵀ + head.bias.
+  void head(const S* params, const S* feat, Index rows, S* logits) const;
+  // The rollout of one chunk of B sequences (len_ set): see rollout().
+  void rollout_chunk(const S* params, const S* X, Index B, Index T, Index horizon,
+                     const S* future, const std::vector<Feedback>& feedback, S* out);
   // Loss of the last forward against Y ([B, O] / [B, T, O] / class indices), and if grad, its
   // gradient (+= into grad) through the head and all layers.
   double loss_backward(const S* params, const S* Y, const S* sw, double alpha, S* grad, Call call);
@@ -149,6 +191,7 @@ class Model {
   std::vector<bool> dropped_;                    // [L]: dropout applied to layer l's input
   Buffer<S> feat_buf_, logits_, dlogits_, dfeat_, dout_, dyf_, dyr_, dxf_, dxr_, dhT_;
   Buffer<S> grad_, xb_, yb_, swb_;
+  Buffer<S> step_h_, step_c_, step_gx_, step_gh_, step_extra_, step_scratch_, step_x_;
 };
 
 extern template class Model<float>;
