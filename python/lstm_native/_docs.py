@@ -86,3 +86,26 @@ _PARAMETERS_DOC = """
         (see :meth:`named_parameters`).
     network_config_ : dict, the network the core runs (cell, sizes, loss, dtype).{attrs}
 """
+
+# The regressor's own parameters (the ``extra`` of its docstring).
+_REGRESSOR_LOSS_DOC = """\
+    loss : {"squared_error", "absolute_error", "huber", "quantile"}, default="squared_error"
+        The training loss, elementwise in e = prediction - y and averaged over the outputs,
+        the samples (weighted by sample_weight) and, with return_sequences, the real steps:
+        "squared_error" 0.5 * e^2 (MLPRegressor's); "absolute_error" |e| (the median, robust
+        to outliers); "huber" 0.5 * e^2 where |e| <= huber_delta, else huber_delta * (|e| -
+        0.5 * huber_delta) (PyTorch's huber_loss: squared near the target, absolute far from
+        it); "quantile" the pinball loss u * (q - [u < 0]), u = y - prediction, at every level
+        q of ``quantiles``: the network then predicts every level of every output (n_outputs *
+        n_quantiles outputs, output k * n_quantiles + j being level j of output k),
+        :meth:`predict` returns the median (the level 0.5 when it is among ``quantiles``, else
+        the middle level: the lower of the two middle ones for an even number of levels) and
+        :meth:`predict_quantiles` every level. For every loss ``score`` is the R^2 of
+        :meth:`predict` and ``stream()`` gives the network's raw outputs (all the levels).
+    quantiles : list of float or None, default=None
+        The levels of loss="quantile": in (0, 1), strictly increasing, at most 99; None means
+        [0.1, 0.5, 0.9]. Ignored by the other losses.
+    huber_delta : float > 0, default=1.0
+        Where loss="huber" turns from squared to absolute, in units of y. Ignored by the other
+        losses.
+"""

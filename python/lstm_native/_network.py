@@ -50,6 +50,20 @@ def core_config(config: dict) -> Any:
     return _core.ModelConfig(**{k: v for k, v in config.items() if k != "dtype"})
 
 
+def loss_config(loss: str) -> dict:
+    """The loss fields of a network configuration for ``loss`` (a core loss name), with the
+    core's defaults for huber_delta and quantiles (which only "huber" and "quantile" read)."""
+    defaults = {name: value for name, _, value in _core.ModelConfig.FIELDS}
+    return {"loss": loss, "huber_delta": defaults["huber_delta"],
+            "quantiles": list(defaults["quantiles"])}
+
+
+def head_width(loss: dict, n_outputs: int) -> int:
+    """The network's output size for ``n_outputs`` targets (classes with softmax) under the loss
+    fields ``loss``: one output per target and quantile level with "quantile"."""
+    return n_outputs * len(loss["quantiles"]) if loss["loss"] == "quantile" else n_outputs
+
+
 def orthogonal(rng: np.random.RandomState, n: int) -> np.ndarray:
     """A uniformly distributed random orthogonal n x n matrix: QR of a Gaussian matrix with the
     signs of R's diagonal moved into Q."""
@@ -127,7 +141,8 @@ def _threads(n_jobs: Optional[int]) -> int:
 class Network:
     """A network configuration and the core models that run it (see the module docstring).
     ``config``: cell, input_size, hidden_size, num_layers, output_size, bidirectional,
-    return_sequences, dropout, loss ("mse" or "softmax") and dtype ("float32"/"float64")."""
+    return_sequences, dropout, loss ("mse", "softmax", "absolute_error", "huber", "quantile"),
+    huber_delta, quantiles and dtype ("float32"/"float64")."""
 
     def __init__(self, config: dict) -> None:
         self.config = dict(config)
@@ -280,4 +295,5 @@ def check_fit_memory(est: Any, X: Any, y: Any, network_config: Callable) -> None
 
 
 __all__ = ["CELLS", "CELL_ALIASES", "Network", "OptimOptions", "PREDICT_CHUNK",
-           "canonical_cell", "core_config", "check_fit_memory", "initial_parameters", "orthogonal"]
+           "canonical_cell", "core_config", "check_fit_memory", "head_width", "initial_parameters",
+           "loss_config", "orthogonal"]

@@ -47,16 +47,19 @@ before the sizes the file declares have been checked against the available memor
    keys (nesting too deep is refused), an object. Then, table-driven (``_META``, ``_CONFIG``,
    ``_FITTED``, ``_RANDOM_STATE``, ``_HYPER``): the format name, the version (newer ones are
    refused with a message to upgrade), the class (and the expected class of
-   ``LSTMRegressor.load``), no unknown or missing entries anywhere, every value's JSON type and
+   ``LSTMRegressor.load``), no unknown or missing entries anywhere (but the configuration's
+   ``huber_delta`` and ``quantiles``, absent from earlier files), every value's JSON type and
    range (JSON ``true`` is not an int; sizes ints in [1, 2**31 - 1], counters in [0, 2**53],
    losses and scores finite, ``best_loss_`` also Infinity, ``best_validation_score_`` also
    -Infinity, the learning rate finite and >= 0), and their consistency: the loss and the
-   class, the input kind, features per step and the network's input size, outputs and
-   ``_y_ndim_``, the early-stopping bookkeeping, ``feature_names_in_`` (strings, one per
-   feature, for 2-D input only), ``random_state`` (MT19937, ``pos`` in [0, 624], ``has_gauss``
-   0/1, ``cached_gaussian`` finite) and ``random_state_keys`` together. The hyperparameters:
-   known names, JSON scalars (``class_weight`` pairs, ``callbacks`` absent or null), then the
-   estimator's own ``_validate_params`` and ``_check_integer_params``.
+   class, the input kind, features per step and the network's input size, outputs, quantile
+   levels and ``_y_ndim_``, the early-stopping bookkeeping, ``feature_names_in_`` (strings, one
+   per feature, for 2-D input only), ``random_state`` (MT19937, ``pos`` in [0, 624],
+   ``has_gauss`` 0/1, ``cached_gaussian`` finite) and ``random_state_keys`` together. The
+   hyperparameters: known names, JSON scalars (``class_weight`` pairs, ``quantiles`` a list or
+   null, ``callbacks`` absent or null), then the estimator's own ``_validate_params`` and
+   ``_check_integer_params``, and the network's loss fields must be those the loss
+   hyperparameters give.
 5. The members: exactly the required ones and those the metadata announces, nothing foreign,
    a checksum for each and no other; their dtypes and shapes (the network's float dtype for
    ``params_`` and the moments, uint32 (624,) for the keys, ``classes_`` bool, int, uint, float
@@ -171,7 +174,12 @@ _META_OPTIONAL = frozenset({"lstm_native_version", "feature_names_in_", "classes
 _CONFIG = {"cell": _one_of(*_core.CELLS), "input_size": _SIZE, "hidden_size": _SIZE,
            "num_layers": _SIZE, "output_size": _SIZE, "bidirectional": _BOOL,
            "return_sequences": _BOOL, "dropout": _real("a number in [0, 1)", lambda x: 0 <= x < 1),
-           "loss": _one_of("mse", "softmax"), "dtype": _one_of("float32", "float64")}
+           "loss": _one_of("mse", "softmax", "absolute_error", "huber", "quantile"),
+           "huber_delta": _real("a finite number > 0", lambda x: math.isfinite(x) and x > 0),
+           "quantiles": _list_of("a list of finite numbers", _FINITE),
+           "dtype": _one_of("float32", "float64")}
+# Entries of later versions: a file without them has the core's defaults (loss_config).
+_CONFIG_OPTIONAL = frozenset({"huber_delta", "quantiles"})
 
 # The fitted attributes that are not arrays, by their names in the file (those of the
 # estimator's attributes; "_lr" is learning_rate_, "_step" the optimizer's step count).
@@ -221,7 +229,8 @@ _HYPER_SCALAR = _Spec("a number, string, true/false or null",
                       lambda v: v is None or type(v) in (bool, int, float, str))
 _HYPER = {"callbacks": _Spec("null (callbacks are not saved)", lambda v: v is None),
           "class_weight": _Spec('null, "balanced" or a list of distinct [label, weight >= 0] '
-                                "pairs", _class_weight_ok)}
+                                "pairs", _class_weight_ok),
+          "quantiles": _or_none(_list_of("a list of finite numbers", _FINITE))}
 
 _show = reprlib.Repr()  # untrusted values in messages: bounded in length and depth
 _show.maxstring = _show.maxother = 60
@@ -675,7 +684,11 @@ def _check_meta(meta: dict, expected: Any) -> Any:
     _check_fields(meta, _META, "metadata entry", "metadata entries", _META_OPTIONAL)
     config, fitted = meta["config"], meta["fitted"]
     _check_fields(config, _CONFIG, "network configuration entry",
-                  "network configuration entries")
+                  "network configuration entries", _CONFIG_OPTIONAL)
+    from ._network import loss_config
+
+    for key, value in loss_config(config["loss"]).items():
+        config.setdefault(key, value)
     _check_fields(fitted, _FITTED, "fitted attribute", "fitted attributes", _FITTED_OPTIONAL)
     if "random_state" in meta:
         _check_fields(meta["random_state"], _RANDOM_STATE, "random_state entry",
@@ -692,9 +705,8 @@ def _check_consistency(cls: Any, meta: dict) -> None:
     """What the fitted attributes, the configuration and the class say of each other."""
     config, fitted = meta["config"], meta["fitted"]
     classifier = cls._loss == "softmax"
-    if config["loss"] != cls._loss:
-        raise _Bad(f"the network's loss {config['loss']!r} is not that of a {cls.__name__} "
-                   f"({cls._loss!r})")
+    if (config["loss"] == "softmax") != classifier:
+        raise _Bad(f"the network's loss {config['loss']!r} is not that of a {cls.__name__}")
     if fitted["_step_features_"] != config["input_size"]:
         raise _Bad("features per step and the network's input size differ")
     if fitted["_input_kind_"] == "2d" and fitted["_step_features_"] != 1:
@@ -712,9 +724,10 @@ def _check_consistency(cls: Any, meta: dict) -> None:
     else:
         if y_ndim is None:
             raise _Bad("fitted attribute '_y_ndim_' is missing")
-        if O != config["output_size"] or (y_ndim == 1 and O != 1):
-            raise _Bad(f"n_outputs_={O}, _y_ndim_={y_ndim} and the network's output_size="
-                       f"{config['output_size']} disagree")
+        Q = len(config["quantiles"]) if config["loss"] == "quantile" else 1
+        if O * Q != config["output_size"] or (y_ndim == 1 and O != 1):
+            raise _Bad(f"n_outputs_={O}, _y_ndim_={y_ndim}, {Q} quantile level(s) and the "
+                       f"network's output_size={config['output_size']} disagree")
     validating = fitted["validation_scores_"] is not None
     if validating != (fitted["best_validation_score_"] is not None) or (
             validating == (fitted["best_loss_"] is not None)):
@@ -879,6 +892,10 @@ def _load(f: Any, size: int, expected: Any) -> Any:
             _check_members(meta, members, cls)
             hyper = _hyperparameters_of(cls, meta["params"])
             config = meta["config"]
+            loss = cls(**hyper)._loss_config()
+            if {k: config[k] for k in loss} != loss:
+                raise _Bad(f"the network's loss {_show.repr({k: config[k] for k in loss})} is "
+                           f"not the one of the hyperparameters ({_show.repr(loss)})")
             need = _memory_needed(headers, config, meta)
             avail = available_memory()
             if avail is not None and need > avail:

@@ -1,8 +1,10 @@
 """Targets: what differs between the regressor and the classifier, and only that.
 
 A ``Targets`` object turns ``y`` into what the core trains on (``Y``: values (N, O) or per-step
-(N, T, O) for the squared error; class indices (N,) or (N, T) for the softmax cross-entropy),
-scores raw network outputs (R^2, accuracy) and formats predictions. It reads the estimator's
+(N, T, O) for the regression losses; class indices (N,) or (N, T) for the softmax
+cross-entropy), scores raw network outputs (R^2, accuracy) and formats predictions. A quantile
+regressor's network has one output per target and level (column k*Q + j: level j of target k);
+its point prediction is one level per target (:func:`point_columns`). It reads the estimator's
 hyperparameters and the previously fitted model but never writes to the estimator: ``fit``
 installs everything it learned at once (see estimators._BaseRecurrentEstimator._fit).
 """
@@ -29,7 +31,8 @@ class Prepared:
     Y: np.ndarray
     n_outputs: int
     y_ndim: int
-    head_width: int                     # the network's output size
+    head_width: int                     # targets (regressor) or classes: the network's output
+                                        # size before a quantile head's one output per level
     classes: Optional[np.ndarray] = None
 
 
@@ -42,8 +45,32 @@ def _step_weights(sw: Optional[np.ndarray], mask: np.ndarray) -> Optional[np.nda
     return None if sw is None else np.broadcast_to(sw[:, None], mask.shape)[mask]
 
 
+def point_columns(config: dict) -> Optional[np.ndarray]:
+    """The network's output columns of the point prediction of each target: with
+    loss="quantile", column k*Q + m of target k, where m is the level 0.5 if it is among the
+    quantiles, else the middle level ((Q - 1) // 2: the lower of the two middle ones for an even
+    number of levels); None (every column) for the other losses."""
+    if config["loss"] != "quantile":
+        return None
+    levels = list(config["quantiles"])
+    Q = len(levels)
+    m = levels.index(0.5) if 0.5 in levels else (Q - 1) // 2
+    return np.arange(config["output_size"] // Q) * Q + m
+
+
 class RegressorTargets:
     metric = "r2"
+
+    def point(self, raw: np.ndarray, config: dict) -> np.ndarray:
+        """The point predictions among raw outputs (every output but with a quantile loss)."""
+        cols = point_columns(config)
+        return raw if cols is None else raw[..., cols]
+
+    def scorer(self, config: dict) -> Any:
+        """score() on the raw outputs of a network with ``config``."""
+        if point_columns(config) is None:
+            return self.score
+        return lambda raw, data: self.score(self.point(raw, config), data)
 
     def _values(self, est: Any, y: Any, seqs: Sequences, dtype: Any) -> tuple:
         N = seqs.n_samples
@@ -89,7 +116,7 @@ class RegressorTargets:
         return float(r2_score(data.Y, raw, sample_weight=data.sw))
 
     def format(self, raw: np.ndarray, seqs: Sequences, fitted: Any) -> Any:
-        out = raw.astype(np.float64)  # sklearn's convention for predictions
+        out = self.point(raw, fitted.config).astype(np.float64)  # sklearn's: float64
         if fitted.config["return_sequences"]:
             if fitted.y_ndim == 1:
                 out = out[..., 0]
@@ -97,6 +124,17 @@ class RegressorTargets:
                 return [out[i, : seqs.lengths[i]].copy() for i in range(seqs.n_samples)]
             return out
         return out[:, 0] if fitted.y_ndim == 1 else out
+
+    def format_quantiles(self, raw: np.ndarray, seqs: Sequences, fitted: Any) -> Any:
+        """Every level of a quantile head: (..., n_outputs, n_quantiles), the n_outputs axis
+        dropped when y was 1-D; a list per sequence as format()."""
+        Q = len(fitted.config["quantiles"])
+        out = raw.astype(np.float64).reshape(raw.shape[:-1] + (-1, Q))
+        if fitted.y_ndim == 1:
+            out = out[..., 0, :]
+        if fitted.config["return_sequences"] and seqs.kind == "list":
+            return [out[i, : seqs.lengths[i]].copy() for i in range(seqs.n_samples)]
+        return out
 
     def per_step_targets(self, y: Any, seqs: Sequences, dtype: Any) -> np.ndarray:
         return pad_sequence_targets(y, seqs, dtype)[0]
@@ -214,6 +252,9 @@ class ClassifierTargets:
             w = w * sw
         return check_sample_weight(w, len(idx), dtype)
 
+    def scorer(self, config: dict) -> Any:
+        return self.score
+
     def score(self, raw: np.ndarray, data: Any) -> float:
         pred = np.argmax(raw, axis=-1)
         if pred.ndim == 2:
@@ -288,4 +329,5 @@ class ProbabilityStream:
         self._stream.state = value
 
 
-__all__ = ["ClassifierTargets", "Prepared", "ProbabilityStream", "RegressorTargets", "softmax"]
+__all__ = ["ClassifierTargets", "Prepared", "ProbabilityStream", "RegressorTargets",
+           "point_columns", "softmax"]

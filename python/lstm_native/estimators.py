@@ -23,7 +23,8 @@ This module only adapts scikit-learn's interface: training runs in the engine
 :class:`sklearn.neural_network.MLPRegressor`'s parameters through callbacks
 (:mod:`lstm_native.callbacks`, where the convergence test and the learning-rate schedules are
 described); unlike MLP's, the schedules apply to every solver. The loss is ``0.5 * mean squared
-error`` (regressor) or the softmax cross-entropy (classifier, also for two classes), weighted by
+error`` (regressor; or the absolute error, Huber's or the pinball loss of quantile regression:
+its ``loss`` parameter) or the softmax cross-entropy (classifier, also for two classes), weighted by
 ``sample_weight`` (and ``class_weight``), plus ``0.5 * alpha * ||W||^2 / (total sample weight of
 the minibatch)`` over the weight matrices, as MLP; with ``solver="adamw"`` ``alpha`` is the
 decoupled weight decay instead. A minibatch whose sample weights are all zero contributes
@@ -77,13 +78,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_co
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._docs import _PARAMETERS_DOC
+from ._docs import _PARAMETERS_DOC, _REGRESSOR_LOSS_DOC
 from ._engine import Dataset, TrainingDiverged, check_outputs, train
 from ._memory import needs_copy, peek_shape
 from ._network import (CELL_ALIASES, CELLS, PREDICT_CHUNK, Network, OptimOptions,
-                       check_fit_memory)
+                       check_fit_memory, core_config, head_width, loss_config)
 from ._state import FittedModel, InputSpec, TrainState
 from ._targets import ClassifierTargets, ProbabilityStream, RegressorTargets, softmax
 from ._validation import Sequences, check_sample_weight, check_sequences, check_y_present
@@ -92,6 +94,23 @@ from .callbacks import (DivergenceRollback, EarlyStopping, InverseScaling, Progr
 
 _MIN_LR = 1e-6  # "adaptive" / "plateau" stop once the learning rate is at or below this
 _PLATEAU_FACTOR = {"adaptive": 0.2, "plateau": 0.5}
+
+# The regressor's losses by their scikit-learn names, and the core's names for them.
+_REGRESSOR_LOSSES = {"squared_error": "mse", "absolute_error": "absolute_error",
+                     "huber": "huber", "quantile": "quantile"}
+_DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
+
+
+def _signature_with(init: Any, **keywords: Any) -> inspect.Signature:
+    """``init``'s signature with keyword-only parameters (name=default) appended.
+    scikit-learn reads an estimator's parameters from the signature of its ``__init__``, which
+    must not hide them in ``**kwargs``: a subclass that adds parameters of its own (and passes
+    the shared ones on as ``**kwargs``) shows the base class's signature plus its own, so that
+    the shared parameters are listed once, in _BaseRecurrentEstimator.__init__."""
+    sig = inspect.signature(init)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+             for name, default in keywords.items()]
+    return sig.replace(parameters=[*sig.parameters.values(), *extra])
 
 
 
@@ -107,7 +126,8 @@ _FITTED_ATTRS = {  # the read-only fitted attributes: views of the one FittedMod
     "learning_rate_": lambda f: f.state.lr,
     "n_features_in_": lambda f: f.input.n_features_in,
     "n_outputs_": lambda f: f.n_outputs,
-    "network_config_": lambda f: dict(f.config),
+    "network_config_": lambda f: {k: list(v) if isinstance(v, list) else v
+                                  for k, v in f.config.items()},
 }
 
 
@@ -116,7 +136,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
     Everything ``fit`` learns is one :class:`~lstm_native._state.FittedModel` in
     ``self._fitted``, replaced as a whole; the fitted attributes read it."""
 
-    _loss: str = ""       # the core's loss: "mse" or "softmax"
+    _loss: str = ""       # the core's loss by default: "mse" or "softmax" (see _loss_config)
     _targets: Any = None  # how y is prepared and scored (lstm_native._targets)
 
     _parameter_constraints: dict = {
@@ -266,12 +286,20 @@ class _BaseRecurrentEstimator(BaseEstimator):
             self._network = net
         return net
 
-    def _network_config(self, input_size: int, output_size: int, dtype: np.dtype) -> dict:
+    def _loss_config(self) -> dict:
+        """The network configuration's loss fields (loss, huber_delta, quantiles)."""
+        return loss_config(self._loss)
+
+    def _network_config(self, input_size: int, n_outputs: int, dtype: np.dtype) -> dict:
+        """The network for ``n_outputs`` targets (regressor) or classes (classifier); a
+        quantile head has one output per target and level."""
+        loss = self._loss_config()
         return dict(cell=CELL_ALIASES.get(self.cell, self.cell), input_size=int(input_size),
                     hidden_size=int(self.hidden_size), num_layers=int(self.num_layers),
-                    output_size=int(output_size), bidirectional=bool(self.bidirectional),
+                    output_size=head_width(loss, int(n_outputs)),
+                    bidirectional=bool(self.bidirectional),
                     return_sequences=bool(self.return_sequences), dropout=float(self.dropout),
-                    loss=self._loss, dtype=np.dtype(dtype).name)
+                    **loss, dtype=np.dtype(dtype).name)
 
     def named_parameters(self) -> dict:
         """The fitted parameters by name (PyTorch's names for the recurrent layers, then
@@ -399,7 +427,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         env = train(network, state, data, options=self._optim_options(data.n),
                     max_epochs=1 if incremental else int(self.max_iter), tol=float(self.tol),
                     callbacks=self._training_callbacks(), publish=publish,
-                    score=self._targets.score, validation=validation, eval_sets=evals,
+                    score=self._targets.scorer(config), validation=validation, eval_sets=evals,
                     save=lambda path, st: self._save_model(path, replace(template, state=st)),
                     n_jobs=self.n_jobs,
                     check_overflow=data if not incremental else data.subset(
@@ -583,12 +611,66 @@ for _attr in _FITTED_ATTRS:
 del _attr
 
 
+def _has_quantiles(est: Any) -> bool:
+    """predict_quantiles exists for a quantile regressor: the fitted network's loss decides,
+    before fitting the ``loss`` parameter."""
+    fitted = est.__dict__.get("_fitted")
+    loss = fitted.config["loss"] if fitted is not None else _REGRESSOR_LOSSES.get(est.loss)
+    if loss != "quantile":
+        raise AttributeError(f"{type(est).__name__} has predict_quantiles only with "
+                             f"loss='quantile' (fitted with {loss!r})")
+    return True
+
+
 class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
     __doc__ = ("Recurrent-network regressor (LSTM, GRU or Elman RNN) with scikit-learn's API.\n"
-               + _PARAMETERS_DOC.format(score="R^2", metric="r2", extra="", attrs=""))
+               + _PARAMETERS_DOC.format(score="R^2", metric="r2", extra=_REGRESSOR_LOSS_DOC,
+                                        attrs=""))
 
     _loss = "mse"
     _targets = RegressorTargets()
+    _parameter_constraints = {**_BaseRecurrentEstimator._parameter_constraints,
+                              "loss": [StrOptions(set(_REGRESSOR_LOSSES))],
+                              "quantiles": ["array-like", None],
+                              "huber_delta": [Interval(Real, 0, None, closed="neither")]}
+
+    def __init__(self, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1, *,
+                 loss: str = "squared_error", quantiles: Any = None, huber_delta: float = 1.0,
+                 **kwargs: Any) -> None:
+        super().__init__(cell, hidden_size, num_layers, **kwargs)
+        self.loss = loss
+        self.quantiles = quantiles
+        self.huber_delta = huber_delta
+
+    __init__.__signature__ = _signature_with(_BaseRecurrentEstimator.__init__,
+                                             loss="squared_error", quantiles=None,
+                                             huber_delta=1.0)
+
+    def _quantile_levels(self) -> list:
+        levels = _DEFAULT_QUANTILES if self.quantiles is None else self.quantiles
+        if isinstance(levels, (str, bytes)) or not all(
+                isinstance(q, Real) and not isinstance(q, (bool, np.bool_)) for q in levels):
+            raise ValueError(f"quantiles must be a list of numbers, got {levels!r}")
+        return [float(q) for q in levels]
+
+    def _loss_config(self) -> dict:
+        cfg = loss_config(_REGRESSOR_LOSSES[self.loss])
+        if self.loss == "huber":
+            cfg["huber_delta"] = float(self.huber_delta)
+        elif self.loss == "quantile":
+            cfg["quantiles"] = self._quantile_levels()
+        return cfg
+
+    def _validate_params(self) -> None:
+        """scikit-learn's checks, then the loss's fields as the core checks them (quantile
+        levels in (0, 1), strictly increasing, at most 99; huber_delta finite)."""
+        super()._validate_params()
+        try:
+            loss = self._loss_config()
+            core_config(dict(loss, output_size=head_width(loss, 1)))
+        except (ValueError, TypeError) as e:
+            raise InvalidParameterError(
+                f"The loss parameters of {type(self).__name__} are invalid: {e}") from None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -604,20 +686,33 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
     def predict(self, X: Any) -> Any:
         """Predictions: (n_samples,) or (n_samples, n_outputs) as ``y`` in fit; with
         return_sequences (n_samples, n_timesteps[, n_outputs]), or a list of (T_i[, n_outputs])
-        arrays for a list of variable-length sequences."""
+        arrays for a list of variable-length sequences. With loss="quantile", the median: the
+        level 0.5 if it is among ``quantiles``, else the middle level (the lower of the two
+        middle ones for an even number of levels)."""
         seqs, fitted = self._check_X_predict(X)
         return self._targets.format(self._raw_predict(seqs, fitted), seqs, fitted)
 
+    @available_if(_has_quantiles)
+    def predict_quantiles(self, X: Any) -> Any:
+        """Every quantile level (loss="quantile" only): (n_samples, n_outputs, n_quantiles),
+        the n_outputs axis dropped when ``y`` was 1-D; with return_sequences (n_samples,
+        n_timesteps[, n_outputs], n_quantiles), or a list of (T_i[, n_outputs], n_quantiles)
+        arrays for a list of variable-length sequences. The levels are ``quantiles`` in their
+        order; nothing forces the predicted quantiles to be ordered (training on enough data
+        makes them so)."""
+        seqs, fitted = self._check_X_predict(X)
+        return self._targets.format_quantiles(self._raw_predict(seqs, fitted), seqs, fitted)
+
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """R^2 of the predictions (averaged uniformly over outputs); with return_sequences over
+        """R^2 of :meth:`predict` (averaged uniformly over outputs); with return_sequences over
         every real step of every sequence (each step weighted by its sequence's weight)."""
         if not self.return_sequences:
             return super().score(X, y, sample_weight=sample_weight)
         seqs, fitted = self._check_X_predict(X)
         Y = self._targets.per_step_targets(y, seqs, np.float64)
         sw = check_sample_weight(sample_weight, seqs.n_samples, np.float64)
-        return self._targets.score(self._raw_predict(seqs, fitted),
-                                   Dataset(seqs, Y, sw, per_step=True))
+        return self._targets.scorer(fitted.config)(self._raw_predict(seqs, fitted),
+                                                   Dataset(seqs, Y, sw, per_step=True))
 
 
 class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
@@ -644,13 +739,8 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
         super().__init__(cell, hidden_size, num_layers, **kwargs)
         self.class_weight = class_weight
 
-    # scikit-learn reads the parameters from the signature of __init__, which must not hide
-    # them in **kwargs: the signature it sees is the base class's plus class_weight (the
-    # parameters are listed once, in _BaseRecurrentEstimator.__init__).
-    __init__.__signature__ = inspect.signature(_BaseRecurrentEstimator.__init__).replace(
-        parameters=[*inspect.signature(_BaseRecurrentEstimator.__init__).parameters.values(),
-                    inspect.Parameter("class_weight", inspect.Parameter.KEYWORD_ONLY,
-                                      default=None)])
+    __init__.__signature__ = _signature_with(_BaseRecurrentEstimator.__init__,
+                                             class_weight=None)
 
     @property
     def classes_(self) -> np.ndarray:
