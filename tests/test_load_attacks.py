@@ -122,6 +122,11 @@ BASES = {
                       max_iter=2, random_state=1), *_data()),
     "int-seed-2d-input": lambda: (LSTMRegressor(hidden_size=3, max_iter=2, random_state=7),
                                   _data()[0][:, :, 0], _data()[1]),
+    # the loss fields of the configuration and the loss hyperparameters, mutated
+    "quantile-2-outputs": lambda: (
+        LSTMRegressor(hidden_size=3, max_iter=2, random_state=8, loss="quantile",
+                      quantiles=[0.2, 0.5, 0.8]), _data()[0],
+        np.stack([_data()[1], -_data()[1]], axis=1)),
 }
 
 

@@ -667,7 +667,7 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
         super()._validate_params()
         try:
             loss = self._loss_config()
-            core_config(dict(loss, output_size=head_width(loss, 1)))
+            core_config(dict(loss, output_size=max(1, head_width(loss, 1))))
         except (ValueError, TypeError) as e:
             raise InvalidParameterError(
                 f"The loss parameters of {type(self).__name__} are invalid: {e}") from None
