@@ -539,14 +539,14 @@ void Model<S>::rollout_chunk(const S* params, const S* X, Index B, Index T, Inde
   forward(params, X, B, T, Call::kRollout, nullptr, z.step_c.v > 0 ? step_c_.data() : nullptr);
   for (Index l = 0; l < L; ++l)
     std::memcpy(step_h_.data() + l * BH, hT_[l].data(), sizeof(S) * BH);
-  auto emit = [&](Index k) {  // out[:, k] = logits_ [B, O]
-    for (Index b = 0; b < B; ++b)
-      std::memcpy(out + (b * horizon + k) * O, logits_.data() + b * O, sizeof(S) * O);
-  };
-  emit(0);
+  for (Index b = 0; b < B; ++b)  // out[:, 0] = logits_ [B, O]
+    std::memcpy(out + b * horizon * O, logits_.data() + b * O, sizeof(S) * O);
   if (horizon == 1) return;
 
-  // The steps: one timestep of every layer from the carried state (as Stream::step).
+  // The steps: one timestep of every layer from the carried state and the head, packed once
+  // for all steps (as Stream::step: no allocation per step).
+  head_packed_.pack_transposed(params + layout_.head_w, O, H,
+                               layout_.head_b >= 0 ? params + layout_.head_b : nullptr);
   const int threads = threads_ > 0 ? threads_ : default_num_threads();
   StepIO<S> io;
   io.n = B;
@@ -580,8 +580,7 @@ void Model<S>::rollout_chunk(const S* params, const S* X, Index B, Index T, Inde
         io.x = io.h;  // the next layer's input
       }
       cur = 1 - cur;
-      head(params, io.x, B, logits_.data());
-      emit(k);
+      head_packed_.multiply(io.x, H, B, out + k * O, horizon * O);  // out[:, k] [B, O]
     }
   });
 }

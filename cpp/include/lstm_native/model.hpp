@@ -51,12 +51,15 @@
 //                 step_gx, step_gh [B, G*H]        one step's gates (step.hpp)
 //                 step_extra [B, max(1, kExtra*H)], step_scratch [B, kScratch*H]
 //                 step_x [B, D]                    the next input
+//                 (and the head packed for the steps, head.weightᵀ [H, O] + head.bias: like
+//                 the stack's packed weights, a copy of parameters, not counted as workspace)
 // plus one Run workspace per unit (stack.hpp). Which exist depends on the call (Call).
 #pragma once
 
 #include "cells.hpp"
 #include "config.hpp"
 #include "layout.hpp"
+#include "packed.hpp"
 #include "stack.hpp"
 #include "types.hpp"
 
@@ -192,6 +195,7 @@ class Model {
   Buffer<S> feat_buf_, logits_, dlogits_, dfeat_, dout_, dyf_, dyr_, dxf_, dxr_, dhT_;
   Buffer<S> grad_, xb_, yb_, swb_;
   Buffer<S> step_h_, step_c_, step_gx_, step_gh_, step_extra_, step_scratch_, step_x_;
+  PackedMatrix<S> head_packed_;  // rollout: head.weightᵀ [H, O] + head.bias, for the steps
 };
 
 extern template class Model<float>;
