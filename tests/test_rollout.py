@@ -166,6 +166,10 @@ def test_rollout_refuses_bad_arguments():
     for kw, match in [
             (dict(horizon=0), "horizon"),
             (dict(horizon=-3), "horizon"),
+            (dict(horizon=5.0), "horizon must be an int"),
+            (dict(horizon=True), "horizon must be an int"),
+            (dict(horizon=None), "horizon must be an int"),
+            (dict(horizon=2**70), "horizon must be an int below"),
             (dict(future=future[:, :-1]), "future must have shape"),
             (dict(future=future.astype(np.float32)), "future must have dtype"),
             (dict(future=np.asfortranarray(future)), "future"),
@@ -201,7 +205,7 @@ def test_rollout_refuses_bad_arguments():
     call(feedback=None)  # no feedback: the covariates alone
     call(feedback=[])
     call(future=None, feedback=((1, 2), [0, 0]))  # tuples or lists; numpy ints below
-    call(feedback=[(np.int64(1), np.int32(0))])
+    call(feedback=[(np.int64(1), np.int32(0))], horizon=np.int64(HORIZON))
 
 
 @pytest.mark.parametrize("kw", [dict(bidirectional=True), dict(return_sequences=True)])

@@ -404,12 +404,13 @@ std::vector<typename Model<S>::Feedback> rollout_feedback(const py::object& o, I
 // Model.rollout: every argument checked here (ValueError), then one core call without the GIL.
 template <class S>
 void model_rollout(Model<S>& mo, const py::object& params, const py::object& X,
-                   const py::object& lengths, Index horizon, const py::object& future,
-                   const py::object& feedback, const py::object& out) {
+                   const py::object& lengths, const py::object& horizon_obj,
+                   const py::object& future, const py::object& feedback, const py::object& out) {
   const auto& c = mo.config();
   if (c.return_sequences || c.bidirectional)
     throw py::value_error("rollout needs a sequence-to-one, unidirectional model "
                           "(return_sequences=False, bidirectional=False)");
+  const Index horizon = int_value(horizon_obj, "horizon");
   if (horizon < 1) throw py::value_error("horizon must be >= 1, got " + std::to_string(horizon));
   const auto d = data_args(mo, X, lengths, py::none(), py::none(), false);
   const Index D = c.input_size, O = c.output_size;
@@ -460,7 +461,7 @@ void bind_model(py::module_& m, const char* name) {
            "A Stream that runs these parameters one timestep at a time (copies them).")
       .def("rollout", &model_rollout<S>, py::arg("params"), py::arg("X"), py::arg("lengths"),
            py::arg("horizon"), py::arg("future"), py::arg("feedback"), py::arg("out"),
-           "Recursive forecast of a sequence-to-one unidirectional model into out [N, horizon, O]:\n"
+           "Recursive forecast (sequence-to-one, unidirectional models), out [N, horizon, O]:\n"
            "out[:, 0] = the prediction after the history X [N, T, D] (lengths as predict); step\n"
            "k >= 1 feeds x_k = future[:, k-1] (future [N, horizon-1, D] or None: zeros) with\n"
            "input columns replaced by outputs of step k-1 (feedback: [(output column, input\n"

@@ -12,7 +12,8 @@
 //                          { δ (|e_k| - ½ δ)     otherwise                     δ sign(e_k)
 //   quantile:        y [O/Q], levels q_0 < ... < q_{Q-1}; output column k·Q + j is level q_j of
 //                    target k, u = y_k - p_{kQ+j}
-//                    ℓ = Σ_k Σ_j ρ_{q_j}(u),  ρ_q(u) = u (q - 1[u < 0])   dℓ/dp_{kQ+j} = 1[u < 0] - q_j
+//                    ℓ = Σ_k Σ_j ρ_{q_j}(u),  ρ_q(u) = u (q - 1[u < 0])
+//                                                                dℓ/dp_{kQ+j} = 1[u < 0] - q_j
 //                    (so W·O = W·n_targets·Q: the mean pinball loss over targets and levels)
 //   softmax:         y = one class index c; ℓ = log Σ_k exp(p_k) - p_c
 //                                                   dℓ/dp_k = softmax(p)_k - 1[k = c]
