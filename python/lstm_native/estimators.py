@@ -113,8 +113,6 @@ def _signature_with(init: Any, **keywords: Any) -> inspect.Signature:
     return sig.replace(parameters=[*sig.parameters.values(), *extra])
 
 
-
-
 _FITTED_ATTRS = {  # the read-only fitted attributes: views of the one FittedModel
     "loss_": lambda f: f.state.loss,
     "loss_curve_": lambda f: f.state.loss_curve,
@@ -615,7 +613,8 @@ def _has_quantiles(est: Any) -> bool:
     """predict_quantiles exists for a quantile regressor: the fitted network's loss decides,
     before fitting the ``loss`` parameter."""
     fitted = est.__dict__.get("_fitted")
-    loss = fitted.config["loss"] if fitted is not None else _REGRESSOR_LOSSES.get(est.loss)
+    loss = (fitted.config["loss"] if fitted is not None
+            else _REGRESSOR_LOSSES.get(est.loss) if isinstance(est.loss, str) else None)
     if loss != "quantile":
         raise AttributeError(f"{type(est).__name__} has predict_quantiles only with "
                              f"loss='quantile' (fitted with {loss!r})")
