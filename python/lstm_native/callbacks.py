@@ -154,7 +154,8 @@ class InverseScaling(Callback):
         self.power_t = power_t
 
     def on_epoch_end(self, env: Any) -> None:
-        env.state.lr = float(self.lr0) / (env.state.t + 1) ** self.power_t
+        # floats: an int power_t would make Python compute an exact (possibly huge) power
+        env.state.lr = float(self.lr0) / float(env.state.t + 1) ** float(self.power_t)
 
 
 class LearningRateScheduler(Callback):
