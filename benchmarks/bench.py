@@ -298,17 +298,17 @@ def bench_train(cell, shape, threads, timing) -> list:
         torch_loss().backward()
         opt.step()
 
-    m = _core.Model32(CELLS[cell][0], D, H, 1, 1)
+    m = _core.Model32(_core.ModelConfig(CELLS[cell][0], D, H, 1, 1))
     layout, P = m.layout(), m.num_params
+    optim = _core.OptimConfig(batch_size=B, shuffle=False, seed=0, solver="adam", lr=LR,
+                              alpha=0.0, max_grad_norm=0.0)
     params = to_flat(torch_named(rnn, head), layout, P)
     mom, vel = np.zeros(P, np.float32), np.zeros(P, np.float32)
     step = 0
 
     def ours_step():
         nonlocal step
-        _, step = m.train_epoch(params, mom, vel, step, X, None, Y, None, batch_size=B,
-                                shuffle=False, seed=0, solver="adam", lr=LR, alpha=0.0,
-                                max_grad_norm=0.0)
+        _, step = m.train_epoch(params, mom, vel, step, X, None, Y, None, optim)
 
     # Agreement: loss and gradient at the common starting point, then parameters after one step.
     grad = np.zeros(P, np.float32)
@@ -422,7 +422,7 @@ def bench_stream(cell, H, thread_list, timing, notes) -> list:
         for name, p in tcell.named_parameters():  # LSTMCell's weight_ih = LSTM's weight_ih_l0
             p.copy_(getattr(rnn, name + "_l0"))
 
-    m = _core.Model32(CELLS[cell][0], D, H, 1, 1)
+    m = _core.Model32(_core.ModelConfig(CELLS[cell][0], D, H, 1, 1))
     params = to_flat(torch_named(rnn, head), m.layout(), m.num_params)
     xs = np.random.default_rng(1).standard_normal((STREAM_CHECK_STEPS, D), dtype=np.float32)
     xs_torch = [torch.from_numpy(xs[i:i + 1]) for i in range(len(xs))]   # (1, D) each
@@ -515,16 +515,16 @@ Y = rng.standard_normal((B, 1), dtype=np.float32)
 if a["lib"] == "ours":
     from lstm_native import _core
     _core.set_num_threads(a["threads"])
-    m = _core.Model32(a["cell"], D, H, 1, 1)
+    m = _core.Model32(_core.ModelConfig(a["cell"], D, H, 1, 1))
+    optim = _core.OptimConfig(batch_size=B, shuffle=False, seed=0, solver="adam", lr=1e-3,
+                              alpha=0.0, max_grad_norm=0.0)
     params = rng.uniform(-H ** -0.5, H ** -0.5, m.num_params).astype(np.float32)
 
     def step():
         # Adam's moments are allocated within the step: PyTorch's Adam allocates its own on
         # its first step, so both sides count the optimizer state.
         mom, vel = np.zeros_like(params), np.zeros_like(params)
-        return m.train_epoch(params, mom, vel, 0, X, None, Y, None, batch_size=B,
-                             shuffle=False, seed=0, solver="adam", lr=1e-3, alpha=0.0,
-                             max_grad_norm=0.0)[0]
+        return m.train_epoch(params, mom, vel, 0, X, None, Y, None, optim)[0]
 else:
     import torch
     torch.set_num_threads(a["threads"])

@@ -101,13 +101,14 @@ EOF
 if [[ $# -gt 0 ]]; then
   args=("$@")
 else
-  # The core's numerics (every cell and variant, lengths, states, traces, both dtypes), the
+  # The core's numerics (every cell and variant, lengths, states, traces, both dtypes), its
+  # configurations and size arithmetic (counts and workspace sizes, overflow refused), the
   # estimators (training, threads, streams), the demo, the hostile inputs and the bindings
   # fuzz, save/load and the properties. Left out: the PyTorch comparisons (torch under ASan is
   # slow and not ours to check), the reference's own tests (no core in them), the
   # scikit-learn check suite and grid searches (long, and they exercise the same calls).
-  args=(tests/test_core.py tests/test_variants.py tests/test_estimators.py tests/test_demo.py
-        tests/test_robustness.py tests/test_save_load.py tests/test_properties.py
+  args=(tests/test_core.py tests/test_core_api.py tests/test_variants.py tests/test_estimators.py
+        tests/test_demo.py tests/test_robustness.py tests/test_save_load.py tests/test_properties.py
         -k "not grid_search and not faster_than")
 fi
 start=$(date +%s)

@@ -216,7 +216,7 @@ def test_padded_loss_and_gradient_equal_per_sequence_ones(cell, bidirectional):
     (unpadded) loss/gradient, and the padding values do not matter."""
     rng = np.random.default_rng(3)
     B, T, D, H, O = 5, 6, 3, 4, 2
-    model = _core.Model64(cell, D, H, 1, O, bidirectional=bidirectional)
+    model = _core.Model64(_core.ModelConfig(cell, D, H, 1, O, bidirectional=bidirectional))
     params = initial_parameters(model.layout(), model.num_params, cell, H, 0)
     lengths = np.array([6, 1, 4, 2, 6], dtype=np.int64)
     X = rng.standard_normal((B, T, D))
@@ -441,7 +441,7 @@ def test_every_solver_reduces_the_loss(solver):
 def test_initialization():
     H, D, O = 5, 3, 2
     for cell, G in (("lstm", 4), ("gru", 3), ("rnn_tanh", 1)):
-        model = _core.Model64(cell, D, H, 2, O, bidirectional=True)
+        model = _core.Model64(_core.ModelConfig(cell, D, H, 2, O, bidirectional=True))
         flat = initial_parameters(model.layout(), model.num_params, cell, H, random_state=0)
         p = {name: flat[off: off + int(np.prod(shape))].reshape(shape)
              for name, off, shape in model.layout()}
@@ -634,8 +634,9 @@ B, T, D, H = 3, 5, 4, 7
 def _problem(cell, return_sequences, bidirectional, loss, num_layers, seed=0):
     rng = np.random.default_rng(seed)
     O = 3
-    model = _core.Model64(cell, D, H, num_layers, O, bidirectional=bidirectional,
-                          return_sequences=return_sequences, loss=loss)
+    model = _core.Model64(_core.ModelConfig(cell, D, H, num_layers, O,
+                                            bidirectional=bidirectional,
+                                            return_sequences=return_sequences, loss=loss))
     # random (not the estimators' structured) parameters: every entry is exercised
     params = rng.uniform(-0.6, 0.6, model.num_params)
     X = rng.standard_normal((B, T, D))
@@ -711,9 +712,9 @@ def test_train_epoch_takes_the_checked_gradient(max_grad_norm):
         grad *= min(1.0, max_grad_norm / np.linalg.norm(grad))
     p = params.copy()
     m, v = np.zeros_like(p), np.zeros_like(p)
-    loss, step = model.train_epoch(p, m, v, 0, X, lengths, Y, sw, batch_size=B, shuffle=True,
-                                   seed=0, solver="sgd", lr=0.5, alpha=0.1, momentum=0.0,
-                                   max_grad_norm=max_grad_norm)
+    loss, step = model.train_epoch(p, m, v, 0, X, lengths, Y, sw, _core.OptimConfig(
+        batch_size=B, shuffle=True, seed=0, solver="sgd", lr=0.5, alpha=0.1, momentum=0.0,
+        max_grad_norm=max_grad_norm))
     assert step == 1
     assert loss == pytest.approx(model.loss(params, X, lengths, Y, sw, 0.1), rel=1e-12)
     np.testing.assert_allclose(p - params, -0.5 * grad, rtol=1e-9, atol=1e-15)
@@ -728,14 +729,15 @@ def test_core_epoch_reports_progress_and_stops_on_a_callback_exception():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 6, 2)).astype(np.float32)
     Y = rng.standard_normal((64, 1)).astype(np.float32)
-    model = _core.Model32("lstm", 2, 5, 1, 1)
+    model = _core.Model32(_core.ModelConfig("lstm", 2, 5, 1, 1))
     p0 = rng.uniform(-0.3, 0.3, model.num_params).astype(np.float32)
-    kw = dict(batch_size=8, shuffle=False, seed=0, solver="sgd", lr=0.1, alpha=0.0)
+    optim = _core.OptimConfig(batch_size=8, shuffle=False, seed=0, solver="sgd", lr=0.1,
+                              alpha=0.0)
 
     calls = []
     p = p0.copy()
-    model.train_epoch(p, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None,
-                      callback=lambda done, total: calls.append((done, total)), **kw)
+    model.train_epoch(p, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, optim,
+                      callback=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1] == (64, 64)
 
     class Stop(Exception):
@@ -746,11 +748,11 @@ def test_core_epoch_reports_progress_and_stops_on_a_callback_exception():
 
     p = p0.copy()
     with pytest.raises(Stop):
-        model.train_epoch(p, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None,
-                          callback=stop, **kw)
+        model.train_epoch(p, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, optim,
+                          callback=stop)
     # the callback fired after the last batch: the whole epoch's steps are in p
     p_full = p0.copy()
-    model.train_epoch(p_full, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, **kw)
+    model.train_epoch(p_full, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, optim)
     np.testing.assert_array_equal(p, p_full)
 
 
@@ -817,7 +819,7 @@ def test_stream_steps_split_over_two_threads_change_nothing(cell, H, B):
     from lstm_native import _core
     rng = np.random.default_rng(7)
     D, L, O, T = 5, 2, 3, 4
-    model = _core.Model64(cell, D, H, L, O)
+    model = _core.Model64(_core.ModelConfig(cell, D, H, L, O))
     params = rng.uniform(-1, 1, model.num_params) / np.sqrt(H)
     X = rng.standard_normal((B, T, D))
     one, two = model.stream(params, B), model.stream(params, B)

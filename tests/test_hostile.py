@@ -332,17 +332,18 @@ def test_zero_weight_minibatches_are_skipped():
 def test_zero_weight_minibatch_is_exactly_no_step():
     """Core: an epoch whose first minibatch has zero weights equals the epoch over the other
     minibatches alone (same steps, same loss)."""
-    m = _core.Model64("lstm", 2, 3, 1, 1)
+    m = _core.Model64(_core.ModelConfig("lstm", 2, 3, 1, 1))
     rng = np.random.default_rng(0)
     X = rng.standard_normal((4, 5, 2))
     Y = rng.standard_normal((4, 1))
     p0 = rng.uniform(-0.3, 0.3, m.num_params)
-    kw = dict(batch_size=2, shuffle=False, seed=0, solver="adam", lr=0.01, alpha=1e-3)
+    optim = _core.OptimConfig(batch_size=2, shuffle=False, seed=0, solver="adam", lr=0.01,
+                              alpha=1e-3)
     runs = []
     for Xs, Ys, sw in ((X, Y, np.array([0.0, 0.0, 1.0, 2.0])), (X[2:], Y[2:], np.array([1.0, 2.0]))):
         p, mo, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
         loss, step = m.train_epoch(p, mo, v, 0, np.ascontiguousarray(Xs), None,
-                                   np.ascontiguousarray(Ys), sw, **kw)
+                                   np.ascontiguousarray(Ys), sw, optim)
         runs.append((p, loss, step))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2] == 1

@@ -798,7 +798,7 @@ for S, R, M in ((np.float32, _core.Recurrent32, _core.Model32),
                 p, a["dy"], None, None, a["dparams"], a["dx"], a["dh0"], None),
                 expect(vname, slot != "dparams", slot == "dy"))
 
-    m = M("lstm", 3, 4, 1, 2, loss="mse")
+    m = M(_core.ModelConfig("lstm", 3, 4, 1, 2, loss="mse"))
     Pm = m.num_params
     X = rng.standard_normal((6, 5, 3)).astype(S)
     base = dict(params=np.zeros(Pm, S), m=np.zeros(Pm, S), v=np.zeros(Pm, S), X=X,
@@ -809,18 +809,19 @@ for S, R, M in ((np.float32, _core.Recurrent32, _core.Model32),
             a = {k: w.copy() for k, w in base.items()}
             a[slot] = v
             attempt(f"{s} train {slot} {vname}", lambda: m.train_epoch(
-                a["params"], a["m"], a["v"], 0, a["X"], a["lengths"], a["Y"], a["sw"], **kw),
+                a["params"], a["m"], a["v"], 0, a["X"], a["lengths"], a["Y"], a["sw"],
+                _core.OptimConfig(**kw)),
                 expect(vname, slot in ("lengths", "sw"), slot in ("X", "Y", "lengths", "sw")))
     for bad, ok in ((dict(batch_size=0), "error"), (dict(batch_size=-3), "error"),
                     (dict(solver="lbfgs"), "error"), (dict(lr=float("nan")), "any"),
                     (dict(max_grad_norm=float("nan")), "any"), (dict(batch_size=10**12), "ok")):
         attempt(f"{s} train {bad}", lambda: m.train_epoch(
             base["params"].copy(), base["m"].copy(), base["v"].copy(), 0, X, None, base["Y"],
-            None, **dict(kw, **bad)), ok)
+            None, _core.OptimConfig(**dict(kw, **bad))), ok)
     for lengths, ok in (([5, 5, 5, 5, 5, 0], "error"), ([6, 1, 1, 1, 1, 1], "error")):
         attempt(f"{s} train lengths {lengths}", lambda: m.train_epoch(
             base["params"].copy(), base["m"].copy(), base["v"].copy(), 0, X,
-            np.array(lengths, np.int64), base["Y"], None, **kw), ok)
+            np.array(lengths, np.int64), base["Y"], None, _core.OptimConfig(**kw)), ok)
         attempt(f"{s} predict lengths {lengths}", lambda: m.predict(
             base["params"], X, np.array(lengths, np.int64), np.empty((6, 2), S)), ok)
     out = np.empty((6, 2), S)
@@ -838,19 +839,21 @@ for S, R, M in ((np.float32, _core.Recurrent32, _core.Model32),
             "error")
     for cfg in (("lstm", 0, 4, 1, 1), ("lstm", 3, -1, 1, 1), ("lstm", 3, 4, 0, 1),
                 ("lstm", 3, 4, 1, 0), ("nope", 3, 4, 1, 1)):
-        attempt(f"{s} Model{cfg}", lambda: M(*cfg), "error")
+        attempt(f"{s} Model{cfg}", lambda: M(_core.ModelConfig(*cfg)), "error")
         attempt(f"{s} Recurrent{cfg[:4]}", lambda: R(*cfg[:4]),
                 "ok" if cfg == ("lstm", 3, 4, 1, 0) else "error")
     for cfg in (("lstm", 1, 3, 2**40, 1), ("lstm", 1, 3, 1, 2**62), ("lstm", 1, 2**62, 1, 1),
                 ("gru", 2**62, 3, 1, 1), ("lstm", 1, 2**31, 1, 1)):
         # absurd sizes: overflowing size arithmetic, hours of layout building, or bad_alloc
-        attempt(f"{s} huge Model{cfg}", lambda: M(*cfg), "error")
+        attempt(f"{s} huge Model{cfg}", lambda: M(_core.ModelConfig(*cfg)), "error")
         if cfg[4] == 1:
             attempt(f"{s} huge Recurrent{cfg[:4]}", lambda: R(*cfg[:4]), "error")
-    attempt(f"{s} Model dropout 1", lambda: M("lstm", 3, 4, 2, 1, dropout=1.0), "error")
-    attempt(f"{s} Model dropout nan", lambda: M("lstm", 3, 4, 2, 1, dropout=float("nan")),
+    attempt(f"{s} Model dropout 1",
+            lambda: M(_core.ModelConfig("lstm", 3, 4, 2, 1, dropout=1.0)), "error")
+    attempt(f"{s} Model dropout nan",
+            lambda: M(_core.ModelConfig("lstm", 3, 4, 2, 1, dropout=float("nan"))), "error")
+    attempt(f"{s} Model loss", lambda: M(_core.ModelConfig("lstm", 3, 4, 2, 1, loss="hinge")),
             "error")
-    attempt(f"{s} Model loss", lambda: M("lstm", 3, 4, 2, 1, loss="hinge"), "error")
     st = m.stream(base["params"])
     for v, ok in ((np.zeros(2, S), "error"), (np.zeros((2, 3), S), "error"),
                   (np.zeros(3, np.int64), "ok"), ([0.0, 1.0, 2.0], "ok"),

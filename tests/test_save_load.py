@@ -748,7 +748,7 @@ def deflated_2gib():
 
 @pytest.mark.parametrize("where", ["params", "foreign", "__meta__", "consistent-config"])
 def test_deflated_bomb_is_refused_without_allocating(saved, tmp_path, deflated_2gib, where):
-    from lstm_native._memory import model_param_count
+    from lstm_native._network import core_config
     from test_load_attacks import npy, npy_header, npy_raw, raw_zip, read_members
 
     bomb = deflated_2gib(npy_raw(npy_header("<f4", (2**29,))))
@@ -768,7 +768,7 @@ def test_deflated_bomb_is_refused_without_allocating(saved, tmp_path, deflated_2
         with np.load(saved) as f:
             meta = json.loads(str(f["__meta__"]))
         meta["config"]["hidden_size"] = 11585  # 4 H (3 + H) + 8 H + 2 (H + 1) ~ 2**29
-        assert abs(model_param_count(meta["config"]) - 2**29) < 2**20
+        assert abs(core_config(meta["config"]).num_params - 2**29) < 2**20
         members["__meta__.npy"] = npy(np.array(json.dumps(meta)))
         members["params.npy"] = bomb
         env["LSTM_NATIVE_AVAILABLE_MEMORY"] = str(2**30)

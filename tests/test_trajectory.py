@@ -39,8 +39,8 @@ def core_model(cell, D, H, L, O, *, dtype=np.float64, bias=True, bidirectional=F
                return_sequences=False, loss="mse"):
     """A core Model (Model64 or Model32) with dropout 0."""
     cls = _core.Model64 if dtype == np.float64 else _core.Model32
-    return cls(cell, D, H, L, O, bias=bias, bidirectional=bidirectional,
-               return_sequences=return_sequences, dropout=0.0, loss=loss)
+    return cls(_core.ModelConfig(cell, D, H, L, O, bias=bias, bidirectional=bidirectional,
+                                 return_sequences=return_sequences, dropout=0.0, loss=loss))
 
 
 def core_layout(model):
@@ -59,10 +59,10 @@ def core_step(model, params, m, v, step, X, lengths, Y, sw, *, solver, lr, alpha
               nesterov, beta1, beta2, eps, max_grad_norm):
     """One optimizer step on the minibatch (X, ...): an epoch with batch_size == N and no
     shuffling.  params, m, v are updated in place; returns (loss, step)."""
-    return model.train_epoch(params, m, v, step, X, lengths, Y, sw, batch_size=len(X),
-                             shuffle=False, seed=0, solver=solver, lr=lr, alpha=alpha,
-                             momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2,
-                             eps=eps, max_grad_norm=max_grad_norm)
+    optim = _core.OptimConfig(batch_size=len(X), shuffle=False, seed=0, solver=solver, lr=lr,
+                              alpha=alpha, momentum=momentum, nesterov=nesterov, beta1=beta1,
+                              beta2=beta2, eps=eps, max_grad_norm=max_grad_norm)
+    return model.train_epoch(params, m, v, step, X, lengths, Y, sw, optim)
 
 
 # ---------------------------------------------------------------------------

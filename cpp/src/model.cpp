@@ -1,5 +1,5 @@
-// Model<S>: layers, head, loss, optimizers and the epoch loop. See model.hpp for shapes and the
-// loss; sequence.cpp for the recurrent units themselves.
+// Model<S>: layers, head, loss, optimizers and the epoch loop. See model.hpp for shapes, the
+// buffers and the loss; stack.cpp for the recurrent units themselves.
 #include "lstm_native/model.hpp"
 
 #include <algorithm>
@@ -12,8 +12,8 @@ namespace lstm_native {
 
 namespace {
 template <class V>
-void grow(V& v, Index n) {
-  if (static_cast<Index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+void grow(V& v, Count n) {
+  if (static_cast<Index>(v.size()) < n.v) v.resize(static_cast<std::size_t>(n.v));
 }
 
 // dst[b, t, :W] (+)= src[b, len_b-1-t, :W] for t < len_b, else 0 (or untouched when adding).
@@ -46,89 +46,167 @@ void copy_block(const S* src, Index src_stride, S* dst, Index dst_stride, Index 
 inline double uniform01(std::mt19937_64& g) { return double(g() >> 11) * 0x1.0p-53; }
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// Sizes (the one place that says how large each buffer is)
+// ---------------------------------------------------------------------------------------------
+
+RunNeeds unit_needs(const ModelConfig& c, Index l, Call call) {
+  RunNeeds r;
+  r.train = call == Call::kLossGrad || call == Call::kTrainEpoch;
+  // The top layer of a sequence-to-one model gets its gradient through the final states only.
+  r.dy = c.return_sequences || l < c.num_layers - 1;
+  r.dx = l > 0;
+  r.dcs = false;
+  return r;
+}
+
+LayerSizes layer_sizes(const ModelConfig& c, Index l, Index B, Index T, Call call) {
+  const Index H = c.hidden_size, L = c.num_layers;
+  const Count BT = Count(B) * T, n_in = BT * (l == 0 ? c.input_size : c.features());
+  const bool two = c.bidirectional;
+  LayerSizes z;
+  if (l > 0 && call == Call::kTrainEpoch && c.dropout > 0) z.drop_in = z.drop_mask = n_in;
+  if (two) z.rev_in = n_in;
+  // A sequence-to-one model reads only the top layer's final state: no output sequence.
+  if (l < L - 1 || c.return_sequences || two) z.yf = BT * H;
+  if (two) z.yr = BT * H;
+  if (two) z.cat = BT * c.features();
+  z.hT = Count(B) * H;
+  return z;
+}
+
+ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T, Call call) {
+  const bool seq = c.return_sequences, two = c.bidirectional;
+  const bool grad = call == Call::kLossGrad || call == Call::kTrainEpoch;
+  const Index L = c.num_layers, O = c.output_size, F = c.features(), H = c.hidden_size;
+  const Count BT = Count(B) * T, rows = seq ? BT : Count(B);
+  const Count maxw = std::max(c.input_size, F);
+  ModelSizes z;
+  if (!seq) z.feat = Count(B) * F;
+  z.logits = rows * O;
+  if (call != Call::kPredict) z.dlogits = rows * O;
+  if (grad) {
+    z.dfeat = rows * F;
+    // Only where needed: a one-layer, one-direction, sequence-to-one model needs none of the
+    // [B, T, ...] ones.
+    if (seq || L > 1) z.dout = BT * maxw;
+    if (L > 1) z.dxf = BT * maxw;
+    if (two && L > 1) z.dxr = BT * maxw;
+    if (two) z.dyf = z.dyr = BT * H;
+    z.dhT = Count(B) * H;
+  }
+  if (call == Call::kTrainEpoch) {
+    const Index yw = c.loss == LossKind::kMse ? O : 1;  // target values per step
+    z.grad = num_params;
+    z.xb = BT * c.input_size;
+    z.yb = (seq ? BT : Count(B)) * yw;
+    z.swb = B;
+  }
+  return z;
+}
+
+Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call) {
+  if (call == Call::kPredict) B = std::min(B, kPredictChunk);
+  if (B < 1 || T < 1) return 0;
+  const Index P = c.num_params();  // first: refuses sizes whose products overflow (TooLarge)
+  const Index H = c.hidden_size, L = c.num_layers;
+  auto layer = [&](Index l) {  // layer l's buffers and its units' runs
+    const LayerSizes z = layer_sizes(c, l, B, T, call);
+    const Index Din = l == 0 ? c.input_size : c.features();
+    const RunShape unit{c.cell, Din, H, 1, unit_param_count(c.cell, Din, H, c.bias).v};
+    return z.drop_in + z.drop_mask + z.rev_in + z.yf + z.yr + z.cat +
+           Count(c.dirs()) * (z.hT + run_workspace_elements(unit, B, T, unit_needs(c, l, call)));
+  };
+  // Layers 1..L-2 are alike (only the first and the last differ): O(1) in L.
+  Count total = model_sizes(c, P, B, T, call).total() + layer(0);
+  if (L > 2) total += Count(L - 2) * layer(1);
+  if (L > 1) total += layer(L - 1);
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+// The configuration, after refusing an invalid one or one too large to build.
+ModelConfig checked(const ModelConfig& c, std::size_t scalar) {
+  c.validate();
+  c.check_fits("Model", scalar);
+  return c;
+}
+}  // namespace
+
 template <class S>
-Model<S>::Model(const ModelConfig& cfg) : cfg_(cfg), dirs_(cfg.bidirectional ? 2 : 1) {
-  require(cfg.output_size >= 1, "output_size must be >= 1");
-  require(cfg.dropout >= 0.0 && cfg.dropout < 1.0, "dropout must lie in [0, 1)");
-  require(cfg.hidden_size >= 1 && cfg.input_size >= 1 && cfg.num_layers >= 1,
-          "input_size, hidden_size and num_layers must be >= 1");
-  const Index H = cfg.hidden_size;
-  for (Index l = 0; l < cfg.num_layers; ++l) {
-    const Index Din = l == 0 ? cfg.input_size : dirs_ * H;
-    for (Index d = 0; d < dirs_; ++d) {
-      Unit u{std::make_unique<Recurrent<S>>(cfg.cell, Din, H, 1, cfg.bias), size_};
-      for (auto t : u.rnn->layout().tensors) {  // "weight_ih_l0" -> "weight_ih_l{l}[_reverse]"
-        t.name = t.name.substr(0, t.name.size() - 1) + std::to_string(l) + (d ? "_reverse" : "");
-        t.offset += size_;
-        tensors_.push_back(t);
-      }
-      size_ += u.rnn->layout().size;
-      units_.push_back(std::move(u));
-    }
-  }
-  feat_ = dirs_ * H;
-  head_w_ = size_;
-  tensors_.push_back({"head.weight", size_, cfg.output_size, feat_});
-  size_ += cfg.output_size * feat_;
-  if (cfg.bias) {
-    head_b_ = size_;
-    tensors_.push_back({"head.bias", size_, cfg.output_size, 0});
-    size_ += cfg.output_size;
-  }
-  is_weight_.assign(static_cast<std::size_t>(size_), 0);
-  for (const auto& t : tensors_)
+Model<S>::Model(const ModelConfig& cfg)
+    : cfg_(checked(cfg, sizeof(S))), layout_(cfg_), dirs_(cfg_.dirs()), feat_(cfg_.features()),
+      stack_(cfg_.cell, cfg_.input_size, cfg_.hidden_size, cfg_.num_layers, cfg_.bias, dirs_) {
+  is_weight_.assign(static_cast<std::size_t>(layout_.size), 0);
+  for (const auto& t : layout_.tensors)
     if (t.name.rfind("weight", 0) == 0 || t.name == "head.weight")
       std::fill(is_weight_.begin() + t.offset, is_weight_.begin() + t.offset + t.size(), 1);
-  const auto L = static_cast<std::size_t>(cfg.num_layers);
+  for (Index l = 0; l < cfg_.num_layers; ++l)
+    for (Index d = 0; d < dirs_; ++d) runs_.push_back(stack_.make_run(l, l + 1, d));
+  const auto L = static_cast<std::size_t>(cfg_.num_layers);
   drop_in_.resize(L); drop_mask_.resize(L); rev_in_.resize(L); yf_.resize(L); yr_.resize(L);
-  cat_.resize(L); hT_.resize(units_.size());
+  cat_.resize(L); hT_.resize(runs_.size());
   layer_in_.assign(L, nullptr); layer_out_.assign(L, nullptr); dropped_.assign(L, false);
 }
 
 template <class S>
-void Model<S>::forward(const S* params, const S* xb, Index B, Index T, bool train,
-                       std::mt19937_64* rng, bool keep) {
+Index Model<S>::allocated_elements() const {
+  Index n = 0;
+  for (const auto* v : {&drop_in_, &drop_mask_, &rev_in_, &yf_, &yr_, &cat_, &hT_})
+    for (const Buffer<S>& b : *v) n += static_cast<Index>(b.size());
+  for (const Buffer<S>* b : {&feat_buf_, &logits_, &dlogits_, &dfeat_, &dout_, &dyf_, &dyr_,
+                             &dxf_, &dxr_, &dhT_, &grad_, &xb_, &yb_, &swb_})
+    n += static_cast<Index>(b->size());
+  for (const Run<S>& r : runs_) n += r.allocated_elements();
+  return n;
+}
+
+template <class S>
+void Model<S>::forward(const S* params, const S* xb, Index B, Index T, Call call,
+                       std::mt19937_64* rng) {
   const Index H = cfg_.hidden_size, L = cfg_.num_layers, O = cfg_.output_size;
+  const bool keep = call == Call::kLossGrad || call == Call::kTrainEpoch;
   B_ = B;
   T_ = T;
   const std::int64_t* len = len_.data();
+  stack_.pack_forward(params);  // every unit's weights, once (a no-op for the same params)
   const S* in = xb;
   for (Index l = 0; l < L; ++l) {
+    const LayerSizes z = layer_sizes(cfg_, l, B, T, call);
     const Index Din = l == 0 ? cfg_.input_size : feat_, n_in = B * T * Din;
-    dropped_[l] = l > 0 && train && cfg_.dropout > 0;
+    dropped_[l] = z.drop_in.v > 0;
     if (dropped_[l]) {  // inverted dropout: keep with prob 1-p, scale by 1/(1-p)
-      grow(drop_in_[l], n_in);
-      grow(drop_mask_[l], n_in);
-      const S keep = S(1) / S(1 - cfg_.dropout);
+      grow(drop_in_[l], z.drop_in);
+      grow(drop_mask_[l], z.drop_mask);
+      const S keep_scale = S(1) / S(1 - cfg_.dropout);
       for (Index i = 0; i < n_in; ++i) {
-        drop_mask_[l][i] = uniform01(*rng) < cfg_.dropout ? S(0) : keep;
+        drop_mask_[l][i] = uniform01(*rng) < cfg_.dropout ? S(0) : keep_scale;
         drop_in_[l][i] = in[i] * drop_mask_[l][i];
       }
       in = drop_in_[l].data();
     }
     layer_in_[l] = in;
+    grow(yf_[l], z.yf);
+    grow(yr_[l], z.yr);
+    grow(rev_in_[l], z.rev_in);
     for (Index d = 0; d < dirs_; ++d) {
-      Unit& u = units_[l * dirs_ + d];
-      grow(hT_[l * dirs_ + d], B * H);
+      const Index u = l * dirs_ + d;
+      grow(hT_[u], z.hT);
       const S* uin = in;
-      S* y;
-      if (d == 0) {
-        // A sequence-to-one model reads only the top layer's final state: no output sequence.
-        const bool need_y = l < L - 1 || cfg_.return_sequences || dirs_ == 2;
-        if (need_y) grow(yf_[l], B * T * H);
-        y = need_y ? yf_[l].data() : nullptr;
-      } else {  // the reverse direction reads each sequence backwards within its length
-        grow(rev_in_[l], n_in);
+      S* y = z.yf.v > 0 ? yf_[l].data() : nullptr;
+      if (d == 1) {  // the reverse direction reads each sequence backwards within its length
         reverse_time(in, Din, rev_in_[l].data(), Din, Din, B, T, len, false);
         uin = rev_in_[l].data();
-        grow(yr_[l], B * T * H);
         y = yr_[l].data();
       }
-      u.rnn->forward(params + u.offset, uin, B, T, len, nullptr, nullptr, y,
-                     hT_[l * dirs_ + d].data(), nullptr, keep);
+      stack_.forward(runs_[u], uin, B, T, len, nullptr, nullptr, y, hT_[u].data(), nullptr, keep);
     }
     if (dirs_ == 2) {  // [B, T, 2H] = [forward output, reverse output back in forward time]
-      grow(cat_[l], B * T * feat_);
+      grow(cat_[l], z.cat);
       copy_block(yf_[l].data(), H, cat_[l].data(), feat_, H, B * T);
       reverse_time(yr_[l].data(), H, cat_[l].data() + H, feat_, H, B, T, len, false);
       layer_out_[l] = cat_[l].data();
@@ -139,34 +217,38 @@ void Model<S>::forward(const S* params, const S* xb, Index B, Index T, bool trai
   }
 
   // Head: logits [rows, O] = feat [rows, F] · Wᵀ + b.
+  const ModelSizes z = model_sizes(cfg_, layout_.size, B, T, call);
   const S* feat;
   Index rows;
   if (cfg_.return_sequences) {
     feat = layer_out_[L - 1];
     rows = B * T;
   } else {  // each sequence's last state: forward unit's hT, reverse unit's final state
-    grow(feat_buf_, B * feat_);
+    grow(feat_buf_, z.feat);
     for (Index d = 0; d < dirs_; ++d)
       copy_block(hT_[(L - 1) * dirs_ + d].data(), H, feat_buf_.data() + d * H, feat_, H, B);
     feat = feat_buf_.data();
     rows = B;
   }
-  grow(logits_, rows * O);
+  grow(logits_, z.logits);
   MatMap<S> Z(logits_.data(), rows, O);
-  if (head_b_ >= 0)
-    Z.rowwise() = ConstVecMap<S>(params + head_b_, O);
+  if (layout_.head_b >= 0)
+    Z.rowwise() = ConstVecMap<S>(params + layout_.head_b, O);
   else
     Z.setZero();
-  Z.noalias() += ConstMatMap<S>(feat, rows, feat_) * ConstMatMap<S>(params + head_w_, O, feat_).transpose();
+  Z.noalias() += ConstMatMap<S>(feat, rows, feat_) *
+                 ConstMatMap<S>(params + layout_.head_w, O, feat_).transpose();
 }
 
 template <class S>
-double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double alpha, S* grad) {
+double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double alpha, S* grad,
+                               Call call) {
   const Index B = B_, T = T_, H = cfg_.hidden_size, L = cfg_.num_layers, O = cfg_.output_size;
   const bool seq = cfg_.return_sequences, mse = cfg_.loss == LossKind::kMse;
-  const Index rows = seq ? B * T : B, steps = seq ? T : 1;
+  const Index rows = seq ? B * T : B, steps = seq ? T : 1, size = layout_.size;
   const std::int64_t* len = len_.data();
-  grow(dlogits_, rows * O);
+  const ModelSizes z = model_sizes(cfg_, size, B, T, call);
+  grow(dlogits_, z.dlogits);
   std::fill(dlogits_.begin(), dlogits_.begin() + rows * O, S(0));
 
   double wsum = 0;
@@ -179,12 +261,12 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
     const double w = sw ? double(sw[b]) : 1.0;
     for (Index t = 0; t < (seq ? len[b] : 1); ++t) {
       const Index r = b * steps + t;
-      const S* z = logits_.data() + r * O;
+      const S* zr = logits_.data() + r * O;
       S* dz = dlogits_.data() + r * O;
       if (mse) {
         const S* y = Y + r * O;
         for (Index k = 0; k < O; ++k) {
-          const double e = double(z[k]) - double(y[k]);
+          const double e = double(zr[k]) - double(y[k]);
           loss += w * 0.5 * e * e / denom;
           dz[k] = S(w * e / denom);
         }
@@ -194,14 +276,14 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
         require(yv == double(c) && c >= 0 && c < O,
                 "class index " + std::to_string(yv) + " is not an integer in [0, " +
                     std::to_string(O) + ")");
-        double zmax = z[0];
-        for (Index k = 1; k < O; ++k) zmax = std::max(zmax, double(z[k]));
+        double zmax = zr[0];
+        for (Index k = 1; k < O; ++k) zmax = std::max(zmax, double(zr[k]));
         double se = 0;
-        for (Index k = 0; k < O; ++k) se += std::exp(double(z[k]) - zmax);
+        for (Index k = 0; k < O; ++k) se += std::exp(double(zr[k]) - zmax);
         const double lse = zmax + std::log(se);
-        loss += w * (lse - double(z[c])) / denom;
+        loss += w * (lse - double(zr[c])) / denom;
         for (Index k = 0; k < O; ++k)
-          dz[k] = S(w * (std::exp(double(z[k]) - lse) - (k == c ? 1.0 : 0.0)) / denom);
+          dz[k] = S(w * (std::exp(double(zr[k]) - lse) - (k == c ? 1.0 : 0.0)) / denom);
       }
     }
   }
@@ -209,47 +291,43 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
     double nw = 0;
     for (Index b = 0; b < B; ++b) nw += sw ? double(sw[b]) : 1.0;
     double sq = 0;
-    for (Index i = 0; i < size_; ++i)
+    for (Index i = 0; i < size; ++i)
       if (is_weight_[i]) sq += double(params[i]) * double(params[i]);
     loss += 0.5 * alpha * sq / nw;
     if (grad)
-      for (Index i = 0; i < size_; ++i)
+      for (Index i = 0; i < size; ++i)
         if (is_weight_[i]) grad[i] += S(alpha / nw) * params[i];
   }
   if (!grad) return loss;
 
   // Head: dW += dZᵀ feat, db += Σ dZ, dfeat = dZ W.
   const S* feat = seq ? layer_out_[L - 1] : feat_buf_.data();
+  const S* head_w = params + layout_.head_w;
   ConstMatMap<S> dZ(dlogits_.data(), rows, O);
-  MatMap<S>(grad + head_w_, O, feat_).noalias() += dZ.transpose() * ConstMatMap<S>(feat, rows, feat_);
-  if (head_b_ >= 0) add_column_sums(dlogits_.data(), rows, O, grad + head_b_);
-  grow(dfeat_, rows * feat_);
-  MatMap<S>(dfeat_.data(), rows, feat_).noalias() = dZ * ConstMatMap<S>(params + head_w_, O, feat_);
+  MatMap<S>(grad + layout_.head_w, O, feat_).noalias() +=
+      dZ.transpose() * ConstMatMap<S>(feat, rows, feat_);
+  if (layout_.head_b >= 0) add_column_sums(dlogits_.data(), rows, O, grad + layout_.head_b);
+  grow(dfeat_, z.dfeat);
+  MatMap<S>(dfeat_.data(), rows, feat_).noalias() = dZ * ConstMatMap<S>(head_w, O, feat_);
 
-  // Layers, top down. dout: dL/d(layer output) [B, T, dirs*H] (null for the top layer of a
+  // Layers, top down. dout: dL/d(layer output) [B, T, dirs*H] (none for the top layer of a
   // sequence-to-one model, whose gradient enters through the final states instead).
-  // Buffers only where needed: a one-layer, one-direction, sequence-to-one model needs none
-  // of the [B, T, ...] ones.
-  const Index maxw = std::max(cfg_.input_size, feat_);
-  if (seq || L > 1) grow(dout_, B * T * maxw);
-  if (L > 1) grow(dxf_, B * T * maxw);
-  if (dirs_ == 2) {
-    if (L > 1) grow(dxr_, B * T * maxw);
-    grow(dyf_, B * T * H);
-    grow(dyr_, B * T * H);
-  }
-  grow(dhT_, B * H);
+  grow(dout_, z.dout);
+  grow(dxf_, z.dxf);
+  grow(dxr_, z.dxr);
+  grow(dyf_, z.dyf);
+  grow(dyr_, z.dyr);
+  grow(dhT_, z.dhT);
   if (seq) std::memcpy(dout_.data(), dfeat_.data(), sizeof(S) * B * T * feat_);
   for (Index l = L - 1; l >= 0; --l) {
     const Index Din = l == 0 ? cfg_.input_size : feat_;
-    const bool top_final = !seq && l == L - 1;
-    const bool need_dx = l > 0;
-    if (need_dx) std::fill(dxf_.begin(), dxf_.begin() + B * T * Din, S(0));
+    const RunNeeds needs = unit_needs(cfg_, l, call);
+    if (needs.dx) std::fill(dxf_.begin(), dxf_.begin() + B * T * Din, S(0));
     for (Index d = 0; d < dirs_; ++d) {
-      Unit& u = units_[l * dirs_ + d];
+      const Index u = l * dirs_ + d;
       const S* dy = nullptr;
       const S* dhT = nullptr;
-      if (top_final) {
+      if (!needs.dy) {  // the top layer of a sequence-to-one model: dL/dh_T from the head
         copy_block(dfeat_.data() + d * H, feat_, dhT_.data(), H, H, B);
         dhT = dhT_.data();
       } else if (dirs_ == 1) {
@@ -261,11 +339,12 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
         reverse_time(dout_.data() + H, feat_, dyr_.data(), H, H, B, T, len, false);
         dy = dyr_.data();
       }
-      S* dx = need_dx ? (d == 0 ? dxf_.data() : dxr_.data()) : nullptr;
-      u.rnn->backward(params + u.offset, dy, dhT, nullptr, grad + u.offset, dx, nullptr, nullptr);
-      if (need_dx && d == 1) reverse_time(dxr_.data(), Din, dxf_.data(), Din, Din, B, T, len, true);
+      S* dx = needs.dx ? (d == 0 ? dxf_.data() : dxr_.data()) : nullptr;
+      stack_.backward(runs_[u], params, dy, dhT, nullptr, grad, dx, nullptr, nullptr);
+      if (needs.dx && d == 1)
+        reverse_time(dxr_.data(), Din, dxf_.data(), Din, Din, B, T, len, true);
     }
-    if (!need_dx) break;
+    if (!needs.dx) break;
     if (dropped_[l]) {
       const S* mask = drop_mask_[l].data();
       for (Index i = 0; i < B * T * Din; ++i) dxf_[i] *= mask[i];
@@ -278,7 +357,7 @@ double Model<S>::loss_backward(const S* params, const S* Y, const S* sw, double 
 template <class S>
 void Model<S>::optimizer_step(S* params, const S* grad, S* m, S* v, std::int64_t* step,
                               const OptimConfig& oc) {
-  const Index n = size_;
+  const Index n = layout_.size;
   const S lr = S(oc.lr);
   ++*step;
   switch (oc.solver) {
@@ -322,10 +401,10 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
                              Index T, const std::int64_t* lengths, const S* Y, const S* sw,
                              const OptimConfig& oc, const BatchHook& between_batches) {
   require(N >= 1 && T >= 1, "training needs at least one sequence of at least one step");
-  require(oc.batch_size >= 1, "batch_size must be >= 1");
-  const Index D = cfg_.input_size, O = cfg_.output_size;
+  oc.validate();
+  const Index D = cfg_.input_size, size = layout_.size;
   const bool seq = cfg_.return_sequences;
-  const Index yw = cfg_.loss == LossKind::kMse ? O : 1;  // target values per step
+  const Index yw = cfg_.loss == LossKind::kMse ? cfg_.output_size : 1;  // targets per step
   if (lengths)
     for (Index i = 0; i < N; ++i)
       require(lengths[i] >= 1 && lengths[i] <= T, "lengths must lie in [1, T]");
@@ -338,7 +417,6 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
     for (Index i = N - 1; i > 0; --i) std::swap(order[i], order[rng() % std::uint64_t(i + 1)]);
 
   const double alpha = oc.solver == Solver::kAdamW ? 0.0 : oc.alpha;
-  grow(grad_, size_);
   double total = 0;
   Index counted = 0;  // samples in minibatches that had weight
   for (Index start = 0; start < N; start += oc.batch_size) {
@@ -356,10 +434,12 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
     // Gather the minibatch, cropped to its longest sequence.
     Index Tb = 1;
     for (Index k = 0; k < B; ++k) Tb = std::max<Index>(Tb, lengths ? lengths[order[start + k]] : T);
-    grow(xb_, B * Tb * D);
-    grow(yb_, B * (seq ? Tb : 1) * yw);
+    const ModelSizes z = model_sizes(cfg_, size, B, Tb, Call::kTrainEpoch);
+    grow(grad_, z.grad);
+    grow(xb_, z.xb);
+    grow(yb_, z.yb);
+    if (sw) grow(swb_, z.swb);
     len_.resize(static_cast<std::size_t>(B));
-    if (sw) grow(swb_, B);
     for (Index k = 0; k < B; ++k) {
       const Index i = order[start + k];
       std::memcpy(xb_.data() + k * Tb * D, X + i * T * D, sizeof(S) * Tb * D);
@@ -370,16 +450,17 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
       len_[k] = lengths ? lengths[i] : T;
       if (sw) swb_[k] = sw[i];
     }
-    forward(params, xb_.data(), B, Tb, true, &rng, true);
-    std::fill(grad_.begin(), grad_.begin() + size_, S(0));
-    const double loss = loss_backward(params, yb_.data(), sw ? swb_.data() : nullptr, alpha, grad_.data());
+    forward(params, xb_.data(), B, Tb, Call::kTrainEpoch, &rng);
+    std::fill(grad_.begin(), grad_.begin() + size, S(0));
+    const double loss = loss_backward(params, yb_.data(), sw ? swb_.data() : nullptr, alpha,
+                                      grad_.data(), Call::kTrainEpoch);
     if (oc.max_grad_norm > 0) {  // clip by global norm
       double sq = 0;
-      for (Index i = 0; i < size_; ++i) sq += double(grad_[i]) * double(grad_[i]);
+      for (Index i = 0; i < size; ++i) sq += double(grad_[i]) * double(grad_[i]);
       const double norm = std::sqrt(sq);
       if (norm > oc.max_grad_norm) {
         const S scale = S(oc.max_grad_norm / norm);
-        for (Index i = 0; i < size_; ++i) grad_[i] *= scale;
+        for (Index i = 0; i < size; ++i) grad_[i] *= scale;
       }
     }
     optimizer_step(params, grad_.data(), m, v, step, oc);
@@ -394,16 +475,16 @@ double Model<S>::train_epoch(S* params, S* m, S* v, std::int64_t* step, const S*
 template <class S>
 void Model<S>::predict(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
                        S* out) {
-  const Index D = cfg_.input_size, O = cfg_.output_size, chunk = 256;
+  const Index D = cfg_.input_size, O = cfg_.output_size;
   const bool seq = cfg_.return_sequences;
-  for (Index start = 0; start < N; start += chunk) {
-    const Index B = std::min(chunk, N - start);
+  for (Index start = 0; start < N; start += kPredictChunk) {
+    const Index B = std::min(kPredictChunk, N - start);
     len_.resize(static_cast<std::size_t>(B));
     for (Index k = 0; k < B; ++k) {
       len_[k] = lengths ? lengths[start + k] : T;
       require(len_[k] >= 1 && len_[k] <= T, "lengths must lie in [1, T]");
     }
-    forward(params, X + start * T * D, B, T, false, nullptr, false);
+    forward(params, X + start * T * D, B, T, Call::kPredict, nullptr);
     if (!seq) {
       std::memcpy(out + start * O, logits_.data(), sizeof(S) * B * O);
     } else {
@@ -427,9 +508,10 @@ double Model<S>::loss(const S* params, const S* X, Index N, Index T, const std::
     len_[k] = lengths ? lengths[k] : T;
     require(len_[k] >= 1 && len_[k] <= T, "lengths must lie in [1, T]");
   }
-  forward(params, X, N, T, false, nullptr, grad != nullptr);
-  if (grad) std::fill(grad, grad + size_, S(0));
-  return loss_backward(params, Y, sw, alpha, grad);
+  const Call call = grad ? Call::kLossGrad : Call::kLoss;
+  forward(params, X, N, T, call, nullptr);
+  if (grad) std::fill(grad, grad + layout_.size, S(0));
+  return loss_backward(params, Y, sw, alpha, grad, call);
 }
 
 template class Model<float>;

@@ -8,16 +8,11 @@ So the estimators and the layer add up, from the shapes alone, what a fit or a p
 hold at its peak (the converted input, the targets and outputs, the parameters and optimizer
 state, and the core's workspace) and compare it with the memory available to the process.
 
-The core's workspace (see cpp/include/lstm_native/sequence.hpp and model.hpp) is, for a batch of
-B sequences of T steps, per recurrent unit (layer and direction) with input width D_l::
-
-    forward:   T*B*(D_l [x, time-major] + G*H [gates] + 2*H [h, c states] + kExtra*H) + B*G*H
-    backward:  T*B*(2*max(D_l, H) [dL/dy ping-pong] + G*H [dL/dgh, GRU])
-
-plus, per layer, the model's T*B*H outputs per direction, the reversed input and the
-concatenation (bidirectional), input and mask for dropout, and the head's logits and gradients.
-The estimate is rough by design (it errs on the large side by a few per cent) and serves to
-catch requests that are off by a large factor, not to budget the last megabyte.
+The sizes of the network come from the core, which computes them with the code that sizes its
+own buffers: ``_core.ModelConfig(...).num_params`` and ``.workspace_elements(batch, steps,
+train)`` for the estimators' models, ``_core.Recurrent32.count_params(...)`` and a layer's
+``workspace_elements(batch, steps, train)`` for nn's layers. This module holds no formula of its
+own: only what memory there is (``available_memory``), the check itself and the input's shape.
 """
 
 from __future__ import annotations
@@ -27,10 +22,9 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
-_EXTRA = {"lstm": 0, "gru": 1, "rnn_tanh": 0, "rnn_relu": 0}  # the cells' kExtra (cells.hpp)
-PREDICT_CHUNK = 256  # sequences per core call in predict (a multiple of the core's own chunk)
+from . import _core
 
+PREDICT_CHUNK = _core.PREDICT_CHUNK  # sequences per core forward in predict (the core's chunk)
 
 
 def format_bytes(n: float) -> str:
@@ -150,60 +144,6 @@ def check_memory(parts: Iterable[tuple], what: str) -> int:
         "smaller batch_size or hidden_size, or dtype='float32'")
 
 
-def recurrent_param_count(cell: str, input_size: int, hidden_size: int, num_layers: int,
-                          dirs: int = 1, bias: bool = True) -> int:
-    """Parameters of the recurrent stack (PyTorch's layout), as Python ints (no overflow)."""
-    G, H = _GATES.get(cell, 4), int(hidden_size)
-    extra = 0 if cell in _GATES else H * H + 3 * H  # other cells: room for cell parameters
-    total = 0
-    for layer in range(int(num_layers)):
-        d_in = int(input_size) if layer == 0 else dirs * H
-        total += dirs * (G * H * (d_in + H) + (2 * G * H if bias else 0) + extra)
-    return total
-
-
-def model_param_count(config: dict) -> int:
-    dirs = 2 if config["bidirectional"] else 1
-    return (recurrent_param_count(config["cell"], config["input_size"], config["hidden_size"],
-                                  config["num_layers"], dirs)
-            + config["output_size"] * (dirs * config["hidden_size"] + 1))
-
-
-def unit_workspace(cell: str, d_in: int, H: int, B: int, T: int, train: bool,
-                   layers: int = 1) -> int:
-    """Elements of one core Recurrent object's workspace for a batch (B, T) (sequence.hpp)."""
-    G, E = _GATES.get(cell, 4), _EXTRA.get(cell, 2)
-    TB = T * B
-    n = TB * d_in + layers * (T + 1) * B * H * (1 if cell in ("gru", "rnn_tanh", "rnn_relu")
-                                                 else 2) + B * G * H
-    n += (layers * TB if train else TB) * G * H + (layers * TB if train else B) * E * H
-    if train:
-        n += TB * 2 * max(d_in, H) + (TB * G * H if cell == "gru" else 0) + 3 * B * H
-    return n
-
-
-def model_workspace(config: dict, B: int, T: int, train: bool) -> int:
-    """Elements of a core Model's workspace for a batch (B, T) (model.hpp), its units included."""
-    cell, H, L = config["cell"], int(config["hidden_size"]), int(config["num_layers"])
-    dirs = 2 if config["bidirectional"] else 1
-    O, TB = int(config["output_size"]), T * B
-    n = 0
-    for layer in range(L):
-        d_in = int(config["input_size"]) if layer == 0 else dirs * H
-        n += dirs * unit_workspace(cell, d_in, H, B, T, train)
-        n += TB * H * dirs + B * H * dirs  # yf / yr, hT
-        if dirs == 2:
-            n += TB * d_in + TB * dirs * H  # rev_in, cat
-        if train and layer > 0 and config["dropout"] > 0:
-            n += 2 * TB * d_in  # drop_in, drop_mask
-    steps = TB if config["return_sequences"] else B
-    n += steps * dirs * H + 2 * steps * O  # head features, logits
-    if train:
-        n += 2 * steps * O + steps * dirs * H + TB * dirs * H * 4  # head and layer gradients
-        n += B * T * int(config["input_size"]) + steps * O + B  # the gathered minibatch
-    return n
-
-
 def needs_copy(X: object, dtype: np.dtype) -> bool:
     """Whether converting X for the core makes a copy (True unless it is already a C-contiguous,
     writeable ndarray of ``dtype``)."""
@@ -259,6 +199,5 @@ def _outer_shape(x: object) -> Optional[tuple]:
     return None
 
 
-__all__ = ["PREDICT_CHUNK", "available_memory", "check_memory", "format_bytes",
-           "model_param_count", "model_workspace", "needs_copy", "peek_shape",
-           "recurrent_param_count", "unit_workspace"]
+__all__ = ["PREDICT_CHUNK", "available_memory", "check_memory", "fits_without_checking",
+           "format_bytes", "needs_copy", "peek_shape"]

@@ -22,13 +22,11 @@ import numpy as np
 
 from . import _core
 from ._locks import ForkSafeLock
-from ._memory import (check_memory, model_param_count, model_workspace, needs_copy,
-                      peek_shape)
+from ._memory import PREDICT_CHUNK, check_memory, needs_copy, peek_shape
 
 # Every cell of the core by its name, plus the aliases the estimators and layers accept.
 CELLS = tuple(_core.CELLS)
-CELL_ALIASES = {"rnn": "rnn_tanh"}
-PREDICT_CHUNK = 256  # sequences per core call in predict (a multiple of the core's own chunk)
+CELL_ALIASES = dict(_core.CELL_ALIASES)
 
 # Cells whose hidden state is bounded by 1 in absolute value whatever the input (tanh or o*tanh
 # outputs, GRU's convex combination of them): with finite, moderate weights their outputs are
@@ -44,6 +42,12 @@ def canonical_cell(cell: str) -> str:
     if name not in CELLS:
         raise ValueError(f"cell must be one of {CELLS + tuple(CELL_ALIASES)}, got {cell!r}")
     return name
+
+
+def core_config(config: dict) -> Any:
+    """The core's ModelConfig for a network configuration (the core checks every field, and
+    computes sizes without allocating the network)."""
+    return _core.ModelConfig(**{k: v for k, v in config.items() if k != "dtype"})
 
 
 def orthogonal(rng: np.random.RandomState, n: int) -> np.ndarray:
@@ -133,12 +137,8 @@ class Network:
         self._lock = ForkSafeLock()
 
     def _make(self) -> Any:
-        cfg = self.config
         cls = _core.Model32 if self.dtype == np.float32 else _core.Model64
-        return cls(cfg["cell"], cfg["input_size"], cfg["hidden_size"], cfg["num_layers"],
-                   cfg["output_size"], bidirectional=cfg["bidirectional"],
-                   return_sequences=cfg["return_sequences"], dropout=cfg["dropout"],
-                   loss=cfg["loss"])
+        return cls(core_config(self.config))
 
     @property
     def num_params(self) -> int:
@@ -191,17 +191,16 @@ class Network:
                     batch_hook: Optional[Callable[[int, int], None]] = None) -> float:
         """One epoch of minibatch training in the core on ``state`` (params, m, v and step
         updated in place; the seed drawn from state.rng); returns the mean minibatch loss."""
-        seed = int(state.rng.randint(0, np.iinfo(np.int32).max))
-        batch_size = min(int(opt.batch_size), X.shape[0])
+        optim = _core.OptimConfig(
+            solver=opt.solver, lr=float(state.lr), alpha=float(opt.alpha),
+            momentum=float(opt.momentum), nesterov=bool(opt.nesterov), beta1=float(opt.beta1),
+            beta2=float(opt.beta2), eps=float(opt.eps),
+            max_grad_norm=0.0 if opt.max_grad_norm is None else float(opt.max_grad_norm),
+            batch_size=min(int(opt.batch_size), X.shape[0]), shuffle=bool(opt.shuffle),
+            seed=int(state.rng.randint(0, np.iinfo(np.int32).max)))
         with self.borrow(n_jobs) as core:
-            loss, step = core.train_epoch(
-                state.params, state.m, state.v, int(state.step), X, lengths, Y, sw,
-                batch_size=batch_size, shuffle=bool(opt.shuffle), seed=seed, solver=opt.solver,
-                lr=float(state.lr), alpha=float(opt.alpha), momentum=float(opt.momentum),
-                nesterov=bool(opt.nesterov), beta1=float(opt.beta1), beta2=float(opt.beta2),
-                eps=float(opt.eps),
-                max_grad_norm=0.0 if opt.max_grad_norm is None else float(opt.max_grad_norm),
-                callback=batch_hook)
+            loss, step = core.train_epoch(state.params, state.m, state.v, int(state.step), X,
+                                          lengths, Y, sw, optim, callback=batch_hook)
         state.step = int(step)
         return float(loss)
 
@@ -228,13 +227,16 @@ class Network:
     # -- memory -------------------------------------------------------------------------
     def check_predict_memory(self, N: int, T: int, D: int, X: Any) -> None:
         """MemoryError before anything is allocated when predicting on (N, T, D) cannot fit."""
+        if min(N, T, D) < 1:
+            return  # refused with a clearer message by the input checks
         cfg = dict(self.config, input_size=D)
         item = self.dtype.itemsize
         steps = N * T if cfg["return_sequences"] else N
         check_memory([
             ("converted input", N * T * D * item if needs_copy(X, self.dtype) else 0),
             ("outputs", steps * cfg["output_size"] * (item + 16)),
-            ("workspace", model_workspace(cfg, min(N, PREDICT_CHUNK), T, False) * item),
+            ("workspace",
+             core_config(cfg).workspace_elements(min(N, PREDICT_CHUNK), T, False) * item),
         ], f"predict on {N} sequences of {T} steps")
 
 
@@ -246,8 +248,8 @@ def check_fit_memory(est: Any, X: Any, y: Any, network_config: Callable) -> None
     from sklearn.base import is_classifier
 
     shape = peek_shape(X)
-    if shape is None:
-        return
+    if shape is None or min(shape) < 1:
+        return  # unknown, or refused with a clearer message by the input checks
     N, T, D = shape
     y_shape = np.shape(y) if hasattr(y, "shape") else ()
     if is_classifier(est):
@@ -262,19 +264,20 @@ def check_fit_memory(est: Any, X: Any, y: Any, network_config: Callable) -> None
     batch = 200 if est.batch_size == "auto" else int(est.batch_size)
     item = dtype.itemsize
     H = config["hidden_size"]
-    P = model_param_count(config)
+    net = core_config(config)  # sizes from the core: ValueError for a bad config
+    P = net.num_params
     B = min(N, batch)
     steps = N * T if config["return_sequences"] else N
     check_memory([
         ("converted input", copies * N * T * D * item),
         ("targets", steps * config["output_size"] * item),
         ("parameters, optimizer state and copies", P * (14 * item + 8) + 3 * 8 * H * H),
-        ("training workspace", model_workspace(config, B, T, True) * item),
+        ("training workspace", net.workspace_elements(B, T, True) * item),
         ("validation workspace",
-         model_workspace(config, min(N, PREDICT_CHUNK), T, False) * item if validating else 0),
+         net.workspace_elements(min(N, PREDICT_CHUNK), T, False) * item if validating else 0),
     ], f"{type(est).__name__}.fit on {N} sequences of {T} steps with hidden_size={H}, "
        f"num_layers={config['num_layers']}")
 
 
 __all__ = ["CELLS", "CELL_ALIASES", "Network", "OptimOptions", "PREDICT_CHUNK",
-           "canonical_cell", "check_fit_memory", "initial_parameters", "orthogonal"]
+           "canonical_cell", "core_config", "check_fit_memory", "initial_parameters", "orthogonal"]

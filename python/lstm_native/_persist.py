@@ -61,13 +61,13 @@ archive's own checks (regular file, zip directory, members, ``.npy`` headers: se
    a checksum for each and no other; their dtypes and shapes (the network's float dtype for
    the parameters and the moments, uint32 (624,) for the keys, ``classes_`` bool, int, uint,
    float or unicode, 1-D of size ``output_size``).
-3. Memory: what loading will take, from the configuration alone (the parameter count by
-   ``_memory.model_param_count``, in O(1) for any number of layers; the three float arrays,
-   the others as their headers declare, and the core network's own ~1.4 KiB per recurrent unit
-   and ~1 byte per parameter) against ``_memory.available_memory()``; then the core's network
-   is built (its own limits refused as ValueError, not MemoryError), its exact parameter count
-   must not exceed the formula's (equal for LSTM, GRU and RNN; the formula bounds the LSTM
-   variants), and the parameters and moments must have exactly that shape (P,).
+3. Memory: what loading will take, from the configuration alone (the core's exact parameter
+   count, ``_core.ModelConfig(...).num_params``, computed without building the network and in
+   O(1) for any number of layers; the three float arrays, the others as their headers
+   declare, and the core network's own ~1.4 KiB per recurrent unit and ~1 byte per
+   parameter) against ``_memory.available_memory()``; then the core's network is built (its
+   own limits refused as ValueError, not MemoryError) and the parameters and moments must
+   have exactly the shape (P,).
 4. Only then the data (each member's declared bytes, CRC and SHA-256 checked); then the
    values: parameters and moments finite, the second moment >= 0, ``classes_`` unique,
    sorted, finite, valid bools and code points.
@@ -87,8 +87,8 @@ import numpy as np
 from sklearn.base import is_classifier
 
 from . import _core
-from ._memory import available_memory, format_bytes, model_param_count
-from ._network import Network
+from ._memory import available_memory, format_bytes
+from ._network import Network, core_config
 from ._npz import BadFile, json_member, open_archive, sha256, show, write_atomic
 from ._state import STATE_SCHEMA, FieldSchema, FittedModel, InputSpec, TrainState
 
@@ -538,13 +538,12 @@ def _memory_needed(headers: dict, config: dict, meta: dict) -> int:
 
 
 def _param_count(config: dict) -> int:
-    """_memory.model_param_count without its loop over the layers (every layer after the
-    first has the same size), so that a file declaring 2**31 layers costs no time."""
-    one = model_param_count(dict(config, num_layers=1))
-    if config["num_layers"] == 1:
-        return one
-    two = model_param_count(dict(config, num_layers=2))
-    return one + (config["num_layers"] - 1) * (two - one)
+    """The core's exact parameter count (computed without building the network, in O(1) for
+    any number of layers); BadFile for a configuration the core refuses."""
+    try:
+        return int(core_config(config).num_params)
+    except (ValueError, TypeError, OverflowError, MemoryError) as e:
+        raise BadFile(f"invalid network configuration {show.repr(config)} ({e})") from e
 
 
 def _build_network(config: dict) -> Network:
@@ -600,10 +599,7 @@ def _read(archive: Any, registry: dict, expected: Any) -> tuple:
     if avail is not None and need > avail:
         raise BadFile(f"its arrays need {format_bytes(need)} of memory, but only "
                       f"{format_bytes(avail)} is available")
-    P, bound = _build_network(config).num_params, _param_count(config)
-    if P > bound:
-        raise BadFile(f"the core counts {P} parameters for {show(config)}, more than the "
-                      f"{bound} of the format's formula")
+    P = _build_network(config).num_params  # equal to _param_count: one computation
     dtype = np.dtype(config["dtype"])
     for name in (layout.names[a] for a in TrainState.ARRAYS):
         npy = headers[name]

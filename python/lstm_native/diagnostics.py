@@ -35,25 +35,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import nn
+from . import _core, nn
 
 # The gate blocks of each cell, in their order in the G*H rows of the weights (see
-# tests/reference.py). "u" is cell_as_input's pre-activation of h = tanh(pre_u + W_ch c_t).
-GATE_BLOCKS = {
-    "lstm": ("i", "f", "g", "o"),
-    "gru": ("r", "z", "n"),
-    "rnn_tanh": (),
-    "rnn_relu": (),
-    "lstm_peephole": ("i", "f", "g", "o"),
-    "lstm_1997": ("i", "g", "o"),
-    "cifg": ("i", "g", "o"),
-    "no_input_gate": ("f", "g", "o"),
-    "no_output_gate": ("i", "f", "g"),
-    "no_input_activation": ("i", "f", "g", "o"),
-    "no_output_activation": ("i", "f", "g", "o"),
-    "ungated": (),
-    "cell_as_input": ("i", "f", "g", "u"),
-}
+# tests/reference.py), as the core names them: LSTM ("i", "f", "g", "o"), GRU ("r", "z", "n"),
+# () for the one-block cells (RNN, ungated). "u" is cell_as_input's pre-activation of
+# h = tanh(pre_u + W_ch c_t).
+GATE_BLOCKS = {cell: tuple(_core.cell_info(cell)["blocks"]) for cell in _core.CELLS}
 
 
 def _is_layer(obj: Any) -> bool:
@@ -188,26 +176,25 @@ def gate_trace(estimator_or_layer: Any, X: Any) -> dict:
     out = {k: np.ascontiguousarray(np.swapaxes(v, 0, 1)) for k, v in trace.items()}
     for j, name in enumerate(GATE_BLOCKS[layer.cell]):
         out[name] = out["gates"][..., j * H:(j + 1) * H]
-    if layer.cell == "cifg":
+    if _core.cell_info(layer.cell)["keep"] == "1-i":  # cifg's coupled forget gate
         out["f"] = 1.0 - out["i"]
     return out
 
 
 def _keep_factor(layer: "nn.Recurrent", gates: np.ndarray) -> Optional[np.ndarray]:
-    """The per-step factor by which the carried state is kept: the forget gate f (cifg: 1 - i;
-    lstm_1997: 1), the GRU's update gate z; None for cells without one (RNN, ungated)."""
-    H, cell = layer.hidden_size, layer.cell
-    blocks = GATE_BLOCKS[cell]
-    if "f" in blocks:
-        j = blocks.index("f")
-        return gates[..., j * H:(j + 1) * H]
-    if cell == "cifg":
-        return 1.0 - gates[..., :H]
-    if cell == "lstm_1997":
+    """The per-step factor by which the carried state is kept, as the core describes the cell
+    (cell_info's "keep"): the forget gate f (cifg: 1 - i; lstm_1997: 1), the GRU's update gate
+    z; None for cells without one (RNN, ungated)."""
+    H = layer.hidden_size
+    blocks = GATE_BLOCKS[layer.cell]
+    keep = _core.cell_info(layer.cell)["keep"]
+    if keep is None:
+        return None
+    if keep == "1":
         return np.ones(gates.shape[:-1] + (H,))
-    if cell == "gru":
-        return gates[..., H:2 * H]
-    return None
+    j = blocks.index(keep[-1])  # "f", "z", or "i" of "1-i"
+    block = gates[..., j * H:(j + 1) * H]
+    return 1.0 - block if keep == "1-i" else block
 
 
 def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None, *, of: str = "loss") -> dict:

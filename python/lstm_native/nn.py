@@ -29,8 +29,7 @@ import numpy as np
 
 from . import _core
 from ._locks import ForkSafeLock
-from ._memory import (check_memory, fits_without_checking, needs_copy, peek_shape,
-                      recurrent_param_count, unit_workspace)
+from ._memory import check_memory, fits_without_checking, needs_copy, peek_shape
 
 # The core's cells: LSTM, GRU, Elman RNN (tanh, relu), the LSTM variants of Greff et al.
 # ("LSTM: A Search Space Odyssey") and the two gate-free alternatives (see cells.hpp).
@@ -110,8 +109,8 @@ class Recurrent:
             int(input_size), int(hidden_size), int(num_layers))
         self.bias = bool(bias)
         # parameters, their packed copy in the core and a gradient: refuse before allocating
-        P = recurrent_param_count(self.cell, self.input_size, self.hidden_size,
-                                  self.num_layers, bias=self.bias)
+        P = core_cls.count_params(self.cell, self.input_size, self.hidden_size,
+                                  self.num_layers, self.bias)
         check_memory([("parameters, packed weights and gradients", 3 * P * self.dtype.itemsize)],
                      f"{type(self).__name__}(input_size={self.input_size}, hidden_size="
                      f"{self.hidden_size}, num_layers={self.num_layers}) with {P} parameters")
@@ -213,7 +212,7 @@ class Recurrent:
         parts = [
             ("converted input", B * T * D * item if needs_copy(x, self.dtype) else 0),
             ("outputs", (B * T * H + 2 * L * B * H) * item),
-            ("workspace", unit_workspace(self.cell, max(D, H), H, B, T, train, layers=L) * item),
+            ("workspace", self._core.workspace_elements(B, T, train) * item),
             ("input gradient", B * T * D * item if train else 0),
         ]
         if fits_without_checking(sum(n for _, n in parts)):

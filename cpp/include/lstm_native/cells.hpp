@@ -1,25 +1,34 @@
 // Pointwise math of each recurrent cell: the only code that differs between LSTM, GRU and RNN.
 //
-// The sequence driver (sequence.hpp) computes, for one timestep and the n running sequences,
-//   gates = x_t W_ihᵀ + b_ih      [n, G*H]  (hoisted out of the step loop: one GEMM per chunk of steps)
+// The step (step.hpp) computes, for one timestep and the n running sequences,
+//   gates = x_t W_ihᵀ + b_ih      [n, G*H]  (in a sequence: hoisted out of the step loop, one
+//                                            GEMM per chunk of steps)
 //   gh    = h_{t-1} W_hhᵀ + b_hh  [n, G*H]  (one GEMM per step for all gates and rows)
-// and hands both to a cell, which writes the new state h, c [n, H] and overwrites `gates` with
-// the activated gates, which is what its backward needs (plus kExtra*H values per row in
-// `extra`, e.g. GRU's gh_n). Keeping the activations where the pre-activations were saves a
-// buffer and its memory traffic. Gate blocks inside G*H are in PyTorch's order.
+// and hands both to a cell in a StepIO, and the cell writes the new state h, c [n, H] and
+// overwrites `gates` with the activated gates, which is what its backward needs (plus kExtra*H
+// values per row in `extra`, e.g. GRU's gh_n). Keeping the activations where the
+// pre-activations were saves a buffer and its memory traffic. Gate blocks inside G*H are in
+// PyTorch's order; kBlocks names them.
 //
-// backward() receives the activated gates, dh = dL/dh_t [n, H] (from the output and from
-// step t+1) and, for cells with a cell state, dc = dL/dc_t [n, H], and writes
+// backward() receives a StepGrad: the activated gates, dh = dL/dh_t [n, H] (from the output and
+// from step t+1) and, for cells with a cell state, dc = dL/dc_t [n, H], and writes
 //   gates (in place) = dL/dgx [n, G*H]  (feeds dW_ih, db_ih and dx)
 //   dgh = dL/dgh  [n, G*H]  (feeds dW_hh, db_hh and dh_{t-1} through W_hh); written only when
-//                           kSeparateGh, otherwise the driver uses dL/dgx for both
-//   dh_prev [n, H] = the part of dL/dh_{t-1} that does not pass through W_hh (GRU's z h_{t-1})
+//                           kSeparateGh, otherwise dgh is `gates` itself
+//   dh_prev [n, H] = the part of dL/dh_{t-1} that does not pass through W_hh (GRU's z dh)
 //   dc (in place) = dL/dc_{t-1}
-// Each row is one fused SIMD pass (lanes.hpp); everything is elementwise.
+// Each row is one fused SIMD pass (lanes.hpp); everything is elementwise, except in the two
+// cells that also read the cell state through a matrix W_ch [H, H] (kCellGemm: "ungated" and
+// "cell_as_input"): they run that product themselves, forward (gc = c W_chᵀ, W_chᵀ packed in
+// StepIO::w_ch) and backward (dc += dgc W_ch, W_ch packed in StepGrad::w_ch), and add its
+// weight gradient after the time loop (add_cell_weight_grad). The drivers know nothing of it.
 #pragma once
 
 #include "lanes.hpp"
+#include "packed.hpp"
 #include "types.hpp"
+
+#include <string>
 
 namespace lstm_native {
 
@@ -31,21 +40,81 @@ enum class CellKind : int {
   kNoOutputActivation, kUngated, kCellAsInput,
 };
 
-// Where a cell's optional "cell GEMM" gc = c · W_chᵀ (W_ch [H, H], parameter weight_ch) reads c:
-enum CellGemm : int { kNoCellGemm = 0, kCellGemmFromPrev = 1, kCellGemmFromNew = 2 };
+// How a cell keeps its carried state from step to step, the factor diagnostics multiply along
+// the way (python/lstm_native/diagnostics.py): the "f" block, 1 - the "i" block (coupled
+// gates), 1 (no forget gate), the GRU's update gate "z", or none (the state is rewritten).
+enum class Keep : int { kNone = 0, kForget, kOneMinusInput, kOne, kUpdate };
+
+// One timestep of one layer on n rows, forward: what the step (step.hpp) and the cell read
+// and write. Pointers to rows are row-major with H (or G*H) columns; null where unused.
+template <class S>
+struct StepIO {
+  Index n = 0, H = 0;
+  const S* x = nullptr;      // [n, D_l] input rows; null: `gates` already holds x W_ihᵀ + b_ih
+  S* gates = nullptr;        // [n, G*H] in: x W_ihᵀ + b_ih; out: the activated gates
+  S* gh = nullptr;           // [n, G*H] h_{t-1} W_hhᵀ + b_hh (written by the step)
+  const S* h_prev = nullptr; // [n, H]
+  const S* c_prev = nullptr; // [n, H] (cells with a cell state)
+  S* h = nullptr;            // [n, H] h_t
+  S* c = nullptr;            // [n, H] c_t; may be c_prev itself (updated in place, streams)
+  S* extra = nullptr;        // [n, kExtra*H] saved for backward
+  S* scratch = nullptr;      // [n, kScratch*H] the cell's own temporaries (gc)
+  const S* cw = nullptr;     // [kCellParams*H] the cell's parameter vectors (peepholes)
+  const PackedMatrix<S>* w_ch = nullptr;  // W_chᵀ [H, H] packed (kCellGemm cells)
+};
+
+// One timestep backward (see the top of this file).
+template <class S>
+struct StepGrad {
+  Index n = 0, H = 0;
+  S* gates = nullptr;        // [n, G*H] in: activated gates; out: dL/dgx
+  S* dgh = nullptr;          // [n, G*H] out: dL/dgh (kSeparateGh; otherwise == gates)
+  const S* extra = nullptr;  // [n, kExtra*H] what forward saved
+  const S* h_prev = nullptr; // [n, H] h_{t-1}
+  const S* c_prev = nullptr; // [n, H] c_{t-1}
+  const S* h = nullptr;      // [n, H] h_t
+  const S* c = nullptr;      // [n, H] c_t
+  S* dh = nullptr;           // [n, H] in: dL/dh_t; the step then overwrites it with dL/dh_{t-1}
+  S* dc = nullptr;           // [n, H] in: dL/dc_t; out: dL/dc_{t-1} (cells with a cell state)
+  S* dh_prev = nullptr;      // [n, H] out: the direct part of dL/dh_{t-1}
+  const S* cw = nullptr;     // [kCellParams*H] peepholes
+  S* dcw = nullptr;          // [kCellParams*H] their gradient (+=)
+  S* dc_total = nullptr;     // [n, H] out if not null: the complete dL/dc_t (diagnostics)
+  const PackedMatrix<S>* w_ch = nullptr;  // W_ch [H, H] packed (kCellGemm cells)
+};
 
 // Defaults every cell inherits; a cell overrides what it uses.
 struct CellTraits {
   static constexpr int kExtra = 0;                 // values per row saved besides the gates
+  static constexpr int kScratch = 0;               // values per row of temporaries (StepIO)
   static constexpr bool kSeparateGh = false;       // dL/dgh differs from dL/dgx
   static constexpr int kCellParams = 0;            // [H] parameter vectors (peepholes)
-  static constexpr int kCellGemm = kNoCellGemm;
-  static constexpr int kCellGemmBlock = 0;         // gate block that gc is added to
+  static constexpr bool kCellGemm = false;         // a weight_ch [H, H] read through c
+  // The pointwise math of unit j reads only unit j of every input (no [H] parameter vectors,
+  // no product mixing the units): a step may run it on a slice of the units (step.hpp).
+  static constexpr bool kUnitwise = true;
   static constexpr int kForgetBlock = -1;          // block of a forget gate (for its bias init)
+  static constexpr Keep kKeep = Keep::kNone;
   // Where a trace finds the activated gates: 0 = the gates buffer; cells with one block that
   // keep no activation there report their state instead: 1 = h (RNN), 2 = c (ungated).
   static constexpr int kTraceFrom = 0;
+  static std::string blocks() { return ""; }       // gate block names, one letter each
+
+  // dW_ch += ... after the time loop (kCellGemm cells): dgx [T*n, G*H] (dL/dgx of every step),
+  // cs [T+1, n, H] (c_{-1} .. c_{T-1}). Nothing for the others.
+  template <class S>
+  static void add_cell_weight_grad(const S* dgx, const S* cs, Index Tn, Index n, Index H,
+                                   S* dw_ch) {}
 };
+
+// dW_ch [H, H] += dgc [Tn, H]ᵀ · c [Tn, H], dgc a column block of dgx with row stride ld: the
+// weight gradient of a cell GEMM gc = c W_chᵀ over all steps at once.
+template <class S>
+void add_cell_gemm_grad(const S* dgc, Index ld, const S* c, Index Tn, Index H, S* dw_ch) {
+  using Strided = Eigen::Map<const RowMatrix<S>, Eigen::Unaligned, Eigen::OuterStride<>>;
+  Strided Dgc(dgc, Tn, H, Eigen::OuterStride<>(ld));
+  MatMap<S>(dw_ch, H, H).noalias() += Dgc.transpose() * ConstMatMap<S>(c, Tn, H);
+}
 
 // The LSTM family: one template, switched by which gates and activations exist. Gate blocks
 // are stored in the order i, f, g, o, leaving out the absent ones.
@@ -67,11 +136,24 @@ struct LstmFamily : CellTraits {
   static constexpr int kForgetBlock = kOwnF ? kBlockF : -1;
   static constexpr bool kHasCell = true;
   static constexpr int kCellParams = kPeep ? 3 : 0;  // w_ci, w_cf, w_co
+  static constexpr bool kUnitwise = !kPeep;  // the peepholes are [H] vectors
+  static constexpr Keep kKeep = kOwnF      ? Keep::kForget
+                                : kCoupled ? Keep::kOneMinusInput
+                                           : Keep::kOne;
+  static std::string blocks() {
+    return std::string(kI ? "i" : "") + (kOwnF ? "f" : "") + "g" + (kO ? "o" : "");
+  }
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const gh = io.gh;
+    const S* const c_prev = io.c_prev;
+    S* const h = io.h;
+    S* const c = io.c;
+    const S* const cw = io.cw;
     const Index GH = kGates * H;
     for (Index r = 0; r < n; ++r) {
       S* x = gates + r * GH;
@@ -119,10 +201,18 @@ struct LstmFamily : CellTraits {
   //   coupled f = 1-i: dî = dc (g - c_{t-1}) i(1-i)
   //   dc_{t-1} = dc f + w_ci dî + w_cf df̂;   dw_ci += dî c_{t-1}, dw_cf += df̂ c_{t-1}, dw_co += dô c_t
   template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const c_prev = io.c_prev;
+    const S* const c = io.c;
+    const S* const dh_in = io.dh;
+    S* const dc_io = io.dc;
+    S* const dh_prev = io.dh_prev;
+    const S* const cw = io.cw;
+    S* const dcw = io.dcw;
+    S* const dc_total = io.dc_total;
     const Index GH = kGates * H;
     for (Index r = 0; r < n; ++r) {
       S* d = gates + r * GH;
@@ -177,18 +267,26 @@ struct LstmFamily : CellTraits {
 using LstmCell = LstmFamily<true, true, false, true, true, true, false>;
 
 // The first alternative: no gates; the new cell state is one network of (x_t, h_{t-1}, c_{t-1}):
-//   c_t = tanh(gx + gh + c_{t-1} W_chᵀ),   h_t = tanh(c_t)
-// (gc = c_{t-1} W_chᵀ comes from the driver's cell GEMM.) Nothing saved besides c and h.
+//   gc = c_{t-1} W_chᵀ,   c_t = tanh(gx + gh + gc),   h_t = tanh(c_t)
+// Nothing saved besides c and h; gc [n, H] is scratch.
 struct UngatedCell : CellTraits {
   static constexpr int kGates = 1;
   static constexpr bool kHasCell = true;
-  static constexpr int kCellGemm = kCellGemmFromPrev;
+  static constexpr bool kCellGemm = true;
+  static constexpr bool kUnitwise = false;
+  static constexpr int kScratch = 1;
   static constexpr int kTraceFrom = 2;  // the one "gate" is the new cell state
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H;
+    const S* const gates = io.gates;
+    const S* const gh = io.gh;
+    S* const gc = io.scratch;
+    S* const c = io.c;
+    S* const h = io.h;
+    io.w_ch->multiply(io.c_prev, H, n, gc, H);  // before c (possibly c_prev itself) is written
     for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
       using V = decltype(v);
       const V ct = lanes::tanh(padd(padd(load<V>(gates + j), load<V>(gh + j)), load<V>(gc + j)));
@@ -197,13 +295,19 @@ struct UngatedCell : CellTraits {
     });
   }
 
-  // dc_t += dh (1 - h²);  dâ = dc_t (1 - c_t²) goes to gx, gh and gc; the driver adds
-  // dâ W_ch to dc_{t-1} (there is no direct path from c_{t-1} to c_t).
+  // dc_t += dh (1 - h²);  dâ = dc_t (1 - c_t²) goes to gx, gh and gc; there is no direct path
+  // from c_{t-1} to c_t, so dc_{t-1} = dâ W_ch.
   template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const h = io.h;
+    const S* const c = io.c;
+    const S* const dh_in = io.dh;
+    S* const dc_io = io.dc;
+    S* const dh_prev = io.dh_prev;
+    S* const dc_total = io.dc_total;
     for_lanes<S>(n * H, [&](auto v, Index j) {
       using V = decltype(v);
       const V one = set<V>(1);
@@ -214,26 +318,42 @@ struct UngatedCell : CellTraits {
       store(dc_io + j, pzero(dc));
       store(dh_prev + j, pzero(dh));
     });
+    io.w_ch->multiply_add(gates, H, n, dc_io, H);  // dc_{t-1} = dâ W_ch
+  }
+
+  // gc = c_{t-1} W_chᵀ: dW_ch += dâᵀ c_{t-1} (slots 0..T-1 of cs)
+  template <class S>
+  static void add_cell_weight_grad(const S* dgx, const S* cs, Index Tn, Index n, Index H,
+                                   S* dw_ch) {
+    add_cell_gemm_grad(dgx, H, cs, Tn, H, dw_ch);
   }
 };
 
 // The second alternative: the gates write the cell as in an LSTM, but the cell feeds a network
 // instead of scaling h through an output gate. Gate blocks (i, f, g, u):
-//   i, f, g as the LSTM;  c_t = f c_{t-1} + i g;  h_t = tanh(pre_u + c_t W_chᵀ)
-// forward() computes c_t and leaves pre_u in block u; the driver then forms gc = c_t W_chᵀ and
-// finish() computes h_t. Saved: i, f, g (and pre_u, overwritten in backward).
+//   i, f, g as the LSTM;  c_t = f c_{t-1} + i g;  gc = c_t W_chᵀ;  h_t = tanh(pre_u + gc)
+// Saved: i, f, g and pre_u (overwritten in backward); gc [n, H] is scratch.
 struct CellAsInputCell : CellTraits {
   static constexpr int kGates = 4;
   static constexpr bool kHasCell = true;
-  static constexpr int kCellGemm = kCellGemmFromNew;
-  static constexpr int kCellGemmBlock = 3;
+  static constexpr bool kCellGemm = true;
+  static constexpr bool kUnitwise = false;
+  static constexpr int kScratch = 1;
   static constexpr int kForgetBlock = 1;
+  static constexpr int kBlockU = 3;
+  static constexpr Keep kKeep = Keep::kForget;
+  static std::string blocks() { return "ifgu"; }
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
-    const Index GH = 4 * H;
+    const Index n = io.n, H = io.H, GH = 4 * H;
+    S* const gates = io.gates;
+    const S* const gh = io.gh;
+    const S* const c_prev = io.c_prev;
+    S* const c = io.c;
+    S* const h = io.h;
+    S* const gc = io.scratch;
     for (Index r = 0; r < n; ++r) {
       S* x = gates + r * GH;
       const S* y = gh + r * GH;
@@ -248,40 +368,37 @@ struct CellAsInputCell : CellTraits {
         store(c + r * H + j, pmadd(f, load<V>(c_prev + r * H + j), pmul(i, g)));
       });
     }
-  }
-
-  template <class S>
-  static void finish(Index n, Index H, const S* gates, const S* gc, S* h) {
-    using namespace lanes;
+    io.w_ch->multiply(c, H, n, gc, H);  // gc = c_t W_chᵀ
     for (Index r = 0; r < n; ++r)
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         store(h + r * H + j,
-              lanes::tanh(padd(load<V>(gates + r * 4 * H + 3 * H + j), load<V>(gc + r * H + j))));
+              lanes::tanh(padd(load<V>(gates + r * GH + 3 * H + j), load<V>(gc + r * H + j))));
       });
   }
 
-  // First, before the driver adds dû W_ch to dc_t: dû = dh (1 - h²) into block u.
+  // h_t = tanh(pre_u + c_t W_chᵀ): first dû = dh (1 - h²) into block u and dc_t += dû W_ch;
+  // then the LSTM part with dc_t complete: dî = dc g i(1-i), df̂ = dc c_{t-1} f(1-f),
+  // dĝ = dc i (1-g²), dc_{t-1} = dc f.
   template <class S>
-  static void backward_new(Index n, Index H, S* gates, const S* h, const S* dh_in) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H, GH = 4 * H;
+    S* const gates = io.gates;
+    const S* const c_prev = io.c_prev;
+    const S* const h = io.h;
+    const S* const dh_in = io.dh;
+    S* const dc_io = io.dc;
+    S* const dh_prev = io.dh_prev;
+    S* const dc_total = io.dc_total;
     for (Index r = 0; r < n; ++r)
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V ht = load<V>(h + r * H + j);
-        store(gates + r * 4 * H + 3 * H + j,
+        store(gates + r * GH + 3 * H + j,
               pmul(load<V>(dh_in + r * H + j), psub(set<V>(1), pmul(ht, ht))));
       });
-  }
-
-  // Then the LSTM part with dc_t complete: dî = dc g i(1-i), df̂ = dc c_{t-1} f(1-f),
-  // dĝ = dc i (1-g²), dc_{t-1} = dc f.
-  template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
-    using namespace lanes;
-    const Index GH = 4 * H;
+    io.w_ch->multiply_add(gates + kBlockU * H, GH, n, dc_io, H);
     for (Index r = 0; r < n; ++r) {
       S* d = gates + r * GH;
       for_lanes<S>(H, [&](auto v, Index j) {
@@ -298,6 +415,13 @@ struct CellAsInputCell : CellTraits {
       });
     }
   }
+
+  // gc = c_t W_chᵀ: dW_ch += dûᵀ c_t (block u of dgx; slots 1..T of cs)
+  template <class S>
+  static void add_cell_weight_grad(const S* dgx, const S* cs, Index Tn, Index n, Index H,
+                                   S* dw_ch) {
+    add_cell_gemm_grad(dgx + kBlockU * H, 4 * H, cs + n * H, Tn, H, dw_ch);
+  }
 };
 
 // GRU, gates (r, z, n), PyTorch's form (r applied after the recurrent product):
@@ -309,11 +433,18 @@ struct GruCell : CellTraits {
   static constexpr int kExtra = 1;
   static constexpr bool kHasCell = false;
   static constexpr bool kSeparateGh = true;
+  static constexpr Keep kKeep = Keep::kUpdate;
+  static std::string blocks() { return "rzn"; }
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const gh = io.gh;
+    const S* const h_prev = io.h_prev;
+    S* const h = io.h;
+    S* const extra = io.extra;
     const Index GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
       S* x = gates + r * GH;
@@ -337,10 +468,15 @@ struct GruCell : CellTraits {
   // dn = dh(1-z), dz = dh(h_{t-1} - n), dh_{t-1} (direct) = dh z;  dn̂ = dn(1-n²):
   // dgx_n = dn̂, dgh_n = dn̂ r;  dr̂ = dn̂ gh_n r(1-r) and dẑ = dz z(1-z) go to both gx and gh.
   template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    S* const dgh = io.dgh;
+    const S* const extra = io.extra;
+    const S* const h_prev = io.h_prev;
+    const S* const dh_in = io.dh;
+    S* const dh_prev = io.dh_prev;
     const Index GH = 3 * H;
     for (Index r = 0; r < n; ++r) {
       S* dx = gates + r * GH;
@@ -374,9 +510,12 @@ struct RnnCell : CellTraits {
   static constexpr int kTraceFrom = 1;  // the one "gate" is h_t
 
   template <class S>
-  static void forward(Index n, Index H, S* gates, const S* gh, const S* h_prev,
-                      const S* c_prev, S* h, S* c, S* extra, const S* cw, const S* gc) {
+  static void forward(const StepIO<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const gh = io.gh;
+    S* const h = io.h;
     lanes::for_lanes<S>(n * H, [&](auto v, Index j) {  // rows are contiguous: one long row
       using V = decltype(v);
       const V pre = padd(load<V>(gates + j), load<V>(gh + j));
@@ -389,10 +528,13 @@ struct RnnCell : CellTraits {
 
   // tanh' = 1 - h², relu' = [h > 0].
   template <class S>
-  static void backward(Index n, Index H, S* gates, const S* extra, const S* h_prev,
-                       const S* c_prev, const S* h, const S* c, const S* dh_in, S* dc_io,
-                       S* dgh, S* dh_prev, const S* cw, S* dcw, S* dc_total) {
+  static void backward(const StepGrad<S>& io) {
     using namespace lanes;
+    const Index n = io.n, H = io.H;
+    S* const gates = io.gates;
+    const S* const h = io.h;
+    const S* const dh_in = io.dh;
+    S* const dh_prev = io.dh_prev;
     lanes::for_lanes<S>(n * H, [&](auto v, Index j) {
       using V = decltype(v);
       const V y = load<V>(h + j), dh = load<V>(dh_in + j);
@@ -429,14 +571,27 @@ decltype(auto) dispatch_cell(CellKind k, F&& f) {
   throw ArgumentError("unknown cell kind");
 }
 
-inline int num_gates(CellKind k) {
-  return dispatch_cell(k, [](auto c) { return int(decltype(c)::kGates); });
+// A cell's structure as plain values (what cell_info reports, and what the layout and the
+// workspace sizes read).
+struct CellShape {
+  int gates, extra, scratch, cell_params, forget_block;
+  bool has_cell, separate_gh, cell_gemm;
+  Keep keep;
+};
+inline CellShape cell_shape(CellKind k) {
+  return dispatch_cell(k, [](auto c) {
+    using C = decltype(c);
+    return CellShape{C::kGates, C::kExtra, C::kScratch, C::kCellParams, C::kForgetBlock,
+                     C::kHasCell, C::kSeparateGh, C::kCellGemm, C::kKeep};
+  });
 }
-inline bool has_cell_state(CellKind k) {
-  return dispatch_cell(k, [](auto c) { return decltype(c)::kHasCell; });
+inline int num_gates(CellKind k) { return cell_shape(k).gates; }
+inline bool has_cell_state(CellKind k) { return cell_shape(k).has_cell; }
+inline std::string cell_blocks(CellKind k) {
+  return dispatch_cell(k, [](auto c) { return decltype(c)::blocks(); });
 }
 
-// Names as the Python side spells them.
+// Names as the Python side spells them; kCellAliases: other accepted spellings.
 inline const char* const* cell_names() {
   static const char* const names[] = {
       "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_peephole", "lstm_1997", "cifg",
@@ -444,13 +599,23 @@ inline const char* const* cell_names() {
       "ungated", "cell_as_input", nullptr};
   return names;
 }
+struct CellAlias {
+  const char* alias;
+  const char* name;
+};
+inline constexpr CellAlias kCellAliases[] = {{"rnn", "rnn_tanh"}};
+
 inline const char* cell_name(CellKind k) { return cell_names()[static_cast<int>(k)]; }
-inline CellKind parse_cell(const std::string& s) {
+inline CellKind parse_cell(const std::string& given) {
+  std::string s = given;
+  for (const auto& a : kCellAliases)
+    if (s == a.alias) s = a.name;
   for (int i = 0; cell_names()[i]; ++i)
     if (s == cell_names()[i]) return static_cast<CellKind>(i);
   std::string all;
   for (int i = 0; cell_names()[i]; ++i) all += std::string(i ? ", " : "") + "'" + cell_names()[i] + "'";
-  throw ArgumentError("cell must be one of " + all + ", got '" + s + "'");
+  for (const auto& a : kCellAliases) all += std::string(", '") + a.alias + "'";
+  throw ArgumentError("cell must be one of " + all + ", got '" + given + "'");
 }
 
 }  // namespace lstm_native

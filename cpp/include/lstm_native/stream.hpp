@@ -1,33 +1,39 @@
-// Stream<S>: a trained Model run one timestep at a time, with its state kept here between calls.
+// Stream<S>: a trained model's network run one timestep at a time, with its state kept here
+// between calls.
 //
 // For online use (a sensor sample arrives, a prediction leaves) the per-call cost is what
-// matters, so everything is prepared at construction: every layer's W_ihᵀ+b_ih, W_hhᵀ+b_hh and
-// the head are packed for the small GEMM (packed.hpp), and the state and scratch buffers are
-// allocated. step() then allocates nothing:
-//   for each layer l:  gx = x W_ihᵀ + b_ih,  gh = h_l W_hhᵀ + b_hh   [B, G*H]
-//                      (h_l, c_l) = cell(gx, gh, h_l, c_l)
-//                      (large steps on two threads, each on half the columns; stream.cpp)
+// matters, so everything is prepared at construction: the layers are a Stack (stack.hpp) whose
+// weights are packed once from a copy of the parameters, the head is packed for the small GEMM
+// (packed.hpp), and the state and scratch buffers are allocated. step() then allocates nothing:
+//   for each layer l:  (h_l, c_l) = the step of stack.hpp/step.hpp on (x, h_l, c_l)
+//                      (gx = x W_ihᵀ + b_ih, gh = h_l W_hhᵀ + b_hh, the cell; large steps on
+//                      two threads, each on half of the columns or, at batch 1, of the units)
 //                      x = h_l
 //   out = h_{L-1} W_headᵀ + b_head                                   [B, O]
 // This equals the model's output for the sequence seen so far (sequence-to-one models) or for
 // the last step (return_sequences). Bidirectional models cannot stream (they need the future).
+//
+// Buffers: h [2][L, B, H] (double-buffered: a step reads slot cur and writes the other, so a
+// layer's h_{t-1} stays intact while two threads write h_t), c [L, B, H] (updated in place:
+// each unit's c is read and written by the same thread), gx, gh [B, G*H] (the gates of one
+// step, then their activations), extra [B, kExtra*H] (at least 1), scratch [B, kScratch*H].
 #pragma once
 
-#include "model.hpp"
+#include "config.hpp"
 #include "packed.hpp"
+#include "stack.hpp"
 #include "threads.hpp"
 #include "types.hpp"
-
-#include <vector>
 
 namespace lstm_native {
 
 template <class S>
 class Stream {
  public:
-  // Copies what it needs from params (layout of `model`); later changes to params do not
-  // affect the stream. batch: number of independent streams stepped together.
-  Stream(const Model<S>& model, const S* params, Index batch);
+  // Copies what it needs from params (ModelLayout(cfg)); later changes to params do not affect
+  // the stream. batch: number of independent streams stepped together; threads: see
+  // set_num_threads.
+  Stream(const ModelConfig& cfg, const S* params, Index batch, int threads = 0);
 
   Index batch() const { return B_; }
   Index input_size() const { return cfg_.input_size; }
@@ -39,29 +45,21 @@ class Stream {
   // x [B, D] -> out [B, O] (raw: values or logits); advances the state.
   void step(const S* x, S* out);
   void reset();  // zero state
-  // Threads for a step (the model's setting at construction; 0 = the default). Only steps
-  // with at least kMinSplit multiply-adds use two: below that the hand-off costs more.
+  // Threads for a step (0 = the default). Only steps with at least kMinSplit multiply-adds
+  // (step.hpp) use two: below that the hand-off costs more.
   void set_num_threads(int n) { threads_ = n > 0 ? n : default_num_threads(); }
   int num_threads() const { return threads_; }
-  static constexpr Index kMinSplit = Index(1) << 16;
-  // State [L, B, H] (h; c for LSTM), for saving and restoring.
+  // State [L, B, H] (h; c for cells with a cell state), for saving and restoring.
   S* h() { return h_.data() + cur_ * cfg_.num_layers * B_ * cfg_.hidden_size; }
   S* c() { return c_.data(); }
 
  private:
-  template <class Cell>
-  void step_impl(const S* x, S* out);
-
   ModelConfig cfg_;
-  Index B_, G_;
+  Index B_;
   int threads_ = 1;
-  std::vector<PackedMatrix<S>> wih_, whh_, wch_;  // [L]
-  std::vector<Buffer<S>> cw_;                      // [L]: the cells' [H] parameter vectors
+  Stack<S> stack_;
   PackedMatrix<S> head_;
-  // h_ [2][L, B, H]: the state read by a step (slot cur_) and the one it writes; c_ [L, B, H]
-  // (updated in place: each unit's c is read and written by the same thread). gx_, gh_
-  // [B, G*H]: the gates of one step, then their activations.
-  Buffer<S> h_, c_, gx_, gh_, gc_, extra_;
+  Buffer<S> h_, c_, gx_, gh_, extra_, scratch_;
   Index cur_ = 0;
 };
 

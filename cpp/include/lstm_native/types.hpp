@@ -7,8 +7,11 @@
 #include <Eigen/Core>
 
 #include <cstddef>
+#include <limits>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lstm_native {
@@ -55,5 +58,40 @@ struct ArgumentError : std::invalid_argument {
 inline void require(bool ok, const std::string& what) {
   if (!ok) throw ArgumentError(what);
 }
+
+// Thrown when sizes are too large to represent or to hold (parameter or element counts beyond
+// 64 bits, a network beyond what this build accepts); the bindings turn it into MemoryError.
+class TooLarge : public std::bad_alloc {
+ public:
+  explicit TooLarge(std::string what) : what_(std::move(what)) {}
+  const char* what() const noexcept override { return what_.c_str(); }
+
+ private:
+  std::string what_;
+};
+
+// A non-negative element count whose + and * throw TooLarge instead of overflowing. Parameter
+// counts and workspace sizes are computed with it from sizes a caller may have made absurd, so
+// that the same code that sizes the buffers can also answer "how much?" for any request.
+struct Count {
+  Index v = 0;
+  Count() = default;
+  Count(Index n) : v(n) {}  // NOLINT: implicit from Index on purpose: Count(T) * n * H
+
+  friend Count operator+(Count a, Count b) {
+    if (a.v > std::numeric_limits<Index>::max() - b.v) overflow();
+    return Count(a.v + b.v);
+  }
+  friend Count operator*(Count a, Count b) {
+    if (a.v != 0 && b.v > std::numeric_limits<Index>::max() / a.v) overflow();
+    return Count(a.v * b.v);
+  }
+  Count& operator+=(Count b) { return *this = *this + b; }
+
+ private:
+  [[noreturn]] static void overflow() {
+    throw TooLarge("sizes too large: an element count exceeds 2^63");
+  }
+};
 
 }  // namespace lstm_native

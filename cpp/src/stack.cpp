@@ -1,0 +1,553 @@
+// The sequence driver shared by every cell and every user of a Stack: hoisted input GEMM, the
+// timestep of step.hpp on the rows still running, and BPTT with the weight gradients as GEMMs
+// over all timesteps after the time loop. See stack.hpp for the buffers.
+#include "lstm_native/stack.hpp"
+
+#include "lstm_native/threads.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <utility>
+
+namespace lstm_native {
+
+namespace {
+template <class V>
+void grow(V& v, Count n) {
+  if (static_cast<Index>(v.size()) < n.v) v.resize(static_cast<std::size_t>(n.v));
+}
+// Multiply-adds in one forward pass; below this a second part (thread) is not worth it.
+constexpr double kMinWorkForTwoParts = 2e6;
+// Elements of input projections computed per chunk in inference (about 256 KiB of float):
+// the cell then reads them back from cache, not from memory.
+constexpr Index kChunkElements = Index(64) << 10;
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Sizes (the one place that says how large each buffer is)
+// ---------------------------------------------------------------------------------------------
+
+Index num_parts(const RunShape& s, Index B, Index T) {
+  const double work = double(B) * double(T) * double(num_gates(s.cell) * s.H) *
+                      double(s.H + s.D) * double(s.L);
+  return (B >= 8 && work >= kMinWorkForTwoParts) ? 2 : 1;
+}
+
+PartSizes part_sizes(const RunShape& s, Index n, Index T, Index P, const RunNeeds& needs) {
+  const CellShape c = cell_shape(s.cell);
+  const Count Tn = Count(T) * n, nH = Count(n) * s.H, GH = Count(c.gates) * s.H;
+  const Count nGH = Count(n) * GH.v;
+  const Index tc = std::clamp<Index>(kChunkElements / std::max<Index>(1, nGH.v), 1, T);
+  const Count states = Count(s.L) * (Count(T) * n + n) * s.H;  // [Lr][T+1, n, H]
+  const Count wmax = std::max(s.D, s.H);
+  PartSizes z;
+  z.x_tm = Tn * s.D;
+  z.hs = states;
+  z.cs = c.has_cell ? states : Count(0);
+  z.gates = needs.train ? Count(s.L) * Tn * GH : Count(tc) * nGH;
+  z.extra = std::max<Index>(1, ((needs.train ? Count(s.L) * Tn : Count(n)) * c.extra * s.H).v);
+  z.gh = nGH;
+  z.scratch = nH * c.scratch;
+  if (!needs.train) return z;
+  z.dy_a = (needs.dy || s.L > 1) ? Tn * wmax : Count(0);
+  z.dy_b = (s.L > 1 || needs.dx) ? Tn * wmax : Count(0);
+  z.dgh = c.separate_gh ? Tn * GH : Count(0);
+  z.dh = z.dc = z.dh_prev = nH;
+  z.dc_total = (needs.dcs && c.has_cell) ? nH : Count(0);
+  z.dparams = P > 1 ? Count(s.params) : Count(0);
+  return z;
+}
+
+Count run_workspace_elements(const RunShape& s, Index B, Index T, const RunNeeds& needs) {
+  if (B < 1 || T < 1) return 0;
+  const Index P = num_parts(s, B, T);
+  Count total = 0;
+  for (Index q = 0; q < P; ++q) {
+    const PartSizes z = part_sizes(s, part_rows(B, P, q), T, P, needs);
+    total += z.forward_total();
+    if (needs.train) total += z.backward_total();
+  }
+  return total;
+}
+
+template <class S>
+Index Run<S>::allocated_elements() const {
+  Index n = 0;
+  for (const Part& p : parts_)
+    for (const Buffer<S>* b : {&p.x_tm, &p.hs, &p.cs, &p.gates, &p.extra, &p.gh, &p.scratch,
+                               &p.dgh, &p.dy_a, &p.dy_b, &p.dh, &p.dc, &p.dh_prev, &p.dc_total,
+                               &p.dparams})
+      n += static_cast<Index>(b->size());
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stack
+// ---------------------------------------------------------------------------------------------
+
+template <class S>
+Stack<S>::Stack(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias,
+                Index dirs)
+    : cell_(cell), D_(input_size), H_(hidden_size), L_(num_layers), dirs_(dirs),
+      G_(num_gates(cell)), bias_(bias) {
+  require(input_size >= 1, "input_size must be >= 1, got " + std::to_string(input_size));
+  require(hidden_size >= 1, "hidden_size must be >= 1, got " + std::to_string(hidden_size));
+  require(num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(num_layers));
+  require(dirs == 1 || dirs == 2, "dirs must be 1 or 2");
+  layout_ = ParamLayout(cell, input_size, hidden_size, num_layers, bias, dirs);
+  packed_.resize(static_cast<std::size_t>(num_layers * dirs));
+}
+
+template <class S>
+Run<S> Stack<S>::make_run(Index l0, Index l1, Index d) const {
+  // A run's parameters must be one range of the flat buffer (its parts' private gradients
+  // cover just that range): all layers of one direction, or one layer of two.
+  require(0 <= l0 && l0 < l1 && l1 <= L_ && 0 <= d && d < dirs_ && (dirs_ == 1 || l1 == l0 + 1),
+          "invalid run of layers");
+  Run<S> r;
+  r.l0_ = l0;
+  r.l1_ = l1;
+  r.d_ = d;
+  return r;
+}
+
+template <class S>
+RunShape Stack<S>::shape(const Run<S>& run) const {
+  const auto& first = layout_.units[unit(run, 0)];
+  const auto& last = layout_.units[unit(run, run.num_layers() - 1)];
+  return RunShape{cell_, first.in, H_, run.num_layers(), last.offset + last.size - first.offset};
+}
+
+template <class S>
+int Stack<S>::threads_for_call(const Run<S>& run) const {
+  const int want = threads_ > 0 ? threads_ : default_num_threads();
+  return std::max(1, std::min<int>(want, static_cast<int>(run.parts_.size())));
+}
+
+template <class S>
+const S* Stack<S>::pack_forward(const S* params) {
+  const std::size_t np = static_cast<std::size_t>(layout_.size);
+  const bool packed_already = packed_from_.size() == np &&
+                              std::memcmp(packed_from_.data(), params, sizeof(S) * np) == 0;
+  if (!packed_already) {
+    packed_from_.assign(params, params + np);
+    const S* src = packed_from_.data();
+    const Index GH = G_ * H_;
+    for (std::size_t u = 0; u < packed_.size(); ++u) {
+      const auto& P = layout_.units[u];
+      packed_[u].hh.pack_transposed(src + P.w_hh, GH, H_, bias_ ? src + P.b_hh : nullptr);
+      packed_[u].ih.pack_transposed(src + P.w_ih, GH, P.in, bias_ ? src + P.b_ih : nullptr);
+      if (P.w_ch >= 0) packed_[u].ch.pack_transposed(src + P.w_ch, H_, H_, nullptr);
+    }
+  }
+  return packed_from_.data();
+}
+
+// Sorts the batch by length and deals the sorted rows out to the parts round-robin, so every
+// part gets a similar mix of lengths and its own rows stay sorted (running rows = a prefix).
+template <class S>
+void Stack<S>::plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths) const {
+  run.order_.resize(static_cast<std::size_t>(B));
+  std::iota(run.order_.begin(), run.order_.end(), Index(0));
+  if (lengths)
+    std::stable_sort(run.order_.begin(), run.order_.end(),
+                     [&](Index a, Index b) { return lengths[a] > lengths[b]; });
+  run.len_.resize(static_cast<std::size_t>(B));
+  for (Index k = 0; k < B; ++k) run.len_[k] = lengths ? Index(lengths[run.order_[k]]) : T;
+
+  const Index P = num_parts(shape(run), B, T);
+  run.parts_.resize(static_cast<std::size_t>(P));
+  for (Index q = 0; q < P; ++q) {
+    Part& p = run.parts_[q];
+    p.r0 = q;
+    p.n = part_rows(B, P, q);
+    p.active.resize(static_cast<std::size_t>(T));
+    Index j = p.n;
+    for (Index t = 0; t < T; ++t) {
+      while (j > 0 && run.len_[q + (j - 1) * P] <= t) --j;
+      p.active[t] = j;
+    }
+  }
+}
+
+template <class S>
+void Stack<S>::forward(Run<S>& run, const S* x, Index B, Index T, const std::int64_t* lengths,
+                       const S* h0, const S* c0, S* y, S* hT, S* cT, bool train) {
+  require(B >= 1, "batch size must be >= 1");
+  require(T >= 1, "number of timesteps must be >= 1");
+  if (lengths)
+    for (Index b = 0; b < B; ++b)
+      require(lengths[b] >= 0 && lengths[b] <= T,
+              "lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
+                  " is outside [0, " + std::to_string(T) + "]");
+  if (packed_from_.empty()) throw std::logic_error("Stack::forward() needs pack_forward() first");
+  run.have_forward_ = false;
+  run.B_ = B;
+  run.T_ = T;
+  plan(run, B, T, lengths);
+  Args a;
+  a.params = packed_from_.data();  // the copy the weights were packed from (see stack.hpp)
+  a.x = x;
+  a.h0 = h0;
+  a.c0 = c0;
+  a.y = y;
+  a.hT = hT;
+  a.cT = cT;
+  dispatch_cell(cell_, [&](auto c) {
+    using Cell = decltype(c);
+    ThreadPool::instance().run(run.num_parts(), threads_for_call(run),
+                               [&](int q) { forward_part<Cell>(run, run.parts_[q], a, train); });
+  });
+  run.have_forward_ = train;
+}
+
+template <class S>
+template <class Cell>
+void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train) {
+  const RunShape rs = shape(run);
+  const Index n = p.n, T = run.T_, H = H_, D = rs.D, GH = G_ * H_, Tn = T * n,
+              P = run.num_parts(), Lr = rs.L;
+  constexpr Index kE = Cell::kExtra;
+  auto seq = [&](Index j) { return run.order_[p.r0 + j * P]; };  // local row -> sequence
+  auto len = [&](Index j) { return run.len_[p.r0 + j * P]; };
+
+  const PartSizes z = part_sizes(rs, n, T, P, RunNeeds{train, false, false, false});
+  grow(p.x_tm, z.x_tm);
+  grow(p.hs, z.hs);
+  grow(p.cs, z.cs);
+  grow(p.gates, z.gates);  // all steps for training, one chunk of tc steps for inference
+  grow(p.extra, z.extra);
+  grow(p.gh, z.gh);
+  grow(p.scratch, z.scratch);
+  // The input projection is hoisted out of the step loop but computed chunk by chunk, tc steps
+  // at a time, so the cell reads it back from cache, not from memory.
+  const Index tc = std::clamp<Index>(kChunkElements / std::max<Index>(1, n * GH), 1, T);
+
+  // x [B, T, D] -> x_tm [T, n, D], zero past each length (keeps padding out of dW_ih).
+  for (Index j = 0; j < n; ++j) {
+    const Index b = seq(j), lj = len(j);
+    for (Index t = 0; t < T; ++t) {
+      S* dst = p.x_tm.data() + (t * n + j) * D;
+      if (t < lj)
+        std::memcpy(dst, a.x + (b * T + t) * D, sizeof(S) * D);
+      else
+        std::fill(dst, dst + D, S(0));
+    }
+  }
+
+  for (Index k = 0; k < Lr; ++k) {  // layer l0 + k of the run
+    const Index u = unit(run, k);
+    const ParamLayout::Unit& Pl = layout_.units[u];
+    const PackedLayer<S>& w = packed_[u];
+    const Index Din = Pl.in;
+    S* hs = p.hs.data() + k * (T + 1) * n * H;
+    S* cs = Cell::kHasCell ? p.cs.data() + k * (T + 1) * n * H : nullptr;
+    S* gates = p.gates.data() + (train ? k * Tn * GH : 0);  // this layer's, kept for backward
+    S* extra = p.extra.data() + (train ? k * Tn * kE * H : 0);
+    const S* in = k == 0 ? p.x_tm.data() : p.hs.data() + ((k - 1) * (T + 1) + 1) * n * H;
+
+    load_state(run, hs, a.h0, p, k);  // initial states
+    if (Cell::kHasCell) load_state(run, cs, a.c0, p, k);
+
+    StepIO<S> io;  // the gates are hoisted (io.x stays null)
+    io.H = H;
+    io.gh = p.gh.data();
+    io.scratch = p.scratch.data();
+    io.cw = Pl.cw >= 0 ? a.params + Pl.cw : nullptr;
+    io.w_ch = &w.ch;
+    for (Index t = 0; t < T; ++t) {
+      const Index na = p.active[t];
+      S* hp = hs + t * n * H;
+      S* hn = hp + n * H;
+      S* cp = Cell::kHasCell ? cs + t * n * H : nullptr;
+      S* cn = Cell::kHasCell ? cp + n * H : nullptr;
+      if (t % tc == 0) {
+        // Gx [m*n, GH] = In [m*n, Din] · W_ihᵀ + b_ih for the m steps of the chunk at once,
+        // with our packed kernel (with Din as small as it usually is, Eigen's GEMM spends more
+        // time packing than multiplying).
+        const Index m = std::min(tc, T - t);
+        w.ih.multiply(in + t * n * Din, Din, m * n, gates + (train ? t : 0) * n * GH, GH);
+      }
+      if (na > 0) {  // the step on the running rows
+        io.n = na;
+        io.gates = gates + (train ? t : t % tc) * n * GH;
+        io.h_prev = hp;
+        io.c_prev = cp;
+        io.h = hn;
+        io.c = cn;
+        io.extra = extra + (train ? t * n * kE * H : 0);
+        step_forward<Cell>(w, io, 1);
+      }
+      if (na < n) {  // finished sequences carry their state unchanged
+        std::memcpy(hn + na * H, hp + na * H, sizeof(S) * (n - na) * H);
+        if (Cell::kHasCell) std::memcpy(cn + na * H, cp + na * H, sizeof(S) * (n - na) * H);
+      }
+    }
+    store_state(run, a.hT, hs + T * n * H, p, k);  // final states of this layer
+    if (Cell::kHasCell) store_state(run, a.cT, cs + T * n * H, p, k);
+  }
+
+  // Last layer's h_t -> y [B, T, H], zero past each length (unless the caller wants only the
+  // final states).
+  if (!a.y) return;
+  const S* hs = p.hs.data() + (Lr - 1) * (T + 1) * n * H;
+  for (Index j = 0; j < n; ++j) {
+    const Index b = seq(j), lj = len(j);
+    for (Index t = 0; t < T; ++t) {
+      S* dst = a.y + (b * T + t) * H;
+      if (t < lj)
+        std::memcpy(dst, hs + ((t + 1) * n + j) * H, sizeof(S) * H);
+      else
+        std::fill(dst, dst + H, S(0));
+    }
+  }
+}
+
+template <class S>
+void Stack<S>::backward(Run<S>& run, const S* params, const S* dy, const S* dhT, const S* dcT,
+                        S* dparams, S* dx, S* dh0, S* dc0, S* dhs, S* dcs) {
+  if (!run.have_forward_)
+    throw std::logic_error("backward() needs a preceding forward() in training mode, and at "
+                           "most one backward() per forward()");
+  // Backward overwrites the saved activations with gradients (stack.hpp, `gates`): a second
+  // backward or a trace() would read gradients as activations. Only a new forward may follow
+  // (also when this backward fails halfway).
+  run.have_forward_ = false;
+  const Index GH = G_ * H_;
+  for (Index k = 0; k < run.num_layers(); ++k) {  // W_hh [GH, H] (and W_ch) packed once
+    const Index u = unit(run, k);
+    const auto& P = layout_.units[u];
+    packed_[u].hh.pack(params + P.w_hh, GH, H_);
+    if (P.w_ch >= 0) packed_[u].ch.pack(params + P.w_ch, H_, H_);
+  }
+  packed_from_.clear();  // the packing now holds W_hh for backward: the next forward packs again
+  Args a;
+  a.params = params;
+  a.dy = dy;
+  a.dhT = dhT;
+  a.dcT = dcT;
+  a.dparams = dparams;
+  a.dx = dx;
+  a.dh0 = dh0;
+  a.dc0 = dc0;
+  a.dhs = dhs;
+  a.dcs = has_cell_state(cell_) ? dcs : nullptr;
+  const Index seq_size = run.num_layers() * run.B_ * run.T_ * H_;
+  if (a.dhs) std::fill(a.dhs, a.dhs + seq_size, S(0));
+  if (a.dcs) std::fill(a.dcs, a.dcs + seq_size, S(0));
+  dispatch_cell(cell_, [&](auto c) {
+    using Cell = decltype(c);
+    ThreadPool::instance().run(run.num_parts(), threads_for_call(run),
+                               [&](int q) { backward_part<Cell>(run, run.parts_[q], a); });
+  });
+  if (run.num_parts() > 1) {  // reduce the parts' weight gradients in a fixed order
+    const RunShape rs = shape(run);
+    S* grad = dparams + layout_.units[unit(run, 0)].offset;
+    for (const Part& p : run.parts_)
+      for (Index i = 0; i < rs.params; ++i) grad[i] += p.dparams[i];
+  }
+}
+
+template <class S>
+template <class Cell>
+void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a) {
+  const RunShape rs = shape(run);
+  const Index n = p.n, T = run.T_, H = H_, D = rs.D, GH = G_ * H_, Tn = T * n,
+              P = run.num_parts(), Lr = rs.L;
+  constexpr Index kE = Cell::kExtra;
+  auto seq = [&](Index j) { return run.order_[p.r0 + j * P]; };
+  auto len = [&](Index j) { return run.len_[p.r0 + j * P]; };
+
+  // dL/d(layer output) buffers, only where needed: the top layer's when dy is given, the lower
+  // layers' (and dx's) when there are any.
+  const PartSizes z = part_sizes(rs, n, T, P, RunNeeds{true, a.dy != nullptr, a.dx != nullptr,
+                                                        a.dcs != nullptr});
+  grow(p.dy_a, z.dy_a);
+  grow(p.dy_b, z.dy_b);
+  grow(p.dgh, z.dgh);
+  grow(p.dh, z.dh);
+  grow(p.dc, z.dc);
+  grow(p.dh_prev, z.dh_prev);
+  grow(p.dc_total, z.dc_total);
+  grow(p.dparams, z.dparams);
+  // The run's weight gradients: the caller's (+=) or, with several parts, this part's own
+  // [rs.params], indexed from the run's first parameter.
+  const Index off0 = layout_.units[unit(run, 0)].offset;
+  S* grad = a.dparams + off0;
+  if (P > 1) {
+    std::fill(p.dparams.begin(), p.dparams.begin() + rs.params, S(0));
+    grad = p.dparams.data();
+  }
+
+  // dy [B, T, H] -> dY [T, n, H], zero past each length; null: no gradient on the outputs.
+  S* dY = a.dy ? p.dy_a.data() : nullptr;  // dL/d(output of layer l)   [T, n, H]
+  S* dIn = p.dy_b.data();                   // dL/d(input of layer l)    [T, n, Din]
+  if (dY)
+    for (Index j = 0; j < n; ++j) {
+      const Index b = seq(j), lj = len(j);
+      for (Index t = 0; t < T; ++t) {
+        S* dst = dY + (t * n + j) * H;
+        if (t < lj)
+          std::memcpy(dst, a.dy + (b * T + t) * H, sizeof(S) * H);
+        else
+          std::fill(dst, dst + H, S(0));
+      }
+    }
+
+  S* dh = p.dh.data();
+  S* dc = p.dc.data();
+  for (Index k = Lr - 1; k >= 0; --k) {
+    const Index u = unit(run, k);
+    const ParamLayout::Unit& Pl = layout_.units[u];
+    const PackedLayer<S>& w = packed_[u];
+    const Index Din = Pl.in;
+    const S* hs = p.hs.data() + k * (T + 1) * n * H;
+    const S* cs = Cell::kHasCell ? p.cs.data() + k * (T + 1) * n * H : nullptr;
+    S* dgx = p.gates.data() + k * Tn * GH;  // activations, overwritten by dL/dgx [T, n, GH]
+    S* dgh = Cell::kSeparateGh ? p.dgh.data() : dgx;
+    const S* extra = p.extra.data() + k * Tn * kE * H;
+    const S* in = k == 0 ? p.x_tm.data() : p.hs.data() + ((k - 1) * (T + 1) + 1) * n * H;
+
+    load_state(run, dh, a.dhT, p, k);  // gradients on the final states
+    if (Cell::kHasCell) load_state(run, dc, a.dcT, p, k);
+
+    StepGrad<S> g;
+    g.H = H;
+    g.dh = dh;
+    g.dc = Cell::kHasCell ? dc : nullptr;
+    g.dh_prev = p.dh_prev.data();
+    g.cw = Pl.cw >= 0 ? a.params + Pl.cw : nullptr;
+    g.dcw = Pl.cw >= 0 ? grad + (Pl.cw - off0) : nullptr;
+    g.dc_total = (a.dcs && Cell::kHasCell) ? p.dc_total.data() : nullptr;
+    g.w_ch = &w.ch;
+    for (Index t = T - 1; t >= 0; --t) {
+      const Index na = p.active[t], row = t * n;
+      if (na > 0) {
+        if (dY) ArrMap<S>(dh, na * H) += ConstArrMap<S>(dY + row * H, na * H);  // + output's
+        if (a.dhs) record(run, a.dhs, p, k, t, dh, na);
+        g.n = na;
+        g.gates = dgx + row * GH;
+        g.dgh = dgh + row * GH;
+        g.extra = extra + row * kE * H;
+        g.h_prev = hs + row * H;
+        g.c_prev = Cell::kHasCell ? cs + row * H : nullptr;
+        g.h = hs + (row + n) * H;
+        g.c = Cell::kHasCell ? cs + (row + n) * H : nullptr;
+        step_backward<Cell>(w, g);  // leaves dL/dh_{t-1} in dh and dL/dc_{t-1} in dc
+        if (g.dc_total) record(run, a.dcs, p, k, t, g.dc_total, na);
+      }
+      // Finished rows: no gradient into the gates; dh and dc pass through unchanged.
+      std::fill(dgx + (row + na) * GH, dgx + (row + n) * GH, S(0));
+      if (Cell::kSeparateGh) std::fill(dgh + (row + na) * GH, dgh + (row + n) * GH, S(0));
+    }
+    store_state(run, a.dh0, dh, p, k);
+    if (Cell::kHasCell) store_state(run, a.dc0, dc, p, k);
+
+    // Weight gradients: one GEMM each over all T*n rows.
+    ConstMatMap<S> Dgx(dgx, Tn, GH), Dgh(dgh, Tn, GH);
+    MatMap<S>(grad + (Pl.w_ih - off0), GH, Din).noalias() +=
+        Dgx.transpose() * ConstMatMap<S>(in, Tn, Din);
+    MatMap<S>(grad + (Pl.w_hh - off0), GH, H).noalias() +=
+        Dgh.transpose() * ConstMatMap<S>(hs, Tn, H);
+    if (bias_) {
+      add_column_sums(dgx, Tn, GH, grad + (Pl.b_ih - off0));
+      add_column_sums(dgh, Tn, GH, grad + (Pl.b_hh - off0));
+    }
+    Cell::add_cell_weight_grad(dgx, cs, Tn, n, H, Pl.w_ch >= 0 ? grad + (Pl.w_ch - off0) : nullptr);
+    if (k == 0 && !a.dx) break;
+    // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1.
+    MatMap<S>(dIn, Tn, Din).noalias() = Dgx * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
+    dY = dIn;  // the next buffer to write is the other one
+    dIn = dIn == p.dy_b.data() ? p.dy_a.data() : p.dy_b.data();
+  }
+  if (a.dx) {  // dY now holds dL/dx [T, n, D]
+    for (Index j = 0; j < n; ++j) {
+      const Index b = seq(j);
+      for (Index t = 0; t < T; ++t)
+        std::memcpy(a.dx + (b * T + t) * D, dY + (t * n + j) * D, sizeof(S) * D);
+    }
+  }
+}
+
+template <class S>
+void Stack<S>::load_state(const Run<S>& run, S* rows, const S* src, const Part& p,
+                          Index k) const {
+  const Index P = run.num_parts(), H = H_, B = run.B_;
+  for (Index j = 0; j < p.n; ++j) {
+    if (src)
+      std::memcpy(rows + j * H, src + (k * B + run.order_[p.r0 + j * P]) * H, sizeof(S) * H);
+    else
+      std::fill(rows + j * H, rows + (j + 1) * H, S(0));
+  }
+}
+
+template <class S>
+void Stack<S>::store_state(const Run<S>& run, S* dst, const S* rows, const Part& p,
+                           Index k) const {
+  if (!dst) return;
+  const Index P = run.num_parts(), H = H_, B = run.B_;
+  for (Index j = 0; j < p.n; ++j)
+    std::memcpy(dst + (k * B + run.order_[p.r0 + j * P]) * H, rows + j * H, sizeof(S) * H);
+}
+
+template <class S>
+void Stack<S>::record(const Run<S>& run, S* out, const Part& p, Index k, Index t, const S* rows,
+                      Index na) const {
+  const Index P = run.num_parts();
+  for (Index j = 0; j < na; ++j) {
+    const Index b = run.order_[p.r0 + j * P];
+    std::memcpy(out + ((k * run.B_ + b) * run.T_ + t) * H_, rows + j * H_, sizeof(S) * H_);
+  }
+}
+
+template <class S>
+void Stack<S>::trace(const Run<S>& run, S* gates, S* h, S* c) const {
+  if (!run.have_forward_)
+    throw std::logic_error("trace() needs a training forward() and no backward() since");
+  const Index T = run.T_, H = H_, GH = G_ * H_, P = run.num_parts(), Lr = run.num_layers();
+  const bool cell = has_cell_state(cell_);
+  const int from = dispatch_cell(cell_, [](auto c) { return decltype(c)::kTraceFrom; });
+  for (const Part& p : run.parts_) {
+    const Index n = p.n;
+    for (Index k = 0; k < Lr; ++k)
+      for (Index j = 0; j < n; ++j) {
+        const Index b = run.order_[p.r0 + j * P], lj = run.len_[p.r0 + j * P];
+        for (Index t = 0; t < T; ++t) {
+          const Index at = (k * run.B_ + b) * T + t;
+          const bool live = t < lj;
+          const Index st = (k * (T + 1) + t + 1) * n + j;  // slot t+1 of layer k
+          if (gates) {
+            S* dst = gates + at * GH;
+            const S* src = from == 0   ? p.gates.data() + ((k * T + t) * n + j) * GH
+                           : from == 1 ? p.hs.data() + st * H
+                                       : p.cs.data() + st * H;
+            if (live)
+              std::memcpy(dst, src, sizeof(S) * GH);
+            else
+              std::fill(dst, dst + GH, S(0));
+          }
+          if (h) {
+            if (live)
+              std::memcpy(h + at * H, p.hs.data() + st * H, sizeof(S) * H);
+            else
+              std::fill(h + at * H, h + (at + 1) * H, S(0));
+          }
+          if (c && cell) {
+            if (live)
+              std::memcpy(c + at * H, p.cs.data() + st * H, sizeof(S) * H);
+            else
+              std::fill(c + at * H, c + (at + 1) * H, S(0));
+          }
+        }
+      }
+  }
+}
+
+template class Run<float>;
+template class Run<double>;
+template class Stack<float>;
+template class Stack<double>;
+
+}  // namespace lstm_native
