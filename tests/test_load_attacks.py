@@ -1,7 +1,8 @@
 """lstm_native.load on hostile files: thousands of mutants of a few valid model files
 (truncations, bit flips, edited metadata with consistent checksums, edited arrays, foreign,
 missing, renamed and duplicated members, crafted .npy headers, deflated members that lie about
-their size, deeply nested JSON, crafted zip directories).
+their size, deeply nested JSON, crafted zip directories). The bases are saved in the current
+format, and two are files of format version 1 (tests/data).
 
 Every mutant must either be refused with a ValueError naming the file, or load into an
 estimator that predicts and trains. The mutants that load are then used (predict, partial_fit,
@@ -14,6 +15,7 @@ import io
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -24,7 +26,7 @@ import zlib
 import lstm_native
 import numpy as np
 import pytest
-from lstm_native import LSTMClassifier, LSTMRegressor, _persist
+from lstm_native import LSTMClassifier, LSTMRegressor, _npz
 from sklearn.exceptions import ConvergenceWarning
 
 
@@ -93,11 +95,18 @@ def archive(meta: dict, arrays: dict, checksums: bool = True, meta_text: str | N
     """An archive of ``meta`` and ``arrays`` as np.savez writes it, with the checksums of the
     arrays recomputed (``checksums``), so that an edit reaches the field checks."""
     if checksums:
-        meta = dict(meta, sha256={k: _persist._sha256(v) for k, v in arrays.items()})
+        meta = dict(meta, sha256={k: _npz.sha256(v) for k, v in arrays.items()})
     buf = io.BytesIO()
     text = json.dumps(meta) if meta_text is None else meta_text
     np.savez(buf, __meta__=np.array(text), **arrays)
     return buf.getvalue()
+
+
+def state_names(meta: dict) -> dict:
+    """The member name of each of TrainState's arrays, in a file of ``meta``'s version."""
+    if meta["format_version"] == 1:
+        return {"params": "params_", "m": "optimizer_m", "v": "optimizer_v"}
+    return {"params": "params", "m": "m", "v": "v"}
 
 
 def _fit(est, X, y):
@@ -130,6 +139,11 @@ BASES = {
 }
 
 
+# files of format version 1 (see test_save_load.py), with the data they were fitted on
+V1_BASES = ("v1-regressor", "v1-classifier")
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
     """{name: (path of the saved model, path of X, path of y)}."""
@@ -142,6 +156,12 @@ def bases(tmp_path_factory):
         np.save(d / f"{name}.X.npy", X)
         np.save(d / f"{name}.y.npy", np.asarray(y), allow_pickle=True)
         out[name] = (d / f"{name}.npz", d / f"{name}.X.npy", d / f"{name}.y.npy")
+    with np.load(os.path.join(DATA, "v1-expected.npz"), allow_pickle=False) as f:
+        for name in V1_BASES:
+            shutil.copyfile(os.path.join(DATA, f"{name}.npz"), d / f"{name}.npz")
+            np.save(d / f"{name}.X.npy", f[f"{name}.X"])
+            np.save(d / f"{name}.y.npy", f[f"{name}.y"])
+            out[name] = (d / f"{name}.npz", d / f"{name}.X.npy", d / f"{name}.y.npy")
     return out
 
 
@@ -156,7 +176,7 @@ def meta_edits(meta: dict, arrays: dict) -> list:
     out-of-range values, or removed; checksums consistent."""
     out = []
     paths = [(k,) for k in meta if k != "sha256"]
-    for section in ("params", "config", "fitted", "random_state", "sha256"):
+    for section in ("params", "config", "fitted", "state", "random_state", "sha256"):
         if isinstance(meta.get(section), dict):
             paths += [(section, k) for k in meta[section]]
     for path in paths:
@@ -172,11 +192,17 @@ def meta_edits(meta: dict, arrays: dict) -> list:
             checksums = path[0] != "sha256"
             out.append((f"meta {'.'.join(path)}={value!r}",
                         archive(edited, arrays, checksums=checksums)))
-    # values of the right type but out of range or inconsistent
+    # values of the right type but out of range or inconsistent (the training state as
+    # format version 1 and as version 2 name it: those of the file's version)
     special = [("fitted", "best_loss_", -math.inf), ("fitted", "loss_curve_", [math.inf]),
                ("fitted", "_lr", math.inf), ("fitted", "_lr", -0.1),
+               ("fitted", "validation_scores_", [0.5]),
+               ("state", "best_loss", -math.inf), ("state", "loss_curve", [math.inf]),
+               ("state", "lr", math.inf), ("state", "lr", -0.1),
+               ("state", "validation_scores", [0.5]), ("state", "best_validation_score", 0.5),
+               ("state", "eval_scores", {"x": [math.inf]}), ("state", "step", -1),
                ("fitted", "n_outputs_", 7), ("fitted", "_input_kind_", "2d"),
-               ("fitted", "validation_scores_", [0.5]), ("config", "cell", "gru"),
+               ("config", "cell", "gru"),
                ("config", "output_size", 7), ("config", "loss", "softmax"),
                ("config", "loss", "mse"), ("config", "dropout", 1.0),
                ("config", "return_sequences", True), ("config", "bidirectional", True),
@@ -187,7 +213,7 @@ def meta_edits(meta: dict, arrays: dict) -> list:
                ("random_state", "pos", 625), ("random_state", "has_gauss", 2),
                ("random_state", "cached_gaussian", math.inf), ("random_state", "kind", "PCG64")]
     for section, key, value in special:
-        if isinstance(meta.get(section), dict):
+        if isinstance(meta.get(section), dict) and key in meta[section]:
             edited = json.loads(json.dumps(meta))
             edited[section][key] = value
             out.append((f"meta {section}.{key}={value!r}", archive(edited, arrays)))
@@ -198,24 +224,29 @@ def meta_edits(meta: dict, arrays: dict) -> list:
 
 
 def array_edits(meta: dict, arrays: dict) -> list:
-    """Arrays replaced by wrong dtypes, shapes and values; checksums consistent."""
-    p = arrays["params_"]
+    """Arrays replaced by wrong dtypes, shapes and values; checksums consistent. (Labels
+    name TrainState's arrays by field: "params", "m", "v", whatever the file's version.)"""
+    names = state_names(meta)
+    P, M, V = names["params"], names["m"], names["v"]
+    p = arrays[P]
     other = np.float64 if p.dtype == np.float32 else np.float32
     edits = {
-        "params_ nan": ("params_", np.full_like(p, np.nan)),
-        "params_ inf": ("params_", np.full_like(p, np.inf)),
-        "params_ huge": ("params_", np.full_like(p, np.finfo(p.dtype).max / 10)),
-        "params_ short": ("params_", p[:-1]),
-        "params_ long": ("params_", np.concatenate([p, p[:1]])),
-        "params_ other float": ("params_", p.astype(other)),
-        "params_ int": ("params_", p.astype(np.int32)),
-        "params_ 2-d": ("params_", p[:, None]),
-        "params_ 0-d": ("params_", np.array(p[0])),
-        "params_ big-endian": ("params_", p.astype(p.dtype.newbyteorder(">"))),
-        "params_ strings": ("params_", p.astype(str)),
-        "optimizer_m nan": ("optimizer_m", np.full_like(p, np.nan)),
-        "optimizer_v negative": ("optimizer_v", np.full_like(p, -1.0)),
-        "optimizer_v huge": ("optimizer_v", np.full_like(p, 1e30)),
+        "params nan": (P, np.full_like(p, np.nan)),
+        "params inf": (P, np.full_like(p, np.inf)),
+        "params huge": (P, np.full_like(p, np.finfo(p.dtype).max / 10)),
+        "params short": (P, p[:-1]),
+        "params long": (P, np.concatenate([p, p[:1]])),
+        "params other float": (P, p.astype(other)),
+        "params int": (P, p.astype(np.int32)),
+        "params 2-d": (P, p[:, None]),
+        "params 0-d": (P, np.array(p[0])),
+        "params big-endian": (P, p.astype(p.dtype.newbyteorder(">"))),
+        "params strings": (P, p.astype(str)),
+        "m nan": (M, np.full_like(p, np.nan)),
+        "v negative": (V, np.full_like(p, -1.0)),
+        "v huge": (V, np.full_like(p, 1e30)),
+        "params under the other version's name": (
+            "params_" if P == "params" else "params", p),
         "keys int64": ("random_state_keys", np.arange(624, dtype=np.int64)),
         "keys short": ("random_state_keys", np.arange(623, dtype=np.uint32)),
         "keys zero": ("random_state_keys", np.zeros(624, dtype=np.uint32)),
@@ -288,10 +319,11 @@ def header_edits(members: list, meta: dict) -> list:
     """The .npy headers of params_, classes_ and __meta__ replaced by crafted ones."""
     out = []
     index = {name: i for i, (name, _) in enumerate(members)}
-    P = len(load_member_array(members, "params_"))
+    params = state_names(meta)["params"] + ".npy"
+    P = len(load_member_array(members, params[:-4]))
     descr = "<f4" if meta["config"]["dtype"] == "float32" else "<f8"
     item = 4 if descr == "<f4" else 8
-    data = members[index["params_.npy"]][1]
+    data = members[index[params]][1]
     body = data[data.index(b"\n") + 1:]  # the array data after the header
 
     def put(label, name, new):
@@ -303,21 +335,21 @@ def header_edits(members: list, meta: dict) -> list:
               "<U1" if item == 4 else "<U2", "|V4" if item == 4 else "|V8", "<M8[s]", "|b1",
               "<f16", "<f2", "=f4" if item == 4 else "=f8"):
         n = P * item // np.dtype(d).itemsize if np.dtype(d).itemsize else P
-        put(f"params_ descr {d}", "params_.npy", npy_raw(npy_header(d, (n,)), body))
+        put(f"params descr {d}", params, npy_raw(npy_header(d, (n,)), body))
     for shape in [(P, 1), (1, P), (), (P + 1,), (P - 1,), (10**19,), (2**62, 4), (0,)]:
-        put(f"params_ shape {shape}", "params_.npy", npy_raw(npy_header(descr, shape), body))
-    put("params_ fortran", "params_.npy", npy_raw(npy_header(descr, (P,), True), body))
-    put("params_ version 2.0", "params_.npy",
+        put(f"params shape {shape}", params, npy_raw(npy_header(descr, shape), body))
+    put("params fortran", params, npy_raw(npy_header(descr, (P,), True), body))
+    put("params version 2.0", params,
         npy_raw(npy_header(descr, (P,)), body, version=(2, 0)))
-    put("params_ version 3.0", "params_.npy",
+    put("params version 3.0", params,
         npy_raw(npy_header(descr, (P,)), body, version=(3, 0)))
-    put("params_ version 9.9", "params_.npy", npy_raw(npy_header(descr, (P,)), body, (9, 9)))
-    put("params_ header length 4 GiB", "params_.npy",
+    put("params version 9.9", params, npy_raw(npy_header(descr, (P,)), body, (9, 9)))
+    put("params header length 4 GiB", params,
         b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**32 - 1) + b"{" * 100)
-    put("params_ no magic", "params_.npy", b"\x00NUMPY" + data[6:])
-    put("params_ empty", "params_.npy", b"")
+    put("params no magic", params, b"\x00NUMPY" + data[6:])
+    put("params empty", params, b"")
     for i, bomb in enumerate(HEADER_BOMBS):
-        put(f"params_ header bomb {i}", "params_.npy", npy_raw(bomb, body))
+        put(f"params header bomb {i}", params, npy_raw(bomb, body))
         put(f"__meta__ header bomb {i}", "__meta__.npy", npy_raw(bomb, b"\0" * 64))
     meta_data = members[index["__meta__.npy"]][1]
     meta_body = meta_data[meta_data.index(b"\n") + 1:]
@@ -369,6 +401,10 @@ def json_bombs(meta: dict, arrays: dict) -> list:
     version = f'"lstm_native_version": "{meta["lstm_native_version"]}"'
     assert version in text
     deep = "[" * 100_000 + "]" * 100_000
+    # two counters of the training state, as the file's version names them
+    n_iter, t = ('"n_iter_": ', '"t_": ') if meta["format_version"] == 1 else ('"n_iter": ',
+                                                                               '"t": ')
+    assert text.count(n_iter) == 1 and text.count(t) == 1
     out = [("json nested 100000 deep in a field",
             archive(meta, arrays, meta_text=text.replace(version, '"lstm_native_version": '
                                                           + deep))),
@@ -379,9 +415,9 @@ def json_bombs(meta: dict, arrays: dict) -> list:
                '"alpha": ', '"alpha": ' + "[" * 900 + "1" + "]" * 900 + ', "x": '))),
            ("json key twice", archive(meta, arrays, meta_text=text[:-1] + ', "format": 3}')),
            ("json huge int", archive(meta, arrays, meta_text=text.replace(
-               '"n_iter_": ', '"n_iter_": ' + "9" * 5000 + ', "y": '))),
+               n_iter, n_iter + "9" * 5000 + ', "y": '))),
            ("json 1e999", archive(meta, arrays, meta_text=text.replace(
-               '"t_": ', '"t_": 1e999, "z": '))),
+               t, t + '1e999, "z": '))),
            ("json list", archive(meta, arrays, meta_text="[]")),
            ("json empty", archive(meta, arrays, meta_text="")),
            ("json truncated", archive(meta, arrays, meta_text=text[:-10])),
@@ -442,7 +478,7 @@ MUST_LOAD = ("unchanged", "all deflated", "reordered")
 MUST_REFUSE = ("json nested", "json objects", "json key twice", "json huge int",
                "end record entries", "end record directory 4 GiB", "zip64 record", "header bomb", "declared 4 GiB", "declared x1000",
                "random_state.pos=1000000000", "random_state.pos=625", "replaced by a pickle",
-               "params_ nan", "twice")
+               "params nan", "twice")
 
 # Hyperparameters that the estimator itself cannot train with, whatever the file: kept out of
 # the subprocess (they load, and predict, but partial_fit would not return).
@@ -450,6 +486,11 @@ KNOWN_ESTIMATOR_BUGS = {
     # _memory.recurrent_param_count loops over the layers: LSTMRegressor(num_layers=10**30)
     # .fit(X, y) never returns (the memory guard of fit, before anything else)
     "meta params.num_layers=1000000000000000000000000000000",
+    # callbacks.InverseScaling sets lr = lr0 / (t + 1) ** power_t: an int power_t of 10**30
+    # makes that an exact integer power that never ends (a float one too large raises
+    # OverflowError). Reached by the base trained with learning_rate="invscaling"
+    # (v1-regressor): LSTMRegressor(learning_rate="invscaling", power_t=10**30).fit(X, y)
+    "meta params.power_t=1000000000000000000000000000000",
 }
 
 USE_SCRIPT = r"""
@@ -489,7 +530,7 @@ print("REPORT " + json.dumps(report))
 """
 
 
-@pytest.mark.parametrize("base", list(BASES))
+@pytest.mark.parametrize("base", [*BASES, *V1_BASES])
 def test_mutants_are_refused_or_usable(base, bases, tmp_path):
     path, X_path, y_path = bases[base]
     accepted, refused, wrong = [], 0, {}

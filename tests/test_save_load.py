@@ -1,12 +1,14 @@
 """est.save(path) / lstm_native.load(path): a portable .npz (no pickle), written atomically;
 damaged, foreign, crafted or newer files are refused with a ValueError naming the file (see
-also test_load_attacks.py); save refuses to replace anything but a regular file."""
+also test_load_attacks.py); save refuses to replace anything but a regular file. Files of
+format version 1 (tests/data/v1-*.npz) still load, with every check of that version."""
 
 import dataclasses
 import json
 import math
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -19,8 +21,11 @@ import zlib
 import lstm_native
 import numpy as np
 import pytest
-from lstm_native import LSTMClassifier, LSTMRegressor, _persist
+from lstm_native import LSTMClassifier, LSTMRegressor, _npz, _persist
+from lstm_native._state import STATE_SCHEMA, TrainState
 from sklearn.exceptions import ConvergenceWarning
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
 def _fit(est, X, y):
@@ -106,7 +111,10 @@ def test_round_trip_gives_identical_predictions(case, tmp_path):
         meta = json.loads(str(f["__meta__"]))
         assert meta["format_version"] == _persist.FORMAT_VERSION
         assert meta["class"] == type(est).__name__
-        assert f["params_"].shape == est.params_.shape
+        assert meta["state"] == est._fitted.state.scalars()  # the state section: exactly that
+        for name in TrainState.ARRAYS:
+            np.testing.assert_array_equal(f[name], getattr(est._fitted.state, name))
+        assert f["params"].shape == est.params_.shape
 
 
 def test_loaded_estimator_continues_training_exactly(tmp_path):
@@ -145,7 +153,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # e.g. Ctrl-C while writing
 
-    monkeypatch.setattr(_persist.np, "savez", crash)
+    monkeypatch.setattr(_npz.np, "savez", crash)
     with pytest.raises(KeyboardInterrupt):
         other.save(path)
     monkeypatch.undo()
@@ -182,6 +190,21 @@ def saved(tmp_path):
     return path
 
 
+@pytest.fixture
+def saved_v1(tmp_path):
+    """What `saved` wrote in format version 1 (the same estimator, saved by lstm_native 0.1.0
+    before version 2; see test_version_1_files_load_as_before)."""
+    path = tmp_path / "model-v1.npz"
+    shutil.copyfile(os.path.join(DATA, "v1-classifier.npz"), path)
+    return path
+
+
+@pytest.fixture(params=["v2", "v1"])
+def saved_any(request, saved, saved_v1):
+    """`saved` in the current format and in format version 1: for the checks both have."""
+    return saved if request.param == "v2" else saved_v1
+
+
 def _rewrite(path, out, change_meta=None, change_arrays=None, keep_checksums=False):
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
@@ -191,7 +214,7 @@ def _rewrite(path, out, change_meta=None, change_arrays=None, keep_checksums=Fal
     if change_arrays:
         change_arrays(arrays)
         if keep_checksums:
-            meta["sha256"] = {k: _persist._sha256(v) for k, v in arrays.items()}
+            meta["sha256"] = {k: _npz.sha256(v) for k, v in arrays.items()}
     arrays["__meta__"] = np.array(json.dumps(meta))
     np.savez(out, **arrays)
     return out
@@ -214,7 +237,7 @@ def test_truncated_files_are_refused(saved, tmp_path):
 def test_corrupted_files_are_refused(saved, tmp_path):
     data = bytearray(saved.read_bytes())
     with zipfile.ZipFile(saved) as z:
-        info = z.getinfo("params_.npy")
+        info = z.getinfo("params.npy")
     start = info.header_offset + 30 + len(info.filename) + 128  # inside the array data
     for offset in (start, start + 17, start + info.file_size // 2):
         bad_data = bytearray(data)
@@ -224,8 +247,8 @@ def test_corrupted_files_are_refused(saved, tmp_path):
         _expect_refused(bad, "corrupted")
     # consistent zip, but the values were changed: the checksum catches it
     bad = _rewrite(saved, tmp_path / "edited.npz",
-                   change_arrays=lambda a: a.__setitem__("params_", a["params_"] * 2))
-    _expect_refused(bad, "params_.* does not match its checksum")
+                   change_arrays=lambda a: a.__setitem__("params", a["params"] * 2))
+    _expect_refused(bad, "params.* does not match its checksum")
 
 
 def test_foreign_files_are_refused(tmp_path):
@@ -255,13 +278,13 @@ def test_foreign_files_are_refused(tmp_path):
 
 @pytest.mark.parametrize("edit, match", [
     (lambda m: m.update(format_version=_persist.FORMAT_VERSION + 1),
-     "format version 2 was written by a newer lstm_native"),
+     f"format version {_persist.FORMAT_VERSION + 1} was written by a newer lstm_native"),
     (lambda m: m.update(format_version="1"), "invalid format version"),
     (lambda m: m.update(format="keras"), "not an lstm_native model file"),
     (lambda m: m.update({"class": "Pipeline"}), "unknown estimator class"),
     (lambda m: m["params"].update(hidden_size=-1), "invalid hyperparameters"),
     (lambda m: m["params"].update(colour="red"), "unknown hyperparameters"),
-    (lambda m: m["config"].update(hidden_size=5), "params_ has dtype .* needs"),
+    (lambda m: m["config"].update(hidden_size=5), "params_? has dtype .* needs"),
     (lambda m: m["config"].update(hidden_size="4"), "configuration entry 'hidden_size'"),
     (lambda m: m["config"].update(cell="transformer"), "invalid network configuration"),
     (lambda m: m["config"].update(dtype="float16"), "unsupported dtype|configuration"),
@@ -271,25 +294,33 @@ def test_foreign_files_are_refused(tmp_path):
     (lambda m: m.pop("config"), "'config' is missing"),
     (lambda m: m["sha256"].pop("classes_"), "classes_.* has no checksum"),
 ])
-def test_inconsistent_metadata_is_refused(saved, tmp_path, edit, match):
-    _expect_refused(_rewrite(saved, tmp_path / "bad.npz", change_meta=edit), match)
+def test_inconsistent_metadata_is_refused(saved_any, tmp_path, edit, match):
+    _expect_refused(_rewrite(saved_any, tmp_path / "bad.npz", change_meta=edit), match)
 
 
-def test_inconsistent_arrays_are_refused(saved, tmp_path):
+# the member names of TrainState's arrays in each format version
+_ARRAY_NAMES = {"v2": {"params": "params", "m": "m", "v": "v"},
+                "v1": {"params": "params_", "m": "optimizer_m", "v": "optimizer_v"}}
+
+
+@pytest.mark.parametrize("version", list(_ARRAY_NAMES))
+def test_inconsistent_arrays_are_refused(saved, saved_v1, tmp_path, version):
+    path = saved if version == "v2" else saved_v1
+    params, m = _ARRAY_NAMES[version]["params"], _ARRAY_NAMES[version]["m"]
     for change, match in [
-        (lambda a: a.pop("optimizer_m"), "'optimizer_m' is missing"),
-        (lambda a: a.__setitem__("params_", a["params_"][:-1]), "params_ has dtype"),
-        (lambda a: a.__setitem__("params_", a["params_"].astype(np.float64)),
-         "params_ has dtype float64"),
-        (lambda a: a.__setitem__("params_", np.full_like(a["params_"], np.nan)), "NaN"),
+        (lambda a: a.pop(m), f"'{m}' is missing"),
+        (lambda a: a.__setitem__(params, a[params][:-1]), f"{params} has dtype"),
+        (lambda a: a.__setitem__(params, a[params].astype(np.float64)),
+         f"{params} has dtype float64"),
+        (lambda a: a.__setitem__(params, np.full_like(a[params], np.nan)), "NaN"),
         (lambda a: a.__setitem__("classes_", np.arange(5)), "classes_ has shape"),
         (lambda a: a.pop("classes_"), "classifier without classes_"),
     ]:
-        bad = _rewrite(saved, tmp_path / "bad.npz", change_arrays=change, keep_checksums=True)
+        bad = _rewrite(path, tmp_path / "bad.npz", change_arrays=change, keep_checksums=True)
         _expect_refused(bad, match)
     with pytest.raises(ValueError, match="holds an estimator of class LSTMClassifier, not "
                                          "LSTMRegressor"):
-        LSTMRegressor.load(saved)
+        LSTMRegressor.load(path)
 
 
 def test_eval_scores_round_trip(tmp_path):
@@ -302,6 +333,132 @@ def test_eval_scores_round_trip(tmp_path):
     loaded = lstm_native.load(tmp_path / "m.npz")
     assert loaded.evals_result_ == est.evals_result_
     assert loaded.learning_rate_ == est.learning_rate_
+
+
+# ------------------------------------------------------------------------------------------
+# format version 1, and what a file holds of the training state
+# ------------------------------------------------------------------------------------------
+# Saved by lstm_native 0.1.0 before format version 2 (commit fd5abc0), with their inputs and
+# what the estimators gave in tests/data/v1-expected.npz:
+#   v1-regressor: LSTMRegressor(hidden_size=4, max_iter=3, random_state=0,
+#       learning_rate="invscaling", learning_rate_init=0.01), two outputs, one eval_set;
+#   v1-classifier-strings: LSTMClassifier(cell="gru", hidden_size=4, max_iter=3,
+#       random_state=5, early_stopping=True, validation_fraction=0.25), object string labels;
+#   v1-classifier: what the `saved` fixture fits (boolean labels).
+# For those without early stopping, "after_partial_fit" is one more partial_fit on the same data.
+V1_FILES = ["v1-regressor", "v1-classifier-strings", "v1-classifier"]
+_V1_ATTRS = ("n_features_in_", "n_outputs_", "n_iter_", "t_", "loss_", "loss_curve_",
+             "best_loss_", "validation_scores_", "best_validation_score_", "learning_rate_",
+             "evals_result_")
+
+
+def _as_saved(a):
+    a = np.asarray(a)
+    return a.astype(str) if a.dtype == object else a
+
+
+@pytest.mark.parametrize("name", V1_FILES)
+def test_version_1_files_load_as_before(name, tmp_path):
+    with np.load(os.path.join(DATA, "v1-expected.npz"), allow_pickle=False) as f:
+        expected = {k.split(".", 1)[1]: f[k] for k in f.files if k.startswith(name + ".")}
+    attrs = json.loads(str(expected["attrs"]))
+    path = os.path.join(DATA, name + ".npz")
+    with np.load(path, allow_pickle=False) as f:
+        assert json.loads(str(f["__meta__"]))["format_version"] == 1
+    cls = LSTMClassifier if "classifier" in name else LSTMRegressor
+    X, y = expected["X"], expected["y"]
+    resaved = tmp_path / "v2.npz"
+    for est in (lstm_native.load(path), cls.load(path), "resaved"):
+        if est == "resaved":  # written again: format version 2, the same estimator
+            lstm_native.load(path).save(resaved)
+            with np.load(resaved, allow_pickle=False) as f:
+                assert json.loads(str(f["__meta__"]))["format_version"] == 2
+            est = lstm_native.load(resaved)
+        assert type(est) is cls
+        # the parameters as saved, and those added since (the regressor's loss, quantiles,
+        # huber_delta) at their defaults
+        added = {k: v for k, v in cls().get_params().items()
+                 if k not in attrs["params"] and k != "callbacks"}
+        assert {k: v for k, v in est.get_params().items() if k != "callbacks"} == {
+            **attrs["params"], **added}
+        np.testing.assert_array_equal(_as_saved(est.predict(X)), expected["predict"])
+        if cls is LSTMClassifier:
+            np.testing.assert_array_equal(est.predict_proba(X), expected["predict_proba"])
+            assert [c if isinstance(c, (bool, np.bool_)) else str(c)
+                    for c in est.classes_.tolist()] == attrs["classes_"]
+        for attr in _V1_ATTRS:
+            assert getattr(est, attr) == attrs[attr], attr
+        if "params_after_partial_fit" in expected:  # moments, step, rate and RNG restored
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est.partial_fit(X, y)
+            np.testing.assert_array_equal(est.params_, expected["params_after_partial_fit"])
+            np.testing.assert_array_equal(_as_saved(est.predict(X)),
+                                          expected["predict_after_partial_fit"])
+
+
+def test_version_1_optional_entries_take_their_defaults(saved_v1, tmp_path):
+    # early version-1 files lack the optimizer's step and rate, the bookkeeping and eval sets
+    def strip(m):
+        for key in ("_lr", "_step", "_no_improvement_count", "loss_", "eval_scores"):
+            m["fitted"].pop(key, None)
+        m["params"]["learning_rate_init"] = 0.25
+
+    est = lstm_native.load(_rewrite(saved_v1, tmp_path / "old.npz", change_meta=strip))
+    state = est._fitted.state
+    assert (state.lr, state.step, state.no_improvement_count, state.eval_scores) == (
+        0.25, 0, 0, {})
+    assert est.loss_ == est.loss_curve_[-1]
+
+
+def test_every_field_of_the_training_state_has_its_place_in_a_file():
+    """A field added to TrainState must be saved (ARRAYS, or SCALARS with its schema in
+    STATE_SCHEMA) or be rng or best_params; version 1 must name it or give it a default."""
+    names = {f.name for f in dataclasses.fields(TrainState)}
+    assert TrainState.SCALARS == tuple(STATE_SCHEMA)
+    assert names == set(TrainState.ARRAYS) | set(TrainState.SCALARS) | {"rng", "best_params"}
+    for name, schema in STATE_SCHEMA.items():
+        assert schema.kind in ("int", "float", "floats", "floats by name"), name
+        if schema.kind == "int":
+            assert math.isfinite(schema.low) and math.isfinite(schema.high), name
+    v1 = set(_persist._V1_NAMES.values())
+    assert v1 == set(TrainState.ARRAYS) | set(TrainState.SCALARS)
+    assert set(_persist._V1_DEFAULTS) <= set(TrainState.SCALARS)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_state_section_is_the_training_state(early_stopping, tmp_path):
+    X, y = _data()
+    est = _fit(LSTMClassifier(hidden_size=3, max_iter=3, random_state=0,
+                              early_stopping=early_stopping), X, y > 0)
+    est.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
+        meta = json.loads(str(f["__meta__"]))
+        assert meta["state"] == est._fitted.state.scalars()
+        assert set(f.files) == {*TrainState.ARRAYS, "classes_", "random_state_keys",
+                                "__meta__"}
+    loaded = lstm_native.load(tmp_path / "m.npz")._fitted.state
+    assert loaded.scalars() == est._fitted.state.scalars()
+    for name in TrainState.ARRAYS:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(est._fitted.state, name))
+
+
+def test_persistence_modules_import_no_estimator():
+    """No import cycle: the file format and the archive layer (function-level imports too)
+    import neither the estimators nor the package itself; the archive knows no model."""
+    import ast
+
+    def imports(module):
+        with open(module.__file__) as f:
+            tree = ast.parse(f.read())
+        out = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                out |= {node.module} if node.module else {a.name for a in node.names}
+        return out
+
+    assert imports(_npz) <= {"_memory"}
+    assert not imports(_persist) & {"estimators", "__init__", "__version__"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -324,9 +481,9 @@ print("trained")
 """
 
 
-def test_random_state_out_of_range_is_refused(saved, tmp_path):
+def test_random_state_out_of_range_is_refused(saved_any, tmp_path):
     # checksums consistent (the arrays are unchanged): only the field check can refuse it
-    bad = _rewrite(saved, tmp_path / "pos.npz",
+    bad = _rewrite(saved_any, tmp_path / "pos.npz",
                    change_meta=lambda m: m["random_state"].update(pos=10**9))
     _expect_refused(bad, r"random_state entry 'pos': 1000000000 \(expected an int in \[0, 624\]")
     # It used to load, and partial_fit then read out of NumPy's Mersenne Twister state (a
@@ -352,18 +509,23 @@ def test_random_state_out_of_range_is_refused(saved, tmp_path):
     (lambda m: m.update(random_state=[1, 2]), "metadata entry 'random_state'"),
     (lambda m: m.pop("random_state"), "random_state and the array random_state_keys"),
 ])
-def test_invalid_random_state_is_refused(saved, tmp_path, edit, match):
-    _expect_refused(_rewrite(saved, tmp_path / "bad.npz", change_meta=edit), match)
+def test_invalid_random_state_is_refused(saved_any, tmp_path, edit, match):
+    _expect_refused(_rewrite(saved_any, tmp_path / "bad.npz", change_meta=edit), match)
 
 
-@pytest.mark.parametrize("edit, match", [
-    # fitted attributes: types (JSON true is not an int), ranges, consistency
+# fitted attributes: types (JSON true is not an int), ranges, consistency
+_FITTED_EDITS = [
     (lambda f: f.update(n_features_in_=True), "fitted attribute 'n_features_in_'"),
     (lambda f: f.update(n_features_in_=10**30), "fitted attribute 'n_features_in_'"),
     (lambda f: f.update(n_outputs_=1.0), "fitted attribute 'n_outputs_'"),
     (lambda f: f.update(n_outputs_=2), "a classifier has one output"),
     (lambda f: f.update(_y_ndim_=3), "fitted attribute '_y_ndim_'"),
     (lambda f: f.update(_y_ndim_=2), "a classifier has one output"),
+    (lambda f: f.update(_input_kind_="2d"), "2-D input has one feature per step"),
+    (lambda f: f.update(_step_features_=4), "features per step and the network's input"),
+]
+# the training state among them, as format version 1 holds it
+_V1_STATE_EDITS = [
     (lambda f: f.update(t_=-1), "fitted attribute 't_'"),
     (lambda f: f.update(n_iter_=None), "fitted attribute 'n_iter_'"),
     (lambda f: f.update(_step=10**30), "fitted attribute '_step'"),
@@ -380,13 +542,65 @@ def test_invalid_random_state_is_refused(saved, tmp_path, edit, match):
     (lambda f: f.update(best_validation_score_=0.5), "convergence bookkeeping"),
     (lambda f: f.update(validation_scores_=[0.5, "x"]), "'validation_scores_'"),
     (lambda f: f.update(eval_scores={"validation_0": [math.nan]}), "'eval_scores'"),
-    (lambda f: f.update(_input_kind_="2d"), "2-D input has one feature per step"),
-    (lambda f: f.update(_step_features_=4), "features per step and the network's input"),
     (lambda f: f.pop("t_"), "fitted attribute 't_' is missing"),
-])
-def test_invalid_fitted_attributes_are_refused(saved, tmp_path, edit, match):
+    (lambda f: f.update(step=1), "unknown fitted attributes"),  # version 2's names
+]
+# and as version 2 does: the state section (TrainState.scalars())
+_STATE_EDITS = [
+    (lambda s: s.update(t=-1), "state entry 't'"),
+    (lambda s: s.update(n_iter=None), "state entry 'n_iter'"),
+    (lambda s: s.update(step=10**30), "state entry 'step'"),
+    (lambda s: s.update(no_improvement_count=False), "'no_improvement_count'"),
+    (lambda s: s.update(lr=math.nan), "state entry 'lr'"),
+    (lambda s: s.update(lr=-1e-3), "state entry 'lr'"),
+    (lambda s: s.update(lr="0.001"), "state entry 'lr'"),
+    (lambda s: s.update(loss_curve=[0.5, math.nan]), "state entry 'loss_curve'"),
+    (lambda s: s.update(loss_curve=[[0.5]]), "state entry 'loss_curve'"),
+    (lambda s: s.update(loss_curve="0.5"), "state entry 'loss_curve'"),
+    (lambda s: s.update(best_loss=-math.inf), "state entry 'best_loss'"),
+    (lambda s: s.update(best_loss=None), "convergence bookkeeping is inconsistent"),
+    (lambda s: s.update(best_validation_score=0.5), "convergence bookkeeping"),
+    (lambda s: s.update(validation_scores=[0.5, "x"]), "'validation_scores'"),
+    (lambda s: s.update(eval_scores={"validation_0": [math.nan]}), "'eval_scores'"),
+    (lambda s: s.update(eval_scores=[]), "'eval_scores'"),
+    (lambda s: s.pop("t"), "state entry 't' is missing"),
+    (lambda s: s.pop("eval_scores"), "state entry 'eval_scores' is missing"),
+    (lambda s: s.update(best_params=None), "unknown state entries"),
+    (lambda s: s.update(loss_=0.5), "unknown state entries"),
+]
+
+
+@pytest.mark.parametrize("edit, match", _FITTED_EDITS + _V1_STATE_EDITS)
+def test_invalid_fitted_attributes_are_refused(saved_v1, tmp_path, edit, match):
+    bad = _rewrite(saved_v1, tmp_path / "bad.npz", change_meta=lambda m: edit(m["fitted"]))
+    _expect_refused(bad, match)
+
+
+@pytest.mark.parametrize("edit, match", _FITTED_EDITS)
+def test_invalid_fitted_attributes_are_refused_v2(saved, tmp_path, edit, match):
     bad = _rewrite(saved, tmp_path / "bad.npz", change_meta=lambda m: edit(m["fitted"]))
     _expect_refused(bad, match)
+
+
+@pytest.mark.parametrize("edit, match", _STATE_EDITS)
+def test_invalid_state_entries_are_refused(saved, tmp_path, edit, match):
+    bad = _rewrite(saved, tmp_path / "bad.npz", change_meta=lambda m: edit(m["state"]))
+    _expect_refused(bad, match)
+
+
+def test_state_section_belongs_to_its_version(saved, saved_v1, tmp_path):
+    # version 2 keeps no training state among the fitted attributes, version 1 no section
+    bad = _rewrite(saved, tmp_path / "bad.npz", change_meta=lambda m: m["fitted"].update(
+        t_=m["state"]["t"]))
+    _expect_refused(bad, r"unknown fitted attributes \['t_'\]")
+    bad = _rewrite(saved_v1, tmp_path / "bad.npz", change_meta=lambda m: m.update(state={}))
+    _expect_refused(bad, r"unknown metadata entries \['state'\]")
+    bad = _rewrite(saved, tmp_path / "bad.npz", change_meta=lambda m: m.pop("state"))
+    _expect_refused(bad, "metadata entry 'state' is missing")
+    # and the arrays: version 1's names in version 2 are foreign
+    bad = _rewrite(saved, tmp_path / "bad.npz", change_arrays=lambda a: a.update(
+        params_=a.pop("params")), keep_checksums=True)
+    _expect_refused(bad, "array 'params' is missing")
 
 
 @pytest.mark.parametrize("edit, match", [
@@ -402,7 +616,7 @@ def test_invalid_fitted_attributes_are_refused(saved, tmp_path, edit, match):
     (lambda m: m["config"].update(bias=True), "unknown network configuration entries"),
     (lambda m: m["config"].pop("dtype"), "configuration entry 'dtype' is missing"),
     # hyperparameters: JSON form, then the estimator's own validation
-    (lambda m: m["params"].update(hidden_size=True), "invalid hyperparameters"),
+    (lambda m: m["params"].update(hidden_size=True), "invalid hyperparameter"),
     (lambda m: m["params"].update(n_jobs=2**40), "invalid hyperparameters"),
     (lambda m: m["params"].update(random_state=10**30), "invalid hyperparameters"),
     (lambda m: m["params"].update(alpha=[[1e-4]]), "hyperparameter 'alpha'"),
@@ -419,14 +633,14 @@ def test_invalid_fitted_attributes_are_refused(saved, tmp_path, edit, match):
     (lambda m: m["sha256"].update(params_="abc"), "checksum of 'params_' is 'abc'"),
     (lambda m: m["sha256"].update(weights="0" * 64), "checksums for arrays that are not"),
 ])
-def test_invalid_metadata_fields_are_refused(saved, tmp_path, edit, match):
-    _expect_refused(_rewrite(saved, tmp_path / "bad.npz", change_meta=edit), match)
+def test_invalid_metadata_fields_are_refused(saved_any, tmp_path, edit, match):
+    _expect_refused(_rewrite(saved_any, tmp_path / "bad.npz", change_meta=edit), match)
 
 
 @pytest.mark.parametrize("change, match", [
-    (lambda a: a.__setitem__("optimizer_m", np.full_like(a["optimizer_m"], np.inf)),
+    (lambda a: a.__setitem__("m", np.full_like(a["m"], np.inf)),
      "moments contain NaN or infinity"),
-    (lambda a: a.__setitem__("optimizer_v", -np.ones_like(a["optimizer_v"])), "negative"),
+    (lambda a: a.__setitem__("v", -np.ones_like(a["v"])), "negative"),
     (lambda a: a.__setitem__("classes_", a["classes_"][::-1]), "not sorted and unique"),
     (lambda a: a.__setitem__("classes_", np.array([True, True])), "not sorted and unique"),
     (lambda a: a.__setitem__("classes_", np.array([0.0, np.nan])), "NaN"),
@@ -436,13 +650,30 @@ def test_invalid_metadata_fields_are_refused(saved, tmp_path, edit, match):
      "random_state_keys has dtype <i8"),
     (lambda a: a.__setitem__("random_state_keys", np.zeros(623, dtype=np.uint32)),
      r"random_state_keys has dtype <u4 and shape \(623,\)"),
-    (lambda a: a.__setitem__("params_", a["params_"].astype(">f4")),
-     "params_ has the big-endian dtype"),
+    (lambda a: a.__setitem__("params", a["params"].astype(">f4")),
+     "params has the big-endian dtype"),
     (lambda a: a.__setitem__("weights", np.zeros(3)), r"unexpected arrays \['weights'\]"),
 ])
 def test_invalid_array_values_are_refused(saved, tmp_path, change, match):
     bad = _rewrite(saved, tmp_path / "bad.npz", change_arrays=change, keep_checksums=True)
     _expect_refused(bad, match)
+
+
+def test_invalid_state_arrays_of_version_1_are_refused(saved_v1, tmp_path):
+    for change, match in [
+        (lambda a: a.__setitem__("optimizer_m", np.full_like(a["optimizer_m"], np.inf)),
+         "moments contain NaN or infinity"),
+        (lambda a: a.__setitem__("optimizer_v", -np.ones_like(a["optimizer_v"])),
+         "optimizer_v .* negative"),
+        (lambda a: a.__setitem__("params_", a["params_"].astype(">f4")),
+         "params_ has the big-endian dtype"),
+        (lambda a: a.__setitem__("params_", np.full_like(a["params_"], np.inf)),
+         "params_ contains NaN or infinity"),
+        (lambda a: a.__setitem__("m", a["optimizer_m"]), r"unexpected arrays \['m'\]"),
+    ]:
+        bad = _rewrite(saved_v1, tmp_path / "bad.npz", change_arrays=change,
+                       keep_checksums=True)
+        _expect_refused(bad, match)
 
 
 def test_deeply_nested_json_is_refused(saved, tmp_path):
@@ -458,7 +689,7 @@ def test_crafted_npy_headers_are_refused(saved, tmp_path):
     from test_load_attacks import npy_raw, raw_zip, read_members
 
     members = dict(read_members(saved))
-    body = members["params_.npy"][members["params_.npy"].index(b"\n") + 1:]
+    body = members["params.npy"][members["params.npy"].index(b"\n") + 1:]
     P = len(body) // 4
     for header, match in [
         # what ast.literal_eval (np.load) fails on with RecursionError/MemoryError/TokenError
@@ -471,7 +702,7 @@ def test_crafted_npy_headers_are_refused(saved, tmp_path):
         (f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({P + 1},), }}",
          "declares .* bytes, but its header describes"),
     ]:
-        m = dict(members, **{"params_.npy": npy_raw(header, body)})
+        m = dict(members, **{"params.npy": npy_raw(header, body)})
         (tmp_path / "bad.npz").write_bytes(raw_zip(list(m.items())))
         _expect_refused(tmp_path / "bad.npz", match)
 
@@ -520,7 +751,7 @@ def deflated_2gib():
     return make
 
 
-@pytest.mark.parametrize("where", ["params_", "foreign", "__meta__", "consistent-config"])
+@pytest.mark.parametrize("where", ["params", "foreign", "__meta__", "consistent-config"])
 def test_deflated_bomb_is_refused_without_allocating(saved, tmp_path, deflated_2gib, where):
     from lstm_native._network import core_config
     from test_load_attacks import npy, npy_header, npy_raw, raw_zip, read_members
@@ -528,9 +759,9 @@ def test_deflated_bomb_is_refused_without_allocating(saved, tmp_path, deflated_2
     bomb = deflated_2gib(npy_raw(npy_header("<f4", (2**29,))))
     members = dict(read_members(saved))
     env = dict(os.environ)
-    if where == "params_":
-        members["params_.npy"] = bomb
-        expect = r"params_ has dtype float32 and shape \(536870912,\)"
+    if where == "params":
+        members["params.npy"] = bomb
+        expect = r"params has dtype float32 and shape \(536870912,\)"
     elif where == "foreign":
         members["bomb.npy"] = bomb
         expect = r"unexpected arrays \['bomb'\]"
@@ -544,7 +775,7 @@ def test_deflated_bomb_is_refused_without_allocating(saved, tmp_path, deflated_2
         meta["config"]["hidden_size"] = 11585  # 4 H (3 + H) + 8 H + 2 (H + 1) ~ 2**29
         assert abs(core_config(meta["config"]).num_params - 2**29) < 2**20
         members["__meta__.npy"] = npy(np.array(json.dumps(meta)))
-        members["params_.npy"] = bomb
+        members["params.npy"] = bomb
         env["LSTM_NATIVE_AVAILABLE_MEMORY"] = str(2**30)
         expect = r"its arrays need \d+\.\d GiB of memory, but only 1.0 GiB is available"
     path = tmp_path / "bomb.npz"

@@ -10,13 +10,15 @@ from .preprocessing import SequenceScaler
 __version__ = "0.1.0"
 
 
-def load(path) -> "LSTMRegressor | LSTMClassifier":
+def load(path) -> LSTMRegressor | LSTMClassifier:
     """Load an estimator saved with ``est.save(path)`` (an ``.npz`` archive, no pickle).
     Raises ValueError naming the file if it is truncated, corrupted, not an lstm_native model
     or written by a newer version of the format."""
     from ._persist import load_model
+    from .estimators import ESTIMATORS
 
-    return load_model(path)
+    cls, hyperparams, fitted = load_model(path, ESTIMATORS)
+    return cls.from_saved(hyperparams, fitted)
 
 
 def build_info() -> dict:

@@ -13,6 +13,10 @@ classes). An estimator holds exactly one and replaces it as a whole, never in pa
 (``predict``, ``save``, another thread) that takes ``est._fitted`` once sees a consistent
 model, and a ``fit`` that fails restores the previous one by reference.
 
+What a file holds of a ``TrainState`` is defined here too, as data: the arrays ``ARRAYS``,
+the other fields ``SCALARS`` (``scalars()``), and for each of those the type and range a file
+may give it (``STATE_SCHEMA``, which :mod:`lstm_native._persist` turns into its checks).
+
 Neither imports scikit-learn or the compiled core.
 """
 
@@ -21,9 +25,40 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Optional
+from typing import NamedTuple
 
 import numpy as np
+
+COUNT_MAX = 2**53  # counters (the core's step is an int64, incremented); exact in JSON
+
+
+class FieldSchema(NamedTuple):
+    """What a non-array ``TrainState`` field may hold, in its ``scalars()`` form: ``kind`` is
+    "int" (not a bool), "float", "floats" (a list of them) or "floats by name" (an object whose
+    values are such lists); numbers lie in [``low``, ``high``] (floats are finite, or equal to
+    ``infinity`` when that is set); ``nullable``: None is allowed too."""
+
+    kind: str
+    low: float = -math.inf
+    high: float = math.inf
+    nullable: bool = False
+    infinity: float | None = None
+
+
+# Every non-array field that a file holds, in the order of TrainState.SCALARS (see the module
+# docstring; a field of TrainState is in ARRAYS, here, or one of rng and best_params).
+STATE_SCHEMA = {
+    "lr": FieldSchema("float", low=0.0),  # "invscaling" can take it down to 0.0 (underflow)
+    "step": FieldSchema("int", 0, COUNT_MAX),
+    "t": FieldSchema("int", 0, COUNT_MAX),
+    "n_iter": FieldSchema("int", 0, COUNT_MAX),
+    "loss_curve": FieldSchema("floats"),
+    "validation_scores": FieldSchema("floats", nullable=True),
+    "best_loss": FieldSchema("float", nullable=True, infinity=math.inf),
+    "best_validation_score": FieldSchema("float", nullable=True, infinity=-math.inf),
+    "no_improvement_count": FieldSchema("int", 0, COUNT_MAX),
+    "eval_scores": FieldSchema("floats by name"),
+}
 
 
 @dataclass
@@ -41,17 +76,17 @@ class TrainState:
     t: int = 0                          # training samples seen (scikit-learn's t_)
     n_iter: int = 0                     # epochs (n_iter_; a warm-started fit restarts it)
     loss_curve: list = field(default_factory=list)  # mean training loss of every epoch
-    validation_scores: Optional[list] = None        # every epoch's score when validating
-    best_loss: Optional[float] = math.inf           # None when validating (as MLP)
-    best_validation_score: Optional[float] = None   # -inf at the start when validating
+    validation_scores: list | None = None           # every epoch's score when validating
+    best_loss: float | None = math.inf              # None when validating (as MLP)
+    best_validation_score: float | None = None      # -inf at the start when validating
     no_improvement_count: int = 0
-    best_params: Optional[np.ndarray] = None        # the weights of the best validation score
+    best_params: np.ndarray | None = None           # the weights of the best validation score
     eval_scores: dict = field(default_factory=dict)  # eval set name -> per-epoch scores
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def fresh(cls, params: np.ndarray, lr: float, rng: np.random.RandomState,
-              validating: bool) -> "TrainState":
+              validating: bool) -> TrainState:
         """A state at the start of training from ``params``: zero moments, no history."""
         params = np.ascontiguousarray(params)
         st = cls(params=params, m=np.zeros_like(params), v=np.zeros_like(params),
@@ -87,10 +122,10 @@ class TrainState:
         return self.validation_scores is not None
 
     @property
-    def loss(self) -> Optional[float]:
+    def loss(self) -> float | None:
         return self.loss_curve[-1] if self.loss_curve else None
 
-    def record_epoch(self, loss: float, n_samples: int, score: Optional[float],
+    def record_epoch(self, loss: float, n_samples: int, score: float | None,
                      tol: float) -> None:
         """After an epoch: the loss curve, the samples seen and MLP's convergence test. The
         monitored value is the validation score when validating (higher is better; the best
@@ -118,20 +153,21 @@ class TrainState:
                 self.best_loss = float(loss)
 
     # -- copies ---------------------------------------------------------------------------
-    def copy(self) -> "TrainState":
+    def copy(self) -> TrainState:
         """An independent copy: arrays, lists and the generator are copied."""
         return TrainState(**{f.name: copy.deepcopy(getattr(self, f.name))
                              for f in fields(self)})
 
-    def assign(self, other: "TrainState") -> None:
+    def assign(self, other: TrainState) -> None:
         """Become a copy of ``other`` (every field replaced by a copy of other's)."""
         for f in fields(self):
             setattr(self, f.name, copy.deepcopy(getattr(other, f.name)))
 
     # -- what a file holds ------------------------------------------------------------------
+    # The arrays and the other fields a file holds; of the rest, rng is saved as its generator's
+    # state and best_params not at all (a file holds the weights the estimator predicts with).
     ARRAYS = ("params", "m", "v")
-    SCALARS = ("lr", "step", "t", "n_iter", "loss_curve", "validation_scores", "best_loss",
-               "best_validation_score", "no_improvement_count", "eval_scores")
+    SCALARS = tuple(STATE_SCHEMA)
 
     def scalars(self) -> dict:
         """The non-array fields as plain Python values (JSON-able; floats may be inf)."""
@@ -153,10 +189,11 @@ class TrainState:
 
     @classmethod
     def from_parts(cls, arrays: dict, scalars: dict,
-                   rng: np.random.RandomState) -> "TrainState":
+                   rng: np.random.RandomState) -> TrainState:
         """The inverse of (``{name: getattr(st, name) for name in ARRAYS}``, ``scalars()``),
-        for values that have been validated (see _persist)."""
-        kw = {name: np.array(arrays[name], order="C") for name in cls.ARRAYS}
+        for values that have been validated (see _persist). The arrays are taken as they are
+        when C-contiguous and writeable (a file's arrays are not copied once more)."""
+        kw = {name: np.require(arrays[name], requirements=("C", "W")) for name in cls.ARRAYS}
         kw.update({name: copy.deepcopy(scalars[name]) for name in cls.SCALARS})
         return cls(rng=rng, **kw)
 
@@ -170,7 +207,7 @@ class InputSpec:
     n_features_in: int
     input_kind: str
     step_features: int
-    feature_names_in: Optional[np.ndarray] = None
+    feature_names_in: np.ndarray | None = None
 
 
 @dataclass
@@ -183,17 +220,17 @@ class FittedModel:
     input: InputSpec
     n_outputs: int
     y_ndim: int                        # 1 or 2: the ndim of one sequence's (or step's) target
-    classes: Optional[np.ndarray] = None
+    classes: np.ndarray | None = None
 
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.config["dtype"])
 
-    def with_state(self, state: TrainState) -> "FittedModel":
+    def with_state(self, state: TrainState) -> FittedModel:
         """The same model with another training state (not copied)."""
         return replace(self, state=state)
 
-    def snapshot(self) -> "FittedModel":
+    def snapshot(self) -> FittedModel:
         """An independent copy, for publishing while training goes on."""
         return replace(self, config=dict(self.config), state=self.state.copy())
 

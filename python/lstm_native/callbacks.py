@@ -42,6 +42,7 @@ validation score.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import deque
@@ -154,7 +155,10 @@ class InverseScaling(Callback):
         self.power_t = power_t
 
     def on_epoch_end(self, env: Any) -> None:
-        env.state.lr = float(self.lr0) / (env.state.t + 1) ** self.power_t
+        # as exp(-p log(t+1)): no exact integer power for an int power_t, no OverflowError
+        # for a huge one (the rate underflows to 0 instead)
+        env.state.lr = float(self.lr0) * math.exp(-float(self.power_t)
+                                                  * math.log(env.state.t + 1))
 
 
 class LearningRateScheduler(Callback):

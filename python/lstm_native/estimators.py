@@ -579,16 +579,17 @@ class _BaseRecurrentEstimator(BaseEstimator):
         save_model(path, type(self).__name__, self.get_params(deep=False), fitted)
 
     @classmethod
-    def load(cls, path: Any) -> "_BaseRecurrentEstimator":
+    def load(cls, path: Any) -> _BaseRecurrentEstimator:
         """An estimator saved with :meth:`save`; ValueError naming the file and the problem
         for any damaged, foreign, crafted or newer file (see lstm_native._persist)."""
         from ._persist import load_model
 
-        return load_model(path, expected=cls)
+        found, hyperparams, fitted = load_model(path, ESTIMATORS, expected=cls)
+        return found.from_saved(hyperparams, fitted)
 
     @classmethod
-    def _from_saved(cls, hyperparams: dict, fitted: FittedModel) -> "_BaseRecurrentEstimator":
-        """An estimator with ``hyperparams`` and ``fitted`` (both already checked)."""
+    def from_saved(cls, hyperparams: dict, fitted: FittedModel) -> _BaseRecurrentEstimator:
+        """The estimator of ``hyperparams`` and ``fitted`` as _persist.load_model returns them."""
         est = cls(**hyperparams)
         est._fitted = fitted
         est._network_for(fitted.config)
