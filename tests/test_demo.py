@@ -12,7 +12,7 @@ import pytest
 from lstm_native import load_airline_passengers
 from lstm_native.__main__ import build_parser, main, run_demo
 
-ROW = re.compile(r"^(?P<name>.+?)\s+(?P<rmse>\d+\.\d)\s+(?P<mae>\d+\.\d)$")
+ROW = re.compile(r"^(?P<name>.+?)\s+(?P<mase>\d+\.\d\d)\s+(?P<rmse>\d+\.\d)$")
 
 
 def parse_table(text):
@@ -20,7 +20,7 @@ def parse_table(text):
     for line in text.splitlines():
         m = ROW.match(line)
         if m:
-            rows[m["name"]] = (float(m["rmse"]), float(m["mae"]))
+            rows[m["name"]] = (float(m["mase"]), float(m["rmse"]))
     return rows
 
 
@@ -40,36 +40,38 @@ def test_airline_passengers_data():
     assert str(dates[0]) == "1949-01" and str(dates[-1]) == "1960-12"
 
 
-def test_demo_prints_table_and_beats_last_value():
+def test_demo_prints_table_and_beats_the_baselines(tmp_path):
     out = io.StringIO()
+    png = tmp_path / "demo.png"
     with redirect_stdout(out):
-        assert main(["demo", "--quick"]) == 0
+        assert main(["demo", "--quick", "--figure", str(png)]) == 0
     text = out.getvalue()
-    assert "one-step-ahead" in text and "Fit time:" in text
+    assert "forecast: the next 24 months" in text and "Fit time:" in text
     rows = parse_table(text)
-    assert set(rows) == {"LSTM (hidden 16)", "last value (t-1)", "seasonal naive (t-12)"}
-    lstm, last = rows["LSTM (hidden 16)"], rows["last value (t-1)"]
-    assert lstm[0] < 0.75 * last[0] and lstm[1] < 0.75 * last[1]
+    assert set(rows) == {"LSTMForecaster", "last value", "seasonal naive", "drift"}
+    # a 24-month forecast from the end of 1958 beats every naive baseline (MASE and RMSE)
+    for name in ("last value", "seasonal naive", "drift"):
+        assert rows["LSTMForecaster"][0] < rows[name][0] and rows["LSTMForecaster"][1] < rows[name][1]
     # the baselines do not depend on the network
-    assert rows["last value (t-1)"] == (51.8, 44.2)
-    assert rows["seasonal naive (t-12)"] == (50.0, 47.6)
+    assert rows["seasonal naive"] == (2.49, 77.0)
+    assert png.stat().st_size > 10_000
 
 
-def test_run_demo_returns_numbers_for_other_cells():
-    res = run_demo(cell="gru", max_iter=120, out=io.StringIO())
-    assert res["rmse"][res["model_name"]] < 0.75 * res["rmse"]["last value (t-1)"]
-    assert res["n_iter"] >= 1 and res["fit_seconds"] > 0
+def test_run_demo_returns_numbers():
+    res = run_demo(n_ensemble=2, out=io.StringIO())
+    assert res["mase"]["LSTMForecaster"] < res["mase"]["seasonal naive"]
+    assert 0.0 <= res["coverage"] <= 1.0 and res["fit_seconds"] > 0
 
 
 def test_module_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "lstm_native", "demo", "--quick"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "seasonal naive (t-12)" in proc.stdout
+    assert "seasonal naive" in proc.stdout
 
 
 def test_cli_needs_a_command():
     with pytest.raises(SystemExit):
         build_parser().parse_args([])
     with pytest.raises(SystemExit):
-        main(["demo", "--cell", "transformer"])
+        main(["demo", "--holdout", "x"])

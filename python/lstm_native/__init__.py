@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from . import _core, datasets, nn
+from . import _core, datasets, forecasting, nn
 from .datasets import load_airline_passengers
 from .estimators import LSTMClassifier, LSTMRegressor
+from .forecasting import LSTMForecaster
 from .preprocessing import SequenceScaler
 
 __version__ = "0.1.0"
@@ -28,11 +29,13 @@ def build_info() -> dict:
 
 __all__ = [
     "LSTMClassifier",
+    "LSTMForecaster",
     "LSTMRegressor",
     "SequenceScaler",
     "build_info",
     "load",
     "datasets",
+    "forecasting",
     "load_airline_passengers",
     "nn",
     "__version__",

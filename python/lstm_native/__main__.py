@@ -2,8 +2,11 @@
 
 Commands
 --------
-demo   Forecast the airline passengers series (Box & Jenkins Series G) with an LSTMRegressor
-       and compare it with the last-value and seasonal-naive forecasts.
+demo   Forecast the last two years of the airline passengers series (Box & Jenkins Series G)
+       with an LSTMForecaster and compare it with the last-value, seasonal-naive and drift
+       forecasts.
+forecast
+       Forecast a column of a CSV file (one series or a panel), with an interval and a figure.
 info   Show how the compiled core was built.
 why-lstm
        Train the plain RNN, the GRU, the LSTM and its variants with the same budget on the
@@ -29,17 +32,11 @@ def _months(start_index: int, count: int) -> str:
     return f"{name(start_index)}..{name(start_index + count - 1)}"
 
 
-def run_demo(window: int = 12, holdout: int = 24, cell: str = "lstm", hidden_size: int = 16,
-             max_iter: int = 300, learning_rate_init: float = 0.01, seed: int = 0,
+def run_demo(holdout: int = 24, n_ensemble: int = 5, seed: int = 0, figure: Optional[str] = None,
              show_forecast: bool = False, out=None) -> dict:
-    """Fits the demo model and prints the comparison; returns the numbers as a dict."""
-    from sklearn.compose import TransformedTargetRegressor
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from . import LSTMRegressor, SequenceScaler
+    """Fits the demo forecaster and prints the comparison; returns the numbers as a dict."""
     from .datasets import load_airline_passengers
+    from .forecasting import LSTMForecaster, coverage, mase, rmse
 
     out = sys.stdout if out is None else out
 
@@ -48,78 +45,73 @@ def run_demo(window: int = 12, holdout: int = 24, cell: str = "lstm", hidden_siz
 
     y = load_airline_passengers()
     n = y.size
-    if not 1 <= window < n - holdout:
-        raise ValueError(f"window must lie in [1, {n - holdout - 1}], got {window}")
-    if not 1 <= holdout < n - window:
-        raise ValueError(f"holdout must lie in [1, {n - window - 1}], got {holdout}")
-    log_y = np.log(y)
-    # Sample t: the `window` log values before month t, taken relative to the last of them
-    # (so the network sees the shape of the recent past, not the level, which trends upwards
-    # beyond anything seen in training), and the target log(y_t) - log(y_{t-1}).
-    targets = np.arange(window, n)
-    X = np.stack([log_y[t - window: t] - log_y[t - 1] for t in targets])  # (samples, window)
-    Y = log_y[targets] - log_y[targets - 1]
-    train = targets < n - holdout
-    test = ~train
-
-    model = TransformedTargetRegressor(
-        regressor=make_pipeline(
-            SequenceScaler(),
-            LSTMRegressor(cell=cell, hidden_size=hidden_size, max_iter=max_iter,
-                          learning_rate_init=learning_rate_init, random_state=seed)),
-        transformer=StandardScaler())
+    if not 12 <= holdout <= n - 48:
+        raise ValueError(f"holdout must lie in [12, {n - 48}], got {holdout}")
+    train, truth = y[: n - holdout], y[n - holdout:]
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X[train], Y[train])
+    est = LSTMForecaster(season_length=12, n_ensemble=n_ensemble, random_state=seed)
+    est.fit(train)
     fit_seconds = time.perf_counter() - t0
-    lstm = model.regressor_[-1]
-
-    # One-step-ahead forecasts: each held-out month from the true history before it.
-    t_test = targets[test]
-    truth = y[t_test]
-    network_forecast = np.exp(log_y[t_test - 1] + model.predict(X[test]))
-    forecasts = {
-        f"{cell.upper()} (hidden {hidden_size})": network_forecast,
-        "last value (t-1)": y[t_test - 1],
-        "seasonal naive (t-12)": y[t_test - 12],
-    }
-    errors = {name: (float(np.sqrt(np.mean((f - truth) ** 2))), float(np.mean(np.abs(f - truth))))
-              for name, f in forecasts.items()}
+    q = est.predict(holdout, quantiles=[0.1, 0.5, 0.9])
+    seasonal = np.tile(train[-12:], holdout // 12 + 1)[:holdout]
+    drift = train[-1] + (train[-1] - train[0]) / (len(train) - 1) * np.arange(1, holdout + 1)
+    forecasts = {"LSTMForecaster": q[:, 1], "last value": np.full(holdout, train[-1]),
+                 "seasonal naive": seasonal, "drift": drift}
+    errors = {name: (mase(train, truth, f, 12), rmse(truth, f)) for name, f in forecasts.items()}
 
     say("International airline passengers, monthly totals in thousands, 1949-01..1960-12 "
         "(Box & Jenkins Series G)")
-    say(f"Model: {lstm.cell.upper()} regressor, hidden_size={hidden_size}, on windows of "
-        f"{window} months of log(passengers), taken relative to the window's last month, "
-        "-> next month's log change")
-    say(f"Training: {int(train.sum())} windows with targets {_months(window, int(train.sum()))};"
-        f" held out: the last {holdout} months {_months(n - holdout, holdout)}")
-    say("Forecast: one-step-ahead, each held-out month from the true history up to the month "
-        "before it")
-    say(f"Fit time: {fit_seconds:.2f} s ({lstm.n_iter_} epochs, final training loss "
-        f"{lstm.loss_:.4f})")
+    say(f"Training: {_months(0, n - holdout)}; forecast: the next {holdout} months "
+        f"{_months(n - holdout, holdout)} at once, from the end of the training data")
+    say(f"Model: LSTMForecaster, {n_ensemble} networks (log, deseasonalized, windows "
+        f"relative to their last value; median of the ensemble). Fit time: {fit_seconds:.1f} s")
     say()
     width = max(len(k) for k in errors) + 2
-    say(f"{'forecast':<{width}}{'RMSE':>8}{'MAE':>8}")
-    for name, (rmse, mae) in errors.items():
-        say(f"{name:<{width}}{rmse:8.1f}{mae:8.1f}")
+    say(f"{'forecast':<{width}}{'MASE':>8}{'RMSE':>8}")
+    for name, (m, r) in errors.items():
+        say(f"{name:<{width}}{m:8.2f}{r:8.1f}")
+    cov = coverage(truth, q[:, 0], q[:, 2])
+    say(f"80 % interval of LSTMForecaster: covers {cov:.0%} of the held-out months")
     if show_forecast:
         say()
-        say(f"{'month':<9}{'actual':>8}" + "".join(f"{k.split(' (')[0]:>16}" for k in forecasts))
-        for j, t in enumerate(t_test):
-            say(f"{_months(int(t), 1)[:7]:<9}{truth[j]:8.0f}"
+        say(f"{'month':<9}{'actual':>8}" + "".join(f"{k:>16}" for k in forecasts))
+        for j in range(holdout):
+            say(f"{_months(n - holdout + j, 1)[:7]:<9}{truth[j]:8.0f}"
                 + "".join(f"{f[j]:16.1f}" for f in forecasts.values()))
-    names = list(errors)
-    return dict(rmse={k: v[0] for k, v in errors.items()}, mae={k: v[1] for k, v in errors.items()},
-                model_name=names[0], fit_seconds=fit_seconds, n_iter=lstm.n_iter_)
+    if figure:
+        _demo_figure(figure, y, n - holdout, q, forecasts)
+        say(f"Figure: {figure}")
+    return dict(mase={k: v[0] for k, v in errors.items()}, rmse={k: v[1] for k, v in errors.items()},
+                coverage=cov, fit_seconds=fit_seconds)
+
+
+def _demo_figure(path: str, y: np.ndarray, split: int, q: np.ndarray, forecasts: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("--figure needs matplotlib: pip install matplotlib") from None
+    months = np.arange(np.datetime64("1949-01"), np.datetime64("1961-01"), dtype="datetime64[M]")
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(months, y, color="0.2", lw=1.2, label="actual")
+    fut = months[split:]
+    ax.fill_between(fut, q[:, 0], q[:, 2], color="C0", alpha=0.25, label="80 % interval")
+    for k, (name, f) in enumerate(forecasts.items()):
+        ax.plot(fut, f, lw=2.0 if k == 0 else 1.0, ls="-" if k == 0 else "--",
+                color=f"C{k}", label=name)
+    ax.axvline(months[split], color="0.6", lw=0.8)
+    ax.set_ylabel("passengers (thousands)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    max_iter = args.max_iter if args.max_iter is not None else (120 if args.quick else 300)
-    run_demo(window=args.window, holdout=args.holdout, cell=args.cell,
-             hidden_size=args.hidden_size, max_iter=max_iter,
-             learning_rate_init=args.learning_rate, seed=args.seed,
-             show_forecast=args.show_forecast)
+    run_demo(holdout=args.holdout, n_ensemble=2 if args.quick else args.n_ensemble,
+             seed=args.seed, figure=args.figure, show_forecast=args.show_forecast)
     return 0
 
 
@@ -382,21 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     demo = sub.add_parser("demo", help="forecast the airline passengers series with an LSTM",
-                          description="Train an LSTMRegressor on the monthly airline passengers "
-                          "(1949-1960), forecast the last months one step ahead and compare "
-                          "with the last-value and seasonal-naive forecasts.")
-    demo.add_argument("--window", type=int, default=12, help="months per input window (12)")
-    demo.add_argument("--holdout", type=int, default=24, help="months held out (24)")
-    demo.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-    demo.add_argument("--hidden-size", type=int, default=16)
-    demo.add_argument("--max-iter", type=int, default=None,
-                      help="maximum epochs (300; 120 with --quick)")
-    demo.add_argument("--learning-rate", type=float, default=0.01)
+                          description="Fit an LSTMForecaster on the monthly airline passengers "
+                          "(1949-1958), forecast the last two years at once and compare with "
+                          "the last-value, seasonal-naive and drift forecasts.")
+    demo.add_argument("--holdout", type=int, default=24, help="months forecast (24)")
+    demo.add_argument("--n-ensemble", type=int, default=5, help="networks combined (5)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--quick", action="store_true", help="fewer epochs, for tests")
+    demo.add_argument("--quick", action="store_true", help="two networks, for tests")
+    demo.add_argument("--figure", default=None, help="also draw a PNG (needs matplotlib)")
     demo.add_argument("--show-forecast", action="store_true",
                       help="also print every held-out month")
     demo.set_defaults(func=_cmd_demo)
+
+    from .forecasting._cli import add_parser as add_forecast_parser
+
+    add_forecast_parser(sub)
 
     info = sub.add_parser("info", help="show how the compiled core was built")
     info.set_defaults(func=_cmd_info)

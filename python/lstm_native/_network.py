@@ -219,6 +219,16 @@ class Network:
         state.step = int(step)
         return float(loss)
 
+    def rollout(self, params: np.ndarray, X: np.ndarray, lengths: Optional[np.ndarray],
+                horizon: int, future: Optional[np.ndarray], feedback: Any,
+                n_jobs: Optional[int] = None) -> np.ndarray:
+        """The core's recursive forecast (N, horizon, O) from the histories X (see
+        Model.rollout: the state carried, no Python per step)."""
+        out = np.empty((X.shape[0], int(horizon), self.config["output_size"]), self.dtype)
+        with self.borrow(n_jobs) as core:
+            core.rollout(params, X, lengths, int(horizon), future, feedback, out)
+        return out
+
     def stream(self, params: np.ndarray, batch: int) -> Any:
         return self.prototype.stream(params, int(batch))
 

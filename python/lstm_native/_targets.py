@@ -6,7 +6,7 @@ cross-entropy), scores raw network outputs (R^2, accuracy) and formats predictio
 regressor's network has one output per target and level (column k*Q + j: level j of target k);
 its point prediction is one level per target (:func:`point_columns`). It reads the estimator's
 hyperparameters and the previously fitted model but never writes to the estimator: ``fit``
-installs everything it learned at once (see estimators._BaseRecurrentEstimator._fit).
+installs everything it learned at once (see _base._BaseRecurrentEstimator._fit).
 """
 
 from __future__ import annotations

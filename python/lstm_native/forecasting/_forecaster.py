@@ -1,0 +1,366 @@
+"""LSTMForecaster: the next h values of one series, a multivariate series or a panel of series,
+with intervals, from recurrent networks trained on normalized windows.
+
+What it does, after the M4 competition's lessons (its winner, Smyl's ES-RNN, normalized every
+window by per-series exponential-smoothing level and seasonality and trained one LSTM across
+all series; DeepAR scales per series and trains a global model; N-BEATS ensembles):
+
+1. every series is log-transformed when positive, deseasonalized when an autocorrelation test
+   finds its season (classical decomposition), and divided by its mean absolute change
+   (:class:`~lstm_native.forecasting._windows.SeriesScaler`);
+2. windows of ``lookback`` steps are taken relative to their last value (the level), so the
+   network sees changes, never levels it has not seen; targets are the next ``horizon`` values
+   relative to the same level;
+3. ``n_ensemble`` networks (seeds and lookbacks 1x, 1.5x, 2x, ... of the base lookback) are
+   trained on the windows of *all* series at once (a global model), with the pinball loss
+   for the quantile levels (the median is the point forecast), and their forecasts combined by
+   the median;
+4. the forecasts are de-normalized: level, scale, seasonality, exp.
+
+Strategies: "multi_output" (one head predicts all ``horizon`` steps; longer requests are
+continued block by block) and "recursive" (a one-step model rolled out in C++ with its state
+carried, the prediction fed back as the next input); "auto" takes multi-output unless the
+series give too few windows for the horizon.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ..estimators import LSTMRegressor
+from ._input import Panel, format_forecast, read_future, read_y
+from ._season import infer_season_length, season_from_freq
+from ._windows import SeriesScaler, last_window, windows
+
+_LOOKBACK_FACTORS = (1.0, 1.5, 2.0, 1.25, 1.75)  # ensemble members cycle through these
+_MIN_WINDOWS = 24
+# Seasonal indices follow a changing pattern: weights halving every season back (dev split).
+_SEASON_HALF_LIFE = 1.0  # "auto": multi-output needs at least this many windows, else recursive
+
+
+class LSTMForecaster(BaseEstimator):
+    """Forecasts with recurrent networks (see the module docstring).
+
+    Parameters
+    ----------
+    season_length : int or None
+        The seasonal period (12 for monthly data, 4 quarterly, 1 for none). None: from a pandas
+        index's frequency, else from the autocorrelation of the (first) series.
+    lookback : int or None
+        Steps each network reads. None: ``max(2 * season_length, 1.5 * horizon, 8)``, capped by
+        what the shortest series allows.
+    horizon : int or None
+        Steps the multi-output head predicts at once (``predict`` may ask for more or fewer).
+        None: ``max(2 * season_length, 8)``.
+    strategy : {"auto", "multi_output", "recursive"}, default="auto"
+    transform : {"auto", "log", "none"}, default="auto"
+        "auto": log for series whose values are all positive.
+    deseasonalize : {"auto", True, False}, default="auto"
+        "auto": when M4's 90 % autocorrelation test finds the season.
+    quantiles : sequence of float, default=(0.1, 0.5, 0.9)
+        Levels trained with the pinball loss; ``predict(..., quantiles=...)`` and
+        ``predict_interval`` take levels from these. 0.5 is always added (the point forecast).
+    loss : {"quantile", "squared_error", "absolute_error", "huber"}, default="quantile"
+        The networks' loss. Only "quantile" gives intervals; the others train point forecasts
+        (the mean for "squared_error", the median for "absolute_error").
+    n_ensemble : int, default=5
+        Networks combined by the median.
+    cell, hidden_size, num_layers, max_iter, learning_rate_init, batch_size, alpha :
+        Of each network (see :class:`~lstm_native.LSTMRegressor`); training stops early on the
+        latest windows of each series (validation_fraction) and keeps the best weights.
+    validation_fraction : float, default=0.15
+    random_state : int, RandomState or None
+    n_jobs : int or None
+    verbose : int, default=0
+        1: a line per network trained, on stderr.
+    id_col, time_col, value_col : str
+        The columns of a long DataFrame ``y`` (Nixtla's convention by default).
+    """
+
+    def __init__(self, season_length: Optional[int] = None, lookback: Optional[int] = None,
+                 horizon: Optional[int] = None, *, strategy: str = "auto",
+                 transform: str = "auto", deseasonalize: Any = "auto",
+                 quantiles: Any = (0.1, 0.5, 0.9), loss: str = "quantile",
+                 n_ensemble: int = 5, cell: str = "lstm",
+                 hidden_size: int = 32, num_layers: int = 2, max_iter: int = 200,
+                 learning_rate_init: float = 3e-3, batch_size: int = 64, alpha: float = 1e-4,
+                 validation_fraction: float = 0.15, random_state: Any = None,
+                 n_jobs: Optional[int] = None, verbose: int = 0, id_col: str = "unique_id",
+                 time_col: str = "ds", value_col: str = "y") -> None:
+        self.season_length = season_length
+        self.lookback = lookback
+        self.horizon = horizon
+        self.strategy = strategy
+        self.transform = transform
+        self.deseasonalize = deseasonalize
+        self.quantiles = quantiles
+        self.loss = loss
+        self.n_ensemble = n_ensemble
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.max_iter = max_iter
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.alpha = alpha
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.id_col = id_col
+        self.time_col = time_col
+        self.value_col = value_col
+
+    # -- checks ------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        def positive_int(name: str, allow_none: bool = True) -> None:
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer{' or None' * allow_none}, "
+                                 f"got {v!r}")
+
+        for name in ("season_length", "lookback", "horizon"):
+            positive_int(name)
+        for name in ("n_ensemble", "hidden_size", "num_layers", "max_iter", "batch_size"):
+            positive_int(name, allow_none=False)
+        if self.strategy not in ("auto", "multi_output", "recursive"):
+            raise ValueError(f"strategy must be 'auto', 'multi_output' or 'recursive', got "
+                             f"{self.strategy!r}")
+        if self.transform not in ("auto", "log", "none"):
+            raise ValueError(f"transform must be 'auto', 'log' or 'none', got "
+                             f"{self.transform!r}")
+        if self.loss not in ("quantile", "squared_error", "absolute_error", "huber"):
+            raise ValueError(f"loss must be 'quantile', 'squared_error', 'absolute_error' or "
+                             f"'huber', got {self.loss!r}")
+        if self.deseasonalize not in ("auto", True, False):
+            raise ValueError(f"deseasonalize must be 'auto', True or False, got "
+                             f"{self.deseasonalize!r}")
+        self._levels()
+
+    def _levels(self) -> list:
+        """The trained quantile levels: sorted, unique, with 0.5 (only 0.5, the point
+        forecast, for a loss other than "quantile")."""
+        if self.loss != "quantile":
+            return [0.5]
+        try:
+            qs = [float(q) for q in self.quantiles]
+        except (TypeError, ValueError):
+            raise ValueError(f"quantiles must be a sequence of levels in (0, 1), got "
+                             f"{self.quantiles!r}") from None
+        if any(not 0.0 < q < 1.0 for q in qs):
+            raise ValueError(f"quantiles must lie in (0, 1), got {qs}")
+        return sorted(set(qs) | {0.5})
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, y: Any, X: Any = None) -> "LSTMForecaster":
+        """Fit on a series, a multivariate series or a panel ``y`` (see lstm_native.forecasting)
+        with optional covariates ``X`` (past values here; ``predict`` takes their future)."""
+        self._check_params()
+        panel = read_y(y, X, id_col=self.id_col, time_col=self.time_col,
+                       value_col=self.value_col)
+        m = self.season_length or season_from_freq(panel.freq) or infer_season_length(
+            panel.values[int(np.argmax(panel.lengths))][:, 0])
+        h = self.horizon or max(2 * m, 8)
+        shortest = min(panel.lengths)
+        if shortest < 3:
+            raise ValueError(f"every series needs at least 3 observations; the shortest has "
+                             f"{shortest}")
+        scalers = [SeriesScaler.fit(v, m, self.transform, self.deseasonalize,
+                                    _SEASON_HALF_LIFE)
+                   for v in panel.values]
+        z = [s.normalize(v) for s, v in zip(scalers, panel.values)]
+        cov_stats = None
+        covs = None
+        if panel.covariates is not None:
+            stacked = np.concatenate(panel.covariates)
+            mu, sd = stacked.mean(axis=0), stacked.std(axis=0)
+            sd[sd == 0] = 1.0
+            cov_stats = (mu, sd)
+            covs = [(c - mu) / sd for c in panel.covariates]
+        base = self.lookback or int(math.ceil(max(2 * m, 1.5 * h, 8)))
+        strategy = self._choose_strategy(panel, base, h)
+        step_h = 1 if strategy == "recursive" else h
+        self.members_ = []
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(0, 2**31 - 1, size=self.n_ensemble)
+        for k in range(self.n_ensemble):
+            L = self._member_lookback(base, k, shortest, step_h)
+            Xw, Yw = self._training_windows(z, covs, L, step_h, strategy)
+            est = self._network(int(seeds[k]), len(Xw))
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est.fit(Xw, Yw)
+            self.members_.append((L, est))
+            if self.verbose:  # progress on stderr: stdout may carry the forecast
+                print(f"network {k + 1}/{self.n_ensemble}: lookback {L}, {len(Xw)} windows, "
+                      f"{est.n_iter_} epochs, loss {est.loss_:.4g}, "
+                      f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        self.panel_ = Panel([v.copy() for v in panel.values], panel.kind, panel.covariates,
+                            panel.ids, panel.indexes, panel.freq, panel.columns, panel.name,
+                            panel.cov_columns)
+        self.scalers_, self.z_, self.covs_ = scalers, z, covs
+        self.cov_stats_ = cov_stats
+        self.season_length_, self.horizon_, self.strategy_ = m, h, strategy
+        self.quantile_levels_ = self._levels()
+        return self
+
+    def _choose_strategy(self, panel: Panel, lookback: int, h: int) -> str:
+        if self.strategy != "auto":
+            return self.strategy
+        n_windows = sum(max(n - lookback - h + 1, 0) for n in panel.lengths)
+        return "multi_output" if n_windows >= _MIN_WINDOWS else "recursive"
+
+    def _member_lookback(self, base: int, k: int, shortest: int, h: int) -> int:
+        L = int(round(base * _LOOKBACK_FACTORS[k % len(_LOOKBACK_FACTORS)]))
+        # at least 3 windows from the shortest series, and at least 2 steps
+        return max(2, min(L, shortest - h - 2))
+
+    def _training_windows(self, z: list, covs: Optional[list], L: int, h: int,
+                          strategy: str) -> tuple:
+        parts = [windows(zi, None if covs is None else covs[i], L, h,
+                         future_cov=strategy != "recursive")
+                 for i, zi in enumerate(z) if len(zi) >= L + h]
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
+            raise ValueError(f"no series is long enough for a window of {L} + {h} steps")
+        # Oldest windows first, across series: early stopping validates on the tail, which
+        # then holds the latest windows of every series (not the last series' only).
+        age = np.concatenate([np.arange(len(p[0]))[::-1] for p in parts])
+        order = np.argsort(-age, kind="stable")
+        return (np.concatenate([p[0] for p in parts])[order],
+                np.concatenate([p[1] for p in parts])[order])
+
+    def _network(self, seed: int, n_windows: int) -> LSTMRegressor:
+        loss = {"loss": self.loss}
+        if self.loss == "quantile":
+            loss["quantiles"] = self._levels()
+        return LSTMRegressor(
+            cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
+            **loss, max_iter=self.max_iter,
+            learning_rate_init=self.learning_rate_init,
+            batch_size=min(self.batch_size, max(n_windows, 1)), alpha=self.alpha,
+            early_stopping=n_windows >= 20, validation_fraction=self.validation_fraction,
+            n_iter_no_change=20, tol=1e-5, random_state=seed, n_jobs=self.n_jobs)
+
+    # -- predicting -------------------------------------------------------------------------
+    def _normalized_forecast(self, i: int, horizon: int, future: Optional[np.ndarray]) -> Any:
+        """Member forecasts of series i, normalized relative to its last value:
+        (n_ensemble, horizon, C, Q)."""
+        z = self.z_[i]
+        cov = None if self.covs_ is None else self.covs_[i]
+        C, Q = z.shape[1], len(self.quantile_levels_)
+        out = np.empty((len(self.members_), horizon, C, Q))
+        for k, (L, est) in enumerate(self.members_):
+            if self.strategy_ == "recursive":
+                out[k] = self._rollout(est, z, cov, future, L, horizon)
+            else:
+                out[k] = self._blocks(est, z, cov, future, L, horizon)
+        return out
+
+    def _member_predict(self, est: LSTMRegressor, x: np.ndarray) -> np.ndarray:
+        """(n, outputs, Q): the network's quantiles, or its point forecast as the one level."""
+        if self.loss == "quantile":
+            return est.predict_quantiles(x).reshape(len(x), -1, len(self.quantile_levels_))
+        return est.predict(x).reshape(len(x), -1, 1)
+
+    def _blocks(self, est: LSTMRegressor, z: np.ndarray, cov: Optional[np.ndarray],
+                future: Optional[np.ndarray], L: int, horizon: int) -> np.ndarray:
+        """Multi-output forecasts (horizon, C, Q), continued block by block (each block's
+        median appended as if observed) when horizon exceeds the trained one."""
+        C, Q, h = z.shape[1], len(self.quantile_levels_), self.horizon_
+        mid = self.quantile_levels_.index(0.5)
+        hist, hcov = z, cov
+        done, out = 0, np.empty((horizon, C, Q))
+        while done < horizon:
+            fut = None if future is None else future[done:done + h]
+            if fut is not None and len(fut) < h:
+                fut = np.concatenate([fut, np.repeat(fut[-1:], h - len(fut), axis=0)])
+            x = last_window(hist, hcov, fut, L, h)
+            q = self._member_predict(est, x).reshape(h, C, Q) + hist[-1][:, None]
+            k = min(h, horizon - done)
+            out[done:done + k] = q[:k]
+            hist = np.concatenate([hist, q[:, :, mid]])
+            if hcov is not None:
+                hcov = np.concatenate([hcov, fut])
+            done += k
+        return out - z[-1][:, None]
+
+    def _rollout(self, est: LSTMRegressor, z: np.ndarray, cov: Optional[np.ndarray],
+                 future: Optional[np.ndarray], L: int, horizon: int) -> np.ndarray:
+        """The one-step model rolled out in C++ (horizon, C, Q): the median of each step is fed
+        back as the next step's value, the future covariates alongside."""
+        C, Q = z.shape[1], len(self.quantile_levels_)
+        mid = self.quantile_levels_.index(0.5)
+        x = last_window(z, cov, None, L, 1)
+        fut = None
+        if cov is not None:
+            fut = np.zeros((horizon - 1, x.shape[2]))
+            fut[:, C:] = future[: horizon - 1]
+        feedback = [(c * Q + mid, c) for c in range(C)]
+        q = est.rollout(x, horizon, future=None if fut is None else fut[None],
+                        feedback=feedback)[0]
+        return q.reshape(horizon, C, Q)
+
+    def _forecast(self, horizon: int, X_future: Any, quantiles: Optional[list]) -> tuple:
+        check_is_fitted(self, "members_")
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) \
+                or horizon < 1:
+            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+        levels = self.quantile_levels_
+        wanted = [0.5] if quantiles is None else [float(q) for q in quantiles]
+        missing = [q for q in wanted if not any(abs(q - lv) < 1e-9 for lv in levels)]
+        if missing:
+            raise ValueError(f"quantiles {missing} were not trained; this forecaster has "
+                             f"{levels} (set quantiles=... before fit)")
+        cols = [min(range(len(levels)), key=lambda j: abs(levels[j] - q)) for q in wanted]
+        futures = read_future(self.panel_, X_future, int(horizon), self.id_col, self.time_col)
+        preds = []
+        for i, scaler in enumerate(self.scalers_):
+            fut = None
+            if futures is not None:
+                mu, sd = self.cov_stats_
+                fut = (futures[i] - mu) / sd
+            member = self._normalized_forecast(i, int(horizon), fut)
+            q = np.median(member, axis=0)                       # (h, C, Q)
+            q = np.sort(q, axis=-1) + self.z_[i][-1][None, :, None]
+            vals = scaler.denormalize(q[:, :, cols], scaler.n)  # (h, C, len(wanted))
+            preds.append(vals)
+        return preds, wanted
+
+    def predict(self, horizon: int, X_future: Any = None, quantiles: Any = None) -> Any:
+        """The next ``horizon`` values of every series, in the form of ``y``: (horizon,) for one
+        series, (horizon, n_channels) for a multivariate one, a list for a list, a long
+        DataFrame for a DataFrame (a pandas Series with dates for a dated Series). With
+        ``quantiles`` (levels from the trained ones), a trailing axis (or columns) per level."""
+        preds, wanted = self._forecast(horizon, X_future, quantiles)
+        if quantiles is None:
+            preds = [p[..., 0] for p in preds]
+        return format_forecast(self.panel_, preds, int(horizon), value_col=self.value_col,
+                               id_col=self.id_col, time_col=self.time_col,
+                               quantiles=None if quantiles is None else wanted)
+
+    def predict_interval(self, horizon: int, X_future: Any = None,
+                         coverage: float = 0.8) -> tuple:
+        """(lower, upper) bounds, each in the form of ``predict``, from the quantile levels
+        (1 - coverage) / 2 and (1 + coverage) / 2, which must be among the trained ones."""
+        lo, hi = (1 - coverage) / 2, (1 + coverage) / 2
+        preds, _ = self._forecast(horizon, X_future, [lo, hi])
+        fmt = dict(value_col=self.value_col, id_col=self.id_col, time_col=self.time_col)
+        return (format_forecast(self.panel_, [p[..., 0] for p in preds], int(horizon), **fmt),
+                format_forecast(self.panel_, [p[..., 1] for p in preds], int(horizon), **fmt))
+
+
+__all__ = ["LSTMForecaster"]

@@ -1,0 +1,107 @@
+"""Seasonality and scale of a series: the statistics the forecaster normalizes windows with.
+
+* :func:`infer_season_length`: from a pandas frequency ("M" -> 12, "Q" -> 4, "W" -> 52, ...)
+  or, without one, the lag of the strongest significant autocorrelation peak;
+* :func:`is_seasonal`: the 90 % autocorrelation test the M4 competition's benchmarks used to
+  decide whether to deseasonalize (|acf_m| > 1.645 sqrt((1 + 2 sum_{k<m} acf_k^2) / n));
+* :func:`seasonal_indices`: classical additive decomposition (a centred moving average of
+  length m as the trend, the mean detrended value per season position, centred to sum to 0).
+
+All functions take float64 NumPy arrays and never look at data after the series' end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+# pandas offset aliases (their first letters) -> seasonal period
+_FREQ_SEASON = {"A": 1, "Y": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24,
+                "T": 60, "min": 60, "S": 60, "s": 60}
+
+
+def season_from_freq(freq: Any) -> Optional[int]:
+    """The seasonal period of a pandas frequency string or offset, or None if unknown."""
+    if freq is None:
+        return None
+    name = getattr(freq, "name", None) or getattr(freq, "freqstr", None) or str(freq)
+    name = name.split("-")[0].lstrip("0123456789")
+    for key in sorted(_FREQ_SEASON, key=len, reverse=True):
+        if name.startswith(key):
+            return _FREQ_SEASON[key]
+    return None
+
+
+def acf(z: np.ndarray, max_lag: int) -> np.ndarray:
+    """Sample autocorrelations r_1..r_max_lag of z (the usual biased estimator)."""
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.mean()
+    denom = float(z @ z)
+    if denom <= 0 or max_lag < 1:
+        return np.zeros(max(max_lag, 0))
+    return np.array([float(z[k:] @ z[:-k]) / denom for k in range(1, max_lag + 1)])
+
+
+def infer_season_length(z: np.ndarray, max_season: int = 52) -> int:
+    """The seasonal period of a series without a known frequency: the lag (2..max_season, and
+    at most a third of the length) of the highest autocorrelation of the differenced series
+    that is a local peak and significant at 95 %; 1 when there is none."""
+    z = np.asarray(z, dtype=np.float64)
+    d = np.diff(z)
+    max_lag = min(max_season, len(d) // 3)
+    if max_lag < 2:
+        return 1
+    r = acf(d, max_lag + 1)
+    limit = 1.96 / np.sqrt(len(d))
+    best, best_r = 1, limit
+    for lag in range(2, max_lag + 1):
+        if r[lag - 1] > best_r and r[lag - 1] >= r[lag - 2] and r[lag - 1] >= r[lag]:
+            best, best_r = lag, r[lag - 1]
+    return best
+
+
+def is_seasonal(z: np.ndarray, m: int) -> bool:
+    """M4's 90 % test for seasonality of period m (on the series itself, as its benchmarks)."""
+    z = np.asarray(z, dtype=np.float64)
+    if m <= 1 or len(z) < 3 * m:
+        return False
+    r = acf(z, m)
+    limit = 1.645 * np.sqrt((1.0 + 2.0 * np.sum(r[:-1] ** 2)) / len(z))
+    return bool(abs(r[-1]) > limit)
+
+
+def seasonal_indices(z: np.ndarray, m: int, half_life: Optional[float] = None) -> np.ndarray:
+    """Additive seasonal indices (m,) of z, position p = t mod m (t counted from z's start),
+    centred to sum to 0: classical decomposition with a centred moving average trend. With
+    ``half_life`` (in seasons), the detrended values are averaged with weights halving every
+    ``half_life`` seasons back from the end, so that a seasonal pattern that changes is
+    followed (as exponential smoothing's seasonal component is)."""
+    z = np.asarray(z, dtype=np.float64)
+    if m <= 1 or len(z) < 2 * m:
+        return np.zeros(max(m, 1))
+    w = np.r_[0.5, np.ones(m - 1), 0.5] / m if m % 2 == 0 else np.ones(m) / m
+    trend = np.convolve(z, w, mode="valid")
+    off = (len(w) - 1) // 2
+    detrended = z[off: off + len(trend)] - trend
+    t = np.arange(len(trend)) + off
+    pos = t % m
+    w = np.ones(len(t)) if half_life is None else 0.5 ** ((len(z) - 1 - t) / (half_life * m))
+    sums = np.bincount(pos, weights=w * detrended, minlength=m)
+    counts = np.bincount(pos, weights=w, minlength=m)
+    idx = sums / np.maximum(counts, 1)
+    return idx - idx.mean()
+
+
+def diff_scale(z: np.ndarray, lag: int = 1) -> float:
+    """The mean absolute lag-difference of z (the in-sample naive error MASE scales by); 1.0
+    for a constant or too short series, so that dividing by it is always safe."""
+    z = np.asarray(z, dtype=np.float64)
+    if len(z) <= lag:
+        return 1.0
+    s = float(np.mean(np.abs(z[lag:] - z[:-lag])))
+    return s if s > 0 and np.isfinite(s) else 1.0
+
+
+__all__ = ["acf", "diff_scale", "infer_season_length", "is_seasonal", "season_from_freq",
+           "seasonal_indices"]

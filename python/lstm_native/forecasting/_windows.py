@@ -1,0 +1,199 @@
+"""Windows: how a series becomes what the network reads, and back.
+
+Each series is normalized once (:class:`SeriesScaler`): a transform (log for positive
+series), the additive seasonal indices removed (when the series is seasonal), divided by a
+scale (its mean absolute first difference, so that series of any size train one model).
+Every window is then taken relative to its own last observed value (the *level*), so the
+network sees shapes and changes, never levels: a trending series whose future lies beyond
+anything in its history is forecast as changes from its last value, which is how it is never
+asked to extrapolate a level it has not seen.
+
+A window of lookback L and horizon h, at origin t (the first step to forecast), is
+
+    inputs  [L (+h), C (+K+1)]    (z[t-L:t] - z[t-1]) and, with K covariates, (covariates, 0)
+                                 for the history, then h steps (0, future covariates, 1)
+    targets [h * C]               (z[t:t+h] - z[t-1]) flattened step by step
+
+where z is the normalized series and the last feature marks the future steps. Known-future
+covariates are thus read by the network before it predicts (multi-output), and fed step by
+step in the recursive strategy (horizon 1, the prediction appended as the next input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from ._season import diff_scale, is_seasonal, seasonal_indices
+
+
+@dataclass
+class SeriesScaler:
+    """The normalization of one series (n, C): transform, seasonal indices (m, C) by the
+    position t mod m counted from the series' start, and a scale per channel."""
+
+    log: np.ndarray            # (C,) bool: log-transformed channels
+    season: np.ndarray         # (m, C) seasonal indices (zeros when not seasonal)
+    scale: np.ndarray          # (C,)
+    n: int                     # length of the series it was fitted on
+
+    @classmethod
+    def fit(cls, y: np.ndarray, m: int, transform: str, deseasonalize: Any,
+            half_life: Any = None) -> "SeriesScaler":
+        n, C = y.shape
+        if transform == "log":
+            if np.any(y <= 0):
+                raise ValueError("transform='log' needs positive values")
+            log = np.ones(C, dtype=bool)
+        elif transform == "auto":
+            log = np.all(y > 0, axis=0)
+        else:
+            log = np.zeros(C, dtype=bool)
+        z = np.where(log, np.log(np.where(log, y, 1.0)), y)
+        m = max(int(m), 1)
+        season = np.zeros((m, C))
+        for c in range(C):
+            use = bool(deseasonalize) if deseasonalize != "auto" else is_seasonal(z[:, c], m)
+            if use and m > 1:
+                season[:, c] = seasonal_indices(z[:, c], m, half_life)
+        d = z - season[np.arange(n) % m]
+        scale = np.array([diff_scale(d[:, c]) for c in range(C)])
+        return cls(log=log, season=season, scale=scale, n=n)
+
+    @property
+    def m(self) -> int:
+        return self.season.shape[0]
+
+    def normalize(self, y: np.ndarray) -> np.ndarray:
+        """z (n, C) of a series that starts where the fitted one started."""
+        z = np.where(self.log, np.log(np.where(self.log, y, 1.0)), y)
+        return (z - self.season[np.arange(len(y)) % self.m]) / self.scale
+
+    def denormalize(self, z: np.ndarray, start: int) -> np.ndarray:
+        """Values at positions start, start+1, ... (counted from the series' start) of
+        normalized z (k, C[, Q]) (forecasts of the steps after the series)."""
+        pos = (start + np.arange(z.shape[0])) % self.m
+        extra = (slice(None), slice(None)) + (None,) * (z.ndim - 2)
+        v = z * self.scale[(None,) + extra[1:]] + self.season[pos][extra]
+        log = self.log[(None,) + extra[1:]]
+        with np.errstate(over="ignore"):
+            return np.where(log, np.exp(np.where(log, v, 0.0)), v)
+
+
+def windows(z: np.ndarray, cov: Optional[np.ndarray], lookback: int, horizon: int,
+            stride: int = 1, future_cov: bool = True) -> tuple:
+    """Training windows of one normalized series z (n, C) with covariates cov (n, K) or None:
+    (inputs (W, L[+h], C[+K+1]), targets (W, h*C)), origins stride apart, the last one at the
+    end of the series; none when the series is shorter than L + h."""
+    n, C = z.shape
+    K = 0 if cov is None else cov.shape[1]
+    origins = np.arange(n - horizon, lookback - 1, -stride)[::-1]
+    steps = lookback + (horizon if (K and future_cov) else 0)
+    X = np.zeros((len(origins), steps, C + K + (1 if K and future_cov else 0)))
+    past = origins[:, None] + np.arange(-lookback, 0)[None, :]      # (W, L) time indices
+    ahead = origins[:, None] + np.arange(horizon)[None, :]          # (W, h)
+    base = z[origins - 1][:, None, :]                               # (W, 1, C) the levels
+    X[:, :lookback, :C] = z[past] - base
+    Y = (z[ahead] - base).reshape(len(origins), horizon * C)
+    if K:
+        X[:, :lookback, C:C + K] = cov[past]
+        if future_cov:
+            X[:, lookback:, C:C + K] = cov[ahead]
+            X[:, lookback:, -1] = 1.0
+    return X, Y
+
+
+def last_window(z: np.ndarray, cov: Optional[np.ndarray], future: Optional[np.ndarray],
+                lookback: int, horizon: int) -> np.ndarray:
+    """The input window (1, L[+h], C[+K+1]) at the end of z, with the future covariates
+    future (h, K) when there are covariates (None: the recursive strategy feeds them)."""
+    n, C = z.shape
+    K = 0 if cov is None else cov.shape[1]
+    L = min(lookback, n)
+    steps = L + (horizon if (K and future is not None) else 0)
+    x = np.zeros((1, steps, C + K + (1 if K and future is not None else 0)))
+    x[0, :L, :C] = z[n - L:] - z[n - 1]
+    if K:
+        x[0, :L, C:C + K] = cov[n - L:]
+        if future is not None:
+            x[0, L:, C:C + K] = future[:horizon]
+            x[0, L:, -1] = 1.0
+    return x
+
+
+class SlidingWindow:
+    """Sliding windows over series, as a scikit-learn transformer.
+
+    ``transform(X)`` crops a batch of histories (a list of (T_i[, C]) arrays of any length, or
+    an array (n, T[, C])) to their last ``lookback`` steps: windows (n, lookback, C) ready for
+    an LSTMRegressor in a Pipeline (shorter histories are padded at the front with their first
+    value). ``split(y, X=None)`` makes training pairs from one series y (n[, C]) with
+    covariates X (n, K): inputs (W, lookback, C + K) of the windows whose ``horizon`` next
+    values exist, and targets (W, horizon * C), origins ``stride`` apart.
+    """
+
+    def __init__(self, lookback: int = 12, horizon: int = 1, stride: int = 1) -> None:
+        self.lookback = lookback
+        self.horizon = horizon
+        self.stride = stride
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"lookback": self.lookback, "horizon": self.horizon, "stride": self.stride}
+
+    def set_params(self, **params: Any) -> "SlidingWindow":
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"SlidingWindow has no parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def _check(self) -> None:
+        for name in ("lookback", "horizon", "stride"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+    def fit(self, X: Any = None, y: Any = None) -> "SlidingWindow":
+        self._check()
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        self._check()
+        items = list(X) if isinstance(X, (list, tuple)) else list(np.asarray(X, dtype=float))
+        out = []
+        for i, s in enumerate(items):
+            a = np.asarray(s, dtype=np.float64)
+            a = a[:, None] if a.ndim == 1 else a
+            if a.ndim != 2 or len(a) == 0 or not np.isfinite(a).all():
+                raise ValueError(f"X[{i}] must be a non-empty finite (T[, C]) series")
+            a = a[-self.lookback:]
+            if len(a) < self.lookback:
+                a = np.concatenate([np.repeat(a[:1], self.lookback - len(a), axis=0), a])
+            out.append(a)
+        if len({a.shape[1] for a in out}) != 1:
+            raise ValueError("all series of X must have the same number of channels")
+        return np.stack(out)
+
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def split(self, y: Any, X: Any = None) -> tuple:
+        self._check()
+        z = np.asarray(y, dtype=np.float64)
+        z = z[:, None] if z.ndim == 1 else z
+        cov = None if X is None else np.asarray(X, dtype=np.float64).reshape(len(z), -1)
+        if len(z) < self.lookback + self.horizon:
+            raise ValueError(f"y has {len(z)} steps, fewer than lookback + horizon = "
+                             f"{self.lookback + self.horizon}")
+        n, C = z.shape
+        origins = np.arange(n - self.horizon, self.lookback - 1, -self.stride)[::-1]
+        parts = [z] if cov is None else [z, cov]
+        full = np.concatenate(parts, axis=1)
+        Xw = np.stack([full[t - self.lookback:t] for t in origins])
+        Yw = np.stack([z[t:t + self.horizon].ravel() for t in origins])
+        return Xw, Yw
+
+
+__all__ = ["SeriesScaler", "SlidingWindow", "last_window", "windows"]

@@ -1,0 +1,220 @@
+"""lstm_native.forecasting: every input and output form, intervals, covariates, panels, the
+C++ rollout against a Python loop, the metrics, backtests, SlidingWindow and the CLI."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from lstm_native import LSTMForecaster, LSTMRegressor
+from lstm_native.forecasting import (SlidingWindow, backtest, coverage, infer_season_length,
+                                     is_seasonal, mase, rmse, seasonal_indices, smape)
+
+FAST = dict(n_ensemble=2, max_iter=40, hidden_size=12, num_layers=1, random_state=0)
+
+
+def seasonal_series(n=120, m=12, seed=0, level=100.0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return level + 0.3 * t + 8 * np.sin(2 * np.pi * t / m) + rng.normal(0, 1, n)
+
+
+# -- forms ------------------------------------------------------------------------------------
+def test_one_series_array_and_quantiles():
+    y = seasonal_series()
+    est = LSTMForecaster(season_length=12, **FAST).fit(y)
+    f = est.predict(10)
+    assert f.shape == (10,) and np.isfinite(f).all()
+    q = est.predict(10, quantiles=[0.1, 0.5, 0.9])
+    assert q.shape == (10, 3)
+    np.testing.assert_allclose(q[:, 1], f)
+    assert np.all(q[:, 0] <= q[:, 1]) and np.all(q[:, 1] <= q[:, 2])
+    lo, hi = est.predict_interval(10, coverage=0.8)
+    np.testing.assert_allclose(lo, q[:, 0])
+    np.testing.assert_allclose(hi, q[:, 2])
+    with pytest.raises(ValueError, match="were not trained"):
+        est.predict(5, quantiles=[0.05])
+    with pytest.raises(ValueError, match="horizon must be a positive integer"):
+        est.predict(0)
+    assert est.predict(30).shape == (30,)  # beyond the trained horizon: block by block
+
+
+def test_pandas_series_gives_dated_forecast_and_infers_the_season():
+    pd = pytest.importorskip("pandas")
+    y = pd.Series(seasonal_series(96), index=pd.date_range("2000-01-01", periods=96,
+                                                            freq="MS"), name="sales")
+    est = LSTMForecaster(**FAST).fit(y)
+    assert est.season_length_ == 12
+    f = est.predict(6)
+    assert isinstance(f, pd.Series) and f.name == "sales" and len(f) == 6
+    assert f.index[0] == pd.Timestamp("2008-01-01")
+
+
+def test_multivariate_series():
+    a = seasonal_series(100, seed=1)
+    y = np.stack([a, 0.5 * a + 3.0], axis=1)
+    f = LSTMForecaster(season_length=12, **FAST).fit(y).predict(7)
+    assert f.shape == (7, 2)
+    q = LSTMForecaster(season_length=12, **FAST).fit(y).predict(7, quantiles=[0.1, 0.9])
+    assert q.shape == (7, 2, 2)
+
+
+def test_panel_of_ragged_lengths_is_one_global_model():
+    ys = [seasonal_series(n, seed=i, level=50.0 * (i + 1)) for i, n in enumerate((90, 60, 130))]
+    est = LSTMForecaster(season_length=12, **FAST).fit(ys)
+    f = est.predict(8)
+    assert isinstance(f, list) and [x.shape for x in f] == [(8,)] * 3
+    # each forecast is at its own series' level (normalized per series)
+    for x, y in zip(f, ys):
+        assert abs(x.mean() - y[-12:].mean()) < 0.3 * abs(y[-12:].mean())
+
+
+def test_long_dataframe_in_and_out():
+    pd = pytest.importorskip("pandas")
+    frames = []
+    for i, n in enumerate((80, 70)):
+        frames.append(pd.DataFrame({
+            "unique_id": f"s{i}", "ds": pd.date_range("2001-01-01", periods=n, freq="MS"),
+            "y": seasonal_series(n, seed=i)}))
+    df = pd.concat(frames, ignore_index=True)
+    out = LSTMForecaster(**FAST).fit(df).predict(4)
+    assert list(out.columns) == ["unique_id", "ds", "y"] and len(out) == 8
+    assert out.loc[out.unique_id == "s1", "ds"].iloc[0] == pd.Timestamp("2006-11-01")
+    q = LSTMForecaster(**FAST).fit(df).predict(4, quantiles=[0.1, 0.9])
+    assert {"y_q0.1", "y_q0.9"} <= set(q.columns)
+
+
+def test_bad_input_is_refused_clearly():
+    with pytest.raises(ValueError, match="NaN"):
+        LSTMForecaster(**FAST).fit(np.r_[1.0, np.nan, 3.0, 4.0])
+    with pytest.raises(ValueError, match="at least 3"):
+        LSTMForecaster(**FAST).fit([1.0, 2.0])
+    with pytest.raises(ValueError, match="strategy"):
+        LSTMForecaster(strategy="magic").fit(seasonal_series())
+    with pytest.raises(ValueError, match="quantiles must lie"):
+        LSTMForecaster(quantiles=[0.0, 0.5]).fit(seasonal_series())
+
+
+# -- covariates, intervals ---------------------------------------------------------------------
+def test_covariates_change_the_forecast_when_they_matter():
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.normal(0, 1, n + 10)
+    y = 50 + 5 * x[:n] + rng.normal(0, 0.3, n)          # y moves with a known covariate
+    est = LSTMForecaster(season_length=1, n_ensemble=2, max_iter=150, random_state=0,
+                         transform="none").fit(y, X=x[:n])
+    high = est.predict(5, X_future=np.full(5, 1.5))
+    low = est.predict(5, X_future=np.full(5, -1.5))
+    diff = high - low                                     # the true effect is 15
+    assert np.all(diff > 1.0) and diff.mean() > 5.0, diff
+    with pytest.raises(ValueError, match="X_future"):
+        est.predict(5)
+
+
+def test_intervals_are_calibrated_on_known_noise():
+    rng = np.random.default_rng(1)
+    hits = []
+    for seed in range(4):
+        y = 20 + rng.normal(0, 1.0, 400)                  # white noise around a level
+        est = LSTMForecaster(season_length=1, n_ensemble=2, max_iter=60, random_state=seed,
+                             transform="none").fit(y[:380])
+        lo, hi = est.predict_interval(20, coverage=0.8)
+        hits.append(coverage(y[380:], lo, hi))
+    assert 0.6 <= np.mean(hits) <= 0.95, hits
+
+
+# -- the rollout --------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimator_rollout_equals_a_python_loop_of_predictions():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 6, 2))
+    y = X[:, -1, 0] * 0.5 + X[:, -2, 1] * 0.3
+    est = LSTMRegressor(hidden_size=8, max_iter=5, dtype="float64", random_state=0).fit(X, y)
+    hist = X[:3]
+    fut = rng.standard_normal((3, 4, 2))
+    out = est.rollout(hist, 5, future=fut, feedback=[(0, 0)])
+    seq = hist.copy()
+    for k in range(5):
+        p = est.predict(seq)
+        np.testing.assert_allclose(out[:, k, 0], p, rtol=1e-12, atol=1e-12)
+        if k < 4:
+            step = fut[:, k].copy()
+            step[:, 0] = p
+            seq = np.concatenate([seq, step[:, None]], axis=1)
+
+
+# -- metrics, backtest, windows, season -----------------------------------------------------------
+def test_metrics_by_hand():
+    tr = np.array([1.0, 2.0, 4.0, 3.0, 5.0])
+    assert mase(tr, [4.0, 6.0], [5.0, 5.0]) == pytest.approx(1.0 / ((1 + 2 + 1 + 2) / 4))
+    assert mase(np.arange(10.0), [1.0], [1.5], m=4) == pytest.approx(0.5 / 4)
+    assert smape([1.0, 0.0], [3.0, 0.0]) == pytest.approx(100.0 * (2 * 2 / 4 + 0) / 2)
+    assert rmse([0.0, 0.0], [3.0, 4.0]) == pytest.approx(np.sqrt(12.5))
+    assert coverage([1, 2, 3], [0, 2.5, 2], [1, 3, 4]) == pytest.approx(2 / 3)
+
+
+def test_backtest_refits_at_expanding_origins():
+    y = seasonal_series(100)
+    res = backtest(LSTMForecaster(season_length=12, **FAST), y, horizon=6, n_windows=2)
+    assert res["origins"] == [88, 94] and len(res["mase"]) == 2 and "mean_coverage" in res
+    assert all(f.shape == (6,) for f in res["forecasts"])
+
+
+def test_season_inference_and_test():
+    y = seasonal_series(144, m=12)
+    assert infer_season_length(y) == 12
+    assert is_seasonal(y, 12) and not is_seasonal(np.random.default_rng(0).normal(size=144), 12)
+    idx = seasonal_indices(y, 12)
+    assert idx.shape == (12,) and abs(idx.sum()) < 1e-9 and idx[3] > 6 and idx[9] < -6
+
+
+def test_sliding_window():
+    sw = SlidingWindow(lookback=4, horizon=2, stride=1)
+    X, Y = sw.split(np.arange(10.0))
+    assert X.shape == (5, 4, 1) and Y.shape == (5, 2)
+    np.testing.assert_array_equal(X[0, :, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(Y[-1], [8, 9])
+    W = sw.fit_transform([np.arange(6.0), np.arange(2.0)])
+    np.testing.assert_array_equal(W[:, :, 0], [[2, 3, 4, 5], [0, 0, 0, 1]])
+    with pytest.raises(ValueError, match="lookback"):
+        SlidingWindow(lookback=0).fit([np.ones(3)])
+
+
+def test_clone_and_pickle():
+    est = LSTMForecaster(season_length=12, **FAST)
+    assert clone(est).get_params() == est.get_params()
+    y = seasonal_series()
+    fitted = est.fit(y)
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict(5), fitted.predict(5))
+
+
+# -- command line ------------------------------------------------------------------------------
+def test_cli_forecast_end_to_end(tmp_path):
+    pytest.importorskip("matplotlib")
+    dates = np.arange(np.datetime64("2010-01"), np.datetime64("2018-01"), dtype="datetime64[M]")
+    y = seasonal_series(len(dates))
+    path = tmp_path / "data.csv"
+    with open(path, "w") as f:
+        f.write("date,sales\n")
+        for d, v in zip(dates, y):
+            f.write(f"{d}-01,{v:.3f}\n")
+    png, out = tmp_path / "fc.png", tmp_path / "fc.csv"
+    proc = subprocess.run([sys.executable, "-m", "lstm_native", "forecast", str(path),
+                           "--column", "sales", "--time-column", "date", "--horizon", "6",
+                           "--n-ensemble", "2", "--plot", str(png), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "network 1/2" in proc.stderr  # progress while training
+    lines = out.read_text().splitlines()
+    assert lines[0] == "date,sales,lower_0.8,upper_0.8" and len(lines) == 7
+    assert lines[1].startswith("2018-01-01,")
+    assert os.path.getsize(png) > 10_000
+    bad = subprocess.run([sys.executable, "-m", "lstm_native", "forecast", str(path),
+                          "--column", "nope", "--horizon", "3"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and "no column 'nope'" in bad.stderr
