@@ -64,9 +64,10 @@ def test_a_callback_stops_training_and_changes_the_learning_rate():
 
     X, y = data()
     est = LSTMRegressor(hidden_size=4, max_iter=50, callbacks=[StopAt2()], random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)  # stopped: no warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         est.fit(X, y)
+    assert not any("Maximum iterations" in str(w.message) for w in caught)  # it stopped
     assert est.n_iter_ == 2
     lrs = []
 
@@ -228,10 +229,72 @@ def test_user_early_stopping_and_plateau_callbacks():
     X, y = data()
     rec = Recorder()
     est = LSTMRegressor(hidden_size=4, max_iter=200, tol=1e9, n_iter_no_change=np.inf,
-                        random_state=0, callbacks=[EarlyStopping(patience=2), rec]).fit(X, y)
+                        learning_rate_init=0.05, random_state=0,
+                        callbacks=[EarlyStopping(patience=2), rec]).fit(X, y)
     assert est.n_iter_ == 1 + 3  # best after epoch 1, then 3 epochs without improvement
+    # ... but not while the loss still sits on its initial plateau (no better than a constant
+    # model): a slow start gets up to 3 * (patience + 1) epochs
+    slow = LSTMRegressor(hidden_size=4, max_iter=200, tol=1e9, n_iter_no_change=np.inf,
+                         learning_rate_init=1e-5, random_state=0,
+                         callbacks=[EarlyStopping(patience=2)]).fit(X, y)
+    assert slow.n_iter_ == 3 * 3
     est = LSTMRegressor(hidden_size=4, max_iter=200, tol=1e9, n_iter_no_change=np.inf,
                         learning_rate_init=0.01, random_state=0,
                         callbacks=[ReduceLROnPlateau(factor=0.1, patience=0, min_lr=1e-4)])
     est.fit(X, y)
-    assert est.learning_rate_ == pytest.approx(1e-4) and est.n_iter_ == 1 + 3
+    # three reductions (0.01 -> 1e-4) and a stop, after any initial-plateau epochs (at most 3)
+    assert est.learning_rate_ == pytest.approx(1e-4) and 1 + 3 <= est.n_iter_ <= 3 + 3
+
+
+# -- the new user's findings ---------------------------------------------------------------------
+@quiet
+def test_input_layout_nct_reads_aeon_style_data_and_a_transposed_layout_warns():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 2, 30))            # (n, channels, timesteps), as aeon stores
+    y = X[:, 0, -1] - X[:, 1, -3]
+    kw = dict(hidden_size=6, max_iter=5, random_state=0)
+    nct = LSTMRegressor(input_layout="nct", **kw).fit(X, y)
+    ntc = LSTMRegressor(**kw).fit(np.swapaxes(X, 1, 2), y)
+    np.testing.assert_array_equal(nct.predict(X), ntc.predict(np.swapaxes(X, 1, 2)))
+    assert nct.n_features_in_ == 2
+    with pytest.warns(UserWarning, match="input_layout='nct'"):
+        LSTMRegressor(**kw).fit(rng.standard_normal((60, 1, 30)), y)
+
+
+def test_a_fit_no_better_than_a_constant_warns():
+    X = np.zeros((80, 5, 2))                         # nothing to learn from
+    y = np.arange(80) % 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LSTMClassifier(hidden_size=4, max_iter=30, random_state=0).fit(X, y)
+    assert any("no better than a constant prediction" in str(w.message) for w in caught)
+    with warnings.catch_warnings(record=True) as caught:  # and one that learns does not warn
+        warnings.simplefilter("always")
+        Xs, ys = data(n=80)
+        LSTMRegressor(hidden_size=4, max_iter=30, random_state=0).fit(Xs, ys)
+    assert not any("no better than a constant" in str(w.message) for w in caught)
+
+
+@quiet
+def test_training_does_not_stop_on_its_initial_plateau():
+    """A classifier whose loss stays at chance level for the first epochs (a small learning
+    rate) is not stopped there by the convergence rule: it gets 3 * (patience + 1) epochs."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 8, 1))
+    y = (X[:, 0, 0] > 0).astype(int)                 # the first step decides
+    est = LSTMClassifier(hidden_size=8, max_iter=200, n_iter_no_change=3, tol=1e-2,
+                         learning_rate_init=1e-4, random_state=0).fit(X, y)
+    assert est.n_iter_ >= 3 * (3 + 1)
+
+
+def test_2d_input_of_another_width_says_how_to_pass_other_lengths():
+    X, y = data(n=40, T=6, D=1)
+    est = LSTMRegressor(hidden_size=3, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X[:, :, 0], y)                       # 2-D: univariate windows of 6 steps
+    with pytest.raises(ValueError, match=r"as a 3-D array \(n_samples, n_timesteps, 1\)"):
+        est.predict(X[:, :4, 0])
+    assert est.predict(X[:, :4, :]).shape == (40,)  # the same windows, 3-D: any length
+    ragged = [X[0, :4, 0], X[1, :5, 0]]            # and a list of different lengths
+    assert len(est.predict(ragged)) == 2

@@ -32,7 +32,8 @@ from ._network import (
     loss_config,
 )
 from ._state import FittedModel, TrainState
-from ._validation import Sequences, check_sample_weight, check_sequences, check_y_present
+from ._validation import (Sequences, apply_layout, check_sample_weight, check_sequences,
+                          check_y_present)
 from .callbacks import (
     DivergenceRollback,
     EarlyStopping,
@@ -124,6 +125,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         # -1 (or any negative) and None: automatic; the core takes a C int
         "n_jobs": [Interval(Integral, None, 2**31 - 1, closed="right"), None],
         "callbacks": [list, tuple, None],
+        "input_layout": [StrOptions({"ntc", "nct"})],
     }
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -144,7 +146,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: Any = 10,
                  max_grad_norm: Optional[float] = 5.0, dtype: Any = "float32",
-                 n_jobs: Optional[int] = None, callbacks: Optional[list] = None) -> None:
+                 n_jobs: Optional[int] = None, callbacks: Optional[list] = None,
+                 input_layout: str = "ntc") -> None:
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -175,6 +178,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         self.dtype = dtype
         self.n_jobs = n_jobs
         self.callbacks = callbacks
+        self.input_layout = input_layout
 
     # -- tags, pickling, fitted attributes ---------------------------------------------------
     def __sklearn_tags__(self):
@@ -330,6 +334,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         first_pass = prev is None or (not self.warm_start and not incremental)
         dtype = np.dtype(self.dtype) if first_pass else prev.dtype
         check_fit_memory(self, X, y, self._network_config)
+        X = apply_layout(X, self.input_layout, warn=first_pass)
         seqs = check_sequences(X, dtype=dtype, estimator=self, reset=first_pass,
                                spec=None if first_pass else prev.input)
         targets = self._targets.prepare(self, y, seqs, dtype, None if first_pass else prev,
@@ -380,6 +385,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         # certain from a bound for most cells and weights, else looked at (partial_fit: on one
         # chunk, to keep an epoch's cost).
         x_absmax, T = float(np.abs(data.seqs.X).max()), data.seqs.X.shape[1]
+        baseline = self._targets.baseline_loss(config["loss"], data)
         env = train(network, state, data, options=self._optim_options(data.n),
                     max_epochs=1 if incremental else int(self.max_iter), tol=float(self.tol),
                     callbacks=self._training_callbacks(), publish=publish,
@@ -388,12 +394,21 @@ class _BaseRecurrentEstimator(BaseEstimator):
                     n_jobs=self.n_jobs,
                     check_overflow=data if not incremental else data.subset(
                         slice(0, PREDICT_CHUNK)),
-                    bounded=lambda params: network.outputs_bounded(params, x_absmax, T))
+                    bounded=lambda params: network.outputs_bounded(params, x_absmax, T),
+                    baseline_loss=baseline)
         if isinstance(self.random_state, np.random.RandomState):
             self.random_state.set_state(state.rng.get_state())  # advanced, as MLP's would be
         if not incremental and not env.stopped:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning)
+        if not incremental and baseline is not None and state.loss_curve and \
+                min(state.loss_curve) >= 0.98 * baseline:
+            warnings.warn(
+                f"{type(self).__name__} fits no better than a constant prediction: its best "
+                f"training loss {min(state.loss_curve):.4g} against {baseline:.4g} for always "
+                f"predicting the {'class frequencies' if config['loss'] == 'softmax' else 'mean'}"
+                ". Scale X (SequenceScaler), raise learning_rate_init or max_iter, or check that"
+                " X holds signal for y (and its layout: input_layout).", ConvergenceWarning)
 
     def _training_rng(self, prev: Optional[FittedModel], first_pass: bool,
                       incremental: bool) -> np.random.RandomState:
@@ -484,8 +499,9 @@ class _BaseRecurrentEstimator(BaseEstimator):
         shape = peek_shape(X)
         if shape is not None:
             self._network_for(fitted.config).check_predict_memory(*shape, X)
+        X = apply_layout(X, self.input_layout)
         seqs = check_sequences(X, dtype=fitted.dtype, estimator=self, reset=False,
-                               spec=fitted.input)
+                               spec=fitted.input, any_length=True)
         return seqs, fitted
 
     def _raw_predict(self, seqs: Sequences, fitted: FittedModel) -> np.ndarray:

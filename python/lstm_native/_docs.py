@@ -64,6 +64,11 @@ _PARAMETERS_DOC = """
         Threads for training and prediction. None (or -1): automatic; a batch large enough is
         split into independent parts run on separate threads, small ones run on one. k > 0:
         at most k threads. Results are bit-identical for any value.
+    input_layout : {{"ntc", "nct"}}, default="ntc"
+        The axes of 3-D X (and of each array of a list): (samples, timesteps, channels), or
+        "nct" for (samples, channels, timesteps) as aeon and sktime store series. Fitting on
+        3-D data with at most 3 timesteps and 10 or more features warns that it looks
+        transposed.
     callbacks : list of lstm_native.callbacks.Callback or None, default=None
         Called around every epoch after the built-in ones (see :mod:`lstm_native.callbacks`).
 {extra}

@@ -102,6 +102,7 @@ class TrainingEnv:
     stopped: bool = False           # a callback ended training before max_epochs
     divergence_note: str = ""
     patience: Optional[int] = None  # set by the callback that reports a plateau
+    baseline_loss: Optional[float] = None  # the training loss of the best constant model
 
     def state_finite(self) -> bool:
         st = self.state
@@ -115,7 +116,8 @@ def train(network: Network, state: TrainState, data: Dataset, *, options: OptimO
           validation: Optional[Dataset] = None, eval_sets: Optional[dict] = None,
           save: Optional[Callable[[Any, TrainState], None]] = None,
           n_jobs: Optional[int] = None, check_overflow: Optional[Dataset] = None,
-          bounded: Optional[Callable[[np.ndarray], bool]] = None) -> TrainingEnv:
+          bounded: Optional[Callable[[np.ndarray], bool]] = None,
+          baseline_loss: Optional[float] = None) -> TrainingEnv:
     """Trains ``state`` on ``data`` (see the module docstring); returns the environment of
     the run (``env.stopped``: a callback stopped it before ``max_epochs``).
 
@@ -142,7 +144,7 @@ def train(network: Network, state: TrainState, data: Dataset, *, options: OptimO
     env = TrainingEnv(state=state, network=network, train=data, tol=float(tol),
                       max_epochs=int(max_epochs),
                       save=(lambda path: save(path, state)) if save else _no_save,
-                      predicts_finite=predicts_finite)
+                      predicts_finite=predicts_finite, baseline_loss=baseline_loss)
 
     def diverged(what: str) -> None:
         for cb in callbacks:

@@ -58,6 +58,17 @@ def point_columns(config: dict) -> Optional[np.ndarray]:
     return np.arange(config["output_size"] // Q) * Q + m
 
 
+def _flat_weights(data: Any) -> tuple:
+    """(per-row targets, per-row weights) over the real steps: rows are sequences, or every
+    valid step of every sequence for per-step targets."""
+    Y = data.Y
+    sw = np.ones(data.n) if data.sw is None else np.asarray(data.sw, dtype=np.float64)
+    if data.per_step:
+        mask = _valid_steps(data.seqs.lengths, Y.shape[1])
+        return Y[mask], np.broadcast_to(sw[:, None], mask.shape)[mask]
+    return Y, sw
+
+
 class RegressorTargets:
     metric = "r2"
 
@@ -106,6 +117,16 @@ class RegressorTargets:
     def weights(self, est: Any, sw: Optional[np.ndarray], targets: Prepared, dtype: Any,
                 incremental: bool) -> Optional[np.ndarray]:
         return sw
+
+    def baseline_loss(self, loss: str, data: Any) -> Optional[float]:
+        """The squared-error loss of the best constant prediction (the weighted mean), in the
+        core's normalization (0.5 * mean over outputs); None for the other losses."""
+        if loss != "mse":
+            return None
+        Y, w = _flat_weights(data)
+        Y = Y.reshape(len(Y), -1).astype(np.float64)
+        mean = (w[:, None] * Y).sum(axis=0) / w.sum()
+        return float(0.5 * (w[:, None] * (Y - mean) ** 2).sum() / (w.sum() * Y.shape[1]))
 
     def score(self, raw: np.ndarray, data: Any) -> float:
         """R^2 of raw outputs against the prepared targets (over the real steps)."""
@@ -254,6 +275,14 @@ class ClassifierTargets:
 
     def scorer(self, config: dict) -> Any:
         return self.score
+
+    def baseline_loss(self, loss: str, data: Any) -> float:
+        """The cross-entropy of the best constant prediction: the (weighted) class frequencies,
+        i.e. their entropy."""
+        idx, w = _flat_weights(data)
+        p = np.bincount(idx.astype(np.int64).ravel(), weights=w) / w.sum()
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
 
     def score(self, raw: np.ndarray, data: Any) -> float:
         pred = np.argmax(raw, axis=-1)

@@ -199,14 +199,16 @@ def _pad_arrays(X: Any, dtype: Any) -> Optional[tuple]:
 
 def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
                     reset: Optional[bool] = None,
-                    spec: Optional[InputSpec] = None) -> Sequences:
+                    spec: Optional[InputSpec] = None, any_length: bool = False) -> Sequences:
     """Validates sequence input ``X`` (see the module docstring) into a :class:`Sequences`.
 
     ``reset=None`` only checks; ``reset=True`` also records what fitting learns about X
     (``Sequences.spec``: n_features_in_, feature names of a 2-D DataFrame, the input kind and
     the features per step) without touching ``estimator``; ``reset=False`` checks ``X``
     against ``spec`` (what was recorded) and, for 2-D input, against the estimator's
-    ``n_features_in_`` and ``feature_names_in_`` as scikit-learn does. ``estimator`` only
+    ``n_features_in_`` and ``feature_names_in_`` as scikit-learn does (with ``any_length``,
+    i.e. predicting, the error for 2-D X of another width says how to pass sequences of
+    other lengths: as a list or a 3-D array, which take any length). ``estimator`` only
     names the caller in messages (and is read, never written).
     """
     dtype = np.dtype(dtype)
@@ -252,9 +254,20 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
                 # Fitting records them on a stand-in named like the estimator, so that the
                 # estimator itself changes only when the whole fit succeeds.
                 target = _recorder(estimator) if reset else estimator
-                with _numeric("X"):
-                    Xp = validate_data(target, X, reset=bool(reset), dtype=dtype,
-                                       ensure_all_finite=True)
+                try:
+                    with _numeric("X"):
+                        Xp = validate_data(target, X, reset=bool(reset), dtype=dtype,
+                                           ensure_all_finite=True)
+                except ValueError as e:
+                    if any_length and "features as input" in str(e):
+                        # scikit-learn's rule for 2-D X (its estimator checks require it):
+                        # say how to pass univariate sequences of another length
+                        raise ValueError(
+                            f"{e} 2-D X holds univariate sequences, one column per step, and "
+                            "must keep the fit's width; pass sequences of another length as a "
+                            "3-D array (n_samples, n_timesteps, 1)"
+                        ) from None
+                    raise
                 if reset:
                     n_features_in = target.n_features_in_
                     names = getattr(target, "feature_names_in_", None)
@@ -309,6 +322,30 @@ def _check_features(estimator: Any, seqs: Sequences, spec: InputSpec) -> None:
                 "sequences (one feature per step)")
         raise ValueError(f"X has {D} features, but {name} is expecting {expected} features "
                          "as input.")
+
+
+def apply_layout(X: Any, layout: str, warn: bool = False) -> Any:
+    """X in the (n_samples, n_timesteps, n_features) layout the estimators read. ``"nct"``:
+    X is (n_samples, n_channels, n_timesteps), as aeon and sktime store time series (a 3-D
+    array, or a list of (n_channels, T_i) arrays), and is transposed. With ``warn`` (fit), a
+    3-D "ntc" array that looks transposed (at most 3 timesteps and 10 or more features per
+    step) gets a warning: it is most likely aeon/sktime data read as a handful of steps."""
+    if layout == "nct":
+        if isinstance(X, (list, tuple)):
+            return [np.asarray(x).T if np.ndim(x) == 2 else x for x in X]
+        shape = getattr(X, "shape", None)
+        if shape is not None and len(shape) == 3:
+            return np.swapaxes(np.asarray(X), 1, 2)
+        return X
+    shape = getattr(X, "shape", None)
+    if warn and shape is not None and len(shape) == 3 and shape[1] <= 3 and shape[2] >= 10:
+        import warnings
+
+        warnings.warn(
+            f"X has shape {tuple(shape)}: {shape[1]} timestep(s) of {shape[2]} features. If it "
+            "is (n_samples, n_channels, n_timesteps), as aeon and sktime store series, pass "
+            "input_layout='nct'.", UserWarning, stacklevel=3)
+    return X
 
 
 def check_y_present(y: Any, estimator: Any) -> None:
@@ -397,5 +434,5 @@ def pad_sequence_targets(y: Any, seqs: Sequences, dtype: Any, name: str = "y") -
     return np.ascontiguousarray(Y, dtype=dtype), step_ndim
 
 
-__all__ = ["InputSpec", "Sequences", "check_sequences", "check_sample_weight", "check_finite_array",
+__all__ = ["InputSpec", "Sequences", "apply_layout", "check_sequences", "check_sample_weight", "check_finite_array",
            "check_n_samples", "check_y_present", "pad_sequence_targets"]

@@ -81,6 +81,17 @@ def _restore_best(env: Any) -> None:
         state.params[...] = state.best_params
 
 
+def _initial_plateau(env: Any, cb: Any) -> bool:
+    """Whether training still sits on the plateau it started on: the training loss no better
+    than a constant model's (a network often needs epochs to find the signal; stopping there
+    would end, e.g., a classifier at chance level). Not counted against the patience, up to
+    3 * (patience + 1) epochs."""
+    st, base = env.state, getattr(env, "baseline_loss", None)
+    if st.validating or base is None or st.best_loss is None:
+        return False
+    return st.best_loss > 0.99 * base and st.n_iter < 3 * (cb.patience + 1)
+
+
 def _plateau_message(env: Any) -> str:
     what = "Validation score" if env.state.validating else "Training loss"
     return (f"{what} did not improve more than tol={env.tol:g} for {env.patience} consecutive "
@@ -100,7 +111,7 @@ class EarlyStopping(Callback):
         self.verbose = verbose
 
     def on_epoch_end(self, env: Any) -> bool:
-        if env.state.no_improvement_count <= self.patience:
+        if env.state.no_improvement_count <= self.patience or _initial_plateau(env, self):
             return False
         if self.verbose:
             env.patience = self.patience
@@ -128,7 +139,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, env: Any) -> bool:
         state = env.state
-        if state.no_improvement_count <= self.patience:
+        if state.no_improvement_count <= self.patience or _initial_plateau(env, self):
             return False
         env.patience = self.patience
         if state.lr <= self.min_lr:
