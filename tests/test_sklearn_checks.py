@@ -43,17 +43,23 @@ ESTIMATORS = [
 ]
 
 
-def expected_failed_checks(estimator):
-    if not isinstance(estimator, (LSTMRegressor, LSTMClassifier)):
-        return {}
-    failed = {}
-    if estimator.dtype != "float64":
-        failed["check_sample_weight_equivalence_on_dense_data"] = SAMPLE_WEIGHT_REASON
-    return failed
+def _float32_sample_weight_check(estimator, check):
+    name = getattr(check, "func", check).__name__
+    return (name == "check_sample_weight_equivalence_on_dense_data"
+            and isinstance(estimator, (LSTMRegressor, LSTMClassifier))
+            and estimator.dtype != "float64")
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+@parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible_estimator(estimator, check):
+    if _float32_sample_weight_check(estimator, check):
+        # an expected failure that is not strict (the project's xfail_strict is): it passes or
+        # fails with the kernels' rounding
+        try:
+            check(estimator)
+        except AssertionError:
+            pytest.xfail(SAMPLE_WEIGHT_REASON)
+        return
     check(estimator)
 
 
