@@ -27,7 +27,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, interop
 from ._locks import ForkSafeLock
 from ._memory import check_memory, fits_without_checking, needs_copy, peek_shape
 
@@ -282,6 +282,7 @@ class Recurrent:
         return y, self._pack_state(hT, cT)
 
     __call__ = forward
+    to_onnx = interop.to_onnx  # ONNX export: see lstm_native.interop.onnx
 
     def backward(self, dy: Any = None, dstate: Any = None,
                  return_sequences_grads: bool = False) -> dict:
