@@ -20,8 +20,9 @@ axis and use a forward layer instead). Dropout and recurrent dropout act only in
 are ignored. The layer returned computes, on x (batch, time, features), ``y`` = the Keras layer's
 output with ``return_sequences=True`` (``y[:, -1]`` the one without) and the final state(s) =
 its ``return_state`` outputs (LSTM: Keras returns ``[output, h, c]``, ours ``y, (h, c)`` with a
-leading layer axis). A Keras mask corresponds to ``forward(x, lengths=...)`` for right-padded
-sequences.
+leading layer axis). A Keras mask of right-padded sequences corresponds to ``forward(x,
+lengths=...)``: the same final states and outputs at the valid steps (at masked steps Keras
+repeats the last output where ours gives 0).
 """
 
 from __future__ import annotations
@@ -46,8 +47,12 @@ def _activation_name(fn: Any, keras: Any) -> str:
 def _keras_weights(cell: Any, keras: Any, G: int, D: int, H: int, dtype: Any) -> tuple:
     """kernel (D, G*H), recurrent_kernel (H, G*H) and bias as NumPy arrays of ``dtype``."""
     def array(var: Any, name: str, shape: tuple) -> np.ndarray:
-        return as_checked_array(keras.ops.convert_to_numpy(var), name, shape, dtype,
-                                "from_keras")
+        # The backend tensor (var.value): a torch tensor is read with .detach().numpy() (NumPy 2
+        # warns on np.array() of a Keras Variable or a torch Parameter), the others converted.
+        value = var.value
+        if not hasattr(value, "detach"):
+            value = keras.ops.convert_to_numpy(value)
+        return as_checked_array(value, name, shape, dtype, "from_keras")
 
     kernel = array(cell.kernel, "kernel", (D, G * H))
     recurrent = array(cell.recurrent_kernel, "recurrent_kernel", (H, G * H))
