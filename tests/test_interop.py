@@ -93,9 +93,14 @@ def ort_session(proto):
                                 providers=["CPUExecutionProvider"])
 
 
-def run_onnx(est, X, lengths):
-    proto = est.to_onnx(sequence_lens=lengths is not None)
-    sess = ort_session(proto)
+def run_onnx(est, X, lengths, sessions=None):
+    """The graph's outputs on X (one exported graph per sequence_lens setting, reused from
+    ``sessions`` for every batch size and length: the axes are dynamic)."""
+    sessions = {} if sessions is None else sessions
+    key = lengths is not None
+    if key not in sessions:
+        sessions[key] = ort_session(est.to_onnx(sequence_lens=key))
+    sess = sessions[key]
     feed = {"X": X}
     if lengths is not None:
         feed["sequence_lens"] = lengths.astype(np.int32)
@@ -104,8 +109,9 @@ def run_onnx(est, X, lengths):
 
 
 def check_onnx_equals_predict(est):
+    sessions: dict = {}
     for name, X, lengths in batches():
-        outs = run_onnx(est, X, lengths)
+        outs = run_onnx(est, X, lengths, sessions)
         expected = ours(est, X, lengths)
         got = outs["probabilities" if isinstance(est, LSTMClassifier) else "output"]
         got = got.reshape(expected.shape)
@@ -200,10 +206,17 @@ def test_onnx_refusals():
         to_onnx(object())
 
 
-@pytest.mark.parametrize("layer_cls", [nn.LSTM, nn.GRU, nn.RNN])
-def test_onnx_layer_equals_forward(layer_cls):
+@pytest.mark.parametrize("make_layer", [
+    lambda: nn.LSTM(D, H, num_layers=2, random_state=0),
+    lambda: nn.GRU(D, H, num_layers=2, random_state=0),
+    lambda: nn.RNN(D, H, num_layers=2, random_state=0),
+    lambda: nn.RNN(D, H, num_layers=2, nonlinearity="relu", random_state=0),
+    lambda: nn.LSTM(D, H, num_layers=2, cell="lstm_peephole", random_state=0),
+    lambda: nn.GRU(D, H, num_layers=2, bias=False, random_state=0)],
+    ids=["lstm", "gru", "rnn", "rnn_relu", "lstm_peephole", "gru_nobias"])
+def test_onnx_layer_equals_forward(make_layer):
     pytest.importorskip("onnx")
-    layer = layer_cls(D, H, num_layers=2, random_state=0)
+    layer = make_layer()
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5, 7, D)).astype(np.float32)
     lengths = np.array([7, 2, 5, 1, 7])

@@ -270,18 +270,18 @@ def _head(g: _Graph, helper: Any, spec: NetSpec, x_name: str, Y: str, Y_h: str,
 
     W = np.asarray(spec.head_weight, dtype=np.float32)
     b = np.asarray(spec.head_bias, dtype=np.float32)
-    O = W.shape[0]
+    n_out = W.shape[0]
     if spec.return_sequences:
         feat = _merge_directions(g, spec, Y, batch_first=True)  # (B, T, dirs*H)
         raw = g.one("Add", [g.one("MatMul", [feat, g.const("head_weight_t", W.T.copy())]),
                             g.const("head_bias", b)])
-        dims: list = ["batch", "time", O]
+        dims: list = ["batch", "time", n_out]
     else:
         feat = g.one("Transpose", [Y_h], perm=[1, 0, 2])  # (B, dirs, H)
         feat = g.one("Reshape", [feat, g.const("shape", np.array([0, -1], np.int64))])
         raw = g.one("Gemm", [feat, g.const("head_weight", W), g.const("head_bias", b)],
                     transB=1)
-        dims = ["batch", O]
+        dims = ["batch", n_out]
     mask = _step_mask(g, x_name, lens) if spec.return_sequences and lens else None
     if spec.loss != "softmax":
         g.op("Mul" if mask else "Identity", [raw, mask] if mask else [raw], out=["output"])

@@ -173,8 +173,8 @@ def fitted_from_torch(cls: type, module: Any, classes: Any = None, *,
         head_w, head_b = head_w[order], head_b[order]
     elif classes is not None:
         raise ValueError("classes is for LSTMClassifier.from_torch; a regressor has none")
-    O = head.out_features
-    config = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, output_size=O,
+    n_out = head.out_features
+    config = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, output_size=n_out,
                   bidirectional=bool(rnn.bidirectional), return_sequences=rs,
                   dropout=hyper["dropout"], loss="softmax" if sorted_classes is not None
                   else "mse", dtype=np_dtype.name)
@@ -198,8 +198,8 @@ def fitted_from_torch(cls: type, module: Any, classes: Any = None, *,
     state = TrainState.fresh(flat, est.learning_rate_init, rng, validating=False)
     fitted = FittedModel(config=config, state=state,
                          input=InputSpec(n_features_in=D, input_kind="3d", step_features=D),
-                         n_outputs=1 if sorted_classes is not None else O,
-                         y_ndim=1 if (sorted_classes is not None or O == 1) else 2,
+                         n_outputs=1 if sorted_classes is not None else n_out,
+                         y_ndim=1 if (sorted_classes is not None or n_out == 1) else 2,
                          classes=sorted_classes)
     return est.get_params(deep=False), fitted
 
