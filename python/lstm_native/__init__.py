@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _core, datasets, nn
+from . import _core, datasets, interop, nn
 from .datasets import load_airline_passengers
 from .estimators import LSTMClassifier, LSTMRegressor
 from .preprocessing import SequenceScaler
@@ -31,6 +31,7 @@ __all__ = [
     "build_info",
     "load",
     "datasets",
+    "interop",
     "load_airline_passengers",
     "nn",
     "__version__",
