@@ -9,7 +9,8 @@ Sections (``--only``):
           squared error, float32.  Ours: Model32.train_epoch over one batch (N == batch_size).
           PyTorch: nn.LSTM/GRU/RNN + nn.Linear + torch.optim.Adam.
   infer   forward over a batch of sequences.  Ours: nn.Recurrent.forward(inference=True).
-          PyTorch under inference_mode, and ONNX Runtime on the exported model.
+          PyTorch under inference_mode, and ONNX Runtime on two exported models: PyTorch's
+          (torch.onnx.export) and ours (layer.to_onnx(), lstm_native.interop.to_onnx).
   stream  one step at batch 1 from Python with the state fed back.  Ours: Model32.stream().step.
           PyTorch: nn.LSTMCell/GRUCell/RNNCell + head; ONNX Runtime: single-step model.
   memory  peak memory of one training step, each library in a fresh subprocess.
@@ -356,11 +357,16 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
     layer = lstm_native.nn.Recurrent(D, H, 1, cell=CELLS[cell][0], dtype=np.float32)
     layer.set_parameters({k: v.detach().numpy() for k, v in rnn.named_parameters()})
 
-    onnx_bytes = None
+    onnx_bytes = ours_onnx = None
     if ort is not None:
         onnx_bytes, note = export_onnx(_Outputs(rnn), (Xt,), ["x"], ["y"])
         if note:
             notes.append(f"{cell} {shape_str(shape)}: {note}")
+        try:  # our own exporter (standard ONNX LSTM/GRU/RNN nodes, no torch involved)
+            ours_onnx = layer.to_onnx().SerializeToString()
+        except Exception as e:  # noqa: BLE001 - a failure just means "no export column"
+            notes.append(f"{cell} {shape_str(shape)}: our ONNX export failed "
+                         f"({type(e).__name__}: {e})")
 
     rows = []
     for threads in thread_list:
@@ -376,19 +382,27 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
             sess = ort_session(onnx_bytes, threads)
             feed = {sess.get_inputs()[0].name: X}
             contenders["ort"] = lambda: sess.run(None, feed)[0]
+        if ours_onnx is not None:
+            sess_ours = ort_session(ours_onnx, threads)
+            feed_ours = {"x": X}
+            contenders["export"] = lambda: sess_ours.run(["y"], feed_ours)[0]
 
         label = f"infer {cell} {shape_str(shape)} threads={threads}"
         y_t = torch_forward().numpy()
         errs = [check(f"{label} ours vs torch", rel_err(contenders["ours"]()[0], y_t))]
         if "ort" in contenders:
             errs.append(check(f"{label} ort vs torch", rel_err(contenders["ort"](), y_t)))
+        if "export" in contenders:
+            errs.append(check(f"{label} our ONNX export (ORT) vs torch",
+                              rel_err(contenders["export"](), y_t)))
 
         t = best_round_medians(contenders, timing)
-        t_ort = t.get("ort")
+        t_ort, t_exp = t.get("ort"), t.get("export")
         rows.append([cell, shape_str(shape), threads, fmt(t["ours"] * 1e3),
                      fmt(t["torch"] * 1e3), fmt(t_ort and t_ort * 1e3),
+                     fmt(t_exp and t_exp * 1e3),
                      fmt(ratio(t["torch"], t["ours"])), fmt(ratio(t_ort, t["ours"])),
-                     f"{max(errs):.1e}"])
+                     fmt(ratio(t_exp, t["ours"])), f"{max(errs):.1e}"])
         progress(*rows[-1])
     return rows
 
@@ -592,11 +606,15 @@ def run_train(plan: Plan) -> Table:
 
 def run_infer(plan: Plan) -> Table:
     tab = Table("infer: forward over a batch of sequences, float32",
-                ["cell", "B/T/D/H", "threads", "ours ms", "torch ms", "ort ms", "torch/ours",
-                 "ort/ours", "max rel err"])
+                ["cell", "B/T/D/H", "threads", "ours ms", "torch ms", "ort ms",
+                 "our ONNX export (ORT) ms", "torch/ours", "ort/ours", "export/ours",
+                 "max rel err"])
     for cell in plan.cells:
         for shape in plan.shapes:
             tab.rows += bench_infer(cell, shape, plan.threads, plan.timing, tab.notes)
+    tab.notes.append("ort: the PyTorch module exported by torch.onnx.export; our ONNX export: "
+                     "the same weights in our layer, exported by layer.to_onnx() "
+                     "(lstm_native.interop), both run by ONNX Runtime")
     if ORT_MISSING:
         tab.notes.append(ORT_MISSING)
     return tab

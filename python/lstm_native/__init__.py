@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _core, datasets, forecasting, nn
+from . import _core, datasets, forecasting, interop, nn
 from .datasets import load_airline_passengers
 from .estimators import LSTMClassifier, LSTMRegressor
 from .forecasting import LSTMForecaster
@@ -36,6 +36,7 @@ __all__ = [
     "load",
     "datasets",
     "forecasting",
+    "interop",
     "load_airline_passengers",
     "nn",
     "__version__",

@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import interop
 from ._engine import Dataset, TrainingDiverged, check_outputs, train
 from ._memory import peek_shape
 from ._network import (
@@ -268,6 +269,17 @@ class _BaseRecurrentEstimator(BaseEstimator):
         params = fitted.state.params
         return {name: params[off: off + int(np.prod(shape))].reshape(shape).copy()
                 for name, off, shape in self._network_for(fitted.config).layout()}
+
+    # ONNX export, PyTorch conversion, setting weights by name: see lstm_native.interop
+    set_named_parameters = interop.set_named_parameters
+    to_onnx = interop.to_onnx
+    to_torch = interop.to_torch
+
+    @classmethod
+    def from_torch(cls, module: Any, classes: Any = None, **params: Any) -> Any:
+        """A fitted estimator with the weights of ``module`` (``to_torch``'s module or a pair
+        (torch.nn.LSTM/GRU/RNN, torch.nn.Linear)): see :mod:`lstm_native.interop.torch`."""
+        return cls.from_saved(*interop.fitted_from_torch(cls, module, classes, **params))
 
     # -- fitting ---------------------------------------------------------------------------------
     def _check_integer_params(self) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
+from ._onnx import to_onnx as _to_onnx
 from ._locks import ForkSafeLock
 from ._memory import check_memory, fits_without_checking, needs_copy, peek_shape
 
@@ -282,6 +283,7 @@ class Recurrent:
         return y, self._pack_state(hT, cT)
 
     __call__ = forward
+    to_onnx = _to_onnx  # ONNX export (lstm_native._onnx, re-exported by lstm_native.interop)
 
     def backward(self, dy: Any = None, dstate: Any = None,
                  return_sequences_grads: bool = False) -> dict:
