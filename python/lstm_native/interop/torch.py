@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._network import core_config
+from .._network import core_config, loss_config
 from .._export_spec import TORCH_CELLS, as_checked_array, spec_of
 
 
@@ -176,8 +176,8 @@ def fitted_from_torch(cls: type, module: Any, classes: Any = None, *,
     n_out = head.out_features
     config = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, output_size=n_out,
                   bidirectional=bool(rnn.bidirectional), return_sequences=rs,
-                  dropout=hyper["dropout"], loss="softmax" if sorted_classes is not None
-                  else "mse", dtype=np_dtype.name)
+                  dropout=hyper["dropout"], dtype=np_dtype.name,
+                  **loss_config("softmax" if sorted_classes is not None else "mse"))
     values = {name: p for name, p in rnn.named_parameters()}
     values["head.weight"], values["head.bias"] = head_w, head_b
     layout = core_config(config).layout()
