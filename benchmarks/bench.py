@@ -52,6 +52,7 @@ from lstm_native import _core
 try:  # ONNX Runtime is optional: without it (or onnx, which the export needs) its columns are n/a
     import onnx  # noqa: F401
     import onnxruntime as ort
+
     ORT_MISSING = None
 except ImportError as e:
     ort = None
@@ -70,8 +71,14 @@ CELLS = {
 CELL_ALIASES = {"rnn_tanh": "rnn"}
 
 # (B, T, D, H)
-SHAPES = [(32, 100, 8, 32), (32, 100, 8, 64), (32, 100, 8, 128), (64, 100, 32, 256),
-          (64, 50, 64, 512), (1, 100, 8, 64)]
+SHAPES = [
+    (32, 100, 8, 32),
+    (32, 100, 8, 64),
+    (32, 100, 8, 128),
+    (64, 100, 32, 256),
+    (64, 50, 64, 512),
+    (1, 100, 8, 64),
+]
 QUICK_SHAPES = [(32, 100, 8, 32), (1, 100, 8, 64)]  # includes B = 1, an edge case of its own
 STREAM_D, STREAM_HS, QUICK_STREAM_HS = 8, (64, 256), (64,)
 STREAM_CHECK_STEPS = 10
@@ -83,9 +90,9 @@ TOL = 1e-4  # relative (norm-based) error allowed between float32 implementation
 
 @dataclass(frozen=True)
 class Timing:
-    rounds: int        # interleaved rounds; the best round's median is reported
-    target_s: float    # time one contender spends per round
-    warmup_s: float    # untimed calls before the first round
+    rounds: int  # interleaved rounds; the best round's median is reported
+    target_s: float  # time one contender spends per round
+    warmup_s: float  # untimed calls before the first round
     # With 2 samples a round of the slowest steps (~250 ms) stays near the 0.5 s upper end.
     min_samples: int = 2
 
@@ -101,6 +108,7 @@ MIN_SAMPLE_S = 1e-3
 # ---------------------------------------------------------------------------------------------
 # Timing
 # ---------------------------------------------------------------------------------------------
+
 
 def _seconds_per_call(fn, inner: int) -> float:
     t0 = perf_counter()
@@ -129,16 +137,17 @@ def best_round_medians(contenders: dict, timing: Timing) -> dict:
     for r in range(timing.rounds):
         # Rotate the order so that no contender always runs right after the same other one
         # (e.g. while another library's spinning worker threads are still winding down).
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             fn, (inner, samples) = contenders[name], plans[name]
             if inner > 1:  # short calls: one untimed call brings this contender's data back
-                fn()       # into cache after the previous contender's round
+                fn()  # into cache after the previous contender's round
             # The deadline bounds the run when the machine slows down after planning (another
             # job starts): such a round is not the best one anyway.
             deadline = perf_counter() + 2 * timing.target_s
             times = []
-            while len(times) < samples and (len(times) < timing.min_samples
-                                            or perf_counter() < deadline):
+            while len(times) < samples and (
+                len(times) < timing.min_samples or perf_counter() < deadline
+            ):
                 times.append(_seconds_per_call(fn, inner))
             medians[name].append(statistics.median(times))
     return {name: min(m) for name, m in medians.items()}
@@ -175,6 +184,7 @@ def check(what: str, err: float) -> float:
 # Tables
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Table:
     title: str
@@ -190,8 +200,12 @@ class Table:
         return "\n".join(out)
 
     def markdown(self) -> str:
-        out = [f"### {self.title}", "", "| " + " | ".join(self.headers) + " |",
-               "|" + "|".join("---:" for _ in self.headers) + "|"]
+        out = [
+            f"### {self.title}",
+            "",
+            "| " + " | ".join(self.headers) + " |",
+            "|" + "|".join("---:" for _ in self.headers) + "|",
+        ]
         out += ["| " + " | ".join(str(c) for c in r) + " |" for r in self.rows]
         if self.notes:
             out += [""] + [f"- {n}" for n in self.notes]
@@ -221,6 +235,7 @@ def progress(*parts) -> None:
 # Shared set-up
 # ---------------------------------------------------------------------------------------------
 
+
 def make_data(B, T, D, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((B, T, D), dtype=np.float32)
@@ -246,7 +261,7 @@ def to_flat(tensors: dict, layout, size: int) -> np.ndarray:
     """{name: tensor} -> one float32 vector in our Model's layout."""
     flat = np.empty(size, dtype=np.float32)
     for name, off, shape in layout:
-        flat[off:off + math.prod(shape)] = tensors[name].detach().numpy().ravel()
+        flat[off : off + math.prod(shape)] = tensors[name].detach().numpy().ravel()
     return flat
 
 
@@ -259,12 +274,20 @@ def export_onnx(module, args, input_names, output_names):
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
-                torch.onnx.export(module, args, buf, input_names=input_names,
-                                  output_names=output_names, dynamo=dynamo)
+                torch.onnx.export(
+                    module,
+                    args,
+                    buf,
+                    input_names=input_names,
+                    output_names=output_names,
+                    dynamo=dynamo,
+                )
             return buf.getvalue(), None
-        except Exception as e:  # noqa: BLE001 - any exporter failure just means "no ORT column"
-            errors.append(f"{'dynamo' if dynamo else 'legacy'}: {type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:160] if str(e) else ''}")
+        except Exception as e:
+            errors.append(
+                f"{'dynamo' if dynamo else 'legacy'}: {type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160] if str(e) else ''}"
+            )
     return None, "ONNX export failed (" + "; ".join(errors) + ")"
 
 
@@ -279,6 +302,7 @@ def ort_session(model_bytes: bytes, threads: int):
 # ---------------------------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------------------------
+
 
 def bench_train(cell, shape, threads, timing) -> list:
     B, T, D, H = shape
@@ -301,8 +325,9 @@ def bench_train(cell, shape, threads, timing) -> list:
 
     m = _core.Model32(_core.ModelConfig(CELLS[cell][0], D, H, 1, 1))
     layout, P = m.layout(), m.num_params
-    optim = _core.OptimConfig(batch_size=B, shuffle=False, seed=0, solver="adam", lr=LR,
-                              alpha=0.0, max_grad_norm=0.0)
+    optim = _core.OptimConfig(
+        batch_size=B, shuffle=False, seed=0, solver="adam", lr=LR, alpha=0.0, max_grad_norm=0.0
+    )
     params = to_flat(torch_named(rnn, head), layout, P)
     mom, vel = np.zeros(P, np.float32), np.zeros(P, np.float32)
     step = 0
@@ -322,14 +347,25 @@ def bench_train(cell, shape, threads, timing) -> list:
     opt.step()
     ours_step()
     label = f"train {cell} {shape_str(shape)} threads={threads}"
-    grad_err = max(check(f"{label} loss", rel_err(loss_ours, loss_t.item())),
-                   check(f"{label} gradient", rel_err(grad, grad_t)))
-    step_err = check(f"{label} parameters after one Adam step",
-                     rel_err(params, to_flat(named, layout, P)))
+    grad_err = max(
+        check(f"{label} loss", rel_err(loss_ours, loss_t.item())),
+        check(f"{label} gradient", rel_err(grad, grad_t)),
+    )
+    step_err = check(
+        f"{label} parameters after one Adam step", rel_err(params, to_flat(named, layout, P))
+    )
 
     t = best_round_medians({"ours": ours_step, "torch": torch_step}, timing)
-    row = [cell, shape_str(shape), threads, fmt(t["ours"] * 1e3), fmt(t["torch"] * 1e3),
-           fmt(ratio(t["torch"], t["ours"])), f"{grad_err:.1e}", f"{step_err:.1e}"]
+    row = [
+        cell,
+        shape_str(shape),
+        threads,
+        fmt(t["ours"] * 1e3),
+        fmt(t["torch"] * 1e3),
+        fmt(ratio(t["torch"], t["ours"])),
+        f"{grad_err:.1e}",
+        f"{step_err:.1e}",
+    ]
     progress(*row)
     return row
 
@@ -337,6 +373,7 @@ def bench_train(cell, shape, threads, timing) -> list:
 # ---------------------------------------------------------------------------------------------
 # infer
 # ---------------------------------------------------------------------------------------------
+
 
 class _Outputs(torch.nn.Module):
     """The recurrent layer with only its output sequence, for export."""
@@ -364,9 +401,10 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
             notes.append(f"{cell} {shape_str(shape)}: {note}")
         try:  # our own exporter (standard ONNX LSTM/GRU/RNN nodes, no torch involved)
             ours_onnx = layer.to_onnx().SerializeToString()
-        except Exception as e:  # noqa: BLE001 - a failure just means "no export column"
-            notes.append(f"{cell} {shape_str(shape)}: our ONNX export failed "
-                         f"({type(e).__name__}: {e})")
+        except Exception as e:
+            notes.append(
+                f"{cell} {shape_str(shape)}: our ONNX export failed ({type(e).__name__}: {e})"
+            )
 
     rows = []
     for threads in thread_list:
@@ -377,6 +415,7 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
             # Entering inference_mode is part of the call as users write it (~1 us: noise here).
             with torch.inference_mode():
                 return rnn(Xt)[0]
+
         contenders["torch"] = torch_forward
         if onnx_bytes is not None:
             sess = ort_session(onnx_bytes, threads)
@@ -393,16 +432,29 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
         if "ort" in contenders:
             errs.append(check(f"{label} ort vs torch", rel_err(contenders["ort"](), y_t)))
         if "export" in contenders:
-            errs.append(check(f"{label} our ONNX export (ORT) vs torch",
-                              rel_err(contenders["export"](), y_t)))
+            errs.append(
+                check(
+                    f"{label} our ONNX export (ORT) vs torch", rel_err(contenders["export"](), y_t)
+                )
+            )
 
         t = best_round_medians(contenders, timing)
         t_ort, t_exp = t.get("ort"), t.get("export")
-        rows.append([cell, shape_str(shape), threads, fmt(t["ours"] * 1e3),
-                     fmt(t["torch"] * 1e3), fmt(t_ort and t_ort * 1e3),
-                     fmt(t_exp and t_exp * 1e3),
-                     fmt(ratio(t["torch"], t["ours"])), fmt(ratio(t_ort, t["ours"])),
-                     fmt(ratio(t_exp, t["ours"])), f"{max(errs):.1e}"])
+        rows.append(
+            [
+                cell,
+                shape_str(shape),
+                threads,
+                fmt(t["ours"] * 1e3),
+                fmt(t["torch"] * 1e3),
+                fmt(t_ort and t_ort * 1e3),
+                fmt(t_exp and t_exp * 1e3),
+                fmt(ratio(t["torch"], t["ours"])),
+                fmt(ratio(t_ort, t["ours"])),
+                fmt(ratio(t_exp, t["ours"])),
+                f"{max(errs):.1e}",
+            ]
+        )
         progress(*rows[-1])
     return rows
 
@@ -410,6 +462,7 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
 # ---------------------------------------------------------------------------------------------
 # stream
 # ---------------------------------------------------------------------------------------------
+
 
 class _Step(torch.nn.Module):
     """One time step of the recurrent layer + head with the state as explicit inputs and outputs,
@@ -439,16 +492,19 @@ def bench_stream(cell, H, thread_list, timing, notes) -> list:
     m = _core.Model32(_core.ModelConfig(CELLS[cell][0], D, H, 1, 1))
     params = to_flat(torch_named(rnn, head), m.layout(), m.num_params)
     xs = np.random.default_rng(1).standard_normal((STREAM_CHECK_STEPS, D), dtype=np.float32)
-    xs_torch = [torch.from_numpy(xs[i:i + 1]) for i in range(len(xs))]   # (1, D) each
-    xs_ort = [xs[i].reshape(1, 1, D) for i in range(len(xs))]            # (1, 1, D) each
+    xs_torch = [torch.from_numpy(xs[i : i + 1]) for i in range(len(xs))]  # (1, D) each
+    xs_ort = [xs[i].reshape(1, 1, D) for i in range(len(xs))]  # (1, 1, D) each
 
     onnx_bytes = None
     if ort is not None:
         zeros = torch.zeros(1, 1, H)
         names = ["x", "h0", "c0"] if lstm else ["x", "h0"]
         onnx_bytes, note = export_onnx(
-            _Step(rnn, head, lstm), (torch.from_numpy(xs_ort[0]),) + (zeros,) * (len(names) - 1),
-            names, ["y", "h", "c"] if lstm else ["y", "h"])
+            _Step(rnn, head, lstm),
+            (torch.from_numpy(xs_ort[0]),) + (zeros,) * (len(names) - 1),
+            names,
+            ["y", "h", "c"] if lstm else ["y", "h"],
+        )
         if note:
             notes.append(f"{cell} H={H}: {note}")
 
@@ -480,21 +536,42 @@ def bench_stream(cell, H, thread_list, timing, notes) -> list:
                 # The returned state arrays become the next inputs as they are: no copying.
                 feed.update(zip(in_names[1:], new_state))
                 return y
+
             contenders["ort"] = (ort_step, xs_ort)
 
         label = f"stream {cell} H={H} threads={threads}"
         with torch.inference_mode():  # for the whole loop, as a streaming application would
-            outs = {k: np.array([np.asarray(fn(x)).item() for x in inputs])
-                    for k, (fn, inputs) in contenders.items()}
-            errs = [check(f"{label} {k} vs torch ({STREAM_CHECK_STEPS} steps)",
-                          rel_err(outs[k], outs["torch"])) for k in outs if k != "torch"]
+            outs = {
+                k: np.array([np.asarray(fn(x)).item() for x in inputs])
+                for k, (fn, inputs) in contenders.items()
+            }
+            errs = [
+                check(
+                    f"{label} {k} vs torch ({STREAM_CHECK_STEPS} steps)",
+                    rel_err(outs[k], outs["torch"]),
+                )
+                for k in outs
+                if k != "torch"
+            ]
             # functools.partial: the cheapest way to bind the argument, same cost for everyone
-            t = best_round_medians({k: functools.partial(fn, inputs[0])
-                                    for k, (fn, inputs) in contenders.items()}, timing)
+            t = best_round_medians(
+                {k: functools.partial(fn, inputs[0]) for k, (fn, inputs) in contenders.items()},
+                timing,
+            )
         t_ort = t.get("ort")
-        rows.append([cell, H, threads, fmt(t["ours"] * 1e6), fmt(t["torch"] * 1e6),
-                     fmt(t_ort and t_ort * 1e6), fmt(ratio(t["torch"], t["ours"])),
-                     fmt(ratio(t_ort, t["ours"])), f"{max(errs):.1e}"])
+        rows.append(
+            [
+                cell,
+                H,
+                threads,
+                fmt(t["ours"] * 1e6),
+                fmt(t["torch"] * 1e6),
+                fmt(t_ort and t_ort * 1e6),
+                fmt(ratio(t["torch"], t["ours"])),
+                fmt(ratio(t_ort, t["ours"])),
+                f"{max(errs):.1e}",
+            ]
+        )
         progress(*rows[-1])
     return rows
 
@@ -509,7 +586,7 @@ def bench_stream(cell, H, thread_list, timing, notes) -> list:
 # benchmark process.  VmHWM in /proc/self/status is the child's own mm's high-water mark, and
 # writing "5" to /proc/self/clear_refs resets it to the current RSS (Linux >= 4.0): the peak
 # then covers the training step only, not the imports' transient allocations.
-MEMORY_WORKER = r'''
+MEMORY_WORKER = r"""
 import json, os, sys
 import numpy as np
 
@@ -564,18 +641,26 @@ except OSError:
 loss = step()
 print(json.dumps({"baseline_kib": baseline, "peak_kib": hwm_kib(), "reset": reset,
                   "loss": loss}))
-'''
+"""
 
 
 def step_peak_mib(lib: str, cell: str, shape, threads: int):
     """Peak minus baseline RSS of one training step in a fresh process, in MiB (None on error)."""
-    spec = {"lib": lib, "cell": CELLS[cell][0], "module": CELLS[cell][1].__name__,
-            "shape": list(shape), "threads": threads}
-    r = subprocess.run([sys.executable, "-c", MEMORY_WORKER, json.dumps(spec)],
-                       capture_output=True, text=True)
+    spec = {
+        "lib": lib,
+        "cell": CELLS[cell][0],
+        "module": CELLS[cell][1].__name__,
+        "shape": list(shape),
+        "threads": threads,
+    }
+    r = subprocess.run(
+        [sys.executable, "-c", MEMORY_WORKER, json.dumps(spec)], capture_output=True, text=True
+    )
     if r.returncode != 0:
-        print(f"memory worker failed ({lib} {cell} {shape_str(shape)}):\n{r.stderr[-2000:]}",
-              file=sys.stderr)
+        print(
+            f"memory worker failed ({lib} {cell} {shape_str(shape)}):\n{r.stderr[-2000:]}",
+            file=sys.stderr,
+        )
         return None, True
     res = json.loads(r.stdout.strip().splitlines()[-1])
     return max(0, res["peak_kib"] - res["baseline_kib"]) / 1024, res["reset"]
@@ -584,6 +669,7 @@ def step_peak_mib(lib: str, cell: str, shape, threads: int):
 @dataclass(frozen=True)
 class Plan:
     """What the command line selected."""
+
     cells: list
     threads: list
     timing: Timing
@@ -592,43 +678,73 @@ class Plan:
 
 
 def run_train(plan: Plan) -> Table:
-    tab = Table("train: one step (forward + BPTT + Adam), float32",
-                ["cell", "B/T/D/H", "threads", "ours ms", "torch ms", "torch/ours",
-                 "grad err", "step err"])
+    tab = Table(
+        "train: one step (forward + BPTT + Adam), float32",
+        ["cell", "B/T/D/H", "threads", "ours ms", "torch ms", "torch/ours", "grad err", "step err"],
+    )
     for cell in plan.cells:
         for shape in plan.shapes:
             for threads in plan.threads:
                 tab.rows.append(bench_train(cell, shape, threads, plan.timing))
-    tab.notes.append("grad err: loss and gradient at the start; step err: all parameters after "
-                     "one Adam step of each")
+    tab.notes.append(
+        "grad err: loss and gradient at the start; step err: all parameters after "
+        "one Adam step of each"
+    )
     return tab
 
 
 def run_infer(plan: Plan) -> Table:
-    tab = Table("infer: forward over a batch of sequences, float32",
-                ["cell", "B/T/D/H", "threads", "ours ms", "torch ms", "ort ms",
-                 "our ONNX export (ORT) ms", "torch/ours", "ort/ours", "export/ours",
-                 "max rel err"])
+    tab = Table(
+        "infer: forward over a batch of sequences, float32",
+        [
+            "cell",
+            "B/T/D/H",
+            "threads",
+            "ours ms",
+            "torch ms",
+            "ort ms",
+            "our ONNX export (ORT) ms",
+            "torch/ours",
+            "ort/ours",
+            "export/ours",
+            "max rel err",
+        ],
+    )
     for cell in plan.cells:
         for shape in plan.shapes:
             tab.rows += bench_infer(cell, shape, plan.threads, plan.timing, tab.notes)
-    tab.notes.append("ort: the PyTorch module exported by torch.onnx.export; our ONNX export: "
-                     "the same weights in our layer, exported by layer.to_onnx() "
-                     "(lstm_native.interop), both run by ONNX Runtime")
+    tab.notes.append(
+        "ort: the PyTorch module exported by torch.onnx.export; our ONNX export: "
+        "the same weights in our layer, exported by layer.to_onnx() "
+        "(lstm_native.interop), both run by ONNX Runtime"
+    )
     if ORT_MISSING:
         tab.notes.append(ORT_MISSING)
     return tab
 
 
 def run_stream(plan: Plan) -> Table:
-    tab = Table(f"stream: one step at batch 1 from Python, state fed back, D={STREAM_D}",
-                ["cell", "H", "threads", "ours us", "torch cell us", "ort us", "torch/ours",
-                 "ort/ours", "max rel err"])
+    tab = Table(
+        f"stream: one step at batch 1 from Python, state fed back, D={STREAM_D}",
+        [
+            "cell",
+            "H",
+            "threads",
+            "ours us",
+            "torch cell us",
+            "ort us",
+            "torch/ours",
+            "ort/ours",
+            "max rel err",
+        ],
+    )
     for cell in plan.cells:
         for H in plan.stream_hs:
             tab.rows += bench_stream(cell, H, plan.threads, plan.timing, tab.notes)
-    tab.notes.append("torch: nn.LSTMCell/GRUCell/RNNCell + nn.Linear under inference_mode; "
-                     "ort: exported single-step model, states fed back via run()")
+    tab.notes.append(
+        "torch: nn.LSTMCell/GRUCell/RNNCell + nn.Linear under inference_mode; "
+        "ort: exported single-step model, states fed back via run()"
+    )
     if ORT_MISSING:
         tab.notes.append(ORT_MISSING)
     return tab
@@ -636,38 +752,60 @@ def run_stream(plan: Plan) -> Table:
 
 def run_memory(plan: Plan) -> Table:
     threads = min(plan.threads)
-    tab = Table(f"memory: peak RSS of one training step above the set-up, threads={threads}",
-                ["cell", "B/T/D/H", "ours MiB", "torch MiB", "torch/ours"])
+    tab = Table(
+        f"memory: peak RSS of one training step above the set-up, threads={threads}",
+        ["cell", "B/T/D/H", "ours MiB", "torch MiB", "torch/ours"],
+    )
     cases = [(cell, shape) for cell in plan.cells for shape in plan.shapes]
     # Each worker measures only its own process, so they may run side by side: one per core
     # halves the time this section spends mostly importing PyTorch.
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        results = [(pool.submit(step_peak_mib, "ours", cell, shape, threads),
-                    pool.submit(step_peak_mib, "torch", cell, shape, threads))
-                   for cell, shape in cases]
+        results = [
+            (
+                pool.submit(step_peak_mib, "ours", cell, shape, threads),
+                pool.submit(step_peak_mib, "torch", cell, shape, threads),
+            )
+            for cell, shape in cases
+        ]
         resets = True
         for (cell, shape), (f_ours, f_ref) in zip(cases, results):
             (ours, r1), (ref, r2) = f_ours.result(), f_ref.result()
             resets &= r1 and r2
-            tab.rows.append([cell, shape_str(shape), fmt(ours), fmt(ref),
-                             fmt(ratio(ref, ours) if ours else None)])
+            tab.rows.append(
+                [
+                    cell,
+                    shape_str(shape),
+                    fmt(ours),
+                    fmt(ref),
+                    fmt(ratio(ref, ours) if ours else None),
+                ]
+            )
             progress(*tab.rows[-1])
-    tab.notes.append("each in a fresh process: RSS after building model, data and weights, then "
-                     "the high-water mark (VmHWM) after one step; Adam state counted on both "
-                     "sides")
+    tab.notes.append(
+        "each in a fresh process: RSS after building model, data and weights, then "
+        "the high-water mark (VmHWM) after one step; Adam state counted on both "
+        "sides"
+    )
     if not resets:
-        tab.notes.append("could not reset VmHWM via /proc/self/clear_refs: the peak may include "
-                         "the imports' transient memory")
+        tab.notes.append(
+            "could not reset VmHWM via /proc/self/clear_refs: the peak may include "
+            "the imports' transient memory"
+        )
     return tab
 
 
-SECTION_RUNNERS = {"train": run_train, "infer": run_infer, "stream": run_stream,
-                   "memory": run_memory}
+SECTION_RUNNERS = {
+    "train": run_train,
+    "infer": run_infer,
+    "stream": run_stream,
+    "memory": run_memory,
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------
+
 
 def machine_header() -> str:
     cpu = platform.processor() or platform.machine()
@@ -676,40 +814,61 @@ def machine_header() -> str:
             cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
     info = lstm_native.build_info()
     ort_v = ort.__version__ if ort is not None else "not installed"
-    return (f"Machine: {cpu}, {os.cpu_count()} cores. Versions: Python "
-            f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
-            f"onnxruntime {ort_v}, lstm_native {lstm_native.__version__} "
-            f"(SIMD: {info['simd']}). Date: {datetime.date.today().isoformat()}.")
+    return (
+        f"Machine: {cpu}, {os.cpu_count()} cores. Versions: Python "
+        f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
+        f"onnxruntime {ort_v}, lstm_native {lstm_native.__version__} "
+        f"(SIMD: {info['simd']}). Date: {datetime.date.today().isoformat()}."
+    )
 
 
 def parse_list(text: str, allowed, aliases=None) -> list:
     items = [(aliases or {}).get(s.strip(), s.strip()) for s in text.split(",") if s.strip()]
     bad = [s for s in items if s not in allowed]
     if bad or not items:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of "
-                                         f"{', '.join(allowed)}, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {', '.join(allowed)}, got {text!r}"
+        )
     return list(dict.fromkeys(items))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="fewer shapes, 2 short rounds: checks the script, numbers are rough")
-    ap.add_argument("--only", type=lambda s: parse_list(s, SECTIONS), default=list(SECTIONS),
-                    help="sections to run, e.g. train,infer (default: all)")
-    ap.add_argument("--cells", type=lambda s: parse_list(s, CELLS, CELL_ALIASES),
-                    default=list(CELLS), help="cells, e.g. lstm,gru (default: lstm,gru,rnn)")
-    ap.add_argument("--threads", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2],
-                    help="thread counts, e.g. 1,2 (default: 1,2)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer shapes, 2 short rounds: checks the script, numbers are rough",
+    )
+    ap.add_argument(
+        "--only",
+        type=lambda s: parse_list(s, SECTIONS),
+        default=list(SECTIONS),
+        help="sections to run, e.g. train,infer (default: all)",
+    )
+    ap.add_argument(
+        "--cells",
+        type=lambda s: parse_list(s, CELLS, CELL_ALIASES),
+        default=list(CELLS),
+        help="cells, e.g. lstm,gru (default: lstm,gru,rnn)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2],
+        help="thread counts, e.g. 1,2 (default: 1,2)",
+    )
     ap.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
     args = ap.parse_args(argv)
     if any(n < 1 for n in args.threads):
         ap.error("--threads must be positive")
 
-    plan = Plan(cells=args.cells, threads=args.threads,
-                timing=QUICK_TIMING if args.quick else FULL_TIMING,
-                shapes=QUICK_SHAPES if args.quick else SHAPES,
-                stream_hs=QUICK_STREAM_HS if args.quick else STREAM_HS)
+    plan = Plan(
+        cells=args.cells,
+        threads=args.threads,
+        timing=QUICK_TIMING if args.quick else FULL_TIMING,
+        shapes=QUICK_SHAPES if args.quick else SHAPES,
+        stream_hs=QUICK_STREAM_HS if args.quick else STREAM_HS,
+    )
     header = machine_header()
     print(header, "\n", flush=True)
     if ORT_MISSING:
@@ -728,8 +887,9 @@ def main(argv=None) -> int:
         with open(args.markdown, "w") as f:
             f.write(header + "\n\n" + "\n\n".join(t.markdown() for t in tables) + "\n")
             if FAILURES:
-                f.write("\n**Agreement failures:**\n\n" + "\n".join(f"- {m}" for m in FAILURES)
-                        + "\n")
+                f.write(
+                    "\n**Agreement failures:**\n\n" + "\n".join(f"- {m}" for m in FAILURES) + "\n"
+                )
     if FAILURES:
         print(f"\n{len(FAILURES)} AGREEMENT FAILURE(S):", *FAILURES, sep="\n")
         return 1

@@ -160,8 +160,17 @@ from collections import namedtuple
 import numpy as np
 
 MAIN_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
-VARIANTS = ("lstm_peephole", "lstm_1997", "cifg", "no_input_gate", "no_output_gate",
-            "no_input_activation", "no_output_activation", "ungated", "cell_as_input")
+VARIANTS = (
+    "lstm_peephole",
+    "lstm_1997",
+    "cifg",
+    "no_input_gate",
+    "no_output_gate",
+    "no_input_activation",
+    "no_output_activation",
+    "ungated",
+    "cell_as_input",
+)
 CELLS = MAIN_CELLS + VARIANTS
 
 
@@ -181,27 +190,28 @@ CELLS = MAIN_CELLS + VARIANTS
 CellSpec = namedtuple("CellSpec", "blocks write forget g_act read h_act peephole")
 
 
-def _spec(blocks, write="gates", forget="gate", g_act="tanh", read="gate", h_act="tanh",
-          peephole=False):
+def _spec(
+    blocks, write="gates", forget="gate", g_act="tanh", read="gate", h_act="tanh", peephole=False
+):
     return CellSpec(blocks, write, forget, g_act, read, h_act, peephole)
 
 
 _SPECS = {
-    "lstm":                 _spec("ifgo"),
-    "lstm_peephole":        _spec("ifgo", peephole=True),
-    "lstm_1997":            _spec("igo", forget="none"),
-    "cifg":                 _spec("igo", forget="coupled"),
-    "no_input_gate":        _spec("fgo"),
-    "no_output_gate":       _spec("ifg", read="act"),
-    "no_input_activation":  _spec("ifgo", g_act="identity"),
+    "lstm": _spec("ifgo"),
+    "lstm_peephole": _spec("ifgo", peephole=True),
+    "lstm_1997": _spec("igo", forget="none"),
+    "cifg": _spec("igo", forget="coupled"),
+    "no_input_gate": _spec("fgo"),
+    "no_output_gate": _spec("ifg", read="act"),
+    "no_input_activation": _spec("ifgo", g_act="identity"),
     "no_output_activation": _spec("ifgo", h_act="identity"),
-    "ungated":              _spec("c", write="network", forget="none", read="act"),
-    "cell_as_input":        _spec("ifgu", read="network"),
+    "ungated": _spec("c", write="network", forget="none", read="act"),
+    "cell_as_input": _spec("ifgu", read="network"),
 }
 
 # activation: (function, derivative expressed through the function's output)
 _ACTS = {
-    "tanh": (np.tanh, lambda y: 1.0 - y ** 2),
+    "tanh": (np.tanh, lambda y: 1.0 - y**2),
     "identity": (lambda a: a, lambda y: np.ones_like(y)),
 }
 
@@ -276,6 +286,7 @@ def sigmoid(a):
 # blocks in their order.  c_new is None for cells without a cell state.
 # ---------------------------------------------------------------------------
 
+
 def _pre(lp, x_t, h_prev):
     """W_ih x_t + b_ih + W_hh h_{t-1} + b_hh  (B, G*H)."""
     return x_t @ lp["weight_ih"].T + lp["bias_ih"] + h_prev @ lp["weight_hh"].T + lp["bias_hh"]
@@ -284,7 +295,7 @@ def _pre(lp, x_t, h_prev):
 def _write(spec, lp, blk, c_prev):
     """The new cell state c_t from the gate blocks `blk` of pre and c_{t-1}."""
     one = np.ones_like(c_prev)
-    if spec.write == "network":                     # c = tanh(pre_c + W_ch c_prev)
+    if spec.write == "network":  # c = tanh(pre_c + W_ch c_prev)
         return np.tanh(blk["c"] + c_prev @ lp["weight_ch"].T), {"i": None, "f": None, "g": None}
     peep_i = lp["weight_ci"] * c_prev if spec.peephole else 0.0
     peep_f = lp["weight_cf"] * c_prev if spec.peephole else 0.0
@@ -302,13 +313,13 @@ def _write(spec, lp, blk, c_prev):
 
 def _read(spec, lp, blk, c):
     """The new hidden state h_t from the gate blocks `blk` of pre and c_t."""
-    if spec.read == "network":                      # h = tanh(pre_u + W_ch c)
+    if spec.read == "network":  # h = tanh(pre_u + W_ch c)
         return np.tanh(blk["u"] + c @ lp["weight_ch"].T), {"o": None, "act_c": None}
     act_c = _ACTS[spec.h_act][0](c)
-    if spec.read == "gate":                         # h = o * act(c)
+    if spec.read == "gate":  # h = o * act(c)
         peep_o = lp["weight_co"] * c if spec.peephole else 0.0
         o = sigmoid(blk["o"] + peep_o)
-    else:                                           # h = act(c)
+    else:  # h = act(c)
         o = np.ones_like(c)
     return o * act_c, {"o": o, "act_c": act_c}
 
@@ -317,32 +328,35 @@ def _cell_state_step(spec, lp, x_t, h_prev, c_prev):
     """LSTM and its variants (the table `_SPECS`): write the cell, then read it."""
     H = h_prev.shape[1]
     pre = _pre(lp, x_t, h_prev)
-    blk = {q: pre[:, j * H:(j + 1) * H] for j, q in enumerate(spec.blocks)}
+    blk = {q: pre[:, j * H : (j + 1) * H] for j, q in enumerate(spec.blocks)}
     c, saved_w = _write(spec, lp, blk, c_prev)
     h, saved_r = _read(spec, lp, blk, c)
     saved = dict(saved_w, **saved_r, c=c, h=h)
-    values = dict(saved, u=blk.get("u"))           # "c": ungated's c; "u": pre_u itself
+    values = dict(saved, u=blk.get("u"))  # "c": ungated's c; "u": pre_u itself
     saved["gates"] = np.concatenate([values[q] for q in spec.blocks], axis=1)
     return h, c, saved
 
 
 def _gru_step(lp, x_t, h_prev, c_prev):
     H = h_prev.shape[1]
-    gi = x_t @ lp["weight_ih"].T + lp["bias_ih"]            # (B, 3H)
-    gh = h_prev @ lp["weight_hh"].T + lp["bias_hh"]         # (B, 3H)
-    r = sigmoid(gi[:, 0 * H:1 * H] + gh[:, 0 * H:1 * H])    # (B, H)
-    z = sigmoid(gi[:, 1 * H:2 * H] + gh[:, 1 * H:2 * H])
-    gh_n = gh[:, 2 * H:3 * H]                               # W_hn h + b_hn
-    n = np.tanh(gi[:, 2 * H:3 * H] + r * gh_n)
+    gi = x_t @ lp["weight_ih"].T + lp["bias_ih"]  # (B, 3H)
+    gh = h_prev @ lp["weight_hh"].T + lp["bias_hh"]  # (B, 3H)
+    r = sigmoid(gi[:, 0 * H : 1 * H] + gh[:, 0 * H : 1 * H])  # (B, H)
+    z = sigmoid(gi[:, 1 * H : 2 * H] + gh[:, 1 * H : 2 * H])
+    gh_n = gh[:, 2 * H : 3 * H]  # W_hn h + b_hn
+    n = np.tanh(gi[:, 2 * H : 3 * H] + r * gh_n)
     h = (1.0 - z) * n + z * h_prev
-    return h, None, {"r": r, "z": z, "n": n, "gh_n": gh_n,
-                     "gates": np.concatenate([r, z, n], axis=1)}
+    return (
+        h,
+        None,
+        {"r": r, "z": z, "n": n, "gh_n": gh_n, "gates": np.concatenate([r, z, n], axis=1)},
+    )
 
 
 def _rnn_step(lp, x_t, h_prev, c_prev, relu):
-    a = _pre(lp, x_t, h_prev)                               # (B, H)
+    a = _pre(lp, x_t, h_prev)  # (B, H)
     h = np.maximum(a, 0.0) if relu else np.tanh(a)
-    return h, None, {"a": a, "h": h, "gates": h}            # its one "gate" block: h
+    return h, None, {"a": a, "h": h, "gates": h}  # its one "gate" block: h
 
 
 def _step(cell, *args):
@@ -366,12 +380,13 @@ def _step(cell, *args):
 #   dextra          {base name: gradient} of this step for the extra parameters
 # ---------------------------------------------------------------------------
 
+
 def _read_backward(spec, lp, s, dh, dc):
     """Back through _read: returns (dblk, dc_total, dextra) where dc_total = dc plus the
     gradient reaching c_t through h_t, i.e. the total dL/dc_t."""
     o, act_c, c, h = s["o"], s["act_c"], s["c"], s["h"]
-    if spec.read == "network":                      # h = tanh(pre_u + W_ch c)
-        du = dh * (1.0 - h ** 2)
+    if spec.read == "network":  # h = tanh(pre_u + W_ch c)
+        du = dh * (1.0 - h**2)
         return {"u": du}, dc + du @ lp["weight_ch"], {"weight_ch": du.T @ c}
     dc = dc + dh * o * _ACTS[spec.h_act][1](act_c)  # h = o * act(c)
     if spec.read != "gate":
@@ -386,15 +401,15 @@ def _read_backward(spec, lp, s, dh, dc):
 def _write_backward(spec, lp, s, dc, c_prev):
     """Back through _write, given the total dL/dc_t: returns (dblk, dc_prev, dextra)."""
     i, f, g, c = s["i"], s["f"], s["g"], s["c"]
-    if spec.write == "network":                     # c = tanh(pre_c + W_ch c_prev)
-        dpre = dc * (1.0 - c ** 2)
+    if spec.write == "network":  # c = tanh(pre_c + W_ch c_prev)
+        dpre = dc * (1.0 - c**2)
         return {"c": dpre}, dpre @ lp["weight_ch"], {"weight_ch": dpre.T @ c_prev}
     # c = f * c_prev + i * g
     di = dc * g
     df = dc * c_prev
     dg = dc * i
     dc_prev = dc * f
-    if spec.forget == "coupled":                    # f = 1 - i
+    if spec.forget == "coupled":  # f = 1 - i
         di = di - df
     dblk = {"g": dg * _ACTS[spec.g_act][1](g)}
     if "i" in spec.blocks:
@@ -402,10 +417,12 @@ def _write_backward(spec, lp, s, dc, c_prev):
     if spec.forget == "gate":
         dblk["f"] = df * f * (1.0 - f)
     dextra = {}
-    if spec.peephole:                               # i, f = σ(pre + w * c_prev)
+    if spec.peephole:  # i, f = σ(pre + w * c_prev)
         dc_prev = dc_prev + dblk["i"] * lp["weight_ci"] + dblk["f"] * lp["weight_cf"]
-        dextra = {"weight_ci": (dblk["i"] * c_prev).sum(axis=0),
-                  "weight_cf": (dblk["f"] * c_prev).sum(axis=0)}
+        dextra = {
+            "weight_ci": (dblk["i"] * c_prev).sum(axis=0),
+            "weight_cf": (dblk["f"] * c_prev).sum(axis=0),
+        }
     return dblk, dc_prev, dextra
 
 
@@ -414,8 +431,10 @@ def _cell_state_step_backward(spec, lp, s, dh, dc, h_prev, c_prev):
     dblk_w, dc_prev, dextra_w = _write_backward(spec, lp, s, dc_total, c_prev)
     dblk = dict(dblk_w, **dblk_r)
     da = np.concatenate([dblk[q] for q in spec.blocks], axis=1)
-    dextra = {k: dextra_r.get(k, 0.0) + dextra_w.get(k, 0.0)
-              for k in list(dextra_r) + [k for k in dextra_w if k not in dextra_r]}
+    dextra = {
+        k: dextra_r.get(k, 0.0) + dextra_w.get(k, 0.0)
+        for k in list(dextra_r) + [k for k in dextra_w if k not in dextra_r]
+    }
     # pre = (W_ih x + b_ih) + (W_hh h + b_hh): both halves get the same gradient
     return da, da, 0.0, dc_prev, dc_total, dextra
 
@@ -427,13 +446,13 @@ def _gru_step_backward(lp, s, dh, dc, h_prev, c_prev):
     dz = dh * (h_prev - n)
     dh_prev_direct = dh * z
     # n = tanh(gi_n + r * gh_n)
-    dn_pre = dn * (1.0 - n ** 2)
+    dn_pre = dn * (1.0 - n**2)
     dr = dn_pre * gh_n
     # r = σ(gi_r + gh_r),  z = σ(gi_z + gh_z)
     dr_pre = dr * r * (1.0 - r)
     dz_pre = dz * z * (1.0 - z)
-    da_ih = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)       # (B, 3H)
-    da_hh = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)   # (B, 3H)
+    da_ih = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (B, 3H)
+    da_hh = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)  # (B, 3H)
     return da_ih, da_hh, dh_prev_direct, None, None, {}
 
 
@@ -457,12 +476,15 @@ def _step_backward(cell, *args):
 # Full forward / backward
 # ---------------------------------------------------------------------------
 
+
 def _layer_params(params, k, cell):
     """Layer k's parameters by base name; a missing bias is 0."""
-    lp = {"weight_ih": params[f"weight_ih_l{k}"],             # (G*H, D_k)
-          "weight_hh": params[f"weight_hh_l{k}"],             # (G*H, H)
-          "bias_ih": params.get(f"bias_ih_l{k}", 0.0),        # (G*H,) or 0
-          "bias_hh": params.get(f"bias_hh_l{k}", 0.0)}
+    lp = {
+        "weight_ih": params[f"weight_ih_l{k}"],  # (G*H, D_k)
+        "weight_hh": params[f"weight_hh_l{k}"],  # (G*H, H)
+        "bias_ih": params.get(f"bias_ih_l{k}", 0.0),  # (G*H,) or 0
+        "bias_hh": params.get(f"bias_hh_l{k}", 0.0),
+    }
     for base in extra_param_shapes(cell, 1):
         lp[base] = params[f"{base}_l{k}"]
     return lp
@@ -494,34 +516,42 @@ def forward(params, x, cell, num_layers, h0=None, c0=None, lengths=None):
     lengths = np.asarray(lengths)
     assert lengths.shape == (B,) and lengths.min() >= 1 and lengths.max() <= T
     # mask[b, t] = 1.0 where step t is a real step of sequence b, else 0.0
-    mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)   # (B, T)
+    mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)  # (B, T)
 
     hT = np.zeros((num_layers, B, H))
     cT = np.zeros((num_layers, B, H)) if has_c else None
-    layers = []                              # per-layer cache
-    inp = x                                  # (B, T, D_k)
+    layers = []  # per-layer cache
+    inp = x  # (B, T, D_k)
     for k in range(num_layers):
         lp = _layer_params(params, k, cell)
-        out = np.zeros((B, T, H))            # this layer's output sequence
-        h, c = h0[k], c0[k]                  # (B, H)
-        steps = []                           # per-step cache
+        out = np.zeros((B, T, H))  # this layer's output sequence
+        h, c = h0[k], c0[k]  # (B, H)
+        steps = []  # per-step cache
         for t in range(T):
-            m = mask[:, t][:, None]          # (B, 1)
+            m = mask[:, t][:, None]  # (B, 1)
             h_new, c_new, saved = _step(cell, lp, inp[:, t], h, c)
             steps.append(dict(saved, h_prev=h, c_prev=c))
             out[:, t] = m * h_new
             h = m * h_new + (1.0 - m) * h
             if has_c:
                 c = m * c_new + (1.0 - m) * c
-            steps[-1].update(h_t=h, c_t=c)   # the (masked) state after step t
+            steps[-1].update(h_t=h, c_t=c)  # the (masked) state after step t
         hT[k] = h
         if has_c:
             cT[k] = c
         layers.append({"inp": inp, "steps": steps})
         inp = out
 
-    cache = {"cell": cell, "num_layers": num_layers, "params": params, "mask": mask,
-             "layers": layers, "B": B, "T": T, "H": H}
+    cache = {
+        "cell": cell,
+        "num_layers": num_layers,
+        "params": params,
+        "mask": mask,
+        "layers": layers,
+        "B": B,
+        "T": T,
+        "H": H,
+    }
     return inp, hT, cT, cache
 
 
@@ -531,11 +561,16 @@ def trace(cache):
     for cells with a cell state, c=(L, B, T, H)), the states after each step; all zero past
     a sequence's length (like the output y).  The "gates" of the RNN are h, of "ungated" c,
     and cell_as_input's block u holds pre_u (its activation needs W_ch c_t as well)."""
-    L, mask = cache["num_layers"], cache["mask"][:, :, None]          # (B, T, 1)
+    L, mask = cache["num_layers"], cache["mask"][:, :, None]  # (B, T, 1)
 
     def stack(key):
-        return np.stack([np.stack([s[key] for s in cache["layers"][k]["steps"]], axis=1) * mask
-                         for k in range(L)])
+        return np.stack(
+            [
+                np.stack([s[key] for s in cache["layers"][k]["steps"]], axis=1) * mask
+                for k in range(L)
+            ]
+        )
+
     out = {"gates": stack("gates"), "h": stack("h_t")}
     if has_cell_state(cache["cell"]):
         out["c"] = stack("c_t")
@@ -570,24 +605,25 @@ def backward(params, cache, dy=None, dhT=None, dcT=None, return_sequences_grads=
     dc0 = np.zeros((L, B, H))
     dh_seq = np.zeros((L, B, T, H))
     dc_seq = np.zeros((L, B, T, H))
-    d_out = dy                                   # upstream gradient of layer k's output
+    d_out = dy  # upstream gradient of layer k's output
     for k in reversed(range(L)):
         lp = _layer_params(params, k, cell)
         inp, steps = cache["layers"][k]["inp"], cache["layers"][k]["steps"]
-        d_inp = np.zeros_like(inp)               # (B, T, D_k)
+        d_inp = np.zeros_like(inp)  # (B, T, D_k)
         has_bias = f"bias_ih_l{k}" in grads
-        dh = dhT[k].copy()                       # dL/dh_t from later steps, starting at t = T-1
-        dc = dcT[k].copy()                       # dL/dc_t (cells with a cell state)
+        dh = dhT[k].copy()  # dL/dh_t from later steps, starting at t = T-1
+        dc = dcT[k].copy()  # dL/dc_t (cells with a cell state)
         for t in reversed(range(T)):
-            m = mask[:, t][:, None]              # (B, 1)
+            m = mask[:, t][:, None]  # (B, 1)
             s = steps[t]
-            dh_seq[k, :, t] = m * (dh + d_out[:, t])     # total dL/dh_t; 0 when padded
+            dh_seq[k, :, t] = m * (dh + d_out[:, t])  # total dL/dh_t; 0 when padded
             # h_t = m*h_new + (1-m)*h_prev and out_t = m*h_new, so:
-            dh_new = m * (dh + d_out[:, t])      # padded steps: dy ignored, no cell grad
+            dh_new = m * (dh + d_out[:, t])  # padded steps: dy ignored, no cell grad
             dc_new = m * dc if has_c else None
             da_ih, da_hh, dh_direct, dc_prev, dc_total, dextra = _step_backward(
-                cell, lp, s, dh_new, dc_new, s["h_prev"], s["c_prev"])
-            if has_c:                            # total dL/dc_t (through h_t too)
+                cell, lp, s, dh_new, dc_new, s["h_prev"], s["c_prev"]
+            )
+            if has_c:  # total dL/dc_t (through h_t too)
                 dc_seq[k, :, t] = m * dc_total
             # linear maps: a_ih = x_t W_ih^T + b_ih, a_hh = h_prev W_hh^T + b_hh
             grads[f"weight_ih_l{k}"] += da_ih.T @ inp[:, t]
@@ -604,7 +640,7 @@ def backward(params, cache, dy=None, dhT=None, dcT=None, return_sequences_grads=
                 dc = dc_prev + (1.0 - m) * dc
         dh0[k] = dh
         dc0[k] = dc
-        d_out = d_inp                            # becomes dy of the layer below
+        d_out = d_inp  # becomes dy of the layer below
 
     grads["x"] = d_out
     grads["h0"] = dh0
@@ -692,8 +728,11 @@ minibatch whose sample weights sum to 0 is skipped (no step).
 
 # The network and its optimizer, with the core's defaults (model.hpp's ModelConfig and
 # OptimConfig; batch_size/shuffle/seed do not belong to one step).
-Net = namedtuple("Net", "cell num_layers bidirectional return_sequences loss huber_delta quantiles",
-                 defaults=(1, False, False, "mse", 1.0, ()))
+Net = namedtuple(
+    "Net",
+    "cell num_layers bidirectional return_sequences loss huber_delta quantiles",
+    defaults=(1, False, False, "mse", 1.0, ()),
+)
 
 
 def target_width(net, output_size):
@@ -701,14 +740,20 @@ def target_width(net, output_size):
     if net.loss == "softmax":
         return 1
     return output_size // len(net.quantiles) if net.loss == "quantile" else output_size
-Optim = namedtuple("Optim", "solver lr alpha momentum nesterov beta1 beta2 eps max_grad_norm",
-                   defaults=("adam", 1e-3, 0.0, 0.9, True, 0.9, 0.999, 1e-8, 0.0))
+
+
+Optim = namedtuple(
+    "Optim",
+    "solver lr alpha momentum nesterov beta1 beta2 eps max_grad_norm",
+    defaults=("adam", 1e-3, 0.0, 0.9, True, 0.9, 0.999, 1e-8, 0.0),
+)
 
 RMSPROP_RHO = 0.99
 
 
-def network_param_shapes(cell, input_size, hidden_size, num_layers, output_size, bias=True,
-                         bidirectional=False):
+def network_param_shapes(
+    cell, input_size, hidden_size, num_layers, output_size, bias=True, bidirectional=False
+):
     """{name: shape} of the network's parameters in layout order (as Model.layout())."""
     H, dirs = hidden_size, 2 if bidirectional else 1
     G = num_gates(cell)
@@ -729,11 +774,21 @@ def network_param_shapes(cell, input_size, hidden_size, num_layers, output_size,
     return shapes
 
 
-def init_network_params(rng, cell, input_size, hidden_size, num_layers, output_size, bias=True,
-                        bidirectional=False, scale=0.5):
+def init_network_params(
+    rng,
+    cell,
+    input_size,
+    hidden_size,
+    num_layers,
+    output_size,
+    bias=True,
+    bidirectional=False,
+    scale=0.5,
+):
     """Random network parameters, uniform(-scale, scale), float64, in layout order."""
-    shapes = network_param_shapes(cell, input_size, hidden_size, num_layers, output_size, bias,
-                                  bidirectional)
+    shapes = network_param_shapes(
+        cell, input_size, hidden_size, num_layers, output_size, bias, bidirectional
+    )
     return {name: rng.uniform(-scale, scale, shape) for name, shape in shapes.items()}
 
 
@@ -752,7 +807,7 @@ def unflatten(flat, shapes):
     out, offset = {}, 0
     for name, shape in shapes.items():
         size = int(np.prod(shape))
-        out[name] = np.asarray(flat[offset:offset + size], dtype=np.float64).reshape(shape)
+        out[name] = np.asarray(flat[offset : offset + size], dtype=np.float64).reshape(shape)
         offset += size
     assert offset == len(flat), "flat vector and shapes differ in size"
     return out
@@ -768,8 +823,9 @@ def _network_sizes(params):
 def _unit_params(params, k, sfx, cell):
     """Unit (layer k, direction suffix sfx) as a one-layer parameter dict for `forward`."""
     bases = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] + list(extra_param_shapes(cell, 1))
-    return {f"{base}_l0": params[f"{base}_l{k}{sfx}"] for base in bases
-            if f"{base}_l{k}{sfx}" in params}
+    return {
+        f"{base}_l0": params[f"{base}_l{k}{sfx}"] for base in bases if f"{base}_l{k}{sfx}" in params
+    }
 
 
 def reverse_time(a, lengths):
@@ -792,7 +848,7 @@ def network_forward(params, x, net, lengths=None):
     B, T, _ = x.shape
     lengths = np.full(B, T) if lengths is None else np.asarray(lengths)
     L, dirs, H, _ = _network_sizes(params)
-    units = []                                  # per layer: [(unit params, cache), ...]
+    units = []  # per layer: [(unit params, cache), ...]
     inp = x
     for k in range(L):
         outs, finals, layer = [], [], []
@@ -800,11 +856,11 @@ def network_forward(params, x, net, lengths=None):
             up = _unit_params(params, k, sfx, net.cell)
             u_in = inp if d == 0 else reverse_time(inp, lengths)
             y, hT, _, cache = forward(up, u_in, net.cell, 1, lengths=lengths)
-            outs.append(y if d == 0 else reverse_time(y, lengths))   # back in forward time
+            outs.append(y if d == 0 else reverse_time(y, lengths))  # back in forward time
             finals.append(hT[0])
             layer.append((up, cache))
         units.append(layer)
-        inp = np.concatenate(outs, axis=-1)     # (B, T, F)
+        inp = np.concatenate(outs, axis=-1)  # (B, T, F)
     feat = inp if net.return_sequences else np.concatenate(finals, axis=-1)
     logits = feat @ params["head.weight"].T + params.get("head.bias", 0.0)
     cache = {"net": net, "units": units, "feat": feat, "lengths": lengths, "H": H}
@@ -818,18 +874,18 @@ def loss_and_dlogits(logits, y, net, lengths=None, sample_weight=None):
     if net.return_sequences:
         T = logits.shape[1]
         lengths = np.full(B, T) if lengths is None else np.asarray(lengths)
-        omega = w[:, None] * valid_steps(lengths, T)            # (B, T)
+        omega = w[:, None] * valid_steps(lengths, T)  # (B, T)
         valid = omega != 0.0
     else:
-        omega = w                                               # (B,)
+        omega = w  # (B,)
         valid = np.ones(B, dtype=bool)
     W = omega.sum()
     assert W > 0, "the sample weights of a batch sum to zero"
     y = np.asarray(y, dtype=np.float64)
     if net.loss == "mse":
         O = logits.shape[-1]
-        e = np.where(valid[..., None], logits - y, 0.0)         # padded targets ignored
-        value = np.sum(omega[..., None] * 0.5 * e ** 2) / (W * O)
+        e = np.where(valid[..., None], logits - y, 0.0)  # padded targets ignored
+        value = np.sum(omega[..., None] * 0.5 * e**2) / (W * O)
         return value, omega[..., None] * e / (W * O)
     if net.loss in ("absolute_error", "huber"):
         O = logits.shape[-1]
@@ -839,23 +895,23 @@ def loss_and_dlogits(logits, y, net, lengths=None, sample_weight=None):
         else:
             d = net.huber_delta
             small = np.abs(e) <= d
-            per = np.where(small, 0.5 * e ** 2, d * (np.abs(e) - 0.5 * d))
+            per = np.where(small, 0.5 * e**2, d * (np.abs(e) - 0.5 * d))
             de = np.where(small, e, d * np.sign(e))
         value = np.sum(omega[..., None] * per) / (W * O)
         return value, omega[..., None] * de / (W * O)
     if net.loss == "quantile":
-        q = np.asarray(net.quantiles, dtype=np.float64)            # (Q,)
+        q = np.asarray(net.quantiles, dtype=np.float64)  # (Q,)
         O, Q = logits.shape[-1], len(q)
-        p = logits.reshape(logits.shape[:-1] + (O // Q, Q))        # (..., n, Q)
+        p = logits.reshape(logits.shape[:-1] + (O // Q, Q))  # (..., n, Q)
         u = np.where(valid[..., None, None], y[..., :, None] - p, 0.0)
         below = (u < 0).astype(np.float64)
         value = np.sum(omega[..., None, None] * u * (q - below)) / (W * O)
-        dp = omega[..., None, None] * (below - q) / (W * O)       # dρ/dp = -dρ/du
+        dp = omega[..., None, None] * (below - q) / (W * O)  # dρ/dp = -dρ/du
         return value, dp.reshape(logits.shape)
     assert net.loss == "softmax", net.loss
     classes = np.where(valid, y, 0).astype(np.int64)
-    z = logits - logits.max(axis=-1, keepdims=True)             # stabilized by the row max
-    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))   # log softmax
+    z = logits - logits.max(axis=-1, keepdims=True)  # stabilized by the row max
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # log softmax
     nll = -np.take_along_axis(log_p, classes[..., None], axis=-1)[..., 0]
     one_hot = np.eye(logits.shape[-1])[classes]
     value = np.sum(omega * nll) / W
@@ -865,9 +921,8 @@ def loss_and_dlogits(logits, y, net, lengths=None, sample_weight=None):
 def l2_penalty(params, alpha, batch_size, sample_weight=None):
     """½ α Σ_{weight θ} ‖θ‖² / Σ w and its gradient {name: α θ / Σ w} (0 for non-weights)."""
     nw = batch_size if sample_weight is None else float(np.sum(sample_weight))
-    value = 0.5 * alpha * sum(np.sum(p ** 2) for n, p in params.items() if is_weight(n)) / nw
-    grads = {n: (alpha / nw) * p if is_weight(n) else np.zeros_like(p)
-             for n, p in params.items()}
+    value = 0.5 * alpha * sum(np.sum(p**2) for n, p in params.items() if is_weight(n)) / nw
+    grads = {n: (alpha / nw) * p if is_weight(n) else np.zeros_like(p) for n, p in params.items()}
     return value, grads
 
 
@@ -881,21 +936,21 @@ def network_backward(params, cache, dlogits):
     grads["head.weight"] = dlogits.reshape(-1, O).T @ feat.reshape(-1, F)
     if "head.bias" in grads:
         grads["head.bias"] = dlogits.reshape(-1, O).sum(axis=0)
-    dfeat = dlogits @ params["head.weight"]                     # (B, F) or (B, T, F)
-    d_out = dfeat if net.return_sequences else None             # dL/d(layer output)
+    dfeat = dlogits @ params["head.weight"]  # (B, F) or (B, T, F)
+    d_out = dfeat if net.return_sequences else None  # dL/d(layer output)
     for k in reversed(range(len(cache["units"]))):
-        top_final = d_out is None                               # sequence to one, top layer
+        top_final = d_out is None  # sequence to one, top layer
         d_in = 0.0
         for d, (up, ucache) in enumerate(cache["units"][k]):
             sfx = ("", "_reverse")[d]
-            if top_final:                                       # through the final state
-                dy, dhT = None, dfeat[None, :, d * H:(d + 1) * H]
+            if top_final:  # through the final state
+                dy, dhT = None, dfeat[None, :, d * H : (d + 1) * H]
             else:
-                dy, dhT = d_out[..., d * H:(d + 1) * H], None
+                dy, dhT = d_out[..., d * H : (d + 1) * H], None
                 if d == 1:
                     dy = reverse_time(dy, lengths)
             g = backward(up, ucache, dy=dy, dhT=dhT)
-            for name in up:                                     # "weight_ih_l0" -> its own name
+            for name in up:  # "weight_ih_l0" -> its own name
                 grads[name[:-1] + f"{k}{sfx}"] += g[name]
             d_in = d_in + (g["x"] if d == 0 else reverse_time(g["x"], lengths))
         d_out = d_in
@@ -926,7 +981,7 @@ def network_loss_and_grad(params, x, y, net, lengths=None, sample_weight=None, a
 
 
 def global_norm(grads):
-    return float(np.sqrt(sum(np.sum(g ** 2) for g in grads.values())))
+    return float(np.sqrt(sum(np.sum(g**2) for g in grads.values())))
 
 
 def clip_by_global_norm(grads, max_norm):
@@ -939,8 +994,11 @@ def clip_by_global_norm(grads, max_norm):
 
 def init_optim_state(params):
     """Optimizer state: moments m, v (zeros like params) and the step count s."""
-    return {"m": {n: np.zeros_like(p) for n, p in params.items()},
-            "v": {n: np.zeros_like(p) for n, p in params.items()}, "step": 0}
+    return {
+        "m": {n: np.zeros_like(p) for n, p in params.items()},
+        "v": {n: np.zeros_like(p) for n, p in params.items()},
+        "step": 0,
+    }
 
 
 def optimizer_step(params, grads, state, optim):
@@ -955,15 +1013,15 @@ def optimizer_step(params, grads, state, optim):
             delta = optim.momentum * m[n] - optim.lr * g if optim.nesterov else m[n]
             new[n] = p + delta
         elif optim.solver in ("adam", "adamw"):
-            if optim.solver == "adamw" and is_weight(n):        # decoupled weight decay
+            if optim.solver == "adamw" and is_weight(n):  # decoupled weight decay
                 p = p - optim.lr * optim.alpha * p
             m[n] = optim.beta1 * m[n] + (1 - optim.beta1) * g
-            v[n] = optim.beta2 * v[n] + (1 - optim.beta2) * g ** 2
-            m_hat = m[n] / (1 - optim.beta1 ** s)
-            v_hat = v[n] / (1 - optim.beta2 ** s)
+            v[n] = optim.beta2 * v[n] + (1 - optim.beta2) * g**2
+            m_hat = m[n] / (1 - optim.beta1**s)
+            v_hat = v[n] / (1 - optim.beta2**s)
             new[n] = p - optim.lr * m_hat / (np.sqrt(v_hat) + optim.eps)
         elif optim.solver == "rmsprop":
-            v[n] = RMSPROP_RHO * v[n] + (1 - RMSPROP_RHO) * g ** 2
+            v[n] = RMSPROP_RHO * v[n] + (1 - RMSPROP_RHO) * g**2
             new[n] = p - optim.lr * g / (np.sqrt(v[n]) + optim.eps)
         else:
             raise ValueError(f"unknown solver {optim.solver!r}")
@@ -979,7 +1037,7 @@ def train_step(params, state, batch, net, optim):
     x, lengths, y, sample_weight = batch
     if sample_weight is not None and not np.sum(sample_weight) > 0:
         return None, None, params, state
-    alpha = 0.0 if optim.solver == "adamw" else optim.alpha    # AdamW: decay, not L2
+    alpha = 0.0 if optim.solver == "adamw" else optim.alpha  # AdamW: decay, not L2
     loss, grads = network_loss_and_grad(params, x, y, net, lengths, sample_weight, alpha)
     norm = global_norm(grads)
     grads = clip_by_global_norm(grads, optim.max_grad_norm)

@@ -9,12 +9,12 @@ Error measure (see conftest.rel_err):  max|core - ref| / max(max|ref|, 1).
 
 import numpy as np
 import pytest
-
-import reference as ref
 from conftest import rel_err
-from reference import CELLS
 
 from lstm_native import nn
+
+import reference as ref
+from reference import CELLS
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 DTYPE_IDS = {np.float64: "f64", np.float32: "f32"}
@@ -31,8 +31,10 @@ def make_case(rng, cell, num_layers, B, T, D, H, dtype, use_lengths, use_state, 
     # PyTorch's default init scale 1/sqrt(H): with 0.5 a 40-step relu RNN with H=33
     # grows to |y| ~ 700 and float32 errors measure that growth, not the core
     scale = 1.0 / np.sqrt(H)
-    params = {k: cast(v) for k, v in
-              ref.init_params(rng, cell, D, H, num_layers, bias, scale=scale).items()}
+    params = {
+        k: cast(v)
+        for k, v in ref.init_params(rng, cell, D, H, num_layers, bias, scale=scale).items()
+    }
     x = cast(rng.standard_normal((B, T, D)))
     h0 = c0 = None
     if use_state:
@@ -42,8 +44,8 @@ def make_case(rng, cell, num_layers, B, T, D, H, dtype, use_lengths, use_state, 
     lengths = None
     if use_lengths:
         lengths = rng.integers(1, T + 1, size=B)
-        lengths[0] = T                     # at least one full-length sequence
-        lengths[-1] = 1                    # and the shortest possible one
+        lengths[0] = T  # at least one full-length sequence
+        lengths[-1] = 1  # and the shortest possible one
     Ry = cast(rng.standard_normal((B, T, H)))
     Rh = cast(rng.standard_normal((num_layers, B, H)))
     Rc = cast(rng.standard_normal((num_layers, B, H))) if ref.has_cell_state(cell) else None
@@ -72,18 +74,22 @@ def run_core(cell, num_layers, case, dtype, bias=True, layer=None):
     if layer is None:
         layer = make_layer(cell, D, H, num_layers, bias, dtype)
     layer.set_parameters({k: v.astype(dtype) for k, v in case["params"].items()})
-    y, state = layer.forward(case["x"].astype(dtype),
-                             state=pack_state(cell, case["h0"], case["c0"], dtype),
-                             lengths=case["lengths"])
+    y, state = layer.forward(
+        case["x"].astype(dtype),
+        state=pack_state(cell, case["h0"], case["c0"], dtype),
+        lengths=case["lengths"],
+    )
     hT, cT = unpack_state(cell, state)
-    grads = layer.backward(case["Ry"].astype(dtype),
-                           dstate=pack_state(cell, case["Rh"], case["Rc"], dtype))
+    grads = layer.backward(
+        case["Ry"].astype(dtype), dstate=pack_state(cell, case["Rh"], case["Rc"], dtype)
+    )
     return y, hT, cT, grads
 
 
 def run_reference(cell, num_layers, case):
-    y, hT, cT, cache = ref.forward(case["params"], case["x"], cell, num_layers,
-                                   case["h0"], case["c0"], case["lengths"])
+    y, hT, cT, cache = ref.forward(
+        case["params"], case["x"], cell, num_layers, case["h0"], case["c0"], case["lengths"]
+    )
     grads = ref.backward(case["params"], cache, dy=case["Ry"], dhT=case["Rh"], dcT=case["Rc"])
     return y, hT, cT, grads
 
@@ -101,7 +107,8 @@ def compare(cell, num_layers, case, dtype, got, want):
         errors["cT"] = rel_err(cT, cT_r)
     assert set(grads) == set(grads_r), (
         f"gradient names differ: missing {set(grads_r) - set(grads)}, "
-        f"unexpected {set(grads) - set(grads_r)}")
+        f"unexpected {set(grads) - set(grads_r)}"
+    )
     for name in grads_r:
         errors["d" + name] = rel_err(grads[name], grads_r[name])
     bad = {k: f"{v:.2e}" for k, v in errors.items() if not v <= tol}
@@ -119,19 +126,26 @@ def compare(cell, num_layers, case, dtype, got, want):
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("cell", CELLS)
 def test_core_matches_reference(rng, sizes, cell, num_layers, use_lengths, use_state, dtype):
-    case = make_case(rng, cell, num_layers, **sizes, dtype=dtype,
-                     use_lengths=use_lengths, use_state=use_state)
-    compare(cell, num_layers, case, dtype,
-            run_core(cell, num_layers, case, dtype),
-            run_reference(cell, num_layers, case))
+    case = make_case(
+        rng, cell, num_layers, **sizes, dtype=dtype, use_lengths=use_lengths, use_state=use_state
+    )
+    compare(
+        cell,
+        num_layers,
+        case,
+        dtype,
+        run_core(cell, num_layers, case, dtype),
+        run_reference(cell, num_layers, case),
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("cell", CELLS)
 def test_core_bias_false(rng, small, cell, num_layers, dtype):
-    case = make_case(rng, cell, num_layers, **small, dtype=dtype,
-                     use_lengths=True, use_state=True, bias=False)
+    case = make_case(
+        rng, cell, num_layers, **small, dtype=dtype, use_lengths=True, use_state=True, bias=False
+    )
     layer = make_layer(cell, small["D"], small["H"], num_layers, bias=False, dtype=dtype)
     names = set(layer.parameters())
     assert names == set(ref.param_names(num_layers, bias=False, cell=cell))
@@ -166,9 +180,14 @@ def test_subclasses(rng, small, cell):
         assert params[f"bias_hh_l{k}"].shape == (G * small["H"],)
     assert all(p.dtype == np.float64 for p in params.values())
     case = make_case(rng, cell, L, **small, dtype=np.float64, use_lengths=True, use_state=True)
-    compare(cell, L, case, np.float64,
-            run_core(cell, L, case, np.float64, layer=layer),
-            run_reference(cell, L, case))
+    compare(
+        cell,
+        L,
+        case,
+        np.float64,
+        run_core(cell, L, case, np.float64, layer=layer),
+        run_reference(cell, L, case),
+    )
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -181,12 +200,19 @@ def test_backward_with_partial_upstream(rng, small, cell):
     state = pack_state(cell, case["h0"], case["c0"], np.float64)
     for dy, dstate in [(case["Ry"], None), (None, (case["Rh"], case["Rc"]))]:
         layer.forward(case["x"], state=state, lengths=case["lengths"])
-        grads = layer.backward(dy, dstate=None if dstate is None else pack_state(cell, *dstate, np.float64))
-        _, _, _, cache = ref.forward(case["params"], case["x"], cell, L,
-                                     case["h0"], case["c0"], case["lengths"])
-        grads_r = ref.backward(case["params"], cache, dy=dy,
-                               dhT=None if dstate is None else dstate[0],
-                               dcT=None if dstate is None else dstate[1])
+        grads = layer.backward(
+            dy, dstate=None if dstate is None else pack_state(cell, *dstate, np.float64)
+        )
+        _, _, _, cache = ref.forward(
+            case["params"], case["x"], cell, L, case["h0"], case["c0"], case["lengths"]
+        )
+        grads_r = ref.backward(
+            case["params"],
+            cache,
+            dy=dy,
+            dhT=None if dstate is None else dstate[0],
+            dcT=None if dstate is None else dstate[1],
+        )
         for name in grads_r:
             err = rel_err(grads[name], grads_r[name])
             assert err <= TOL[np.float64], f"d{name}: {err:.2e}"
@@ -200,7 +226,7 @@ def test_backward_uses_last_forward(rng, small, cell):
     layer = make_layer(cell, small["D"], small["H"], 1)
     layer.set_parameters(case1["params"])
     layer.forward(case1["x"], state=pack_state(cell, case1["h0"], case1["c0"], np.float64))
-    got = run_core(cell, 1, case2, np.float64, layer=layer)   # second forward + backward
+    got = run_core(cell, 1, case2, np.float64, layer=layer)  # second forward + backward
     compare(cell, 1, case2, np.float64, got, run_reference(cell, 1, case2))
 
 
@@ -215,7 +241,7 @@ def test_weights_changed_in_place_between_forwards_are_used(rng, small, cell):
     y1, _ = layer.forward(case["x"], state=state, lengths=case["lengths"], inference=True)
     for name in layer.parameters():
         off, shape = layer._layout[name]
-        layer.flat_params[off + int(np.prod(shape)) - 1] += 0.25   # the last element, in place
+        layer.flat_params[off + int(np.prod(shape)) - 1] += 0.25  # the last element, in place
         changed = {k: v.copy() for k, v in case["params"].items()}
         changed[name].reshape(-1)[-1] += 0.25
         y2, _ = layer.forward(case["x"], state=state, lengths=case["lengths"], inference=True)
@@ -236,18 +262,23 @@ def test_non_contiguous_inputs(rng, small, cell):
     L = 2
     case = make_case(rng, cell, L, **small, dtype=np.float64, use_lengths=True, use_state=True)
     layer = make_layer(cell, small["D"], small["H"], L)
-    layer.set_parameters({k: np.asfortranarray(v) if v.ndim == 2 else v[::-1].copy()[::-1]
-                          for k, v in case["params"].items()})
+    layer.set_parameters(
+        {
+            k: np.asfortranarray(v) if v.ndim == 2 else v[::-1].copy()[::-1]
+            for k, v in case["params"].items()
+        }
+    )
     B, T, D = case["x"].shape
     x_big = np.zeros((B, 2 * T, D + 1))
     x_big[:, ::2, 1:] = case["x"]
-    x_view = x_big[:, ::2, 1:]                      # strided view of the same values
+    x_view = x_big[:, ::2, 1:]  # strided view of the same values
     assert not x_view.flags.c_contiguous
     h0_f = np.asfortranarray(case["h0"])
     state = (h0_f, np.asfortranarray(case["c0"])) if cell == "lstm" else h0_f
     y, state = layer.forward(x_view, state=state, lengths=case["lengths"])
-    grads = layer.backward(np.asfortranarray(case["Ry"]),
-                           dstate=pack_state(cell, case["Rh"], case["Rc"], np.float64))
+    grads = layer.backward(
+        np.asfortranarray(case["Ry"]), dstate=pack_state(cell, case["Rh"], case["Rc"], np.float64)
+    )
     hT, cT = unpack_state(cell, state)
     compare(cell, L, case, np.float64, (y, hT, cT, grads), run_reference(cell, L, case))
 
@@ -266,8 +297,10 @@ def test_parameters_are_copies(small):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=DTYPE_IDS.get)
 def test_set_parameters_roundtrip(rng, small, dtype):
     layer = make_layer("lstm", small["D"], small["H"], 2, dtype=dtype)
-    params = {k: v.astype(dtype) for k, v in
-              ref.init_params(rng, "lstm", small["D"], small["H"], 2).items()}
+    params = {
+        k: v.astype(dtype)
+        for k, v in ref.init_params(rng, "lstm", small["D"], small["H"], 2).items()
+    }
     layer.set_parameters(params)
     got = layer.parameters()
     assert list(got) == ref.param_names(2)
@@ -279,6 +312,7 @@ def test_set_parameters_roundtrip(rng, small, dtype):
 # ---------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------
+
 
 @pytest.fixture(params=CELLS)
 def ready_layer(request, rng, small):
@@ -330,17 +364,24 @@ def test_x_complex_dtype(ready_layer):
 def test_state_wrong_shape(ready_layer, bad):
     s = ready_layer
     L, B, H = s["L"], s["B"], s["H"]
-    shape = {"layers": (L + 1, B, H), "batch": (L, B + 1, H),
-             "hidden": (L, B, H - 1), "2d": (B, H)}[bad]
+    shape = {
+        "layers": (L + 1, B, H),
+        "batch": (L, B + 1, H),
+        "hidden": (L, B, H - 1),
+        "2d": (B, H),
+    }[bad]
     with pytest.raises(ValueError):
         s["layer"].forward(s["x"], state=_state(s, np.zeros(shape)))
-    if ref.has_cell_state(s["cell"]):          # the cell state is checked too
+    if ref.has_cell_state(s["cell"]):  # the cell state is checked too
         with pytest.raises(ValueError):
             s["layer"].forward(s["x"], state=(s["h0"], np.zeros(shape)))
 
 
-@pytest.mark.parametrize("lengths", [[5, 0, 4], [5, 6, 4], [5, -1, 4], [5, 2], [5, 2, 4, 3]],
-                         ids=["zero", "too_long", "negative", "too_few", "too_many"])
+@pytest.mark.parametrize(
+    "lengths",
+    [[5, 0, 4], [5, 6, 4], [5, -1, 4], [5, 2], [5, 2, 4, 3]],
+    ids=["zero", "too_long", "negative", "too_few", "too_many"],
+)
 def test_lengths_invalid(ready_layer, lengths):
     s = ready_layer
     with pytest.raises(ValueError):

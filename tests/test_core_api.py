@@ -13,10 +13,11 @@ import pickle
 
 import numpy as np
 import pytest
-import reference as ref
 
 import lstm_native
 from lstm_native import _core, _network, diagnostics, nn
+
+import reference as ref
 
 MODELS = (_core.Model32, _core.Model64)
 
@@ -26,12 +27,32 @@ MODELS = (_core.Model32, _core.Model64)
 # ------------------------------------------------------------------------------------------
 def test_model_config_defaults_and_keywords():
     c = _core.ModelConfig()
-    assert c.to_dict() == dict(cell="lstm", input_size=1, hidden_size=1, num_layers=1,
-                               output_size=1, bias=True, bidirectional=False,
-                               return_sequences=False, dropout=0.0, loss="mse",
-                               huber_delta=1.0, quantiles=[])
-    c = _core.ModelConfig("rnn", 3, 4, 2, 5, bias=False, bidirectional=True,
-                          return_sequences=True, dropout=0.25, loss="softmax")
+    assert c.to_dict() == dict(
+        cell="lstm",
+        input_size=1,
+        hidden_size=1,
+        num_layers=1,
+        output_size=1,
+        bias=True,
+        bidirectional=False,
+        return_sequences=False,
+        dropout=0.0,
+        loss="mse",
+        huber_delta=1.0,
+        quantiles=[],
+    )
+    c = _core.ModelConfig(
+        "rnn",
+        3,
+        4,
+        2,
+        5,
+        bias=False,
+        bidirectional=True,
+        return_sequences=True,
+        dropout=0.25,
+        loss="softmax",
+    )
     assert c.cell == "rnn_tanh"  # the alias, canonical
     assert (c.input_size, c.hidden_size, c.num_layers, c.output_size) == (3, 4, 2, 5)
     assert (c.bias, c.bidirectional, c.return_sequences) == (False, True, True)
@@ -39,11 +60,20 @@ def test_model_config_defaults_and_keywords():
     with pytest.raises(TypeError):  # bias and what follows are keyword-only
         _core.ModelConfig("lstm", 1, 1, 1, 1, False)
     # numpy scalars are numbers too
-    c = _core.ModelConfig("gru", np.int64(3), np.int32(4), dropout=np.float32(0.5),
-                          bias=np.bool_(False))
+    c = _core.ModelConfig(
+        "gru", np.int64(3), np.int32(4), dropout=np.float32(0.5), bias=np.bool_(False)
+    )
     assert c.input_size == 3 and c.hidden_size == 4 and c.dropout == 0.5 and c.bias is False
-    c = _core.ModelConfig("gru", 2, 3, 1, 6, loss="quantile", quantiles=(0.1, np.float32(0.5), 0.9),
-                          huber_delta=np.int64(2))
+    c = _core.ModelConfig(
+        "gru",
+        2,
+        3,
+        1,
+        6,
+        loss="quantile",
+        quantiles=(0.1, np.float32(0.5), 0.9),
+        huber_delta=np.int64(2),
+    )
     assert c.loss == "quantile" and c.quantiles == [0.1, 0.5, 0.9] and c.huber_delta == 2.0
     assert type(c.quantiles) is list and type(c.huber_delta) is float
     c.quantiles.append(0.95)  # a copy
@@ -52,19 +82,50 @@ def test_model_config_defaults_and_keywords():
         assert _core.ModelConfig(loss=loss, huber_delta=0.25).loss == loss
 
 
-@pytest.mark.parametrize("field, value", [
-    ("cell", "transformer"), ("cell", 3), ("input_size", 0), ("hidden_size", -1),
-    ("num_layers", 0), ("output_size", 0), ("input_size", True), ("input_size", 2.0),
-    ("input_size", "3"), ("input_size", 2**70), ("bias", 1), ("bias", None),
-    ("bidirectional", 0), ("return_sequences", "yes"), ("dropout", 1.0), ("dropout", -0.1),
-    ("dropout", float("nan")), ("dropout", True), ("dropout", "0.1"), ("loss", "hinge"),
-    ("loss", None), ("loss", "quantile"), ("huber_delta", 0.0), ("huber_delta", -1.0),
-    ("huber_delta", float("nan")), ("huber_delta", float("inf")), ("huber_delta", True),
-    ("huber_delta", "1"), ("quantiles", 0.5), ("quantiles", "0.5"), ("quantiles", None),
-    ("quantiles", [0.5, True]), ("quantiles", [0.0]), ("quantiles", [1.0]),
-    ("quantiles", [0.5, 0.5]), ("quantiles", [0.9, 0.1]), ("quantiles", [float("nan")]),
-    ("quantiles", [i / 101 for i in range(1, 101)]), ("quantiles", np.array([0.5])),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("cell", "transformer"),
+        ("cell", 3),
+        ("input_size", 0),
+        ("hidden_size", -1),
+        ("num_layers", 0),
+        ("output_size", 0),
+        ("input_size", True),
+        ("input_size", 2.0),
+        ("input_size", "3"),
+        ("input_size", 2**70),
+        ("bias", 1),
+        ("bias", None),
+        ("bidirectional", 0),
+        ("return_sequences", "yes"),
+        ("dropout", 1.0),
+        ("dropout", -0.1),
+        ("dropout", float("nan")),
+        ("dropout", True),
+        ("dropout", "0.1"),
+        ("loss", "hinge"),
+        ("loss", None),
+        ("loss", "quantile"),
+        ("huber_delta", 0.0),
+        ("huber_delta", -1.0),
+        ("huber_delta", float("nan")),
+        ("huber_delta", float("inf")),
+        ("huber_delta", True),
+        ("huber_delta", "1"),
+        ("quantiles", 0.5),
+        ("quantiles", "0.5"),
+        ("quantiles", None),
+        ("quantiles", [0.5, True]),
+        ("quantiles", [0.0]),
+        ("quantiles", [1.0]),
+        ("quantiles", [0.5, 0.5]),
+        ("quantiles", [0.9, 0.1]),
+        ("quantiles", [float("nan")]),
+        ("quantiles", [i / 101 for i in range(1, 101)]),
+        ("quantiles", np.array([0.5])),
+    ],
+)
 def test_model_config_refuses_a_bad_value_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         _core.ModelConfig(**{field: value})
@@ -75,11 +136,14 @@ def test_model_config_refuses_a_bad_value_naming_the_field(field, value):
     assert c.to_dict() == before  # a refused assignment changes nothing
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(quantiles=[]), "at least one level"),
-    (dict(quantiles=[0.1, 0.5]), "multiple of the number of levels"),
-    (dict(quantiles=[0.1, 0.5, 0.9], output_size=4), "multiple"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(quantiles=[]), "at least one level"),
+        (dict(quantiles=[0.1, 0.5]), "multiple of the number of levels"),
+        (dict(quantiles=[0.1, 0.5, 0.9], output_size=4), "multiple"),
+    ],
+)
 def test_model_config_quantile_loss_needs_levels_dividing_the_outputs(kw, match):
     base = dict(loss="quantile", output_size=3)
     with pytest.raises(ValueError, match=match):
@@ -119,8 +183,9 @@ def test_model_config_attributes_dict_pickle_repr_equality():
     other = _core.ModelConfig.from_dict(d)
     other.dropout = 0.0
     assert other != c
-    q = _core.ModelConfig("gru", 3, 4, 1, 4, loss="quantile", quantiles=[0.25, 0.75],
-                          huber_delta=0.5)
+    q = _core.ModelConfig(
+        "gru", 3, 4, 1, 4, loss="quantile", quantiles=[0.25, 0.75], huber_delta=0.5
+    )
     d = q.to_dict()
     assert d["quantiles"] == [0.25, 0.75] and all(type(v) is float for v in d["quantiles"])
     assert _core.ModelConfig.from_dict(d) == q
@@ -160,22 +225,71 @@ def test_model_config_fields_describe_the_schema():
 
 CONFIGS = [
     dict(cell="lstm", input_size=3, hidden_size=5, num_layers=1, output_size=2),
-    dict(cell="gru", input_size=3, hidden_size=5, num_layers=2, output_size=2,
-         bidirectional=True),
-    dict(cell="lstm_peephole", input_size=2, hidden_size=4, num_layers=2, output_size=3,
-         return_sequences=True, dropout=0.3),
-    dict(cell="cell_as_input", input_size=4, hidden_size=3, num_layers=3, output_size=1,
-         bidirectional=True, return_sequences=True),
-    dict(cell="ungated", input_size=2, hidden_size=6, num_layers=1, output_size=4,
-         bias=False, loss="softmax"),
-    dict(cell="rnn_relu", input_size=1, hidden_size=7, num_layers=2, output_size=2,
-         dropout=0.5, loss="softmax"),
-    dict(cell="gru", input_size=2, hidden_size=5, num_layers=2, output_size=6,
-         return_sequences=True, loss="quantile", quantiles=[0.1, 0.5, 0.9]),
-    dict(cell="lstm", input_size=3, hidden_size=4, num_layers=1, output_size=2,
-         loss="huber", huber_delta=0.5),
-    dict(cell="rnn_tanh", input_size=3, hidden_size=4, num_layers=1, output_size=2,
-         bidirectional=True, loss="absolute_error"),
+    dict(cell="gru", input_size=3, hidden_size=5, num_layers=2, output_size=2, bidirectional=True),
+    dict(
+        cell="lstm_peephole",
+        input_size=2,
+        hidden_size=4,
+        num_layers=2,
+        output_size=3,
+        return_sequences=True,
+        dropout=0.3,
+    ),
+    dict(
+        cell="cell_as_input",
+        input_size=4,
+        hidden_size=3,
+        num_layers=3,
+        output_size=1,
+        bidirectional=True,
+        return_sequences=True,
+    ),
+    dict(
+        cell="ungated",
+        input_size=2,
+        hidden_size=6,
+        num_layers=1,
+        output_size=4,
+        bias=False,
+        loss="softmax",
+    ),
+    dict(
+        cell="rnn_relu",
+        input_size=1,
+        hidden_size=7,
+        num_layers=2,
+        output_size=2,
+        dropout=0.5,
+        loss="softmax",
+    ),
+    dict(
+        cell="gru",
+        input_size=2,
+        hidden_size=5,
+        num_layers=2,
+        output_size=6,
+        return_sequences=True,
+        loss="quantile",
+        quantiles=[0.1, 0.5, 0.9],
+    ),
+    dict(
+        cell="lstm",
+        input_size=3,
+        hidden_size=4,
+        num_layers=1,
+        output_size=2,
+        loss="huber",
+        huber_delta=0.5,
+    ),
+    dict(
+        cell="rnn_tanh",
+        input_size=3,
+        hidden_size=4,
+        num_layers=1,
+        output_size=2,
+        bidirectional=True,
+        loss="absolute_error",
+    ),
 ]
 
 
@@ -195,8 +309,12 @@ def test_num_params_is_exact_and_refuses_overflow():
     assert isinstance(c.num_params, int)
     assert c.num_params == sum(int(np.prod(s)) for _, _, s in c.layout())
     assert c.num_params > 2**31
-    for kw in (dict(hidden_size=2**40), dict(output_size=2**62), dict(input_size=2**62),
-               dict(num_layers=2**62, hidden_size=2**10)):
+    for kw in (
+        dict(hidden_size=2**40),
+        dict(output_size=2**62),
+        dict(input_size=2**62),
+        dict(num_layers=2**62, hidden_size=2**10),
+    ):
         with pytest.raises(MemoryError):
             _ = _core.ModelConfig("lstm", **{"input_size": 1, "hidden_size": 3, **kw}).num_params
     with pytest.raises(MemoryError, match="TiB"):  # too large to build: refused, not built
@@ -224,9 +342,20 @@ def test_recurrent_counts_without_building():
 # ------------------------------------------------------------------------------------------
 def test_optim_config_defaults_and_round_trips():
     o = _core.OptimConfig()
-    assert o.to_dict() == dict(solver="adam", lr=1e-3, alpha=0.0, momentum=0.9, nesterov=True,
-                               beta1=0.9, beta2=0.999, eps=1e-8, max_grad_norm=0.0,
-                               batch_size=32, shuffle=True, seed=0)
+    assert o.to_dict() == dict(
+        solver="adam",
+        lr=1e-3,
+        alpha=0.0,
+        momentum=0.9,
+        nesterov=True,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        max_grad_norm=0.0,
+        batch_size=32,
+        shuffle=True,
+        seed=0,
+    )
     o = _core.OptimConfig(solver="sgd", lr=0.5, batch_size=7, seed=2**63 + 5, shuffle=False)
     assert (o.solver, o.lr, o.batch_size, o.seed, o.shuffle) == ("sgd", 0.5, 7, 2**63 + 5, False)
     assert _core.OptimConfig.from_dict(o.to_dict()) == o
@@ -235,12 +364,27 @@ def test_optim_config_defaults_and_round_trips():
         _core.OptimConfig("sgd")
 
 
-@pytest.mark.parametrize("field, value", [
-    ("solver", "lbfgs"), ("lr", -1.0), ("lr", float("nan")), ("alpha", -0.1),
-    ("momentum", 1.5), ("beta1", 1.0), ("beta2", -0.5), ("eps", float("inf")),
-    ("max_grad_norm", float("nan")), ("batch_size", 0), ("batch_size", 3.0),
-    ("batch_size", True), ("shuffle", 1), ("nesterov", "yes"), ("seed", -1), ("seed", 2**64),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("solver", "lbfgs"),
+        ("lr", -1.0),
+        ("lr", float("nan")),
+        ("alpha", -0.1),
+        ("momentum", 1.5),
+        ("beta1", 1.0),
+        ("beta2", -0.5),
+        ("eps", float("inf")),
+        ("max_grad_norm", float("nan")),
+        ("batch_size", 0),
+        ("batch_size", 3.0),
+        ("batch_size", True),
+        ("shuffle", 1),
+        ("nesterov", "yes"),
+        ("seed", -1),
+        ("seed", 2**64),
+    ],
+)
 def test_optim_config_refuses_a_bad_value_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         _core.OptimConfig(**{field: value})
@@ -256,10 +400,21 @@ def test_optim_config_refuses_a_bad_value_naming_the_field(field, value):
 def test_cell_info_names_blocks_and_keep():
     assert _core.CELL_ALIASES == {"rnn": "rnn_tanh"}
     assert nn.CELLS == tuple(_core.CELLS) and _network.CELL_ALIASES == _core.CELL_ALIASES
-    keep = {"lstm": "f", "gru": "z", "rnn_tanh": None, "rnn_relu": None, "lstm_peephole": "f",
-            "lstm_1997": "1", "cifg": "1-i", "no_input_gate": "f", "no_output_gate": "f",
-            "no_input_activation": "f", "no_output_activation": "f", "ungated": None,
-            "cell_as_input": "f"}
+    keep = {
+        "lstm": "f",
+        "gru": "z",
+        "rnn_tanh": None,
+        "rnn_relu": None,
+        "lstm_peephole": "f",
+        "lstm_1997": "1",
+        "cifg": "1-i",
+        "no_input_gate": "f",
+        "no_output_gate": "f",
+        "no_input_activation": "f",
+        "no_output_activation": "f",
+        "ungated": None,
+        "cell_as_input": "f",
+    }
     for cell in _core.CELLS:
         info = _core.cell_info(cell)
         assert info["blocks"] == diagnostics.GATE_BLOCKS[cell]
@@ -291,8 +446,16 @@ def _data(rng, c, N, T, dtype):
 
 WORKSPACE_CONFIGS = CONFIGS + [
     dict(cell="lstm", input_size=8, hidden_size=64, num_layers=2, output_size=2),  # 2 parts
-    dict(cell="no_output_gate", input_size=3, hidden_size=4, num_layers=1, output_size=1,
-         return_sequences=True, bidirectional=True, dropout=0.1),
+    dict(
+        cell="no_output_gate",
+        input_size=3,
+        hidden_size=4,
+        num_layers=1,
+        output_size=1,
+        return_sequences=True,
+        bidirectional=True,
+        dropout=0.1,
+    ),
 ]
 
 
@@ -330,8 +493,9 @@ def test_model_workspace_is_what_the_config_says(M, kw):
         c.workspace_elements(-1, T, True)
 
 
-ROLLOUT_CONFIGS = [kw for kw in WORKSPACE_CONFIGS
-                   if not kw.get("bidirectional") and not kw.get("return_sequences")]
+ROLLOUT_CONFIGS = [
+    kw for kw in WORKSPACE_CONFIGS if not kw.get("bidirectional") and not kw.get("return_sequences")
+]
 
 
 @pytest.mark.parametrize("kw", ROLLOUT_CONFIGS, ids=lambda kw: kw["cell"])
@@ -349,12 +513,14 @@ def test_rollout_workspace_is_what_the_config_says(M, kw):
     want = c.workspace_elements(N, T, False, rollout=True)
     assert m.allocated_elements() == want > c.workspace_elements(N, T, False)
     m.predict(p, X, lengths, np.empty((N, c.output_size), dtype))  # grows nothing
-    m.rollout(p, X, lengths, 2 * horizon, None, None, np.empty((N, 2 * horizon, c.output_size),
-                                                                 dtype))
+    m.rollout(
+        p, X, lengths, 2 * horizon, None, None, np.empty((N, 2 * horizon, c.output_size), dtype)
+    )
     assert m.allocated_elements() == want  # nor does a longer horizon
     chunk = _core.PREDICT_CHUNK
-    assert (c.workspace_elements(3 * chunk, T, False, rollout=True)
-            == c.workspace_elements(chunk, T, False, rollout=True))
+    assert c.workspace_elements(3 * chunk, T, False, rollout=True) == c.workspace_elements(
+        chunk, T, False, rollout=True
+    )
     with pytest.raises(ValueError, match="exclude"):
         c.workspace_elements(N, T, True, rollout=True)
 
@@ -400,8 +566,10 @@ def _stub_names():
                 elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                     names.add(item.target.id)
             classes[node.name] = names
-            bases[node.name] = [b.value.id if isinstance(b, ast.Subscript) else
-                                getattr(b, "id", None) for b in node.bases]
+            bases[node.name] = [
+                b.value.id if isinstance(b, ast.Subscript) else getattr(b, "id", None)
+                for b in node.bases
+            ]
             module.add(node.name)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             module.add(node.name)
@@ -415,8 +583,9 @@ def _stub_names():
         return out
 
     public = {n for n in module if not n.startswith("_")}
-    return public, {c: {n for n in members(c) if not n.startswith("_")} for c in public
-                    if c in classes}
+    return public, {
+        c: {n for n in members(c) if not n.startswith("_")} for c in public if c in classes
+    }
 
 
 def test_stub_lists_every_public_name_and_nothing_else():
@@ -424,10 +593,12 @@ def test_stub_lists_every_public_name_and_nothing_else():
     core_module = {n for n in dir(_core) if not n.startswith("_")}
     assert stub_module == core_module, (
         f"missing in the stub: {sorted(core_module - stub_module)}; "
-        f"not in _core: {sorted(stub_module - core_module)}")
+        f"not in _core: {sorted(stub_module - core_module)}"
+    )
     for name, stub_members in stub_classes.items():
         cls = getattr(_core, name)
         real = {n for n in vars(cls) if not n.startswith("_")}
         assert stub_members == real, (
             f"{name}: missing in the stub {sorted(real - stub_members)}; "
-            f"not in _core {sorted(stub_members - real)}")
+            f"not in _core {sorted(stub_members - real)}"
+        )

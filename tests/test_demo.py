@@ -27,13 +27,17 @@ def parse_table(text):
 def test_airline_passengers_data():
     y, dates = load_airline_passengers(return_dates=True)
     assert y.shape == (144,) and y.dtype == np.float64
-    np.testing.assert_array_equal(y[:12], [112, 118, 132, 129, 121, 135, 148, 148, 136, 119,
-                                           104, 118])
-    np.testing.assert_array_equal(y[-12:], [417, 391, 419, 461, 472, 535, 622, 606, 508, 461,
-                                            390, 432])
+    np.testing.assert_array_equal(
+        y[:12], [112, 118, 132, 129, 121, 135, 148, 148, 136, 119, 104, 118]
+    )
+    np.testing.assert_array_equal(
+        y[-12:], [417, 391, 419, 461, 472, 535, 622, 606, 508, 461, 390, 432]
+    )
     # well-known summaries of R's AirPassengers: yearly totals, mean, median, quartiles
-    np.testing.assert_array_equal(y.reshape(12, 12).sum(1), [1520, 1676, 2042, 2364, 2700, 2867,
-                                                             3408, 3939, 4421, 4572, 5140, 5714])
+    np.testing.assert_array_equal(
+        y.reshape(12, 12).sum(1),
+        [1520, 1676, 2042, 2364, 2700, 2867, 3408, 3939, 4421, 4572, 5140, 5714],
+    )
     assert y.sum() == 40363 and np.median(y) == 265.5
     assert (y.min(), y.max()) == (104, 622)
     np.testing.assert_array_equal(np.percentile(y, [25, 75]), [180.0, 360.5])
@@ -51,7 +55,9 @@ def test_demo_prints_table_and_beats_the_baselines(tmp_path):
     assert set(rows) == {"LSTMForecaster", "last value", "seasonal naive", "drift"}
     # a 24-month forecast from the end of 1958 beats every naive baseline (MASE and RMSE)
     for name in ("last value", "seasonal naive", "drift"):
-        assert rows["LSTMForecaster"][0] < rows[name][0] and rows["LSTMForecaster"][1] < rows[name][1]
+        assert (
+            rows["LSTMForecaster"][0] < rows[name][0] and rows["LSTMForecaster"][1] < rows[name][1]
+        )
     # the baselines do not depend on the network
     assert rows["seasonal naive"] == (2.49, 77.0)
     assert png.stat().st_size > 10_000
@@ -64,8 +70,12 @@ def test_run_demo_returns_numbers():
 
 
 def test_module_entry_point_runs():
-    proc = subprocess.run([sys.executable, "-m", "lstm_native", "demo", "--quick"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lstm_native", "demo", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "seasonal naive" in proc.stdout
 

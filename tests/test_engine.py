@@ -8,14 +8,18 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 import lstm_native
 from lstm_native import LSTMClassifier, LSTMRegressor, _network
 from lstm_native._state import TrainState
 from lstm_native._validation import check_sequences
-from lstm_native.callbacks import (Callback, EarlyStopping, LearningRateScheduler,
-                                   ModelCheckpoint, ReduceLROnPlateau)
+from lstm_native.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+)
 
 quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -47,8 +51,9 @@ class Recorder(Callback):
 def test_callbacks_see_every_epoch_in_order():
     X, y = data()
     rec = Recorder()
-    est = LSTMRegressor(hidden_size=4, max_iter=3, tol=0.0, random_state=0,
-                        callbacks=[rec]).fit(X, y)
+    est = LSTMRegressor(hidden_size=4, max_iter=3, tol=0.0, random_state=0, callbacks=[rec]).fit(
+        X, y
+    )
     kinds = [e[0] for e in rec.events]
     assert kinds == ["begin"] + ["epoch_begin", "epoch_end"] * 3 + ["end"]
     losses = [e[2] for e in rec.events if e[0] == "epoch_end"]
@@ -75,20 +80,29 @@ def test_a_callback_stops_training_and_changes_the_learning_rate():
         def on_epoch_begin(self, env):
             lrs.append(env.state.lr)
 
-    LSTMRegressor(hidden_size=4, max_iter=4, random_state=0, callbacks=[
-        LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1)), Spy()]).fit(X, y)
+    LSTMRegressor(
+        hidden_size=4,
+        max_iter=4,
+        random_state=0,
+        callbacks=[LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1)), Spy()],
+    ).fit(X, y)
     assert lrs == pytest.approx([0.1, 0.05, 0.1 / 3, 0.025])
     with pytest.raises(ValueError, match="learning-rate schedule gave"):
-        LSTMRegressor(hidden_size=4, max_iter=2, callbacks=[
-            LearningRateScheduler(lambda e, lr: -1.0)]).fit(X, y)
+        LSTMRegressor(
+            hidden_size=4, max_iter=2, callbacks=[LearningRateScheduler(lambda e, lr: -1.0)]
+        ).fit(X, y)
 
 
 @quiet
 def test_learning_rate_schedule_changes_training():
     X, y = data()
     a = LSTMRegressor(hidden_size=4, max_iter=3, random_state=0).fit(X, y)
-    b = LSTMRegressor(hidden_size=4, max_iter=3, random_state=0, callbacks=[
-        LearningRateScheduler(lambda e, lr: 0.05)]).fit(X, y)
+    b = LSTMRegressor(
+        hidden_size=4,
+        max_iter=3,
+        random_state=0,
+        callbacks=[LearningRateScheduler(lambda e, lr: 0.05)],
+    ).fit(X, y)
     assert not np.array_equal(a.params_, b.params_)
 
 
@@ -102,8 +116,13 @@ def test_model_checkpoint_writes_loadable_files_of_the_epoch(tmp_path):
         def on_epoch_end(self, env):
             seen[env.state.n_iter] = env.state.params.copy()
 
-    est = LSTMRegressor(hidden_size=4, max_iter=5, tol=0.0, random_state=0,
-                        callbacks=[Keep(), ModelCheckpoint(path, every=2)]).fit(X, y)
+    est = LSTMRegressor(
+        hidden_size=4,
+        max_iter=5,
+        tol=0.0,
+        random_state=0,
+        callbacks=[Keep(), ModelCheckpoint(path, every=2)],
+    ).fit(X, y)
     ckpt = lstm_native.load(path)
     assert ckpt.n_iter_ == 4  # epochs 2 and 4 were saved; the last one wins
     np.testing.assert_array_equal(ckpt.params_, seen[4])
@@ -124,8 +143,14 @@ def test_eval_set_scores_and_early_stopping_on_it():
     assert len(res["validation_0"]["r2"]) == est.n_iter_ == 6
     assert res["validation_0"]["r2"][-1] == pytest.approx(est.score(Xv, yv), abs=1e-6)
     assert est.validation_scores_ is None and est.t_ == 600  # no validation split
-    es = LSTMRegressor(hidden_size=6, max_iter=300, early_stopping=True, n_iter_no_change=3,
-                       learning_rate_init=0.05, random_state=0).fit(X, y, eval_set=(Xv, yv))
+    es = LSTMRegressor(
+        hidden_size=6,
+        max_iter=300,
+        early_stopping=True,
+        n_iter_no_change=3,
+        learning_rate_init=0.05,
+        random_state=0,
+    ).fit(X, y, eval_set=(Xv, yv))
     assert es.t_ == 100 * es.n_iter_  # trained on all of X: eval_set is the validation data
     assert es.validation_scores_ == es.evals_result_["validation_0"]["r2"]
     assert es.score(Xv, yv) == pytest.approx(es.best_validation_score_, abs=1e-6)
@@ -148,13 +173,15 @@ def test_class_weight():
     np.testing.assert_allclose(balanced.params_, explicit.params_, rtol=1e-6)
     d = LSTMClassifier(class_weight={"rare": 3.0}, **kw).fit(X, y)
     sw2 = np.where(y == "rare", 3.0, 1.0)
-    np.testing.assert_allclose(d.params_, LSTMClassifier(**kw).fit(X, y, sample_weight=sw2)
-                               .params_, rtol=1e-6)
+    np.testing.assert_allclose(
+        d.params_, LSTMClassifier(**kw).fit(X, y, sample_weight=sw2).params_, rtol=1e-6
+    )
     with pytest.raises(ValueError, match="not supported for partial_fit"):
         LSTMClassifier(class_weight="balanced", **kw).partial_fit(X, y, classes=["common", "rare"])
     with pytest.raises(ValueError, match="return_sequences=False"):
         LSTMClassifier(class_weight="balanced", return_sequences=True, **kw).fit(
-            X, np.zeros((90, 4), int) + (X[:, :, 0] > 0))
+            X, np.zeros((90, 4), int) + (X[:, :, 0] > 0)
+        )
 
 
 def test_train_state_copies_are_independent():
@@ -228,19 +255,37 @@ def test_ragged_lists_are_validated_in_one_pass_with_the_same_result():
 def test_user_early_stopping_and_plateau_callbacks():
     X, y = data()
     rec = Recorder()
-    est = LSTMRegressor(hidden_size=4, max_iter=200, tol=1e9, n_iter_no_change=np.inf,
-                        learning_rate_init=0.05, random_state=0,
-                        callbacks=[EarlyStopping(patience=2), rec]).fit(X, y)
+    est = LSTMRegressor(
+        hidden_size=4,
+        max_iter=200,
+        tol=1e9,
+        n_iter_no_change=np.inf,
+        learning_rate_init=0.05,
+        random_state=0,
+        callbacks=[EarlyStopping(patience=2), rec],
+    ).fit(X, y)
     assert est.n_iter_ == 1 + 3  # best after epoch 1, then 3 epochs without improvement
     # ... but not while the loss still sits on its initial plateau (no better than a constant
     # model): a slow start gets up to 3 * (patience + 1) epochs
-    slow = LSTMRegressor(hidden_size=4, max_iter=200, tol=1e9, n_iter_no_change=np.inf,
-                         learning_rate_init=1e-5, random_state=0,
-                         callbacks=[EarlyStopping(patience=2)]).fit(X, y)
+    slow = LSTMRegressor(
+        hidden_size=4,
+        max_iter=200,
+        tol=1e9,
+        n_iter_no_change=np.inf,
+        learning_rate_init=1e-5,
+        random_state=0,
+        callbacks=[EarlyStopping(patience=2)],
+    ).fit(X, y)
     assert slow.n_iter_ == 3 * 3
-    est = LSTMRegressor(hidden_size=4, max_iter=200, tol=1e9, n_iter_no_change=np.inf,
-                        learning_rate_init=0.01, random_state=0,
-                        callbacks=[ReduceLROnPlateau(factor=0.1, patience=0, min_lr=1e-4)])
+    est = LSTMRegressor(
+        hidden_size=4,
+        max_iter=200,
+        tol=1e9,
+        n_iter_no_change=np.inf,
+        learning_rate_init=0.01,
+        random_state=0,
+        callbacks=[ReduceLROnPlateau(factor=0.1, patience=0, min_lr=1e-4)],
+    )
     est.fit(X, y)
     # three reductions (0.01 -> 1e-4) and a stop, after any initial-plateau epochs (at most 3)
     assert est.learning_rate_ == pytest.approx(1e-4) and 1 + 3 <= est.n_iter_ <= 3 + 3
@@ -250,7 +295,7 @@ def test_user_early_stopping_and_plateau_callbacks():
 @quiet
 def test_input_layout_nct_reads_aeon_style_data_and_a_transposed_layout_warns():
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 2, 30))            # (n, channels, timesteps), as aeon stores
+    X = rng.standard_normal((60, 2, 30))  # (n, channels, timesteps), as aeon stores
     y = X[:, 0, -1] - X[:, 1, -3]
     kw = dict(hidden_size=6, max_iter=5, random_state=0)
     nct = LSTMRegressor(input_layout="nct", **kw).fit(X, y)
@@ -262,7 +307,7 @@ def test_input_layout_nct_reads_aeon_style_data_and_a_transposed_layout_warns():
 
 
 def test_a_fit_no_better_than_a_constant_warns():
-    X = np.zeros((80, 5, 2))                         # nothing to learn from
+    X = np.zeros((80, 5, 2))  # nothing to learn from
     y = np.arange(80) % 2
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -281,9 +326,15 @@ def test_training_does_not_stop_on_its_initial_plateau():
     rate) is not stopped there by the convergence rule: it gets 3 * (patience + 1) epochs."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 8, 1))
-    y = (X[:, 0, 0] > 0).astype(int)                 # the first step decides
-    est = LSTMClassifier(hidden_size=8, max_iter=200, n_iter_no_change=3, tol=1e-2,
-                         learning_rate_init=1e-4, random_state=0).fit(X, y)
+    y = (X[:, 0, 0] > 0).astype(int)  # the first step decides
+    est = LSTMClassifier(
+        hidden_size=8,
+        max_iter=200,
+        n_iter_no_change=3,
+        tol=1e-2,
+        learning_rate_init=1e-4,
+        random_state=0,
+    ).fit(X, y)
     assert est.n_iter_ >= 3 * (3 + 1)
 
 
@@ -292,9 +343,9 @@ def test_2d_input_of_another_width_says_how_to_pass_other_lengths():
     est = LSTMRegressor(hidden_size=3, max_iter=2, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(X[:, :, 0], y)                       # 2-D: univariate windows of 6 steps
+        est.fit(X[:, :, 0], y)  # 2-D: univariate windows of 6 steps
     with pytest.raises(ValueError, match=r"as a 3-D array \(n_samples, n_timesteps, 1\)"):
         est.predict(X[:, :4, 0])
     assert est.predict(X[:, :4, :]).shape == (40,)  # the same windows, 3-D: any length
-    ragged = [X[0, :4, 0], X[1, :5, 0]]            # and a list of different lengths
+    ragged = [X[0, :4, 0], X[1, :5, 0]]  # and a list of different lengths
     assert len(est.predict(ragged)) == 2

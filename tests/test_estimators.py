@@ -18,8 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from lstm_native import LSTMClassifier, LSTMRegressor, SequenceScaler, _core
 from lstm_native._network import initial_parameters
 
-no_convergence_warning = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning")
+no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 # ------------------------------------------------------------------------------------------
@@ -60,8 +59,7 @@ def small(est_cls=LSTMRegressor, **kw):
 @no_convergence_warning
 def test_pipeline_with_sequence_scaler_on_3d_data():
     X, y = multivariate(scale=50.0, offset=1000.0)  # far from standardized
-    pipe = Pipeline([("scale", SequenceScaler()),
-                     ("lstm", small(max_iter=150, hidden_size=12))])
+    pipe = Pipeline([("scale", SequenceScaler()), ("lstm", small(max_iter=150, hidden_size=12))])
     pipe.fit(X[:120], y[:120])
     assert pipe.named_steps["scale"].mean_.shape == (3,)
     assert pipe.score(X[120:], y[120:]) > 0.8
@@ -72,9 +70,13 @@ def test_pipeline_with_sequence_scaler_on_3d_data():
 def test_grid_search_parallel_over_hidden_sizes_and_cells():
     X, y = multivariate(n=120, T=6)
     pipe = make_pipeline(SequenceScaler(), small(max_iter=40))
-    grid = GridSearchCV(pipe, {"lstmregressor__hidden_size": [4, 8],
-                               "lstmregressor__cell": ["lstm", "gru"]},
-                        cv=TimeSeriesSplit(n_splits=3), n_jobs=2, error_score="raise")
+    grid = GridSearchCV(
+        pipe,
+        {"lstmregressor__hidden_size": [4, 8], "lstmregressor__cell": ["lstm", "gru"]},
+        cv=TimeSeriesSplit(n_splits=3),
+        n_jobs=2,
+        error_score="raise",
+    )
     grid.fit(X, y)
     assert len(grid.cv_results_["params"]) == 4
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
@@ -121,13 +123,17 @@ def test_clone_get_set_params():
 
 
 @no_convergence_warning
-@pytest.mark.parametrize("kw", [
-    dict(),
-    dict(batch_size=7, shuffle=True),
-    dict(cell="gru", num_layers=2, dropout=0.3, bidirectional=True),
-    dict(cell="rnn", solver="sgd", learning_rate="invscaling"),
-    dict(solver="rmsprop", dtype="float64", early_stopping=True),
-], ids=["default", "minibatches", "gru-dropout-bidir", "rnn-sgd", "rmsprop-f64-es"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(batch_size=7, shuffle=True),
+        dict(cell="gru", num_layers=2, dropout=0.3, bidirectional=True),
+        dict(cell="rnn", solver="sgd", learning_rate="invscaling"),
+        dict(solver="rmsprop", dtype="float64", early_stopping=True),
+    ],
+    ids=["default", "minibatches", "gru-dropout-bidir", "rnn-sgd", "rmsprop-f64-es"],
+)
 def test_same_random_state_gives_bit_identical_predictions(kw):
     """Separate estimators (separate core objects) with one seed must agree bit for bit. The
     estimators pass 64-byte aligned buffers to the core; if this fails by ~1e-7, the core's
@@ -161,7 +167,7 @@ def test_n_features_in_for_each_input_form():
     assert small(max_iter=2).fit(X3, y).n_features_in_ == 3
     X2 = X3[:, :, 0]
     est2 = small(max_iter=2).fit(X2, y)
-    assert est2.n_features_in_ == 6                        # sklearn's rule for 2-D input
+    assert est2.n_features_in_ == 6  # sklearn's rule for 2-D input
     assert est2.predict(X2).shape == (30,)
     with pytest.raises(ValueError, match="X has 5 features, but LSTMRegressor is expecting 6"):
         est2.predict(X2[:, :5])
@@ -232,8 +238,11 @@ def test_padded_loss_and_gradient_equal_per_sequence_ones(cell, bidirectional):
     losses, grads = [], []
     for i, L in enumerate(lengths):
         g = np.empty(model.num_params)
-        losses.append(model.loss_and_grad(params, np.ascontiguousarray(X[i: i + 1, :L]), None,
-                                          Y[i: i + 1], None, 0.0, g))
+        losses.append(
+            model.loss_and_grad(
+                params, np.ascontiguousarray(X[i : i + 1, :L]), None, Y[i : i + 1], None, 0.0, g
+            )
+        )
         grads.append(g)
     np.testing.assert_allclose(loss, np.mean(losses), rtol=1e-12)
     np.testing.assert_allclose(grad, np.mean(grads, axis=0), rtol=1e-10, atol=1e-14)
@@ -303,7 +312,7 @@ def test_classifier_learns_separable_sequence_task():
 def test_classifier_per_step_labels():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((120, 8, 1))
-    Y = (np.cumsum(X[:, :, 0], axis=1) > 0).astype(int)   # sign of the running sum
+    Y = (np.cumsum(X[:, :, 0], axis=1) > 0).astype(int)  # sign of the running sum
     clf = small(LSTMClassifier, return_sequences=True, max_iter=100).fit(X[:90], Y[:90])
     assert clf.predict(X[90:]).shape == (30, 8)
     assert clf.predict_proba(X[90:]).shape == (30, 8, 2)
@@ -359,7 +368,7 @@ def test_partial_fit_runs_one_epoch_per_call():
     clf = small(LSTMClassifier)
     with pytest.raises(ValueError, match="classes must be passed"):
         clf.partial_fit(X, (y > 0).astype(int))
-    clf.partial_fit(X[:10], np.ones(10, int), classes=[0, 1])   # a chunk may lack a class
+    clf.partial_fit(X[:10], np.ones(10, int), classes=[0, 1])  # a chunk may lack a class
     clf.partial_fit(X, (y > 0).astype(int))
     assert list(clf.classes_) == [0, 1] and clf.n_iter_ == 2
 
@@ -370,7 +379,7 @@ def test_convergence_warning_at_max_iter():
         small(max_iter=3).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        est = small(max_iter=500, tol=10.0).fit(X, y)   # stops by tol: no warning
+        est = small(max_iter=500, tol=10.0).fit(X, y)  # stops by tol: no warning
     # epoch 1 sets best_loss_; the schedule acts after n_iter_no_change + 1 more epochs
     assert est.n_iter_ == est.n_iter_no_change + 2
 
@@ -378,16 +387,22 @@ def test_convergence_warning_at_max_iter():
 @no_convergence_warning
 def test_early_stopping_validates_on_the_tail_and_restores_best_weights():
     X, y = multivariate(n=100)
-    est = small(early_stopping=True, validation_fraction=0.2, n_iter_no_change=3, tol=0.0,
-                learning_rate_init=0.1, max_iter=300)
+    est = small(
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=3,
+        tol=0.0,
+        learning_rate_init=0.1,
+        max_iter=300,
+    )
     est.fit(X, y)
     assert est.best_loss_ is None and len(est.validation_scores_) == est.n_iter_
-    assert est.n_iter_ < 300                                   # stopped early
+    assert est.n_iter_ < 300  # stopped early
     assert est.best_validation_score_ == max(est.validation_scores_)
     assert est.validation_scores_[-1] < est.best_validation_score_
     # the restored weights score best_validation_score_ on the last 20 samples
     assert est.score(X[80:], y[80:]) == pytest.approx(est.best_validation_score_, abs=1e-6)
-    assert est.t_ == 80 * est.n_iter_                          # trained on the first 80
+    assert est.t_ == 80 * est.n_iter_  # trained on the first 80
     with pytest.raises(ValueError, match="validation set is too small"):
         small(early_stopping=True, validation_fraction=0.01).fit(X[:50], y[:50])
 
@@ -399,8 +414,9 @@ def test_learning_rate_schedules():
     assert inv.learning_rate_ == pytest.approx(0.02 / (inv.t_ + 1) ** 0.5)
     out = io.StringIO()
     with redirect_stdout(out):
-        ad = small(learning_rate="adaptive", tol=1e9, n_iter_no_change=2, max_iter=400,
-                   verbose=1).fit(X, y)
+        ad = small(
+            learning_rate="adaptive", tol=1e9, n_iter_no_change=2, max_iter=400, verbose=1
+        ).fit(X, y)
     # After epoch 1 (which sets best_loss_) no epoch improves by tol: every 3rd epoch the lr is
     # divided by 5, 7 times (0.02 / 5**7 < 1e-6), and the 8th time training stops.
     assert "Setting learning rate to 0.004" in out.getvalue()
@@ -421,8 +437,9 @@ def test_verbose_prints_one_line_per_epoch():
         small(verbose=1, max_iter=4, early_stopping=True).fit(X, y)
     lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("Epoch")]
     assert len(lines) == 4
-    assert re.match(r"Epoch 1: loss = [\d.]+, validation score = -?[\d.]+, time = [\d.]+ s",
-                    lines[0])
+    assert re.match(
+        r"Epoch 1: loss = [\d.]+, validation score = -?[\d.]+, time = [\d.]+ s", lines[0]
+    )
     out = io.StringIO()
     with redirect_stdout(out):
         small(verbose=2, max_iter=2).fit(X, y)
@@ -443,12 +460,14 @@ def test_initialization():
     for cell, G in (("lstm", 4), ("gru", 3), ("rnn_tanh", 1)):
         model = _core.Model64(_core.ModelConfig(cell, D, H, 2, O, bidirectional=True))
         flat = initial_parameters(model.layout(), model.num_params, cell, H, random_state=0)
-        p = {name: flat[off: off + int(np.prod(shape))].reshape(shape)
-             for name, off, shape in model.layout()}
+        p = {
+            name: flat[off : off + int(np.prod(shape))].reshape(shape)
+            for name, off, shape in model.layout()
+        }
         for name, w in p.items():
             if name.startswith("weight_hh"):
                 for g in range(G):
-                    block = w[g * H: (g + 1) * H]
+                    block = w[g * H : (g + 1) * H]
                     np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-12)
             elif name.startswith("weight_ih") or name == "head.weight":
                 fan_out, fan_in = w.shape
@@ -456,7 +475,7 @@ def test_initialization():
                 assert np.abs(w).max() > 0.5 * np.sqrt(6 / (fan_in + fan_out))
             elif name.startswith("bias_ih") and cell == "lstm":
                 expected = np.zeros(G * H)
-                expected[H: 2 * H] = 1.0                 # forget gate
+                expected[H : 2 * H] = 1.0  # forget gate
                 np.testing.assert_array_equal(w, expected)
             else:
                 np.testing.assert_array_equal(w, 0.0)
@@ -466,8 +485,14 @@ def test_initialization():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(*multivariate(n=10))
-    assert set(est.named_parameters()) == {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0",
-                                           "bias_hh_l0", "head.weight", "head.bias"}
+    assert set(est.named_parameters()) == {
+        "weight_ih_l0",
+        "weight_hh_l0",
+        "bias_ih_l0",
+        "bias_hh_l0",
+        "head.weight",
+        "head.bias",
+    }
 
 
 @no_convergence_warning
@@ -475,14 +500,15 @@ def test_beats_last_value_forecast_on_ar2():
     series = ar2(700, seed=1)
     X, y = windows(series, 12)
     n_train = 500
-    est = LSTMRegressor(hidden_size=16, max_iter=150, learning_rate_init=0.01,
-                        random_state=0).fit(X[:n_train], y[:n_train])
+    est = LSTMRegressor(hidden_size=16, max_iter=150, learning_rate_init=0.01, random_state=0).fit(
+        X[:n_train], y[:n_train]
+    )
     pred = est.predict(X[n_train:])
     mse = np.mean((pred - y[n_train:]) ** 2)
     mse_last = np.mean((X[n_train:, -1] - y[n_train:]) ** 2)
     assert mse < 0.6 * mse_last
     # close to the noise floor (0.3^2) of the best possible one-step forecast
-    assert mse < 1.5 * 0.3 ** 2
+    assert mse < 1.5 * 0.3**2
 
 
 @no_convergence_warning
@@ -510,19 +536,39 @@ BAD_FIT = {
     "nan-in-X": (_with(X_OK, (0, 1, 1), np.nan), Y_OK, None, ValueError, "NaN"),
     "inf-in-X": (_with(X_OK, (3, 0, 0), np.inf), Y_OK, None, ValueError, "infinity"),
     "nan-in-y": (X_OK, _with(Y_OK, 2, np.nan), None, ValueError, "y contains NaN"),
-    "nan-in-sample_weight": (X_OK, Y_OK, _with(np.ones(12), 1, np.nan), ValueError,
-                             "sample_weight"),
+    "nan-in-sample_weight": (
+        X_OK,
+        Y_OK,
+        _with(np.ones(12), 1, np.nan),
+        ValueError,
+        "sample_weight",
+    ),
     "negative-sample_weight": (X_OK, Y_OK, -np.ones(12), ValueError, "sample_weight"),
     "X-1d": (np.arange(12.0), Y_OK, None, ValueError, "Expected 2D array"),
     "X-4d": (X_OK[..., None], Y_OK, None, ValueError, "dim 4"),
-    "mixed-feature-counts": ([np.zeros((3, 2)), np.zeros((4, 3))], [1.0, 2.0], None,
-                             ValueError, "same number of features"),
-    "empty-sequence": ([np.zeros((3, 2)), np.zeros((0, 2))], [1.0, 2.0], None, ValueError,
-                       "empty sequence"),
+    "mixed-feature-counts": (
+        [np.zeros((3, 2)), np.zeros((4, 3))],
+        [1.0, 2.0],
+        None,
+        ValueError,
+        "same number of features",
+    ),
+    "empty-sequence": (
+        [np.zeros((3, 2)), np.zeros((0, 2))],
+        [1.0, 2.0],
+        None,
+        ValueError,
+        "empty sequence",
+    ),
     "empty-list": ([], [], None, ValueError, "empty"),
     "empty-array": (np.zeros((0, 4, 2)), np.zeros(0), None, ValueError, "0 sample"),
-    "object-dtype": (np.array([["a", "b"], ["c", "d"]], dtype=object), [1.0, 2.0], None,
-                     ValueError, "could not convert"),
+    "object-dtype": (
+        np.array([["a", "b"], ["c", "d"]], dtype=object),
+        [1.0, 2.0],
+        None,
+        ValueError,
+        "could not convert",
+    ),
     "complex": (X_OK + 1j, Y_OK, None, ValueError, "[Cc]omplex"),
     "y-wrong-length": (X_OK, Y_OK[:-1], None, ValueError, "inconsistent numbers of samples"),
     "y-none": (X_OK, None, None, ValueError, "requires y"),
@@ -537,12 +583,23 @@ def test_bad_input_to_fit(case):
         small(max_iter=1).fit(X, y, sample_weight=sw)
 
 
-@pytest.mark.parametrize("param, value", [
-    ("hidden_size", 0), ("dropout", 1.5), ("batch_size", -1), ("num_layers", 0),
-    ("cell", "transformer"), ("solver", "lbfgs"), ("learning_rate", "cosine"),
-    ("max_grad_norm", -1.0), ("dtype", "float16"), ("validation_fraction", 1.0),
-    ("max_iter", 0), ("alpha", -1.0),
-])
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("hidden_size", 0),
+        ("dropout", 1.5),
+        ("batch_size", -1),
+        ("num_layers", 0),
+        ("cell", "transformer"),
+        ("solver", "lbfgs"),
+        ("learning_rate", "cosine"),
+        ("max_grad_norm", -1.0),
+        ("dtype", "float16"),
+        ("validation_fraction", 1.0),
+        ("max_iter", 0),
+        ("alpha", -1.0),
+    ],
+)
 def test_bad_hyperparameters_name_the_parameter(param, value):
     est = LSTMRegressor(**{param: value})
     with pytest.raises(ValueError, match=f"'{param}' parameter"):
@@ -561,7 +618,7 @@ def test_predict_before_fit_and_feature_mismatch():
     with pytest.raises(ValueError, match="X has 3 features, but LSTMRegressor is expecting 2"):
         est.predict(np.zeros((2, 4, 3)))
     with pytest.raises(ValueError, match="2-D"):
-        est.predict(np.zeros((2, 4)))    # univariate sequences for a 2-feature model
+        est.predict(np.zeros((2, 4)))  # univariate sequences for a 2-feature model
     with pytest.raises(ValueError, match="NaN"):
         est.predict(_with(X_OK, (0, 0, 0), np.nan))
 
@@ -608,7 +665,7 @@ def test_sequence_scaler_3d_2d_and_lists():
     back = sc3.inverse_transform(out)
     for b, s in zip(back, seqs):
         np.testing.assert_allclose(b, s)
-    uni = [s[:, 0] for s in seqs]                      # 1-D sequences stay 1-D
+    uni = [s[:, 0] for s in seqs]  # 1-D sequences stay 1-D
     assert [u.shape for u in SequenceScaler().fit_transform(uni)] == [u.shape for u in uni]
     # partial_fit over chunks equals fit on everything
     sc4 = SequenceScaler().partial_fit(X[:5]).partial_fit(X[5:12]).partial_fit(X[12:])
@@ -634,9 +691,18 @@ B, T, D, H = 3, 5, 4, 7
 def _problem(cell, return_sequences, bidirectional, loss, num_layers, seed=0):
     rng = np.random.default_rng(seed)
     O = 3
-    model = _core.Model64(_core.ModelConfig(cell, D, H, num_layers, O,
-                                            bidirectional=bidirectional,
-                                            return_sequences=return_sequences, loss=loss))
+    model = _core.Model64(
+        _core.ModelConfig(
+            cell,
+            D,
+            H,
+            num_layers,
+            O,
+            bidirectional=bidirectional,
+            return_sequences=return_sequences,
+            loss=loss,
+        )
+    )
     # random (not the estimators' structured) parameters: every entry is exercised
     params = rng.uniform(-0.6, 0.6, model.num_params)
     X = rng.standard_normal((B, T, D))
@@ -660,19 +726,30 @@ def _sampled_indices(model, n, rng):
 GRAD_CASES = [
     (cell, rs, bi, loss, layers)
     for cell in ("lstm", "gru", "rnn_tanh")
-    for rs, bi, loss, layers in ((False, False, "mse", 1), (True, False, "mse", 1),
-                                 (False, True, "mse", 2), (True, True, "softmax", 1),
-                                 (False, False, "softmax", 2))
+    for rs, bi, loss, layers in (
+        (False, False, "mse", 1),
+        (True, False, "mse", 1),
+        (False, True, "mse", 2),
+        (True, True, "softmax", 1),
+        (False, False, "softmax", 2),
+    )
 ]
 
 
-@pytest.mark.parametrize("cell, return_sequences, bidirectional, loss, num_layers", GRAD_CASES,
-                         ids=[f"{c}-{'seq' if r else 'last'}-{'bi' if b else 'uni'}-{lo}-L{n}"
-                              for c, r, b, lo, n in GRAD_CASES])
-def test_training_loss_gradient_matches_finite_differences(cell, return_sequences,
-                                                           bidirectional, loss, num_layers):
-    model, params, X, lengths, Y, sw = _problem(cell, return_sequences, bidirectional, loss,
-                                                num_layers)
+@pytest.mark.parametrize(
+    "cell, return_sequences, bidirectional, loss, num_layers",
+    GRAD_CASES,
+    ids=[
+        f"{c}-{'seq' if r else 'last'}-{'bi' if b else 'uni'}-{lo}-L{n}"
+        for c, r, b, lo, n in GRAD_CASES
+    ],
+)
+def test_training_loss_gradient_matches_finite_differences(
+    cell, return_sequences, bidirectional, loss, num_layers
+):
+    model, params, X, lengths, Y, sw = _problem(
+        cell, return_sequences, bidirectional, loss, num_layers
+    )
     alpha = 0.3
     grad = np.full(model.num_params, np.nan)
     value = model.loss_and_grad(params, X, lengths, Y, sw, alpha, grad)
@@ -693,10 +770,14 @@ def test_training_loss_gradient_matches_finite_differences(cell, return_sequence
 @pytest.mark.parametrize("loss", ["mse", "softmax"])
 def test_l2_penalty_covers_weights_not_biases(loss):
     model, params, X, lengths, Y, sw = _problem("lstm", False, True, loss, 2)
-    penalty = model.loss(params, X, lengths, Y, sw, 0.5) - model.loss(params, X, lengths, Y, sw,
-                                                                       0.0)
-    weights = sum(np.sum(params[off: off + int(np.prod(shape))] ** 2)
-                  for name, off, shape in model.layout() if "weight" in name)
+    penalty = model.loss(params, X, lengths, Y, sw, 0.5) - model.loss(
+        params, X, lengths, Y, sw, 0.0
+    )
+    weights = sum(
+        np.sum(params[off : off + int(np.prod(shape))] ** 2)
+        for name, off, shape in model.layout()
+        if "weight" in name
+    )
     # over the total sample weight of the batch, as sklearn's MLP
     assert penalty == pytest.approx(0.5 * 0.5 * weights / sw.sum(), rel=1e-10)
 
@@ -712,9 +793,26 @@ def test_train_epoch_takes_the_checked_gradient(max_grad_norm):
         grad *= min(1.0, max_grad_norm / np.linalg.norm(grad))
     p = params.copy()
     m, v = np.zeros_like(p), np.zeros_like(p)
-    loss, step = model.train_epoch(p, m, v, 0, X, lengths, Y, sw, _core.OptimConfig(
-        batch_size=B, shuffle=True, seed=0, solver="sgd", lr=0.5, alpha=0.1, momentum=0.0,
-        max_grad_norm=max_grad_norm))
+    loss, step = model.train_epoch(
+        p,
+        m,
+        v,
+        0,
+        X,
+        lengths,
+        Y,
+        sw,
+        _core.OptimConfig(
+            batch_size=B,
+            shuffle=True,
+            seed=0,
+            solver="sgd",
+            lr=0.5,
+            alpha=0.1,
+            momentum=0.0,
+            max_grad_norm=max_grad_norm,
+        ),
+    )
     assert step == 1
     assert loss == pytest.approx(model.loss(params, X, lengths, Y, sw, 0.1), rel=1e-12)
     np.testing.assert_allclose(p - params, -0.5 * grad, rtol=1e-9, atol=1e-15)
@@ -731,13 +829,22 @@ def test_core_epoch_reports_progress_and_stops_on_a_callback_exception():
     Y = rng.standard_normal((64, 1)).astype(np.float32)
     model = _core.Model32(_core.ModelConfig("lstm", 2, 5, 1, 1))
     p0 = rng.uniform(-0.3, 0.3, model.num_params).astype(np.float32)
-    optim = _core.OptimConfig(batch_size=8, shuffle=False, seed=0, solver="sgd", lr=0.1,
-                              alpha=0.0)
+    optim = _core.OptimConfig(batch_size=8, shuffle=False, seed=0, solver="sgd", lr=0.1, alpha=0.0)
 
     calls = []
     p = p0.copy()
-    model.train_epoch(p, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, optim,
-                      callback=lambda done, total: calls.append((done, total)))
+    model.train_epoch(
+        p,
+        np.zeros_like(p),
+        np.zeros_like(p),
+        0,
+        X,
+        None,
+        Y,
+        None,
+        optim,
+        callback=lambda done, total: calls.append((done, total)),
+    )
     assert calls and calls[-1] == (64, 64)
 
     class Stop(Exception):
@@ -748,8 +855,9 @@ def test_core_epoch_reports_progress_and_stops_on_a_callback_exception():
 
     p = p0.copy()
     with pytest.raises(Stop):
-        model.train_epoch(p, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, optim,
-                          callback=stop)
+        model.train_epoch(
+            p, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, optim, callback=stop
+        )
     # the callback fired after the last batch: the whole epoch's steps are in p
     p_full = p0.copy()
     model.train_epoch(p_full, np.zeros_like(p), np.zeros_like(p), 0, X, None, Y, None, optim)
@@ -764,8 +872,9 @@ def test_stream_equals_predict_on_each_prefix(cell):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((30, 7, 3))
     y = X[:, :, 0].sum(axis=1)
-    est = LSTMRegressor(cell=cell, hidden_size=6, num_layers=2, max_iter=3, dtype="float64",
-                        random_state=0).fit(X, y)
+    est = LSTMRegressor(
+        cell=cell, hidden_size=6, num_layers=2, max_iter=3, dtype="float64", random_state=0
+    ).fit(X, y)
     s = est.stream()
     out = np.empty(1)
     for t in range(7):
@@ -780,8 +889,9 @@ def test_stream_equals_predict_on_each_prefix(cell):
         z = many.step(X[:4, t])
     np.testing.assert_allclose(z[:, 0], est.predict(X[:4]), rtol=1e-12)
 
-    clf = LSTMClassifier(cell=cell, hidden_size=6, max_iter=3, dtype="float64",
-                         random_state=0).fit(X, (y > 0).astype(int))
+    clf = LSTMClassifier(cell=cell, hidden_size=6, max_iter=3, dtype="float64", random_state=0).fit(
+        X, (y > 0).astype(int)
+    )
     cs = clf.stream()
     for t in range(7):
         p = cs.step(X[2, t])
@@ -800,16 +910,19 @@ def test_results_do_not_depend_on_the_thread_count():
     rng = np.random.default_rng(5)
     X = rng.standard_normal((64, 40, 8)).astype(np.float32)
     y = X[:, :, 0].mean(axis=1)
-    fits = [LSTMRegressor(hidden_size=64, max_iter=2, batch_size=64, random_state=0,
-                          n_jobs=n).fit(X, y) for n in (1, 2, None)]
+    fits = [
+        LSTMRegressor(hidden_size=64, max_iter=2, batch_size=64, random_state=0, n_jobs=n).fit(X, y)
+        for n in (1, 2, None)
+    ]
     preds = [f.predict(X) for f in fits]
     assert np.array_equal(fits[0].params_, fits[1].params_)
     assert np.array_equal(fits[0].params_, fits[2].params_)
     assert np.array_equal(preds[0], preds[1]) and np.array_equal(preds[0], preds[2])
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "lstm_peephole", "ungated",
-                                  "cell_as_input"])
+@pytest.mark.parametrize(
+    "cell", ["lstm", "gru", "rnn_tanh", "lstm_peephole", "ungated", "cell_as_input"]
+)
 @pytest.mark.parametrize("H,B", [(128, 1), (256, 1), (192, 1), (128, 3)])
 def test_stream_steps_split_over_two_threads_change_nothing(cell, H, B):
     """Large stream steps run on two threads, cut by columns: by units with the cell on each
@@ -817,6 +930,7 @@ def test_stream_steps_split_over_two_threads_change_nothing(cell, H, B):
     two column ranges with the cell after. Both must give bit-identical outputs and states to
     one thread, and equal the model's predict on each prefix."""
     from lstm_native import _core
+
     rng = np.random.default_rng(7)
     D, L, O, T = 5, 2, 3, 4
     model = _core.Model64(_core.ModelConfig(cell, D, H, L, O))
@@ -834,5 +948,5 @@ def test_stream_steps_split_over_two_threads_change_nothing(cell, H, B):
     s1, s2 = one.state, two.state
     for a, b in zip(s1 if isinstance(s1, tuple) else (s1,), s2 if isinstance(s2, tuple) else (s2,)):
         np.testing.assert_array_equal(a, b)
-    two.state = s1          # setting the state is seen by the next step of a split stream
+    two.state = s1  # setting the state is seen by the next step of a split stream
     np.testing.assert_array_equal(two.step(X[:, 0]), one.step(X[:, 0]))

@@ -11,8 +11,17 @@ import pytest
 from sklearn.base import clone
 
 from lstm_native import LSTMForecaster, LSTMRegressor
-from lstm_native.forecasting import (SlidingWindow, backtest, coverage, infer_season_length,
-                                     is_seasonal, mase, rmse, seasonal_indices, smape)
+from lstm_native.forecasting import (
+    SlidingWindow,
+    backtest,
+    coverage,
+    infer_season_length,
+    is_seasonal,
+    mase,
+    rmse,
+    seasonal_indices,
+    smape,
+)
 
 FAST = dict(n_ensemble=2, max_iter=40, hidden_size=12, num_layers=1, random_state=0)
 
@@ -45,8 +54,9 @@ def test_one_series_array_and_quantiles():
 
 def test_pandas_series_gives_dated_forecast_and_infers_the_season():
     pd = pytest.importorskip("pandas")
-    y = pd.Series(seasonal_series(96), index=pd.date_range("2000-01-01", periods=96,
-                                                            freq="MS"), name="sales")
+    y = pd.Series(
+        seasonal_series(96), index=pd.date_range("2000-01-01", periods=96, freq="MS"), name="sales"
+    )
     est = LSTMForecaster(**FAST).fit(y)
     assert est.season_length_ == 12
     f = est.predict(6)
@@ -77,9 +87,15 @@ def test_long_dataframe_in_and_out():
     pd = pytest.importorskip("pandas")
     frames = []
     for i, n in enumerate((80, 70)):
-        frames.append(pd.DataFrame({
-            "unique_id": f"s{i}", "ds": pd.date_range("2001-01-01", periods=n, freq="MS"),
-            "y": seasonal_series(n, seed=i)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "unique_id": f"s{i}",
+                    "ds": pd.date_range("2001-01-01", periods=n, freq="MS"),
+                    "y": seasonal_series(n, seed=i),
+                }
+            )
+        )
     df = pd.concat(frames, ignore_index=True)
     out = LSTMForecaster(**FAST).fit(df).predict(4)
     assert list(out.columns) == ["unique_id", "ds", "y"] and len(out) == 8
@@ -104,12 +120,13 @@ def test_covariates_change_the_forecast_when_they_matter():
     rng = np.random.default_rng(0)
     n = 200
     x = rng.normal(0, 1, n + 10)
-    y = 50 + 5 * x[:n] + rng.normal(0, 0.3, n)          # y moves with a known covariate
-    est = LSTMForecaster(season_length=1, n_ensemble=2, max_iter=150, random_state=0,
-                         transform="none").fit(y, X=x[:n])
+    y = 50 + 5 * x[:n] + rng.normal(0, 0.3, n)  # y moves with a known covariate
+    est = LSTMForecaster(
+        season_length=1, n_ensemble=2, max_iter=150, random_state=0, transform="none"
+    ).fit(y, X=x[:n])
     high = est.predict(5, X_future=np.full(5, 1.5))
     low = est.predict(5, X_future=np.full(5, -1.5))
-    diff = high - low                                     # the true effect is 15
+    diff = high - low  # the true effect is 15
     assert np.all(diff > 1.0) and diff.mean() > 5.0, diff
     with pytest.raises(ValueError, match="X_future"):
         est.predict(5)
@@ -119,9 +136,10 @@ def test_intervals_are_calibrated_on_known_noise():
     rng = np.random.default_rng(1)
     hits = []
     for seed in range(4):
-        y = 20 + rng.normal(0, 1.0, 400)                  # white noise around a level
-        est = LSTMForecaster(season_length=1, n_ensemble=2, max_iter=60, random_state=seed,
-                             transform="none").fit(y[:380])
+        y = 20 + rng.normal(0, 1.0, 400)  # white noise around a level
+        est = LSTMForecaster(
+            season_length=1, n_ensemble=2, max_iter=60, random_state=seed, transform="none"
+        ).fit(y[:380])
         lo, hi = est.predict_interval(20, coverage=0.8)
         hits.append(coverage(y[380:], lo, hi))
     assert 0.6 <= np.mean(hits) <= 0.95, hits
@@ -204,17 +222,50 @@ def test_cli_forecast_end_to_end(tmp_path):
         for d, v in zip(dates, y):
             f.write(f"{d}-01,{v:.3f}\n")
     png, out = tmp_path / "fc.png", tmp_path / "fc.csv"
-    proc = subprocess.run([sys.executable, "-m", "lstm_native", "forecast", str(path),
-                           "--column", "sales", "--time-column", "date", "--horizon", "6",
-                           "--n-ensemble", "2", "--plot", str(png), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lstm_native",
+            "forecast",
+            str(path),
+            "--column",
+            "sales",
+            "--time-column",
+            "date",
+            "--horizon",
+            "6",
+            "--n-ensemble",
+            "2",
+            "--plot",
+            str(png),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "network 1/2" in proc.stderr  # progress while training
     lines = out.read_text().splitlines()
     assert lines[0] == "date,sales,lower_0.8,upper_0.8" and len(lines) == 7
     assert lines[1].startswith("2018-01-01,")
     assert os.path.getsize(png) > 10_000
-    bad = subprocess.run([sys.executable, "-m", "lstm_native", "forecast", str(path),
-                          "--column", "nope", "--horizon", "3"], capture_output=True, text=True,
-                         timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lstm_native",
+            "forecast",
+            str(path),
+            "--column",
+            "nope",
+            "--horizon",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "no column 'nope'" in bad.stderr

@@ -27,15 +27,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_python(code, timeout=120, env=None):
     full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=full_env,
+    )
 
 
 def ok(proc):
     assert proc.returncode == 0, (
         f"return code {proc.returncode}"
-        f"{' (killed by signal %d)' % -proc.returncode if proc.returncode < 0 else ''}:\n"
-        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        f"{f' (killed by signal {-proc.returncode})' if proc.returncode < 0 else ''}:\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     return proc.stdout
 
 
@@ -167,7 +174,7 @@ def _write_in_chunks(dst, src, chunks=16):
     (the GIL released in the core) runs between them and packs a mix of old and new."""
     edges = np.linspace(0, dst.size, chunks + 1).astype(int)
     for k in range(chunks):
-        dst[edges[k]: edges[k + 1]] = src[edges[k]: edges[k + 1]]
+        dst[edges[k] : edges[k + 1]] = src[edges[k] : edges[k + 1]]
 
 
 def test_forward_uses_current_parameters_after_a_racing_write():
@@ -183,7 +190,7 @@ def test_forward_uses_current_parameters_after_a_racing_write():
     fresh.flat_params[:] = b
     want, _ = fresh.forward(x, inference=True)
     stale = 0
-    for trial in range(150):
+    for _ in range(150):
         layer.flat_params[:] = a
         stop = threading.Event()
 
@@ -212,7 +219,7 @@ def test_estimator_predict_uses_params_written_during_a_predict():
     twin.params_ = new
     want = twin.predict(x)
     stale = 0
-    for trial in range(60):
+    for _ in range(60):
         est.params_[...] = old
         stop = threading.Event()
         t = threading.Thread(target=lambda: [est.predict(x) for _ in iter(stop.is_set, True)])
@@ -240,8 +247,12 @@ def test_stream_refuses_poison_and_keeps_its_state(dtype):
     for t in range(3):
         s.step(X[0, t])
     before = _stream_state(s)
-    bad = [np.array([np.nan, 0.0, 0.0]), np.array([0.0, np.inf, 0.0]),
-           np.array([None, 0.0, 0.0], dtype=object), [0.0, float("nan"), 1.0]]
+    bad = [
+        np.array([np.nan, 0.0, 0.0]),
+        np.array([0.0, np.inf, 0.0]),
+        np.array([None, 0.0, 0.0], dtype=object),
+        [0.0, float("nan"), 1.0],
+    ]
     if dtype == "float32":
         bad.append(np.array([1e39, 0.0, 0.0]))  # finite float64, infinite as float32
     for x in bad:
@@ -311,7 +322,8 @@ def test_interpreter_exit_with_a_daemon_thread_inside_the_core(mode):
     for delay in (0.3, 0.9):
         proc = run_python(EXIT_DURING.format(mode=mode, delay=delay), timeout=120)
         assert proc.returncode == 0 and "terminate" not in proc.stderr, (
-            f"delay {delay}: return code {proc.returncode}, stderr {proc.stderr[-500:]}")
+            f"delay {delay}: return code {proc.returncode}, stderr {proc.stderr[-500:]}"
+        )
 
 
 # ------------------------------------------------------------------------------------------
@@ -337,13 +349,18 @@ def test_zero_weight_minibatch_is_exactly_no_step():
     X = rng.standard_normal((4, 5, 2))
     Y = rng.standard_normal((4, 1))
     p0 = rng.uniform(-0.3, 0.3, m.num_params)
-    optim = _core.OptimConfig(batch_size=2, shuffle=False, seed=0, solver="adam", lr=0.01,
-                              alpha=1e-3)
+    optim = _core.OptimConfig(
+        batch_size=2, shuffle=False, seed=0, solver="adam", lr=0.01, alpha=1e-3
+    )
     runs = []
-    for Xs, Ys, sw in ((X, Y, np.array([0.0, 0.0, 1.0, 2.0])), (X[2:], Y[2:], np.array([1.0, 2.0]))):
+    for Xs, Ys, sw in (
+        (X, Y, np.array([0.0, 0.0, 1.0, 2.0])),
+        (X[2:], Y[2:], np.array([1.0, 2.0])),
+    ):
         p, mo, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
-        loss, step = m.train_epoch(p, mo, v, 0, np.ascontiguousarray(Xs), None,
-                                   np.ascontiguousarray(Ys), sw, optim)
+        loss, step = m.train_epoch(
+            p, mo, v, 0, np.ascontiguousarray(Xs), None, np.ascontiguousarray(Ys), sw, optim
+        )
         runs.append((p, loss, step))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2] == 1
@@ -412,7 +429,6 @@ def test_no_segfault_from_sigint_during_predict_in_a_thread():
     """
     out = ok(run_python(code)).split()
     assert out[-2:] == ["interrupted", "done"]
-
 
 
 # ------------------------------------------------------------------------------------------
@@ -495,8 +511,13 @@ class _Boom(RuntimeError):
 
 
 def _snapshot(est):
-    return dict(params=est.params_.copy(), n_iter=est.n_iter_, t=est.t_,
-                curve=list(est.loss_curve_), lr=est.learning_rate_)
+    return dict(
+        params=est.params_.copy(),
+        n_iter=est.n_iter_,
+        t=est.t_,
+        curve=list(est.loss_curve_),
+        lr=est.learning_rate_,
+    )
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -13,16 +13,22 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import rel_err
 from sklearn.exceptions import NotFittedError
 
-from conftest import rel_err
 from lstm_native import LSTMClassifier, LSTMRegressor, nn
 from lstm_native.interop import set_named_parameters
 
 TOL = 1e-5
 D, H = 3, 6
-UNSUPPORTED_ONNX = ("lstm_1997", "cifg", "no_input_gate", "no_output_gate", "ungated",
-                    "cell_as_input")
+UNSUPPORTED_ONNX = (
+    "lstm_1997",
+    "cifg",
+    "no_input_gate",
+    "no_output_gate",
+    "ungated",
+    "cell_as_input",
+)
 
 
 # ------------------------------------------------------------------------------------------
@@ -35,8 +41,16 @@ def data(n=30, T=7, seed=0):
     return X, s.sum(axis=1), s
 
 
-def make(kind="regressor", cell="lstm", num_layers=1, bidirectional=False,
-         return_sequences=False, dtype="float32", labels=None, seed=0):
+def make(
+    kind="regressor",
+    cell="lstm",
+    num_layers=1,
+    bidirectional=False,
+    return_sequences=False,
+    dtype="float32",
+    labels=None,
+    seed=0,
+):
     X, y, y_steps = data()
     if kind == "classifier":
         classes = np.asarray(labels if labels is not None else [0, 1, 2])
@@ -45,14 +59,23 @@ def make(kind="regressor", cell="lstm", num_layers=1, bidirectional=False,
         cls = LSTMClassifier
     else:
         cls = LSTMRegressor
-    est = cls(cell=cell, hidden_size=H, num_layers=num_layers, bidirectional=bidirectional,
-              return_sequences=return_sequences, max_iter=1, random_state=0, dtype=dtype)
+    est = cls(
+        cell=cell,
+        hidden_size=H,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        return_sequences=return_sequences,
+        max_iter=1,
+        random_state=0,
+        dtype=dtype,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning of the one-epoch fit
         est.fit(X, y_steps if return_sequences else y)
     rng = np.random.default_rng(seed)
-    est.set_named_parameters({k: 0.6 * rng.standard_normal(v.shape)
-                              for k, v in est.named_parameters().items()})
+    est.set_named_parameters(
+        {k: 0.6 * rng.standard_normal(v.shape) for k, v in est.named_parameters().items()}
+    )
     return est
 
 
@@ -63,8 +86,13 @@ def batches(T_long=7, T_short=3):
     for B in (1, 5):
         for T in (T_long, T_short):
             out.append((f"B{B}_T{T}", rng.standard_normal((B, T, D)).astype(np.float32), None))
-    out.append(("ragged", rng.standard_normal((5, T_long, D)).astype(np.float32),
-                np.array([7, 3, 1, 5, 7])))
+    out.append(
+        (
+            "ragged",
+            rng.standard_normal((5, T_long, D)).astype(np.float32),
+            np.array([7, 3, 1, 5, 7]),
+        )
+    )
     return out
 
 
@@ -89,8 +117,7 @@ def ort_session(proto):
     ort = pytest.importorskip("onnxruntime")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    return ort.InferenceSession(proto.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def run_onnx(est, X, lengths, sessions=None):
@@ -132,16 +159,17 @@ def test_onnx_equals_predict(cell, num_layers, bidirectional, kind):
 
 
 @pytest.mark.parametrize("kind", ["regressor", "classifier"])
-@pytest.mark.parametrize("cell,num_layers,bidirectional",
-                         [("lstm", 1, False), ("gru", 2, True), ("rnn", 1, True)])
+@pytest.mark.parametrize(
+    "cell,num_layers,bidirectional", [("lstm", 1, False), ("gru", 2, True), ("rnn", 1, True)]
+)
 def test_onnx_return_sequences(cell, num_layers, bidirectional, kind):
     pytest.importorskip("onnx")
-    check_onnx_equals_predict(make(kind, cell, num_layers, bidirectional,
-                                   return_sequences=True))
+    check_onnx_equals_predict(make(kind, cell, num_layers, bidirectional, return_sequences=True))
 
 
-@pytest.mark.parametrize("cell", ["lstm_peephole", "rnn_relu", "no_input_activation",
-                                  "no_output_activation"])
+@pytest.mark.parametrize(
+    "cell", ["lstm_peephole", "rnn_relu", "no_input_activation", "no_output_activation"]
+)
 def test_onnx_other_exact_cells(cell):
     pytest.importorskip("onnx")
     check_onnx_equals_predict(make("regressor", cell, 2, True))
@@ -166,8 +194,11 @@ def test_onnx_file_graph_and_dynamic_axes(tmp_path):
     assert loaded == proto
     ops = [n.op_type for n in loaded.graph.node]
     assert ops.count("LSTM") == 2 and "Gemm" in ops and ops[0] == "Transpose"
-    assert all(dict((a.name, a) for a in n.attribute)["direction"].s == b"bidirectional"
-               for n in loaded.graph.node if n.op_type == "LSTM")
+    assert all(
+        {a.name: a for a in n.attribute}["direction"].s == b"bidirectional"
+        for n in loaded.graph.node
+        if n.op_type == "LSTM"
+    )
     x_dims = [d.dim_param or d.dim_value for d in loaded.graph.input[0].type.tensor_type.shape.dim]
     assert x_dims == ["batch", "time", D]
     assert [i.name for i in loaded.graph.input] == ["X", "sequence_lens"]
@@ -203,17 +234,22 @@ def test_onnx_refusals():
         make().to_onnx(opset=9)
     with pytest.raises(TypeError, match="expected a fitted"):
         from lstm_native.interop import to_onnx
+
         to_onnx(object())
 
 
-@pytest.mark.parametrize("make_layer", [
-    lambda: nn.LSTM(D, H, num_layers=2, random_state=0),
-    lambda: nn.GRU(D, H, num_layers=2, random_state=0),
-    lambda: nn.RNN(D, H, num_layers=2, random_state=0),
-    lambda: nn.RNN(D, H, num_layers=2, nonlinearity="relu", random_state=0),
-    lambda: nn.LSTM(D, H, num_layers=2, cell="lstm_peephole", random_state=0),
-    lambda: nn.GRU(D, H, num_layers=2, bias=False, random_state=0)],
-    ids=["lstm", "gru", "rnn", "rnn_relu", "lstm_peephole", "gru_nobias"])
+@pytest.mark.parametrize(
+    "make_layer",
+    [
+        lambda: nn.LSTM(D, H, num_layers=2, random_state=0),
+        lambda: nn.GRU(D, H, num_layers=2, random_state=0),
+        lambda: nn.RNN(D, H, num_layers=2, random_state=0),
+        lambda: nn.RNN(D, H, num_layers=2, nonlinearity="relu", random_state=0),
+        lambda: nn.LSTM(D, H, num_layers=2, cell="lstm_peephole", random_state=0),
+        lambda: nn.GRU(D, H, num_layers=2, bias=False, random_state=0),
+    ],
+    ids=["lstm", "gru", "rnn", "rnn_relu", "lstm_peephole", "gru_nobias"],
+)
 def test_onnx_layer_equals_forward(make_layer):
     pytest.importorskip("onnx")
     layer = make_layer()
@@ -253,10 +289,17 @@ def torch_outputs(module, X, lengths, classifier):
 
 
 @pytest.mark.parametrize("kind", ["regressor", "classifier"])
-@pytest.mark.parametrize("cell,num_layers,bidirectional,return_sequences",
-                         [("lstm", 1, False, False), ("lstm", 2, True, False),
-                          ("gru", 2, False, True), ("gru", 1, True, False),
-                          ("rnn", 2, True, True), ("rnn_relu", 1, False, False)])
+@pytest.mark.parametrize(
+    "cell,num_layers,bidirectional,return_sequences",
+    [
+        ("lstm", 1, False, False),
+        ("lstm", 2, True, False),
+        ("gru", 2, False, True),
+        ("gru", 1, True, False),
+        ("rnn", 2, True, True),
+        ("rnn_relu", 1, False, False),
+    ],
+)
 def test_torch_round_trip(cell, num_layers, bidirectional, return_sequences, kind):
     torch = pytest.importorskip("torch")
     est = make(kind, cell, num_layers, bidirectional, return_sequences)
@@ -272,8 +315,11 @@ def test_torch_round_trip(cell, num_layers, bidirectional, return_sequences, kin
         assert rel_err(got.reshape(expected.shape), expected) <= TOL, name
     cls = type(est)
     back = cls.from_torch(module)
-    pair = cls.from_torch((module.rnn, module.head), est.classes_ if classifier else None,
-                          return_sequences=return_sequences)
+    pair = cls.from_torch(
+        (module.rnn, module.head),
+        est.classes_ if classifier else None,
+        return_sequences=return_sequences,
+    )
     X = batches()[1][1]
     for other in (back, pair):
         assert other.get_params()["cell"] in (cell, "rnn_tanh")
@@ -319,8 +365,10 @@ def test_from_torch_classifier_classes_order_and_training(tmp_path):
     assert est.n_iter_ == 1
     est.save(str(tmp_path / "m.npz"))
     import lstm_native
-    np.testing.assert_array_equal(lstm_native.load(str(tmp_path / "m.npz")).predict(X),
-                                  est.predict(X))
+
+    np.testing.assert_array_equal(
+        lstm_native.load(str(tmp_path / "m.npz")).predict(X), est.predict(X)
+    )
 
 
 def test_from_torch_refusals():
@@ -377,21 +425,28 @@ def keras():
 
 
 def keras_layer(keras, kind, seed=0, **kw):
-    cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU,
-           "rnn": keras.layers.SimpleRNN}[kind]
+    cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}[kind]
     layer = cls(H, return_sequences=True, return_state=True, **kw)
     layer.build((None, None, D))
     rng = np.random.default_rng(seed)  # random biases too (Keras initializes them to 0)
-    layer.set_weights([(0.5 * rng.standard_normal(tuple(w.shape))).astype(np.float32)
-                       for w in layer.weights])
+    layer.set_weights(
+        [(0.5 * rng.standard_normal(tuple(w.shape))).astype(np.float32) for w in layer.weights]
+    )
     return layer
 
 
-@pytest.mark.parametrize("kind,kw", [("lstm", {}), ("gru", {}), ("rnn", {}),
-                                     ("rnn", {"activation": "relu"}),
-                                     ("lstm", {"use_bias": False}), ("gru", {"use_bias": False})],
-                         ids=["lstm", "gru", "simple_rnn", "simple_rnn_relu", "lstm_nobias",
-                              "gru_nobias"])
+@pytest.mark.parametrize(
+    "kind,kw",
+    [
+        ("lstm", {}),
+        ("gru", {}),
+        ("rnn", {}),
+        ("rnn", {"activation": "relu"}),
+        ("lstm", {"use_bias": False}),
+        ("gru", {"use_bias": False}),
+    ],
+    ids=["lstm", "gru", "simple_rnn", "simple_rnn_relu", "lstm_nobias", "gru_nobias"],
+)
 def test_from_keras_gives_keras_outputs(keras, kind, kw):
     from lstm_native.interop import from_keras
 
@@ -402,8 +457,10 @@ def test_from_keras_gives_keras_outputs(keras, kind, kw):
     lengths = np.array([6, 2, 4, 1])
     mask = np.arange(6)[None, :] < lengths[:, None]
     for lens in (None, lengths):
-        theirs = [o.detach().cpu().numpy() if hasattr(o, "detach") else np.asarray(o)
-                  for o in layer(x, mask=None if lens is None else mask)]
+        theirs = [
+            o.detach().cpu().numpy() if hasattr(o, "detach") else np.asarray(o)
+            for o in layer(x, mask=None if lens is None else mask)
+        ]
         y, state = ours_layer.forward(x, lengths=lens)
         states = state if isinstance(state, tuple) else (state,)
         valid = mask[..., None] if lens is not None else 1.0
@@ -482,8 +539,9 @@ def test_set_named_parameters_accepts_torch_tensors():
     est = make("regressor", "rnn")
     X = data()[0][:3]
     pred = est.predict(X)
-    est.set_named_parameters({k: torch.tensor(v, requires_grad=True)
-                              for k, v in est.named_parameters().items()})
+    est.set_named_parameters(
+        {k: torch.tensor(v, requires_grad=True) for k, v in est.named_parameters().items()}
+    )
     np.testing.assert_array_equal(est.predict(X), pred)
 
 
@@ -497,9 +555,11 @@ def test_importing_lstm_native_imports_no_optional_package():
     import subprocess
     import sys
 
-    code = ("import sys, lstm_native, lstm_native.interop, lstm_native.interop.dask\n"
-            "bad = [m for m in ('torch', 'onnx', 'onnxruntime', 'keras', 'dask', 'distributed')"
-            " if m in sys.modules]\nassert not bad, bad")
+    code = (
+        "import sys, lstm_native, lstm_native.interop, lstm_native.interop.dask\n"
+        "bad = [m for m in ('torch', 'onnx', 'onnxruntime', 'keras', 'dask', 'distributed')"
+        " if m in sys.modules]\nassert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -512,8 +572,13 @@ def dask_client():
     distributed = pytest.importorskip("distributed")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=40)
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        )
         client = distributed.Client(cluster)
     yield client
     with warnings.catch_warnings():
@@ -541,8 +606,9 @@ def test_dask_grid_search_equals_local(dask_client):
     local = GridSearchCV(small_regressor(), grid, cv=2).fit(X, y)
     with joblib.parallel_backend("dask"):
         remote = search()
-    np.testing.assert_array_equal(remote.cv_results_["mean_test_score"],
-                                  local.cv_results_["mean_test_score"])
+    np.testing.assert_array_equal(
+        remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
+    )
     assert remote.best_params_ == local.best_params_
     np.testing.assert_array_equal(remote.predict(X), local.predict(X))
 

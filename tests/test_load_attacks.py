@@ -23,11 +23,12 @@ import warnings
 import zipfile
 import zlib
 
-import lstm_native
 import numpy as np
 import pytest
-from lstm_native import LSTMClassifier, LSTMRegressor, _npz
 from sklearn.exceptions import ConvergenceWarning
+
+import lstm_native
+from lstm_native import LSTMClassifier, LSTMRegressor, _npz
 
 
 # ------------------------------------------------------------------------------------------
@@ -56,12 +57,50 @@ def raw_zip(entries: list) -> bytes:
         name, payload, method, size, crc = entry
         n = name.encode()
         offset = len(out)
-        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc,
-                           len(payload), size, len(n), 0) + n + payload
-        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc,
-                               len(payload), size, len(n), 0, 0, 0, 0, 0, offset) + n
-    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries),
-                      len(central), len(out), 0)
+        out += (
+            struct.pack(
+                "<4s5H3L2H",
+                b"PK\x03\x04",
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                crc,
+                len(payload),
+                size,
+                len(n),
+                0,
+            )
+            + n
+            + payload
+        )
+        central += (
+            struct.pack(
+                "<4s6H3L5H2L",
+                b"PK\x01\x02",
+                20,
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                crc,
+                len(payload),
+                size,
+                len(n),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + n
+        )
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central), len(out), 0
+    )
     return bytes(out + central + end)
 
 
@@ -91,7 +130,9 @@ def load_parts(path) -> tuple:
     return json.loads(str(arrays.pop("__meta__"))), arrays
 
 
-def archive(meta: dict, arrays: dict, checksums: bool = True, meta_text: str | None = None) -> bytes:
+def archive(
+    meta: dict, arrays: dict, checksums: bool = True, meta_text: str | None = None
+) -> bytes:
     """An archive of ``meta`` and ``arrays`` as np.savez writes it, with the checksums of the
     arrays recomputed (``checksums``), so that an edit reaches the field checks."""
     if checksums:
@@ -124,18 +165,35 @@ def _data(n=24, T=5, D=3, seed=0):
 BASES = {
     "regressor": lambda: (LSTMRegressor(hidden_size=4, max_iter=2), *_data()),
     "classifier-strings": lambda: (
-        LSTMClassifier(hidden_size=4, max_iter=2, random_state=5), _data()[0],
-        np.array(["down", "up", "flat"], dtype=object)[np.arange(24) % 3]),
+        LSTMClassifier(hidden_size=4, max_iter=2, random_state=5),
+        _data()[0],
+        np.array(["down", "up", "flat"], dtype=object)[np.arange(24) % 3],
+    ),
     "gru-float64-2-layers": lambda: (
-        LSTMRegressor(cell="gru", hidden_size=3, num_layers=2, dropout=0.2, dtype="float64",
-                      max_iter=2, random_state=1), *_data()),
-    "int-seed-2d-input": lambda: (LSTMRegressor(hidden_size=3, max_iter=2, random_state=7),
-                                  _data()[0][:, :, 0], _data()[1]),
+        LSTMRegressor(
+            cell="gru",
+            hidden_size=3,
+            num_layers=2,
+            dropout=0.2,
+            dtype="float64",
+            max_iter=2,
+            random_state=1,
+        ),
+        *_data(),
+    ),
+    "int-seed-2d-input": lambda: (
+        LSTMRegressor(hidden_size=3, max_iter=2, random_state=7),
+        _data()[0][:, :, 0],
+        _data()[1],
+    ),
     # the loss fields of the configuration and the loss hyperparameters, mutated
     "quantile-2-outputs": lambda: (
-        LSTMRegressor(hidden_size=3, max_iter=2, random_state=8, loss="quantile",
-                      quantiles=[0.2, 0.5, 0.8]), _data()[0],
-        np.stack([_data()[1], -_data()[1]], axis=1)),
+        LSTMRegressor(
+            hidden_size=3, max_iter=2, random_state=8, loss="quantile", quantiles=[0.2, 0.5, 0.8]
+        ),
+        _data()[0],
+        np.stack([_data()[1], -_data()[1]], axis=1),
+    ),
 }
 
 
@@ -190,28 +248,46 @@ def meta_edits(meta: dict, arrays: dict) -> list:
             else:
                 target[path[-1]] = value
             checksums = path[0] != "sha256"
-            out.append((f"meta {'.'.join(path)}={value!r}",
-                        archive(edited, arrays, checksums=checksums)))
+            out.append(
+                (f"meta {'.'.join(path)}={value!r}", archive(edited, arrays, checksums=checksums))
+            )
     # values of the right type but out of range or inconsistent (the training state as
     # format version 1 and as version 2 name it: those of the file's version)
-    special = [("fitted", "best_loss_", -math.inf), ("fitted", "loss_curve_", [math.inf]),
-               ("fitted", "_lr", math.inf), ("fitted", "_lr", -0.1),
-               ("fitted", "validation_scores_", [0.5]),
-               ("state", "best_loss", -math.inf), ("state", "loss_curve", [math.inf]),
-               ("state", "lr", math.inf), ("state", "lr", -0.1),
-               ("state", "validation_scores", [0.5]), ("state", "best_validation_score", 0.5),
-               ("state", "eval_scores", {"x": [math.inf]}), ("state", "step", -1),
-               ("fitted", "n_outputs_", 7), ("fitted", "_input_kind_", "2d"),
-               ("config", "cell", "gru"),
-               ("config", "output_size", 7), ("config", "loss", "softmax"),
-               ("config", "loss", "mse"), ("config", "dropout", 1.0),
-               ("config", "return_sequences", True), ("config", "bidirectional", True),
-               ("params", "hidden_size", 10**6), ("params", "n_jobs", 2**40),
-               ("params", "early_stopping", True), ("params", "class_weight", [["up", -1]]),
-               ("params", "class_weight", [["up", 1.0], ["up", 2.0]]),
-               ("params", "callbacks", [1]), ("random_state", "pos", 10**9),
-               ("random_state", "pos", 625), ("random_state", "has_gauss", 2),
-               ("random_state", "cached_gaussian", math.inf), ("random_state", "kind", "PCG64")]
+    special = [
+        ("fitted", "best_loss_", -math.inf),
+        ("fitted", "loss_curve_", [math.inf]),
+        ("fitted", "_lr", math.inf),
+        ("fitted", "_lr", -0.1),
+        ("fitted", "validation_scores_", [0.5]),
+        ("state", "best_loss", -math.inf),
+        ("state", "loss_curve", [math.inf]),
+        ("state", "lr", math.inf),
+        ("state", "lr", -0.1),
+        ("state", "validation_scores", [0.5]),
+        ("state", "best_validation_score", 0.5),
+        ("state", "eval_scores", {"x": [math.inf]}),
+        ("state", "step", -1),
+        ("fitted", "n_outputs_", 7),
+        ("fitted", "_input_kind_", "2d"),
+        ("config", "cell", "gru"),
+        ("config", "output_size", 7),
+        ("config", "loss", "softmax"),
+        ("config", "loss", "mse"),
+        ("config", "dropout", 1.0),
+        ("config", "return_sequences", True),
+        ("config", "bidirectional", True),
+        ("params", "hidden_size", 10**6),
+        ("params", "n_jobs", 2**40),
+        ("params", "early_stopping", True),
+        ("params", "class_weight", [["up", -1]]),
+        ("params", "class_weight", [["up", 1.0], ["up", 2.0]]),
+        ("params", "callbacks", [1]),
+        ("random_state", "pos", 10**9),
+        ("random_state", "pos", 625),
+        ("random_state", "has_gauss", 2),
+        ("random_state", "cached_gaussian", math.inf),
+        ("random_state", "kind", "PCG64"),
+    ]
     for section, key, value in special:
         if isinstance(meta.get(section), dict) and key in meta[section]:
             edited = json.loads(json.dumps(meta))
@@ -245,8 +321,7 @@ def array_edits(meta: dict, arrays: dict) -> list:
         "m nan": (M, np.full_like(p, np.nan)),
         "v negative": (V, np.full_like(p, -1.0)),
         "v huge": (V, np.full_like(p, 1e30)),
-        "params under the other version's name": (
-            "params_" if P == "params" else "params", p),
+        "params under the other version's name": ("params_" if P == "params" else "params", p),
         "keys int64": ("random_state_keys", np.arange(624, dtype=np.int64)),
         "keys short": ("random_state_keys", np.arange(623, dtype=np.uint32)),
         "keys zero": ("random_state_keys", np.zeros(624, dtype=np.uint32)),
@@ -256,19 +331,23 @@ def array_edits(meta: dict, arrays: dict) -> list:
     }
     c = arrays.get("classes_")
     if c is not None:
-        edits.update({
-            "classes_ reversed": ("classes_", c[::-1]),
-            "classes_ repeated": ("classes_", np.array([c[0]] * len(c))),
-            "classes_ floats": ("classes_", np.arange(len(c), dtype=float)),
-            "classes_ nan": ("classes_", np.array([0.0, 1.0, np.nan][:len(c)])),
-            "classes_ bools": ("classes_", np.array([False, True, True][:len(c)])),
-            "classes_ longer": ("classes_", np.concatenate([c, ["zz"]])),
-            "classes_ 2-d": ("classes_", c[:, None]),
-            "classes_ complex": ("classes_", np.arange(len(c)) + 1j),
-            "classes_ bytes": ("classes_", c.astype("S")),
-            "classes_ surrogates": ("classes_", np.frombuffer(
-                np.arange(0xD800, 0xD800 + len(c), dtype="<u4").tobytes(), "<U1")),
-        })
+        edits.update(
+            {
+                "classes_ reversed": ("classes_", c[::-1]),
+                "classes_ repeated": ("classes_", np.array([c[0]] * len(c))),
+                "classes_ floats": ("classes_", np.arange(len(c), dtype=float)),
+                "classes_ nan": ("classes_", np.array([0.0, 1.0, np.nan][: len(c)])),
+                "classes_ bools": ("classes_", np.array([False, True, True][: len(c)])),
+                "classes_ longer": ("classes_", np.concatenate([c, ["zz"]])),
+                "classes_ 2-d": ("classes_", c[:, None]),
+                "classes_ complex": ("classes_", np.arange(len(c)) + 1j),
+                "classes_ bytes": ("classes_", c.astype("S")),
+                "classes_ surrogates": (
+                    "classes_",
+                    np.frombuffer(np.arange(0xD800, 0xD800 + len(c), dtype="<u4").tobytes(), "<U1"),
+                ),
+            }
+        )
     out = []
     for label, (name, value) in edits.items():
         edited = dict(arrays)
@@ -282,21 +361,27 @@ def array_edits(meta: dict, arrays: dict) -> list:
 
 def structural(members: list) -> list:
     """Foreign, missing, renamed, duplicated members; names that are paths or directories."""
-    out = [("foreign member", raw_zip(members + [("x.npy", npy(np.zeros(3)))])),
-           ("member in a folder", raw_zip(members + [("a/params_.npy", members[1][1])])),
-           ("parent path", raw_zip(members + [("../params_.npy", members[1][1])])),
-           ("directory entry", raw_zip(members + [("d/", b"")])),
-           ("text member", raw_zip(members + [("notes.txt", b"hello")])),
-           ("reordered", raw_zip(members[::-1]))]
+    out = [
+        ("foreign member", raw_zip(members + [("x.npy", npy(np.zeros(3)))])),
+        ("member in a folder", raw_zip(members + [("a/params_.npy", members[1][1])])),
+        ("parent path", raw_zip(members + [("../params_.npy", members[1][1])])),
+        ("directory entry", raw_zip(members + [("d/", b"")])),
+        ("text member", raw_zip(members + [("notes.txt", b"hello")])),
+        ("reordered", raw_zip(members[::-1])),
+    ]
     for i, (name, data) in enumerate(members):
-        rest = members[:i] + members[i + 1:]
-        out += [(f"{name} removed", raw_zip(rest)),
-                (f"{name} renamed", raw_zip(rest + [("z" + name, data)])),
-                (f"{name} without .npy", raw_zip(rest + [(name[:-4], data)])),
-                (f"{name} twice", raw_zip(members + [(name, data)])),
-                (f"{name} twice, other data", raw_zip(members + [(name, npy(np.zeros(3)))])),
-                (f"{name} replaced by a pickle", raw_zip(rest + [(name, npy(
-                    np.array([{}], dtype=object), allow_pickle=True))]))]
+        rest = members[:i] + members[i + 1 :]
+        out += [
+            (f"{name} removed", raw_zip(rest)),
+            (f"{name} renamed", raw_zip(rest + [("z" + name, data)])),
+            (f"{name} without .npy", raw_zip(rest + [(name[:-4], data)])),
+            (f"{name} twice", raw_zip(members + [(name, data)])),
+            (f"{name} twice, other data", raw_zip(members + [(name, npy(np.zeros(3)))])),
+            (
+                f"{name} replaced by a pickle",
+                raw_zip(rest + [(name, npy(np.array([{}], dtype=object), allow_pickle=True))]),
+            ),
+        ]
     return out
 
 
@@ -324,44 +409,61 @@ def header_edits(members: list, meta: dict) -> list:
     descr = "<f4" if meta["config"]["dtype"] == "float32" else "<f8"
     item = 4 if descr == "<f4" else 8
     data = members[index[params]][1]
-    body = data[data.index(b"\n") + 1:]  # the array data after the header
+    body = data[data.index(b"\n") + 1 :]  # the array data after the header
 
     def put(label, name, new):
         m = list(members)
         m[index[name]] = (name, new)
         out.append((label, raw_zip(m)))
 
-    for d in ("<i4" if item == 4 else "<i8", ">f4" if item == 4 else ">f8", "|O", "<c8",
-              "<U1" if item == 4 else "<U2", "|V4" if item == 4 else "|V8", "<M8[s]", "|b1",
-              "<f16", "<f2", "=f4" if item == 4 else "=f8"):
+    for d in (
+        "<i4" if item == 4 else "<i8",
+        ">f4" if item == 4 else ">f8",
+        "|O",
+        "<c8",
+        "<U1" if item == 4 else "<U2",
+        "|V4" if item == 4 else "|V8",
+        "<M8[s]",
+        "|b1",
+        "<f16",
+        "<f2",
+        "=f4" if item == 4 else "=f8",
+    ):
         n = P * item // np.dtype(d).itemsize if np.dtype(d).itemsize else P
         put(f"params descr {d}", params, npy_raw(npy_header(d, (n,)), body))
     for shape in [(P, 1), (1, P), (), (P + 1,), (P - 1,), (10**19,), (2**62, 4), (0,)]:
         put(f"params shape {shape}", params, npy_raw(npy_header(descr, shape), body))
     put("params fortran", params, npy_raw(npy_header(descr, (P,), True), body))
-    put("params version 2.0", params,
-        npy_raw(npy_header(descr, (P,)), body, version=(2, 0)))
-    put("params version 3.0", params,
-        npy_raw(npy_header(descr, (P,)), body, version=(3, 0)))
+    put("params version 2.0", params, npy_raw(npy_header(descr, (P,)), body, version=(2, 0)))
+    put("params version 3.0", params, npy_raw(npy_header(descr, (P,)), body, version=(3, 0)))
     put("params version 9.9", params, npy_raw(npy_header(descr, (P,)), body, (9, 9)))
-    put("params header length 4 GiB", params,
-        b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**32 - 1) + b"{" * 100)
+    put(
+        "params header length 4 GiB",
+        params,
+        b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**32 - 1) + b"{" * 100,
+    )
     put("params no magic", params, b"\x00NUMPY" + data[6:])
     put("params empty", params, b"")
     for i, bomb in enumerate(HEADER_BOMBS):
         put(f"params header bomb {i}", params, npy_raw(bomb, body))
         put(f"__meta__ header bomb {i}", "__meta__.npy", npy_raw(bomb, b"\0" * 64))
     meta_data = members[index["__meta__.npy"]][1]
-    meta_body = meta_data[meta_data.index(b"\n") + 1:]
+    meta_body = meta_data[meta_data.index(b"\n") + 1 :]
     n = len(meta_body) // 4
-    for d, shape in [(f"<U{n}", (1,)), (f">U{n}", ()), (f"|S{4 * n}", ()),
-                     ("|u1", (4 * n,)), (f"<U{n + 1}", ()), ("<U0", ())]:
+    for d, shape in [
+        (f"<U{n}", (1,)),
+        (f">U{n}", ()),
+        (f"|S{4 * n}", ()),
+        ("|u1", (4 * n,)),
+        (f"<U{n + 1}", ()),
+        ("<U0", ()),
+    ]:
         put(f"__meta__ {d} {shape}", "__meta__.npy", npy_raw(npy_header(d, shape), meta_body))
     bad_text = np.frombuffer(np.full(4, 0x110000, dtype="<u4").tobytes(), "<U4")
     put("__meta__ invalid code points", "__meta__.npy", npy(bad_text.reshape(())))
     if "classes_.npy" in index:
         cdata = members[index["classes_.npy"]][1]
-        cbody = cdata[cdata.index(b"\n") + 1:]
+        cbody = cdata[cdata.index(b"\n") + 1 :]
         k = len(load_member_array(members, "classes_"))
         for d in ("<U999999999", "|O", "<i8", "|b1"):
             put(f"classes_ descr {d}", "classes_.npy", npy_raw(npy_header(d, (k,)), cbody))
@@ -379,8 +481,12 @@ def deflated(members: list) -> list:
     out = [("all deflated", raw_zip(honest))]
     for i, (name, data) in enumerate(members):
         payload = deflate(data)
-        for label, size in [("+1", len(data) + 1), ("-1", len(data) - 1),
-                            ("x1000", len(data) * 1000), ("4 GiB", 2**32 - 1)]:
+        for label, size in [
+            ("+1", len(data) + 1),
+            ("-1", len(data) - 1),
+            ("x1000", len(data) * 1000),
+            ("4 GiB", 2**32 - 1),
+        ]:
             m = list(honest)
             m[i] = (name, payload, zipfile.ZIP_DEFLATED, size, zlib.crc32(data))
             out.append((f"{name} deflated, declared {label}", raw_zip(m)))
@@ -402,26 +508,43 @@ def json_bombs(meta: dict, arrays: dict) -> list:
     assert version in text
     deep = "[" * 100_000 + "]" * 100_000
     # two counters of the training state, as the file's version names them
-    n_iter, t = ('"n_iter_": ', '"t_": ') if meta["format_version"] == 1 else ('"n_iter": ',
-                                                                               '"t": ')
+    n_iter, t = (
+        ('"n_iter_": ', '"t_": ') if meta["format_version"] == 1 else ('"n_iter": ', '"t": ')
+    )
     assert text.count(n_iter) == 1 and text.count(t) == 1
-    out = [("json nested 100000 deep in a field",
-            archive(meta, arrays, meta_text=text.replace(version, '"lstm_native_version": '
-                                                          + deep))),
-           ("json nested 100000 deep", archive(meta, arrays, meta_text=deep)),
-           ("json objects nested 100000 deep",
-            archive(meta, arrays, meta_text='{"a":' * 100_000 + "1" + "}" * 100_000)),
-           ("json nested 900 deep in a hyperparameter", archive(meta, arrays, meta_text=text.replace(
-               '"alpha": ', '"alpha": ' + "[" * 900 + "1" + "]" * 900 + ', "x": '))),
-           ("json key twice", archive(meta, arrays, meta_text=text[:-1] + ', "format": 3}')),
-           ("json huge int", archive(meta, arrays, meta_text=text.replace(
-               n_iter, n_iter + "9" * 5000 + ', "y": '))),
-           ("json 1e999", archive(meta, arrays, meta_text=text.replace(
-               t, t + '1e999, "z": '))),
-           ("json list", archive(meta, arrays, meta_text="[]")),
-           ("json empty", archive(meta, arrays, meta_text="")),
-           ("json truncated", archive(meta, arrays, meta_text=text[:-10])),
-           ("json NUL", archive(meta, arrays, meta_text=text[:20] + "\0" + text[20:]))]
+    out = [
+        (
+            "json nested 100000 deep in a field",
+            archive(
+                meta, arrays, meta_text=text.replace(version, '"lstm_native_version": ' + deep)
+            ),
+        ),
+        ("json nested 100000 deep", archive(meta, arrays, meta_text=deep)),
+        (
+            "json objects nested 100000 deep",
+            archive(meta, arrays, meta_text='{"a":' * 100_000 + "1" + "}" * 100_000),
+        ),
+        (
+            "json nested 900 deep in a hyperparameter",
+            archive(
+                meta,
+                arrays,
+                meta_text=text.replace(
+                    '"alpha": ', '"alpha": ' + "[" * 900 + "1" + "]" * 900 + ', "x": '
+                ),
+            ),
+        ),
+        ("json key twice", archive(meta, arrays, meta_text=text[:-1] + ', "format": 3}')),
+        (
+            "json huge int",
+            archive(meta, arrays, meta_text=text.replace(n_iter, n_iter + "9" * 5000 + ', "y": ')),
+        ),
+        ("json 1e999", archive(meta, arrays, meta_text=text.replace(t, t + '1e999, "z": '))),
+        ("json list", archive(meta, arrays, meta_text="[]")),
+        ("json empty", archive(meta, arrays, meta_text="")),
+        ("json truncated", archive(meta, arrays, meta_text=text[:-10])),
+        ("json NUL", archive(meta, arrays, meta_text=text[:20] + "\0" + text[20:])),
+    ]
     return out
 
 
@@ -429,21 +552,27 @@ def directory_bombs(data: bytes) -> list:
     """The zip end record edited: huge entry counts and directory sizes, a ZIP64 record."""
     end = data.rindex(b"PK\x05\x06")
     out = []
-    for label, fields in [("entries 65535", {3: 65535, 4: 65535}),
-                          ("directory 4 GiB", {5: 2**32 - 1}),
-                          ("directory offset past the end", {6: 2**32 - 2}),
-                          ("comment length", {7: 100})]:
-        values = list(struct.unpack("<4s4H2LH", data[end:end + 22]))
+    for label, fields in [
+        ("entries 65535", {3: 65535, 4: 65535}),
+        ("directory 4 GiB", {5: 2**32 - 1}),
+        ("directory offset past the end", {6: 2**32 - 2}),
+        ("comment length", {7: 100}),
+    ]:
+        values = list(struct.unpack("<4s4H2LH", data[end : end + 22]))
         for k, v in fields.items():
             values[k] = v
-        out.append((f"end record {label}",
-                    data[:end] + struct.pack("<4s4H2LH", *values) + data[end + 22:]))
-    values = struct.unpack("<4s4H2LH", data[end:end + 22])
-    record64 = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, 10**9, 10**9,
-                           2**40, values[6])
+        out.append(
+            (
+                f"end record {label}",
+                data[:end] + struct.pack("<4s4H2LH", *values) + data[end + 22 :],
+            )
+        )
+    values = struct.unpack("<4s4H2LH", data[end : end + 22])
+    record64 = struct.pack(
+        "<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, 10**9, 10**9, 2**40, values[6]
+    )
     locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1)
-    out.append(("zip64 record with 10**9 entries",
-                data[:end] + record64 + locator + data[end:]))
+    out.append(("zip64 record with 10**9 entries", data[:end] + record64 + locator + data[end:]))
     out.append(("no end record", data[:end]))
     out.append(("two end records", data + data[end:]))
     return out
@@ -475,10 +604,23 @@ def mutants(path) -> list:
 # Mutants that are valid files and must load (and then predict and train).
 MUST_LOAD = ("unchanged", "all deflated", "reordered")
 # Families whose every mutant must be refused.
-MUST_REFUSE = ("json nested", "json objects", "json key twice", "json huge int",
-               "end record entries", "end record directory 4 GiB", "zip64 record", "header bomb", "declared 4 GiB", "declared x1000",
-               "random_state.pos=1000000000", "random_state.pos=625", "replaced by a pickle",
-               "params nan", "twice")
+MUST_REFUSE = (
+    "json nested",
+    "json objects",
+    "json key twice",
+    "json huge int",
+    "end record entries",
+    "end record directory 4 GiB",
+    "zip64 record",
+    "header bomb",
+    "declared 4 GiB",
+    "declared x1000",
+    "random_state.pos=1000000000",
+    "random_state.pos=625",
+    "replaced by a pickle",
+    "params nan",
+    "twice",
+)
 
 # Hyperparameters that the estimator itself cannot train with, whatever the file: kept out of
 # the subprocess (they load, and predict, but partial_fit would not return).
@@ -546,7 +688,7 @@ def test_mutants_are_refused_or_usable(base, bases, tmp_path):
             elif label.startswith(MUST_LOAD):
                 wrong[label] = f"a valid file was refused: {e}"
             continue
-        except Exception as e:  # noqa: BLE001 (any other exception is what is looked for)
+        except Exception as e:
             wrong[label] = f"{type(e).__name__}: {e}"[:300]
             continue
         if any(f in label for f in MUST_REFUSE):
@@ -559,12 +701,23 @@ def test_mutants_are_refused_or_usable(base, bases, tmp_path):
     assert "unchanged" in dict(accepted) and "all deflated" in dict(accepted)
     # a crash while using them must not take pytest down: one subprocess for all
     accepted = [(label, p) for label, p in accepted if label not in KNOWN_ESTIMATOR_BUGS]
-    proc = subprocess.run([sys.executable, "-c", USE_SCRIPT, json.dumps([p for _, p in accepted]),
-                           str(X_path), str(y_path)], capture_output=True, text=True,
-                          timeout=300, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            USE_SCRIPT,
+            json.dumps([p for _, p in accepted]),
+            str(X_path),
+            str(y_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT ")][-1]
-    report = json.loads(line[len("REPORT "):])
+    report = json.loads(line[len("REPORT ") :])
     labels = {p: label for label, p in accepted}
     assert report["used"] == len(accepted)
     assert not report["errors"], {labels[p]: e for p, e in report["errors"].items()}

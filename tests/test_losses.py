@@ -12,13 +12,14 @@ from __future__ import annotations
 import inspect
 import json
 
-import lstm_native
 import numpy as np
 import pytest
-from lstm_native import LSTMClassifier, LSTMRegressor
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
+
+import lstm_native
+from lstm_native import LSTMClassifier, LSTMRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -44,12 +45,15 @@ def start_loss(est, X, y):
 # ------------------------------------------------------------------------------------------
 # training
 # ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("loss, noise, kw", [
-    ("squared_error", "gaussian", {}),
-    ("absolute_error", "heavy", {}),
-    ("huber", "heavy", dict(huber_delta=0.3)),
-    ("quantile", "gaussian", dict(quantiles=[0.1, 0.5, 0.9])),
-])
+@pytest.mark.parametrize(
+    "loss, noise, kw",
+    [
+        ("squared_error", "gaussian", {}),
+        ("absolute_error", "heavy", {}),
+        ("huber", "heavy", dict(huber_delta=0.3)),
+        ("quantile", "gaussian", dict(quantiles=[0.1, 0.5, 0.9])),
+    ],
+)
 def test_each_loss_trains_to_a_lower_loss_than_it_starts_from(loss, noise, kw):
     X, _, y = make_data(1000, 0, noise, sigma=0.3 if noise == "heavy" else 0.5)
     est = LSTMRegressor(loss=loss, max_iter=30, **SMALL, **kw)
@@ -89,14 +93,16 @@ def test_quantiles_are_ordered_and_calibrated():
     assert np.mean(q[:, 2] - q[:, 0]) == pytest.approx(2 * 1.2816 * 0.5, rel=0.15)
     np.testing.assert_array_equal(est.predict(Xt), q[:, 1])  # predict: the median level
     assert est.score(Xt, yt) == pytest.approx(
-        1 - np.sum((yt - q[:, 1]) ** 2) / np.sum((yt - yt.mean()) ** 2), rel=1e-6)
+        1 - np.sum((yt - q[:, 1]) ** 2) / np.sum((yt - yt.mean()) ** 2), rel=1e-6
+    )
 
 
 def test_quantile_regression_with_early_stopping_and_eval_sets():
     """Validation scores the median (R^2) of a head with one output per level."""
     X, _, y = make_data(600, 2)
-    est = LSTMRegressor(loss="quantile", quantiles=[0.25, 0.75], max_iter=8,
-                        early_stopping=True, **SMALL)
+    est = LSTMRegressor(
+        loss="quantile", quantiles=[0.25, 0.75], max_iter=8, early_stopping=True, **SMALL
+    )
     est.fit(X, y, eval_set=[(X[:50], y[:50])])
     assert all(np.isfinite(est.validation_scores_))
     scores = est.evals_result_["validation_0"]["r2"]
@@ -108,8 +114,9 @@ def test_quantile_regression_with_early_stopping_and_eval_sets():
 # ------------------------------------------------------------------------------------------
 def _quantile_fit(y, quantiles=(0.1, 0.5, 0.9), X=None, **kw):
     X = make_data(60, 3)[0] if X is None else X
-    est = LSTMRegressor(loss="quantile", quantiles=list(quantiles), hidden_size=4, max_iter=2,
-                        random_state=0, **kw)
+    est = LSTMRegressor(
+        loss="quantile", quantiles=list(quantiles), hidden_size=4, max_iter=2, random_state=0, **kw
+    )
     return est.fit(X, y), X
 
 
@@ -150,6 +157,7 @@ def test_predict_quantiles_per_step_and_for_ragged_sequences():
     score = est.score(X, Y)
     med = est.predict_quantiles(X)[..., 1].reshape(-1, 2)
     from sklearn.metrics import r2_score
+
     assert score == pytest.approx(r2_score(Y.reshape(-1, 2), med), rel=1e-6)
 
 
@@ -190,41 +198,51 @@ def test_parameters_as_scikit_learn_expects():
     with pytest.raises(TypeError):
         LSTMClassifier(loss="huber")
     sig = inspect.signature(LSTMRegressor.__init__)
-    assert all(sig.parameters[n].kind is inspect.Parameter.KEYWORD_ONLY
-               for n in ("loss", "quantiles", "huber_delta"))
+    assert all(
+        sig.parameters[n].kind is inspect.Parameter.KEYWORD_ONLY
+        for n in ("loss", "quantiles", "huber_delta")
+    )
     assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
 
 
 def test_selected_sklearn_checks_on_a_quantile_regressor():
     from sklearn.utils import estimator_checks as ec
 
-    est = LSTMRegressor(loss="quantile", quantiles=[0.25, 0.5, 0.75], hidden_size=4,
-                        max_iter=3)
+    est = LSTMRegressor(loss="quantile", quantiles=[0.25, 0.5, 0.75], hidden_size=4, max_iter=3)
     name = type(est).__name__
-    for check in (ec.check_get_params_invariance, ec.check_set_params,
-                  ec.check_no_attributes_set_in_init, ec.check_parameters_default_constructible,
-                  ec.check_estimators_overwrite_params, ec.check_dont_overwrite_parameters,
-                  ec.check_fit_idempotent, ec.check_estimators_pickle):
+    for check in (
+        ec.check_get_params_invariance,
+        ec.check_set_params,
+        ec.check_no_attributes_set_in_init,
+        ec.check_parameters_default_constructible,
+        ec.check_estimators_overwrite_params,
+        ec.check_dont_overwrite_parameters,
+        ec.check_fit_idempotent,
+        ec.check_estimators_pickle,
+    ):
         check(name, est)
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(loss="hinge"), "loss"),
-    (dict(loss="quantile", quantiles=[0.5, 0.1]), "strictly increasing"),
-    (dict(loss="quantile", quantiles=[0.0, 0.5]), "in \\(0, 1\\)"),
-    (dict(loss="quantile", quantiles=[0.5, 1.0]), "in \\(0, 1\\)"),
-    (dict(loss="quantile", quantiles=[0.5, float("nan")]), "quantiles"),
-    (dict(loss="quantile", quantiles=[]), "at least one"),
-    (dict(loss="quantile", quantiles=[[0.1, 0.5]]), "list of numbers"),
-    (dict(loss="quantile", quantiles=["0.5"]), "list of numbers"),
-    (dict(loss="quantile", quantiles=[True]), "list of numbers"),
-    (dict(loss="quantile", quantiles=0.5), "quantiles"),
-    (dict(loss="quantile", quantiles=[j / 101 for j in range(1, 101)]), "at most 99"),
-    (dict(loss="huber", huber_delta=0.0), "huber_delta"),
-    (dict(loss="huber", huber_delta=-1.0), "huber_delta"),
-    (dict(loss="huber", huber_delta=float("inf")), "huber_delta"),
-    (dict(loss="huber", huber_delta="1"), "huber_delta"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(loss="hinge"), "loss"),
+        (dict(loss="quantile", quantiles=[0.5, 0.1]), "strictly increasing"),
+        (dict(loss="quantile", quantiles=[0.0, 0.5]), "in \\(0, 1\\)"),
+        (dict(loss="quantile", quantiles=[0.5, 1.0]), "in \\(0, 1\\)"),
+        (dict(loss="quantile", quantiles=[0.5, float("nan")]), "quantiles"),
+        (dict(loss="quantile", quantiles=[]), "at least one"),
+        (dict(loss="quantile", quantiles=[[0.1, 0.5]]), "list of numbers"),
+        (dict(loss="quantile", quantiles=["0.5"]), "list of numbers"),
+        (dict(loss="quantile", quantiles=[True]), "list of numbers"),
+        (dict(loss="quantile", quantiles=0.5), "quantiles"),
+        (dict(loss="quantile", quantiles=[j / 101 for j in range(1, 101)]), "at most 99"),
+        (dict(loss="huber", huber_delta=0.0), "huber_delta"),
+        (dict(loss="huber", huber_delta=-1.0), "huber_delta"),
+        (dict(loss="huber", huber_delta=float("inf")), "huber_delta"),
+        (dict(loss="huber", huber_delta="1"), "huber_delta"),
+    ],
+)
 def test_bad_loss_parameters_are_refused_before_training(kw, match):
     X, _, y = make_data(20, 6)
     est = LSTMRegressor(hidden_size=3, max_iter=1, **kw)
@@ -236,8 +254,9 @@ def test_bad_loss_parameters_are_refused_before_training(kw, match):
 def test_loss_parameters_of_other_losses_are_ignored():
     X, _, y = make_data(30, 7)
     a = LSTMRegressor(hidden_size=3, max_iter=2, random_state=0).fit(X, y)
-    b = LSTMRegressor(hidden_size=3, max_iter=2, random_state=0, huber_delta=5.0,
-                      quantiles=[0.3, 0.7]).fit(X, y)
+    b = LSTMRegressor(
+        hidden_size=3, max_iter=2, random_state=0, huber_delta=5.0, quantiles=[0.3, 0.7]
+    ).fit(X, y)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     assert a.network_config_ == b.network_config_
     assert b.network_config_["quantiles"] == [] and b.network_config_["huber_delta"] == 1.0
@@ -313,6 +332,7 @@ def test_files_without_the_loss_fields_load(tmp_path):
             del meta["params"][key]
         for key in ("quantiles", "huber_delta"):
             del meta["config"][key]
+
     old = _rewrite(tmp_path / "new.npz", tmp_path / "old.npz", strip)
     back = lstm_native.load(old)
     assert back.loss == "squared_error" and back.network_config_ == est.network_config_
@@ -320,29 +340,52 @@ def test_files_without_the_loss_fields_load(tmp_path):
     back.set_params(warm_start=True).fit(X, y)  # the same network as a new fit's
 
 
-@pytest.mark.parametrize("base, edit, match", [
-    ("quantile", lambda m: m["config"].update(quantiles=[0.9, 0.5, 0.05]),
-     "network's loss|invalid network configuration"),
-    ("quantile", lambda m: m["config"].update(quantiles=[0.05, 0.5]),
-     "quantile level\\(s\\) and the network's output_size"),
-    ("quantile", lambda m: m["config"].update(quantiles="0.5"), "configuration entry 'quantiles'"),
-    ("quantile", lambda m: m["config"].update(quantiles=[0.05, None, 0.95]),
-     "configuration entry 'quantiles'"),
-    ("quantile", lambda m: m["params"].update(quantiles=[0.1, 0.5, 0.9]), "network's loss"),
-    ("quantile", lambda m: m["params"].update(quantiles=[0.9, 0.5, 0.1]),
-     "invalid hyperparameters"),
-    ("quantile", lambda m: m["params"].update(quantiles="abc"), "hyperparameter 'quantiles'"),
-    ("quantile", lambda m: m["params"].update(loss="squared_error"), "network's loss"),
-    ("quantile", lambda m: m["config"].update(loss="mse"), "output_size|network's loss"),
-    ("huber", lambda m: m["config"].update(huber_delta=0.5), "network's loss"),
-    ("huber", lambda m: m["config"].update(huber_delta=-1.0), "configuration entry 'huber_delta'"),
-    ("huber", lambda m: m["config"].update(huber_delta=float("inf")), "huber_delta"),
-    ("huber", lambda m: m["params"].update(huber_delta=0.0), "invalid hyperparameters"),
-    ("huber", lambda m: m["params"].update(loss="hinge"), "invalid hyperparameters"),
-    ("huber", lambda m: m["config"].update(loss="softmax"), "not that of a LSTMRegressor"),
-    ("huber", lambda m: m["config"].update(loss="cross_entropy"), "configuration entry 'loss'"),
-    ("huber", lambda m: m["config"].update(quantiles=[0.5]), "network's loss"),
-])
+@pytest.mark.parametrize(
+    "base, edit, match",
+    [
+        (
+            "quantile",
+            lambda m: m["config"].update(quantiles=[0.9, 0.5, 0.05]),
+            "network's loss|invalid network configuration",
+        ),
+        (
+            "quantile",
+            lambda m: m["config"].update(quantiles=[0.05, 0.5]),
+            "quantile level\\(s\\) and the network's output_size",
+        ),
+        (
+            "quantile",
+            lambda m: m["config"].update(quantiles="0.5"),
+            "configuration entry 'quantiles'",
+        ),
+        (
+            "quantile",
+            lambda m: m["config"].update(quantiles=[0.05, None, 0.95]),
+            "configuration entry 'quantiles'",
+        ),
+        ("quantile", lambda m: m["params"].update(quantiles=[0.1, 0.5, 0.9]), "network's loss"),
+        (
+            "quantile",
+            lambda m: m["params"].update(quantiles=[0.9, 0.5, 0.1]),
+            "invalid hyperparameters",
+        ),
+        ("quantile", lambda m: m["params"].update(quantiles="abc"), "hyperparameter 'quantiles'"),
+        ("quantile", lambda m: m["params"].update(loss="squared_error"), "network's loss"),
+        ("quantile", lambda m: m["config"].update(loss="mse"), "output_size|network's loss"),
+        ("huber", lambda m: m["config"].update(huber_delta=0.5), "network's loss"),
+        (
+            "huber",
+            lambda m: m["config"].update(huber_delta=-1.0),
+            "configuration entry 'huber_delta'",
+        ),
+        ("huber", lambda m: m["config"].update(huber_delta=float("inf")), "huber_delta"),
+        ("huber", lambda m: m["params"].update(huber_delta=0.0), "invalid hyperparameters"),
+        ("huber", lambda m: m["params"].update(loss="hinge"), "invalid hyperparameters"),
+        ("huber", lambda m: m["config"].update(loss="softmax"), "not that of a LSTMRegressor"),
+        ("huber", lambda m: m["config"].update(loss="cross_entropy"), "configuration entry 'loss'"),
+        ("huber", lambda m: m["config"].update(quantiles=[0.5]), "network's loss"),
+    ],
+)
 def test_crafted_loss_fields_are_refused(base, edit, match, tmp_path):
     X, _, y = make_data(30, 11)
     est = LSTMRegressor(hidden_size=3, max_iter=1, random_state=0, **SAVE_CASES[base])
@@ -358,9 +401,11 @@ def test_a_classifier_file_with_a_regression_loss_is_refused(tmp_path):
     X, _, y = make_data(30, 12)
     est = LSTMClassifier(hidden_size=3, max_iter=1, random_state=0).fit(X, y > 0)
     est.save(tmp_path / "c.npz")
-    for edit in (lambda m: m["config"].update(loss="quantile", quantiles=[0.5]),
-                 lambda m: m["config"].update(huber_delta=2.0),
-                 lambda m: m["params"].update(loss="huber")):
+    for edit in (
+        lambda m: m["config"].update(loss="quantile", quantiles=[0.5]),
+        lambda m: m["config"].update(huber_delta=2.0),
+        lambda m: m["params"].update(loss="huber"),
+    ):
         bad = _rewrite(tmp_path / "c.npz", tmp_path / "bad.npz", edit)
         with pytest.raises(ValueError, match="Cannot load"):
             lstm_native.load(bad)

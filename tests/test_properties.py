@@ -13,20 +13,23 @@ import re
 
 import numpy as np
 import pytest
+from conftest import rel_err
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import reference as ref
-from conftest import rel_err
-
 from lstm_native import LSTMClassifier, LSTMRegressor, nn
+
+import reference as ref
 
 CELLS = [c for c in nn.CELLS if c in ref.CELLS]
 TOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 2e-5}
 # LSTM_NATIVE_EXAMPLES=2000 for a longer search than the suite's default
-PROPS = settings(max_examples=int(os.environ.get("LSTM_NATIVE_EXAMPLES", 40)), deadline=None,
-                 database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPS = settings(
+    max_examples=int(os.environ.get("LSTM_NATIVE_EXAMPLES", 40)),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 FORMS = ("c", "fortran", "strided", "reversed-view", "float16", "int8", "big-endian", "list")
 
 
@@ -54,20 +57,33 @@ def as_form(x, form):
 @st.composite
 def layer_cases(draw):
     cell = draw(st.sampled_from(CELLS))
-    case = dict(cell=cell, L=draw(st.integers(1, 3)), B=draw(st.integers(1, 6)),
-                T=draw(st.integers(1, 7)), D=draw(st.integers(1, 5)), H=draw(st.integers(1, 6)),
-                bias=draw(st.booleans()), dtype=np.dtype(draw(st.sampled_from(["f4", "f8"]))),
-                lengths=draw(st.booleans()), state=draw(st.booleans()),
-                form=draw(st.sampled_from(FORMS)), seed=draw(st.integers(0, 2**32 - 1)),
-                upstream=draw(st.sampled_from(["dy", "dstate", "both"])))
+    case = dict(
+        cell=cell,
+        L=draw(st.integers(1, 3)),
+        B=draw(st.integers(1, 6)),
+        T=draw(st.integers(1, 7)),
+        D=draw(st.integers(1, 5)),
+        H=draw(st.integers(1, 6)),
+        bias=draw(st.booleans()),
+        dtype=np.dtype(draw(st.sampled_from(["f4", "f8"]))),
+        lengths=draw(st.booleans()),
+        state=draw(st.booleans()),
+        form=draw(st.sampled_from(FORMS)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+        upstream=draw(st.sampled_from(["dy", "dstate", "both"])),
+    )
     return case
 
 
 def _problem(c):
     rng = np.random.default_rng(c["seed"])
     cast = lambda a: None if a is None else np.asarray(a, c["dtype"]).astype(np.float64)
-    params = {k: cast(v) for k, v in ref.init_params(
-        rng, c["cell"], c["D"], c["H"], c["L"], c["bias"], scale=1 / np.sqrt(c["H"])).items()}
+    params = {
+        k: cast(v)
+        for k, v in ref.init_params(
+            rng, c["cell"], c["D"], c["H"], c["L"], c["bias"], scale=1 / np.sqrt(c["H"])
+        ).items()
+    }
     # integers in [-3, 3]: exact in every input form (int8 and float16 included)
     x = rng.integers(-3, 4, size=(c["B"], c["T"], c["D"])).astype(np.float64)
     lengths = rng.integers(1, c["T"] + 1, size=c["B"]) if c["lengths"] else None
@@ -92,13 +108,16 @@ def _pack(cell, h, c, dtype):
 def test_layer_agrees_with_the_reference(c):
     params, x, lengths, h0, c0, dy, dh, dc = _problem(c)
     cell, dtype = c["cell"], c["dtype"]
-    layer = nn.Recurrent(c["D"], c["H"], num_layers=c["L"], cell=cell, bias=c["bias"],
-                         dtype=dtype)
+    layer = nn.Recurrent(c["D"], c["H"], num_layers=c["L"], cell=cell, bias=c["bias"], dtype=dtype)
     layer.set_parameters({k: v.astype(dtype) for k, v in params.items()})
-    y, state = layer.forward(as_form(x, c["form"]), state=_pack(cell, h0, c0, dtype),
-                             lengths=None if lengths is None else list(lengths))
-    grads = layer.backward(None if dy is None else dy.astype(dtype),
-                           dstate=_pack(cell, dh, dc, dtype))
+    y, state = layer.forward(
+        as_form(x, c["form"]),
+        state=_pack(cell, h0, c0, dtype),
+        lengths=None if lengths is None else list(lengths),
+    )
+    grads = layer.backward(
+        None if dy is None else dy.astype(dtype), dstate=_pack(cell, dh, dc, dtype)
+    )
     y_r, hT_r, cT_r, cache = ref.forward(params, x, cell, c["L"], h0, c0, lengths)
     g_r = ref.backward(params, cache, dy=dy, dhT=dh, dcT=dc)
 
@@ -117,10 +136,26 @@ def test_layer_agrees_with_the_reference(c):
             assert np.all(y[b, n:] == 0) and np.all(grads["x"][b, n:] == 0)
 
 
-CORRUPTIONS = ("nan-x", "inf-state", "features", "zero-steps", "empty-batch", "lengths-0",
-               "lengths-long", "lengths-float", "lengths-shape", "x-2d", "x-complex",
-               "x-strings", "state-shape", "dy-shape", "dy-nan", "param-nan", "param-shape",
-               "backward-first")
+CORRUPTIONS = (
+    "nan-x",
+    "inf-state",
+    "features",
+    "zero-steps",
+    "empty-batch",
+    "lengths-0",
+    "lengths-long",
+    "lengths-float",
+    "lengths-shape",
+    "x-2d",
+    "x-complex",
+    "x-strings",
+    "state-shape",
+    "dy-shape",
+    "dy-nan",
+    "param-nan",
+    "param-shape",
+    "backward-first",
+)
 
 
 @PROPS
@@ -129,8 +164,12 @@ def test_malformed_layer_calls_raise_clean_errors(c, corruption):
     params, x, lengths, h0, c0, dy, dh, dc = _problem(c)
     cell, dtype, B, T, H, L = c["cell"], c["dtype"], c["B"], c["T"], c["H"], c["L"]
     layer = nn.Recurrent(c["D"], H, num_layers=L, cell=cell, bias=c["bias"], dtype=dtype)
-    state = _pack(cell, h0 if h0 is not None else np.zeros((L, B, H)),
-                  c0 if c0 is not None else np.zeros((L, B, H)), dtype)
+    state = _pack(
+        cell,
+        h0 if h0 is not None else np.zeros((L, B, H)),
+        c0 if c0 is not None else np.zeros((L, B, H)),
+        dtype,
+    )
     kwargs = dict(x=x, state=state, lengths=lengths)
     bad_params = None
     if corruption == "nan-x":
@@ -176,8 +215,9 @@ def test_malformed_layer_calls_raise_clean_errors(c, corruption):
             layer.backward(dy)
         elif corruption in ("dy-shape", "dy-nan"):
             layer.forward(**kwargs)
-            bad = np.zeros((B, T + 1, H)) if corruption == "dy-shape" else np.full(
-                (B, T, H), np.nan)
+            bad = (
+                np.zeros((B, T + 1, H)) if corruption == "dy-shape" else np.full((B, T, H), np.nan)
+            )
             layer.backward(bad)
         else:
             layer.forward(**kwargs)
@@ -191,8 +231,11 @@ def test_malformed_layer_calls_raise_clean_errors(c, corruption):
 def _unit_params(named, layer, reverse):
     """The parameters of one unit (layer, direction), renamed to a one-layer stack."""
     suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-    return {re.sub(r"_l\d+(_reverse)?$", "_l0", k): v for k, v in named.items()
-            if k.endswith(suffix) and not k.startswith("head.")}
+    return {
+        re.sub(r"_l\d+(_reverse)?$", "_l0", k): v
+        for k, v in named.items()
+        if k.endswith(suffix) and not k.startswith("head.")
+    }
 
 
 def _reverse_within(x, lengths):
@@ -208,13 +251,18 @@ def _network_outputs(est, X, lengths):
     named = {k: v.astype(np.float64) for k, v in est.named_parameters().items()}
     inp = X.astype(np.float64)
     for layer in range(cfg["num_layers"]):
-        y_f, h_f, _, _ = ref.forward(_unit_params(named, layer, False), inp, cfg["cell"], 1,
-                                     lengths=lengths)
+        y_f, h_f, _, _ = ref.forward(
+            _unit_params(named, layer, False), inp, cfg["cell"], 1, lengths=lengths
+        )
         outs, finals = [y_f], [h_f[0]]
         if cfg["bidirectional"]:
-            y_b, h_b, _, _ = ref.forward(_unit_params(named, layer, True),
-                                         _reverse_within(inp, lengths), cfg["cell"], 1,
-                                         lengths=lengths)
+            y_b, h_b, _, _ = ref.forward(
+                _unit_params(named, layer, True),
+                _reverse_within(inp, lengths),
+                cfg["cell"],
+                1,
+                lengths=lengths,
+            )
             outs.append(_reverse_within(y_b, lengths))
             finals.append(h_b[0])
         inp = np.concatenate(outs, axis=-1)
@@ -227,16 +275,26 @@ def _network_outputs(est, X, lengths):
 
 @st.composite
 def estimator_cases(draw):
-    return dict(cell=draw(st.sampled_from(["lstm", "gru", "rnn", "rnn_relu"]
-                                          + [c for c in CELLS if c not in ref.MAIN_CELLS]
-                                          if hasattr(ref, "MAIN_CELLS") else
-                                          ["lstm", "gru", "rnn", "rnn_relu"])),
-                hidden=draw(st.integers(1, 5)), layers=draw(st.integers(1, 2)),
-                bidirectional=draw(st.booleans()), seq=draw(st.booleans()),
-                classifier=draw(st.booleans()), n=draw(st.integers(2, 9)),
-                T=draw(st.integers(1, 6)), D=draw(st.integers(1, 3)),
-                ragged=draw(st.booleans()), form=draw(st.sampled_from(FORMS[:-1])),
-                seed=draw(st.integers(0, 2**31 - 1)))
+    return dict(
+        cell=draw(
+            st.sampled_from(
+                ["lstm", "gru", "rnn", "rnn_relu"] + [c for c in CELLS if c not in ref.MAIN_CELLS]
+                if hasattr(ref, "MAIN_CELLS")
+                else ["lstm", "gru", "rnn", "rnn_relu"]
+            )
+        ),
+        hidden=draw(st.integers(1, 5)),
+        layers=draw(st.integers(1, 2)),
+        bidirectional=draw(st.booleans()),
+        seq=draw(st.booleans()),
+        classifier=draw(st.booleans()),
+        n=draw(st.integers(2, 9)),
+        T=draw(st.integers(1, 6)),
+        D=draw(st.integers(1, 3)),
+        ragged=draw(st.booleans()),
+        form=draw(st.sampled_from(FORMS[:-1])),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
 
 
 @PROPS
@@ -248,7 +306,7 @@ def test_estimator_predictions_agree_with_the_reference(c):
     lengths = rng.integers(1, T + 1, size=n) if c["ragged"] else np.full(n, T)
     if c["classifier"]:
         labels = np.arange(n) % 2
-        y = [np.resize(labels[i:i + 2], lengths[i]) for i in range(n)] if c["seq"] else labels
+        y = [np.resize(labels[i : i + 2], lengths[i]) for i in range(n)] if c["seq"] else labels
     else:
         y = [rng.standard_normal(k) for k in lengths] if c["seq"] else rng.standard_normal(n)
     if c["ragged"]:
@@ -258,13 +316,26 @@ def test_estimator_predictions_agree_with_the_reference(c):
         if c["seq"]:
             y = np.stack(y)
     cls = LSTMClassifier if c["classifier"] else LSTMRegressor
-    est = cls(cell=c["cell"], hidden_size=c["hidden"], num_layers=c["layers"],
-              bidirectional=c["bidirectional"], return_sequences=c["seq"], max_iter=1,
-              dtype="float64", random_state=c["seed"] % 1000)
-    assume(not (c["classifier"] and len(np.unique(np.concatenate(
-        [np.ravel(v) for v in y]) if c["seq"] else y)) < 2))
+    est = cls(
+        cell=c["cell"],
+        hidden_size=c["hidden"],
+        num_layers=c["layers"],
+        bidirectional=c["bidirectional"],
+        return_sequences=c["seq"],
+        max_iter=1,
+        dtype="float64",
+        random_state=c["seed"] % 1000,
+    )
+    assume(
+        not (
+            c["classifier"]
+            and len(np.unique(np.concatenate([np.ravel(v) for v in y]) if c["seq"] else y)) < 2
+        )
+    )
     import warnings
+
     from sklearn.exceptions import ConvergenceWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(Xin, y)

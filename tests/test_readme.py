@@ -46,11 +46,11 @@ def missing_requirements(code):
 
 
 def test_requirement_marker_parsing():
-    assert requirements("# requires: onnx, onnxruntime\nimport onnx\n") == ["onnx",
-                                                                          "onnxruntime"]
+    assert requirements("# requires: onnx, onnxruntime\nimport onnx\n") == ["onnx", "onnxruntime"]
     assert requirements("import numpy\n# requires: torch\n") == []
     assert missing_requirements("# requires: a_package_that_does_not_exist_\n") == [
-        "a_package_that_does_not_exist_"]
+        "a_package_that_does_not_exist_"
+    ]
 
 
 def test_readme_has_snippets():
@@ -75,5 +75,4 @@ def test_every_readme_snippet_runs(tmp_path, monkeypatch, capsys):
     assert os.path.exists(tmp_path / "model.npz") and os.path.exists(tmp_path / "ckpt.npz")
     if skipped:  # not a warning: the test configuration turns warnings into errors
         with capsys.disabled():
-            print("\nREADME snippets skipped for missing optional packages: "
-                  + "; ".join(skipped))
+            print("\nREADME snippets skipped for missing optional packages: " + "; ".join(skipped))

@@ -13,10 +13,10 @@ import pytest
 import reference as ref
 from reference import CELLS, MAIN_CELLS, VARIANTS, has_cell_state
 
-LENGTHS = [5, 2, 4]       # for B=3, T=5: one full, two padded sequences
-EPS = 1e-6                # central-difference step
-N_SAMPLES = 30            # entries sampled per tensor
-FD_TOL = 1e-6             # relative error of the sampled gradient vector
+LENGTHS = [5, 2, 4]  # for B=3, T=5: one full, two padded sequences
+EPS = 1e-6  # central-difference step
+N_SAMPLES = 30  # entries sampled per tensor
+FD_TOL = 1e-6  # relative error of the sampled gradient vector
 
 
 def fd_rel_err(a, b):
@@ -64,7 +64,7 @@ def check_fd(rng, cell, num_layers, lengths, bias=True):
 
     for name, tensor in tensors.items():
         assert grads[name].shape == tensor.shape, name
-        flat = tensor.reshape(-1)          # a view: editing it edits the tensor
+        flat = tensor.reshape(-1)  # a view: editing it edits the tensor
         idx = rng.choice(flat.size, size=min(N_SAMPLES, flat.size), replace=False)
         numeric = np.empty(len(idx))
         for j, i in enumerate(idx):
@@ -142,8 +142,9 @@ def test_padded_batch_equals_each_sequence_alone(rng, cell, num_layers):
         sl = slice(b, b + 1)
         c0_b = c0[:, sl] if c0 is not None else None
         y1, hT1, cT1, cache1 = ref.forward(params, x[sl, :n], cell, num_layers, h0[:, sl], c0_b)
-        g1 = ref.backward(params, cache1, dy=Ry[sl, :n], dhT=Rh[:, sl],
-                          dcT=Rc[:, sl] if Rc is not None else None)
+        g1 = ref.backward(
+            params, cache1, dy=Ry[sl, :n], dhT=Rh[:, sl], dcT=Rc[:, sl] if Rc is not None else None
+        )
 
         np.testing.assert_allclose(y[sl, :n], y1, rtol=1e-12, atol=1e-14)
         assert np.all(y[b, n:] == 0.0), "outputs at padded steps must be zero"
@@ -263,8 +264,16 @@ def test_forward_matches_scalar_equations(rng, cell):
 
 def test_init_params_layout(rng):
     p = ref.init_params(rng, "gru", 4, 7, num_layers=2, scale=0.25)
-    assert list(p) == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
-                       "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1"]
+    assert list(p) == [
+        "weight_ih_l0",
+        "weight_hh_l0",
+        "bias_ih_l0",
+        "bias_hh_l0",
+        "weight_ih_l1",
+        "weight_hh_l1",
+        "bias_ih_l1",
+        "bias_hh_l1",
+    ]
     assert p["weight_ih_l0"].shape == (21, 4)
     assert p["weight_ih_l1"].shape == (21, 7)
     assert p["weight_hh_l1"].shape == (21, 7)
@@ -273,8 +282,16 @@ def test_init_params_layout(rng):
     assert all(np.abs(v).max() <= 0.25 for v in p.values())
     assert [ref.num_gates(c) for c in MAIN_CELLS] == [4, 3, 1, 1]
     assert {c: ref.num_gates(c) for c in VARIANTS} == dict(
-        lstm_peephole=4, lstm_1997=3, cifg=3, no_input_gate=3, no_output_gate=3,
-        no_input_activation=4, no_output_activation=4, ungated=1, cell_as_input=4)
+        lstm_peephole=4,
+        lstm_1997=3,
+        cifg=3,
+        no_input_gate=3,
+        no_output_gate=3,
+        no_input_activation=4,
+        no_output_activation=4,
+        ungated=1,
+        cell_as_input=4,
+    )
     assert all(len(ref.gate_blocks(c)) == ref.num_gates(c) for c in CELLS)
 
 
@@ -314,7 +331,7 @@ def _embed(params, cell, src_blocks, dst_blocks, H, fill):
         for q in dst_blocks:
             if q in src_blocks:
                 j = src_blocks.index(q)
-                parts.append(v[j * H:(j + 1) * H])
+                parts.append(v[j * H : (j + 1) * H])
             else:
                 blk = np.zeros_like(v[:H])
                 if name.startswith("bias"):
@@ -324,14 +341,17 @@ def _embed(params, cell, src_blocks, dst_blocks, H, fill):
     return out
 
 
-@pytest.mark.parametrize("variant,extra_block,fill,zero_extras", [
-    # a saturated gate (bias +-40: sigma = 1 to 4e-18) turns the LSTM into the ablation
-    ("lstm_1997", "f", 80.0, {}),
-    ("no_input_gate", "i", 80.0, {}),
-    ("no_output_gate", "o", 80.0, {}),
-    # zero peepholes: the plain LSTM
-    ("lstm", None, 0.0, {"weight_ci", "weight_cf", "weight_co"}),
-])
+@pytest.mark.parametrize(
+    "variant,extra_block,fill,zero_extras",
+    [
+        # a saturated gate (bias +-40: sigma = 1 to 4e-18) turns the LSTM into the ablation
+        ("lstm_1997", "f", 80.0, {}),
+        ("no_input_gate", "i", 80.0, {}),
+        ("no_output_gate", "o", 80.0, {}),
+        # zero peepholes: the plain LSTM
+        ("lstm", None, 0.0, {"weight_ci", "weight_cf", "weight_co"}),
+    ],
+)
 def test_variants_reduce_to_each_other(rng, variant, extra_block, fill, zero_extras):
     """Consistency of the family: the LSTM with a gate held open (saturated) computes the
     variant without that gate, and the peephole LSTM with zero peepholes is the LSTM."""
@@ -349,8 +369,7 @@ def test_variants_reduce_to_each_other(rng, variant, extra_block, fill, zero_ext
     else:
         big_cell = "lstm"
         params = ref.init_params(rng, variant, D, H, L)
-        big = _embed(params, variant, ref.gate_blocks(variant), ref.gate_blocks("lstm"), H,
-                     fill)
+        big = _embed(params, variant, ref.gate_blocks(variant), ref.gate_blocks("lstm"), H, fill)
     y1, h1, c1, _ = ref.forward(params, x, variant, L, h0, c0, LENGTHS)
     y2, h2, c2, _ = ref.forward(big, x, big_cell, L, h0, c0, LENGTHS)
     for a, b in ((y1, y2), (h1, h2), (c1, c2)):
@@ -366,7 +385,7 @@ def test_cifg_is_lstm_with_f_equal_one_minus_i(rng):
     c0 = rng.standard_normal((1, B, H))
     _, _, cT, cache = ref.forward(p, x, "cifg", 1, None, c0)
     gates = ref.trace(cache)["gates"][0, :, 0]
-    i, g = gates[:, :H], gates[:, H:2 * H]
+    i, g = gates[:, :H], gates[:, H : 2 * H]
     np.testing.assert_allclose(cT[0], (1 - i) * c0[0] + i * g, rtol=1e-14, atol=1e-15)
 
 
@@ -397,9 +416,9 @@ def test_trace(rng, cell, num_layers):
         np.testing.assert_array_equal(tr["gates"], tr["c"])
     # the gates are activations: sigmoid gates in (0, 1)
     if cell in ("lstm", "lstm_peephole", "no_output_activation"):
-        real = tr["gates"][:, 0]                     # sequence 0 has the full length
-        assert real[..., :2 * H].min() > 0 and real[..., :2 * H].max() < 1
-        assert real[..., 3 * H:].min() > 0 and real[..., 3 * H:].max() < 1
+        real = tr["gates"][:, 0]  # sequence 0 has the full length
+        assert real[..., : 2 * H].min() > 0 and real[..., : 2 * H].max() < 1
+        assert real[..., 3 * H :].min() > 0 and real[..., 3 * H :].max() < 1
 
 
 def _perturbed_loss(monkeypatch, cell, what, k, t, b, j, eps, args):
@@ -420,6 +439,7 @@ def _perturbed_loss(monkeypatch, cell, what, k, t, b, j, eps, args):
                 h[b, j] += eps
             calls[0] += 1
             return h, c, saved
+
         monkeypatch.setattr(ref, "_step", hooked)
     else:
         write = ref._write
@@ -431,6 +451,7 @@ def _perturbed_loss(monkeypatch, cell, what, k, t, b, j, eps, args):
                 c[b, j] += eps
             calls[0] += 1
             return c, saved
+
         monkeypatch.setattr(ref, "_write", hooked)
     try:
         return loss_fn(*args)
@@ -456,7 +477,7 @@ def test_sequence_grads_match_finite_differences(rng, monkeypatch, cell, num_lay
         g = grads["d" + what]
         assert g.shape == (L, B, T, H)
         picks = [real[i] for i in rng.choice(len(real), size=10, replace=False)]
-        picks += [(L - 1, 0, T - 1), (0, 0, 0)]      # the last step, the first step
+        picks += [(L - 1, 0, T - 1), (0, 0, 0)]  # the last step, the first step
         numeric, analytic = [], []
         for k, b, t in picks:
             j = int(rng.integers(H))
@@ -484,10 +505,11 @@ def test_sequence_grads_are_suffix_h0_grads(rng, cell):
     tr = ref.trace(cache)
     for t in range(T - 1):
         cs = tr["c"][:, :, t] if has_cell_state(cell) else None
-        _, _, _, cache_t = ref.forward(params, x[:, t + 1:], cell, 1, tr["h"][:, :, t], cs)
-        g_t = ref.backward(params, cache_t, dy=Ry[:, t + 1:], dhT=Rh, dcT=Rc)
-        np.testing.assert_allclose(grads["dh"][0, :, t] - Ry[:, t], g_t["h0"][0],
-                                   rtol=1e-10, atol=1e-12)
+        _, _, _, cache_t = ref.forward(params, x[:, t + 1 :], cell, 1, tr["h"][:, :, t], cs)
+        g_t = ref.backward(params, cache_t, dy=Ry[:, t + 1 :], dhT=Rh, dcT=Rc)
+        np.testing.assert_allclose(
+            grads["dh"][0, :, t] - Ry[:, t], g_t["h0"][0], rtol=1e-10, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
@@ -517,7 +539,8 @@ def test_reference_matches_torch_float64(rng, cell, num_layers, use_lengths):
     inp = xt
     if use_lengths:
         inp = torch.nn.utils.rnn.pack_padded_sequence(
-            xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+            xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False
+        )
     yt, st = tl(inp, (h0t, c0t) if cell == "lstm" else h0t)
     if use_lengths:
         yt, _ = torch.nn.utils.rnn.pad_packed_sequence(yt, batch_first=True, total_length=T)

@@ -8,7 +8,6 @@ broken run in a subprocess, so that a segfault fails one test instead of killing
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -27,8 +26,7 @@ from sklearn.metrics import accuracy_score
 from lstm_native import LSTMClassifier, LSTMRegressor, _memory, nn
 from lstm_native._validation import check_sequences
 
-no_convergence_warning = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning")
+no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -37,15 +35,22 @@ def run_python(code, timeout=120, env=None):
     code is the signal that killed it (a crash)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=full_env,
+    )
 
 
 def last_json(proc):
     assert proc.returncode == 0, (
         f"subprocess failed with return code {proc.returncode}"
-        f"{' (killed by signal %d)' % -proc.returncode if proc.returncode < 0 else ''}:\n"
-        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        f"{f' (killed by signal {-proc.returncode})' if proc.returncode < 0 else ''}:\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -82,31 +87,66 @@ def _set(a, idx, value, dtype=float):
 
 
 BAD_FIT = {
-    "string-X": (np.array([["a", "b"], ["c", "d"]]), [1.0, 2.0], None, ValueError,
-                 "X must hold real numbers"),
-    "dict-in-X": (_set(np.zeros((2, 3)), (0, 0), {"a": 1}, dtype=object), [1.0, 2.0], None,
-                  TypeError, "X must hold real numbers"),
-    "string-in-list": ([np.array([["a"]]), np.array([[1.0], [2.0]])], [1.0, 2.0], None,
-                       ValueError, r"X\[0\] must hold real numbers"),
-    "ragged-inner-list": ([[[1.0, 2.0], [3.0]], [[1.0, 2.0]]], [1.0, 2.0], None, ValueError,
-                          r"X\[0\] is not a rectangular"),
+    "string-X": (
+        np.array([["a", "b"], ["c", "d"]]),
+        [1.0, 2.0],
+        None,
+        ValueError,
+        "X must hold real numbers",
+    ),
+    "dict-in-X": (
+        _set(np.zeros((2, 3)), (0, 0), {"a": 1}, dtype=object),
+        [1.0, 2.0],
+        None,
+        TypeError,
+        "X must hold real numbers",
+    ),
+    "string-in-list": (
+        [np.array([["a"]]), np.array([[1.0], [2.0]])],
+        [1.0, 2.0],
+        None,
+        ValueError,
+        r"X\[0\] must hold real numbers",
+    ),
+    "ragged-inner-list": (
+        [[[1.0, 2.0], [3.0]], [[1.0, 2.0]]],
+        [1.0, 2.0],
+        None,
+        ValueError,
+        r"X\[0\] is not a rectangular",
+    ),
     "zero-timesteps-3d": (np.zeros((3, 0, 2)), np.zeros(3), None, ValueError, "0 timesteps"),
     "zero-timesteps-2d": (np.zeros((3, 0)), np.zeros(3), None, ValueError, "0 feature"),
     "zero-features": (np.zeros((3, 4, 0)), np.zeros(3), None, ValueError, "0 feature"),
-    "inf-in-list": ([np.ones((3, 2)), _set(np.ones((2, 2)), (1, 1), np.inf)], [1.0, 2.0],
-                    None, ValueError, "infinity"),
+    "inf-in-list": (
+        [np.ones((3, 2)), _set(np.ones((2, 2)), (1, 1), np.inf)],
+        [1.0, 2.0],
+        None,
+        ValueError,
+        "infinity",
+    ),
     "string-y": (X0, np.array(["a"] * 24), None, ValueError, "y must hold real numbers"),
     "complex-y": (X0, Y0 + 1j, None, ValueError, "[Cc]omplex"),
     "inf-y": (X0, _set(Y0, 3, -np.inf), None, ValueError, "y contains infinity"),
     "y-3d": (X0, Y0[:, None, None], None, ValueError, "y must be 1-D or 2-D"),
     "inf-sample_weight": (X0, Y0, _set(np.ones(24), 0, np.inf), ValueError, "sample_weight"),
     "complex-sample_weight": (X0, Y0, np.ones(24) + 1j, ValueError, "sample_weight"),
-    "string-sample_weight": (X0, Y0, np.array(["a"] * 24), ValueError,
-                             "sample_weight must hold real numbers"),
+    "string-sample_weight": (
+        X0,
+        Y0,
+        np.array(["a"] * 24),
+        ValueError,
+        "sample_weight must hold real numbers",
+    ),
     "2d-sample_weight": (X0, Y0, np.ones((24, 1)), ValueError, "1D"),
     "zero-sample_weight": (X0, Y0, np.zeros(24), ValueError, "non-zero|positive sum"),
-    "sparse-in-list": ([__import__("scipy.sparse").sparse.csr_matrix(np.ones((2, 2)))] * 2,
-                       [1.0, 2.0], None, TypeError, "[Ss]parse"),
+    "sparse-in-list": (
+        [__import__("scipy.sparse").sparse.csr_matrix(np.ones((2, 2)))] * 2,
+        [1.0, 2.0],
+        None,
+        TypeError,
+        "[Ss]parse",
+    ),
 }
 
 
@@ -117,22 +157,37 @@ def test_bad_input_to_fit_names_the_argument(case):
         LSTMRegressor(max_iter=1, hidden_size=3).fit(X, y, sample_weight=sw)
 
 
-@pytest.mark.parametrize("param, value, match", [
-    ("hidden_size", True, "not a bool"), ("num_layers", True, "not a bool"),
-    ("max_iter", True, "not a bool"), ("batch_size", True, "not a bool"),
-    ("hidden_size", -3, "'hidden_size' parameter"), ("hidden_size", 2.5, "'hidden_size'"),
-    ("hidden_size", "8", "'hidden_size'"), ("dropout", -0.1, "'dropout'"),
-    ("dropout", float("nan"), "'dropout'"), ("learning_rate_init", float("inf"),
-                                            "'learning_rate_init'"),
-    ("learning_rate_init", 0.0, "'learning_rate_init'"), ("tol", float("nan"), "'tol'"),
-    ("batch_size", 0, "'batch_size'"), ("batch_size", "big", "'batch_size'"),
-    ("max_grad_norm", 0.0, "'max_grad_norm'"), ("max_grad_norm", float("inf"),
-                                                "'max_grad_norm'"),
-    ("epsilon", 0.0, "'epsilon'"), ("beta_2", 1.0, "'beta_2'"), ("momentum", 1.5, "'momentum'"),
-    ("n_iter_no_change", 0, "'n_iter_no_change'"), ("dtype", "int32", "'dtype'"),
-    ("dtype", np.float16, "'dtype'"), ("n_jobs", 1.5, "'n_jobs'"), ("cell", None, "'cell'"),
-    ("verbose", -1, "'verbose'"), ("random_state", "seed", "'random_state'"),
-])
+@pytest.mark.parametrize(
+    "param, value, match",
+    [
+        ("hidden_size", True, "not a bool"),
+        ("num_layers", True, "not a bool"),
+        ("max_iter", True, "not a bool"),
+        ("batch_size", True, "not a bool"),
+        ("hidden_size", -3, "'hidden_size' parameter"),
+        ("hidden_size", 2.5, "'hidden_size'"),
+        ("hidden_size", "8", "'hidden_size'"),
+        ("dropout", -0.1, "'dropout'"),
+        ("dropout", float("nan"), "'dropout'"),
+        ("learning_rate_init", float("inf"), "'learning_rate_init'"),
+        ("learning_rate_init", 0.0, "'learning_rate_init'"),
+        ("tol", float("nan"), "'tol'"),
+        ("batch_size", 0, "'batch_size'"),
+        ("batch_size", "big", "'batch_size'"),
+        ("max_grad_norm", 0.0, "'max_grad_norm'"),
+        ("max_grad_norm", float("inf"), "'max_grad_norm'"),
+        ("epsilon", 0.0, "'epsilon'"),
+        ("beta_2", 1.0, "'beta_2'"),
+        ("momentum", 1.5, "'momentum'"),
+        ("n_iter_no_change", 0, "'n_iter_no_change'"),
+        ("dtype", "int32", "'dtype'"),
+        ("dtype", np.float16, "'dtype'"),
+        ("n_jobs", 1.5, "'n_jobs'"),
+        ("cell", None, "'cell'"),
+        ("verbose", -1, "'verbose'"),
+        ("random_state", "seed", "'random_state'"),
+    ],
+)
 def test_bad_hyperparameters_name_the_parameter(param, value, match):
     kwargs = dict(max_iter=1, hidden_size=3)
     kwargs[param] = value
@@ -149,8 +204,13 @@ def test_dtype_objects_are_accepted():
 def test_not_fitted_everywhere():
     for cls in (LSTMRegressor, LSTMClassifier):
         est = cls()
-        for call in (lambda: est.predict(X0), lambda: est.score(X0, Y0), est.stream,
-                     lambda: est.save("unused.npz"), est.named_parameters):
+        for call in (
+            lambda: est.predict(X0),
+            lambda: est.score(X0, Y0),
+            est.stream,
+            lambda: est.save("unused.npz"),
+            est.named_parameters,
+        ):
             with pytest.raises(NotFittedError):
                 call()
     with pytest.raises(NotFittedError):
@@ -191,8 +251,7 @@ def test_classifier_labels_at_predict_and_score_time():
         clf.score(X, np.arange(40))
     with pytest.raises(ValueError, match="classes"):
         LSTMClassifier(max_iter=1).partial_fit(X, labels)  # classes= required first
-    inc = LSTMClassifier(max_iter=1, hidden_size=3).partial_fit(X, labels,
-                                                                 classes=["down", "up"])
+    inc = LSTMClassifier(max_iter=1, hidden_size=3).partial_fit(X, labels, classes=["down", "up"])
     with pytest.raises(ValueError, match="not in `self.classes_`"):
         inc.partial_fit(X, unseen)
 
@@ -200,21 +259,24 @@ def test_classifier_labels_at_predict_and_score_time():
 # ------------------------------------------------------------------------------------------
 # bad input to the layer
 # ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(hidden_size=0), ValueError, "hidden_size must be a positive integer"),
-    (dict(hidden_size=-2), ValueError, "hidden_size"),
-    (dict(hidden_size=2.0), ValueError, "hidden_size"),
-    (dict(hidden_size=True), ValueError, "hidden_size"),
-    (dict(hidden_size="4"), ValueError, "hidden_size"),
-    (dict(input_size=0), ValueError, "input_size"),
-    (dict(num_layers=0), ValueError, "num_layers"),
-    (dict(cell="transformer"), ValueError, "cell must be one of"),
-    (dict(cell=3), TypeError, "cell must be a string"),
-    (dict(dtype=np.float16), ValueError, "dtype must be float32 or float64"),
-    (dict(dtype=np.int64), ValueError, "dtype must be float32 or float64"),
-    (dict(dtype="no such type"), TypeError, "dtype"),
-    (dict(bias="no"), TypeError, "bias must be True or False"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(hidden_size=0), ValueError, "hidden_size must be a positive integer"),
+        (dict(hidden_size=-2), ValueError, "hidden_size"),
+        (dict(hidden_size=2.0), ValueError, "hidden_size"),
+        (dict(hidden_size=True), ValueError, "hidden_size"),
+        (dict(hidden_size="4"), ValueError, "hidden_size"),
+        (dict(input_size=0), ValueError, "input_size"),
+        (dict(num_layers=0), ValueError, "num_layers"),
+        (dict(cell="transformer"), ValueError, "cell must be one of"),
+        (dict(cell=3), TypeError, "cell must be a string"),
+        (dict(dtype=np.float16), ValueError, "dtype must be float32 or float64"),
+        (dict(dtype=np.int64), ValueError, "dtype must be float32 or float64"),
+        (dict(dtype="no such type"), TypeError, "dtype"),
+        (dict(bias="no"), TypeError, "bias must be True or False"),
+    ],
+)
 def test_layer_constructor_checks(kwargs, exc, match):
     args = dict(input_size=3, hidden_size=4)
     args.update(kwargs)
@@ -252,12 +314,18 @@ BAD_FORWARD = {
     "lengths-shape": (dict(x=X_NN, lengths=[5, 2, 1]), r"lengths must have shape \(2,\)"),
     "lengths-2d": (dict(x=X_NN, lengths=[[5, 2]]), "lengths must have shape"),
     "state-not-tuple": (dict(x=X_NN, state=np.zeros((2, 2, 4))), r"tuple \(h, c\)"),
-    "state-shape": (dict(x=X_NN, state=(np.zeros((1, 2, 4)), np.zeros((2, 2, 4)))),
-                    r"state h must have shape \(num_layers, batch, hidden_size\)"),
-    "state-nan": (dict(x=X_NN, state=(np.zeros((2, 2, 4)), np.full((2, 2, 4), np.nan))),
-                  "state c contains NaN"),
-    "state-complex": (dict(x=X_NN, state=(np.zeros((2, 2, 4)) + 1j, np.zeros((2, 2, 4)))),
-                      "state h must be a real numeric array"),
+    "state-shape": (
+        dict(x=X_NN, state=(np.zeros((1, 2, 4)), np.zeros((2, 2, 4)))),
+        r"state h must have shape \(num_layers, batch, hidden_size\)",
+    ),
+    "state-nan": (
+        dict(x=X_NN, state=(np.zeros((2, 2, 4)), np.full((2, 2, 4), np.nan))),
+        "state c contains NaN",
+    ),
+    "state-complex": (
+        dict(x=X_NN, state=(np.zeros((2, 2, 4)) + 1j, np.zeros((2, 2, 4)))),
+        "state h must be a real numeric array",
+    ),
 }
 
 
@@ -276,9 +344,11 @@ def test_layer_backward_and_parameter_checks():
     with pytest.raises(RuntimeError, match="needs a forward"):
         layer.backward(np.zeros((2, 5, 4)))
     layer.forward(X_NN)
-    for dy, match in [(np.zeros((2, 5, 5)), "dy must have the output's shape"),
-                      (np.full((2, 5, 4), np.nan), "dy contains NaN"),
-                      (np.zeros((2, 5)), "dy must be 3-D")]:
+    for dy, match in [
+        (np.zeros((2, 5, 5)), "dy must have the output's shape"),
+        (np.full((2, 5, 4), np.nan), "dy contains NaN"),
+        (np.zeros((2, 5)), "dy must be 3-D"),
+    ]:
         with pytest.raises(ValueError, match=match):
             layer.backward(dy)
     with pytest.raises(ValueError, match="dstate h contains NaN"):
@@ -290,8 +360,10 @@ def test_layer_backward_and_parameter_checks():
         ({k: v for k, v in params.items() if k != "bias_hh_l1"}, "missing parameters"),
         (dict(params, extra=np.zeros(3)), "unknown parameters"),
         (dict(params, weight_hh_l0=np.zeros((4, 4))), "must have shape"),
-        (dict(params, weight_ih_l0=np.full_like(params["weight_ih_l0"], np.nan)),
-         "weight_ih_l0 contains NaN"),
+        (
+            dict(params, weight_ih_l0=np.full_like(params["weight_ih_l0"], np.nan)),
+            "weight_ih_l0 contains NaN",
+        ),
         (dict(params, bias_ih_l0=params["bias_ih_l0"] + 1j), "real numeric array"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -339,18 +411,20 @@ def test_estimators_accept_any_layout_and_dtype(dtype):
     clf = fitted(LSTMClassifier, X, (y > 0).astype(int), dtype=dtype)
     for name, Xv, values in _layouts(X):
         np.testing.assert_array_equal(reg.predict(Xv), reg.predict(values), err_msg=name)
-        np.testing.assert_array_equal(clf.predict_proba(Xv), clf.predict_proba(values),
-                                      err_msg=name)
+        np.testing.assert_array_equal(
+            clf.predict_proba(Xv), clf.predict_proba(values), err_msg=name
+        )
     # fitting on any of them gives the model fitted on the plain array of the same values
     for name, Xv, values in _layouts(X)[1:9]:
         np.testing.assert_array_equal(
             fitted(LSTMRegressor, Xv, y.astype(">f8"), dtype=dtype).params_,
-            fitted(LSTMRegressor, values, y, dtype=dtype).params_, err_msg=name)
+            fitted(LSTMRegressor, values, y, dtype=dtype).params_,
+            err_msg=name,
+        )
 
 
 def test_no_copy_when_none_is_needed():
-    X = np.ascontiguousarray(np.random.default_rng(0).standard_normal((4, 3, 2)),
-                             dtype=np.float32)
+    X = np.ascontiguousarray(np.random.default_rng(0).standard_normal((4, 3, 2)), dtype=np.float32)
     assert np.shares_memory(check_sequences(X, dtype=np.float32).X, X)
     assert not np.shares_memory(check_sequences(X, dtype=np.float64).X, X)
     layer = nn.LSTM(2, 3, dtype=np.float32)
@@ -367,16 +441,20 @@ def test_layer_accepts_any_layout_and_dtype(dtype):
         y_ref, h_ref = layer.forward(values)
         np.testing.assert_array_equal(y, y_ref, err_msg=name)
         assert y.dtype == dtype
-        g = layer.backward(np.asfortranarray(np.ones_like(y)).astype(">f8"),
-                           dstate=np.ones((2, 3, 4), np.float16))
+        g = layer.backward(
+            np.asfortranarray(np.ones_like(y)).astype(">f8"), dstate=np.ones((2, 3, 4), np.float16)
+        )
         layer.forward(values)
         g_ref = layer.backward(np.ones_like(y), dstate=np.ones((2, 3, 4)))
         np.testing.assert_array_equal(g["x"], g_ref["x"], err_msg=name)
     lengths = np.array([5, 1, 3], dtype=">i4")
-    np.testing.assert_array_equal(layer.forward(X, lengths=lengths)[0],
-                                  layer.forward(X, lengths=[5, 1, 3])[0])
-    np.testing.assert_array_equal(layer.forward(X, lengths=np.array([5, 1, 3], np.uint8))[0],
-                                  layer.forward(X, lengths=[5, 1, 3])[0])
+    np.testing.assert_array_equal(
+        layer.forward(X, lengths=lengths)[0], layer.forward(X, lengths=[5, 1, 3])[0]
+    )
+    np.testing.assert_array_equal(
+        layer.forward(X, lengths=np.array([5, 1, 3], np.uint8))[0],
+        layer.forward(X, lengths=[5, 1, 3])[0],
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -395,23 +473,41 @@ def _assert_small_peak(fn, exc, match, limit=50 * 2**20):
 
 def test_absurd_sizes_raise_memory_error_before_allocating():
     X, y = data()
-    _assert_small_peak(lambda: LSTMRegressor(hidden_size=10**6, max_iter=1).fit(X, y),
-                       MemoryError, r"fit on 24 sequences .*hidden_size=1000000.* TiB")
-    _assert_small_peak(lambda: LSTMClassifier(hidden_size=10**5, num_layers=4,
-                                              max_iter=1).fit(X, y > 0),
-                       MemoryError, r"GiB|TiB")
+    _assert_small_peak(
+        lambda: LSTMRegressor(hidden_size=10**6, max_iter=1).fit(X, y),
+        MemoryError,
+        r"fit on 24 sequences .*hidden_size=1000000.* TiB",
+    )
+    _assert_small_peak(
+        lambda: LSTMClassifier(hidden_size=10**5, num_layers=4, max_iter=1).fit(X, y > 0),
+        MemoryError,
+        r"GiB|TiB",
+    )
     huge = np.broadcast_to(np.float32(0.5), (10**5, 10**4, 2))  # 8 GB as a view of 4 bytes
     est = fitted()
-    _assert_small_peak(lambda: est.predict(np.broadcast_to(np.float32(0.5), (10**7, 10**5, 2))),
-                       MemoryError, r"predict on 10000000 sequences of 100000 steps .* TiB")
-    _assert_small_peak(lambda: LSTMRegressor(hidden_size=512, max_iter=1).fit(
-        np.broadcast_to(np.float32(0.5), (10**7, 10**5, 2)), np.broadcast_to(0.0, (10**7,))),
-        MemoryError, r"fit on 10000000 sequences")
+    _assert_small_peak(
+        lambda: est.predict(np.broadcast_to(np.float32(0.5), (10**7, 10**5, 2))),
+        MemoryError,
+        r"predict on 10000000 sequences of 100000 steps .* TiB",
+    )
+    _assert_small_peak(
+        lambda: LSTMRegressor(hidden_size=512, max_iter=1).fit(
+            np.broadcast_to(np.float32(0.5), (10**7, 10**5, 2)), np.broadcast_to(0.0, (10**7,))
+        ),
+        MemoryError,
+        r"fit on 10000000 sequences",
+    )
     _assert_small_peak(lambda: est.stream(batch=10**12), MemoryError, r"stream\(batch=")
-    _assert_small_peak(lambda: nn.LSTM(3, 10**6), MemoryError,
-                       r"hidden_size=1000000.* parameters would need about .* TiB")
-    _assert_small_peak(lambda: nn.LSTM(2, 64).forward(np.broadcast_to(0.5, (10**7, 10**5, 2))),
-                       MemoryError, "forward on a batch of 10000000 sequences")
+    _assert_small_peak(
+        lambda: nn.LSTM(3, 10**6),
+        MemoryError,
+        r"hidden_size=1000000.* parameters would need about .* TiB",
+    )
+    _assert_small_peak(
+        lambda: nn.LSTM(2, 64).forward(np.broadcast_to(0.5, (10**7, 10**5, 2))),
+        MemoryError,
+        "forward on a batch of 10000000 sequences",
+    )
     assert huge.nbytes == 8 * 10**9  # (the view itself costs nothing)
 
 
@@ -447,11 +543,14 @@ def _explosive(n=64, T=200, seed=0):
     return rng.standard_normal((n, T, 2)), rng.standard_normal(n) * 10
 
 
-@pytest.mark.parametrize("kw", [
-    dict(cell="rnn_relu", solver="sgd", learning_rate_init=10.0, max_grad_norm=None),
-    dict(cell="lstm", solver="sgd", learning_rate_init=1e30),
-    dict(cell="gru", solver="sgd", learning_rate_init=1e35, max_grad_norm=None),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(cell="rnn_relu", solver="sgd", learning_rate_init=10.0, max_grad_norm=None),
+        dict(cell="lstm", solver="sgd", learning_rate_init=1e30),
+        dict(cell="gru", solver="sgd", learning_rate_init=1e35, max_grad_norm=None),
+    ],
+)
 def test_divergence_raises_and_keeps_usable_weights(kw):
     X, y = _explosive(T=60)
     est = LSTMRegressor(hidden_size=16, max_iter=50, random_state=0, batch_size=16, **kw)
@@ -463,8 +562,9 @@ def test_divergence_raises_and_keeps_usable_weights(kw):
     # and it can be trained further from there, sensibly
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est.set_params(learning_rate_init=1e-3, solver="adam", max_grad_norm=1.0, max_iter=2,
-                       warm_start=True).fit(X, y)
+        est.set_params(
+            learning_rate_init=1e-3, solver="adam", max_grad_norm=1.0, max_iter=2, warm_start=True
+        ).fit(X, y)
     assert np.all(np.isfinite(est.predict(X)))
 
 
@@ -475,8 +575,15 @@ def test_a_finite_model_never_becomes_nan(cell):
     X, y = _explosive(T=60)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est = LSTMRegressor(cell=cell, hidden_size=16, random_state=0, solver="sgd",
-                            learning_rate_init=1e-3, max_grad_norm=None, max_iter=3).fit(X, y)
+        est = LSTMRegressor(
+            cell=cell,
+            hidden_size=16,
+            random_state=0,
+            solver="sgd",
+            learning_rate_init=1e-3,
+            max_grad_norm=None,
+            max_iter=3,
+        ).fit(X, y)
     before, pred = est.params_.copy(), est.predict(X)
     est.set_params(warm_start=True, learning_rate_init=1e30, max_iter=5)
     with pytest.raises(ValueError, match="Training diverged: .* keeps the weights"):
@@ -495,9 +602,17 @@ def test_a_finite_model_never_becomes_nan(cell):
 
 def test_divergence_with_early_stopping_keeps_the_best_weights():
     X, y = _explosive(n=80, T=60)
-    est = LSTMRegressor(cell="rnn_relu", hidden_size=16, random_state=0, solver="sgd",
-                        learning_rate_init=1e-3, max_grad_norm=None, early_stopping=True,
-                        validation_fraction=0.2, max_iter=3)
+    est = LSTMRegressor(
+        cell="rnn_relu",
+        hidden_size=16,
+        random_state=0,
+        solver="sgd",
+        learning_rate_init=1e-3,
+        max_grad_norm=None,
+        early_stopping=True,
+        validation_fraction=0.2,
+        max_iter=3,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y)
@@ -509,8 +624,15 @@ def test_divergence_with_early_stopping_keeps_the_best_weights():
 
 def test_gradient_clipping_keeps_an_exploding_rnn_finite():
     X, y = _explosive()
-    kw = dict(cell="rnn_relu", hidden_size=16, max_iter=30, random_state=0, solver="sgd",
-              learning_rate_init=0.01, batch_size=16)
+    kw = dict(
+        cell="rnn_relu",
+        hidden_size=16,
+        max_iter=30,
+        random_state=0,
+        solver="sgd",
+        learning_rate_init=0.01,
+        batch_size=16,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clipped = LSTMRegressor(**kw).fit(X, y)  # max_grad_norm=5.0 by default
@@ -532,8 +654,11 @@ def test_overflowing_predictions_raise_instead_of_returning_nan():
     Xbad = X.copy()
     Xbad[[3, 7]] *= 1e20  # relu(1e6 W x) ~ 1e26 grows past float32's 3e38 within 5 steps
     for call in (reg.predict, clf.predict, clf.predict_proba):
-        with pytest.raises(ValueError, match=r"not finite \(overflow\) for 2 of 24 sequences "
-                                             r"\(indices \[3, 7\]\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"not finite \(overflow\) for 2 of 24 sequences "
+            r"\(indices \[3, 7\]\)",
+        ):
             call(Xbad)
 
 
@@ -668,8 +793,9 @@ def _busy():
         return False
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2 or _busy(),
-                    reason="needs two cores, not busy with other work")
+@pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2 or _busy(), reason="needs two cores, not busy with other work"
+)
 def test_two_threads_predict_faster_than_one():
     X, y = data(n=64, T=30, D=3)
     est = fitted(X=X, y=y, hidden_size=64, n_jobs=1)
@@ -691,15 +817,17 @@ def test_two_threads_predict_faster_than_one():
 @no_convergence_warning
 def test_fits_in_two_threads_do_not_interfere():
     X, y = data(n=200, T=12, D=3)
-    models = [LSTMRegressor(hidden_size=24, max_iter=4, random_state=1),
-              LSTMClassifier(cell="gru", hidden_size=20, max_iter=4, random_state=2),
-              LSTMRegressor(cell="rnn", hidden_size=16, num_layers=2, max_iter=4,
-                            random_state=3)]
+    models = [
+        LSTMRegressor(hidden_size=24, max_iter=4, random_state=1),
+        LSTMClassifier(cell="gru", hidden_size=20, max_iter=4, random_state=2),
+        LSTMRegressor(cell="rnn", hidden_size=16, num_layers=2, max_iter=4, random_state=3),
+    ]
     targets = [y, (y > 0).astype(int), -y]
     sequential = [clone(m).fit(X, t).params_ for m, t in zip(models, targets)]
     with ThreadPoolExecutor(max_workers=3) as pool:
-        parallel = list(pool.map(lambda mt: clone(mt[0]).fit(X, mt[1]).params_,
-                                 zip(models, targets)))
+        parallel = list(
+            pool.map(lambda mt: clone(mt[0]).fit(X, mt[1]).params_, zip(models, targets))
+        )
     for a, b in zip(sequential, parallel):
         np.testing.assert_array_equal(a, b)
 

@@ -10,6 +10,7 @@ state; and it must equal a Stream stepped by hand through the history and the fe
 import numpy as np
 import pytest
 from conftest import rel_err
+
 from lstm_native import _core
 
 N, T, D, H, HORIZON = 7, 6, 3, 5, 5
@@ -25,8 +26,9 @@ def make_data(rng, model, dtype=np.float64, ragged=True, covariates=True, n=N):
     X = rng.standard_normal((n, T, c.input_size)).astype(dtype)
     lengths = (rng.integers(1, T + 1, n) if ragged else np.full(n, T)).astype(np.int64)
     lengths[0] = T
-    future = (rng.standard_normal((n, HORIZON - 1, c.input_size)).astype(dtype) if covariates
-              else None)
+    future = (
+        rng.standard_normal((n, HORIZON - 1, c.input_size)).astype(dtype) if covariates else None
+    )
     params = rng.uniform(-0.6, 0.6, model.num_params).astype(dtype)
     return params, X, lengths, future
 
@@ -153,8 +155,15 @@ def test_rollout_refuses_bad_arguments():
     out = np.empty((N, HORIZON, 2))
 
     def call(**kw):
-        args = dict(params=params, X=X, lengths=lengths, horizon=HORIZON, future=future,
-                    feedback=[(0, 0)], out=out)
+        args = dict(
+            params=params,
+            X=X,
+            lengths=lengths,
+            horizon=HORIZON,
+            future=future,
+            feedback=[(0, 0)],
+            out=out,
+        )
         args.update(kw)
         model.rollout(**args)
 
@@ -164,37 +173,37 @@ def test_rollout_refuses_bad_arguments():
     inf_future = future.copy()
     inf_future[0, 0, 2] = -np.inf
     for kw, match in [
-            (dict(horizon=0), "horizon"),
-            (dict(horizon=-3), "horizon"),
-            (dict(horizon=5.0), "horizon must be an int"),
-            (dict(horizon=True), "horizon must be an int"),
-            (dict(horizon=None), "horizon must be an int"),
-            (dict(horizon=2**70), "horizon must be an int below"),
-            (dict(future=future[:, :-1]), "future must have shape"),
-            (dict(future=future.astype(np.float32)), "future must have dtype"),
-            (dict(future=np.asfortranarray(future)), "future"),
-            (dict(future=bad_future), "NaN or infinity"),
-            (dict(future=inf_future), "NaN or infinity"),
-            (dict(feedback=[(2, 0)]), "output column 2 is out of range"),
-            (dict(feedback=[(-1, 0)]), "output column"),
-            (dict(feedback=[(0, D)]), "input column 3 is out of range"),
-            (dict(feedback=[(0, 1), (1, 1)]), "input column 1 twice"),
-            (dict(feedback=[(0,)]), "pairs"),
-            (dict(feedback=[(0, 1, 2)]), "pairs"),
-            (dict(feedback=["01"]), "pairs"),
-            (dict(feedback="00"), "pairs"),
-            (dict(feedback=5), "pairs"),
-            (dict(feedback=[(0.0, 1)]), "output column"),
-            (dict(feedback=[(0, True)]), "input column"),
-            (dict(out=np.empty((N, HORIZON + 1, 2))), "out must have shape"),
-            (dict(out=np.empty((N, HORIZON, 2), np.float32)), "out must have dtype"),
-            (dict(out=np.empty((N, HORIZON, 2))[::-1]), "out"),
-            (dict(out=None), "out"),
-            (dict(X=X[:, :, :2]), "X must have shape"),
-            (dict(X=X[0]), "3-D"),
-            (dict(lengths=np.full(N, T + 1)), "lengths"),
-            (dict(lengths=np.zeros(N, np.int64)), "lengths"),
-            (dict(params=params[:-1]), "params"),
+        (dict(horizon=0), "horizon"),
+        (dict(horizon=-3), "horizon"),
+        (dict(horizon=5.0), "horizon must be an int"),
+        (dict(horizon=True), "horizon must be an int"),
+        (dict(horizon=None), "horizon must be an int"),
+        (dict(horizon=2**70), "horizon must be an int below"),
+        (dict(future=future[:, :-1]), "future must have shape"),
+        (dict(future=future.astype(np.float32)), "future must have dtype"),
+        (dict(future=np.asfortranarray(future)), "future"),
+        (dict(future=bad_future), "NaN or infinity"),
+        (dict(future=inf_future), "NaN or infinity"),
+        (dict(feedback=[(2, 0)]), "output column 2 is out of range"),
+        (dict(feedback=[(-1, 0)]), "output column"),
+        (dict(feedback=[(0, D)]), "input column 3 is out of range"),
+        (dict(feedback=[(0, 1), (1, 1)]), "input column 1 twice"),
+        (dict(feedback=[(0,)]), "pairs"),
+        (dict(feedback=[(0, 1, 2)]), "pairs"),
+        (dict(feedback=["01"]), "pairs"),
+        (dict(feedback="00"), "pairs"),
+        (dict(feedback=5), "pairs"),
+        (dict(feedback=[(0.0, 1)]), "output column"),
+        (dict(feedback=[(0, True)]), "input column"),
+        (dict(out=np.empty((N, HORIZON + 1, 2))), "out must have shape"),
+        (dict(out=np.empty((N, HORIZON, 2), np.float32)), "out must have dtype"),
+        (dict(out=np.empty((N, HORIZON, 2))[::-1]), "out"),
+        (dict(out=None), "out"),
+        (dict(X=X[:, :, :2]), "X must have shape"),
+        (dict(X=X[0]), "3-D"),
+        (dict(lengths=np.full(N, T + 1)), "lengths"),
+        (dict(lengths=np.zeros(N, np.int64)), "lengths"),
+        (dict(params=params[:-1]), "params"),
     ]:
         with pytest.raises(ValueError, match=match):
             call(**kw)

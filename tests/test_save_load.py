@@ -18,12 +18,13 @@ import warnings
 import zipfile
 import zlib
 
-import lstm_native
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+import lstm_native
 from lstm_native import LSTMClassifier, LSTMRegressor, _npz, _persist
 from lstm_native._state import STATE_SCHEMA, TrainState
-from sklearn.exceptions import ConvergenceWarning
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
@@ -47,35 +48,77 @@ def _ragged(n=30, D=2, seed=1):
 
 CASES = {
     "regressor": lambda: (LSTMRegressor(hidden_size=5, max_iter=3, random_state=0), *_data()),
-    "float64-gru-2-layers": lambda: (LSTMRegressor(cell="gru", hidden_size=4, num_layers=2,
-                                                   dropout=0.2, dtype="float64", max_iter=2,
-                                                   random_state=1), *_data()),
+    "float64-gru-2-layers": lambda: (
+        LSTMRegressor(
+            cell="gru",
+            hidden_size=4,
+            num_layers=2,
+            dropout=0.2,
+            dtype="float64",
+            max_iter=2,
+            random_state=1,
+        ),
+        *_data(),
+    ),
     "multi-output-bidirectional": lambda: (
         LSTMRegressor(hidden_size=4, bidirectional=True, max_iter=2, random_state=2),
-        _data()[0], np.stack([_data()[1], -_data()[1]], axis=1)),
+        _data()[0],
+        np.stack([_data()[1], -_data()[1]], axis=1),
+    ),
     "sequences-ragged": lambda: (
         LSTMRegressor(hidden_size=4, return_sequences=True, max_iter=2, random_state=3),
-        _ragged(), [s[:, 0] * 2 for s in _ragged()]),
-    "univariate-2d": lambda: (LSTMRegressor(hidden_size=4, max_iter=2, random_state=4),
-                              _data()[0][:, :, 0], _data()[1]),
+        _ragged(),
+        [s[:, 0] * 2 for s in _ragged()],
+    ),
+    "univariate-2d": lambda: (
+        LSTMRegressor(hidden_size=4, max_iter=2, random_state=4),
+        _data()[0][:, :, 0],
+        _data()[1],
+    ),
     "classifier-strings": lambda: (
-        LSTMClassifier(hidden_size=5, max_iter=3, random_state=5), _data()[0],
-        np.array(["down", "up", "flat"], dtype=object)[np.arange(40) % 3]),
+        LSTMClassifier(hidden_size=5, max_iter=3, random_state=5),
+        _data()[0],
+        np.array(["down", "up", "flat"], dtype=object)[np.arange(40) % 3],
+    ),
     "classifier-ints-early-stopping": lambda: (
-        LSTMClassifier(cell="rnn_relu", hidden_size=5, max_iter=4, early_stopping=True,
-                       validation_fraction=0.25, random_state=6),
-        _data()[0], (_data()[1] > 0).astype(np.int64) * 7),
+        LSTMClassifier(
+            cell="rnn_relu",
+            hidden_size=5,
+            max_iter=4,
+            early_stopping=True,
+            validation_fraction=0.25,
+            random_state=6,
+        ),
+        _data()[0],
+        (_data()[1] > 0).astype(np.int64) * 7,
+    ),
     "classifier-per-step": lambda: (
         LSTMClassifier(hidden_size=4, return_sequences=True, max_iter=2, random_state=7),
-        _data()[0], (_data()[0][:, :, 0] > 0).astype(int)),
+        _data()[0],
+        (_data()[0][:, :, 0] > 0).astype(int),
+    ),
     # a cell whose parameter count the format's formula only bounds (see _persist)
     "peephole-2-layers-bidirectional": lambda: (
-        LSTMRegressor(cell="lstm_peephole", hidden_size=3, num_layers=2, bidirectional=True,
-                      max_iter=2, random_state=8), *_data()),
+        LSTMRegressor(
+            cell="lstm_peephole",
+            hidden_size=3,
+            num_layers=2,
+            bidirectional=True,
+            max_iter=2,
+            random_state=8,
+        ),
+        *_data(),
+    ),
     "classifier-class-weight": lambda: (
-        LSTMClassifier(hidden_size=4, max_iter=2, random_state=9,
-                       class_weight={"down": 2.0, "up": 0.5, "flat": 1.0}), _data()[0],
-        np.array(["down", "up", "flat"])[np.arange(40) % 3]),
+        LSTMClassifier(
+            hidden_size=4,
+            max_iter=2,
+            random_state=9,
+            class_weight={"down": 2.0, "up": 0.5, "flat": 1.0},
+        ),
+        _data()[0],
+        np.array(["down", "up", "flat"])[np.arange(40) % 3],
+    ),
 }
 
 
@@ -101,8 +144,16 @@ def test_round_trip_gives_identical_predictions(case, tmp_path):
             else:
                 np.testing.assert_array_equal(a, b)
                 assert a.dtype == b.dtype
-        for attr in ("n_features_in_", "n_outputs_", "n_iter_", "t_", "loss_curve_",
-                     "best_loss_", "validation_scores_", "best_validation_score_"):
+        for attr in (
+            "n_features_in_",
+            "n_outputs_",
+            "n_iter_",
+            "t_",
+            "loss_curve_",
+            "best_loss_",
+            "validation_scores_",
+            "best_validation_score_",
+        ):
             assert getattr(loaded, attr) == getattr(est, attr), attr
         np.testing.assert_array_equal(loaded.params_, est.params_)
         assert loaded.params_.flags.writeable and loaded.params_.flags.c_contiguous
@@ -246,8 +297,11 @@ def test_corrupted_files_are_refused(saved, tmp_path):
         bad.write_bytes(bytes(bad_data))
         _expect_refused(bad, "corrupted")
     # consistent zip, but the values were changed: the checksum catches it
-    bad = _rewrite(saved, tmp_path / "edited.npz",
-                   change_arrays=lambda a: a.__setitem__("params", a["params"] * 2))
+    bad = _rewrite(
+        saved,
+        tmp_path / "edited.npz",
+        change_arrays=lambda a: a.__setitem__("params", a["params"] * 2),
+    )
     _expect_refused(bad, "params.* does not match its checksum")
 
 
@@ -276,31 +330,38 @@ def test_foreign_files_are_refused(tmp_path):
         lstm_native.load(tmp_path / "missing.npz")
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda m: m.update(format_version=_persist.FORMAT_VERSION + 1),
-     f"format version {_persist.FORMAT_VERSION + 1} was written by a newer lstm_native"),
-    (lambda m: m.update(format_version="1"), "invalid format version"),
-    (lambda m: m.update(format="keras"), "not an lstm_native model file"),
-    (lambda m: m.update({"class": "Pipeline"}), "unknown estimator class"),
-    (lambda m: m["params"].update(hidden_size=-1), "invalid hyperparameters"),
-    (lambda m: m["params"].update(colour="red"), "unknown hyperparameters"),
-    (lambda m: m["config"].update(hidden_size=5), "params_? has dtype .* needs"),
-    (lambda m: m["config"].update(hidden_size="4"), "configuration entry 'hidden_size'"),
-    (lambda m: m["config"].update(cell="transformer"), "invalid network configuration"),
-    (lambda m: m["config"].update(dtype="float16"), "unsupported dtype|configuration"),
-    (lambda m: m["fitted"].update(n_features_in_=0), "n_features_in_"),
-    (lambda m: m["fitted"].update(_input_kind_="4d"), "_input_kind_"),
-    (lambda m: m["fitted"].update(secret=1), "unknown fitted attributes"),
-    (lambda m: m.pop("config"), "'config' is missing"),
-    (lambda m: m["sha256"].pop("classes_"), "classes_.* has no checksum"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            lambda m: m.update(format_version=_persist.FORMAT_VERSION + 1),
+            f"format version {_persist.FORMAT_VERSION + 1} was written by a newer lstm_native",
+        ),
+        (lambda m: m.update(format_version="1"), "invalid format version"),
+        (lambda m: m.update(format="keras"), "not an lstm_native model file"),
+        (lambda m: m.update({"class": "Pipeline"}), "unknown estimator class"),
+        (lambda m: m["params"].update(hidden_size=-1), "invalid hyperparameters"),
+        (lambda m: m["params"].update(colour="red"), "unknown hyperparameters"),
+        (lambda m: m["config"].update(hidden_size=5), "params_? has dtype .* needs"),
+        (lambda m: m["config"].update(hidden_size="4"), "configuration entry 'hidden_size'"),
+        (lambda m: m["config"].update(cell="transformer"), "invalid network configuration"),
+        (lambda m: m["config"].update(dtype="float16"), "unsupported dtype|configuration"),
+        (lambda m: m["fitted"].update(n_features_in_=0), "n_features_in_"),
+        (lambda m: m["fitted"].update(_input_kind_="4d"), "_input_kind_"),
+        (lambda m: m["fitted"].update(secret=1), "unknown fitted attributes"),
+        (lambda m: m.pop("config"), "'config' is missing"),
+        (lambda m: m["sha256"].pop("classes_"), "classes_.* has no checksum"),
+    ],
+)
 def test_inconsistent_metadata_is_refused(saved_any, tmp_path, edit, match):
     _expect_refused(_rewrite(saved_any, tmp_path / "bad.npz", change_meta=edit), match)
 
 
 # the member names of TrainState's arrays in each format version
-_ARRAY_NAMES = {"v2": {"params": "params", "m": "m", "v": "v"},
-                "v1": {"params": "params_", "m": "optimizer_m", "v": "optimizer_v"}}
+_ARRAY_NAMES = {
+    "v2": {"params": "params", "m": "m", "v": "v"},
+    "v1": {"params": "params_", "m": "optimizer_m", "v": "optimizer_v"},
+}
 
 
 @pytest.mark.parametrize("version", list(_ARRAY_NAMES))
@@ -310,16 +371,19 @@ def test_inconsistent_arrays_are_refused(saved, saved_v1, tmp_path, version):
     for change, match in [
         (lambda a: a.pop(m), f"'{m}' is missing"),
         (lambda a: a.__setitem__(params, a[params][:-1]), f"{params} has dtype"),
-        (lambda a: a.__setitem__(params, a[params].astype(np.float64)),
-         f"{params} has dtype float64"),
+        (
+            lambda a: a.__setitem__(params, a[params].astype(np.float64)),
+            f"{params} has dtype float64",
+        ),
         (lambda a: a.__setitem__(params, np.full_like(a[params], np.nan)), "NaN"),
         (lambda a: a.__setitem__("classes_", np.arange(5)), "classes_ has shape"),
         (lambda a: a.pop("classes_"), "classifier without classes_"),
     ]:
         bad = _rewrite(path, tmp_path / "bad.npz", change_arrays=change, keep_checksums=True)
         _expect_refused(bad, match)
-    with pytest.raises(ValueError, match="holds an estimator of class LSTMClassifier, not "
-                                         "LSTMRegressor"):
+    with pytest.raises(
+        ValueError, match="holds an estimator of class LSTMClassifier, not LSTMRegressor"
+    ):
         LSTMRegressor.load(path)
 
 
@@ -347,9 +411,19 @@ def test_eval_scores_round_trip(tmp_path):
 #   v1-classifier: what the `saved` fixture fits (boolean labels).
 # For those without early stopping, "after_partial_fit" is one more partial_fit on the same data.
 V1_FILES = ["v1-regressor", "v1-classifier-strings", "v1-classifier"]
-_V1_ATTRS = ("n_features_in_", "n_outputs_", "n_iter_", "t_", "loss_", "loss_curve_",
-             "best_loss_", "validation_scores_", "best_validation_score_", "learning_rate_",
-             "evals_result_")
+_V1_ATTRS = (
+    "n_features_in_",
+    "n_outputs_",
+    "n_iter_",
+    "t_",
+    "loss_",
+    "loss_curve_",
+    "best_loss_",
+    "validation_scores_",
+    "best_validation_score_",
+    "learning_rate_",
+    "evals_result_",
+)
 
 
 def _as_saved(a):
@@ -377,15 +451,21 @@ def test_version_1_files_load_as_before(name, tmp_path):
         assert type(est) is cls
         # the parameters as saved, and those added since (the regressor's loss, quantiles,
         # huber_delta) at their defaults
-        added = {k: v for k, v in cls().get_params().items()
-                 if k not in attrs["params"] and k != "callbacks"}
+        added = {
+            k: v
+            for k, v in cls().get_params().items()
+            if k not in attrs["params"] and k != "callbacks"
+        }
         assert {k: v for k, v in est.get_params().items() if k != "callbacks"} == {
-            **attrs["params"], **added}
+            **attrs["params"],
+            **added,
+        }
         np.testing.assert_array_equal(_as_saved(est.predict(X)), expected["predict"])
         if cls is LSTMClassifier:
             np.testing.assert_array_equal(est.predict_proba(X), expected["predict_proba"])
-            assert [c if isinstance(c, (bool, np.bool_)) else str(c)
-                    for c in est.classes_.tolist()] == attrs["classes_"]
+            assert [
+                c if isinstance(c, (bool, np.bool_)) else str(c) for c in est.classes_.tolist()
+            ] == attrs["classes_"]
         for attr in _V1_ATTRS:
             assert getattr(est, attr) == attrs[attr], attr
         if "params_after_partial_fit" in expected:  # moments, step, rate and RNG restored
@@ -393,8 +473,9 @@ def test_version_1_files_load_as_before(name, tmp_path):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 est.partial_fit(X, y)
             np.testing.assert_array_equal(est.params_, expected["params_after_partial_fit"])
-            np.testing.assert_array_equal(_as_saved(est.predict(X)),
-                                          expected["predict_after_partial_fit"])
+            np.testing.assert_array_equal(
+                _as_saved(est.predict(X)), expected["predict_after_partial_fit"]
+            )
 
 
 def test_version_1_optional_entries_take_their_defaults(saved_v1, tmp_path):
@@ -406,8 +487,7 @@ def test_version_1_optional_entries_take_their_defaults(saved_v1, tmp_path):
 
     est = lstm_native.load(_rewrite(saved_v1, tmp_path / "old.npz", change_meta=strip))
     state = est._fitted.state
-    assert (state.lr, state.step, state.no_improvement_count, state.eval_scores) == (
-        0.25, 0, 0, {})
+    assert (state.lr, state.step, state.no_improvement_count, state.eval_scores) == (0.25, 0, 0, {})
     assert est.loss_ == est.loss_curve_[-1]
 
 
@@ -429,14 +509,16 @@ def test_every_field_of_the_training_state_has_its_place_in_a_file():
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_state_section_is_the_training_state(early_stopping, tmp_path):
     X, y = _data()
-    est = _fit(LSTMClassifier(hidden_size=3, max_iter=3, random_state=0,
-                              early_stopping=early_stopping), X, y > 0)
+    est = _fit(
+        LSTMClassifier(hidden_size=3, max_iter=3, random_state=0, early_stopping=early_stopping),
+        X,
+        y > 0,
+    )
     est.save(tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
         meta = json.loads(str(f["__meta__"]))
         assert meta["state"] == est._fitted.state.scalars()
-        assert set(f.files) == {*TrainState.ARRAYS, "classes_", "random_state_keys",
-                                "__meta__"}
+        assert set(f.files) == {*TrainState.ARRAYS, "classes_", "random_state_keys", "__meta__"}
     loaded = lstm_native.load(tmp_path / "m.npz")._fitted.state
     assert loaded.scalars() == est._fitted.state.scalars()
     for name in TrainState.ARRAYS:
@@ -483,32 +565,41 @@ print("trained")
 
 def test_random_state_out_of_range_is_refused(saved_any, tmp_path):
     # checksums consistent (the arrays are unchanged): only the field check can refuse it
-    bad = _rewrite(saved_any, tmp_path / "pos.npz",
-                   change_meta=lambda m: m["random_state"].update(pos=10**9))
+    bad = _rewrite(
+        saved_any, tmp_path / "pos.npz", change_meta=lambda m: m["random_state"].update(pos=10**9)
+    )
     _expect_refused(bad, r"random_state entry 'pos': 1000000000 \(expected an int in \[0, 624\]")
     # It used to load, and partial_fit then read out of NumPy's Mersenne Twister state (a
     # segfault): in a subprocess, so that a crash fails this test instead of killing pytest.
-    proc = subprocess.run([sys.executable, "-c", _USE_AFTER_LOAD, str(bad)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _USE_AFTER_LOAD, str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.startswith("refused:"), proc.stdout
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda m: m["random_state"].update(pos=-1), "random_state entry 'pos'"),
-    (lambda m: m["random_state"].update(pos=625), "random_state entry 'pos'"),
-    (lambda m: m["random_state"].update(pos=True), "random_state entry 'pos'"),
-    (lambda m: m["random_state"].update(pos=3.0), "random_state entry 'pos'"),
-    (lambda m: m["random_state"].update(has_gauss=2), "random_state entry 'has_gauss'"),
-    (lambda m: m["random_state"].update(has_gauss=True), "random_state entry 'has_gauss'"),
-    (lambda m: m["random_state"].update(cached_gaussian=math.nan), "'cached_gaussian'"),
-    (lambda m: m["random_state"].update(cached_gaussian="0"), "'cached_gaussian'"),
-    (lambda m: m["random_state"].update(kind="PCG64"), "random_state entry 'kind'"),
-    (lambda m: m["random_state"].pop("pos"), "random_state entry 'pos' is missing"),
-    (lambda m: m["random_state"].update(seed=1), "unknown random_state entries"),
-    (lambda m: m.update(random_state=[1, 2]), "metadata entry 'random_state'"),
-    (lambda m: m.pop("random_state"), "random_state and the array random_state_keys"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda m: m["random_state"].update(pos=-1), "random_state entry 'pos'"),
+        (lambda m: m["random_state"].update(pos=625), "random_state entry 'pos'"),
+        (lambda m: m["random_state"].update(pos=True), "random_state entry 'pos'"),
+        (lambda m: m["random_state"].update(pos=3.0), "random_state entry 'pos'"),
+        (lambda m: m["random_state"].update(has_gauss=2), "random_state entry 'has_gauss'"),
+        (lambda m: m["random_state"].update(has_gauss=True), "random_state entry 'has_gauss'"),
+        (lambda m: m["random_state"].update(cached_gaussian=math.nan), "'cached_gaussian'"),
+        (lambda m: m["random_state"].update(cached_gaussian="0"), "'cached_gaussian'"),
+        (lambda m: m["random_state"].update(kind="PCG64"), "random_state entry 'kind'"),
+        (lambda m: m["random_state"].pop("pos"), "random_state entry 'pos' is missing"),
+        (lambda m: m["random_state"].update(seed=1), "unknown random_state entries"),
+        (lambda m: m.update(random_state=[1, 2]), "metadata entry 'random_state'"),
+        (lambda m: m.pop("random_state"), "random_state and the array random_state_keys"),
+    ],
+)
 def test_invalid_random_state_is_refused(saved_any, tmp_path, edit, match):
     _expect_refused(_rewrite(saved_any, tmp_path / "bad.npz", change_meta=edit), match)
 
@@ -590,70 +681,89 @@ def test_invalid_state_entries_are_refused(saved, tmp_path, edit, match):
 
 def test_state_section_belongs_to_its_version(saved, saved_v1, tmp_path):
     # version 2 keeps no training state among the fitted attributes, version 1 no section
-    bad = _rewrite(saved, tmp_path / "bad.npz", change_meta=lambda m: m["fitted"].update(
-        t_=m["state"]["t"]))
+    bad = _rewrite(
+        saved, tmp_path / "bad.npz", change_meta=lambda m: m["fitted"].update(t_=m["state"]["t"])
+    )
     _expect_refused(bad, r"unknown fitted attributes \['t_'\]")
     bad = _rewrite(saved_v1, tmp_path / "bad.npz", change_meta=lambda m: m.update(state={}))
     _expect_refused(bad, r"unknown metadata entries \['state'\]")
     bad = _rewrite(saved, tmp_path / "bad.npz", change_meta=lambda m: m.pop("state"))
     _expect_refused(bad, "metadata entry 'state' is missing")
     # and the arrays: version 1's names in version 2 are foreign
-    bad = _rewrite(saved, tmp_path / "bad.npz", change_arrays=lambda a: a.update(
-        params_=a.pop("params")), keep_checksums=True)
+    bad = _rewrite(
+        saved,
+        tmp_path / "bad.npz",
+        change_arrays=lambda a: a.update(params_=a.pop("params")),
+        keep_checksums=True,
+    )
     _expect_refused(bad, "array 'params' is missing")
 
 
-@pytest.mark.parametrize("edit, match", [
-    # the network configuration
-    (lambda m: m["config"].update(hidden_size=True), "configuration entry 'hidden_size'"),
-    (lambda m: m["config"].update(num_layers=2**40), "configuration entry 'num_layers'"),
-    (lambda m: m["config"].update(output_size=0), "configuration entry 'output_size'"),
-    (lambda m: m["config"].update(dropout=1.0), "configuration entry 'dropout'"),
-    (lambda m: m["config"].update(dropout=math.nan), "configuration entry 'dropout'"),
-    (lambda m: m["config"].update(bidirectional=1), "configuration entry 'bidirectional'"),
-    (lambda m: m["config"].update(cell="rnn"), "configuration entry 'cell'"),
-    (lambda m: m["config"].update(loss="mse"), "loss 'mse' is not that of a LSTMClassifier"),
-    (lambda m: m["config"].update(bias=True), "unknown network configuration entries"),
-    (lambda m: m["config"].pop("dtype"), "configuration entry 'dtype' is missing"),
-    # hyperparameters: JSON form, then the estimator's own validation
-    (lambda m: m["params"].update(hidden_size=True), "invalid hyperparameter"),
-    (lambda m: m["params"].update(n_jobs=2**40), "invalid hyperparameters"),
-    (lambda m: m["params"].update(random_state=10**30), "invalid hyperparameters"),
-    (lambda m: m["params"].update(alpha=[[1e-4]]), "hyperparameter 'alpha'"),
-    (lambda m: m["params"].update(callbacks=[1]), "hyperparameter 'callbacks'"),
-    (lambda m: m["params"].update(class_weight=[[True, -1.0]]), "'class_weight'"),
-    (lambda m: m["params"].update(class_weight={"a": 1}), "'class_weight'"),
-    # top level
-    (lambda m: m.update(extra=1), "unknown metadata entries"),
-    (lambda m: m.update(classes_object="yes"), "metadata entry 'classes_object'"),
-    (lambda m: m.update(feature_names_in_=[1, 2, 3]), "metadata entry 'feature_names_in_'"),
-    (lambda m: m.update(feature_names_in_=["a", "b", "c"]), "feature_names_in_ has 3 names"),
-    (lambda m: m.update(lstm_native_version=1), "metadata entry 'lstm_native_version'"),
-    (lambda m: m.update(format_version=True), "invalid format version"),
-    (lambda m: m["sha256"].update(params_="abc"), "checksum of 'params_' is 'abc'"),
-    (lambda m: m["sha256"].update(weights="0" * 64), "checksums for arrays that are not"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        # the network configuration
+        (lambda m: m["config"].update(hidden_size=True), "configuration entry 'hidden_size'"),
+        (lambda m: m["config"].update(num_layers=2**40), "configuration entry 'num_layers'"),
+        (lambda m: m["config"].update(output_size=0), "configuration entry 'output_size'"),
+        (lambda m: m["config"].update(dropout=1.0), "configuration entry 'dropout'"),
+        (lambda m: m["config"].update(dropout=math.nan), "configuration entry 'dropout'"),
+        (lambda m: m["config"].update(bidirectional=1), "configuration entry 'bidirectional'"),
+        (lambda m: m["config"].update(cell="rnn"), "configuration entry 'cell'"),
+        (lambda m: m["config"].update(loss="mse"), "loss 'mse' is not that of a LSTMClassifier"),
+        (lambda m: m["config"].update(bias=True), "unknown network configuration entries"),
+        (lambda m: m["config"].pop("dtype"), "configuration entry 'dtype' is missing"),
+        # hyperparameters: JSON form, then the estimator's own validation
+        (lambda m: m["params"].update(hidden_size=True), "invalid hyperparameter"),
+        (lambda m: m["params"].update(n_jobs=2**40), "invalid hyperparameters"),
+        (lambda m: m["params"].update(random_state=10**30), "invalid hyperparameters"),
+        (lambda m: m["params"].update(alpha=[[1e-4]]), "hyperparameter 'alpha'"),
+        (lambda m: m["params"].update(callbacks=[1]), "hyperparameter 'callbacks'"),
+        (lambda m: m["params"].update(class_weight=[[True, -1.0]]), "'class_weight'"),
+        (lambda m: m["params"].update(class_weight={"a": 1}), "'class_weight'"),
+        # top level
+        (lambda m: m.update(extra=1), "unknown metadata entries"),
+        (lambda m: m.update(classes_object="yes"), "metadata entry 'classes_object'"),
+        (lambda m: m.update(feature_names_in_=[1, 2, 3]), "metadata entry 'feature_names_in_'"),
+        (lambda m: m.update(feature_names_in_=["a", "b", "c"]), "feature_names_in_ has 3 names"),
+        (lambda m: m.update(lstm_native_version=1), "metadata entry 'lstm_native_version'"),
+        (lambda m: m.update(format_version=True), "invalid format version"),
+        (lambda m: m["sha256"].update(params_="abc"), "checksum of 'params_' is 'abc'"),
+        (lambda m: m["sha256"].update(weights="0" * 64), "checksums for arrays that are not"),
+    ],
+)
 def test_invalid_metadata_fields_are_refused(saved_any, tmp_path, edit, match):
     _expect_refused(_rewrite(saved_any, tmp_path / "bad.npz", change_meta=edit), match)
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda a: a.__setitem__("m", np.full_like(a["m"], np.inf)),
-     "moments contain NaN or infinity"),
-    (lambda a: a.__setitem__("v", -np.ones_like(a["v"])), "negative"),
-    (lambda a: a.__setitem__("classes_", a["classes_"][::-1]), "not sorted and unique"),
-    (lambda a: a.__setitem__("classes_", np.array([True, True])), "not sorted and unique"),
-    (lambda a: a.__setitem__("classes_", np.array([0.0, np.nan])), "NaN"),
-    (lambda a: a.__setitem__("classes_", np.array([b"a", b"b"])), r"classes_ has dtype '\|S1'"),
-    (lambda a: a.__setitem__("classes_", np.array([[0], [1]])), "classes_ has shape"),
-    (lambda a: a.__setitem__("random_state_keys", np.zeros(624, dtype=np.int64)),
-     "random_state_keys has dtype <i8"),
-    (lambda a: a.__setitem__("random_state_keys", np.zeros(623, dtype=np.uint32)),
-     r"random_state_keys has dtype <u4 and shape \(623,\)"),
-    (lambda a: a.__setitem__("params", a["params"].astype(">f4")),
-     "params has the big-endian dtype"),
-    (lambda a: a.__setitem__("weights", np.zeros(3)), r"unexpected arrays \['weights'\]"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (
+            lambda a: a.__setitem__("m", np.full_like(a["m"], np.inf)),
+            "moments contain NaN or infinity",
+        ),
+        (lambda a: a.__setitem__("v", -np.ones_like(a["v"])), "negative"),
+        (lambda a: a.__setitem__("classes_", a["classes_"][::-1]), "not sorted and unique"),
+        (lambda a: a.__setitem__("classes_", np.array([True, True])), "not sorted and unique"),
+        (lambda a: a.__setitem__("classes_", np.array([0.0, np.nan])), "NaN"),
+        (lambda a: a.__setitem__("classes_", np.array([b"a", b"b"])), r"classes_ has dtype '\|S1'"),
+        (lambda a: a.__setitem__("classes_", np.array([[0], [1]])), "classes_ has shape"),
+        (
+            lambda a: a.__setitem__("random_state_keys", np.zeros(624, dtype=np.int64)),
+            "random_state_keys has dtype <i8",
+        ),
+        (
+            lambda a: a.__setitem__("random_state_keys", np.zeros(623, dtype=np.uint32)),
+            r"random_state_keys has dtype <u4 and shape \(623,\)",
+        ),
+        (
+            lambda a: a.__setitem__("params", a["params"].astype(">f4")),
+            "params has the big-endian dtype",
+        ),
+        (lambda a: a.__setitem__("weights", np.zeros(3)), r"unexpected arrays \['weights'\]"),
+    ],
+)
 def test_invalid_array_values_are_refused(saved, tmp_path, change, match):
     bad = _rewrite(saved, tmp_path / "bad.npz", change_arrays=change, keep_checksums=True)
     _expect_refused(bad, match)
@@ -661,18 +771,25 @@ def test_invalid_array_values_are_refused(saved, tmp_path, change, match):
 
 def test_invalid_state_arrays_of_version_1_are_refused(saved_v1, tmp_path):
     for change, match in [
-        (lambda a: a.__setitem__("optimizer_m", np.full_like(a["optimizer_m"], np.inf)),
-         "moments contain NaN or infinity"),
-        (lambda a: a.__setitem__("optimizer_v", -np.ones_like(a["optimizer_v"])),
-         "optimizer_v .* negative"),
-        (lambda a: a.__setitem__("params_", a["params_"].astype(">f4")),
-         "params_ has the big-endian dtype"),
-        (lambda a: a.__setitem__("params_", np.full_like(a["params_"], np.inf)),
-         "params_ contains NaN or infinity"),
+        (
+            lambda a: a.__setitem__("optimizer_m", np.full_like(a["optimizer_m"], np.inf)),
+            "moments contain NaN or infinity",
+        ),
+        (
+            lambda a: a.__setitem__("optimizer_v", -np.ones_like(a["optimizer_v"])),
+            "optimizer_v .* negative",
+        ),
+        (
+            lambda a: a.__setitem__("params_", a["params_"].astype(">f4")),
+            "params_ has the big-endian dtype",
+        ),
+        (
+            lambda a: a.__setitem__("params_", np.full_like(a["params_"], np.inf)),
+            "params_ contains NaN or infinity",
+        ),
         (lambda a: a.__setitem__("m", a["optimizer_m"]), r"unexpected arrays \['m'\]"),
     ]:
-        bad = _rewrite(saved_v1, tmp_path / "bad.npz", change_arrays=change,
-                       keep_checksums=True)
+        bad = _rewrite(saved_v1, tmp_path / "bad.npz", change_arrays=change, keep_checksums=True)
         _expect_refused(bad, match)
 
 
@@ -689,18 +806,27 @@ def test_crafted_npy_headers_are_refused(saved, tmp_path):
     from test_load_attacks import npy_raw, raw_zip, read_members
 
     members = dict(read_members(saved))
-    body = members["params.npy"][members["params.npy"].index(b"\n") + 1:]
+    body = members["params.npy"][members["params.npy"].index(b"\n") + 1 :]
     P = len(body) // 4
     for header, match in [
         # what ast.literal_eval (np.load) fails on with RecursionError/MemoryError/TokenError
-        ("{'descr': '<f4', 'fortran_order': False, 'shape': (" + "(" * 3000 + ")" * 3000
-         + "), }", "damaged .npy header"),
-        ("{'descr': '<f4', 'fortran_order': False, 'shape': (" + "9" * 4000 + ",), }",
-         "damaged .npy header"),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': ("
+            + "(" * 3000
+            + ")" * 3000
+            + "), }",
+            "damaged .npy header",
+        ),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (" + "9" * 4000 + ",), }",
+            "damaged .npy header",
+        ),
         (f"{{'descr': '|O', 'fortran_order': False, 'shape': ({P},), }}", "no objects"),
         (f"{{'descr': '<f4', 'fortran_order': True, 'shape': ({P},), }}", "Fortran order"),
-        (f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({P + 1},), }}",
-         "declares .* bytes, but its header describes"),
+        (
+            f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({P + 1},), }}",
+            "declares .* bytes, but its header describes",
+        ),
     ]:
         m = dict(members, **{"params.npy": npy_raw(header, body)})
         (tmp_path / "bad.npz").write_bytes(raw_zip(list(m.items())))
@@ -753,8 +879,9 @@ def deflated_2gib():
 
 @pytest.mark.parametrize("where", ["params", "foreign", "__meta__", "consistent-config"])
 def test_deflated_bomb_is_refused_without_allocating(saved, tmp_path, deflated_2gib, where):
-    from lstm_native._network import core_config
     from test_load_attacks import npy, npy_header, npy_raw, raw_zip, read_members
+
+    from lstm_native._network import core_config
 
     bomb = deflated_2gib(npy_raw(npy_header("<f4", (2**29,))))
     members = dict(read_members(saved))
@@ -779,11 +906,18 @@ def test_deflated_bomb_is_refused_without_allocating(saved, tmp_path, deflated_2
         env["LSTM_NATIVE_AVAILABLE_MEMORY"] = str(2**30)
         expect = r"its arrays need \d+\.\d GiB of memory, but only 1.0 GiB is available"
     path = tmp_path / "bomb.npz"
-    path.write_bytes(raw_zip([(n, *v) if isinstance(v, tuple) else (n, v)
-                              for n, v in members.items()]))
+    path.write_bytes(
+        raw_zip([(n, *v) if isinstance(v, tuple) else (n, v) for n, v in members.items()])
+    )
     assert path.stat().st_size < 3 * 2**20
-    proc = subprocess.run([sys.executable, "-c", _MEASURE_LOAD, str(path)], env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE_LOAD, str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout.splitlines()
     peak, grown = map(int, out[1].split()[1:])
@@ -818,8 +952,11 @@ def test_save_refuses_special_files(saved, tmp_path):
     os.mkfifo(fifo)
     folder = tmp_path / "folder.npz"
     folder.mkdir()
-    targets = [(fifo, "it is a FIFO"), (folder, "it is a directory; give a file name"),
-               (tmp_path / "link-to-folder.npz", "it is a directory")]
+    targets = [
+        (fifo, "it is a FIFO"),
+        (folder, "it is a directory; give a file name"),
+        (tmp_path / "link-to-folder.npz", "it is a directory"),
+    ]
     os.symlink(folder, tmp_path / "link-to-folder.npz")
     if _char_device():
         # save("/dev/null") as root used to replace the system's /dev/null by the archive;
@@ -833,8 +970,7 @@ def test_save_refuses_special_files(saved, tmp_path):
             est.save(target)
         assert f"Cannot save to {str(target)!r}" in str(info.value)
     assert sorted(os.listdir(tmp_path)) == before  # nothing replaced, no temporary file left
-    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and folder.is_dir() and not any(
-        folder.iterdir())
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and folder.is_dir() and not any(folder.iterdir())
     if _char_device():
         assert os.readlink(tmp_path / "link-to-null.npz") == _char_device()
         assert stat.S_ISCHR(os.stat(_char_device()).st_mode)

@@ -25,7 +25,8 @@ SMALL = dict(hidden_size=8, max_iter=60, learning_rate_init=0.02)
 # right; so does a float64 instance with alpha > 0.
 SAMPLE_WEIGHT_REASON = (
     "float32 rounding of weighting vs repeating samples can exceed the check's tolerance; the "
-    "float64 instances pass this check")
+    "float64 instances pass this check"
+)
 
 EXACT = dict(SMALL, dtype="float64")
 FASTER = dict(EXACT, learning_rate_init=0.05)
@@ -45,9 +46,11 @@ ESTIMATORS = [
 
 def _float32_sample_weight_check(estimator, check):
     name = getattr(check, "func", check).__name__
-    return (name == "check_sample_weight_equivalence_on_dense_data"
-            and isinstance(estimator, (LSTMRegressor, LSTMClassifier))
-            and estimator.dtype != "float64")
+    return (
+        name == "check_sample_weight_equivalence_on_dense_data"
+        and isinstance(estimator, (LSTMRegressor, LSTMClassifier))
+        and estimator.dtype != "float64"
+    )
 
 
 @parametrize_with_checks(ESTIMATORS)

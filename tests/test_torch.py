@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import rel_err  # noqa: E402
+
 from lstm_native import nn  # noqa: E402
 
 TOL = 1e-5
@@ -68,7 +69,8 @@ def test_matches_torch(rng, sizes, cell, num_layers, use_lengths):
         y, state_n = tl(x, state)
     else:
         packed = torch.nn.utils.rnn.pack_padded_sequence(
-            x, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+            x, torch.tensor(lengths), batch_first=True, enforce_sorted=False
+        )
         y, state_n = tl(packed, state)
         y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=T)
     h_n, c_n = state_n if is_lstm else (state_n, None)
@@ -85,8 +87,10 @@ def test_matches_torch(rng, sizes, cell, num_layers, use_lengths):
     grads = layer.backward(R, dstate=(Rh, Rc) if is_lstm else Rh)
     h_ours, c_ours = st if is_lstm else (st, None)
 
-    errors = {"y": rel_err(y_ours, y.detach().numpy()),
-              "h_n": rel_err(h_ours, h_n.detach().numpy())}
+    errors = {
+        "y": rel_err(y_ours, y.detach().numpy()),
+        "h_n": rel_err(h_ours, h_n.detach().numpy()),
+    }
     if is_lstm:
         errors["c_n"] = rel_err(c_ours, c_n.detach().numpy())
     for name, p in tl.named_parameters():

@@ -12,12 +12,13 @@ import warnings
 
 import numpy as np
 import pytest
-
-import reference as ref
 from conftest import rel_err
+
 from lstm_native import LSTMClassifier, LSTMRegressor, nn
 from lstm_native._network import initial_parameters
 from lstm_native.diagnostics import GATE_BLOCKS, gate_trace, gradient_flow
+
+import reference as ref
 
 CELLS = ref.CELLS
 LENGTHS = [5, 2, 4]
@@ -59,12 +60,12 @@ def test_core_traces_and_sequence_grads_match_reference(rng, cell, num_layers, d
     want_tr = ref.trace(cache)
     want = ref.backward(params, cache, dy, dh, dc, return_sequences_grads=True)
 
-    cast = (lambda a: None if a is None else a.astype(dtype))
+    cast = lambda a: None if a is None else a.astype(dtype)
     layer = _layer(cell, {k: cast(v) for k, v in params.items()}, D, H, L, dtype)
-    _, _, tr = layer.forward(cast(x), _state(cell, cast(h0), cast(c0)), lengths=lengths,
-                             return_gates=True)
-    got = layer.backward(cast(dy), _state(cell, cast(dh), cast(dc)),
-                         return_sequences_grads=True)
+    _, _, tr = layer.forward(
+        cast(x), _state(cell, cast(h0), cast(c0)), lengths=lengths, return_gates=True
+    )
+    got = layer.backward(cast(dy), _state(cell, cast(dh), cast(dc)), return_sequences_grads=True)
     tol = 1e-10 if dtype == np.float64 else 2e-5
     assert set(tr) == set(want_tr)
     for k in tr:
@@ -89,6 +90,7 @@ def test_core_gate_block_of_single_block_cells(rng, cell):
 
 # -- gradient_flow on a layer ------------------------------------------------------------------
 
+
 def _reference_flow(cell, params, x, L, target=None):
     """gradient_flow computed from the reference alone (a loop, not a cumulative product)."""
     N, T, _ = x.shape
@@ -105,17 +107,17 @@ def _reference_flow(cell, params, x, L, target=None):
     f = None
     if "f" in blocks:
         j = blocks.index("f")
-        f = tr["gates"][..., j * H:(j + 1) * H]
+        f = tr["gates"][..., j * H : (j + 1) * H]
     elif cell == "cifg":
         f = 1.0 - tr["gates"][..., :H]
     elif cell == "lstm_1997":
         f = np.ones_like(tr["h"])
     elif cell == "gru":
-        f = tr["gates"][..., H:2 * H]
+        f = tr["gates"][..., H : 2 * H]
     if f is not None:
         prod = np.ones(f.shape[:2] + (T,) + f.shape[3:])
         for t in range(T):
-            prod[:, :, t] = np.prod(f[:, :, t + 1:], axis=2)
+            prod[:, :, t] = np.prod(f[:, :, t + 1 :], axis=2)
         out["forget_product"] = prod.mean(axis=(1, 3)).T
     return out
 
@@ -142,8 +144,10 @@ def test_gradient_flow_layer_matches_reference(rng, cell, num_layers, with_targe
         np.testing.assert_array_equal(got["forget_product"][-1], 1.0)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "lstm_1997", "cifg", "ungated",
-                                  "cell_as_input", "lstm_peephole"])
+@pytest.mark.parametrize(
+    "cell",
+    ["lstm", "gru", "rnn_tanh", "lstm_1997", "cifg", "ungated", "cell_as_input", "lstm_peephole"],
+)
 def test_gradient_flow_is_h0_gradient_of_the_suffix(rng, cell):
     """Exact check on the core alone: dL/dh_t (and dL/dc_t) of a loss on the last step equals
     dL/dh0 of the same loss on x[:, t+1:] started from the state after step t. (dL/dc_t is
@@ -159,13 +163,14 @@ def test_gradient_flow_is_h0_gradient_of_the_suffix(rng, cell):
     flow = gradient_flow(layer, x)
     for t in range(T - 1):
         state = _state(cell, tr["h"][:, :, t], tr["c"][:, :, t] if "c" in tr else None)
-        layer.forward(x[:, t + 1:], state)
+        layer.forward(x[:, t + 1 :], state)
         dy_s = np.zeros((N, T - 1 - t, H))
         dy_s[:, -1] = 1.0
         g_s = layer.backward(dy_s)
         np.testing.assert_allclose(g["dh"][0, :, t], g_s["h0"][0], rtol=1e-11, atol=1e-14)
         assert flow["dh_norm"][t, 0] == pytest.approx(
-            np.linalg.norm(g_s["h0"][0], axis=1).mean(), rel=1e-11, abs=1e-300)
+            np.linalg.norm(g_s["h0"][0], axis=1).mean(), rel=1e-11, abs=1e-300
+        )
 
 
 def test_gradient_flow_forget_product_from_the_trace(rng):
@@ -175,9 +180,9 @@ def test_gradient_flow_forget_product_from_the_trace(rng):
     layer = nn.Recurrent(D, H, L, cell="lstm", dtype=np.float64, random_state=3)
     x = rng.standard_normal((N, T, D))
     flow = gradient_flow(layer, x)
-    f = gate_trace(layer, x)["f"]                          # (N, L, T, H)
+    f = gate_trace(layer, x)["f"]  # (N, L, T, H)
     for t in range(T):
-        want = np.prod(f[:, :, t + 1:], axis=2).mean(axis=(0, 2))
+        want = np.prod(f[:, :, t + 1 :], axis=2).mean(axis=(0, 2))
         np.testing.assert_allclose(flow["forget_product"][t], want, rtol=1e-12)
 
 
@@ -190,10 +195,10 @@ def test_gate_trace(rng):
         _, _, _, cache = ref.forward(params, x, cell, L)
         want = ref.trace(cache)
         for k, v in want.items():
-            assert tr[k].shape == (N, L) + v.shape[2:]          # batch first
+            assert tr[k].shape == (N, L) + v.shape[2:]  # batch first
             np.testing.assert_allclose(tr[k], np.swapaxes(v, 0, 1), rtol=1e-10, atol=1e-13)
         for j, name in enumerate(GATE_BLOCKS[cell]):
-            np.testing.assert_array_equal(tr[name], tr["gates"][..., j * H:(j + 1) * H])
+            np.testing.assert_array_equal(tr[name], tr["gates"][..., j * H : (j + 1) * H])
         if cell == "cifg":
             np.testing.assert_array_equal(tr["f"], 1.0 - tr["i"])
 
@@ -201,18 +206,19 @@ def test_gate_trace(rng):
 def test_diagnostics_reject_bad_input(rng):
     layer = nn.Recurrent(2, 3, cell="lstm", dtype=np.float64)
     with pytest.raises(ValueError):
-        gradient_flow(layer, np.zeros((2, 5, 3)))              # wrong feature count
+        gradient_flow(layer, np.zeros((2, 5, 3)))  # wrong feature count
     with pytest.raises(ValueError):
         gradient_flow(layer, [np.zeros((4, 2)), np.zeros((5, 2))])  # ragged
     with pytest.raises(ValueError):
         gradient_flow(layer, np.zeros((2, 5, 2)), np.zeros((2, 4)))  # target width
     with pytest.raises(TypeError):
         gradient_flow("lstm", np.zeros((2, 5, 2)))
-    with pytest.raises(Exception):                              # not fitted
+    with pytest.raises(ValueError):  # not fitted (and no y to size the head)
         gradient_flow(LSTMRegressor(), np.zeros((2, 5, 2)))
 
 
 # -- gradient_flow on estimators ---------------------------------------------------------------
+
 
 def _fit(est, X, y):
     with warnings.catch_warnings():
@@ -228,18 +234,18 @@ def test_gradient_flow_estimator_regressor(rng, cell):
     N, T, D = 40, 8, 2
     X = rng.standard_normal((N, T, D))
     y = X[:, :, 0].sum(axis=1)
-    est = _fit(LSTMRegressor(cell=cell, hidden_size=6, num_layers=2, max_iter=3,
-                             random_state=0), X, y)
+    est = _fit(
+        LSTMRegressor(cell=cell, hidden_size=6, num_layers=2, max_iter=3, random_state=0), X, y
+    )
     flow = gradient_flow(est, X, y)
     pred = est.predict(X)
     assert flow["loss"] == pytest.approx(0.5 * np.mean((pred - y) ** 2), rel=1e-4)
-    W = est.named_parameters()["head.weight"]                   # (1, H)
+    W = est.named_parameters()["head.weight"]  # (1, H)
     want_last = np.mean(np.abs(pred - y)) * np.linalg.norm(W)
     assert flow["dh_norm"][-1, -1] == pytest.approx(want_last, rel=1e-4)
     assert flow["dh_norm"].shape == (T, 2)
     # without y, or of="output": the gradient of the prediction itself
-    assert gradient_flow(est, X)["dh_norm"][-1, -1] == pytest.approx(np.linalg.norm(W),
-                                                                     rel=1e-6)
+    assert gradient_flow(est, X)["dh_norm"][-1, -1] == pytest.approx(np.linalg.norm(W), rel=1e-6)
     out = gradient_flow(est, X, y, of="output")
     for k in ("dh_norm", "dc_norm", "forget_product"):
         if k in out:
@@ -269,14 +275,16 @@ def test_gradient_flow_estimator_classifier(rng):
 
 def test_gradient_flow_estimator_rejects_bidirectional(rng):
     X = rng.standard_normal((20, 5, 2))
-    est = _fit(LSTMRegressor(hidden_size=4, bidirectional=True, max_iter=1, random_state=0),
-               X, X[:, 0, 0])
+    est = _fit(
+        LSTMRegressor(hidden_size=4, bidirectional=True, max_iter=1, random_state=0), X, X[:, 0, 0]
+    )
     with pytest.raises(ValueError, match="unidirectional"):
         gradient_flow(est, X)
 
 
-@pytest.mark.parametrize("est_cls,cell", [(LSTMRegressor, "lstm"), (LSTMRegressor, "ungated"),
-                                          (LSTMClassifier, "gru")])
+@pytest.mark.parametrize(
+    "est_cls,cell", [(LSTMRegressor, "lstm"), (LSTMRegressor, "ungated"), (LSTMClassifier, "gru")]
+)
 def test_gradient_flow_unfitted_estimator_is_at_initialization(rng, est_cls, cell):
     """An unfitted estimator is measured at the network fit(X, y) starts from."""
     N, T, D = 30, 6, 2
@@ -293,8 +301,9 @@ def test_gradient_flow_unfitted_estimator_is_at_initialization(rng, est_cls, cel
     for name, v in fitted.named_parameters().items():
         layout.append((name, off, v.shape))
         off += v.size
-    fitted.params_[...] = initial_parameters(layout, off, cell, 5, random_state=7,
-                                             dtype=fitted.params_.dtype)
+    fitted.params_[...] = initial_parameters(
+        layout, off, cell, 5, random_state=7, dtype=fitted.params_.dtype
+    )
     flow1 = gradient_flow(fitted, X, y)
     for k in flow0:
         np.testing.assert_allclose(flow0[k], flow1[k], rtol=1e-6, err_msg=k)

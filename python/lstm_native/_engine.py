@@ -26,8 +26,9 @@ Faults:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -50,22 +51,26 @@ class Dataset:
     """Sequences with their prepared targets (what the core takes) and sample weights."""
 
     seqs: Sequences
-    Y: np.ndarray                # (N, O), (N,) class indices, or per step (N, T[, O])
+    Y: np.ndarray  # (N, O), (N,) class indices, or per step (N, T[, O])
     sw: Optional[np.ndarray] = None
-    per_step: bool = False       # Y has a time axis (return_sequences)
+    per_step: bool = False  # Y has a time axis (return_sequences)
 
     @property
     def n(self) -> int:
         return self.seqs.n_samples
 
-    def subset(self, sl: slice) -> "Dataset":
+    def subset(self, sl: slice) -> Dataset:
         """Sequences ``sl`` (time cropped to their longest one, per-step targets with it)."""
         seqs = self.seqs.subset(sl)
         Y = self.Y[sl]
         if self.per_step:
             Y = Y[:, : seqs.X.shape[1]]
-        return Dataset(seqs, np.ascontiguousarray(Y),
-                       None if self.sw is None else self.sw[sl].copy(), self.per_step)
+        return Dataset(
+            seqs,
+            np.ascontiguousarray(Y),
+            None if self.sw is None else self.sw[sl].copy(),
+            self.per_step,
+        )
 
 
 def check_outputs(out: np.ndarray) -> np.ndarray:
@@ -76,7 +81,8 @@ def check_outputs(out: np.ndarray) -> np.ndarray:
             f"The network's outputs are not finite (overflow) for {bad.size} of "
             f"{out.shape[0]} sequences (indices {bad[:10].tolist()}"
             f"{', ...' if bad.size > 10 else ''}); their values lie far outside the range "
-            "the model was trained on")
+            "the model was trained on"
+        )
     return out
 
 
@@ -99,7 +105,7 @@ class TrainingEnv:
     score: Optional[float] = None
     scores: dict = field(default_factory=dict)
     interrupted: bool = False
-    stopped: bool = False           # a callback ended training before max_epochs
+    stopped: bool = False  # a callback ended training before max_epochs
     divergence_note: str = ""
     patience: Optional[int] = None  # set by the callback that reports a plateau
     baseline_loss: Optional[float] = None  # the training loss of the best constant model
@@ -109,15 +115,25 @@ class TrainingEnv:
         return _all_finite(st.params) and _all_finite(st.m) and _all_finite(st.v)
 
 
-def train(network: Network, state: TrainState, data: Dataset, *, options: OptimOptions,
-          max_epochs: int, tol: float, callbacks: Sequence[Any],
-          publish: Callable[[TrainState], None],
-          score: Optional[Callable[[np.ndarray, Dataset], float]] = None,
-          validation: Optional[Dataset] = None, eval_sets: Optional[dict] = None,
-          save: Optional[Callable[[Any, TrainState], None]] = None,
-          n_jobs: Optional[int] = None, check_overflow: Optional[Dataset] = None,
-          bounded: Optional[Callable[[np.ndarray], bool]] = None,
-          baseline_loss: Optional[float] = None) -> TrainingEnv:
+def train(
+    network: Network,
+    state: TrainState,
+    data: Dataset,
+    *,
+    options: OptimOptions,
+    max_epochs: int,
+    tol: float,
+    callbacks: Sequence[Any],
+    publish: Callable[[TrainState], None],
+    score: Optional[Callable[[np.ndarray, Dataset], float]] = None,
+    validation: Optional[Dataset] = None,
+    eval_sets: Optional[dict] = None,
+    save: Optional[Callable[[Any, TrainState], None]] = None,
+    n_jobs: Optional[int] = None,
+    check_overflow: Optional[Dataset] = None,
+    bounded: Optional[Callable[[np.ndarray], bool]] = None,
+    baseline_loss: Optional[float] = None,
+) -> TrainingEnv:
     """Trains ``state`` on ``data`` (see the module docstring); returns the environment of
     the run (``env.stopped``: a callback stopped it before ``max_epochs``).
 
@@ -141,10 +157,16 @@ def train(network: Network, state: TrainState, data: Dataset, *, options: OptimO
         raw = network.predict_raw(state.params, on.seqs.X, on.seqs.core_lengths, n_jobs)
         return float(score(check_outputs(raw), on))
 
-    env = TrainingEnv(state=state, network=network, train=data, tol=float(tol),
-                      max_epochs=int(max_epochs),
-                      save=(lambda path: save(path, state)) if save else _no_save,
-                      predicts_finite=predicts_finite, baseline_loss=baseline_loss)
+    env = TrainingEnv(
+        state=state,
+        network=network,
+        train=data,
+        tol=float(tol),
+        max_epochs=int(max_epochs),
+        save=(lambda path: save(path, state)) if save else _no_save,
+        predicts_finite=predicts_finite,
+        baseline_loss=baseline_loss,
+    )
 
     def diverged(what: str) -> None:
         for cb in callbacks:
@@ -153,10 +175,12 @@ def train(network: Network, state: TrainState, data: Dataset, *, options: OptimO
         note = env.divergence_note or "The weights were left as they were"
         raise TrainingDiverged(
             f"Training diverged: {what}. {note}. Scale X and y (e.g. SequenceScaler, "
-            "TransformedTargetRegressor), lower learning_rate_init, or set max_grad_norm.")
+            "TransformedTargetRegressor), lower learning_rate_init, or set max_grad_norm."
+        )
 
     hook = None
     if batch_cbs:
+
         def hook(done: int, total: int) -> None:
             for cb in batch_cbs:
                 cb.on_batch_end(env, done, total)
@@ -168,8 +192,7 @@ def train(network: Network, state: TrainState, data: Dataset, *, options: OptimO
             env.epoch = epoch
             for cb in callbacks:
                 cb.on_epoch_begin(env)
-            loss = network.train_epoch(state, X, lengths, data.Y, data.sw, options, n_jobs,
-                                       hook)
+            loss = network.train_epoch(state, X, lengths, data.Y, data.sw, options, n_jobs, hook)
             if not math.isfinite(loss):
                 diverged(f"the loss is {loss} in epoch {state.n_iter + 1}")
             if not _all_finite(state.params):
@@ -181,8 +204,9 @@ def train(network: Network, state: TrainState, data: Dataset, *, options: OptimO
                 for name, ds in (eval_sets or {}).items():
                     env.scores[name] = evaluate(ds)
             except NonFiniteOutput:
-                diverged("the validation predictions are not finite after epoch "
-                         f"{state.n_iter + 1}")
+                diverged(
+                    f"the validation predictions are not finite after epoch {state.n_iter + 1}"
+                )
             for name, value in env.scores.items():
                 state.eval_scores.setdefault(name, []).append(value)
             state.record_epoch(loss, data.n, env.score, tol)
@@ -198,10 +222,14 @@ def train(network: Network, state: TrainState, data: Dataset, *, options: OptimO
             cb.on_train_end(env)
         # The last steps may have made weights that are finite but overflow on the training
         # data (where the caller cannot rule that out from a bound): look once.
-        if (check_overflow is not None and not (bounded is not None and bounded(state.params))
-                and not predicts_finite(state.params, check_overflow)):
-            diverged("the predictions on the training data are not finite after epoch "
-                     f"{state.n_iter}")
+        if (
+            check_overflow is not None
+            and not (bounded is not None and bounded(state.params))
+            and not predicts_finite(state.params, check_overflow)
+        ):
+            diverged(
+                f"the predictions on the training data are not finite after epoch {state.n_iter}"
+            )
     except KeyboardInterrupt:
         env.interrupted = True
         for cb in callbacks:
@@ -216,6 +244,11 @@ def _no_save(path: Any) -> None:
     raise RuntimeError("this training run has no way to save a checkpoint")
 
 
-__all__ = ["Dataset", "NonFiniteOutput", "TrainingDiverged", "TrainingEnv", "check_outputs",
-           "train"]
-
+__all__ = [
+    "Dataset",
+    "NonFiniteOutput",
+    "TrainingDiverged",
+    "TrainingEnv",
+    "check_outputs",
+    "train",
+]

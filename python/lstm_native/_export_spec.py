@@ -63,8 +63,11 @@ class NetSpec:
         """{"weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ci", ...} of one unit
         (the keys it has), without the layer suffix."""
         suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-        return {name[: -len(suffix)]: value for name, value in self.params.items()
-                if name.endswith(suffix)}
+        return {
+            name[: -len(suffix)]: value
+            for name, value in self.params.items()
+            if name.endswith(suffix)
+        }
 
 
 def spec_of(model: Any) -> NetSpec:
@@ -72,12 +75,20 @@ def spec_of(model: Any) -> NetSpec:
     if hasattr(model, "network_config_") or hasattr(model, "named_parameters"):
         return _estimator_spec(model)
     if hasattr(model, "flat_params") and hasattr(model, "parameters"):
-        return NetSpec(cell=canonical_cell(model.cell), input_size=int(model.input_size),
-                       hidden_size=int(model.hidden_size), num_layers=int(model.num_layers),
-                       bidirectional=False, bias=bool(model.bias), params=model.parameters(),
-                       dtype=np.dtype(model.dtype))
-    raise TypeError(f"expected a fitted LSTMRegressor/LSTMClassifier or an lstm_native.nn layer, "
-                    f"got {type(model).__name__}")
+        return NetSpec(
+            cell=canonical_cell(model.cell),
+            input_size=int(model.input_size),
+            hidden_size=int(model.hidden_size),
+            num_layers=int(model.num_layers),
+            bidirectional=False,
+            bias=bool(model.bias),
+            params=model.parameters(),
+            dtype=np.dtype(model.dtype),
+        )
+    raise TypeError(
+        f"expected a fitted LSTMRegressor/LSTMClassifier or an lstm_native.nn layer, "
+        f"got {type(model).__name__}"
+    )
 
 
 def _estimator_spec(est: Any) -> NetSpec:
@@ -89,18 +100,27 @@ def _estimator_spec(est: Any) -> NetSpec:
     head_w = params.pop("head.weight")
     head_b = params.pop("head.bias")
     classifier = cfg["loss"] == "softmax"
-    return NetSpec(cell=canonical_cell(cfg["cell"]), input_size=int(cfg["input_size"]),
-                   hidden_size=int(cfg["hidden_size"]), num_layers=int(cfg["num_layers"]),
-                   bidirectional=bool(cfg["bidirectional"]), bias=bool(cfg.get("bias", True)),
-                   params=params, dtype=np.dtype(cfg["dtype"]),
-                   return_sequences=bool(cfg["return_sequences"]), head_weight=head_w,
-                   head_bias=head_b, loss=cfg["loss"],
-                   classes=np.asarray(est.classes_) if classifier else None)
+    return NetSpec(
+        cell=canonical_cell(cfg["cell"]),
+        input_size=int(cfg["input_size"]),
+        hidden_size=int(cfg["hidden_size"]),
+        num_layers=int(cfg["num_layers"]),
+        bidirectional=bool(cfg["bidirectional"]),
+        bias=bool(cfg.get("bias", True)),
+        params=params,
+        dtype=np.dtype(cfg["dtype"]),
+        return_sequences=bool(cfg["return_sequences"]),
+        head_weight=head_w,
+        head_bias=head_b,
+        loss=cfg["loss"],
+        classes=np.asarray(est.classes_) if classifier else None,
+    )
 
 
 # -- named parameters -------------------------------------------------------------------------
-def as_checked_array(value: Any, name: str, shape: tuple, dtype: np.dtype,
-                     what: str = "set_named_parameters") -> np.ndarray:
+def as_checked_array(
+    value: Any, name: str, shape: tuple, dtype: np.dtype, what: str = "set_named_parameters"
+) -> np.ndarray:
     """``value`` (an array-like, or a torch tensor / Keras variable) as a finite array of
     ``dtype`` and exactly ``shape``: ValueError naming ``name`` otherwise."""
     if hasattr(value, "detach"):  # a torch tensor, possibly requiring grad or on a device
@@ -132,26 +152,31 @@ def set_named_parameters(estimator: Any, params: Mapping) -> None:
 
     check_is_fitted(estimator)
     if not isinstance(params, Mapping):
-        raise ValueError(f"set_named_parameters needs a dict {{name: array}}, got "
-                         f"{type(params).__name__}")
+        raise ValueError(
+            f"set_named_parameters needs a dict {{name: array}}, got {type(params).__name__}"
+        )
     cfg = estimator.network_config_
-    layout = [(name, int(off), tuple(int(s) for s in shape))
-              for name, off, shape in core_config(cfg).layout()]
+    layout = [
+        (name, int(off), tuple(int(s) for s in shape))
+        for name, off, shape in core_config(cfg).layout()
+    ]
     names = [name for name, _, _ in layout]
     missing = [n for n in names if n not in params]
     unknown = [n for n in params if n not in names]
     if missing or unknown:
-        raise ValueError("set_named_parameters: "
-                         + (f"missing parameters {missing}" if missing else "")
-                         + ("; " if missing and unknown else "")
-                         + (f"unknown parameters {unknown}" if unknown else "")
-                         + f" (expected exactly {names})")
+        raise ValueError(
+            "set_named_parameters: "
+            + (f"missing parameters {missing}" if missing else "")
+            + ("; " if missing and unknown else "")
+            + (f"unknown parameters {unknown}" if unknown else "")
+            + f" (expected exactly {names})"
+        )
     old = estimator.params_
     flat = np.empty_like(old)
     covered = 0
     for name, off, shape in layout:
         size = int(np.prod(shape))
-        flat[off: off + size] = as_checked_array(params[name], name, shape, old.dtype).ravel()
+        flat[off : off + size] = as_checked_array(params[name], name, shape, old.dtype).ravel()
         covered += size
     if covered != old.size:  # the core's layout covers the vector exactly
         raise RuntimeError(f"the parameter layout covers {covered} of {old.size} entries")

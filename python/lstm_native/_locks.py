@@ -16,7 +16,7 @@ import threading
 import weakref
 from typing import Any
 
-_live: "weakref.WeakSet[ForkSafeLock]" = weakref.WeakSet()
+_live: weakref.WeakSet[ForkSafeLock] = weakref.WeakSet()
 
 
 class ForkSafeLock:

@@ -18,7 +18,8 @@ own: only what memory there is (``available_memory``), the check itself and the 
 from __future__ import annotations
 
 import os
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 import numpy as np
 
@@ -67,8 +68,9 @@ def _cgroup_headroom() -> Optional[int]:
         if controllers == "":  # cgroup v2
             candidates = [("/sys/fs/cgroup", "memory.max", "memory.current")]
         elif "memory" in controllers.split(","):  # cgroup v1
-            candidates = [("/sys/fs/cgroup/memory", "memory.limit_in_bytes",
-                           "memory.usage_in_bytes")]
+            candidates = [
+                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes")
+            ]
         else:
             continue
         for root, limit_file, usage_file in candidates:
@@ -141,14 +143,19 @@ def check_memory(parts: Iterable[tuple], what: str) -> int:
     raise MemoryError(
         f"{what} would need about {format_bytes(need)} of memory ({detail}), but only "
         f"{format_bytes(avail)} is available; use fewer or shorter sequences per call, a "
-        "smaller batch_size or hidden_size, or dtype='float32'")
+        "smaller batch_size or hidden_size, or dtype='float32'"
+    )
 
 
 def needs_copy(X: object, dtype: np.dtype) -> bool:
     """Whether converting X for the core makes a copy (True unless it is already a C-contiguous,
     writeable ndarray of ``dtype``)."""
-    return not (isinstance(X, np.ndarray) and X.dtype == dtype and X.flags.c_contiguous
-                and X.flags.writeable)
+    return not (
+        isinstance(X, np.ndarray)
+        and X.dtype == dtype
+        and X.flags.c_contiguous
+        and X.flags.writeable
+    )
 
 
 def peek_shape(X: object) -> Optional[tuple]:
@@ -193,11 +200,18 @@ def _outer_shape(x: object) -> Optional[tuple]:
     if isinstance(x, (list, tuple)):
         if x and isinstance(x[0], (list, tuple)):
             return len(x), len(x[0])
-        if x and hasattr(x[0], "shape") and len(getattr(x[0], "shape")) == 1:
+        if x and hasattr(x[0], "shape") and len(x[0].shape) == 1:
             return len(x), int(x[0].shape[0])
         return (len(x),)
     return None
 
 
-__all__ = ["PREDICT_CHUNK", "available_memory", "check_memory", "fits_without_checking",
-           "format_bytes", "needs_copy", "peek_shape"]
+__all__ = [
+    "PREDICT_CHUNK",
+    "available_memory",
+    "check_memory",
+    "fits_without_checking",
+    "format_bytes",
+    "needs_copy",
+    "peek_shape",
+]

@@ -14,9 +14,10 @@ threads predict with the published weights.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -54,8 +55,11 @@ def loss_config(loss: str) -> dict:
     """The loss fields of a network configuration for ``loss`` (a core loss name), with the
     core's defaults for huber_delta and quantiles (which only "huber" and "quantile" read)."""
     defaults = {name: value for name, _, value in _core.ModelConfig.FIELDS}
-    return {"loss": loss, "huber_delta": defaults["huber_delta"],
-            "quantiles": list(defaults["quantiles"])}
+    return {
+        "loss": loss,
+        "huber_delta": defaults["huber_delta"],
+        "quantiles": list(defaults["quantiles"]),
+    }
 
 
 def head_width(loss: dict, n_outputs: int) -> int:
@@ -73,8 +77,14 @@ def orthogonal(rng: np.random.RandomState, n: int) -> np.ndarray:
     return q * d
 
 
-def initial_parameters(layout: list, num_params: int, cell: str, hidden_size: int,
-                       random_state: Any = None, dtype: Any = np.float64) -> np.ndarray:
+def initial_parameters(
+    layout: list,
+    num_params: int,
+    cell: str,
+    hidden_size: int,
+    random_state: Any = None,
+    dtype: Any = np.float64,
+) -> np.ndarray:
     """The estimators' initial flat parameter vector for a core ``layout()``.
 
     * ``weight_ih_*`` (G*H, in): Glorot-uniform over the whole matrix,
@@ -95,21 +105,22 @@ def initial_parameters(layout: list, num_params: int, cell: str, hidden_size: in
     for name, offset, shape in layout:
         shape = tuple(int(s) for s in shape)
         size = int(np.prod(shape))
-        view = flat[offset: offset + size].reshape(shape)
+        view = flat[offset : offset + size].reshape(shape)
         if name.startswith("weight_ih_") or name == "head.weight":
             fan_out, fan_in = shape
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             view[...] = rng.uniform(-limit, limit, size=shape)
         elif name.startswith("weight_hh_"):
             for g in range(shape[0] // H):
-                view[g * H: (g + 1) * H] = orthogonal(rng, H)
+                view[g * H : (g + 1) * H] = orthogonal(rng, H)
         elif name.startswith("weight_ch_"):
             view[...] = orthogonal(rng, H)
         elif name.startswith("bias_ih_"):
             if forget >= 0:
-                view[forget * H: (forget + 1) * H] = 1.0
+                view[forget * H : (forget + 1) * H] = 1.0
         elif name.startswith(("bias_hh_", "weight_ci_", "weight_cf_", "weight_co_")) or (
-                name == "head.bias"):
+            name == "head.bias"
+        ):
             pass
         else:
             raise RuntimeError(f"unknown parameter {name!r} in the core's layout")
@@ -161,8 +172,10 @@ class Network:
 
     def layout(self) -> list:
         """[(name, offset, shape)] of every parameter in the flat vector."""
-        return [(name, int(off), tuple(int(s) for s in shape))
-                for name, off, shape in self.prototype.layout()]
+        return [
+            (name, int(off), tuple(int(s) for s in shape))
+            for name, off, shape in self.prototype.layout()
+        ]
 
     def __len__(self) -> int:  # core Models made so far (for tests)
         return len(self._free)
@@ -182,12 +195,23 @@ class Network:
                 self._free.append(core)
 
     def initial_parameters(self, rng: np.random.RandomState) -> np.ndarray:
-        return initial_parameters(self.layout(), self.num_params, self.config["cell"],
-                                  self.config["hidden_size"], rng, dtype=self.dtype)
+        return initial_parameters(
+            self.layout(),
+            self.num_params,
+            self.config["cell"],
+            self.config["hidden_size"],
+            rng,
+            dtype=self.dtype,
+        )
 
     # -- compute --------------------------------------------------------------------------
-    def predict_raw(self, params: np.ndarray, X: np.ndarray, lengths: Optional[np.ndarray],
-                    n_jobs: Optional[int] = None) -> np.ndarray:
+    def predict_raw(
+        self,
+        params: np.ndarray,
+        X: np.ndarray,
+        lengths: Optional[np.ndarray],
+        n_jobs: Optional[int] = None,
+    ) -> np.ndarray:
         """The head's outputs (N, O), or (N, T, O) with return_sequences, zero at padded steps.
         One core call per PREDICT_CHUNK sequences (the chunk the core itself works in, so the
         results are those of one call): Ctrl-C is handled between chunks."""
@@ -200,28 +224,59 @@ class Network:
                 core.predict(params, X[sl], None if lengths is None else lengths[sl], out[sl])
         return out
 
-    def train_epoch(self, state: Any, X: np.ndarray, lengths: Optional[np.ndarray],
-                    Y: np.ndarray, sw: Optional[np.ndarray], opt: OptimOptions,
-                    n_jobs: Optional[int] = None,
-                    batch_hook: Optional[Callable[[int, int], None]] = None) -> float:
+    def train_epoch(
+        self,
+        state: Any,
+        X: np.ndarray,
+        lengths: Optional[np.ndarray],
+        Y: np.ndarray,
+        sw: Optional[np.ndarray],
+        opt: OptimOptions,
+        n_jobs: Optional[int] = None,
+        batch_hook: Optional[Callable[[int, int], None]] = None,
+    ) -> float:
         """One epoch of minibatch training in the core on ``state`` (params, m, v and step
         updated in place; the seed drawn from state.rng); returns the mean minibatch loss."""
         optim = _core.OptimConfig(
-            solver=opt.solver, lr=float(state.lr), alpha=float(opt.alpha),
-            momentum=float(opt.momentum), nesterov=bool(opt.nesterov), beta1=float(opt.beta1),
-            beta2=float(opt.beta2), eps=float(opt.eps),
+            solver=opt.solver,
+            lr=float(state.lr),
+            alpha=float(opt.alpha),
+            momentum=float(opt.momentum),
+            nesterov=bool(opt.nesterov),
+            beta1=float(opt.beta1),
+            beta2=float(opt.beta2),
+            eps=float(opt.eps),
             max_grad_norm=0.0 if opt.max_grad_norm is None else float(opt.max_grad_norm),
-            batch_size=min(int(opt.batch_size), X.shape[0]), shuffle=bool(opt.shuffle),
-            seed=int(state.rng.randint(0, np.iinfo(np.int32).max)))
+            batch_size=min(int(opt.batch_size), X.shape[0]),
+            shuffle=bool(opt.shuffle),
+            seed=int(state.rng.randint(0, np.iinfo(np.int32).max)),
+        )
         with self.borrow(n_jobs) as core:
-            loss, step = core.train_epoch(state.params, state.m, state.v, int(state.step), X,
-                                          lengths, Y, sw, optim, callback=batch_hook)
+            loss, step = core.train_epoch(
+                state.params,
+                state.m,
+                state.v,
+                int(state.step),
+                X,
+                lengths,
+                Y,
+                sw,
+                optim,
+                callback=batch_hook,
+            )
         state.step = int(step)
         return float(loss)
 
-    def rollout(self, params: np.ndarray, X: np.ndarray, lengths: Optional[np.ndarray],
-                horizon: int, future: Optional[np.ndarray], feedback: Any,
-                n_jobs: Optional[int] = None) -> np.ndarray:
+    def rollout(
+        self,
+        params: np.ndarray,
+        X: np.ndarray,
+        lengths: Optional[np.ndarray],
+        horizon: int,
+        future: Optional[np.ndarray],
+        feedback: Any,
+        n_jobs: Optional[int] = None,
+    ) -> np.ndarray:
         """The core's recursive forecast (N, horizon, O) from the histories X (see
         Model.rollout: the state carried, no Python per step)."""
         out = np.empty((X.shape[0], int(horizon), self.config["output_size"]), self.dtype)
@@ -257,12 +312,17 @@ class Network:
         cfg = dict(self.config, input_size=D)
         item = self.dtype.itemsize
         steps = N * T if cfg["return_sequences"] else N
-        check_memory([
-            ("converted input", N * T * D * item if needs_copy(X, self.dtype) else 0),
-            ("outputs", steps * cfg["output_size"] * (item + 16)),
-            ("workspace",
-             core_config(cfg).workspace_elements(min(N, PREDICT_CHUNK), T, False) * item),
-        ], f"predict on {N} sequences of {T} steps")
+        check_memory(
+            [
+                ("converted input", N * T * D * item if needs_copy(X, self.dtype) else 0),
+                ("outputs", steps * cfg["output_size"] * (item + 16)),
+                (
+                    "workspace",
+                    core_config(cfg).workspace_elements(min(N, PREDICT_CHUNK), T, False) * item,
+                ),
+            ],
+            f"predict on {N} sequences of {T} steps",
+        )
 
 
 def check_fit_memory(est: Any, X: Any, y: Any, network_config: Callable) -> None:
@@ -293,17 +353,33 @@ def check_fit_memory(est: Any, X: Any, y: Any, network_config: Callable) -> None
     P = net.num_params
     B = min(N, batch)
     steps = N * T if config["return_sequences"] else N
-    check_memory([
-        ("converted input", copies * N * T * D * item),
-        ("targets", steps * config["output_size"] * item),
-        ("parameters, optimizer state and copies", P * (14 * item + 8) + 3 * 8 * H * H),
-        ("training workspace", net.workspace_elements(B, T, True) * item),
-        ("validation workspace",
-         net.workspace_elements(min(N, PREDICT_CHUNK), T, False) * item if validating else 0),
-    ], f"{type(est).__name__}.fit on {N} sequences of {T} steps with hidden_size={H}, "
-       f"num_layers={config['num_layers']}")
+    check_memory(
+        [
+            ("converted input", copies * N * T * D * item),
+            ("targets", steps * config["output_size"] * item),
+            ("parameters, optimizer state and copies", P * (14 * item + 8) + 3 * 8 * H * H),
+            ("training workspace", net.workspace_elements(B, T, True) * item),
+            (
+                "validation workspace",
+                net.workspace_elements(min(N, PREDICT_CHUNK), T, False) * item if validating else 0,
+            ),
+        ],
+        f"{type(est).__name__}.fit on {N} sequences of {T} steps with hidden_size={H}, "
+        f"num_layers={config['num_layers']}",
+    )
 
 
-__all__ = ["CELLS", "CELL_ALIASES", "Network", "OptimOptions", "PREDICT_CHUNK",
-           "canonical_cell", "core_config", "check_fit_memory", "head_width", "initial_parameters",
-           "loss_config", "orthogonal"]
+__all__ = [
+    "CELLS",
+    "CELL_ALIASES",
+    "Network",
+    "OptimOptions",
+    "PREDICT_CHUNK",
+    "canonical_cell",
+    "core_config",
+    "check_fit_memory",
+    "head_width",
+    "initial_parameters",
+    "loss_config",
+    "orthogonal",
+]

@@ -109,9 +109,13 @@ def _umask() -> int:
 
 def file_kind(mode: int) -> str:
     """What a non-regular file is, from its ``st_mode``: "a directory", "a FIFO ..."."""
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -126,8 +130,11 @@ def check_destination(path: str) -> None:
         return
     if stat.S_ISREG(mode):
         return
-    hint = ("; give a file name, e.g. " + repr(os.path.join(path, "model.npz"))
-            if stat.S_ISDIR(mode) else "; only a regular file is replaced")
+    hint = (
+        "; give a file name, e.g. " + repr(os.path.join(path, "model.npz"))
+        if stat.S_ISDIR(mode)
+        else "; only a regular file is replaced"
+    )
     raise ValueError(f"Cannot save to {path!r}: it is {file_kind(mode)}{hint}")
 
 
@@ -136,8 +143,9 @@ def write_atomic(path: str, arrays: dict) -> None:
     ``path``, atomically (module docstring)."""
     check_destination(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -167,24 +175,35 @@ def write_atomic(path: str, arrays: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------
-_MAX_MEMBERS = 64              # a model has at most 6; room for later format versions
-_MAX_DIRECTORY = 64 * 2**10    # bytes of zip directory (~100 bytes per member)
-_MAX_NPY_HEADER = 10000        # NumPy's own limit (np.load's max_header_size)
-_MAX_DEFLATE_RATIO = 1032      # deflate cannot expand data more than this
-_CHUNK = 2**20                 # bytes per read of a member's data
+_MAX_MEMBERS = 64  # a model has at most 6; room for later format versions
+_MAX_DIRECTORY = 64 * 2**10  # bytes of zip directory (~100 bytes per member)
+_MAX_NPY_HEADER = 10000  # NumPy's own limit (np.load's max_header_size)
+_MAX_DEFLATE_RATIO = 1032  # deflate cannot expand data more than this
+_CHUNK = 2**20  # bytes per read of a member's data
 
-_EOCD = struct.Struct("<4s4H2LH")          # end of central directory record
-_EOCD64 = struct.Struct("<4sQ2H2L4Q")      # ZIP64 end of central directory record
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")  # ZIP64 end of central directory record
 _EOCD64_LOCATOR = 20
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
-               struct.error, ValueError, OverflowError, NotImplementedError)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    struct.error,
+    ValueError,
+    OverflowError,
+    NotImplementedError,
+)
 
 _MEMBER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\.npy")
 _NPY_MAGIC = b"\x93NUMPY"
 # Exactly the header NumPy writes (format._write_array_header): sorted keys, repr values,
 # padded with spaces to the alignment and ended by a newline.
-_NPY_HEADER = re.compile(r"\{'descr': '([^'\\]{1,32})', 'fortran_order': (True|False), "
-                         r"'shape': \(((?:\d{1,20}, )*(?:\d{1,20},?)?)\), \} *\n")
+_NPY_HEADER = re.compile(
+    r"\{'descr': '([^'\\]{1,32})', 'fortran_order': (True|False), "
+    r"'shape': \(((?:\d{1,20}, )*(?:\d{1,20},?)?)\), \} *\n"
+)
 _NPY_DESCR = re.compile(r"([<>|=])([biufU])(\d{1,9})")
 _ITEMSIZES = {"b": (1,), "i": (1, 2, 4, 8), "u": (1, 2, 4, 8), "f": (2, 4, 8)}
 _NATIVE = ">" if sys.byteorder == "big" else "<"
@@ -238,7 +257,7 @@ def _check_directory(f: Any, size: int, kind: str) -> None:
     tail = f.read(tail_len)
     found = set()
     last = len(tail) - _EOCD.size
-    if last >= 0 and tail[last:last + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0":
+    if last >= 0 and tail[last : last + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0":
         found.add(last)
     at = tail.rfind(b"PK\x05\x06")
     if 0 <= at <= last:
@@ -259,9 +278,11 @@ def _check_directory(f: Any, size: int, kind: str) -> None:
                     declared.append((fields[7], fields[8]))
         for entries, dir_size in declared:
             if entries > _MAX_MEMBERS or dir_size > _MAX_DIRECTORY:
-                raise BadFile(f"its zip directory declares {entries} members in {dir_size} "
-                              f"bytes; {kind} has a few members in less than "
-                              f"{format_bytes(_MAX_DIRECTORY)}")
+                raise BadFile(
+                    f"its zip directory declares {entries} members in {dir_size} "
+                    f"bytes; {kind} has a few members in less than "
+                    f"{format_bytes(_MAX_DIRECTORY)}"
+                )
 
 
 def _members(zf: zipfile.ZipFile, size: int, kind: str, title: str, required: str) -> dict:
@@ -284,17 +305,25 @@ def _members(zf: zipfile.ZipFile, size: int, kind: str, title: str, required: st
         if info.flag_bits & 0x1:
             raise BadFile(f"member {name!r} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise BadFile(f"member {name!r} uses compression method {info.compress_type}; "
-                          f"{kind}'s members are stored or deflated")
+            raise BadFile(
+                f"member {name!r} uses compression method {info.compress_type}; "
+                f"{kind}'s members are stored or deflated"
+            )
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-            raise BadFile(f"the archive is truncated or corrupted (member {name!r} is stored "
-                          f"with {info.compress_size} bytes but declares {info.file_size})")
+            raise BadFile(
+                f"the archive is truncated or corrupted (member {name!r} is stored "
+                f"with {info.compress_size} bytes but declares {info.file_size})"
+            )
         if info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 1024:
-            raise BadFile(f"member {name!r} declares {info.file_size} bytes, more than its "
-                          f"{info.compress_size} compressed bytes can hold")
+            raise BadFile(
+                f"member {name!r} declares {info.file_size} bytes, more than its "
+                f"{info.compress_size} compressed bytes can hold"
+            )
         if info.header_offset + 30 + len(name) + info.compress_size > size:
-            raise BadFile(f"the archive is truncated or corrupted (member {name!r} extends "
-                          f"past the end of the file)")
+            raise BadFile(
+                f"the archive is truncated or corrupted (member {name!r} extends "
+                f"past the end of the file)"
+            )
         out[name[:-4]] = info
     return out
 
@@ -302,8 +331,10 @@ def _members(zf: zipfile.ZipFile, size: int, kind: str, title: str, required: st
 def _npy_dtype(descr: str, name: str, kind: str) -> np.dtype:
     m = _NPY_DESCR.fullmatch(descr)
     if m is None:
-        raise BadFile(f"{name} has dtype {descr!r}: {kind} holds bools, numbers and unicode "
-                      "strings (no objects, which would be unpickled, nor bytes or records)")
+        raise BadFile(
+            f"{name} has dtype {descr!r}: {kind} holds bools, numbers and unicode "
+            "strings (no objects, which would be unpickled, nor bytes or records)"
+        )
     order, letter, size = m.group(1), m.group(2), int(m.group(3))
     if (letter == "U" and size < 1) or (letter != "U" and size not in _ITEMSIZES[letter]):
         raise BadFile(f"{name} has the unsupported dtype {descr!r}")
@@ -333,8 +364,9 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, kind: str
             raise BadFile(f"the archive is truncated or corrupted ({name}'s header is cut)")
         (length,) = field.unpack(raw)
         if length > _MAX_NPY_HEADER:
-            raise BadFile(f"{name} has a .npy header of {length} bytes, more than "
-                          f"{_MAX_NPY_HEADER}")
+            raise BadFile(
+                f"{name} has a .npy header of {length} bytes, more than {_MAX_NPY_HEADER}"
+            )
         text = m.read(length)
     if len(text) != length:
         raise BadFile(f"the archive is truncated or corrupted ({name}'s header is cut)")
@@ -351,8 +383,10 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, kind: str
     offset = 8 + field.size + length
     nbytes = math.prod(shape) * dtype.itemsize
     if info.file_size != offset + nbytes:
-        raise BadFile(f"{name} declares {info.file_size} bytes, but its header describes "
-                      f"{offset} + {nbytes} ({dtype.str} {shape})")
+        raise BadFile(
+            f"{name} declares {info.file_size} bytes, but its header describes "
+            f"{offset} + {nbytes} ({dtype.str} {shape})"
+        )
     return Npy(dtype, shape, offset, nbytes)
 
 
@@ -374,8 +408,9 @@ class Archive:
         try:
             out = np.empty(npy.nbytes, dtype=np.uint8)
         except MemoryError as e:  # the memory check passed, but the allocation failed anyway
-            raise BadFile(f"there is not enough memory for {name} "
-                          f"({format_bytes(npy.nbytes)})") from e
+            raise BadFile(
+                f"there is not enough memory for {name} ({format_bytes(npy.nbytes)})"
+            ) from e
         view = memoryview(out)
         digest = hashlib.sha256()
         with self._zf.open(self._members[name]) as m:
@@ -386,7 +421,7 @@ class Archive:
                 chunk = m.read(min(_CHUNK, npy.nbytes - pos))
                 if not chunk:
                     raise BadFile(f"the archive is truncated or corrupted ({name} is cut)")
-                view[pos:pos + len(chunk)] = chunk
+                view[pos : pos + len(chunk)] = chunk
                 digest.update(chunk)
                 pos += len(chunk)
             m.read(1)  # at the end: zipfile compares the CRC (if the data did not reach it)
@@ -409,8 +444,10 @@ class Archive:
         if npy.dtype.kind != "U" or npy.shape != ():
             raise BadFile(f"{name} is not a JSON string")
         if npy.nbytes > max_bytes:
-            raise BadFile(f"{name} has {format_bytes(npy.nbytes)}, more than the "
-                          f"{format_bytes(max_bytes)} it may have")
+            raise BadFile(
+                f"{name} has {format_bytes(npy.nbytes)}, more than the "
+                f"{format_bytes(max_bytes)} it may have"
+            )
         data, _ = self._data(name)
         little = npy.dtype.byteorder == "<" or (npy.dtype.byteorder == "=" and _NATIVE == "<")
         try:
@@ -448,15 +485,28 @@ def open_archive(path: str, *, kind: str, title: str, required: str) -> Iterator
             _check_directory(f, size, kind)
             with zipfile.ZipFile(f) as zf:
                 members = _members(zf, size, kind, title, required)
-                headers = {name: _npy_header(zf, info, name, kind)
-                           for name, info in members.items()}
+                headers = {
+                    name: _npy_header(zf, info, name, kind) for name, info in members.items()
+                }
                 yield Archive(zf, members, headers)
         except BadFile:
             raise
         except _ZIP_ERRORS as e:
-            raise BadFile(f"the archive is truncated or corrupted ({type(e).__name__}: "
-                          f"{show(str(e))})") from e
+            raise BadFile(
+                f"the archive is truncated or corrupted ({type(e).__name__}: {show(str(e))})"
+            ) from e
 
 
-__all__ = ["Archive", "BadFile", "Npy", "check_destination", "file_kind", "json_member",
-           "open_archive", "open_regular", "sha256", "show", "write_atomic"]
+__all__ = [
+    "Archive",
+    "BadFile",
+    "Npy",
+    "check_destination",
+    "file_kind",
+    "json_member",
+    "open_archive",
+    "open_regular",
+    "sha256",
+    "show",
+    "write_atomic",
+]

@@ -73,7 +73,8 @@ def check_exportable(cell: str) -> None:
     if cell not in _ONNX_CELLS:
         raise ValueError(
             f"cell {cell!r} has no exact equivalent among ONNX's LSTM, GRU and RNN operators; "
-            f"exportable cells: {', '.join(_ONNX_CELLS)}")
+            f"exportable cells: {', '.join(_ONNX_CELLS)}"
+        )
 
 
 def onnx_unit_weights(spec: NetSpec, layer: int) -> dict:
@@ -91,8 +92,9 @@ def onnx_unit_weights(spec: NetSpec, layer: int) -> dict:
         out["W"].append(reorder(u["weight_ih"]))
         out["R"].append(reorder(u["weight_hh"]))
         zeros = np.zeros(G * H)
-        out["B"].append(np.concatenate([reorder(u.get("bias_ih", zeros)),
-                                        reorder(u.get("bias_hh", zeros))]))
+        out["B"].append(
+            np.concatenate([reorder(u.get("bias_ih", zeros)), reorder(u.get("bias_hh", zeros))])
+        )
         if "weight_ci" in u:
             out["P"].append(np.concatenate([u[name] for name in _PEEPHOLES]))
     return {k: np.ascontiguousarray(np.stack(v), dtype=np.float32) for k, v in out.items() if v}
@@ -116,19 +118,22 @@ class _Graph:
         self.inits.append(self.nh.from_array(np.asarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list, n_out: int = 1, out: Optional[list] = None,
-           **attrs: Any) -> list:
+    def op(
+        self, op_type: str, inputs: list, n_out: int = 1, out: Optional[list] = None, **attrs: Any
+    ) -> list:
         outputs = out or [self.name(op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(self.h.make_node(op_type, inputs, outputs, name=self.name(op_type),
-                                           **attrs))
+        self.nodes.append(
+            self.h.make_node(op_type, inputs, outputs, name=self.name(op_type), **attrs)
+        )
         return outputs
 
     def one(self, op_type: str, inputs: list, **attrs: Any) -> str:
         return self.op(op_type, inputs, **attrs)[0]
 
 
-def _recurrent_layers(g: _Graph, spec: NetSpec, x_tbd: str, lens: str,
-                      init: Optional[tuple] = None) -> list:
+def _recurrent_layers(
+    g: _Graph, spec: NetSpec, x_tbd: str, lens: str, init: Optional[tuple] = None
+) -> list:
     """One ONNX recurrent node per layer over x_tbd (T, B, D); returns per layer (Y (T, dirs, B,
     H), Y_h (dirs, B, H), Y_c or None). ``init``: the names of h0 (and c0) (L, B, H)."""
     op_type, perm, acts = _ONNX_CELLS[spec.cell]
@@ -147,12 +152,19 @@ def _recurrent_layers(g: _Graph, spec: NetSpec, x_tbd: str, lens: str,
     x = x_tbd
     for layer in range(spec.num_layers):
         w = onnx_unit_weights(spec, layer)
-        inputs = [x, g.const(f"W_l{layer}", w["W"]), g.const(f"R_l{layer}", w["R"]),
-                  g.const(f"B_l{layer}", w["B"]), lens]
+        inputs = [
+            x,
+            g.const(f"W_l{layer}", w["W"]),
+            g.const(f"R_l{layer}", w["R"]),
+            g.const(f"B_l{layer}", w["B"]),
+            lens,
+        ]
         if init is not None:
-            sl = [g.const("start", np.array([layer], np.int64)),
-                  g.const("end", np.array([layer + 1], np.int64)),
-                  g.const("axis", np.array([0], np.int64))]
+            sl = [
+                g.const("start", np.array([layer], np.int64)),
+                g.const("end", np.array([layer + 1], np.int64)),
+                g.const("axis", np.array([0], np.int64)),
+            ]
             inputs += [g.one("Slice", [s, *sl]) for s in init]
         n_out = 3 if op_type == "LSTM" else 2
         if "P" in w:
@@ -179,11 +191,17 @@ def _step_mask(g: _Graph, x_btd: str, lens: str) -> str:
     """(B, T, 1) float32: 1 at the steps t < sequence_lens[b], else 0."""
     shape = g.one("Shape", [x_btd])
     T = g.one("Gather", [shape, g.const("one", np.array(1, np.int64))], axis=0)
-    steps = g.one("Range", [g.const("zero", np.array(0, np.int64)), T,
-                            g.const("one", np.array(1, np.int64))])
+    steps = g.one(
+        "Range", [g.const("zero", np.array(0, np.int64)), T, g.const("one", np.array(1, np.int64))]
+    )
     steps = g.one("Unsqueeze", [steps, g.const("axes", np.array([0], np.int64))])
-    lens64 = g.one("Unsqueeze", [g.one("Cast", [lens], to=7),  # int64
-                                 g.const("axes", np.array([1], np.int64))])
+    lens64 = g.one(
+        "Unsqueeze",
+        [
+            g.one("Cast", [lens], to=7),  # int64
+            g.const("axes", np.array([1], np.int64)),
+        ],
+    )
     valid = g.one("Cast", [g.one("Less", [steps, lens64])], to=1)  # float32
     return g.one("Unsqueeze", [valid, g.const("axes", np.array([2], np.int64))])
 
@@ -206,13 +224,19 @@ def _class_labels(classes: np.ndarray) -> Optional[np.ndarray]:
     return None
 
 
-def build_model(spec: NetSpec, *, sequence_lens: bool = False, initial_state: bool = False,
-                opset: int = DEFAULT_OPSET) -> Any:
+def build_model(
+    spec: NetSpec,
+    *,
+    sequence_lens: bool = False,
+    initial_state: bool = False,
+    opset: int = DEFAULT_OPSET,
+) -> Any:
     """The ONNX ModelProto of ``spec`` (see the module docstring), checked."""
     check_exportable(spec.cell)
     if initial_state and spec.has_head:
-        raise ValueError("initial_state=True is for layers: an estimator's network starts "
-                         "from zero states")
+        raise ValueError(
+            "initial_state=True is for layers: an estimator's network starts from zero states"
+        )
     if not isinstance(opset, (int, np.integer)) or isinstance(opset, bool) or opset < 14:
         raise ValueError(f"opset must be an integer >= 14 (GRU/RNN/LSTM-14), got {opset!r}")
     import onnx
@@ -246,11 +270,17 @@ def build_model(spec: NetSpec, *, sequence_lens: bool = False, initial_state: bo
         outputs = _head(g, helper, spec, x_name, Y, Y_h, lens)
     graph = helper.make_graph(g.nodes, "lstm_native", inputs, outputs, g.inits)
     opsets = [helper.make_opsetid("", int(opset))]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="lstm_native",
-                              ir_version=helper.find_min_ir_version_for(opsets))
-    model.doc_string = (f"lstm_native {spec.cell} network: {L} layer(s) of {H} units"
-                        + (", bidirectional" if spec.bidirectional else "")
-                        + ". Inputs and outputs: see lstm_native.interop.onnx.")
+    model = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        producer_name="lstm_native",
+        ir_version=helper.find_min_ir_version_for(opsets),
+    )
+    model.doc_string = (
+        f"lstm_native {spec.cell} network: {L} layer(s) of {H} units"
+        + (", bidirectional" if spec.bidirectional else "")
+        + ". Inputs and outputs: see lstm_native.interop.onnx."
+    )
     if spec.classes is not None:
         helper.set_model_props(model, {"classes": repr(spec.classes.tolist())})
     onnx.checker.check_model(model, full_check=True)
@@ -263,8 +293,7 @@ def _layer_outputs(g: _Graph, spec: NetSpec, layers: list) -> None:
     g.op("Transpose", [y], out=["y"], perm=[1, 0, 2])
 
 
-def _head(g: _Graph, helper: Any, spec: NetSpec, x_name: str, Y: str, Y_h: str,
-          lens: str) -> list:
+def _head(g: _Graph, helper: Any, spec: NetSpec, x_name: str, Y: str, Y_h: str, lens: str) -> list:
     """The head and the estimator's outputs; returns their value infos."""
     from onnx import TensorProto
 
@@ -273,35 +302,47 @@ def _head(g: _Graph, helper: Any, spec: NetSpec, x_name: str, Y: str, Y_h: str,
     n_out = W.shape[0]
     if spec.return_sequences:
         feat = _merge_directions(g, spec, Y, batch_first=True)  # (B, T, dirs*H)
-        raw = g.one("Add", [g.one("MatMul", [feat, g.const("head_weight_t", W.T.copy())]),
-                            g.const("head_bias", b)])
+        raw = g.one(
+            "Add",
+            [
+                g.one("MatMul", [feat, g.const("head_weight_t", W.T.copy())]),
+                g.const("head_bias", b),
+            ],
+        )
         dims: list = ["batch", "time", n_out]
     else:
         feat = g.one("Transpose", [Y_h], perm=[1, 0, 2])  # (B, dirs, H)
         feat = g.one("Reshape", [feat, g.const("shape", np.array([0, -1], np.int64))])
-        raw = g.one("Gemm", [feat, g.const("head_weight", W), g.const("head_bias", b)],
-                    transB=1)
+        raw = g.one("Gemm", [feat, g.const("head_weight", W), g.const("head_bias", b)], transB=1)
         dims = ["batch", n_out]
     mask = _step_mask(g, x_name, lens) if spec.return_sequences and lens else None
     if spec.loss != "softmax":
         g.op("Mul" if mask else "Identity", [raw, mask] if mask else [raw], out=["output"])
         return [helper.make_tensor_value_info("output", TensorProto.FLOAT, dims)]
     probs = g.one("Softmax", [raw], axis=-1)
-    g.op("Mul" if mask else "Identity", [probs, mask] if mask else [probs],
-         out=["probabilities"])
+    g.op("Mul" if mask else "Identity", [probs, mask] if mask else [probs], out=["probabilities"])
     outs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, dims)]
     labels = _class_labels(spec.classes)
     if labels is not None:
         idx = g.one("ArgMax", [raw], axis=-1, keepdims=0)
         g.op("Gather", [g.const("classes", labels), idx], out=["label"], axis=0)
-        elem = (TensorProto.STRING if labels.dtype == object
-                else helper.np_dtype_to_tensor_dtype(labels.dtype))
+        elem = (
+            TensorProto.STRING
+            if labels.dtype == object
+            else helper.np_dtype_to_tensor_dtype(labels.dtype)
+        )
         outs.append(helper.make_tensor_value_info("label", elem, dims[:-1]))
     return outs
 
 
-def to_onnx(model: Any, path: Any = None, *, sequence_lens: bool = False,
-            initial_state: bool = False, opset: int = DEFAULT_OPSET) -> Any:
+def to_onnx(
+    model: Any,
+    path: Any = None,
+    *,
+    sequence_lens: bool = False,
+    initial_state: bool = False,
+    opset: int = DEFAULT_OPSET,
+) -> Any:
     """Export a fitted ``LSTMRegressor`` / ``LSTMClassifier`` or an ``nn`` layer to ONNX.
 
     Writes the model to ``path`` when given (``onnx.save``) and returns the ``onnx.ModelProto``.
@@ -312,8 +353,9 @@ def to_onnx(model: Any, path: Any = None, *, sequence_lens: bool = False,
     cannot express."""
     spec = spec_of(model)
     check_exportable(spec.cell)  # before importing onnx: the same error without it
-    proto = build_model(spec, sequence_lens=bool(sequence_lens),
-                        initial_state=bool(initial_state), opset=opset)
+    proto = build_model(
+        spec, sequence_lens=bool(sequence_lens), initial_state=bool(initial_state), opset=opset
+    )
     if path is not None:
         import onnx
 

@@ -54,8 +54,8 @@ archive's own checks (regular file, zip directory, members, ``.npy`` headers: se
    class, the input kind, features per step and the network's input size, outputs, quantile
    levels and ``_y_ndim_``, the early-stopping bookkeeping, ``feature_names_in_`` (strings, one
    per feature, for 2-D input only), ``random_state`` (MT19937, ``pos`` in [0, 624],
-   ``has_gauss`` 0/1, ``cached_gaussian`` finite) and ``random_state_keys`` together. The hyperparameters:
-   known names, JSON scalars (``class_weight`` pairs, ``quantiles`` a list or null,
+   ``has_gauss`` 0/1, ``cached_gaussian`` finite) and ``random_state_keys`` together. The
+   hyperparameters: known names, JSON scalars (``class_weight`` pairs, ``quantiles`` a list or null,
    ``callbacks`` absent or null, no true/false for an integer), then the estimator's own
    validation (scikit-learn's ``_validate_params``); the network's loss fields must be those
    the loss hyperparameters give.
@@ -98,7 +98,7 @@ FORMAT_NAME = "lstm_native.estimator"
 FORMAT_VERSION = 2
 
 _KIND, _TITLE, _META_MEMBER = "a model file", "an lstm_native model file", "__meta__"
-_MAX_META_BYTES = 64 * 2**20   # __meta__ (UTF-32): far more than any model's metadata
+_MAX_META_BYTES = 64 * 2**20  # __meta__ (UTF-32): far more than any model's metadata
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def _number(v: Any) -> float | None:
     float() may not even convert), else None."""
     if type(v) is float:
         return v
-    if type(v) is int and -2**63 <= v < 2**63:
+    if type(v) is int and -(2**63) <= v < 2**63:
         return float(v)
     return None
 
@@ -129,12 +129,14 @@ def _real(expected: str, test: Callable[[float], bool]) -> _Spec:
     def accepts(v: Any) -> bool:
         x = _number(v)
         return x is not None and test(x)
+
     return _Spec(expected, accepts)
 
 
 def _one_of(*options: str) -> _Spec:
-    return _Spec("one of " + ", ".join(map(repr, options)),
-                 lambda v: type(v) is str and v in options)
+    return _Spec(
+        "one of " + ", ".join(map(repr, options)), lambda v: type(v) is str and v in options
+    )
 
 
 def _list_of(expected: str, item: _Spec) -> _Spec:
@@ -151,16 +153,25 @@ def _spec_of(schema: FieldSchema) -> _Spec:
     if schema.kind == "int":
         spec = _int_in(int(lo), int(hi))
     else:
-        text = "a finite number" + (f" in [{lo:g}, {hi:g}]" if -math.inf < lo and hi < math.inf
-                                    else f" >= {lo:g}" if -math.inf < lo
-                                    else f" <= {hi:g}" if hi < math.inf else "")
+        text = "a finite number" + (
+            f" in [{lo:g}, {hi:g}]"
+            if -math.inf < lo and hi < math.inf
+            else f" >= {lo:g}"
+            if -math.inf < lo
+            else f" <= {hi:g}"
+            if hi < math.inf
+            else ""
+        )
         if inf is not None:
             text += " or " + ("Infinity" if inf > 0 else "-Infinity")
         number = _real(text, lambda x: (math.isfinite(x) and lo <= x <= hi) or x == inf)
-        numbers = _list_of("a list of " + text.replace("a finite number", "finite numbers", 1),
-                           number)
-        by_name = _Spec("an object of " + numbers.expected.replace("a list", "lists", 1),
-                        lambda v: type(v) is dict and all(map(numbers.accepts, v.values())))
+        numbers = _list_of(
+            "a list of " + text.replace("a finite number", "finite numbers", 1), number
+        )
+        by_name = _Spec(
+            "an object of " + numbers.expected.replace("a list", "lists", 1),
+            lambda v: type(v) is dict and all(map(numbers.accepts, v.values())),
+        )
         spec = {"float": number, "floats": numbers, "floats by name": by_name}[schema.kind]
     return _or_none(spec) if schema.nullable else spec
 
@@ -180,7 +191,7 @@ _ANY = _Spec("anything", lambda v: True)
 _BOOL = _Spec("true or false", lambda v: type(v) is bool)
 _STR = _Spec("a string", lambda v: type(v) is str)
 _OBJECT = _Spec("an object", lambda v: type(v) is dict)
-_SIZE = _int_in(1, 2**31 - 1)      # the core's sizes; beyond them nothing could fit anyway
+_SIZE = _int_in(1, 2**31 - 1)  # the core's sizes; beyond them nothing could fit anyway
 _FINITE = _real("a finite number", math.isfinite)
 
 # The training state's entries (version 2's "state" section): every TrainState.SCALARS field.
@@ -189,36 +200,69 @@ _STATE = {name: _spec_of(schema) for name, schema in STATE_SCHEMA.items()}
 # Version 1's name of every field of TrainState.ARRAYS (its members) and TrainState.SCALARS
 # (its "fitted" entries); those a version-1 file may leave out get these values (lr: None,
 # the hyperparameter learning_rate_init).
-_V1_NAMES = {"params_": "params", "optimizer_m": "m", "optimizer_v": "v", "_lr": "lr",
-             "_step": "step", "t_": "t", "n_iter_": "n_iter", "loss_curve_": "loss_curve",
-             "validation_scores_": "validation_scores", "best_loss_": "best_loss",
-             "best_validation_score_": "best_validation_score",
-             "_no_improvement_count": "no_improvement_count", "eval_scores": "eval_scores"}
+_V1_NAMES = {
+    "params_": "params",
+    "optimizer_m": "m",
+    "optimizer_v": "v",
+    "_lr": "lr",
+    "_step": "step",
+    "t_": "t",
+    "n_iter_": "n_iter",
+    "loss_curve_": "loss_curve",
+    "validation_scores_": "validation_scores",
+    "best_loss_": "best_loss",
+    "best_validation_score_": "best_validation_score",
+    "_no_improvement_count": "no_improvement_count",
+    "eval_scores": "eval_scores",
+}
 _V1_DEFAULTS = {"lr": None, "step": 0, "no_improvement_count": 0, "eval_scores": {}}
 
 # Top-level entries of __meta__; format, format_version and class are checked first, with
 # their own messages (a newer version may have other entries).
-_META = {"format": _ANY, "format_version": _ANY, "class": _ANY, "lstm_native_version": _STR,
-         "params": _OBJECT, "config": _OBJECT, "fitted": _OBJECT, "state": _OBJECT,
-         "sha256": _OBJECT, "feature_names_in_": _list_of("a list of strings", _STR),
-         "classes_object": _BOOL, "random_state": _OBJECT}
-_META_OPTIONAL = frozenset({"lstm_native_version", "feature_names_in_", "classes_object",
-                            "random_state"})
+_META = {
+    "format": _ANY,
+    "format_version": _ANY,
+    "class": _ANY,
+    "lstm_native_version": _STR,
+    "params": _OBJECT,
+    "config": _OBJECT,
+    "fitted": _OBJECT,
+    "state": _OBJECT,
+    "sha256": _OBJECT,
+    "feature_names_in_": _list_of("a list of strings", _STR),
+    "classes_object": _BOOL,
+    "random_state": _OBJECT,
+}
+_META_OPTIONAL = frozenset(
+    {"lstm_native_version", "feature_names_in_", "classes_object", "random_state"}
+)
 
 # The network configuration (the core's ModelConfig plus the dtype); every entry required.
-_CONFIG = {"cell": _one_of(*_core.CELLS), "input_size": _SIZE, "hidden_size": _SIZE,
-           "num_layers": _SIZE, "output_size": _SIZE, "bidirectional": _BOOL,
-           "return_sequences": _BOOL, "dropout": _real("a number in [0, 1)", lambda x: 0 <= x < 1),
-           "loss": _one_of("mse", "softmax", "absolute_error", "huber", "quantile"),
-           "huber_delta": _real("a finite number > 0", lambda x: math.isfinite(x) and x > 0),
-           "quantiles": _list_of("a list of finite numbers", _FINITE),
-           "dtype": _one_of("float32", "float64")}
+_CONFIG = {
+    "cell": _one_of(*_core.CELLS),
+    "input_size": _SIZE,
+    "hidden_size": _SIZE,
+    "num_layers": _SIZE,
+    "output_size": _SIZE,
+    "bidirectional": _BOOL,
+    "return_sequences": _BOOL,
+    "dropout": _real("a number in [0, 1)", lambda x: 0 <= x < 1),
+    "loss": _one_of("mse", "softmax", "absolute_error", "huber", "quantile"),
+    "huber_delta": _real("a finite number > 0", lambda x: math.isfinite(x) and x > 0),
+    "quantiles": _list_of("a list of finite numbers", _FINITE),
+    "dtype": _one_of("float32", "float64"),
+}
 # Entries of later versions: a file without them has the core's defaults (loss_config).
 _CONFIG_OPTIONAL = frozenset({"huber_delta", "quantiles"})
 
 # The fitted model but its training state, by the names of the estimator's attributes.
-_FITTED = {"n_features_in_": _SIZE, "_input_kind_": _one_of("2d", "3d", "list"),
-           "_step_features_": _SIZE, "n_outputs_": _SIZE, "_y_ndim_": _int_in(1, 2)}
+_FITTED = {
+    "n_features_in_": _SIZE,
+    "_input_kind_": _one_of("2d", "3d", "list"),
+    "_step_features_": _SIZE,
+    "n_outputs_": _SIZE,
+    "_y_ndim_": _int_in(1, 2),
+}
 
 
 class _Layout(NamedTuple):
@@ -235,19 +279,37 @@ class _Layout(NamedTuple):
 
 
 _LAYOUTS = {
-    1: _Layout({k: v for k, v in _META.items() if k != "state"},
-               {**_FITTED, **{old: _STATE[new] for old, new in _V1_NAMES.items()
-                              if new in _STATE}, "loss_": _FINITE},
-               frozenset({"_y_ndim_", "loss_"} | {old for old, new in _V1_NAMES.items()
-                                                  if new in _V1_DEFAULTS}),
-               "fitted", {new: old for old, new in _V1_NAMES.items()}, _V1_DEFAULTS),
-    2: _Layout(_META, _FITTED, frozenset({"_y_ndim_"}), "state",
-               {name: name for name in TrainState.ARRAYS + TrainState.SCALARS}, {}),
+    1: _Layout(
+        {k: v for k, v in _META.items() if k != "state"},
+        {
+            **_FITTED,
+            **{old: _STATE[new] for old, new in _V1_NAMES.items() if new in _STATE},
+            "loss_": _FINITE,
+        },
+        frozenset(
+            {"_y_ndim_", "loss_"} | {old for old, new in _V1_NAMES.items() if new in _V1_DEFAULTS}
+        ),
+        "fitted",
+        {new: old for old, new in _V1_NAMES.items()},
+        _V1_DEFAULTS,
+    ),
+    2: _Layout(
+        _META,
+        _FITTED,
+        frozenset({"_y_ndim_"}),
+        "state",
+        {name: name for name in TrainState.ARRAYS + TrainState.SCALARS},
+        {},
+    ),
 }
 
 # NumPy's legacy RandomState.get_state() tuple but the keys (an array of the file).
-_RANDOM_STATE = {"kind": _one_of("MT19937"), "pos": _int_in(0, 624),
-                 "has_gauss": _int_in(0, 1), "cached_gaussian": _FINITE}
+_RANDOM_STATE = {
+    "kind": _one_of("MT19937"),
+    "pos": _int_in(0, 624),
+    "has_gauss": _int_in(0, 1),
+    "cached_gaussian": _FINITE,
+}
 
 
 _WEIGHT = _real("a finite number >= 0", lambda x: math.isfinite(x) and x >= 0)
@@ -260,8 +322,12 @@ def _class_weight_ok(v: Any) -> bool:
         return False
     labels = []
     for pair in v:
-        if not (type(pair) is list and len(pair) == 2 and _WEIGHT.accepts(pair[1])
-                and type(pair[0]) in (str, int, float, bool)):
+        if not (
+            type(pair) is list
+            and len(pair) == 2
+            and _WEIGHT.accepts(pair[1])
+            and type(pair[0]) in (str, int, float, bool)
+        ):
             return False
         labels.append(pair[0])
     return len(set(labels)) == len(labels)
@@ -269,20 +335,29 @@ def _class_weight_ok(v: Any) -> bool:
 
 # The JSON form of a hyperparameter; the estimator's own validation then checks its value.
 # scikit-learn's Interval(Integral) accepts true/false: a bool hidden_size is a mistake, not a 1.
-_HYPER_SCALAR = _Spec("a number, string, true/false or null",
-                      lambda v: v is None or type(v) in (bool, int, float, str))
-_HYPER_INTEGER = _Spec("an int, a string or null (not true/false)",
-                       lambda v: v is None or type(v) in (int, float, str))
-_HYPER = {"callbacks": _Spec("null (callbacks are not saved)", lambda v: v is None),
-          "class_weight": _Spec('null, "balanced" or a list of distinct [label, weight >= 0] '
-                                "pairs", _class_weight_ok),
-          "quantiles": _or_none(_list_of("a list of finite numbers", _FINITE)),
-          **dict.fromkeys(("hidden_size", "num_layers", "batch_size", "max_iter",
-                           "n_iter_no_change", "n_jobs"), _HYPER_INTEGER)}
+_HYPER_SCALAR = _Spec(
+    "a number, string, true/false or null",
+    lambda v: v is None or type(v) in (bool, int, float, str),
+)
+_HYPER_INTEGER = _Spec(
+    "an int, a string or null (not true/false)", lambda v: v is None or type(v) in (int, float, str)
+)
+_HYPER = {
+    "callbacks": _Spec("null (callbacks are not saved)", lambda v: v is None),
+    "class_weight": _Spec(
+        'null, "balanced" or a list of distinct [label, weight >= 0] pairs', _class_weight_ok
+    ),
+    "quantiles": _or_none(_list_of("a list of finite numbers", _FINITE)),
+    **dict.fromkeys(
+        ("hidden_size", "num_layers", "batch_size", "max_iter", "n_iter_no_change", "n_jobs"),
+        _HYPER_INTEGER,
+    ),
+}
 
 
-def _check_fields(obj: dict, schema: dict, what: str, whats: str,
-                  optional: frozenset = frozenset()) -> None:
+def _check_fields(
+    obj: dict, schema: dict, what: str, whats: str, optional: frozenset = frozenset()
+) -> None:
     """Refuses keys ``schema`` does not know, missing required ones and values it rejects."""
     unknown = sorted(k for k in obj if k not in schema)
     if unknown:
@@ -292,8 +367,7 @@ def _check_fields(obj: dict, schema: dict, what: str, whats: str,
             if key not in optional:
                 raise BadFile(f"{what} {key!r} is missing")
         elif not spec.accepts(obj[key]):
-            raise BadFile(f"invalid {what} {key!r}: {show(obj[key])} "
-                          f"(expected {spec.expected})")
+            raise BadFile(f"invalid {what} {key!r}: {show(obj[key])} (expected {spec.expected})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,8 +412,10 @@ def _classes_array(classes: np.ndarray) -> tuple:
         return classes, False
     if classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes):
         return classes.astype(str), True
-    raise ValueError(f"cannot save classes_ of dtype {classes.dtype} ({classes[:5]!r}...) "
-                     "without pickle; use integer or string class labels")
+    raise ValueError(
+        f"cannot save classes_ of dtype {classes.dtype} ({classes[:5]!r}...) "
+        "without pickle; use integer or string class labels"
+    )
 
 
 @functools.cache
@@ -356,8 +432,12 @@ def save_model(path: Any, class_name: str, hyperparams: dict, fitted: FittedMode
     path = os.fspath(path)
     st, spec = fitted.state, fitted.input
     arrays = {name: np.ascontiguousarray(getattr(st, name)) for name in TrainState.ARRAYS}
-    attrs = {"n_features_in_": spec.n_features_in, "_input_kind_": spec.input_kind,
-             "_step_features_": spec.step_features, "n_outputs_": fitted.n_outputs}
+    attrs = {
+        "n_features_in_": spec.n_features_in,
+        "_input_kind_": spec.input_kind,
+        "_step_features_": spec.step_features,
+        "n_outputs_": fitted.n_outputs,
+    }
     if fitted.classes is None:
         attrs["_y_ndim_"] = fitted.y_ndim
     meta: dict = {
@@ -378,8 +458,12 @@ def save_model(path: Any, class_name: str, hyperparams: dict, fitted: FittedMode
     if isinstance(rs, np.random.RandomState):
         kind, keys, pos, has_gauss, cached = rs.get_state(legacy=True)
         arrays["random_state_keys"] = np.asarray(keys, dtype=np.uint32)
-        meta["random_state"] = {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
-                                "cached_gaussian": float(cached)}
+        meta["random_state"] = {
+            "kind": kind,
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        }
     meta["sha256"] = {k: sha256(v) for k, v in arrays.items()}
     arrays["__meta__"] = json_member(meta)
     write_atomic(path, arrays)
@@ -397,10 +481,12 @@ def _check_meta(meta: dict, registry: dict, expected: Any) -> tuple:
     if type(version) is not int or version < 1:
         raise BadFile(f"invalid format version {show(version)}")
     if version > FORMAT_VERSION:
-        raise BadFile(f"format version {version} was written by a newer lstm_native "
-                      f"({show(meta.get('lstm_native_version', '?'))}); this version "
-                      f"reads format versions up to {FORMAT_VERSION}. Upgrade lstm_native to "
-                      "load it")
+        raise BadFile(
+            f"format version {version} was written by a newer lstm_native "
+            f"({show(meta.get('lstm_native_version', '?'))}); this version "
+            f"reads format versions up to {FORMAT_VERSION}. Upgrade lstm_native to "
+            "load it"
+        )
     name = meta.get("class")
     cls = registry.get(name) if type(name) is str else None
     if cls is None:
@@ -409,17 +495,28 @@ def _check_meta(meta: dict, registry: dict, expected: Any) -> tuple:
         raise BadFile(f"it holds an estimator of class {cls.__name__}, not {expected.__name__}")
     layout = _LAYOUTS[version]
     _check_fields(meta, layout.meta, "metadata entry", "metadata entries", _META_OPTIONAL)
-    _check_fields(meta["config"], _CONFIG, "network configuration entry",
-                  "network configuration entries", _CONFIG_OPTIONAL)
+    _check_fields(
+        meta["config"],
+        _CONFIG,
+        "network configuration entry",
+        "network configuration entries",
+        _CONFIG_OPTIONAL,
+    )
     for key, value in loss_config(meta["config"]["loss"]).items():
         meta["config"].setdefault(key, value)
-    _check_fields(meta["fitted"], layout.fitted, "fitted attribute", "fitted attributes",
-                  layout.fitted_optional)
+    _check_fields(
+        meta["fitted"],
+        layout.fitted,
+        "fitted attribute",
+        "fitted attributes",
+        layout.fitted_optional,
+    )
     if layout.section == "state":
         _check_fields(meta["state"], _STATE, "state entry", "state entries")
     if "random_state" in meta:
-        _check_fields(meta["random_state"], _RANDOM_STATE, "random_state entry",
-                      "random_state entries")
+        _check_fields(
+            meta["random_state"], _RANDOM_STATE, "random_state entry", "random_state entries"
+        )
     for key, digest in meta["sha256"].items():
         if not (type(digest) is str and re.fullmatch(r"[0-9a-f]{64}", digest)):
             raise BadFile(f"the checksum of {show(key)} is {show(digest)}, not a SHA-256")
@@ -430,8 +527,11 @@ def _check_meta(meta: dict, registry: dict, expected: Any) -> tuple:
 def _state_entries(meta: dict, layout: _Layout) -> dict:
     """{TrainState field: its (checked) JSON value} of the fields the file has."""
     section = meta[layout.section]
-    return {name: section[layout.names[name]] for name in TrainState.SCALARS
-            if layout.names[name] in section}
+    return {
+        name: section[layout.names[name]]
+        for name in TrainState.SCALARS
+        if layout.names[name] in section
+    }
 
 
 def _check_consistency(cls: Any, meta: dict, state: dict) -> None:
@@ -443,36 +543,47 @@ def _check_consistency(cls: Any, meta: dict, state: dict) -> None:
     if fitted["_step_features_"] != config["input_size"]:
         raise BadFile("features per step and the network's input size differ")
     if fitted["_input_kind_"] == "2d" and fitted["_step_features_"] != 1:
-        raise BadFile("2-D input has one feature per step, the file says "
-                      f"{fitted['_step_features_']}")
+        raise BadFile(
+            f"2-D input has one feature per step, the file says {fitted['_step_features_']}"
+        )
     if fitted["_input_kind_"] != "2d" and fitted["n_features_in_"] != fitted["_step_features_"]:
         raise BadFile("n_features_in_ and the features per step differ")
     O, y_ndim = fitted["n_outputs_"], fitted.get("_y_ndim_")
     if classifier:
         if O != 1 or config["output_size"] < 2 or y_ndim not in (None, 1):
-            raise BadFile(f"a classifier has one output per sequence (or step) over at least "
-                          f"two classes; the file says n_outputs_={O}, _y_ndim_={y_ndim}, "
-                          f"output_size={config['output_size']}")
+            raise BadFile(
+                f"a classifier has one output per sequence (or step) over at least "
+                f"two classes; the file says n_outputs_={O}, _y_ndim_={y_ndim}, "
+                f"output_size={config['output_size']}"
+            )
         fitted.setdefault("_y_ndim_", 1)
     else:
         if y_ndim is None:
             raise BadFile("fitted attribute '_y_ndim_' is missing")
         Q = len(config["quantiles"]) if config["loss"] == "quantile" else 1
         if O * Q != config["output_size"] or (y_ndim == 1 and O != 1):
-            raise BadFile(f"n_outputs_={O}, _y_ndim_={y_ndim}, {Q} quantile level(s) and the "
-                          f"network's output_size={config['output_size']} disagree")
+            raise BadFile(
+                f"n_outputs_={O}, _y_ndim_={y_ndim}, {Q} quantile level(s) and the "
+                f"network's output_size={config['output_size']} disagree"
+            )
     validating = state["validation_scores"] is not None
     if validating != (state["best_validation_score"] is not None) or (
-            validating == (state["best_loss"] is not None)):
-        raise BadFile("the convergence bookkeeping is inconsistent: the validation scores and "
-                      "the best validation score are set with validation, the best loss "
-                      "without")
+        validating == (state["best_loss"] is not None)
+    ):
+        raise BadFile(
+            "the convergence bookkeeping is inconsistent: the validation scores and "
+            "the best validation score are set with validation, the best loss "
+            "without"
+        )
     names = meta.get("feature_names_in_")
-    if names is not None and (len(names) != fitted["n_features_in_"]
-                              or fitted["_input_kind_"] != "2d"):
-        raise BadFile(f"feature_names_in_ has {len(names)} names, for 2-D input of "
-                      f"{fitted['n_features_in_']} features (the file: "
-                      f"{fitted['_input_kind_']!r} input)")
+    if names is not None and (
+        len(names) != fitted["n_features_in_"] or fitted["_input_kind_"] != "2d"
+    ):
+        raise BadFile(
+            f"feature_names_in_ has {len(names)} names, for 2-D input of "
+            f"{fitted['n_features_in_']} features (the file: "
+            f"{fitted['_input_kind_']!r} input)"
+        )
     if "classes_object" in meta and not classifier:
         raise BadFile("classes_object in the file of a regressor")
 
@@ -485,8 +596,9 @@ def _check_members(meta: dict, members: set, classifier: bool, layout: _Layout) 
         if name not in arrays:
             raise BadFile(f"array {name!r} is missing")
     if classifier != ("classes_" in arrays):
-        raise BadFile("a classifier without classes_" if classifier
-                      else "a regressor with classes_")
+        raise BadFile(
+            "a classifier without classes_" if classifier else "a regressor with classes_"
+        )
     if ("random_state" in meta) != ("random_state_keys" in arrays):
         raise BadFile("random_state and the array random_state_keys come together")
     foreign = sorted(arrays - {*required, "classes_", "random_state_keys"})
@@ -507,7 +619,7 @@ def _hyperparameters_of(cls: Any, params: dict) -> dict:
     _check_fields(params, schema, "hyperparameter", "hyperparameters", frozenset(schema))
     params = dict(params)
     if isinstance(params.get("class_weight"), list):
-        params["class_weight"] = {label: weight for label, weight in params["class_weight"]}
+        params["class_weight"] = dict(params["class_weight"])
     try:
         cls(**params)._validate_params()  # (InvalidParameterError is both of these)
     except (ValueError, TypeError) as e:
@@ -525,25 +637,31 @@ def _memory_needed(headers: dict, config: dict, meta: dict) -> int:
     need = 0
     if "classes_" in headers:
         npy = headers["classes_"]
-        if npy.dtype.kind not in "biufU" or (meta.get("classes_object")
-                                            and npy.dtype.kind != "U"):
+        if npy.dtype.kind not in "biufU" or (meta.get("classes_object") and npy.dtype.kind != "U"):
             raise BadFile(f"classes_ has the dtype {npy.dtype.str}")
         if npy.shape != (config["output_size"],):
-            raise BadFile(f"classes_ has shape {npy.shape}, the network has "
-                          f"{config['output_size']} outputs")
+            raise BadFile(
+                f"classes_ has shape {npy.shape}, the network has {config['output_size']} outputs"
+            )
         need += npy.nbytes
     if "random_state_keys" in headers:
         npy = headers["random_state_keys"]
         if npy.dtype.kind != "u" or npy.dtype.itemsize != 4 or npy.shape != (624,):
-            raise BadFile(f"random_state_keys has dtype {npy.dtype.str} and shape {npy.shape}, "
-                          "not uint32 (624,)")
+            raise BadFile(
+                f"random_state_keys has dtype {npy.dtype.str} and shape {npy.shape}, "
+                "not uint32 (624,)"
+            )
         need += npy.nbytes
     P = _param_count(config)
     units = config["num_layers"] * (2 if config["bidirectional"] else 1)
     # the arrays, and what the core's network takes when it is built: about 1.4 KiB per
     # recurrent unit and P bytes (measured; counted here with a margin of 1.5 to 2)
-    return (need + len(TrainState.ARRAYS) * P * np.dtype(config["dtype"]).itemsize + 2 * P
-            + 2048 * units)
+    return (
+        need
+        + len(TrainState.ARRAYS) * P * np.dtype(config["dtype"]).itemsize
+        + 2 * P
+        + 2048 * units
+    )
 
 
 def _param_count(config: dict) -> int:
@@ -605,26 +723,31 @@ def _read(archive: Any, registry: dict, expected: Any) -> tuple:
     config = meta["config"]
     loss = cls(**hyper)._loss_config()
     if {k: config[k] for k in loss} != loss:
-        raise BadFile(f"the network's loss {show({k: config[k] for k in loss})} is not the one "
-                      f"of the hyperparameters ({show(loss)})")
+        raise BadFile(
+            f"the network's loss {show({k: config[k] for k in loss})} is not the one "
+            f"of the hyperparameters ({show(loss)})"
+        )
     need = _memory_needed(headers, config, meta)
     avail = available_memory()
     if avail is not None and need > avail:
-        raise BadFile(f"its arrays need {format_bytes(need)} of memory, but only "
-                      f"{format_bytes(avail)} is available")
+        raise BadFile(
+            f"its arrays need {format_bytes(need)} of memory, but only "
+            f"{format_bytes(avail)} is available"
+        )
     P = _build_network(config).num_params  # equal to _param_count: one computation
     dtype = np.dtype(config["dtype"])
     for name in (layout.names[a] for a in TrainState.ARRAYS):
         npy = headers[name]
         if npy.dtype.newbyteorder("=") != dtype or npy.shape != (P,):
-            raise BadFile(f"{name} has dtype {npy.dtype.newbyteorder('=')} and shape "
-                          f"{npy.shape}; the network needs {dtype} ({P},)")
+            raise BadFile(
+                f"{name} has dtype {npy.dtype.newbyteorder('=')} and shape "
+                f"{npy.shape}; the network needs {dtype} ({P},)"
+            )
     arrays = {}
     for name in sorted(set(headers) - {_META_MEMBER}):
         array, raw, digest = archive.read(name)
         if digest != meta["sha256"][name]:
-            raise BadFile(f"array {name!r} does not match its checksum (the file is "
-                          "corrupted)")
+            raise BadFile(f"array {name!r} does not match its checksum (the file is corrupted)")
         arrays[name] = (array, raw)
     return meta, cls, layout, hyper, arrays
 
@@ -649,8 +772,15 @@ def _assemble(cls: Any, hyper: dict, meta: dict, layout: _Layout, arrays: dict) 
     if rs is not None:
         rng = np.random.RandomState()
         try:
-            rng.set_state((rs["kind"], arrays["random_state_keys"][0], rs["pos"],
-                           rs["has_gauss"], rs["cached_gaussian"]))
+            rng.set_state(
+                (
+                    rs["kind"],
+                    arrays["random_state_keys"][0],
+                    rs["pos"],
+                    rs["has_gauss"],
+                    rs["cached_gaussian"],
+                )
+            )
         except (TypeError, ValueError) as e:
             raise BadFile(f"invalid random state ({e})") from e
     else:  # not saved: seeded as a new fit would be
@@ -659,17 +789,22 @@ def _assemble(cls: Any, hyper: dict, meta: dict, layout: _Layout, arrays: dict) 
     entries = {**layout.defaults, **_state_entries(meta, layout)}
     if entries["lr"] is None:  # version 1 without the learning rate: the initial one
         entries["lr"] = cls(**hyper).learning_rate_init
-    scalars = {name: _value_of(STATE_SCHEMA[name], entries[name])
-               for name in TrainState.SCALARS}
+    scalars = {name: _value_of(STATE_SCHEMA[name], entries[name]) for name in TrainState.SCALARS}
     fitted, names_in = meta["fitted"], meta.get("feature_names_in_")
-    spec = InputSpec(n_features_in=fitted["n_features_in_"], input_kind=fitted["_input_kind_"],
-                     step_features=fitted["_step_features_"],
-                     feature_names_in=None if names_in is None
-                     else np.asarray(names_in, dtype=object))
-    return FittedModel(config=dict(meta["config"]),
-                       state=TrainState.from_parts(state_arrays, scalars, rng), input=spec,
-                       n_outputs=fitted["n_outputs_"], y_ndim=fitted["_y_ndim_"],
-                       classes=classes)
+    spec = InputSpec(
+        n_features_in=fitted["n_features_in_"],
+        input_kind=fitted["_input_kind_"],
+        step_features=fitted["_step_features_"],
+        feature_names_in=None if names_in is None else np.asarray(names_in, dtype=object),
+    )
+    return FittedModel(
+        config=dict(meta["config"]),
+        state=TrainState.from_parts(state_arrays, scalars, rng),
+        input=spec,
+        n_outputs=fitted["n_outputs_"],
+        y_ndim=fitted["_y_ndim_"],
+        classes=classes,
+    )
 
 
 __all__ = ["FORMAT_VERSION", "load_model", "save_model"]

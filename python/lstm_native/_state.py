@@ -72,25 +72,27 @@ class TrainState:
     v: np.ndarray
     lr: float
     rng: np.random.RandomState
-    step: int = 0                       # optimizer steps (Adam's bias correction)
-    t: int = 0                          # training samples seen (scikit-learn's t_)
-    n_iter: int = 0                     # epochs (n_iter_; a warm-started fit restarts it)
+    step: int = 0  # optimizer steps (Adam's bias correction)
+    t: int = 0  # training samples seen (scikit-learn's t_)
+    n_iter: int = 0  # epochs (n_iter_; a warm-started fit restarts it)
     loss_curve: list = field(default_factory=list)  # mean training loss of every epoch
-    validation_scores: list | None = None           # every epoch's score when validating
-    best_loss: float | None = math.inf              # None when validating (as MLP)
-    best_validation_score: float | None = None      # -inf at the start when validating
+    validation_scores: list | None = None  # every epoch's score when validating
+    best_loss: float | None = math.inf  # None when validating (as MLP)
+    best_validation_score: float | None = None  # -inf at the start when validating
     no_improvement_count: int = 0
-    best_params: np.ndarray | None = None           # the weights of the best validation score
+    best_params: np.ndarray | None = None  # the weights of the best validation score
     eval_scores: dict = field(default_factory=dict)  # eval set name -> per-epoch scores
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def fresh(cls, params: np.ndarray, lr: float, rng: np.random.RandomState,
-              validating: bool) -> TrainState:
+    def fresh(
+        cls, params: np.ndarray, lr: float, rng: np.random.RandomState, validating: bool
+    ) -> TrainState:
         """A state at the start of training from ``params``: zero moments, no history."""
         params = np.ascontiguousarray(params)
-        st = cls(params=params, m=np.zeros_like(params), v=np.zeros_like(params),
-                 lr=float(lr), rng=rng)
+        st = cls(
+            params=params, m=np.zeros_like(params), v=np.zeros_like(params), lr=float(lr), rng=rng
+        )
         st.reset_tracking(validating)
         return st
 
@@ -125,8 +127,7 @@ class TrainState:
     def loss(self) -> float | None:
         return self.loss_curve[-1] if self.loss_curve else None
 
-    def record_epoch(self, loss: float, n_samples: int, score: float | None,
-                     tol: float) -> None:
+    def record_epoch(self, loss: float, n_samples: int, score: float | None, tol: float) -> None:
         """After an epoch: the loss curve, the samples seen and MLP's convergence test. The
         monitored value is the validation score when validating (higher is better; the best
         weights are kept), else the training loss; an epoch that does not improve it by more
@@ -155,8 +156,7 @@ class TrainState:
     # -- copies ---------------------------------------------------------------------------
     def copy(self) -> TrainState:
         """An independent copy: arrays, lists and the generator are copied."""
-        return TrainState(**{f.name: copy.deepcopy(getattr(self, f.name))
-                             for f in fields(self)})
+        return TrainState(**{f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)})
 
     def assign(self, other: TrainState) -> None:
         """Become a copy of ``other`` (every field replaced by a copy of other's)."""
@@ -188,8 +188,7 @@ class TrainState:
         return out
 
     @classmethod
-    def from_parts(cls, arrays: dict, scalars: dict,
-                   rng: np.random.RandomState) -> TrainState:
+    def from_parts(cls, arrays: dict, scalars: dict, rng: np.random.RandomState) -> TrainState:
         """The inverse of (``{name: getattr(st, name) for name in ARRAYS}``, ``scalars()``),
         for values that have been validated (see _persist). The arrays are taken as they are
         when C-contiguous and writeable (a file's arrays are not copied once more)."""
@@ -219,7 +218,7 @@ class FittedModel:
     state: TrainState
     input: InputSpec
     n_outputs: int
-    y_ndim: int                        # 1 or 2: the ndim of one sequence's (or step's) target
+    y_ndim: int  # 1 or 2: the ndim of one sequence's (or step's) target
     classes: np.ndarray | None = None
 
     @property

@@ -20,8 +20,13 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import assert_all_finite, column_or_1d
 
-from ._validation import (Sequences, check_finite_array, check_n_samples, check_sample_weight,
-                          pad_sequence_targets)
+from ._validation import (
+    Sequences,
+    check_finite_array,
+    check_n_samples,
+    check_sample_weight,
+    pad_sequence_targets,
+)
 
 
 @dataclass
@@ -31,8 +36,8 @@ class Prepared:
     Y: np.ndarray
     n_outputs: int
     y_ndim: int
-    head_width: int                     # targets (regressor) or classes: the network's output
-                                        # size before a quantile head's one output per level
+    head_width: int  # targets (regressor) or classes: the network's output
+    # size before a quantile head's one output per level
     classes: Optional[np.ndarray] = None
 
 
@@ -98,24 +103,37 @@ class RegressorTargets:
             Y = Y.copy()
         return Y, y_ndim
 
-    def prepare(self, est: Any, y: Any, seqs: Sequences, dtype: Any, prev: Any,
-                incremental: bool, classes: Any) -> Prepared:
+    def prepare(
+        self,
+        est: Any,
+        y: Any,
+        seqs: Sequences,
+        dtype: Any,
+        prev: Any,
+        incremental: bool,
+        classes: Any,
+    ) -> Prepared:
         Y, y_ndim = self._values(est, y, seqs, dtype)
         if prev is not None and Y.shape[-1] != prev.n_outputs:
-            raise ValueError(f"y has {Y.shape[-1]} outputs, but {type(est).__name__} was "
-                             f"fitted with {prev.n_outputs}")
+            raise ValueError(
+                f"y has {Y.shape[-1]} outputs, but {type(est).__name__} was "
+                f"fitted with {prev.n_outputs}"
+            )
         return Prepared(Y, Y.shape[-1], y_ndim if prev is None else prev.y_ndim, Y.shape[-1])
 
-    def prepare_eval(self, est: Any, y: Any, seqs: Sequences, dtype: Any,
-                     train: Prepared) -> np.ndarray:
+    def prepare_eval(
+        self, est: Any, y: Any, seqs: Sequences, dtype: Any, train: Prepared
+    ) -> np.ndarray:
         Y, _ = self._values(est, y, seqs, dtype)
         if Y.shape[-1] != train.n_outputs:
-            raise ValueError(f"eval_set y has {Y.shape[-1]} outputs, the training y "
-                             f"{train.n_outputs}")
+            raise ValueError(
+                f"eval_set y has {Y.shape[-1]} outputs, the training y {train.n_outputs}"
+            )
         return Y
 
-    def weights(self, est: Any, sw: Optional[np.ndarray], targets: Prepared, dtype: Any,
-                incremental: bool) -> Optional[np.ndarray]:
+    def weights(
+        self, est: Any, sw: Optional[np.ndarray], targets: Prepared, dtype: Any, incremental: bool
+    ) -> Optional[np.ndarray]:
         return sw
 
     def baseline_loss(self, loss: str, data: Any) -> Optional[float]:
@@ -132,8 +150,9 @@ class RegressorTargets:
         """R^2 of raw outputs against the prepared targets (over the real steps)."""
         if raw.ndim == 3:
             mask = _valid_steps(data.seqs.lengths, raw.shape[1])
-            return float(r2_score(data.Y[mask], raw[mask],
-                                  sample_weight=_step_weights(data.sw, mask)))
+            return float(
+                r2_score(data.Y[mask], raw[mask], sample_weight=_step_weights(data.sw, mask))
+            )
         return float(r2_score(data.Y, raw, sample_weight=data.sw))
 
     def format(self, raw: np.ndarray, seqs: Sequences, fitted: Any) -> Any:
@@ -177,15 +196,18 @@ class ClassifierTargets:
             for i, yi in enumerate(y):
                 yi = column_or_1d(np.asarray(yi))
                 if yi.shape[0] != seqs.lengths[i]:
-                    raise ValueError(f"y[{i}] has {yi.shape[0]} labels but X[{i}] has "
-                                     f"{seqs.lengths[i]} steps")
+                    raise ValueError(
+                        f"y[{i}] has {yi.shape[0]} labels but X[{i}] has {seqs.lengths[i]} steps"
+                    )
                 parts.append(yi)
             flat = np.concatenate(parts)
         else:
             labels = np.asarray(y)
             if labels.ndim != 2 or labels.shape[0] != N or labels.shape[1] != T:
-                raise ValueError(f"With return_sequences=True, y must hold one label per "
-                                 f"step: shape ({N}, {T}), got {labels.shape}")
+                raise ValueError(
+                    f"With return_sequences=True, y must hold one label per "
+                    f"step: shape ({N}, {T}), got {labels.shape}"
+                )
             parts = list(labels)
             flat = labels.ravel()
         if flat.dtype.kind in "fc":
@@ -193,8 +215,9 @@ class ClassifierTargets:
         check_classification_targets(flat)
         return flat, parts
 
-    def _indices(self, classes: np.ndarray, flat: np.ndarray, parts: Any, seqs: Sequences,
-                 dtype: Any) -> np.ndarray:
+    def _indices(
+        self, classes: np.ndarray, flat: np.ndarray, parts: Any, seqs: Sequences, dtype: Any
+    ) -> np.ndarray:
         def to_index(labels):
             return np.searchsorted(classes, labels).astype(dtype)
 
@@ -205,8 +228,16 @@ class ClassifierTargets:
             Y[i, : len(p)] = to_index(p)
         return Y
 
-    def prepare(self, est: Any, y: Any, seqs: Sequences, dtype: Any, prev: Any,
-                incremental: bool, classes: Any) -> Prepared:
+    def prepare(
+        self,
+        est: Any,
+        y: Any,
+        seqs: Sequences,
+        dtype: Any,
+        prev: Any,
+        incremental: bool,
+        classes: Any,
+    ) -> Prepared:
         flat, parts = self._labels(est, y, seqs)
         fitted_classes = None if prev is None else prev.classes
         if incremental:  # scikit-learn's rule for the `classes` argument of partial_fit
@@ -215,8 +246,10 @@ class ClassifierTargets:
             if classes is not None:
                 given = unique_labels(classes)
                 if fitted_classes is not None and not np.array_equal(fitted_classes, given):
-                    raise ValueError(f"`classes={classes!r}` is not the same as on last call "
-                                     f"to partial_fit, was: {fitted_classes!r}")
+                    raise ValueError(
+                        f"`classes={classes!r}` is not the same as on last call "
+                        f"to partial_fit, was: {fitted_classes!r}"
+                    )
                 fitted_classes = given
         present = unique_labels(flat)
         if fitted_classes is None:
@@ -225,35 +258,45 @@ class ClassifierTargets:
             if set(present) != set(fitted_classes):
                 raise ValueError(
                     "warm_start can only be used where `y` has the same classes as in the "
-                    f"previous call to fit. Previously got {fitted_classes}, `y` has {present}")
+                    f"previous call to fit. Previously got {fitted_classes}, `y` has {present}"
+                )
         elif len(np.setdiff1d(present, fitted_classes)):
-            raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                             f"{fitted_classes}. 'y' has {present}.")
+            raise ValueError(
+                f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                f"{fitted_classes}. 'y' has {present}."
+            )
         if len(fitted_classes) < 2:
-            raise ValueError(f"{type(est).__name__} needs samples of at least 2 classes in the "
-                             f"data, but the data contains only one class: "
-                             f"{fitted_classes[0]!r}")
+            raise ValueError(
+                f"{type(est).__name__} needs samples of at least 2 classes in the "
+                f"data, but the data contains only one class: "
+                f"{fitted_classes[0]!r}"
+            )
         Y = self._indices(fitted_classes, flat, parts, seqs, dtype)
         return Prepared(Y, 1, 1, len(fitted_classes), fitted_classes)
 
-    def prepare_eval(self, est: Any, y: Any, seqs: Sequences, dtype: Any,
-                     train: Prepared) -> np.ndarray:
+    def prepare_eval(
+        self, est: Any, y: Any, seqs: Sequences, dtype: Any, train: Prepared
+    ) -> np.ndarray:
         flat, parts = self._labels(est, y, seqs)
         unknown = np.setdiff1d(unique_labels(flat), train.classes)
         if len(unknown):
-            raise ValueError(f"eval_set y has classes not in the training classes: "
-                             f"{unknown.tolist()}")
+            raise ValueError(
+                f"eval_set y has classes not in the training classes: {unknown.tolist()}"
+            )
         return self._indices(train.classes, flat, parts, seqs, dtype)
 
-    def weights(self, est: Any, sw: Optional[np.ndarray], targets: Prepared, dtype: Any,
-                incremental: bool) -> Optional[np.ndarray]:
+    def weights(
+        self, est: Any, sw: Optional[np.ndarray], targets: Prepared, dtype: Any, incremental: bool
+    ) -> Optional[np.ndarray]:
         """sample_weight times class_weight of each sequence's label."""
         cw = est.class_weight
         if cw is None:
             return sw
         if est.return_sequences:
-            raise ValueError("class_weight needs return_sequences=False: the core weighs whole "
-                             "sequences, and a sequence's steps have different labels")
+            raise ValueError(
+                "class_weight needs return_sequences=False: the core weighs whole "
+                "sequences, and a sequence's steps have different labels"
+            )
         idx = targets.Y.astype(np.int64)
         classes = targets.classes
         if isinstance(cw, str):  # "balanced" over the training labels
@@ -262,10 +305,10 @@ class ClassifierTargets:
                     "class_weight 'balanced' is not supported for partial_fit: the class "
                     "frequencies of one batch are not those of the data. Pass weights computed "
                     "with sklearn.utils.class_weight.compute_class_weight('balanced', "
-                    "classes=classes, y=y) on (a large sample of) the full data as a dict")
+                    "classes=classes, y=y) on (a large sample of) the full data as a dict"
+                )
             counts = np.bincount(idx, minlength=len(classes)).astype(np.float64)
-            per_class = np.where(counts > 0, len(idx) / (len(classes) * np.maximum(counts, 1)),
-                                 0.0)
+            per_class = np.where(counts > 0, len(idx) / (len(classes) * np.maximum(counts, 1)), 0.0)
         else:
             per_class = compute_class_weight(cw, classes=classes, y=classes[idx])
         w = per_class[idx]
@@ -288,8 +331,13 @@ class ClassifierTargets:
         pred = np.argmax(raw, axis=-1)
         if pred.ndim == 2:
             mask = _valid_steps(data.seqs.lengths, pred.shape[1])
-            return float(accuracy_score(data.Y[mask].astype(np.int64), pred[mask],
-                                        sample_weight=_step_weights(data.sw, mask)))
+            return float(
+                accuracy_score(
+                    data.Y[mask].astype(np.int64),
+                    pred[mask],
+                    sample_weight=_step_weights(data.sw, mask),
+                )
+            )
         return float(accuracy_score(data.Y.astype(np.int64), pred, sample_weight=data.sw))
 
     def per_sequence(self, arr: np.ndarray, seqs: Sequences, fitted: Any) -> Any:
@@ -297,8 +345,7 @@ class ClassifierTargets:
             return [arr[i, : seqs.lengths[i]].copy() for i in range(seqs.n_samples)]
         return arr
 
-    def sequence_accuracy(self, y: Any, pred: Any, seqs: Sequences,
-                          sample_weight: Any) -> float:
+    def sequence_accuracy(self, y: Any, pred: Any, seqs: Sequences, sample_weight: Any) -> float:
         """Accuracy over every real step of every sequence (return_sequences)."""
         sw = None
         if sample_weight is not None:
@@ -332,14 +379,26 @@ class ProbabilityStream:
 
     def step(self, x: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
         if out is not None:  # checked before the step, so that a bad `out` changes no state
-            shape = (self._stream.output_size,) if np.ndim(x) == 1 else (
-                self._stream.batch, self._stream.output_size)
-            if not (isinstance(out, np.ndarray) and out.dtype.kind == "f"
-                    and out.shape == shape and out.flags.writeable):
-                got = (f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray)
-                       else type(out).__name__)
-                raise ValueError(f"out must be a writeable float array of shape {shape} (class "
-                                 f"probabilities), got {got}")
+            shape = (
+                (self._stream.output_size,)
+                if np.ndim(x) == 1
+                else (self._stream.batch, self._stream.output_size)
+            )
+            if not (
+                isinstance(out, np.ndarray)
+                and out.dtype.kind == "f"
+                and out.shape == shape
+                and out.flags.writeable
+            ):
+                got = (
+                    f"{out.dtype} {out.shape}"
+                    if isinstance(out, np.ndarray)
+                    else type(out).__name__
+                )
+                raise ValueError(
+                    f"out must be a writeable float array of shape {shape} (class "
+                    f"probabilities), got {got}"
+                )
         p = softmax(self._stream.step(x))
         if out is None:
             return p
@@ -358,5 +417,11 @@ class ProbabilityStream:
         self._stream.state = value
 
 
-__all__ = ["ClassifierTargets", "Prepared", "ProbabilityStream", "RegressorTargets",
-           "point_columns", "softmax"]
+__all__ = [
+    "ClassifierTargets",
+    "Prepared",
+    "ProbabilityStream",
+    "RegressorTargets",
+    "point_columns",
+    "softmax",
+]

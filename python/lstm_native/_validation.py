@@ -57,7 +57,7 @@ class Sequences:
         """What the core wants: None when every sequence spans all T steps."""
         return self.lengths if self.ragged else None
 
-    def subset(self, idx: slice) -> "Sequences":
+    def subset(self, idx: slice) -> Sequences:
         X = self.X[idx]
         lengths = self.lengths[idx]
         T = int(lengths.max()) if lengths.size else X.shape[1]
@@ -93,16 +93,20 @@ def _is_variable_length_list(X: Any) -> bool:
     is_seq = [not (np.isscalar(x) or x is None) for x in X]
     if any(is_seq) and not all(is_seq):
         i = is_seq.index(False)
-        raise ValueError(f"X[{i}] is {X[i]!r} ({type(X[i]).__name__}), not a sequence, while "
-                         f"X[{is_seq.index(True)}] is one; a list X must hold one array-like "
-                         "sequence per sample")
+        raise ValueError(
+            f"X[{i}] is {X[i]!r} ({type(X[i]).__name__}), not a sequence, while "
+            f"X[{is_seq.index(True)}] is one; a list X must hold one array-like "
+            "sequence per sample"
+        )
     if not any(is_seq):
         return False
     shapes = set()
     for x in X:
         if sp.issparse(x):
-            raise TypeError("Sparse data was passed in a list of sequences, but dense data "
-                            "is required; convert each sequence with .toarray()")
+            raise TypeError(
+                "Sparse data was passed in a list of sequences, but dense data "
+                "is required; convert each sequence with .toarray()"
+            )
         try:
             shapes.add(np.shape(x))
         except ValueError:  # a ragged nested list inside one sequence
@@ -139,13 +143,16 @@ def _check_sequence_list(X: Any, dtype: Any, estimator: Any) -> tuple:
         arr = _one_sequence(x, i)
         _check_numeric(np.asarray(arr), f"X[{i}]")
         with _numeric(f"X[{i}]"):
-            arr = check_array(arr, dtype=dtype, ensure_all_finite=True, input_name=f"X[{i}]",
-                              estimator=estimator)
+            arr = check_array(
+                arr, dtype=dtype, ensure_all_finite=True, input_name=f"X[{i}]", estimator=estimator
+            )
         if n_feat is None:
             n_feat = arr.shape[1]
         elif arr.shape[1] != n_feat:
-            raise ValueError(f"All sequences in X must have the same number of features: X[0] "
-                             f"has {n_feat}, X[{i}] has {arr.shape[1]}")
+            raise ValueError(
+                f"All sequences in X must have the same number of features: X[0] "
+                f"has {n_feat}, X[{i}] has {arr.shape[1]}"
+            )
         seqs.append(arr)
     lengths = np.array([s.shape[0] for s in seqs], dtype=np.int64)
     Xp = np.zeros((len(seqs), int(lengths.max()), n_feat), dtype=dtype)
@@ -159,24 +166,27 @@ def _one_sequence(x: Any, i: int) -> Any:
     try:
         arr = np.asarray(x) if not hasattr(x, "dtype") else x
     except (ValueError, TypeError) as e:
-        raise ValueError(f"X[{i}] is not a rectangular (n_timesteps, n_features) array: "
-                         f"{e}") from None
+        raise ValueError(
+            f"X[{i}] is not a rectangular (n_timesteps, n_features) array: {e}"
+        ) from None
     if getattr(arr, "ndim", None) not in (1, 2):
-        raise ValueError(f"X[{i}] must be a 1-D (univariate) or 2-D (n_timesteps, "
-                         f"n_features) sequence, got shape {np.shape(arr)}")
+        raise ValueError(
+            f"X[{i}] must be a 1-D (univariate) or 2-D (n_timesteps, "
+            f"n_features) sequence, got shape {np.shape(arr)}"
+        )
     if arr.ndim == 1:
         arr = np.reshape(arr, (-1, 1))
     if arr.shape[0] == 0:
-        raise ValueError(f"X[{i}] is an empty sequence (0 timesteps); every sequence needs "
-                         "at least one step")
+        raise ValueError(
+            f"X[{i}] is an empty sequence (0 timesteps); every sequence needs at least one step"
+        )
     return arr
 
 
 def _pad_arrays(X: Any, dtype: Any) -> Optional[tuple]:
     """The vectorized path of _check_sequence_list, or None when some item is not a real
     numeric ndarray (the per-sequence path then finds and names it)."""
-    if not all(type(x) is np.ndarray and x.dtype.kind in "fiub" and x.ndim in (1, 2)
-               for x in X):
+    if not all(type(x) is np.ndarray and x.dtype.kind in "fiub" and x.ndim in (1, 2) for x in X):
         return None
     shapes = [x.shape for x in X]
     lengths = np.fromiter((s[0] for s in shapes), dtype=np.int64, count=len(shapes))
@@ -197,9 +207,15 @@ def _pad_arrays(X: Any, dtype: Any) -> Optional[tuple]:
     return Xp, lengths
 
 
-def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
-                    reset: Optional[bool] = None,
-                    spec: Optional[InputSpec] = None, any_length: bool = False) -> Sequences:
+def check_sequences(
+    X: Any,
+    *,
+    dtype: Any = np.float64,
+    estimator: Any = None,
+    reset: Optional[bool] = None,
+    spec: Optional[InputSpec] = None,
+    any_length: bool = False,
+) -> Sequences:
     """Validates sequence input ``X`` (see the module docstring) into a :class:`Sequences`.
 
     ``reset=None`` only checks; ``reset=True`` also records what fitting learns about X
@@ -213,9 +229,11 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
     """
     dtype = np.dtype(dtype)
     if X is None:
-        raise ValueError(f"{_name(estimator)} got X=None; X must be a 2-D array (n_samples, "
-                         "n_timesteps), a 3-D array (n_samples, n_timesteps, n_features) or a "
-                         "list of (n_timesteps_i, n_features) arrays")
+        raise ValueError(
+            f"{_name(estimator)} got X=None; X must be a 2-D array (n_samples, "
+            "n_timesteps), a 3-D array (n_samples, n_timesteps, n_features) or a "
+            "list of (n_timesteps_i, n_features) arrays"
+        )
     if isinstance(X, (list, tuple)) and len(X) == 0:
         raise ValueError("X is empty: got an empty list of sequences (0 samples)")
     names = None
@@ -229,25 +247,38 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
             if hasattr(X, "dtype"):
                 _check_numeric(np.asarray(X), "X")
             if isinstance(X, np.ndarray) and X.shape[0] == 0:
-                raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a "
-                                 "minimum of 1 is required.")
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape={X.shape}) while a "
+                    "minimum of 1 is required."
+                )
             with _numeric("X"):
-                Xp = check_array(X, dtype=dtype, allow_nd=True, ensure_all_finite=True,
-                                 estimator=estimator, input_name="X")
+                Xp = check_array(
+                    X,
+                    dtype=dtype,
+                    allow_nd=True,
+                    ensure_all_finite=True,
+                    estimator=estimator,
+                    input_name="X",
+                )
             if Xp.shape[1] == 0:
-                raise ValueError(f"X has 0 timesteps (shape={Xp.shape}); every sequence needs "
-                                 "at least one step")
+                raise ValueError(
+                    f"X has 0 timesteps (shape={Xp.shape}); every sequence needs at least one step"
+                )
             if Xp.shape[2] == 0:
-                raise ValueError(f"Found array with 0 feature(s) (shape={Xp.shape}) while a "
-                                 "minimum of 1 is required.")
+                raise ValueError(
+                    f"Found array with 0 feature(s) (shape={Xp.shape}) while a "
+                    "minimum of 1 is required."
+                )
             lengths = np.full(Xp.shape[0], Xp.shape[1], dtype=np.int64)
             kind = "3d"
         else:
             kind = "2d"
             if hasattr(X, "dtype") and not sp.issparse(X):
                 _check_numeric(np.asarray(X), "X")
-            if estimator is not None and reset is not None and (
-                reset or spec is None or spec.input_kind == "2d"
+            if (
+                estimator is not None
+                and reset is not None
+                and (reset or spec is None or spec.input_kind == "2d")
             ):
                 # scikit-learn's own checks: n_features_in_ = X.shape[1], feature names,
                 # "Reshape your data" for 1-D input, sparse/NaN/inf/complex/empty messages.
@@ -256,8 +287,9 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
                 target = _recorder(estimator) if reset else estimator
                 try:
                     with _numeric("X"):
-                        Xp = validate_data(target, X, reset=bool(reset), dtype=dtype,
-                                           ensure_all_finite=True)
+                        Xp = validate_data(
+                            target, X, reset=bool(reset), dtype=dtype, ensure_all_finite=True
+                        )
                 except ValueError as e:
                     if any_length and "features as input" in str(e):
                         # scikit-learn's rule for 2-D X (its estimator checks require it):
@@ -273,8 +305,9 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
                     names = getattr(target, "feature_names_in_", None)
             else:
                 with _numeric("X"):
-                    Xp = check_array(X, dtype=dtype, ensure_all_finite=True,
-                                     estimator=estimator, input_name="X")
+                    Xp = check_array(
+                        X, dtype=dtype, ensure_all_finite=True, estimator=estimator, input_name="X"
+                    )
             Xp = Xp.reshape(Xp.shape[0], Xp.shape[1], 1)
             lengths = np.full(Xp.shape[0], Xp.shape[1], dtype=np.int64)
     Xp = np.ascontiguousarray(Xp, dtype=dtype)
@@ -283,8 +316,12 @@ def check_sequences(X: Any, *, dtype: Any = np.float64, estimator: Any = None,
     seqs = Sequences(Xp, lengths, kind)
     if reset:
         D = seqs.n_features
-        seqs.spec = InputSpec(n_features_in=D if n_features_in is None else int(n_features_in),
-                              input_kind=kind, step_features=D, feature_names_in=names)
+        seqs.spec = InputSpec(
+            n_features_in=D if n_features_in is None else int(n_features_in),
+            input_kind=kind,
+            step_features=D,
+            feature_names_in=names,
+        )
     elif reset is not None and spec is not None:
         _check_features(estimator, seqs, spec)
     return seqs
@@ -315,13 +352,16 @@ def _check_features(estimator: Any, seqs: Sequences, spec: InputSpec) -> None:
                 f"X is 2-D, i.e. univariate sequences (one feature per step), but {name} was "
                 f"fitted on sequences with {expected} features per step; pass a 3-D array "
                 f"(n_samples, n_timesteps, {expected}) or a list of (n_timesteps, {expected}) "
-                "arrays")
+                "arrays"
+            )
         if spec.input_kind == "2d":
             raise ValueError(
                 f"X has {D} features per step, but {name} was fitted on 2-D X, i.e. univariate "
-                "sequences (one feature per step)")
-        raise ValueError(f"X has {D} features, but {name} is expecting {expected} features "
-                         "as input.")
+                "sequences (one feature per step)"
+            )
+        raise ValueError(
+            f"X has {D} features, but {name} is expecting {expected} features as input."
+        )
 
 
 def apply_layout(X: Any, layout: str, warn: bool = False) -> Any:
@@ -344,7 +384,10 @@ def apply_layout(X: Any, layout: str, warn: bool = False) -> Any:
         warnings.warn(
             f"X has shape {tuple(shape)}: {shape[1]} timestep(s) of {shape[2]} features. If it "
             "is (n_samples, n_channels, n_timesteps), as aeon and sktime store series, pass "
-            "input_layout='nct'.", UserWarning, stacklevel=3)
+            "input_layout='nct'.",
+            UserWarning,
+            stacklevel=3,
+        )
     return X
 
 
@@ -353,27 +396,37 @@ def check_y_present(y: Any, estimator: Any) -> None:
         raise ValueError(f"{_name(estimator)} requires y to be passed, but the target y is None.")
 
 
-def check_finite_array(a: Any, name: str, dtype: Any = np.float64, ndim: tuple = (1, 2),
-                       ensure_min_samples: int = 1) -> np.ndarray:
+def check_finite_array(
+    a: Any, name: str, dtype: Any = np.float64, ndim: tuple = (1, 2), ensure_min_samples: int = 1
+) -> np.ndarray:
     """``a`` as a finite real array of ``dtype`` whose ndim is one of ``ndim``."""
     if sp.issparse(a):
         raise TypeError(f"A sparse {name} is not supported; pass a dense array")
     if hasattr(a, "dtype"):
         _check_numeric(np.asarray(a), name)
     with _numeric(name):
-        arr = check_array(a, dtype=dtype, ensure_2d=False, allow_nd=True,
-                          ensure_all_finite=True, input_name=name,
-                          ensure_min_samples=ensure_min_samples)
+        arr = check_array(
+            a,
+            dtype=dtype,
+            ensure_2d=False,
+            allow_nd=True,
+            ensure_all_finite=True,
+            input_name=name,
+            ensure_min_samples=ensure_min_samples,
+        )
     if arr.ndim not in ndim:
-        raise ValueError(f"{name} must be {' or '.join(f'{d}-D' for d in ndim)}, got shape "
-                         f"{arr.shape}")
+        raise ValueError(
+            f"{name} must be {' or '.join(f'{d}-D' for d in ndim)}, got shape {arr.shape}"
+        )
     return arr
 
 
 def check_n_samples(n_y: int, n_x: int, name: str = "y") -> None:
     if n_y != n_x:
-        raise ValueError(f"Found input variables with inconsistent numbers of samples: X has "
-                         f"{n_x} sequences, {name} has {n_y}")
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: X has "
+            f"{n_x} sequences, {name} has {n_y}"
+        )
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> Optional[np.ndarray]:
@@ -383,8 +436,9 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> Optio
     if hasattr(sample_weight, "dtype"):
         _check_numeric(np.asarray(sample_weight), "sample_weight")
     with _numeric("sample_weight"):
-        sw = _check_sample_weight(sample_weight, np.empty((n_samples, 0)), dtype=dtype,
-                                  ensure_non_negative=True)
+        sw = _check_sample_weight(
+            sample_weight, np.empty((n_samples, 0)), dtype=dtype, ensure_non_negative=True
+        )
     if not np.all(np.isfinite(sw)):
         raise ValueError("Input sample_weight contains NaN or infinity.")
     if not sw.sum() > 0:
@@ -397,17 +451,21 @@ def pad_sequence_targets(y: Any, seqs: Sequences, dtype: Any, name: str = "y") -
     T_i its length) or an array (N, T) / (N, T, k). Returns ((N, T, k) padded array of
     ``dtype``, ndim of one sequence's target: 1 for (T_i,), 2 for (T_i, k))."""
     N, T = seqs.X.shape[:2]
-    if isinstance(y, (list, tuple)) and _is_variable_length_list(y) or (
-        isinstance(y, (list, tuple)) and seqs.kind == "list"
+    if (
+        isinstance(y, (list, tuple))
+        and _is_variable_length_list(y)
+        or (isinstance(y, (list, tuple)) and seqs.kind == "list")
     ):
         check_n_samples(len(y), N, name)
         parts = []
         for i, yi in enumerate(y):
             arr = check_finite_array(yi, f"{name}[{i}]", dtype=dtype, ndim=(1, 2))
             if arr.shape[0] != seqs.lengths[i]:
-                raise ValueError(f"{name}[{i}] has {arr.shape[0]} steps but X[{i}] has "
-                                 f"{seqs.lengths[i]}; with return_sequences=True y needs one "
-                                 "target per step")
+                raise ValueError(
+                    f"{name}[{i}] has {arr.shape[0]} steps but X[{i}] has "
+                    f"{seqs.lengths[i]}; with return_sequences=True y needs one "
+                    "target per step"
+                )
             parts.append(arr)
         step_ndim = parts[0].ndim
         if any(p.ndim != step_ndim for p in parts):
@@ -421,18 +479,31 @@ def pad_sequence_targets(y: Any, seqs: Sequences, dtype: Any, name: str = "y") -
         return Y, step_ndim
     arr = check_finite_array(y, name, dtype=dtype, ndim=(1, 2, 3))
     if arr.ndim == 1:
-        raise ValueError(f"With return_sequences=True, {name} needs one target per step: shape "
-                         f"(n_samples, n_timesteps[, n_outputs]) = ({N}, {T}[, k]), got "
-                         f"{arr.shape}")
+        raise ValueError(
+            f"With return_sequences=True, {name} needs one target per step: shape "
+            f"(n_samples, n_timesteps[, n_outputs]) = ({N}, {T}[, k]), got "
+            f"{arr.shape}"
+        )
     check_n_samples(arr.shape[0], N, name)
     if arr.shape[1] != T:
-        raise ValueError(f"With return_sequences=True, {name} must have shape (n_samples, "
-                         f"n_timesteps[, n_outputs]) = ({N}, {T}[, k]) matching X, got "
-                         f"{arr.shape}")
+        raise ValueError(
+            f"With return_sequences=True, {name} must have shape (n_samples, "
+            f"n_timesteps[, n_outputs]) = ({N}, {T}[, k]) matching X, got "
+            f"{arr.shape}"
+        )
     step_ndim = arr.ndim - 1
     Y = arr.reshape(N, T, -1)
     return np.ascontiguousarray(Y, dtype=dtype), step_ndim
 
 
-__all__ = ["InputSpec", "Sequences", "apply_layout", "check_sequences", "check_sample_weight", "check_finite_array",
-           "check_n_samples", "check_y_present", "pad_sequence_targets"]
+__all__ = [
+    "InputSpec",
+    "Sequences",
+    "apply_layout",
+    "check_sequences",
+    "check_sample_weight",
+    "check_finite_array",
+    "check_n_samples",
+    "check_y_present",
+    "pad_sequence_targets",
+]

@@ -94,8 +94,9 @@ def _initial_plateau(env: Any, cb: Any) -> bool:
 
 def _plateau_message(env: Any) -> str:
     what = "Validation score" if env.state.validating else "Training loss"
-    return (f"{what} did not improve more than tol={env.tol:g} for {env.patience} consecutive "
-            "epochs.")
+    return (
+        f"{what} did not improve more than tol={env.tol:g} for {env.patience} consecutive epochs."
+    )
 
 
 class EarlyStopping(Callback):
@@ -104,8 +105,9 @@ class EarlyStopping(Callback):
     data, else the training loss; ``tol`` is the estimator's). With validation data, training
     ends with the weights of the best validation score (``restore_best``)."""
 
-    def __init__(self, patience: int = 10, restore_best: bool = True,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self, patience: int = 10, restore_best: bool = True, verbose: bool = False
+    ) -> None:
         self.patience = patience
         self.restore_best = restore_best
         self.verbose = verbose
@@ -129,8 +131,14 @@ class ReduceLROnPlateau(Callback):
     ``min_lr``. MLPRegressor's learning_rate="adaptive" is factor 0.2; "plateau" is 0.5 (gentler,
     which suits Adam). With validation data, training ends with the best weights."""
 
-    def __init__(self, factor: float = 0.5, patience: int = 10, min_lr: float = 1e-6,
-                 restore_best: bool = True, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        factor: float = 0.5,
+        patience: int = 10,
+        min_lr: float = 1e-6,
+        restore_best: bool = True,
+        verbose: bool = False,
+    ) -> None:
         self.factor = factor
         self.patience = patience
         self.min_lr = min_lr
@@ -168,8 +176,7 @@ class InverseScaling(Callback):
     def on_epoch_end(self, env: Any) -> None:
         # as exp(-p log(t+1)): no exact integer power for an int power_t, no OverflowError
         # for a huge one (the rate underflows to 0 instead)
-        env.state.lr = float(self.lr0) * math.exp(-float(self.power_t)
-                                                  * math.log(env.state.t + 1))
+        env.state.lr = float(self.lr0) * math.exp(-float(self.power_t) * math.log(env.state.t + 1))
 
 
 class LearningRateScheduler(Callback):
@@ -181,8 +188,10 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, env: Any) -> None:
         lr = float(self.schedule(env.epoch, env.state.lr))
         if not lr > 0 or lr == float("inf"):
-            raise ValueError(f"the learning-rate schedule gave {lr!r} for epoch {env.epoch}; "
-                             "it must give a positive finite number")
+            raise ValueError(
+                f"the learning-rate schedule gave {lr!r} for epoch {env.epoch}; "
+                "it must give a positive finite number"
+            )
         env.state.lr = lr
 
 
@@ -224,8 +233,10 @@ class DivergenceRollback(Callback):
                 break
         else:
             state.assign(self._start)
-            env.divergence_note = ("No weights seen in this fit predict finite values on the "
-                                   "training data (it has extreme values)")
+            env.divergence_note = (
+                "No weights seen in this fit predict finite values on the "
+                "training data (it has extreme values)"
+            )
         self._history.clear()
 
     def on_train_end(self, env: Any) -> None:
@@ -238,8 +249,9 @@ class ProgressPrinter(Callback):
     also the learning rate, optimizer steps, samples seen, the best value so far, epochs without
     improvement and total time, and a progress bar within long epochs."""
 
-    def __init__(self, verbose: int = 1, patience: Optional[int] = None,
-                 stream: Any = None) -> None:
+    def __init__(
+        self, verbose: int = 1, patience: Optional[int] = None, stream: Any = None
+    ) -> None:
         self.verbose = int(verbose)
         self.patience = patience
         self.stream = stream
@@ -274,13 +286,18 @@ class ProgressPrinter(Callback):
             line += f", validation score = {env.score:.6f}"
         line += f", time = {now - self._epoch_start:.3f} s"
         if self.verbose >= 2:
-            best = (f"best validation score = {st.best_validation_score:.6f}" if st.validating
-                    else f"best loss = {st.best_loss:.8f}")
-            line += (f", lr = {self._lr:.3g}, optimizer steps = {st.step}, samples seen = "
-                     f"{st.t}, {best}, epochs without improvement = "
-                     f"{st.no_improvement_count}"
-                     f"{'' if self.patience is None else f'/{self.patience}'}, "
-                     f"total time = {now - self._start:.2f} s")
+            best = (
+                f"best validation score = {st.best_validation_score:.6f}"
+                if st.validating
+                else f"best loss = {st.best_loss:.8f}"
+            )
+            line += (
+                f", lr = {self._lr:.3g}, optimizer steps = {st.step}, samples seen = "
+                f"{st.t}, {best}, epochs without improvement = "
+                f"{st.no_improvement_count}"
+                f"{'' if self.patience is None else f'/{self.patience}'}, "
+                f"total time = {now - self._start:.2f} s"
+            )
         print(line, file=self._out(), flush=True)
 
 
@@ -306,5 +323,13 @@ class ModelCheckpoint(Callback):
         env.save(self.path)
 
 
-__all__ = ["Callback", "DivergenceRollback", "EarlyStopping", "InverseScaling",
-           "LearningRateScheduler", "ModelCheckpoint", "ProgressPrinter", "ReduceLROnPlateau"]
+__all__ = [
+    "Callback",
+    "DivergenceRollback",
+    "EarlyStopping",
+    "InverseScaling",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ProgressPrinter",
+    "ReduceLROnPlateau",
+]

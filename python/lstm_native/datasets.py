@@ -46,18 +46,22 @@ def load_airline_passengers(return_dates: bool = False):
     y : ndarray of shape (144,), float64
     dates : ndarray of shape (144,), datetime64[M], only if ``return_dates``
     """
-    y = np.array([v for year in sorted(_AIRLINE_PASSENGERS) for v in _AIRLINE_PASSENGERS[year]],
-                 dtype=np.float64)
+    y = np.array(
+        [v for year in sorted(_AIRLINE_PASSENGERS) for v in _AIRLINE_PASSENGERS[year]],
+        dtype=np.float64,
+    )
     if return_dates:
-        dates = np.arange(np.datetime64("1949-01"), np.datetime64("1961-01"),
-                          dtype="datetime64[M]")
+        dates = np.arange(np.datetime64("1949-01"), np.datetime64("1961-01"), dtype="datetime64[M]")
         return y, dates
     return y
 
 
 def _check_count(name: str, value, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < minimum:
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+    ):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -109,8 +113,14 @@ def make_adding_problem(n_samples: int, n_timesteps: int, random_state=None):
     return X, y
 
 
-def make_copy_task(n_samples: int, n_symbols: int = 8, seq_len: int = 10, delay: int = 10,
-                   return_sequences: bool = True, random_state=None):
+def make_copy_task(
+    n_samples: int,
+    n_symbols: int = 8,
+    seq_len: int = 10,
+    delay: int = 10,
+    return_sequences: bool = True,
+    random_state=None,
+):
     """The copy (memory) task: read a sequence of symbols, wait, then reproduce it.
 
     The alphabet has ``n_symbols`` data symbols (classes 0..n_symbols-1) plus two more input
@@ -159,7 +169,7 @@ def make_copy_task(n_samples: int, n_symbols: int = 8, seq_len: int = 10, delay:
     np.put_along_axis(X, tokens[:, :, None], 1.0, axis=2)
     if return_sequences:
         y = np.full((n, T), blank, dtype=np.int64)
-        y[:, S + delay:] = symbols
+        y[:, S + delay :] = symbols
     else:
         y = symbols[:, 0].astype(np.int64)
     return X, y
@@ -193,7 +203,7 @@ def make_temporal_order(n_samples: int, n_timesteps: int = 100, random_state=Non
     T = _check_count("n_timesteps", n_timesteps, 4)
     rng = np.random.default_rng(random_state)
     sym = {s: i for i, s in enumerate(TEMPORAL_ORDER_SYMBOLS)}
-    tokens = rng.integers(0, 4, size=(n, T))              # distractors a..d
+    tokens = rng.integers(0, 4, size=(n, T))  # distractors a..d
     tokens[:, 0] = sym["B"]
     tokens[:, -1] = sym["E"]
 
@@ -217,5 +227,11 @@ def make_temporal_order(n_samples: int, n_timesteps: int = 100, random_state=Non
     return X, y
 
 
-__all__ = ["load_airline_passengers", "make_adding_problem", "make_copy_task",
-           "make_temporal_order", "TEMPORAL_ORDER_SYMBOLS", "TEMPORAL_ORDER_CLASSES"]
+__all__ = [
+    "load_airline_passengers",
+    "make_adding_problem",
+    "make_copy_task",
+    "make_temporal_order",
+    "TEMPORAL_ORDER_SYMBOLS",
+    "TEMPORAL_ORDER_CLASSES",
+]

@@ -67,8 +67,10 @@ def _layer_and_head(obj: Any, X: Optional[np.ndarray] = None, y: Any = None):
     if _is_layer(obj):
         return obj, None, None, None
     if not hasattr(obj, "named_parameters") or not hasattr(obj, "get_params"):
-        raise TypeError("expected an nn.Recurrent layer or an LSTMRegressor/LSTMClassifier, "
-                        f"got {type(obj).__name__}")
+        raise TypeError(
+            "expected an nn.Recurrent layer or an LSTMRegressor/LSTMClassifier, "
+            f"got {type(obj).__name__}"
+        )
     if obj.bidirectional:
         raise ValueError("diagnostics need a unidirectional network (bidirectional=False)")
     if _is_fitted(obj):
@@ -80,8 +82,10 @@ def _layer_and_head(obj: Any, X: Optional[np.ndarray] = None, y: Any = None):
         params, cell, classes = _initial_parameters(obj, X, y)
         D, H, L = X.shape[2], int(obj.hidden_size), int(obj.num_layers)
     layer = nn.Recurrent(D, H, L, cell=cell, bias="bias_ih_l0" in params, dtype=np.float64)
-    head = (params.pop("head.weight").astype(np.float64),
-            params.pop("head.bias").astype(np.float64))
+    head = (
+        params.pop("head.weight").astype(np.float64),
+        params.pop("head.bias").astype(np.float64),
+    )
     layer.set_parameters(params)
     return layer, head, classes, obj
 
@@ -94,8 +98,10 @@ def _initial_parameters(est: Any, X: Optional[np.ndarray], y: Any):
     from ._network import initial_parameters
 
     if X is None or y is None:
-        raise ValueError(f"{type(est).__name__} is not fitted: diagnostics of its initial "
-                         "network need X and y (y sets the head's width)")
+        raise ValueError(
+            f"{type(est).__name__} is not fitted: diagnostics of its initial "
+            "network need X and y (y sets the head's width)"
+        )
     cell = nn.canonical_cell(est.cell)
     N, D, H = X.shape[0], X.shape[2], int(est.hidden_size)
     classes = None
@@ -112,18 +118,24 @@ def _initial_parameters(est: Any, X: Optional[np.ndarray], y: Any):
     layout += [("head.weight", off, (O, H)), ("head.bias", off + O * H, (O,))]
     # in the model's dtype, as fit() has them (then measured in float64)
     rng = check_random_state(copy.deepcopy(est.random_state))  # as fit draws, unchanged
-    flat = initial_parameters(layout, off + O * H + O, cell, H, rng,
-                              dtype=np.dtype(est.dtype)).astype(np.float64)
-    params = {name: flat[o: o + int(np.prod(shape))].reshape(shape)
-              for name, o, shape in layout}
+    flat = initial_parameters(
+        layout, off + O * H + O, cell, H, rng, dtype=np.dtype(est.dtype)
+    ).astype(np.float64)
+    params = {name: flat[o : o + int(np.prod(shape))].reshape(shape) for name, o, shape in layout}
     return params, cell, classes
 
 
 def _as_3d(X: Any, input_size: Optional[int] = None) -> np.ndarray:
-    if isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) >= 1 and \
-            len({np.shape(x)[0] for x in X}) > 1:
-        raise ValueError("diagnostics need sequences of one length: pass an array "
-                         "(n_samples, n_timesteps, n_features)")
+    if (
+        isinstance(X, (list, tuple))
+        and len(X)
+        and np.ndim(X[0]) >= 1
+        and len({np.shape(x)[0] for x in X}) > 1
+    ):
+        raise ValueError(
+            "diagnostics need sequences of one length: pass an array "
+            "(n_samples, n_timesteps, n_features)"
+        )
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as e:
@@ -175,13 +187,13 @@ def gate_trace(estimator_or_layer: Any, X: Any) -> dict:
     H = layer.hidden_size
     out = {k: np.ascontiguousarray(np.swapaxes(v, 0, 1)) for k, v in trace.items()}
     for j, name in enumerate(GATE_BLOCKS[layer.cell]):
-        out[name] = out["gates"][..., j * H:(j + 1) * H]
+        out[name] = out["gates"][..., j * H : (j + 1) * H]
     if _core.cell_info(layer.cell)["keep"] == "1-i":  # cifg's coupled forget gate
         out["f"] = 1.0 - out["i"]
     return out
 
 
-def _keep_factor(layer: "nn.Recurrent", gates: np.ndarray) -> Optional[np.ndarray]:
+def _keep_factor(layer: nn.Recurrent, gates: np.ndarray) -> Optional[np.ndarray]:
     """The per-step factor by which the carried state is kept, as the core describes the cell
     (cell_info's "keep"): the forget gate f (cifg: 1 - i; lstm_1997: 1), the GRU's update gate
     z; None for cells without one (RNN, ungated)."""
@@ -193,7 +205,7 @@ def _keep_factor(layer: "nn.Recurrent", gates: np.ndarray) -> Optional[np.ndarra
     if keep == "1":
         return np.ones(gates.shape[:-1] + (H,))
     j = blocks.index(keep[-1])  # "f", "z", or "i" of "1-i"
-    block = gates[..., j * H:(j + 1) * H]
+    block = gates[..., j * H : (j + 1) * H]
     return 1.0 - block if keep == "1-i" else block
 
 
@@ -241,10 +253,10 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None, *, of: str = "
     if of == "output":
         y = None
     N, T, _ = X.shape
-    L, H = layer.num_layers, layer.hidden_size
+    H = layer.hidden_size
 
     out, state, trace = layer.forward(X.astype(layer.dtype), return_gates=True)
-    h_last = np.asarray(out[:, -1], dtype=np.float64)            # (N, H)
+    h_last = np.asarray(out[:, -1], dtype=np.float64)  # (N, H)
     if est is None:
         if y is None:
             loss = h_last.sum(axis=1)
@@ -252,13 +264,14 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None, *, of: str = "
         else:
             Y = np.asarray(y, dtype=np.float64).reshape(N, -1)
             if Y.shape[1] != H:
-                raise ValueError(f"y must be (n_samples, hidden_size) = {(N, H)}, got "
-                                 f"{np.shape(y)}")
+                raise ValueError(
+                    f"y must be (n_samples, hidden_size) = {(N, H)}, got {np.shape(y)}"
+                )
             loss = 0.5 * np.mean((h_last - Y) ** 2, axis=1)
             dh_last = (h_last - Y) / H
     else:
         head_w, head_b = head
-        z = h_last @ head_w.T + head_b                           # (N, O) predictions / logits
+        z = h_last @ head_w.T + head_b  # (N, O) predictions / logits
         if y is None:
             loss = z.sum(axis=1)
             dz = np.ones_like(z)
@@ -281,18 +294,18 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None, *, of: str = "
                 raise ValueError(f"y has {Y.shape[1]} outputs, the model {z.shape[1]}")
             loss = 0.5 * np.mean((z - Y) ** 2, axis=1)
             dz = (z - Y) / z.shape[1]
-        dh_last = dz @ head_w                                    # (N, H)
+        dh_last = dz @ head_w  # (N, H)
 
     dy = np.zeros((N, T, H), dtype=layer.dtype)
     dy[:, -1] = dh_last
     grads = layer.backward(dy, return_sequences_grads=True)
-    dh = np.asarray(grads["dh"], dtype=np.float64)                # (L, N, T, H)
+    dh = np.asarray(grads["dh"], dtype=np.float64)  # (L, N, T, H)
     result = {"dh_norm": np.linalg.norm(dh, axis=-1).mean(axis=1).T}
     if "dc" in grads:
         dc = np.asarray(grads["dc"], dtype=np.float64)
         result["dc_norm"] = np.linalg.norm(dc, axis=-1).mean(axis=1).T
     keep = _keep_factor(layer, np.asarray(trace["gates"], dtype=np.float64))
-    if keep is not None:                                         # (L, N, T, H)
+    if keep is not None:  # (L, N, T, H)
         # prod_{s=t+1}^{T-1} f_s: a reversed cumulative product shifted by one step
         after = np.ones_like(keep)
         after[:, :, :-1] = np.cumprod(keep[:, :, :0:-1], axis=2)[:, :, ::-1]

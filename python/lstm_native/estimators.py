@@ -93,42 +93,61 @@ def _has_quantiles(est: Any) -> bool:
     """predict_quantiles exists for a quantile regressor: the fitted network's loss decides,
     before fitting the ``loss`` parameter."""
     fitted = est.__dict__.get("_fitted")
-    loss = (fitted.config["loss"] if fitted is not None
-            else _REGRESSOR_LOSSES.get(est.loss) if isinstance(est.loss, str) else None)
+    loss = (
+        fitted.config["loss"]
+        if fitted is not None
+        else _REGRESSOR_LOSSES.get(est.loss)
+        if isinstance(est.loss, str)
+        else None
+    )
     if loss != "quantile":
-        raise AttributeError(f"{type(est).__name__} has predict_quantiles only with "
-                             f"loss='quantile' (fitted with {loss!r})")
+        raise AttributeError(
+            f"{type(est).__name__} has predict_quantiles only with "
+            f"loss='quantile' (fitted with {loss!r})"
+        )
     return True
 
 
 class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
-    __doc__ = ("Recurrent-network regressor (LSTM, GRU or Elman RNN) with scikit-learn's API.\n"
-               + _PARAMETERS_DOC.format(score="R^2", metric="r2", extra=_REGRESSOR_LOSS_DOC,
-                                        attrs=""))
+    __doc__ = (
+        "Recurrent-network regressor (LSTM, GRU or Elman RNN) with scikit-learn's API.\n"
+        + _PARAMETERS_DOC.format(score="R^2", metric="r2", extra=_REGRESSOR_LOSS_DOC, attrs="")
+    )
 
     _loss = "mse"
     _targets = RegressorTargets()
-    _parameter_constraints = {**_BaseRecurrentEstimator._parameter_constraints,
-                              "loss": [StrOptions(set(_REGRESSOR_LOSSES))],
-                              "quantiles": ["array-like", None],
-                              "huber_delta": [Interval(Real, 0, None, closed="neither")]}
+    _parameter_constraints = {
+        **_BaseRecurrentEstimator._parameter_constraints,
+        "loss": [StrOptions(set(_REGRESSOR_LOSSES))],
+        "quantiles": ["array-like", None],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+    }
 
-    def __init__(self, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1, *,
-                 loss: str = "squared_error", quantiles: Any = None, huber_delta: float = 1.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        cell: str = "lstm",
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        *,
+        loss: str = "squared_error",
+        quantiles: Any = None,
+        huber_delta: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(cell, hidden_size, num_layers, **kwargs)
         self.loss = loss
         self.quantiles = quantiles
         self.huber_delta = huber_delta
 
-    __init__.__signature__ = _signature_with(_BaseRecurrentEstimator.__init__,
-                                             loss="squared_error", quantiles=None,
-                                             huber_delta=1.0)
+    __init__.__signature__ = _signature_with(
+        _BaseRecurrentEstimator.__init__, loss="squared_error", quantiles=None, huber_delta=1.0
+    )
 
     def _quantile_levels(self) -> list:
         levels = _DEFAULT_QUANTILES if self.quantiles is None else self.quantiles
         if isinstance(levels, (str, bytes)) or not all(
-                isinstance(q, Real) and not isinstance(q, (bool, np.bool_)) for q in levels):
+            isinstance(q, Real) and not isinstance(q, (bool, np.bool_)) for q in levels
+        ):
             raise ValueError(f"quantiles must be a list of numbers, got {levels!r}")
         return [float(q) for q in levels]
 
@@ -149,7 +168,8 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
             core_config(dict(loss, output_size=max(1, head_width(loss, 1))))
         except (ValueError, TypeError) as e:
             raise InvalidParameterError(
-                f"The loss parameters of {type(self).__name__} are invalid: {e}") from None
+                f"The loss parameters of {type(self).__name__} are invalid: {e}"
+            ) from None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -158,7 +178,7 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "LSTMRegressor":
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LSTMRegressor:
         """One epoch over (X, y), continuing from the current weights and optimizer state."""
         return self._fit(X, y, sample_weight, incremental=True)
 
@@ -182,8 +202,9 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
         seqs, fitted = self._check_X_predict(X)
         return self._targets.format_quantiles(self._raw_predict(seqs, fitted), seqs, fitted)
 
-    def rollout(self, X: Any, horizon: int, future: Any = None,
-                feedback: Any = ((0, 0),)) -> np.ndarray:
+    def rollout(
+        self, X: Any, horizon: int, future: Any = None, feedback: Any = ((0, 0),)
+    ) -> np.ndarray:
         """Recursive multi-step prediction in C++ (sequence-to-one, unidirectional models):
         after each history of X, the model's raw output (every output column, all quantile
         levels) for ``horizon`` steps, (n_samples, horizon, n_outputs * n_quantiles). Step k
@@ -197,8 +218,11 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
             fut = np.ascontiguousarray(np.asarray(future, dtype=fitted.dtype))
         fb = None if feedback is None else [tuple(int(v) for v in p) for p in feedback]
         net = self._network_for(fitted.config)
-        return check_outputs(net.rollout(fitted.state.params, seqs.X, seqs.core_lengths,
-                                         horizon, fut, fb, self.n_jobs))
+        return check_outputs(
+            net.rollout(
+                fitted.state.params, seqs.X, seqs.core_lengths, horizon, fut, fb, self.n_jobs
+            )
+        )
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """R^2 of :meth:`predict` (averaged uniformly over outputs); with return_sequences over
@@ -208,8 +232,9 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
         seqs, fitted = self._check_X_predict(X)
         Y = self._targets.per_step_targets(y, seqs, np.float64)
         sw = check_sample_weight(sample_weight, seqs.n_samples, np.float64)
-        return self._targets.scorer(fitted.config)(self._raw_predict(seqs, fitted),
-                                                   Dataset(seqs, Y, sw, per_step=True))
+        return self._targets.scorer(fitted.config)(
+            self._raw_predict(seqs, fitted), Dataset(seqs, Y, sw, per_step=True)
+        )
 
 
 class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
@@ -219,38 +244,52 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
         "    label per sequence, or with ``return_sequences=True`` one label per step\n"
         "    (``(n_samples, n_timesteps)`` or a list of ``(T_i,)`` arrays).\n"
         + _PARAMETERS_DOC.format(
-            score="accuracy", metric="accuracy",
-            extra=("    class_weight : dict, \"balanced\" or None, default=None\n"
-                   "        Weights of the classes in the loss, multiplying sample_weight (as\n"
-                   "        scikit-learn's classifiers; \"balanced\": n_samples / (n_classes *\n"
-                   "        count of the class) over the training labels).\n"),
-            attrs="\n    classes_ : ndarray (n_classes,), the class labels."))
+            score="accuracy",
+            metric="accuracy",
+            extra=(
+                '    class_weight : dict, "balanced" or None, default=None\n'
+                "        Weights of the classes in the loss, multiplying sample_weight (as\n"
+                '        scikit-learn\'s classifiers; "balanced": n_samples / (n_classes *\n'
+                "        count of the class) over the training labels).\n"
+            ),
+            attrs="\n    classes_ : ndarray (n_classes,), the class labels.",
+        )
+    )
 
     _loss = "softmax"
     _targets = ClassifierTargets()
-    _parameter_constraints = {**_BaseRecurrentEstimator._parameter_constraints,
-                              "class_weight": [dict, StrOptions({"balanced"}), None]}
+    _parameter_constraints = {
+        **_BaseRecurrentEstimator._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
 
-    def __init__(self, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1, *,
-                 class_weight: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        cell: str = "lstm",
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        *,
+        class_weight: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(cell, hidden_size, num_layers, **kwargs)
         self.class_weight = class_weight
 
-    __init__.__signature__ = _signature_with(_BaseRecurrentEstimator.__init__,
-                                             class_weight=None)
+    __init__.__signature__ = _signature_with(_BaseRecurrentEstimator.__init__, class_weight=None)
 
     @property
     def classes_(self) -> np.ndarray:
         return self._require_fitted().classes
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
-                    classes: Any = None) -> "LSTMClassifier":
+    def partial_fit(
+        self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
+    ) -> LSTMClassifier:
         """One epoch over (X, y); ``classes`` (every label that may occur) is required on the
         first call, as for sklearn's incremental classifiers."""
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def stream(self, batch: int = 1) -> "ProbabilityStream":
+    def stream(self, batch: int = 1) -> ProbabilityStream:
         return ProbabilityStream(super().stream(batch))
 
     stream.__doc__ = _BaseRecurrentEstimator.stream.__doc__
@@ -259,8 +298,7 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
         """Class probabilities (n_samples, n_classes), in the order of ``classes_``; with
         return_sequences (n_samples, n_timesteps, n_classes) or a list of (T_i, n_classes)."""
         seqs, fitted = self._check_X_predict(X)
-        return self._targets.per_sequence(softmax(self._raw_predict(seqs, fitted)), seqs,
-                                          fitted)
+        return self._targets.per_sequence(softmax(self._raw_predict(seqs, fitted)), seqs, fitted)
 
     def predict_log_proba(self, X: Any) -> Any:
         """Logarithm of :meth:`predict_proba`."""
@@ -283,7 +321,6 @@ class LSTMClassifier(ClassifierMixin, _BaseRecurrentEstimator):
             return super().score(X, y, sample_weight=sample_weight)
         seqs, _ = self._check_X_predict(X)
         return self._targets.sequence_accuracy(y, self.predict(X), seqs, sample_weight)
-
 
 
 __all__ = ["ESTIMATORS", "LSTMClassifier", "LSTMRegressor", "InputSpec"]

@@ -28,13 +28,13 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from ._onnx import to_onnx as _to_onnx
 from ._locks import ForkSafeLock
 from ._memory import check_memory, fits_without_checking, needs_copy, peek_shape
 
 # The core's cells: LSTM, GRU, Elman RNN (tanh, relu), the LSTM variants of Greff et al.
 # ("LSTM: A Search Space Odyssey") and the two gate-free alternatives (see cells.hpp).
-from ._network import CELLS, canonical_cell  # noqa: E402  (re-exported)
+from ._network import CELLS, canonical_cell
+from ._onnx import to_onnx as _to_onnx
 
 State = Union[np.ndarray, "tuple[np.ndarray, np.ndarray]"]
 
@@ -90,8 +90,11 @@ class Recurrent:
         random_state: Any = None,
     ) -> None:
         self.cell = canonical_cell(cell)
-        for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
-                        ("num_layers", num_layers)):
+        for name, v in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if not isinstance(bias, (bool, np.bool_)):
@@ -107,16 +110,23 @@ class Recurrent:
         else:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.input_size, self.hidden_size, self.num_layers = (
-            int(input_size), int(hidden_size), int(num_layers))
+            int(input_size),
+            int(hidden_size),
+            int(num_layers),
+        )
         self.bias = bool(bias)
         # parameters, their packed copy in the core and a gradient: refuse before allocating
-        P = core_cls.count_params(self.cell, self.input_size, self.hidden_size,
-                                  self.num_layers, self.bias)
-        check_memory([("parameters, packed weights and gradients", 3 * P * self.dtype.itemsize)],
-                     f"{type(self).__name__}(input_size={self.input_size}, hidden_size="
-                     f"{self.hidden_size}, num_layers={self.num_layers}) with {P} parameters")
-        self._core = core_cls(self.cell, self.input_size, self.hidden_size, self.num_layers,
-                              self.bias)
+        P = core_cls.count_params(
+            self.cell, self.input_size, self.hidden_size, self.num_layers, self.bias
+        )
+        check_memory(
+            [("parameters, packed weights and gradients", 3 * P * self.dtype.itemsize)],
+            f"{type(self).__name__}(input_size={self.input_size}, hidden_size="
+            f"{self.hidden_size}, num_layers={self.num_layers}) with {P} parameters",
+        )
+        self._core = core_cls(
+            self.cell, self.input_size, self.hidden_size, self.num_layers, self.bias
+        )
         # name -> (offset, shape) in flat_params
         self._layout = {name: (off, tuple(shape)) for name, off, shape in self._core.layout()}
         self.flat_params = np.zeros(self._core.num_params, dtype=self.dtype)
@@ -138,7 +148,7 @@ class Recurrent:
 
     def _view(self, buf: np.ndarray, name: str) -> np.ndarray:
         off, shape = self._layout[name]
-        return buf[off: off + int(np.prod(shape))].reshape(shape)
+        return buf[off : off + int(np.prod(shape))].reshape(shape)
 
     def reset_parameters(self, random_state: Any = None) -> None:
         """PyTorch's default initialization: every entry U(-1/sqrt(H), 1/sqrt(H))."""
@@ -158,8 +168,9 @@ class Recurrent:
             raise ValueError(f"set_parameters: missing parameters {missing}")
         unknown = [n for n in params if n not in self._layout]
         if unknown:
-            raise ValueError(f"set_parameters: unknown parameters {unknown}; expected "
-                             f"{list(self._layout)}")
+            raise ValueError(
+                f"set_parameters: unknown parameters {unknown}; expected {list(self._layout)}"
+            )
         new = self.flat_params.copy()
         for name, (_, shape) in self._layout.items():
             v = _as_real_array(params[name], name, self.dtype)
@@ -179,8 +190,9 @@ class Recurrent:
             return None, None
         if self.has_cell_state:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise ValueError(f"{name} for an LSTM must be a tuple (h, c), got "
-                                 f"{type(state).__name__}")
+                raise ValueError(
+                    f"{name} for an LSTM must be a tuple (h, c), got {type(state).__name__}"
+                )
             h, c = state
         else:
             h, c = state, None
@@ -192,8 +204,10 @@ class Recurrent:
                 continue
             arr = _as_real_array(v, f"{name} {part}", self.dtype, ndim=3)
             if arr.shape != expected:
-                raise ValueError(f"{name} {part} must have shape (num_layers, batch, hidden_size)"
-                                 f" = {expected}, got {arr.shape}")
+                raise ValueError(
+                    f"{name} {part} must have shape (num_layers, batch, hidden_size)"
+                    f" = {expected}, got {arr.shape}"
+                )
             out.append(arr)
         return tuple(out)
 
@@ -218,8 +232,9 @@ class Recurrent:
         ]
         if fits_without_checking(sum(n for _, n in parts)):
             return  # the common small call: no message to format, nothing to read
-        check_memory(parts, f"{type(self).__name__}.forward on a batch of {B} sequences of "
-                     f"{T} steps")
+        check_memory(
+            parts, f"{type(self).__name__}.forward on a batch of {B} sequences of {T} steps"
+        )
 
     def check_input(self, x: Any, lengths: Any = None) -> tuple:
         """x as a finite, C-contiguous (B, T, D) array of the layer's dtype, lengths as int64
@@ -229,8 +244,9 @@ class Recurrent:
         if D != self.input_size:
             raise ValueError(f"x must have shape (batch, time, {self.input_size}), got {x.shape}")
         if B < 1 or T < 1:
-            raise ValueError(f"x must hold at least one sequence of at least one step, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"x must hold at least one sequence of at least one step, got shape {x.shape}"
+            )
         if lengths is not None:
             lengths = np.asarray(lengths)
             if lengths.dtype.kind not in "iu":
@@ -239,12 +255,19 @@ class Recurrent:
             if lengths.shape != (B,):
                 raise ValueError(f"lengths must have shape ({B},), got {lengths.shape}")
             if lengths.min() < 1 or lengths.max() > T:
-                raise ValueError(f"lengths must lie in [1, {T}], got min {lengths.min()} "
-                                 f"max {lengths.max()}")
+                raise ValueError(
+                    f"lengths must lie in [1, {T}], got min {lengths.min()} max {lengths.max()}"
+                )
         return x, lengths
 
-    def forward(self, x: Any, state: Any = None, lengths: Any = None,
-                inference: bool = False, return_gates: bool = False) -> tuple:
+    def forward(
+        self,
+        x: Any,
+        state: Any = None,
+        lengths: Any = None,
+        inference: bool = False,
+        return_gates: bool = False,
+    ) -> tuple:
         """Runs the stack over x (B, T, D). Returns y (B, T, H) and the final state
         ((h, c) for cells with a cell state, h otherwise; each (L, B, H)). Keeps what
         ``backward`` needs, unless ``inference=True`` (less memory, a little faster;
@@ -255,8 +278,9 @@ class Recurrent:
         its pre-activation), "h" and, for cells with a cell state, "c" (L, B, T, H); zero past
         each sequence's length. So a user can watch what the network keeps and forgets."""
         if return_gates and inference:
-            raise ValueError("return_gates needs inference=False (the gates are what training "
-                             "keeps)")
+            raise ValueError(
+                "return_gates needs inference=False (the gates are what training keeps)"
+            )
         self._check_memory(x, not inference)
         x, lengths = self.check_input(x, lengths)
         B, T, _ = x.shape
@@ -274,8 +298,10 @@ class Recurrent:
             self._last_shape = (B, T)
             if return_gates:
                 G = int(_core.cell_info(self.cell)["gates"])
-                trace = {"gates": np.empty((L, B, T, G * H), dtype=self.dtype),
-                         "h": np.empty((L, B, T, H), dtype=self.dtype)}
+                trace = {
+                    "gates": np.empty((L, B, T, G * H), dtype=self.dtype),
+                    "h": np.empty((L, B, T, H), dtype=self.dtype),
+                }
                 if self.has_cell_state:
                     trace["c"] = np.empty((L, B, T, H), dtype=self.dtype)
                 self._core.trace(trace["gates"], trace["h"], trace.get("c"))
@@ -285,8 +311,9 @@ class Recurrent:
     __call__ = forward
     to_onnx = _to_onnx  # ONNX export (lstm_native._onnx, re-exported by lstm_native.interop)
 
-    def backward(self, dy: Any = None, dstate: Any = None,
-                 return_sequences_grads: bool = False) -> dict:
+    def backward(
+        self, dy: Any = None, dstate: Any = None, return_sequences_grads: bool = False
+    ) -> dict:
         """BPTT for the last ``forward``: dy (B, T, H) and dstate (the final state's gradient, same
         structure as the state) may be None. Returns {parameter name: grad, "x": (B, T, D),
         "h0": (L, B, H), and "c0" for cells with a cell state}. With
@@ -297,7 +324,8 @@ class Recurrent:
             raise RuntimeError(
                 "backward() needs a forward() first (a training forward, with the current "
                 "parameters), and runs once per forward(): it overwrites the activations the "
-                "forward saved, so call forward() again before another backward()")
+                "forward saved, so call forward() again before another backward()"
+            )
         B, T = self._last_shape
         L, H = self.num_layers, self.hidden_size
         if dy is not None:
@@ -310,12 +338,16 @@ class Recurrent:
         dh0 = np.empty((L, B, H), dtype=self.dtype)
         dc0 = np.empty((L, B, H), dtype=self.dtype) if self.has_cell_state else None
         dhs = np.empty((L, B, T, H), dtype=self.dtype) if return_sequences_grads else None
-        dcs = (np.empty((L, B, T, H), dtype=self.dtype)
-               if return_sequences_grads and self.has_cell_state else None)
+        dcs = (
+            np.empty((L, B, T, H), dtype=self.dtype)
+            if return_sequences_grads and self.has_cell_state
+            else None
+        )
         with self._lock:
             if not self._have_forward:  # another thread's backward came first
-                raise RuntimeError("backward() was already called for the last forward(); "
-                                   "call forward() again")
+                raise RuntimeError(
+                    "backward() was already called for the last forward(); call forward() again"
+                )
             self._have_forward = False  # set first: also when the core call fails halfway
             self._core.backward(self.flat_params, dy, dhT, dcT, dparams, dx, dh0, dc0, dhs, dcs)
         grads = self.grads_to_dict(dparams)
@@ -330,9 +362,11 @@ class Recurrent:
         return grads
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(input_size={self.input_size}, "
-                f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
-                f"cell={self.cell!r}, bias={self.bias}, dtype={self.dtype.name})")
+        return (
+            f"{type(self).__name__}(input_size={self.input_size}, "
+            f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+            f"cell={self.cell!r}, bias={self.bias}, dtype={self.dtype.name})"
+        )
 
     # The core object holds a workspace, not state: rebuild it on unpickling.
     def __getstate__(self) -> dict:
@@ -344,8 +378,9 @@ class Recurrent:
     def __setstate__(self, d: dict) -> None:
         self.__dict__.update(d)
         core_cls = _core.Recurrent32 if self.dtype == np.float32 else _core.Recurrent64
-        self._core = core_cls(self.cell, self.input_size, self.hidden_size, self.num_layers,
-                              self.bias)
+        self._core = core_cls(
+            self.cell, self.input_size, self.hidden_size, self.num_layers, self.bias
+        )
         self._lock = ForkSafeLock()
         self._have_forward = False
 
@@ -353,30 +388,52 @@ class Recurrent:
 class LSTM(Recurrent):
     """LSTM layers (gates i, f, g, o as PyTorch); ``cell`` may name another cell."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 cell: str = "lstm", bias: bool = True, dtype: Any = np.float32,
-                 random_state: Any = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        bias: bool = True,
+        dtype: Any = np.float32,
+        random_state: Any = None,
+    ) -> None:
         super().__init__(input_size, hidden_size, num_layers, cell, bias, dtype, random_state)
 
 
 class GRU(Recurrent):
     """GRU layers in PyTorch's form (gates r, z, n)."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, dtype: Any = np.float32, random_state: Any = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        random_state: Any = None,
+    ) -> None:
         super().__init__(input_size, hidden_size, num_layers, "gru", bias, dtype, random_state)
 
 
 class RNN(Recurrent):
     """Elman RNN layers, h_t = tanh or relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, dtype: Any = np.float32,
-                 random_state: Any = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        dtype: Any = np.float32,
+        random_state: Any = None,
+    ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, num_layers, "rnn_" + nonlinearity, bias, dtype,
-                         random_state)
+        super().__init__(
+            input_size, hidden_size, num_layers, "rnn_" + nonlinearity, bias, dtype, random_state
+        )
 
 
 __all__ = ["CELLS", "GRU", "LSTM", "RNN", "Recurrent", "canonical_cell"]

@@ -90,24 +90,28 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return tags
 
     def _reset(self) -> None:
-        for attr in ("mean_", "var_", "scale_", "n_samples_seen_", "_m2", "_mean",
-                     "_input_spec"):
+        for attr in ("mean_", "var_", "scale_", "n_samples_seen_", "_m2", "_mean", "_input_spec"):
             self.__dict__.pop(attr, None)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> "SequenceScaler":
+    def fit(self, X: Any, y: Any = None) -> SequenceScaler:
         """Compute the per-feature mean and standard deviation of X."""
         self._reset()
         return self._partial_fit(X, reset=True)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X: Any, y: Any = None) -> "SequenceScaler":
+    def partial_fit(self, X: Any, y: Any = None) -> SequenceScaler:
         """Update the statistics with a further batch of sequences (streaming)."""
         return self._partial_fit(X, reset=not hasattr(self, "n_samples_seen_"))
 
-    def _partial_fit(self, X: Any, reset: bool) -> "SequenceScaler":
-        seqs = check_sequences(X, dtype=_float_dtype(X), estimator=self, reset=reset,
-                               spec=None if reset else self._input_spec)
+    def _partial_fit(self, X: Any, reset: bool) -> SequenceScaler:
+        seqs = check_sequences(
+            X,
+            dtype=_float_dtype(X),
+            estimator=self,
+            reset=reset,
+            spec=None if reset else self._input_spec,
+        )
         if reset:
             spec = seqs.spec
             self._input_spec = spec
@@ -129,7 +133,7 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             n = n_old + n_new
             delta = mean_new - mean_old
             mean = mean_old + delta * (n_new / n)
-            m2 = m2_old + m2_new + delta ** 2 * (n_old * n_new / n)
+            m2 = m2_old + m2_new + delta**2 * (n_old * n_new / n)
         self.n_samples_seen_ = int(n)
         self._mean, self._m2 = mean, m2
         self.var_ = m2 / n
@@ -137,7 +141,7 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if self.with_std:
             scale = np.sqrt(self.var_)
             # constant (up to rounding) features keep scale 1, as StandardScaler
-            tiny = self.var_ <= 10 * np.finfo(np.float64).eps * mean ** 2
+            tiny = self.var_ <= 10 * np.finfo(np.float64).eps * mean**2
             scale[tiny | (scale == 0)] = 1.0
             self.scale_ = scale
         else:
@@ -147,8 +151,9 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> Any:
         """Standardize X; returns the input's form (2-D, 3-D or a list)."""
         check_is_fitted(self)
-        seqs = check_sequences(X, dtype=_float_dtype(X), estimator=self, reset=False,
-                               spec=self._input_spec)
+        seqs = check_sequences(
+            X, dtype=_float_dtype(X), estimator=self, reset=False, spec=self._input_spec
+        )
         Z = seqs.X  # a fresh or converted array: check_sequences copies unless X was one already
         if Z is X or (isinstance(X, np.ndarray) and np.shares_memory(Z, X)):
             Z = Z.copy()
@@ -161,8 +166,9 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def inverse_transform(self, X: Any) -> Any:
         """Undo :meth:`transform`; returns the input's form."""
         check_is_fitted(self)
-        seqs = check_sequences(X, dtype=_float_dtype(X), estimator=self, reset=False,
-                               spec=self._input_spec)
+        seqs = check_sequences(
+            X, dtype=_float_dtype(X), estimator=self, reset=False, spec=self._input_spec
+        )
         Z = seqs.X
         if Z is X or (isinstance(X, np.ndarray) and np.shares_memory(Z, X)):
             Z = Z.copy()

@@ -16,5 +16,15 @@ from ._forecaster import LSTMForecaster
 from ._season import infer_season_length, is_seasonal, seasonal_indices
 from ._windows import SlidingWindow
 
-__all__ = ["LSTMForecaster", "SlidingWindow", "backtest", "coverage", "infer_season_length",
-           "is_seasonal", "mase", "rmse", "seasonal_indices", "smape"]
+__all__ = [
+    "LSTMForecaster",
+    "SlidingWindow",
+    "backtest",
+    "coverage",
+    "infer_season_length",
+    "is_seasonal",
+    "mase",
+    "rmse",
+    "seasonal_indices",
+    "smape",
+]

@@ -41,8 +41,9 @@ def mase(y_train: Any, y_true: Any, y_pred: Any, m: int = 1) -> float:
 def smape(y_true: Any, y_pred: Any) -> float:
     y_true, y_pred = _arrays(y_true, y_pred)
     denom = np.abs(y_true) + np.abs(y_pred)
-    terms = np.divide(2.0 * np.abs(y_true - y_pred), denom, out=np.zeros_like(denom),
-                      where=denom > 0)
+    terms = np.divide(
+        2.0 * np.abs(y_true - y_pred), denom, out=np.zeros_like(denom), where=denom > 0
+    )
     return float(100.0 * np.mean(terms))
 
 
@@ -56,9 +57,15 @@ def coverage(y_true: Any, lower: Any, upper: Any) -> float:
     return float(np.mean((y_true >= lower) & (y_true <= upper)))
 
 
-def backtest(forecaster: Any, y: Any, horizon: int, n_windows: int = 3,
-             step: Optional[int] = None, m: Optional[int] = None,
-             coverage_level: Optional[float] = 0.8) -> dict:
+def backtest(
+    forecaster: Any,
+    y: Any,
+    horizon: int,
+    n_windows: int = 3,
+    step: Optional[int] = None,
+    m: Optional[int] = None,
+    coverage_level: Optional[float] = 0.8,
+) -> dict:
     """Scores of ``forecaster`` (a clone refitted per origin) on a 1-D series ``y``.
 
     Returns {"origins": [...], "mase": [...], "smape": [...], "rmse": [...], "coverage": [...]
@@ -77,13 +84,15 @@ def backtest(forecaster: Any, y: Any, horizon: int, n_windows: int = 3,
     step = horizon if step is None else int(step)
     origins = [len(y) - horizon - k * step for k in range(n_windows)][::-1]
     if origins[0] < 3:
-        raise ValueError(f"y has {len(y)} values: too few for {n_windows} windows of "
-                         f"{horizon} steps, {step} apart")
+        raise ValueError(
+            f"y has {len(y)} values: too few for {n_windows} windows of "
+            f"{horizon} steps, {step} apart"
+        )
     out: dict = {"origins": origins, "mase": [], "smape": [], "rmse": [], "forecasts": []}
     for t in origins:
         est = clone(forecaster).fit(y[:t])
         f = np.asarray(est.predict(horizon), dtype=np.float64)
-        truth = y[t:t + horizon]
+        truth = y[t : t + horizon]
         season = m if m is not None else getattr(est, "season_length_", 1)
         out["mase"].append(mase(y[:t], truth, f, season))
         out["smape"].append(smape(truth, f))

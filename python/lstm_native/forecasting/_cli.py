@@ -17,12 +17,16 @@ from typing import Any, Optional
 import numpy as np
 
 # spacing of dates in days -> (pandas-like frequency name, numpy unit, step, season length)
-_SPACINGS = ((1, "D", "D", 1, 7), (7, "W", "D", 7, 52), (30.4, "M", "M", 1, 12),
-             (91.3, "Q", "M", 3, 4), (365.25, "Y", "Y", 1, 1))
+_SPACINGS = (
+    (1, "D", "D", 1, 7),
+    (7, "W", "D", 7, 52),
+    (30.4, "M", "M", 1, 12),
+    (91.3, "Q", "M", 3, 4),
+    (365.25, "Y", "Y", 1, 1),
+)
 
 
-def read_csv(path: str, column: str, time_column: Optional[str],
-             id_column: Optional[str]) -> tuple:
+def read_csv(path: str, column: str, time_column: Optional[str], id_column: Optional[str]) -> tuple:
     """(ids, values per id, dates per id or None) from the CSV, rows in file order."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
@@ -39,15 +43,19 @@ def read_csv(path: str, column: str, time_column: Optional[str],
         try:
             value = float(row[column])
         except (TypeError, ValueError):
-            raise ValueError(f"{path}, line {i}: {column}={row[column]!r} is not a number "
-                             "(fill or drop missing values first)") from None
+            raise ValueError(
+                f"{path}, line {i}: {column}={row[column]!r} is not a number "
+                "(fill or drop missing values first)"
+            ) from None
         date = None
         if time_column:
             try:
                 date = np.datetime64(row[time_column].strip(), "D")
             except ValueError:
-                raise ValueError(f"{path}, line {i}: {time_column}={row[time_column]!r} is "
-                                 "not an ISO date (YYYY-MM-DD)") from None
+                raise ValueError(
+                    f"{path}, line {i}: {time_column}={row[time_column]!r} is "
+                    "not an ISO date (YYYY-MM-DD)"
+                ) from None
         groups.setdefault(key, ([], []))
         groups[key][0].append(value)
         groups[key][1].append(date)
@@ -89,27 +97,46 @@ def run_forecast(args: Any, out: Any = None) -> dict:
     season = args.season_length or (spacing[4] if spacing else None)
     coverage = args.coverage
     lo_q, hi_q = round((1 - coverage) / 2, 6), round((1 + coverage) / 2, 6)
-    est = LSTMForecaster(season_length=season, quantiles=(lo_q, 0.5, hi_q),
-                         n_ensemble=args.n_ensemble, random_state=args.seed,
-                         verbose=0 if args.quiet else 1)
+    est = LSTMForecaster(
+        season_length=season,
+        quantiles=(lo_q, 0.5, hi_q),
+        n_ensemble=args.n_ensemble,
+        random_state=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
     y = values if args.id_column else values[0]
-    print(f"Fitting {args.n_ensemble} networks on {len(values)} series "
-          f"({sum(len(v) for v in values)} observations, season length "
-          f"{season or 'inferred'})...", file=sys.stderr, flush=True)
+    print(
+        f"Fitting {args.n_ensemble} networks on {len(values)} series "
+        f"({sum(len(v) for v in values)} observations, season length "
+        f"{season or 'inferred'})...",
+        file=sys.stderr,
+        flush=True,
+    )
     est.fit(y)
     q = est.predict(args.horizon, quantiles=[lo_q, 0.5, hi_q])
     q = q if args.id_column else [q]
     writer = csv.writer(open(args.out, "w", newline="") if args.out else out)
     header = ([args.id_column] if args.id_column else []) + [
-        args.time_column or "step", args.column, f"lower_{coverage:g}", f"upper_{coverage:g}"]
+        args.time_column or "step",
+        args.column,
+        f"lower_{coverage:g}",
+        f"upper_{coverage:g}",
+    ]
     writer.writerow(header)
     rows = []
     for k, key in enumerate(ids):
-        when = (future_dates(dates[k][-1], spacing, args.horizon) if dates and spacing
-                else np.arange(len(values[k]) + 1, len(values[k]) + args.horizon + 1))
+        when = (
+            future_dates(dates[k][-1], spacing, args.horizon)
+            if dates and spacing
+            else np.arange(len(values[k]) + 1, len(values[k]) + args.horizon + 1)
+        )
         for j in range(args.horizon):
             row = ([key] if args.id_column else []) + [
-                str(when[j]), f"{q[k][j, 1]:.6g}", f"{q[k][j, 0]:.6g}", f"{q[k][j, 2]:.6g}"]
+                str(when[j]),
+                f"{q[k][j, 1]:.6g}",
+                f"{q[k][j, 0]:.6g}",
+                f"{q[k][j, 2]:.6g}",
+            ]
             writer.writerow(row)
             rows.append(row)
     if args.plot:
@@ -117,8 +144,15 @@ def run_forecast(args: Any, out: Any = None) -> dict:
     return {"header": header, "rows": rows, "season_length": est.season_length_}
 
 
-def plot_forecast(path: str, ids: list, values: list, dates: Optional[list], q: list,
-                  spacing: Optional[tuple], args: Any) -> None:
+def plot_forecast(
+    path: str,
+    ids: list,
+    values: list,
+    dates: Optional[list],
+    q: list,
+    spacing: Optional[tuple],
+    args: Any,
+) -> None:
     try:
         import matplotlib
 
@@ -138,8 +172,14 @@ def plot_forecast(path: str, ids: list, values: list, dates: Optional[list], q: 
             t_fut = np.arange(len(values[k]) + 1, len(values[k]) + args.horizon + 1)
         ax.plot(t_hist, values[k], color="0.25", lw=1.2, label="history")
         ax.plot(t_fut, q[k][:, 1], color="C0", lw=1.8, label="forecast")
-        ax.fill_between(t_fut, q[k][:, 0], q[k][:, 2], color="C0", alpha=0.25,
-                        label=f"{args.coverage:.0%} interval")
+        ax.fill_between(
+            t_fut,
+            q[k][:, 0],
+            q[k][:, 2],
+            color="C0",
+            alpha=0.25,
+            label=f"{args.coverage:.0%} interval",
+        )
         ax.set_title(str(ids[k]) if ids[k] is not None else args.column)
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
@@ -148,16 +188,23 @@ def plot_forecast(path: str, ids: list, values: list, dates: Optional[list], q: 
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("forecast", help="forecast a series (or a panel) from a CSV file",
-                       description="Fit an LSTMForecaster on a CSV column and write the next "
-                       "--horizon values with an interval as CSV (stdout or --out).")
+    p = sub.add_parser(
+        "forecast",
+        help="forecast a series (or a panel) from a CSV file",
+        description="Fit an LSTMForecaster on a CSV column and write the next "
+        "--horizon values with an interval as CSV (stdout or --out).",
+    )
     p.add_argument("file", help="a CSV file with a header row")
     p.add_argument("--column", required=True, help="the column to forecast")
     p.add_argument("--time-column", default=None, help="ISO dates (the frequency is inferred)")
     p.add_argument("--id-column", default=None, help="series ids: forecast a panel")
     p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-    p.add_argument("--season-length", type=int, default=None,
-                   help="seasonal period (default: from the dates, else inferred)")
+    p.add_argument(
+        "--season-length",
+        type=int,
+        default=None,
+        help="seasonal period (default: from the dates, else inferred)",
+    )
     p.add_argument("--coverage", type=float, default=0.8, help="interval coverage (0.8)")
     p.add_argument("--n-ensemble", type=int, default=5, help="networks combined (5)")
     p.add_argument("--seed", type=int, default=0)

@@ -87,16 +87,33 @@ class LSTMForecaster(BaseEstimator):
         The columns of a long DataFrame ``y`` (Nixtla's convention by default).
     """
 
-    def __init__(self, season_length: Optional[int] = None, lookback: Optional[int] = None,
-                 horizon: Optional[int] = None, *, strategy: str = "auto",
-                 transform: str = "auto", deseasonalize: Any = "auto",
-                 quantiles: Any = (0.1, 0.5, 0.9), loss: str = "quantile",
-                 n_ensemble: int = 5, cell: str = "lstm",
-                 hidden_size: int = 32, num_layers: int = 2, max_iter: int = 200,
-                 learning_rate_init: float = 3e-3, batch_size: int = 64, alpha: float = 1e-4,
-                 validation_fraction: float = 0.15, random_state: Any = None,
-                 n_jobs: Optional[int] = None, verbose: int = 0, id_col: str = "unique_id",
-                 time_col: str = "ds", value_col: str = "y") -> None:
+    def __init__(
+        self,
+        season_length: Optional[int] = None,
+        lookback: Optional[int] = None,
+        horizon: Optional[int] = None,
+        *,
+        strategy: str = "auto",
+        transform: str = "auto",
+        deseasonalize: Any = "auto",
+        quantiles: Any = (0.1, 0.5, 0.9),
+        loss: str = "quantile",
+        n_ensemble: int = 5,
+        cell: str = "lstm",
+        hidden_size: int = 32,
+        num_layers: int = 2,
+        max_iter: int = 200,
+        learning_rate_init: float = 3e-3,
+        batch_size: int = 64,
+        alpha: float = 1e-4,
+        validation_fraction: float = 0.15,
+        random_state: Any = None,
+        n_jobs: Optional[int] = None,
+        verbose: int = 0,
+        id_col: str = "unique_id",
+        time_col: str = "ds",
+        value_col: str = "y",
+    ) -> None:
         self.season_length = season_length
         self.lookback = lookback
         self.horizon = horizon
@@ -128,25 +145,29 @@ class LSTMForecaster(BaseEstimator):
             if v is None and allow_none:
                 return
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer{' or None' * allow_none}, "
-                                 f"got {v!r}")
+                raise ValueError(
+                    f"{name} must be a positive integer{' or None' * allow_none}, got {v!r}"
+                )
 
         for name in ("season_length", "lookback", "horizon"):
             positive_int(name)
         for name in ("n_ensemble", "hidden_size", "num_layers", "max_iter", "batch_size"):
             positive_int(name, allow_none=False)
         if self.strategy not in ("auto", "multi_output", "recursive"):
-            raise ValueError(f"strategy must be 'auto', 'multi_output' or 'recursive', got "
-                             f"{self.strategy!r}")
+            raise ValueError(
+                f"strategy must be 'auto', 'multi_output' or 'recursive', got {self.strategy!r}"
+            )
         if self.transform not in ("auto", "log", "none"):
-            raise ValueError(f"transform must be 'auto', 'log' or 'none', got "
-                             f"{self.transform!r}")
+            raise ValueError(f"transform must be 'auto', 'log' or 'none', got {self.transform!r}")
         if self.loss not in ("quantile", "squared_error", "absolute_error", "huber"):
-            raise ValueError(f"loss must be 'quantile', 'squared_error', 'absolute_error' or "
-                             f"'huber', got {self.loss!r}")
+            raise ValueError(
+                f"loss must be 'quantile', 'squared_error', 'absolute_error' or "
+                f"'huber', got {self.loss!r}"
+            )
         if self.deseasonalize not in ("auto", True, False):
-            raise ValueError(f"deseasonalize must be 'auto', True or False, got "
-                             f"{self.deseasonalize!r}")
+            raise ValueError(
+                f"deseasonalize must be 'auto', True or False, got {self.deseasonalize!r}"
+            )
         self._levels()
 
     def _levels(self) -> list:
@@ -157,29 +178,34 @@ class LSTMForecaster(BaseEstimator):
         try:
             qs = [float(q) for q in self.quantiles]
         except (TypeError, ValueError):
-            raise ValueError(f"quantiles must be a sequence of levels in (0, 1), got "
-                             f"{self.quantiles!r}") from None
+            raise ValueError(
+                f"quantiles must be a sequence of levels in (0, 1), got {self.quantiles!r}"
+            ) from None
         if any(not 0.0 < q < 1.0 for q in qs):
             raise ValueError(f"quantiles must lie in (0, 1), got {qs}")
         return sorted(set(qs) | {0.5})
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, y: Any, X: Any = None) -> "LSTMForecaster":
+    def fit(self, y: Any, X: Any = None) -> LSTMForecaster:
         """Fit on a series, a multivariate series or a panel ``y`` (see lstm_native.forecasting)
         with optional covariates ``X`` (past values here; ``predict`` takes their future)."""
         self._check_params()
-        panel = read_y(y, X, id_col=self.id_col, time_col=self.time_col,
-                       value_col=self.value_col)
-        m = self.season_length or season_from_freq(panel.freq) or infer_season_length(
-            panel.values[int(np.argmax(panel.lengths))][:, 0])
+        panel = read_y(y, X, id_col=self.id_col, time_col=self.time_col, value_col=self.value_col)
+        m = (
+            self.season_length
+            or season_from_freq(panel.freq)
+            or infer_season_length(panel.values[int(np.argmax(panel.lengths))][:, 0])
+        )
         h = self.horizon or max(2 * m, 8)
         shortest = min(panel.lengths)
         if shortest < 3:
-            raise ValueError(f"every series needs at least 3 observations; the shortest has "
-                             f"{shortest}")
-        scalers = [SeriesScaler.fit(v, m, self.transform, self.deseasonalize,
-                                    _SEASON_HALF_LIFE)
-                   for v in panel.values]
+            raise ValueError(
+                f"every series needs at least 3 observations; the shortest has {shortest}"
+            )
+        scalers = [
+            SeriesScaler.fit(v, m, self.transform, self.deseasonalize, _SEASON_HALF_LIFE)
+            for v in panel.values
+        ]
         z = [s.normalize(v) for s, v in zip(scalers, panel.values)]
         cov_stats = None
         covs = None
@@ -205,12 +231,24 @@ class LSTMForecaster(BaseEstimator):
                 est.fit(Xw, Yw)
             self.members_.append((L, est))
             if self.verbose:  # progress on stderr: stdout may carry the forecast
-                print(f"network {k + 1}/{self.n_ensemble}: lookback {L}, {len(Xw)} windows, "
-                      f"{est.n_iter_} epochs, loss {est.loss_:.4g}, "
-                      f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        self.panel_ = Panel([v.copy() for v in panel.values], panel.kind, panel.covariates,
-                            panel.ids, panel.indexes, panel.freq, panel.columns, panel.name,
-                            panel.cov_columns)
+                print(
+                    f"network {k + 1}/{self.n_ensemble}: lookback {L}, {len(Xw)} windows, "
+                    f"{est.n_iter_} epochs, loss {est.loss_:.4g}, "
+                    f"{time.perf_counter() - t0:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        self.panel_ = Panel(
+            [v.copy() for v in panel.values],
+            panel.kind,
+            panel.covariates,
+            panel.ids,
+            panel.indexes,
+            panel.freq,
+            panel.columns,
+            panel.name,
+            panel.cov_columns,
+        )
         self.scalers_, self.z_, self.covs_ = scalers, z, covs
         self.cov_stats_ = cov_stats
         self.season_length_, self.horizon_, self.strategy_ = m, h, strategy
@@ -228,11 +266,14 @@ class LSTMForecaster(BaseEstimator):
         # at least 3 windows from the shortest series, and at least 2 steps
         return max(2, min(L, shortest - h - 2))
 
-    def _training_windows(self, z: list, covs: Optional[list], L: int, h: int,
-                          strategy: str) -> tuple:
-        parts = [windows(zi, None if covs is None else covs[i], L, h,
-                         future_cov=strategy != "recursive")
-                 for i, zi in enumerate(z) if len(zi) >= L + h]
+    def _training_windows(
+        self, z: list, covs: Optional[list], L: int, h: int, strategy: str
+    ) -> tuple:
+        parts = [
+            windows(zi, None if covs is None else covs[i], L, h, future_cov=strategy != "recursive")
+            for i, zi in enumerate(z)
+            if len(zi) >= L + h
+        ]
         parts = [p for p in parts if len(p[0])]
         if not parts:
             raise ValueError(f"no series is long enough for a window of {L} + {h} steps")
@@ -240,20 +281,31 @@ class LSTMForecaster(BaseEstimator):
         # then holds the latest windows of every series (not the last series' only).
         age = np.concatenate([np.arange(len(p[0]))[::-1] for p in parts])
         order = np.argsort(-age, kind="stable")
-        return (np.concatenate([p[0] for p in parts])[order],
-                np.concatenate([p[1] for p in parts])[order])
+        return (
+            np.concatenate([p[0] for p in parts])[order],
+            np.concatenate([p[1] for p in parts])[order],
+        )
 
     def _network(self, seed: int, n_windows: int) -> LSTMRegressor:
         loss = {"loss": self.loss}
         if self.loss == "quantile":
             loss["quantiles"] = self._levels()
         return LSTMRegressor(
-            cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
-            **loss, max_iter=self.max_iter,
+            cell=self.cell,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            **loss,
+            max_iter=self.max_iter,
             learning_rate_init=self.learning_rate_init,
-            batch_size=min(self.batch_size, max(n_windows, 1)), alpha=self.alpha,
-            early_stopping=n_windows >= 20, validation_fraction=self.validation_fraction,
-            n_iter_no_change=20, tol=1e-5, random_state=seed, n_jobs=self.n_jobs)
+            batch_size=min(self.batch_size, max(n_windows, 1)),
+            alpha=self.alpha,
+            early_stopping=n_windows >= 20,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=20,
+            tol=1e-5,
+            random_state=seed,
+            n_jobs=self.n_jobs,
+        )
 
     # -- predicting -------------------------------------------------------------------------
     def _normalized_forecast(self, i: int, horizon: int, future: Optional[np.ndarray]) -> Any:
@@ -276,8 +328,15 @@ class LSTMForecaster(BaseEstimator):
             return est.predict_quantiles(x).reshape(len(x), -1, len(self.quantile_levels_))
         return est.predict(x).reshape(len(x), -1, 1)
 
-    def _blocks(self, est: LSTMRegressor, z: np.ndarray, cov: Optional[np.ndarray],
-                future: Optional[np.ndarray], L: int, horizon: int) -> np.ndarray:
+    def _blocks(
+        self,
+        est: LSTMRegressor,
+        z: np.ndarray,
+        cov: Optional[np.ndarray],
+        future: Optional[np.ndarray],
+        L: int,
+        horizon: int,
+    ) -> np.ndarray:
         """Multi-output forecasts (horizon, C, Q), continued block by block (each block's
         median appended as if observed) when horizon exceeds the trained one."""
         C, Q, h = z.shape[1], len(self.quantile_levels_), self.horizon_
@@ -285,21 +344,28 @@ class LSTMForecaster(BaseEstimator):
         hist, hcov = z, cov
         done, out = 0, np.empty((horizon, C, Q))
         while done < horizon:
-            fut = None if future is None else future[done:done + h]
+            fut = None if future is None else future[done : done + h]
             if fut is not None and len(fut) < h:
                 fut = np.concatenate([fut, np.repeat(fut[-1:], h - len(fut), axis=0)])
             x = last_window(hist, hcov, fut, L, h)
             q = self._member_predict(est, x).reshape(h, C, Q) + hist[-1][:, None]
             k = min(h, horizon - done)
-            out[done:done + k] = q[:k]
+            out[done : done + k] = q[:k]
             hist = np.concatenate([hist, q[:, :, mid]])
             if hcov is not None:
                 hcov = np.concatenate([hcov, fut])
             done += k
         return out - z[-1][:, None]
 
-    def _rollout(self, est: LSTMRegressor, z: np.ndarray, cov: Optional[np.ndarray],
-                 future: Optional[np.ndarray], L: int, horizon: int) -> np.ndarray:
+    def _rollout(
+        self,
+        est: LSTMRegressor,
+        z: np.ndarray,
+        cov: Optional[np.ndarray],
+        future: Optional[np.ndarray],
+        L: int,
+        horizon: int,
+    ) -> np.ndarray:
         """The one-step model rolled out in C++ (horizon, C, Q): the median of each step is fed
         back as the next step's value, the future covariates alongside."""
         C, Q = z.shape[1], len(self.quantile_levels_)
@@ -310,21 +376,21 @@ class LSTMForecaster(BaseEstimator):
             fut = np.zeros((horizon - 1, x.shape[2]))
             fut[:, C:] = future[: horizon - 1]
         feedback = [(c * Q + mid, c) for c in range(C)]
-        q = est.rollout(x, horizon, future=None if fut is None else fut[None],
-                        feedback=feedback)[0]
+        q = est.rollout(x, horizon, future=None if fut is None else fut[None], feedback=feedback)[0]
         return q.reshape(horizon, C, Q)
 
     def _forecast(self, horizon: int, X_future: Any, quantiles: Optional[list]) -> tuple:
         check_is_fitted(self, "members_")
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) \
-                or horizon < 1:
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
         levels = self.quantile_levels_
         wanted = [0.5] if quantiles is None else [float(q) for q in quantiles]
         missing = [q for q in wanted if not any(abs(q - lv) < 1e-9 for lv in levels)]
         if missing:
-            raise ValueError(f"quantiles {missing} were not trained; this forecaster has "
-                             f"{levels} (set quantiles=... before fit)")
+            raise ValueError(
+                f"quantiles {missing} were not trained; this forecaster has "
+                f"{levels} (set quantiles=... before fit)"
+            )
         cols = [min(range(len(levels)), key=lambda j: abs(levels[j] - q)) for q in wanted]
         futures = read_future(self.panel_, X_future, int(horizon), self.id_col, self.time_col)
         preds = []
@@ -334,7 +400,7 @@ class LSTMForecaster(BaseEstimator):
                 mu, sd = self.cov_stats_
                 fut = (futures[i] - mu) / sd
             member = self._normalized_forecast(i, int(horizon), fut)
-            q = np.median(member, axis=0)                       # (h, C, Q)
+            q = np.median(member, axis=0)  # (h, C, Q)
             q = np.sort(q, axis=-1) + self.z_[i][-1][None, :, None]
             vals = scaler.denormalize(q[:, :, cols], scaler.n)  # (h, C, len(wanted))
             preds.append(vals)
@@ -348,19 +414,26 @@ class LSTMForecaster(BaseEstimator):
         preds, wanted = self._forecast(horizon, X_future, quantiles)
         if quantiles is None:
             preds = [p[..., 0] for p in preds]
-        return format_forecast(self.panel_, preds, int(horizon), value_col=self.value_col,
-                               id_col=self.id_col, time_col=self.time_col,
-                               quantiles=None if quantiles is None else wanted)
+        return format_forecast(
+            self.panel_,
+            preds,
+            int(horizon),
+            value_col=self.value_col,
+            id_col=self.id_col,
+            time_col=self.time_col,
+            quantiles=None if quantiles is None else wanted,
+        )
 
-    def predict_interval(self, horizon: int, X_future: Any = None,
-                         coverage: float = 0.8) -> tuple:
+    def predict_interval(self, horizon: int, X_future: Any = None, coverage: float = 0.8) -> tuple:
         """(lower, upper) bounds, each in the form of ``predict``, from the quantile levels
         (1 - coverage) / 2 and (1 + coverage) / 2, which must be among the trained ones."""
         lo, hi = (1 - coverage) / 2, (1 + coverage) / 2
         preds, _ = self._forecast(horizon, X_future, [lo, hi])
         fmt = dict(value_col=self.value_col, id_col=self.id_col, time_col=self.time_col)
-        return (format_forecast(self.panel_, [p[..., 0] for p in preds], int(horizon), **fmt),
-                format_forecast(self.panel_, [p[..., 1] for p in preds], int(horizon), **fmt))
+        return (
+            format_forecast(self.panel_, [p[..., 0] for p in preds], int(horizon), **fmt),
+            format_forecast(self.panel_, [p[..., 1] for p in preds], int(horizon), **fmt),
+        )
 
 
 __all__ = ["LSTMForecaster"]

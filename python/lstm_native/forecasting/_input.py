@@ -20,6 +20,7 @@ pandas is imported only when a pandas object is passed.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -35,12 +36,12 @@ class Panel:
     values: list
     kind: str
     covariates: Optional[list] = None
-    ids: Optional[list] = None                  # frame: the series ids in order
+    ids: Optional[list] = None  # frame: the series ids in order
     indexes: list = field(default_factory=list)  # per series: a pandas index or None
-    freq: Any = None                            # pandas frequency, if known
-    columns: Optional[list] = None              # channel names (wide DataFrame)
-    name: Any = None                            # a Series' name
-    cov_columns: Optional[list] = None          # frame: covariate column names
+    freq: Any = None  # pandas frequency, if known
+    columns: Optional[list] = None  # channel names (wide DataFrame)
+    name: Any = None  # a Series' name
+    cov_columns: Optional[list] = None  # frame: covariate column names
 
     @property
     def n_channels(self) -> int:
@@ -76,23 +77,38 @@ def _finite_2d(a: Any, what: str, n_rows: Optional[int] = None) -> np.ndarray:
 
 
 def _freq_of(index: Any) -> Any:
+    """The index's frequency as a pandas offset, inferred from the dates if not set, or None.
+
+    pandas 3 warns that ``infer_freq`` will return an offset instead of a string; either
+    form goes through ``to_offset`` so that both versions give the same object.
+    """
+    import pandas as pd
+
     freq = getattr(index, "freq", None)
     if freq is None and len(index) >= 3:
-        import pandas as pd
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                freq = pd.infer_freq(index)
+            except (TypeError, ValueError):
+                freq = None
+    if freq is None:
+        return None
+    try:
+        return pd.tseries.frequencies.to_offset(freq)
+    except (TypeError, ValueError):
+        return None
 
-        try:
-            freq = pd.infer_freq(index)
-        except (TypeError, ValueError):
-            freq = None
-    return freq
 
-
-def read_y(y: Any, X: Any = None, *, id_col: str = "unique_id", time_col: str = "ds",
-           value_col: str = "y") -> Panel:
+def read_y(
+    y: Any, X: Any = None, *, id_col: str = "unique_id", time_col: str = "ds", value_col: str = "y"
+) -> Panel:
     """``y`` and ``X`` as a Panel (see the module docstring)."""
     if y is None:
-        raise ValueError("y is required: a 1-D series, a 2-D (n_timesteps, n_channels) array, "
-                         "a list of 1-D series or a long DataFrame")
+        raise ValueError(
+            "y is required: a 1-D series, a 2-D (n_timesteps, n_channels) array, "
+            "a list of 1-D series or a long DataFrame"
+        )
     if _is_pandas(y, "DataFrame") and {id_col, time_col, value_col} <= set(y.columns):
         return _read_frame(y, X, id_col, time_col, value_col)
     if isinstance(y, (list, tuple)) and len(y) and not np.isscalar(y[0]):
@@ -102,18 +118,21 @@ def read_y(y: Any, X: Any = None, *, id_col: str = "unique_id", time_col: str = 
         covs = None
         if X is not None:
             if not isinstance(X, (list, tuple)) or len(X) != len(values):
-                raise ValueError(f"X must be a list of {len(values)} covariate arrays, one per "
-                                 "series of y")
-            covs = [_finite_2d(x, f"X[{i}]", v.shape[0]) for i, (x, v) in
-                    enumerate(zip(X, values))]
+                raise ValueError(
+                    f"X must be a list of {len(values)} covariate arrays, one per series of y"
+                )
+            covs = [_finite_2d(x, f"X[{i}]", v.shape[0]) for i, (x, v) in enumerate(zip(X, values))]
             if len({c.shape[1] for c in covs}) != 1:
                 raise ValueError("all covariate arrays of X must have the same columns")
         return Panel(values, "list", covs, indexes=[None] * len(values))
     index, freq, columns, name = None, None, None, None
     if _is_pandas(y, "Series") or _is_pandas(y, "DataFrame"):
         index = y.index
-        freq = _freq_of(index) if hasattr(index, "inferred_type") and index.inferred_type in (
-            "datetime64", "period") else None
+        freq = (
+            _freq_of(index)
+            if hasattr(index, "inferred_type") and index.inferred_type in ("datetime64", "period")
+            else None
+        )
         if _is_pandas(y, "DataFrame"):
             columns = list(y.columns)
         else:
@@ -121,8 +140,9 @@ def read_y(y: Any, X: Any = None, *, id_col: str = "unique_id", time_col: str = 
         y = y.to_numpy()
     arr = np.asarray(y) if not isinstance(y, np.ndarray) else y
     if arr.ndim not in (1, 2):
-        raise ValueError(f"y must be 1-D (one series) or 2-D (n_timesteps, n_channels), got "
-                         f"shape {arr.shape}")
+        raise ValueError(
+            f"y must be 1-D (one series) or 2-D (n_timesteps, n_channels), got shape {arr.shape}"
+        )
     kind = "series" if arr.ndim == 1 else "multivariate"
     values = [_finite_2d(arr, "y")]
     covs = None
@@ -149,22 +169,30 @@ def _read_frame(df: Any, X: Any, id_col: str, time_col: str, value_col: str) -> 
     covs, cov_columns = None, None
     if X is not None:
         if not _is_pandas(X, "DataFrame") or not {id_col, time_col} <= set(X.columns):
-            raise ValueError(f"X must be a long DataFrame with the columns {id_col!r} and "
-                             f"{time_col!r} and one column per covariate")
+            raise ValueError(
+                f"X must be a long DataFrame with the columns {id_col!r} and "
+                f"{time_col!r} and one column per covariate"
+            )
         cov_columns = [c for c in X.columns if c not in (id_col, time_col)]
         if not cov_columns:
             raise ValueError("X has no covariate columns")
         merged = df[[id_col, time_col]].merge(X, on=[id_col, time_col], how="left")
         covs = []
         for key, part in merged.groupby(id_col, sort=False):
-            covs.append(_finite_2d(part[cov_columns].to_numpy(dtype=np.float64),
-                                   f"X of series {key!r} (every time of y needs a row)"))
-    return Panel(values, "frame", covs, ids=ids, indexes=indexes, freq=freq,
-                 cov_columns=cov_columns)
+            covs.append(
+                _finite_2d(
+                    part[cov_columns].to_numpy(dtype=np.float64),
+                    f"X of series {key!r} (every time of y needs a row)",
+                )
+            )
+    return Panel(
+        values, "frame", covs, ids=ids, indexes=indexes, freq=freq, cov_columns=cov_columns
+    )
 
 
-def read_future(panel: Panel, X_future: Any, horizon: int, id_col: str,
-                time_col: str) -> Optional[list]:
+def read_future(
+    panel: Panel, X_future: Any, horizon: int, id_col: str, time_col: str
+) -> Optional[list]:
     """X_future as a list of (horizon, K) arrays, one per series (None without covariates)."""
     K = panel.n_covariates
     if K == 0:
@@ -172,8 +200,10 @@ def read_future(panel: Panel, X_future: Any, horizon: int, id_col: str,
             raise ValueError("X_future was given, but the forecaster was fitted without X")
         return None
     if X_future is None:
-        raise ValueError(f"the forecaster was fitted with {K} covariates: predict needs "
-                         f"X_future with their values for the next {horizon} steps")
+        raise ValueError(
+            f"the forecaster was fitted with {K} covariates: predict needs "
+            f"X_future with their values for the next {horizon} steps"
+        )
     n = len(panel.values)
     if panel.kind == "frame":
         if not _is_pandas(X_future, "DataFrame"):
@@ -185,8 +215,12 @@ def read_future(panel: Panel, X_future: Any, horizon: int, id_col: str,
             part = groups.get(key)
             if part is None or len(part) < horizon:
                 raise ValueError(f"X_future needs {horizon} rows for series {key!r}")
-            out.append(_finite_2d(part[panel.cov_columns].to_numpy(dtype=np.float64)[:horizon],
-                                  f"X_future of series {key!r}"))
+            out.append(
+                _finite_2d(
+                    part[panel.cov_columns].to_numpy(dtype=np.float64)[:horizon],
+                    f"X_future of series {key!r}",
+                )
+            )
         return out
     if panel.kind == "list":
         if not isinstance(X_future, (list, tuple)) or len(X_future) != n:
@@ -222,8 +256,16 @@ def future_index(index: Any, freq: Any, horizon: int) -> Any:
     return None
 
 
-def format_forecast(panel: Panel, preds: list, horizon: int, *, value_col: str, id_col: str,
-                    time_col: str, quantiles: Optional[list] = None) -> Any:
+def format_forecast(
+    panel: Panel,
+    preds: list,
+    horizon: int,
+    *,
+    value_col: str,
+    id_col: str,
+    time_col: str,
+    quantiles: Optional[list] = None,
+) -> Any:
     """Forecasts (a list of (horizon, C[, Q]) arrays, one per series) in the form of ``y``."""
     squeeze = panel.kind in ("series", "list", "frame")  # univariate: drop the channel axis
     outs = [p[:, 0] if squeeze else p for p in preds]
@@ -233,8 +275,10 @@ def format_forecast(panel: Panel, preds: list, horizon: int, *, value_col: str, 
         frames = []
         for key, idx, p in zip(panel.ids, panel.indexes, outs):
             times = future_index(idx, panel.freq, horizon)
-            part = {id_col: [key] * horizon,
-                    time_col: times if times is not None else np.arange(1, horizon + 1)}
+            part = {
+                id_col: [key] * horizon,
+                time_col: times if times is not None else np.arange(1, horizon + 1),
+            }
             if quantiles is None:
                 part[value_col] = p
             else:

@@ -17,15 +17,29 @@ from typing import Any, Optional
 import numpy as np
 
 # pandas offset aliases (their first letters) -> seasonal period
-_FREQ_SEASON = {"A": 1, "Y": 1, "Q": 4, "M": 12, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24,
-                "T": 60, "min": 60, "S": 60, "s": 60}
+_FREQ_SEASON = {
+    "A": 1,
+    "Y": 1,
+    "Q": 4,
+    "M": 12,
+    "W": 52,
+    "D": 7,
+    "B": 5,
+    "H": 24,
+    "h": 24,
+    "T": 60,
+    "min": 60,
+    "S": 60,
+    "s": 60,
+}
 
 
 def season_from_freq(freq: Any) -> Optional[int]:
     """The seasonal period of a pandas frequency string or offset, or None if unknown."""
     if freq is None:
         return None
-    name = getattr(freq, "name", None) or getattr(freq, "freqstr", None) or str(freq)
+    # an offset's freqstr ("MS", "QS-OCT", "2W-SUN"); pandas 3 deprecates its .name
+    name = freq if isinstance(freq, str) else getattr(freq, "freqstr", None) or str(freq)
     name = name.split("-")[0].lstrip("0123456789")
     for key in sorted(_FREQ_SEASON, key=len, reverse=True):
         if name.startswith(key):
@@ -83,7 +97,7 @@ def seasonal_indices(z: np.ndarray, m: int, half_life: Optional[float] = None) -
     w = np.r_[0.5, np.ones(m - 1), 0.5] / m if m % 2 == 0 else np.ones(m) / m
     trend = np.convolve(z, w, mode="valid")
     off = (len(w) - 1) // 2
-    detrended = z[off: off + len(trend)] - trend
+    detrended = z[off : off + len(trend)] - trend
     t = np.arange(len(trend)) + off
     pos = t % m
     w = np.ones(len(t)) if half_life is None else 0.5 ** ((len(z) - 1 - t) / (half_life * m))
@@ -103,5 +117,11 @@ def diff_scale(z: np.ndarray, lag: int = 1) -> float:
     return s if s > 0 and np.isfinite(s) else 1.0
 
 
-__all__ = ["acf", "diff_scale", "infer_season_length", "is_seasonal", "season_from_freq",
-           "seasonal_indices"]
+__all__ = [
+    "acf",
+    "diff_scale",
+    "infer_season_length",
+    "is_seasonal",
+    "season_from_freq",
+    "seasonal_indices",
+]

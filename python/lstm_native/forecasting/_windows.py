@@ -34,14 +34,15 @@ class SeriesScaler:
     """The normalization of one series (n, C): transform, seasonal indices (m, C) by the
     position t mod m counted from the series' start, and a scale per channel."""
 
-    log: np.ndarray            # (C,) bool: log-transformed channels
-    season: np.ndarray         # (m, C) seasonal indices (zeros when not seasonal)
-    scale: np.ndarray          # (C,)
-    n: int                     # length of the series it was fitted on
+    log: np.ndarray  # (C,) bool: log-transformed channels
+    season: np.ndarray  # (m, C) seasonal indices (zeros when not seasonal)
+    scale: np.ndarray  # (C,)
+    n: int  # length of the series it was fitted on
 
     @classmethod
-    def fit(cls, y: np.ndarray, m: int, transform: str, deseasonalize: Any,
-            half_life: Any = None) -> "SeriesScaler":
+    def fit(
+        cls, y: np.ndarray, m: int, transform: str, deseasonalize: Any, half_life: Any = None
+    ) -> SeriesScaler:
         n, C = y.shape
         if transform == "log":
             if np.any(y <= 0):
@@ -82,8 +83,14 @@ class SeriesScaler:
             return np.where(log, np.exp(np.where(log, v, 0.0)), v)
 
 
-def windows(z: np.ndarray, cov: Optional[np.ndarray], lookback: int, horizon: int,
-            stride: int = 1, future_cov: bool = True) -> tuple:
+def windows(
+    z: np.ndarray,
+    cov: Optional[np.ndarray],
+    lookback: int,
+    horizon: int,
+    stride: int = 1,
+    future_cov: bool = True,
+) -> tuple:
     """Training windows of one normalized series z (n, C) with covariates cov (n, K) or None:
     (inputs (W, L[+h], C[+K+1]), targets (W, h*C)), origins stride apart, the last one at the
     end of the series; none when the series is shorter than L + h."""
@@ -92,21 +99,26 @@ def windows(z: np.ndarray, cov: Optional[np.ndarray], lookback: int, horizon: in
     origins = np.arange(n - horizon, lookback - 1, -stride)[::-1]
     steps = lookback + (horizon if (K and future_cov) else 0)
     X = np.zeros((len(origins), steps, C + K + (1 if K and future_cov else 0)))
-    past = origins[:, None] + np.arange(-lookback, 0)[None, :]      # (W, L) time indices
-    ahead = origins[:, None] + np.arange(horizon)[None, :]          # (W, h)
-    base = z[origins - 1][:, None, :]                               # (W, 1, C) the levels
+    past = origins[:, None] + np.arange(-lookback, 0)[None, :]  # (W, L) time indices
+    ahead = origins[:, None] + np.arange(horizon)[None, :]  # (W, h)
+    base = z[origins - 1][:, None, :]  # (W, 1, C) the levels
     X[:, :lookback, :C] = z[past] - base
     Y = (z[ahead] - base).reshape(len(origins), horizon * C)
     if K:
-        X[:, :lookback, C:C + K] = cov[past]
+        X[:, :lookback, C : C + K] = cov[past]
         if future_cov:
-            X[:, lookback:, C:C + K] = cov[ahead]
+            X[:, lookback:, C : C + K] = cov[ahead]
             X[:, lookback:, -1] = 1.0
     return X, Y
 
 
-def last_window(z: np.ndarray, cov: Optional[np.ndarray], future: Optional[np.ndarray],
-                lookback: int, horizon: int) -> np.ndarray:
+def last_window(
+    z: np.ndarray,
+    cov: Optional[np.ndarray],
+    future: Optional[np.ndarray],
+    lookback: int,
+    horizon: int,
+) -> np.ndarray:
     """The input window (1, L[+h], C[+K+1]) at the end of z, with the future covariates
     future (h, K) when there are covariates (None: the recursive strategy feeds them)."""
     n, C = z.shape
@@ -114,11 +126,11 @@ def last_window(z: np.ndarray, cov: Optional[np.ndarray], future: Optional[np.nd
     L = min(lookback, n)
     steps = L + (horizon if (K and future is not None) else 0)
     x = np.zeros((1, steps, C + K + (1 if K and future is not None else 0)))
-    x[0, :L, :C] = z[n - L:] - z[n - 1]
+    x[0, :L, :C] = z[n - L :] - z[n - 1]
     if K:
-        x[0, :L, C:C + K] = cov[n - L:]
+        x[0, :L, C : C + K] = cov[n - L :]
         if future is not None:
-            x[0, L:, C:C + K] = future[:horizon]
+            x[0, L:, C : C + K] = future[:horizon]
             x[0, L:, -1] = 1.0
     return x
 
@@ -142,7 +154,7 @@ class SlidingWindow:
     def get_params(self, deep: bool = True) -> dict:
         return {"lookback": self.lookback, "horizon": self.horizon, "stride": self.stride}
 
-    def set_params(self, **params: Any) -> "SlidingWindow":
+    def set_params(self, **params: Any) -> SlidingWindow:
         for k, v in params.items():
             if k not in self.get_params():
                 raise ValueError(f"SlidingWindow has no parameter {k!r}")
@@ -155,7 +167,7 @@ class SlidingWindow:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
-    def fit(self, X: Any = None, y: Any = None) -> "SlidingWindow":
+    def fit(self, X: Any = None, y: Any = None) -> SlidingWindow:
         self._check()
         return self
 
@@ -168,7 +180,7 @@ class SlidingWindow:
             a = a[:, None] if a.ndim == 1 else a
             if a.ndim != 2 or len(a) == 0 or not np.isfinite(a).all():
                 raise ValueError(f"X[{i}] must be a non-empty finite (T[, C]) series")
-            a = a[-self.lookback:]
+            a = a[-self.lookback :]
             if len(a) < self.lookback:
                 a = np.concatenate([np.repeat(a[:1], self.lookback - len(a), axis=0), a])
             out.append(a)
@@ -185,14 +197,16 @@ class SlidingWindow:
         z = z[:, None] if z.ndim == 1 else z
         cov = None if X is None else np.asarray(X, dtype=np.float64).reshape(len(z), -1)
         if len(z) < self.lookback + self.horizon:
-            raise ValueError(f"y has {len(z)} steps, fewer than lookback + horizon = "
-                             f"{self.lookback + self.horizon}")
+            raise ValueError(
+                f"y has {len(z)} steps, fewer than lookback + horizon = "
+                f"{self.lookback + self.horizon}"
+            )
         n, C = z.shape
         origins = np.arange(n - self.horizon, self.lookback - 1, -self.stride)[::-1]
         parts = [z] if cov is None else [z, cov]
         full = np.concatenate(parts, axis=1)
-        Xw = np.stack([full[t - self.lookback:t] for t in origins])
-        Yw = np.stack([z[t:t + self.horizon].ravel() for t in origins])
+        Xw = np.stack([full[t - self.lookback : t] for t in origins])
+        Yw = np.stack([z[t : t + self.horizon].ravel() for t in origins])
         return Xw, Yw
 
 

@@ -25,8 +25,13 @@ class SequenceModel(torch.nn.Module):
     For a classifier these are the logits: ``softmax(dim=-1)`` gives ``predict_proba``, and
     ``classes`` (a NumPy array, not a parameter) holds the labels of the outputs."""
 
-    def __init__(self, rnn: torch.nn.Module, head: torch.nn.Linear,
-                 return_sequences: bool = False, classes: Any = None) -> None:
+    def __init__(
+        self,
+        rnn: torch.nn.Module,
+        head: torch.nn.Linear,
+        return_sequences: bool = False,
+        classes: Any = None,
+    ) -> None:
         super().__init__()
         self.rnn = rnn
         self.head = head
@@ -39,8 +44,9 @@ class SequenceModel(torch.nn.Module):
             y, state = self.rnn(x)
         else:
             lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
-            packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
-                                                             enforce_sorted=False)
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                x, lengths, batch_first=True, enforce_sorted=False
+            )
             y, state = self.rnn(packed)
             y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=T)
         if self.return_sequences:
@@ -52,7 +58,7 @@ class SequenceModel(torch.nn.Module):
             return out
         h_n = state[0] if isinstance(state, tuple) else state  # (L * dirs, B, H)
         dirs = 2 if self.rnn.bidirectional else 1
-        last = h_n[-dirs:]                                      # the top layer: (dirs, B, H)
+        last = h_n[-dirs:]  # the top layer: (dirs, B, H)
         return self.head(last.transpose(0, 1).reshape(B, -1))
 
 

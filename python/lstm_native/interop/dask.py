@@ -11,7 +11,8 @@ process they run in, so the two usual patterns need nothing from lstm_native:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def _fit_one(estimator: Any, data: tuple) -> Any:

@@ -46,6 +46,7 @@ def _activation_name(fn: Any, keras: Any) -> str:
 
 def _keras_weights(cell: Any, keras: Any, G: int, D: int, H: int, dtype: Any) -> tuple:
     """kernel (D, G*H), recurrent_kernel (H, G*H) and bias as NumPy arrays of ``dtype``."""
+
     def array(var: Any, name: str, shape: tuple) -> np.ndarray:
         # The backend tensor (var.value): a torch tensor is read with .detach().numpy() (NumPy 2
         # warns on np.array() of a Keras Variable or a torch Parameter), the others converted.
@@ -75,16 +76,26 @@ def from_keras(layer: Any, dtype: Any = np.float32) -> Any:
     kinds = {keras.layers.LSTM: "lstm", keras.layers.GRU: "gru", keras.layers.SimpleRNN: "rnn"}
     kind = next((k for cls, k in kinds.items() if isinstance(layer, cls)), None)
     if kind is None:
-        hint = (" (a Bidirectional wrapper: convert layer.forward_layer and layer.backward_layer "
-                "separately)" if isinstance(layer, keras.layers.Bidirectional) else "")
-        raise TypeError(f"from_keras converts keras.layers.LSTM, GRU and SimpleRNN, got "
-                        f"{type(layer).__name__}{hint}")
+        hint = (
+            " (a Bidirectional wrapper: convert layer.forward_layer and layer.backward_layer "
+            "separately)"
+            if isinstance(layer, keras.layers.Bidirectional)
+            else ""
+        )
+        raise TypeError(
+            f"from_keras converts keras.layers.LSTM, GRU and SimpleRNN, got "
+            f"{type(layer).__name__}{hint}"
+        )
     if not layer.built or not layer.weights:
-        raise ValueError("the Keras layer has no weights yet: call it on an input or "
-                         "layer.build((None, None, n_features)) first")
+        raise ValueError(
+            "the Keras layer has no weights yet: call it on an input or "
+            "layer.build((None, None, n_features)) first"
+        )
     if getattr(layer, "go_backwards", False):
-        raise ValueError("go_backwards=True is not supported: reverse the time axis of the "
-                         "input and convert a forward layer")
+        raise ValueError(
+            "go_backwards=True is not supported: reverse the time axis of the "
+            "input and convert a forward layer"
+        )
     cell = layer.cell
     H = int(cell.units)
     D = int(cell.kernel.shape[0])
@@ -100,20 +111,24 @@ def from_keras(layer: Any, dtype: Any = np.float32) -> Any:
         perm = [0]
     else:
         if act != "tanh" or rec != "sigmoid":
-            raise ValueError(f"{type(layer).__name__} with activation={act!r} and "
-                             f"recurrent_activation={rec!r} has no equivalent (tanh and sigmoid "
-                             "are needed)")
+            raise ValueError(
+                f"{type(layer).__name__} with activation={act!r} and "
+                f"recurrent_activation={rec!r} has no equivalent (tanh and sigmoid "
+                "are needed)"
+            )
         if kind == "gru" and not getattr(cell, "reset_after", False):
-            raise ValueError("GRU(reset_after=False) applies the reset gate before the "
-                             "recurrent product and has no exact equivalent; lstm_native's GRU "
-                             "is PyTorch's (reset_after=True)")
+            raise ValueError(
+                "GRU(reset_after=False) applies the reset gate before the "
+                "recurrent product and has no exact equivalent; lstm_native's GRU "
+                "is PyTorch's (reset_after=True)"
+            )
         G = 4 if kind == "lstm" else 3
         kernel, recurrent, bias = _keras_weights(cell, keras, G, D, H, dtype)
         if kind == "lstm":
             out, perm = nn.LSTM(D, H, dtype=dtype), [0, 1, 2, 3]  # i, f, c, o = i, f, g, o
             b_ih, b_hh = bias, None
         else:
-            out, perm = nn.GRU(D, H, dtype=dtype), [1, 0, 2]      # z, r, h -> r, z, n
+            out, perm = nn.GRU(D, H, dtype=dtype), [1, 0, 2]  # z, r, h -> r, z, n
             b_ih, b_hh = (None, None) if bias is None else (bias[0], bias[1])
 
     G = len(perm)
@@ -123,10 +138,14 @@ def from_keras(layer: Any, dtype: Any = np.float32) -> Any:
         return np.ascontiguousarray(a.reshape((G, H) + a.shape[1:])[perm].reshape(a.shape))
 
     zeros = np.zeros(G * H, dtype)
-    out.set_parameters({
-        "weight_ih_l0": blocks(kernel), "weight_hh_l0": blocks(recurrent),
-        "bias_ih_l0": zeros if b_ih is None else blocks(b_ih),
-        "bias_hh_l0": zeros if b_hh is None else blocks(b_hh)})
+    out.set_parameters(
+        {
+            "weight_ih_l0": blocks(kernel),
+            "weight_hh_l0": blocks(recurrent),
+            "bias_ih_l0": zeros if b_ih is None else blocks(b_ih),
+            "bias_hh_l0": zeros if b_hh is None else blocks(b_hh),
+        }
+    )
     return out
 
 

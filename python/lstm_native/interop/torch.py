@@ -35,28 +35,35 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._network import core_config, loss_config
 from .._export_spec import TORCH_CELLS, as_checked_array, spec_of
+from .._network import core_config, loss_config
 
 
 def to_torch(estimator: Any) -> Any:
     """A ``torch.nn.Module`` computing the fitted estimator's outputs (module docstring)."""
     spec = spec_of(estimator)
     if not spec.has_head:
-        raise TypeError("to_torch converts a fitted estimator; for an nn layer build "
-                        "torch.nn.LSTM/GRU/RNN and copy layer.parameters() by name")
+        raise TypeError(
+            "to_torch converts a fitted estimator; for an nn layer build "
+            "torch.nn.LSTM/GRU/RNN and copy layer.parameters() by name"
+        )
     if spec.cell not in TORCH_CELLS:
-        raise ValueError(f"cell {spec.cell!r} has no PyTorch module; to_torch converts "
-                         f"{', '.join(TORCH_CELLS)}")
+        raise ValueError(
+            f"cell {spec.cell!r} has no PyTorch module; to_torch converts {', '.join(TORCH_CELLS)}"
+        )
     import torch
 
     from ._torch_module import SequenceModel
 
     dtype = torch.float64 if spec.dtype == np.float64 else torch.float32
-    kw = dict(num_layers=spec.num_layers, bias=spec.bias, batch_first=True,
-              bidirectional=spec.bidirectional, dtype=dtype,
-              dropout=float(estimator.network_config_["dropout"]) if spec.num_layers > 1
-              else 0.0)
+    kw = dict(
+        num_layers=spec.num_layers,
+        bias=spec.bias,
+        batch_first=True,
+        bidirectional=spec.bidirectional,
+        dtype=dtype,
+        dropout=float(estimator.network_config_["dropout"]) if spec.num_layers > 1 else 0.0,
+    )
     kind = TORCH_CELLS[spec.cell]
     if kind == "RNN":
         kw["nonlinearity"] = spec.cell.split("_")[1]
@@ -80,8 +87,9 @@ def _cell_of(rnn: Any, torch: Any) -> str:
         return "gru"
     if isinstance(rnn, torch.nn.RNN):
         return "rnn_" + rnn.nonlinearity
-    raise TypeError(f"the recurrent part must be torch.nn.LSTM, GRU or RNN, got "
-                    f"{type(rnn).__name__}")
+    raise TypeError(
+        f"the recurrent part must be torch.nn.LSTM, GRU or RNN, got {type(rnn).__name__}"
+    )
 
 
 def _unpack(module: Any, return_sequences: Optional[bool]) -> tuple:
@@ -94,13 +102,17 @@ def _unpack(module: Any, return_sequences: Optional[bool]) -> tuple:
         rnn, head = module.rnn, module.head
         rs = getattr(module, "return_sequences", None)
         if return_sequences is not None and rs is not None and bool(rs) != bool(return_sequences):
-            raise ValueError(f"return_sequences={return_sequences} contradicts the module's "
-                             f"return_sequences={rs}")
+            raise ValueError(
+                f"return_sequences={return_sequences} contradicts the module's "
+                f"return_sequences={rs}"
+            )
         rs = return_sequences if rs is None else rs
         classes = getattr(module, "classes", None)
     else:
-        raise TypeError(f"expected a module with .rnn and .head (as to_torch returns) or a pair "
-                        f"(rnn, head), got {type(module).__name__}")
+        raise TypeError(
+            f"expected a module with .rnn and .head (as to_torch returns) or a pair "
+            f"(rnn, head), got {type(module).__name__}"
+        )
     return rnn, head, bool(rs), classes
 
 
@@ -123,8 +135,14 @@ def _sorted_classes(classes: Any, n_out: int) -> tuple:
     return srt, order
 
 
-def fitted_from_torch(cls: type, module: Any, classes: Any = None, *,
-                      return_sequences: Optional[bool] = None, **params: Any) -> tuple:
+def fitted_from_torch(
+    cls: type,
+    module: Any,
+    classes: Any = None,
+    *,
+    return_sequences: Optional[bool] = None,
+    **params: Any,
+) -> tuple:
     """(hyperparameters, FittedModel) of an estimator of class ``cls`` with a PyTorch
     network's weights (module docstring); the estimator class assembles them."""
     import copy
@@ -145,24 +163,35 @@ def fitted_from_torch(cls: type, module: Any, classes: Any = None, *,
     D, H, L = int(rnn.input_size), int(rnn.hidden_size), int(rnn.num_layers)
     dirs = 2 if rnn.bidirectional else 1
     if head.in_features != dirs * H:
-        raise ValueError(f"the head reads {head.in_features} features, but the recurrent stack "
-                         f"gives dirs * hidden_size = {dirs * H}")
+        raise ValueError(
+            f"the head reads {head.in_features} features, but the recurrent stack "
+            f"gives dirs * hidden_size = {dirs * H}"
+        )
     taken = {"cell", "hidden_size", "num_layers", "bidirectional", "return_sequences", "dtype"}
     clash = sorted(taken & set(params))
     if clash:
         raise ValueError(f"{clash} come from the module and cannot be given")
     np_dtype = np.dtype("float64" if dtype == torch.float64 else "float32")
-    hyper = dict(cell=cell, hidden_size=H, num_layers=L, bidirectional=bool(rnn.bidirectional),
-                 return_sequences=rs, dropout=float(rnn.dropout) if L > 1 else 0.0,
-                 dtype=np_dtype.name)
+    hyper = dict(
+        cell=cell,
+        hidden_size=H,
+        num_layers=L,
+        bidirectional=bool(rnn.bidirectional),
+        return_sequences=rs,
+        dropout=float(rnn.dropout) if L > 1 else 0.0,
+        dtype=np_dtype.name,
+    )
     hyper.update(params)
     est = cls(**hyper)  # (scikit-learn checks hyperparameters when fitting, as here)
 
-    head_w = as_checked_array(head.weight, "head.weight", (head.out_features, dirs * H),
-                              np_dtype, "from_torch")
-    head_b = (np.zeros(head.out_features, np_dtype) if head.bias is None else
-              as_checked_array(head.bias, "head.bias", (head.out_features,), np_dtype,
-                               "from_torch"))
+    head_w = as_checked_array(
+        head.weight, "head.weight", (head.out_features, dirs * H), np_dtype, "from_torch"
+    )
+    head_b = (
+        np.zeros(head.out_features, np_dtype)
+        if head.bias is None
+        else as_checked_array(head.bias, "head.bias", (head.out_features,), np_dtype, "from_torch")
+    )
     sorted_classes = None
     if is_classifier(est):
         if classes is None:
@@ -174,11 +203,19 @@ def fitted_from_torch(cls: type, module: Any, classes: Any = None, *,
     elif classes is not None:
         raise ValueError("classes is for LSTMClassifier.from_torch; a regressor has none")
     n_out = head.out_features
-    config = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, output_size=n_out,
-                  bidirectional=bool(rnn.bidirectional), return_sequences=rs,
-                  dropout=hyper["dropout"], dtype=np_dtype.name,
-                  **loss_config("softmax" if sorted_classes is not None else "mse"))
-    values = {name: p for name, p in rnn.named_parameters()}
+    config = dict(
+        cell=cell,
+        input_size=D,
+        hidden_size=H,
+        num_layers=L,
+        output_size=n_out,
+        bidirectional=bool(rnn.bidirectional),
+        return_sequences=rs,
+        dropout=hyper["dropout"],
+        dtype=np_dtype.name,
+        **loss_config("softmax" if sorted_classes is not None else "mse"),
+    )
+    values = dict(rnn.named_parameters())
     values["head.weight"], values["head.bias"] = head_w, head_b
     layout = core_config(config).layout()
     flat = np.zeros(core_config(config).num_params, dtype=np_dtype)
@@ -190,17 +227,21 @@ def fitted_from_torch(cls: type, module: Any, classes: Any = None, *,
             value = np.zeros(shape)
         else:
             raise ValueError(f"the module has no parameter {name!r}")
-        flat[off: off + int(np.prod(shape))] = as_checked_array(value, name, shape, np_dtype,
-                                                                "from_torch").ravel()
+        flat[off : off + int(np.prod(shape))] = as_checked_array(
+            value, name, shape, np_dtype, "from_torch"
+        ).ravel()
     if values:
         raise ValueError(f"the module has parameters lstm_native does not: {sorted(values)}")
     rng = copy.deepcopy(check_random_state(est.random_state))
     state = TrainState.fresh(flat, est.learning_rate_init, rng, validating=False)
-    fitted = FittedModel(config=config, state=state,
-                         input=InputSpec(n_features_in=D, input_kind="3d", step_features=D),
-                         n_outputs=1 if sorted_classes is not None else n_out,
-                         y_ndim=1 if (sorted_classes is not None or n_out == 1) else 2,
-                         classes=sorted_classes)
+    fitted = FittedModel(
+        config=config,
+        state=state,
+        input=InputSpec(n_features_in=D, input_kind="3d", step_features=D),
+        n_outputs=1 if sorted_classes is not None else n_out,
+        y_ndim=1 if (sorted_classes is not None or n_out == 1) else 2,
+        classes=sorted_classes,
+    )
     return est.get_params(deep=False), fitted
 
 
