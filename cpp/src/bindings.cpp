@@ -12,11 +12,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include "lstm_native/api.hpp"
 #include "lstm_native/config.hpp"
-#include "lstm_native/model.hpp"
-#include "lstm_native/stack.hpp"
-#include "lstm_native/stream.hpp"
+#include "lstm_native/sizes.hpp"
 #include "lstm_native/threads.hpp"
+
+#include <Eigen/Core>
 
 #include <algorithm>
 #include <chrono>
@@ -142,7 +143,7 @@ ModelConfig stack_config(const std::string& cell, Index D, Index H, Index L, boo
 // ---------------------------------------------------------------------------------------------
 
 template <class S>
-void recurrent_forward(Recurrent<S>& r, const py::object& params, const py::object& x,
+void recurrent_forward(RecurrentApi<S>& r, const py::object& params, const py::object& x,
                        const py::object& lengths, const py::object& h0, const py::object& c0,
                        const py::object& y, const py::object& hT, const py::object& cT,
                        bool train) {
@@ -165,7 +166,7 @@ void recurrent_forward(Recurrent<S>& r, const py::object& params, const py::obje
 }
 
 template <class S>
-void recurrent_backward(Recurrent<S>& r, const py::object& params, const py::object& dy,
+void recurrent_backward(RecurrentApi<S>& r, const py::object& params, const py::object& dy,
                         const py::object& dhT, const py::object& dcT, const py::object& dparams,
                         const py::object& dx, const py::object& dh0, const py::object& dc0,
                         const py::object& dhs, const py::object& dcs) {
@@ -188,7 +189,7 @@ void recurrent_backward(Recurrent<S>& r, const py::object& params, const py::obj
 }
 
 template <class S>
-void recurrent_trace(const Recurrent<S>& r, const py::object& gates, const py::object& h,
+void recurrent_trace(const RecurrentApi<S>& r, const py::object& gates, const py::object& h,
                      const py::object& c) {
   if (!r.has_forward())
     throw py::value_error("trace() needs a training forward() (and no backward() since)");
@@ -208,14 +209,14 @@ Index recurrent_count_params(const std::string& cell, Index D, Index H, Index L,
 }
 
 template <class S>
-Index recurrent_workspace(const Recurrent<S>& r, Index batch, Index steps, bool train) {
+Index recurrent_workspace(const RecurrentApi<S>& r, Index batch, Index steps, bool train) {
   require(batch >= 0 && steps >= 0, "batch and steps must be >= 0");
   return r.workspace_elements(batch, steps, train);
 }
 
 template <class S>
-void bind_recurrent_calls(py::class_<Recurrent<S>>& cls) {
-  using R = Recurrent<S>;
+void bind_recurrent_calls(py::class_<RecurrentApi<S>>& cls) {
+  using R = RecurrentApi<S>;
   cls.def("workspace_elements", &recurrent_workspace<S>, py::arg("batch"), py::arg("steps"),
           py::arg("train"),
           "Scalars of workspace for a forward on `batch` sequences of `steps` steps (and, with\n"
@@ -235,12 +236,12 @@ void bind_recurrent_calls(py::class_<Recurrent<S>>& cls) {
 
 template <class S>
 void bind_recurrent(py::module_& m, const char* name) {
-  using R = Recurrent<S>;
+  using R = RecurrentApi<S>;
   py::class_<R> cls(m, name);
   cls.def(py::init([](const std::string& cell, Index D, Index H, Index L, bool bias) {
             const ModelConfig c = stack_config(cell, D, H, L, bias);
             c.check_fits("Recurrent", sizeof(S));  // MemoryError: too large for this build
-            return new R(c.cell, D, H, L, bias);
+            return kernels().of<S>().recurrent(c.cell, D, H, L, bias);
           }),
           py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"),
           py::arg("num_layers") = 1, py::arg("bias") = true)
@@ -286,7 +287,7 @@ std::vector<Index> target_shape(const ModelConfig& c, Index N, Index T) {
 
 // Checks and unwraps X, lengths and (if `with_targets`) Y and sample_weight.
 template <class S>
-DataArgs<S> data_args(const Model<S>& m, const py::object& X, const py::object& lengths,
+DataArgs<S> data_args(const ModelApi<S>& m, const py::object& X, const py::object& lengths,
                       const py::object& Y, const py::object& sw, bool with_targets) {
   if (!py::isinstance<py::array>(X) || py::reinterpret_borrow<py::array>(X).ndim() != 3)
     throw py::value_error("X must be a 3-D array (n_samples, n_timesteps, n_features)");
@@ -304,8 +305,7 @@ DataArgs<S> data_args(const Model<S>& m, const py::object& X, const py::object& 
 // Between minibatches, at most every 100 ms: take the GIL, let Python handle signals (Ctrl-C
 // raises KeyboardInterrupt here, at a batch boundary) and report progress to
 // `callback(samples_done, n_samples)` if one is given.
-template <class S>
-typename Model<S>::BatchHook batch_hook(const py::object& callback) {
+BatchHook batch_hook(const py::object& callback) {
   using Clock = std::chrono::steady_clock;
   return [callback, last = Clock::now()](Index done, Index total) mutable {
     const auto now = Clock::now();
@@ -318,7 +318,7 @@ typename Model<S>::BatchHook batch_hook(const py::object& callback) {
 }
 
 template <class S>
-py::tuple model_train_epoch(Model<S>& mo, const py::object& params, const py::object& mom,
+py::tuple model_train_epoch(ModelApi<S>& mo, const py::object& params, const py::object& mom,
                             const py::object& vel, std::int64_t step, const py::object& X,
                             const py::object& lengths, const py::object& Y, const py::object& sw,
                             const OptimConfig& oc, const py::object& callback) {
@@ -327,7 +327,7 @@ py::tuple model_train_epoch(Model<S>& mo, const py::object& params, const py::ob
   S* p = array_ptr<S>(params, "params", {P}, false, true);
   S* mp = array_ptr<S>(mom, "m", {P}, false, true);
   S* vp = array_ptr<S>(vel, "v", {P}, false, true);
-  const auto hook = batch_hook<S>(callback);
+  const auto hook = batch_hook(callback);
   double loss;
   {
     ReleaseGil release;
@@ -337,7 +337,7 @@ py::tuple model_train_epoch(Model<S>& mo, const py::object& params, const py::ob
 }
 
 template <class S>
-void model_predict(Model<S>& mo, const py::object& params, const py::object& X,
+void model_predict(ModelApi<S>& mo, const py::object& params, const py::object& X,
                    const py::object& lengths, const py::object& out) {
   const auto d = data_args(mo, X, lengths, py::none(), py::none(), false);
   const auto& c = mo.config();
@@ -352,7 +352,7 @@ void model_predict(Model<S>& mo, const py::object& params, const py::object& X,
 
 // loss (with_grad false) or loss_and_grad (grad [P], overwritten).
 template <class S>
-double model_loss(Model<S>& mo, const py::object& params, const py::object& X,
+double model_loss(ModelApi<S>& mo, const py::object& params, const py::object& X,
                   const py::object& lengths, const py::object& Y, const py::object& sw,
                   double alpha, const py::object& grad, bool with_grad) {
   const auto d = data_args(mo, X, lengths, Y, sw, true);
@@ -363,21 +363,21 @@ double model_loss(Model<S>& mo, const py::object& params, const py::object& X,
 }
 
 template <class S>
-Stream<S>* model_stream(const Model<S>& mo, const py::object& params, Index batch) {
+std::unique_ptr<StreamApi<S>> model_stream(const ModelApi<S>& mo, const py::object& params,
+                                           Index batch) {
   const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
-  return new Stream<S>(mo.config(), p, batch, mo.num_threads());
+  return kernels().of<S>().stream(mo.config(), p, batch, mo.num_threads());
 }
 
 Index int_value(const py::handle& v, const char* name);  // (with the configurations' below)
 
 // A rollout's feedback: a sequence of (output column, input column) pairs of ints, the
 // columns in range, no input column named twice.
-template <class S>
-std::vector<typename Model<S>::Feedback> rollout_feedback(const py::object& o, Index O, Index D) {
+std::vector<Feedback> rollout_feedback(const py::object& o, Index O, Index D) {
   const char* what = "feedback must be a list of (output column, input column) pairs of ints";
   if (o.is_none()) return {};
   if (!py::isinstance<py::sequence>(o) || py::isinstance<py::str>(o)) throw py::value_error(what);
-  std::vector<typename Model<S>::Feedback> pairs;
+  std::vector<Feedback> pairs;
   std::vector<char> used(static_cast<std::size_t>(D), 0);
   for (const py::handle& item : py::reinterpret_borrow<py::sequence>(o)) {
     if (!py::isinstance<py::sequence>(item) || py::isinstance<py::str>(item) ||
@@ -403,7 +403,7 @@ std::vector<typename Model<S>::Feedback> rollout_feedback(const py::object& o, I
 
 // Model.rollout: every argument checked here (ValueError), then one core call without the GIL.
 template <class S>
-void model_rollout(Model<S>& mo, const py::object& params, const py::object& X,
+void model_rollout(ModelApi<S>& mo, const py::object& params, const py::object& X,
                    const py::object& lengths, const py::object& horizon_obj,
                    const py::object& future, const py::object& feedback, const py::object& out) {
   const auto& c = mo.config();
@@ -416,25 +416,26 @@ void model_rollout(Model<S>& mo, const py::object& params, const py::object& X,
   const Index D = c.input_size, O = c.output_size;
   const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
   const S* fp = array_ptr<S>(future, "future", {d.N, horizon - 1, D}, true, false);
-  if (fp && !std::isfinite((ConstArrMap<S>(fp, d.N * (horizon - 1) * D) * S(0)).sum()))
+  if (fp && !std::isfinite((Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(fp, d.N * (horizon - 1) * D) * S(0)).sum()))
     throw py::value_error("future contains NaN or infinity");
   S* op = array_ptr<S>(out, "out", {d.N, horizon, O}, false, true);
-  const auto pairs = rollout_feedback<S>(feedback, O, D);
+  const auto pairs = rollout_feedback(feedback, O, D);
   ReleaseGil release;
   mo.rollout(p, d.x, d.N, d.T, d.lengths, horizon, fp, pairs, op);
 }
 
 template <class S>
 void bind_model(py::module_& m, const char* name) {
-  using M = Model<S>;
+  using M = ModelApi<S>;
   py::class_<M>(m, name)
-      .def(py::init<const ModelConfig&>(), py::arg("config"))
+      .def(py::init([](const ModelConfig& c) { return kernels().of<S>().model(c); }),
+           py::arg("config"))
       .def_property_readonly("config", [](const M& mo) { return mo.config(); },
                              "The ModelConfig (a copy)")
       .def_property_readonly("num_params", &M::num_params)
       .def_property("num_threads", &M::num_threads, &M::set_num_threads,
                     "threads per call (0 = the global default); results do not depend on it")
-      .def("layout", [](const M& mo) { return layout_list(mo.tensors()); })
+      .def("layout", [](const M& mo) { return layout_list(mo.layout().tensors); })
       .def("allocated_elements", &M::allocated_elements,
            "Scalars the workspace holds now (compare config.workspace_elements)")
       .def("train_epoch", &model_train_epoch<S>, py::arg("params"), py::arg("m"), py::arg("v"),
@@ -824,7 +825,7 @@ py::array_t<S, py::array::c_style> values_of(const py::object& o, const char* na
 // has the right dtype and order (converted otherwise), and `out`, when given, is written in place
 // so that a loop allocates nothing.
 template <class S>
-py::object stream_step(Stream<S>& st, const py::object& xo, const py::object& out) {
+py::object stream_step(StreamApi<S>& st, const py::object& xo, const py::object& out) {
   using Arr = py::array_t<S, py::array::c_style>;
   const Index B = st.batch(), D = st.input_size(), O = st.output_size();
   const Arr x = values_of<S>(xo, "x");
@@ -849,7 +850,7 @@ py::object stream_step(Stream<S>& st, const py::object& xo, const py::object& ou
 }
 
 template <class S>
-py::object stream_state(Stream<S>& st) {
+py::object stream_state(StreamApi<S>& st) {
   using Arr = py::array_t<S, py::array::c_style>;
   const Index L = st.num_layers(), B = st.batch(), H = st.hidden_size();
   Arr h({L, B, H});
@@ -861,7 +862,7 @@ py::object stream_state(Stream<S>& st) {
 }
 
 template <class S>
-void set_stream_state(Stream<S>& st, const py::object& state) {
+void set_stream_state(StreamApi<S>& st, const py::object& state) {
   using Arr = py::array_t<S, py::array::c_style>;
   const Index L = st.num_layers(), B = st.batch(), H = st.hidden_size();
   py::object h = state, c = py::none();
@@ -888,7 +889,7 @@ void set_stream_state(Stream<S>& st, const py::object& state) {
 
 template <class S>
 void bind_stream(py::module_& m, const char* name) {
-  using St = Stream<S>;
+  using St = StreamApi<S>;
   py::class_<St>(m, name)
       .def_property_readonly("batch", &St::batch)
       .def_property_readonly("input_size", &St::input_size)
@@ -917,7 +918,14 @@ py::dict build_info() {
 #else
   d["compiler"] = "unknown";
 #endif
-  d["simd"] = std::string(Eigen::SimdInstructionSetsInUse());
+  // The kernel set in use (api.hpp, dispatch.cpp): its name, the SIMD it was compiled with,
+  // every set compiled in, those this CPU runs, and the cap LSTM_NATIVE_MAX_ISA (None: unset).
+  const IsaReport isa = isa_report();
+  d["isa"] = kernels().isa;
+  d["simd"] = std::string(kernels().simd);
+  d["isa_compiled"] = isa.compiled;
+  d["isa_supported"] = isa.supported;
+  d["max_isa"] = isa.max_isa.empty() ? py::object(py::none()) : py::object(py::str(isa.max_isa));
   d["native_arch"] = bool(LSTM_NATIVE_NATIVE_ARCH);
   d["eigen_version"] = std::to_string(EIGEN_WORLD_VERSION) + "." +
                        std::to_string(EIGEN_MAJOR_VERSION) + "." +
@@ -994,13 +1002,15 @@ void bind_functions(py::module_& m) {
                               std::string(py::str(a.dtype())));
       },
       py::arg("a"), "No NaN or infinity in a C-contiguous float32/float64 array");
-  m.def("build_info", &build_info, "How the core was compiled: compiler, SIMD, Eigen, threads");
+  m.def("build_info", &build_info,
+        "How the core was compiled: compiler, kernel sets (isa), SIMD, Eigen, threads");
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "lstm_native compiled core (Eigen): recurrent layers forward and BPTT";
+  kernels();  // choose the kernel set now (ValueError at import for a bad LSTM_NATIVE_MAX_ISA)
   bind_model_config(m);
   bind_optim_config(m);
   bind_recurrent<float>(m, "Recurrent32");

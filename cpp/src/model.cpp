@@ -12,6 +12,7 @@
 #include <utility>
 
 namespace lstm_native {
+inline namespace LSTM_NATIVE_ISA_NS {
 
 namespace {
 template <class V>
@@ -48,93 +49,6 @@ void copy_block(const S* src, Index src_stride, S* dst, Index dst_stride, Index 
 // Uniform in [0, 1) from 53 random bits: the same stream on every platform.
 inline double uniform01(std::mt19937_64& g) { return double(g() >> 11) * 0x1.0p-53; }
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// Sizes (the one place that says how large each buffer is)
-// ---------------------------------------------------------------------------------------------
-
-RunNeeds unit_needs(const ModelConfig& c, Index l, Call call) {
-  RunNeeds r;
-  r.train = call == Call::kLossGrad || call == Call::kTrainEpoch;
-  // The top layer of a sequence-to-one model gets its gradient through the final states only.
-  r.dy = c.return_sequences || l < c.num_layers - 1;
-  r.dx = l > 0;
-  r.dcs = false;
-  return r;
-}
-
-LayerSizes layer_sizes(const ModelConfig& c, Index l, Index B, Index T, Call call) {
-  const Index H = c.hidden_size, L = c.num_layers;
-  const Count BT = Count(B) * T, n_in = BT * (l == 0 ? c.input_size : c.features());
-  const bool two = c.bidirectional;
-  LayerSizes z;
-  if (l > 0 && call == Call::kTrainEpoch && c.dropout > 0) z.drop_in = z.drop_mask = n_in;
-  if (two) z.rev_in = n_in;
-  // A sequence-to-one model reads only the top layer's final state: no output sequence.
-  if (l < L - 1 || c.return_sequences || two) z.yf = BT * H;
-  if (two) z.yr = BT * H;
-  if (two) z.cat = BT * c.features();
-  z.hT = Count(B) * H;
-  return z;
-}
-
-ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T, Call call) {
-  const bool seq = c.return_sequences, two = c.bidirectional;
-  const bool grad = call == Call::kLossGrad || call == Call::kTrainEpoch;
-  const Index L = c.num_layers, O = c.output_size, F = c.features(), H = c.hidden_size;
-  const Count BT = Count(B) * T, rows = seq ? BT : Count(B);
-  const Count maxw = std::max(c.input_size, F);
-  ModelSizes z;
-  if (!seq) z.feat = Count(B) * F;
-  z.logits = rows * O;
-  if (call != Call::kPredict && call != Call::kRollout) z.dlogits = rows * O;
-  if (grad) {
-    z.dfeat = rows * F;
-    // Only where needed: a one-layer, one-direction, sequence-to-one model needs none of the
-    // [B, T, ...] ones.
-    if (seq || L > 1) z.dout = BT * maxw;
-    if (L > 1) z.dxf = BT * maxw;
-    if (two && L > 1) z.dxr = BT * maxw;
-    if (two) z.dyf = z.dyr = BT * H;
-    z.dhT = Count(B) * H;
-  }
-  if (call == Call::kTrainEpoch) {
-    z.grad = num_params;
-    z.xb = BT * c.input_size;
-    z.yb = (seq ? BT : Count(B)) * c.target_width();
-    z.swb = B;
-  }
-  if (call == Call::kRollout) {
-    const CellShape cs = cell_shape(c.cell);
-    const Count LBH = Count(L) * B * H;
-    z.step_h = Count(2) * LBH;
-    if (cs.has_cell) z.step_c = LBH;
-    z.step_gx = z.step_gh = Count(B) * cs.gates * H;
-    z.step_extra = std::max<Index>(1, (Count(B) * cs.extra * H).v);
-    z.step_scratch = Count(B) * cs.scratch * H;
-    z.step_x = Count(B) * c.input_size;
-  }
-  return z;
-}
-
-Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call) {
-  if (call == Call::kPredict || call == Call::kRollout) B = std::min(B, kPredictChunk);
-  if (B < 1 || T < 1) return 0;
-  const Index P = c.num_params();  // first: refuses sizes whose products overflow (TooLarge)
-  const Index H = c.hidden_size, L = c.num_layers;
-  auto layer = [&](Index l) {  // layer l's buffers and its units' runs
-    const LayerSizes z = layer_sizes(c, l, B, T, call);
-    const Index Din = l == 0 ? c.input_size : c.features();
-    const RunShape unit{c.cell, Din, H, 1, unit_param_count(c.cell, Din, H, c.bias).v};
-    return z.drop_in + z.drop_mask + z.rev_in + z.yf + z.yr + z.cat +
-           Count(c.dirs()) * (z.hT + run_workspace_elements(unit, B, T, unit_needs(c, l, call)));
-  };
-  // Layers 1..L-2 are alike (only the first and the last differ): O(1) in L.
-  Count total = model_sizes(c, P, B, T, call).total() + layer(0);
-  if (L > 2) total += Count(L - 2) * layer(1);
-  if (L > 1) total += layer(L - 1);
-  return total;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The model
@@ -602,4 +516,5 @@ double Model<S>::loss(const S* params, const S* X, Index N, Index T, const std::
 template class Model<float>;
 template class Model<double>;
 
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

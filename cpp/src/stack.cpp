@@ -12,65 +12,14 @@
 #include <utility>
 
 namespace lstm_native {
+inline namespace LSTM_NATIVE_ISA_NS {
 
 namespace {
 template <class V>
 void grow(V& v, Count n) {
   if (static_cast<Index>(v.size()) < n.v) v.resize(static_cast<std::size_t>(n.v));
 }
-// Multiply-adds in one forward pass; below this a second part (thread) is not worth it.
-constexpr double kMinWorkForTwoParts = 2e6;
-// Elements of input projections computed per chunk in inference (about 256 KiB of float):
-// the cell then reads them back from cache, not from memory.
-constexpr Index kChunkElements = Index(64) << 10;
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// Sizes (the one place that says how large each buffer is)
-// ---------------------------------------------------------------------------------------------
-
-Index num_parts(const RunShape& s, Index B, Index T) {
-  const double work = double(B) * double(T) * double(num_gates(s.cell) * s.H) *
-                      double(s.H + s.D) * double(s.L);
-  return (B >= 8 && work >= kMinWorkForTwoParts) ? 2 : 1;
-}
-
-PartSizes part_sizes(const RunShape& s, Index n, Index T, Index P, const RunNeeds& needs) {
-  const CellShape c = cell_shape(s.cell);
-  const Count Tn = Count(T) * n, nH = Count(n) * s.H, GH = Count(c.gates) * s.H;
-  const Count nGH = Count(n) * GH.v;
-  const Index tc = std::clamp<Index>(kChunkElements / std::max<Index>(1, nGH.v), 1, T);
-  const Count states = Count(s.L) * (Count(T) * n + n) * s.H;  // [Lr][T+1, n, H]
-  const Count wmax = std::max(s.D, s.H);
-  PartSizes z;
-  z.x_tm = Tn * s.D;
-  z.hs = states;
-  z.cs = c.has_cell ? states : Count(0);
-  z.gates = needs.train ? Count(s.L) * Tn * GH : Count(tc) * nGH;
-  z.extra = std::max<Index>(1, ((needs.train ? Count(s.L) * Tn : Count(n)) * c.extra * s.H).v);
-  z.gh = nGH;
-  z.scratch = nH * c.scratch;
-  if (!needs.train) return z;
-  z.dy_a = (needs.dy || s.L > 1) ? Tn * wmax : Count(0);
-  z.dy_b = (s.L > 1 || needs.dx) ? Tn * wmax : Count(0);
-  z.dgh = c.separate_gh ? Tn * GH : Count(0);
-  z.dh = z.dc = z.dh_prev = nH;
-  z.dc_total = (needs.dcs && c.has_cell) ? nH : Count(0);
-  z.dparams = P > 1 ? Count(s.params) : Count(0);
-  return z;
-}
-
-Count run_workspace_elements(const RunShape& s, Index B, Index T, const RunNeeds& needs) {
-  if (B < 1 || T < 1) return 0;
-  const Index P = num_parts(s, B, T);
-  Count total = 0;
-  for (Index q = 0; q < P; ++q) {
-    const PartSizes z = part_sizes(s, part_rows(B, P, q), T, P, needs);
-    total += z.forward_total();
-    if (needs.train) total += z.backward_total();
-  }
-  return total;
-}
 
 template <class S>
 Index Run<S>::allocated_elements() const {
@@ -550,4 +499,5 @@ template class Run<double>;
 template class Stack<float>;
 template class Stack<double>;
 
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 namespace lstm_native {
+inline namespace LSTM_NATIVE_ISA_NS {
 
 namespace {
 // The configuration, after refusing one that cannot stream or is too large to build.
@@ -72,4 +73,5 @@ void Stream<S>::step(const S* x, S* out) {
 template class Stream<float>;
 template class Stream<double>;
 
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

@@ -24,6 +24,7 @@
 // weight gradient after the time loop (add_cell_weight_grad). The drivers know nothing of it.
 #pragma once
 
+#include "cell_facts.hpp"
 #include "lanes.hpp"
 #include "packed.hpp"
 #include "types.hpp"
@@ -31,19 +32,7 @@
 #include <string>
 
 namespace lstm_native {
-
-enum class CellKind : int {
-  kLstm = 0, kGru, kRnnTanh, kRnnRelu,
-  // LSTM variants (Greff et al., "LSTM: A Search Space Odyssey") and the two alternatives of
-  // the "why gates?" question; see the cell structs below for their equations.
-  kLstmPeephole, kLstm1997, kCifg, kNoInputGate, kNoOutputGate, kNoInputActivation,
-  kNoOutputActivation, kUngated, kCellAsInput,
-};
-
-// How a cell keeps its carried state from step to step, the factor diagnostics multiply along
-// the way (python/lstm_native/diagnostics.py): the "f" block, 1 - the "i" block (coupled
-// gates), 1 (no forget gate), the GRU's update gate "z", or none (the state is rewritten).
-enum class Keep : int { kNone = 0, kForget, kOneMinusInput, kOne, kUpdate };
+inline namespace LSTM_NATIVE_ISA_NS {
 
 // One timestep of one layer on n rows, forward: what the step (step.hpp) and the cell read
 // and write. Pointers to rows are row-major with H (or G*H) columns; null where unused.
@@ -571,51 +560,5 @@ decltype(auto) dispatch_cell(CellKind k, F&& f) {
   throw ArgumentError("unknown cell kind");
 }
 
-// A cell's structure as plain values (what cell_info reports, and what the layout and the
-// workspace sizes read).
-struct CellShape {
-  int gates, extra, scratch, cell_params, forget_block;
-  bool has_cell, separate_gh, cell_gemm;
-  Keep keep;
-};
-inline CellShape cell_shape(CellKind k) {
-  return dispatch_cell(k, [](auto c) {
-    using C = decltype(c);
-    return CellShape{C::kGates, C::kExtra, C::kScratch, C::kCellParams, C::kForgetBlock,
-                     C::kHasCell, C::kSeparateGh, C::kCellGemm, C::kKeep};
-  });
-}
-inline int num_gates(CellKind k) { return cell_shape(k).gates; }
-inline bool has_cell_state(CellKind k) { return cell_shape(k).has_cell; }
-inline std::string cell_blocks(CellKind k) {
-  return dispatch_cell(k, [](auto c) { return decltype(c)::blocks(); });
-}
-
-// Names as the Python side spells them; kCellAliases: other accepted spellings.
-inline const char* const* cell_names() {
-  static const char* const names[] = {
-      "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_peephole", "lstm_1997", "cifg",
-      "no_input_gate", "no_output_gate", "no_input_activation", "no_output_activation",
-      "ungated", "cell_as_input", nullptr};
-  return names;
-}
-struct CellAlias {
-  const char* alias;
-  const char* name;
-};
-inline constexpr CellAlias kCellAliases[] = {{"rnn", "rnn_tanh"}};
-
-inline const char* cell_name(CellKind k) { return cell_names()[static_cast<int>(k)]; }
-inline CellKind parse_cell(const std::string& given) {
-  std::string s = given;
-  for (const auto& a : kCellAliases)
-    if (s == a.alias) s = a.name;
-  for (int i = 0; cell_names()[i]; ++i)
-    if (s == cell_names()[i]) return static_cast<CellKind>(i);
-  std::string all;
-  for (int i = 0; cell_names()[i]; ++i) all += std::string(i ? ", " : "") + "'" + cell_names()[i] + "'";
-  for (const auto& a : kCellAliases) all += std::string(", '") + a.alias + "'";
-  throw ArgumentError("cell must be one of " + all + ", got '" + given + "'");
-}
-
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

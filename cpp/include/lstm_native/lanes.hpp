@@ -18,6 +18,7 @@
 #include <type_traits>
 
 namespace lstm_native {
+inline namespace LSTM_NATIVE_ISA_NS {
 namespace lanes {
 
 using namespace Eigen::internal;
@@ -97,4 +98,5 @@ inline void for_lanes(Index H, F&& f) {
 }
 
 }  // namespace lanes
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

@@ -12,54 +12,25 @@
 //   weight_ch_l{l} [H, H]       (cells with a cell GEMM: ungated, cell_as_input)
 // Gradients and optimizer moments use the same layout, so they are flat buffers of `size` too.
 //
-// unit_tensors() is the one list of a unit's tensors: the layout is built from it, and
-// count_params() counts from it (in checked arithmetic, without building anything), so the two
-// cannot disagree.
+// unit_tensors() (layout.cpp) is the one list of a unit's tensors: the layout is built from
+// it, and count_params() counts from it (in checked arithmetic, without building anything), so
+// the two cannot disagree. Common to all kernel sets (isa.hpp).
 #pragma once
 
-#include "cells.hpp"
-#include "types.hpp"
+#include "cell_facts.hpp"
+#include "common.hpp"
 
 #include <string>
 #include <vector>
 
 namespace lstm_native {
 
-// Calls f(name without the layer suffix, rows, cols) for each tensor of one unit with input
-// width Din, in layout order (cols = 0 for a vector).
-template <class F>
-void unit_tensors(CellKind cell, Index Din, Index H, bool bias, F&& f) {
-  const CellShape cs = cell_shape(cell);
-  const Count GH = Count(cs.gates) * H;
-  static const char* const kPeepNames[] = {"weight_ci_l", "weight_cf_l", "weight_co_l"};
-  f("weight_ih_l", GH, Count(Din));
-  f("weight_hh_l", GH, Count(H));
-  if (bias) {
-    f("bias_ih_l", GH, Count(0));
-    f("bias_hh_l", GH, Count(0));
-  }
-  for (int q = 0; q < cs.cell_params; ++q) f(kPeepNames[q], Count(H), Count(0));
-  if (cs.cell_gemm) f("weight_ch_l", Count(H), Count(H));
-}
-
 // Parameters of one unit with input width Din (checked: TooLarge beyond 2^63).
-inline Count unit_param_count(CellKind cell, Index Din, Index H, bool bias) {
-  Count n = 0;
-  unit_tensors(cell, Din, H, bias, [&](const char*, Count rows, Count cols) {
-    n += cols.v ? rows * cols : rows;
-  });
-  return n;
-}
+Count unit_param_count(CellKind cell, Index Din, Index H, bool bias);
 
 // Parameters of L layers × dirs directions: layer 0 reads input_size, every later layer dirs*H
 // (so layers 1..L-1 are alike and are counted once, times L-1).
-inline Count count_params(CellKind cell, Index input_size, Index H, Index L, Index dirs,
-                          bool bias) {
-  Count n = Count(dirs) * unit_param_count(cell, input_size, H, bias);
-  if (L > 1)
-    n += Count(L - 1) * Count(dirs) * unit_param_count(cell, (Count(dirs) * H).v, H, bias);
-  return n;
-}
+Count count_params(CellKind cell, Index input_size, Index H, Index L, Index dirs, bool bias);
 
 struct ParamLayout {
   struct Tensor {
@@ -84,29 +55,7 @@ struct ParamLayout {
 
   ParamLayout() = default;
   ParamLayout(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias,
-              Index dirs = 1) {
-    const Index H = hidden_size;
-    for (Index l = 0; l < num_layers; ++l)
-      for (Index d = 0; d < dirs; ++d) {
-        const std::string suffix = std::to_string(l) + (d ? "_reverse" : "");
-        Unit u;
-        u.in = l == 0 ? input_size : dirs * H;
-        u.offset = size;
-        unit_tensors(cell, u.in, H, bias, [&](const std::string& name, Count rows, Count cols) {
-          const Index off = size;
-          tensors.push_back({name + suffix, off, rows.v, cols.v});
-          size += tensors.back().size();
-          if (name == "weight_ih_l") u.w_ih = off;
-          else if (name == "weight_hh_l") u.w_hh = off;
-          else if (name == "bias_ih_l") u.b_ih = off;
-          else if (name == "bias_hh_l") u.b_hh = off;
-          else if (name == "weight_ch_l") u.w_ch = off;
-          else if (u.cw < 0) u.cw = off;  // the first of the contiguous peepholes
-        });
-        u.size = size - u.offset;
-        units.push_back(u);
-      }
-  }
+              Index dirs = 1);
 };
 
 }  // namespace lstm_native

@@ -29,6 +29,7 @@
 #include <string>
 
 namespace lstm_native {
+inline namespace LSTM_NATIVE_ISA_NS {
 
 class HeadLoss {
  public:
@@ -114,4 +115,5 @@ class HeadLoss {
   const double* q_;  // [Q]: the configuration's levels (it outlives this object)
 };
 
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

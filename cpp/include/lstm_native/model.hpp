@@ -56,10 +56,12 @@
 // plus one Run workspace per unit (stack.hpp). Which exist depends on the call (Call).
 #pragma once
 
+#include "api.hpp"
 #include "cells.hpp"
 #include "config.hpp"
 #include "layout.hpp"
 #include "packed.hpp"
+#include "sizes.hpp"
 #include "stack.hpp"
 #include "types.hpp"
 
@@ -70,81 +72,45 @@
 #include <vector>
 
 namespace lstm_native {
-
-// What a call computes, which decides the buffers it needs: predict (inference, in chunks of
-// kPredictChunk sequences), loss (inference and the loss), loss with gradient (forward kept,
-// backward through everything), one training epoch (the same with dropout, plus the gradient
-// and the gathered minibatch), a rollout (predict's, in the same chunks, plus the buffers of
-// one timestep).
-enum class Call { kPredict, kLoss, kLossGrad, kTrainEpoch, kRollout };
-constexpr Index kPredictChunk = 256;  // sequences per forward in predict()
-
-struct LayerSizes {
-  Count drop_in, drop_mask, rev_in, yf, yr, cat, hT;  // hT: per unit
-};
-struct ModelSizes {
-  Count feat, logits, dlogits, dfeat, dout, dxf, dxr, dyf, dyr, dhT, grad, xb, yb, swb;
-  Count step_h, step_c, step_gx, step_gh, step_extra, step_scratch, step_x;  // rollout
-  Count total() const {
-    return feat + logits + dlogits + dfeat + dout + dxf + dxr + dyf + dyr + dhT + grad + xb +
-           yb + swb + step_h + step_c + step_gx + step_gh + step_extra + step_scratch + step_x;
-  }
-};
-LayerSizes layer_sizes(const ModelConfig& c, Index l, Index B, Index T, Call call);
-ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T, Call call);
-// What unit (l, d)'s run is asked for in a call.
-RunNeeds unit_needs(const ModelConfig& c, Index l, Call call);
-// Scalars the whole workspace (the Model's buffers and every unit's run) holds after one call
-// on B sequences of T steps (predict, rollout: on min(B, kPredictChunk)); O(1) in L. Needs a valid
-// configuration; TooLarge when a count exceeds 2^63. (A later call on fewer sequences can
-// hold a little more when it runs as one part where B ran as two: at most one part's buffers
-// of a batch below the two-part threshold of stack.cpp, a few MB.)
-Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call);
+inline namespace LSTM_NATIVE_ISA_NS {
 
 template <class S>
-class Model {
+class Model final : public ModelApi<S> {
  public:
   explicit Model(const ModelConfig& cfg);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  const ModelConfig& config() const { return cfg_; }
-  const ModelLayout& layout() const { return layout_; }
+  const ModelConfig& config() const override { return cfg_; }
+  const ModelLayout& layout() const override { return layout_; }
   const std::vector<ParamLayout::Tensor>& tensors() const { return layout_.tensors; }
-  Index num_params() const { return layout_.size; }
+  Index num_params() const override { return layout_.size; }
 
   // Threads per call for the recurrent layers (0 = the global default). How a batch is split
   // depends only on its size, so results do not depend on this.
-  void set_num_threads(int n) {
+  void set_num_threads(int n) override {
     threads_ = n < 0 ? 0 : n;
     stack_.set_num_threads(threads_);
   }
-  int num_threads() const { return threads_; }
-
-  // Called between minibatches with (samples done, samples in the epoch); may throw to stop
-  // the epoch there (parameters then hold the last completed step).
-  using BatchHook = std::function<void(Index, Index)>;
+  int num_threads() const override { return threads_; }
 
   // One epoch over (X, lengths, Y, sw); params/m/v updated in place; *step counts optimizer
   // steps (Adam's bias correction). Returns the mean minibatch loss weighted by batch size.
   // A minibatch whose sample weights are all zero is skipped (no step, not in the mean).
+  // between_batches (may be empty) runs between minibatches (api.hpp); when it throws, the
+  // epoch stops there and the parameters hold the last completed step.
   double train_epoch(S* params, S* m, S* v, std::int64_t* step, const S* X, Index N, Index T,
                      const std::int64_t* lengths, const S* Y, const S* sw, const OptimConfig& oc,
-                     const BatchHook& between_batches = nullptr);
+                     const BatchHook& between_batches) override;
 
   // Raw outputs (values or logits) into out [N, O] or [N, T, O]; zero at padded steps.
-  void predict(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths, S* out);
+  void predict(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
+               S* out) override;
 
   // Loss of the whole set as one batch, no dropout; with grad != nullptr also its gradient
   // (overwritten, layout of params).
   double loss(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
-              const S* Y, const S* sw, double alpha, S* grad);
-
-  // One feedback of a rollout: input column `input` of step k is output column `output` of
-  // step k-1.
-  struct Feedback {
-    Index output, input;
-  };
+              const S* Y, const S* sw, double alpha, S* grad) override;
 
   // Recursive forecast of a sequence-to-one unidirectional model (ArgumentError otherwise), in
   // chunks of kPredictChunk sequences: the history X [N, T, D] (lengths as predict) leaves
@@ -155,10 +121,11 @@ class Model {
   // future [N, horizon-1, D]; out [N, horizon, O]. The arguments are not checked here beyond
   // the model's kind and the lengths (the bindings check shapes and column ranges).
   void rollout(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
-               Index horizon, const S* future, const std::vector<Feedback>& feedback, S* out);
+               Index horizon, const S* future, const std::vector<Feedback>& feedback,
+               S* out) override;
 
   // Scalars the workspace buffers hold now (a debug accessor: compare workspace_elements()).
-  Index allocated_elements() const;
+  Index allocated_elements() const override;
 
  private:
   // Forward of one batch xb [B, T, D] (lengths len_); leaves logits_ [B or B*T, O] and each
@@ -201,4 +168,5 @@ class Model {
 extern template class Model<float>;
 extern template class Model<double>;
 
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

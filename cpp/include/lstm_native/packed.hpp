@@ -24,6 +24,7 @@
 #include <vector>
 
 namespace lstm_native {
+inline namespace LSTM_NATIVE_ISA_NS {
 
 template <class S>
 class PackedMatrix {
@@ -190,4 +191,5 @@ class PackedMatrix {
   bool has_bias_ = false;
 };
 
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

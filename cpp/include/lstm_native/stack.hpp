@@ -60,8 +60,10 @@
 // callers need one object each.
 #pragma once
 
+#include "api.hpp"
 #include "cells.hpp"
 #include "layout.hpp"
+#include "sizes.hpp"
 #include "packed.hpp"
 #include "step.hpp"
 #include "types.hpp"
@@ -71,39 +73,7 @@
 #include <vector>
 
 namespace lstm_native {
-
-// What a run's calls will be asked for; it decides which backward buffers exist.
-struct RunNeeds {
-  bool train = true;  // a training forward (kept for backward) followed by its backward
-  bool dy = true;     // backward receives dL/dy
-  bool dx = true;     // backward writes dL/dx
-  bool dcs = false;   // backward records dL/dc_t (cells with a cell state)
-};
-
-// A run's sizes: cell, input width of its first layer, H, its layers, its parameters.
-struct RunShape {
-  CellKind cell;
-  Index D, H, L, params;
-};
-
-// Elements of each buffer of one part (see the table above; 0 = not needed).
-struct PartSizes {
-  Count x_tm, hs, cs, gates, extra, gh, scratch;             // forward
-  Count dy_a, dy_b, dgh, dh, dc, dh_prev, dc_total, dparams;  // backward
-  Count forward_total() const { return x_tm + hs + cs + gates + extra + gh + scratch; }
-  Count backward_total() const {
-    return dy_a + dy_b + dgh + dh + dc + dh_prev + dc_total + dparams;
-  }
-};
-
-// Parts of a batch of B sequences of T steps (1 or 2, from the sizes only) and the rows of
-// part q (the sorted rows q, q+P, q+2P, ...).
-Index num_parts(const RunShape& s, Index B, Index T);
-inline Index part_rows(Index B, Index P, Index q) { return (B - q + P - 1) / P; }
-PartSizes part_sizes(const RunShape& s, Index n, Index T, Index P, const RunNeeds& needs);
-// Scalars a run's workspace holds after a call on B sequences of T steps (forward, and the
-// backward's buffers too when needs.train). 0 for an empty call.
-Count run_workspace_elements(const RunShape& s, Index B, Index T, const RunNeeds& needs);
+inline namespace LSTM_NATIVE_ISA_NS {
 
 template <class S>
 class Stack;
@@ -232,47 +202,46 @@ class Stack {
   std::vector<S> packed_from_;
 };
 
-// nn's layer (bindings: Recurrent32/64): one stack of one direction, driven over sequences by
-// one Run over all of its layers.
+// nn's layer (bindings: Recurrent32/64, through RecurrentApi, api.hpp): one stack of one
+// direction, driven over sequences by one Run over all of its layers.
 template <class S>
-class Recurrent {
+class Recurrent final : public RecurrentApi<S> {
  public:
   Recurrent(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias)
       : stack_(cell, input_size, hidden_size, num_layers, bias),
         run_(stack_.make_run(0, num_layers)) {}
 
-  const Stack<S>& stack() const { return stack_; }
-  CellKind cell() const { return stack_.cell(); }
-  Index input_size() const { return stack_.input_size(); }
-  Index hidden_size() const { return stack_.hidden_size(); }
-  Index num_layers() const { return stack_.num_layers(); }
-  bool bias() const { return stack_.bias(); }
-  const ParamLayout& layout() const { return stack_.layout(); }
-  bool has_forward() const { return run_.has_forward(); }
-  Index batch() const { return run_.batch(); }
-  Index steps() const { return run_.steps(); }
-  Index num_parts() const { return run_.num_parts(); }
-  void set_num_threads(int n) { stack_.set_num_threads(n); }
-  int num_threads() const { return stack_.num_threads(); }
+  CellKind cell() const override { return stack_.cell(); }
+  Index input_size() const override { return stack_.input_size(); }
+  Index hidden_size() const override { return stack_.hidden_size(); }
+  Index num_layers() const override { return stack_.num_layers(); }
+  bool bias() const override { return stack_.bias(); }
+  const ParamLayout& layout() const override { return stack_.layout(); }
+  bool has_forward() const override { return run_.has_forward(); }
+  Index batch() const override { return run_.batch(); }
+  Index steps() const override { return run_.steps(); }
+  Index num_parts() const override { return run_.num_parts(); }
+  void set_num_threads(int n) override { stack_.set_num_threads(n); }
+  int num_threads() const override { return stack_.num_threads(); }
 
   // Stack::forward after packing params [layout().size] (x [B, T, D]; states [L, B, H]).
   void forward(const S* params, const S* x, Index B, Index T, const std::int64_t* lengths,
-               const S* h0, const S* c0, S* y, S* hT, S* cT, bool train = true) {
+               const S* h0, const S* c0, S* y, S* hT, S* cT, bool train) override {
     stack_.pack_forward(params);
     stack_.forward(run_, x, B, T, lengths, h0, c0, y, hT, cT, train);
   }
   void backward(const S* params, const S* dy, const S* dhT, const S* dcT, S* dparams, S* dx,
-                S* dh0, S* dc0, S* dhs = nullptr, S* dcs = nullptr) {
+                S* dh0, S* dc0, S* dhs, S* dcs) override {
     stack_.backward(run_, params, dy, dhT, dcT, dparams, dx, dh0, dc0, dhs, dcs);
   }
-  void trace(S* gates, S* h, S* c) const { stack_.trace(run_, gates, h, c); }
+  void trace(S* gates, S* h, S* c) const override { stack_.trace(run_, gates, h, c); }
 
   // Scalars of workspace a forward on B sequences of T steps (and with `train` its backward,
   // with dy and dx, as nn's backward asks) will hold; and what it holds now.
-  Index workspace_elements(Index B, Index T, bool train) const {
+  Index workspace_elements(Index B, Index T, bool train) const override {
     return run_workspace_elements(stack_.shape(run_), B, T, RunNeeds{train, true, true, false}).v;
   }
-  Index allocated_elements() const { return run_.allocated_elements(); }
+  Index allocated_elements() const override { return run_.allocated_elements(); }
 
  private:
   Stack<S> stack_;
@@ -284,4 +253,5 @@ extern template class Run<double>;
 extern template class Stack<float>;
 extern template class Stack<double>;
 
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

@@ -24,6 +24,7 @@
 #include "types.hpp"
 
 namespace lstm_native {
+inline namespace LSTM_NATIVE_ISA_NS {
 
 // The weights of one layer (one direction), packed for the step's GEMMs (packed.hpp). Forward
 // and backward use W_hh (and W_ch) in different orientations; they share the storage, so a
@@ -106,4 +107,5 @@ void step_backward(const PackedLayer<S>& w, const StepGrad<S>& g) {
   ArrMap<S>(g.dh, n * H) += ConstArrMap<S>(g.dh_prev, n * H);
 }
 
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

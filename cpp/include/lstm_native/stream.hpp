@@ -19,6 +19,7 @@
 // step, then their activations), extra [B, kExtra*H] (at least 1), scratch [B, kScratch*H].
 #pragma once
 
+#include "api.hpp"
 #include "config.hpp"
 #include "packed.hpp"
 #include "stack.hpp"
@@ -26,32 +27,33 @@
 #include "types.hpp"
 
 namespace lstm_native {
+inline namespace LSTM_NATIVE_ISA_NS {
 
 template <class S>
-class Stream {
+class Stream final : public StreamApi<S> {
  public:
   // Copies what it needs from params (ModelLayout(cfg)); later changes to params do not affect
   // the stream. batch: number of independent streams stepped together; threads: see
   // set_num_threads.
   Stream(const ModelConfig& cfg, const S* params, Index batch, int threads = 0);
 
-  Index batch() const { return B_; }
-  Index input_size() const { return cfg_.input_size; }
-  Index output_size() const { return cfg_.output_size; }
-  Index hidden_size() const { return cfg_.hidden_size; }
-  Index num_layers() const { return cfg_.num_layers; }
-  bool has_cell_state() const { return lstm_native::has_cell_state(cfg_.cell); }
+  Index batch() const override { return B_; }
+  Index input_size() const override { return cfg_.input_size; }
+  Index output_size() const override { return cfg_.output_size; }
+  Index hidden_size() const override { return cfg_.hidden_size; }
+  Index num_layers() const override { return cfg_.num_layers; }
+  bool has_cell_state() const override { return lstm_native::has_cell_state(cfg_.cell); }
 
   // x [B, D] -> out [B, O] (raw: values or logits); advances the state.
-  void step(const S* x, S* out);
-  void reset();  // zero state
+  void step(const S* x, S* out) override;
+  void reset() override;  // zero state
   // Threads for a step (0 = the default). Only steps with at least kMinSplit multiply-adds
   // (step.hpp) use two: below that the hand-off costs more.
-  void set_num_threads(int n) { threads_ = n > 0 ? n : default_num_threads(); }
-  int num_threads() const { return threads_; }
+  void set_num_threads(int n) override { threads_ = n > 0 ? n : default_num_threads(); }
+  int num_threads() const override { return threads_; }
   // State [L, B, H] (h; c for cells with a cell state), for saving and restoring.
-  S* h() { return h_.data() + cur_ * cfg_.num_layers * B_ * cfg_.hidden_size; }
-  S* c() { return c_.data(); }
+  S* h() override { return h_.data() + cur_ * cfg_.num_layers * B_ * cfg_.hidden_size; }
+  S* c() override { return c_.data(); }
 
  private:
   ModelConfig cfg_;
@@ -66,4 +68,5 @@ class Stream {
 extern template class Stream<float>;
 extern template class Stream<double>;
 
+}  // namespace LSTM_NATIVE_ISA_NS
 }  // namespace lstm_native

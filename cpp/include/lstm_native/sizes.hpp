@@ -1,0 +1,82 @@
+// Every buffer size of the core, from the sizes of a call alone: the parts a batch is cut into
+// and the buffers of a part (a Run of stack.hpp) and of the Model (model.hpp), and the
+// workspace totals the Python layer asks for before it allocates. The one place that says how
+// large each buffer is: the buffers are grown from these functions, and workspace_elements()
+// sums the same functions, so the two cannot disagree. Common to all kernel sets (isa.hpp):
+// how work is cut never depends on the instruction set or the thread count.
+#pragma once
+
+#include "cell_facts.hpp"
+#include "common.hpp"
+#include "config.hpp"
+
+namespace lstm_native {
+
+// Elements of input projections computed per chunk in inference (about 256 KiB of float):
+// the cell then reads them back from cache, not from memory.
+constexpr Index kChunkElements = Index(64) << 10;
+
+// What a run's calls will be asked for; it decides which backward buffers exist.
+struct RunNeeds {
+  bool train = true;  // a training forward (kept for backward) followed by its backward
+  bool dy = true;     // backward receives dL/dy
+  bool dx = true;     // backward writes dL/dx
+  bool dcs = false;   // backward records dL/dc_t (cells with a cell state)
+};
+
+// A run's sizes: cell, input width of its first layer, H, its layers, its parameters.
+struct RunShape {
+  CellKind cell;
+  Index D, H, L, params;
+};
+
+// Elements of each buffer of one part (see the table above; 0 = not needed).
+struct PartSizes {
+  Count x_tm, hs, cs, gates, extra, gh, scratch;             // forward
+  Count dy_a, dy_b, dgh, dh, dc, dh_prev, dc_total, dparams;  // backward
+  Count forward_total() const { return x_tm + hs + cs + gates + extra + gh + scratch; }
+  Count backward_total() const {
+    return dy_a + dy_b + dgh + dh + dc + dh_prev + dc_total + dparams;
+  }
+};
+
+// Parts of a batch of B sequences of T steps (1 or 2, from the sizes only) and the rows of
+// part q (the sorted rows q, q+P, q+2P, ...).
+Index num_parts(const RunShape& s, Index B, Index T);
+inline Index part_rows(Index B, Index P, Index q) { return (B - q + P - 1) / P; }
+PartSizes part_sizes(const RunShape& s, Index n, Index T, Index P, const RunNeeds& needs);
+// Scalars a run's workspace holds after a call on B sequences of T steps (forward, and the
+// backward's buffers too when needs.train). 0 for an empty call.
+Count run_workspace_elements(const RunShape& s, Index B, Index T, const RunNeeds& needs);
+
+// What a call computes, which decides the buffers it needs: predict (inference, in chunks of
+// kPredictChunk sequences), loss (inference and the loss), loss with gradient (forward kept,
+// backward through everything), one training epoch (the same with dropout, plus the gradient
+// and the gathered minibatch), a rollout (predict's, in the same chunks, plus the buffers of
+// one timestep).
+enum class Call { kPredict, kLoss, kLossGrad, kTrainEpoch, kRollout };
+constexpr Index kPredictChunk = 256;  // sequences per forward in predict()
+
+struct LayerSizes {
+  Count drop_in, drop_mask, rev_in, yf, yr, cat, hT;  // hT: per unit
+};
+struct ModelSizes {
+  Count feat, logits, dlogits, dfeat, dout, dxf, dxr, dyf, dyr, dhT, grad, xb, yb, swb;
+  Count step_h, step_c, step_gx, step_gh, step_extra, step_scratch, step_x;  // rollout
+  Count total() const {
+    return feat + logits + dlogits + dfeat + dout + dxf + dxr + dyf + dyr + dhT + grad + xb +
+           yb + swb + step_h + step_c + step_gx + step_gh + step_extra + step_scratch + step_x;
+  }
+};
+LayerSizes layer_sizes(const ModelConfig& c, Index l, Index B, Index T, Call call);
+ModelSizes model_sizes(const ModelConfig& c, Index num_params, Index B, Index T, Call call);
+// What unit (l, d)'s run is asked for in a call.
+RunNeeds unit_needs(const ModelConfig& c, Index l, Call call);
+// Scalars the whole workspace (the Model's buffers and every unit's run) holds after one call
+// on B sequences of T steps (predict, rollout: on min(B, kPredictChunk)); O(1) in L. Needs a valid
+// configuration; TooLarge when a count exceeds 2^63. (A later call on fewer sequences can
+// hold a little more when it runs as one part where B ran as two: at most one part's buffers
+// of a batch below the two-part threshold of stack.cpp, a few MB.)
+Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call);
+
+}  // namespace lstm_native
