@@ -56,11 +56,14 @@ isolation=()
 if "$PY" -c "import scikit_build_core, pybind11, cmeel" 2>/dev/null; then
   isolation=(--no-build-isolation)
 fi
+# One kernel set, the host's (LSTM_NATIVE_NATIVE_ARCH=ON): the portable module compiles the same
+# source once per instruction set; three copies under ASan would triple the build for nothing.
 echo "sanitize: building the core with -fsanitize=address,undefined in $WORK"
 start=$(date +%s)
 "$PY" -m pip install --quiet --no-deps ${isolation[@]+"${isolation[@]}"} --target "$PKG" \
   --config-settings=cmake.define.LSTM_NATIVE_SANITIZE=ON \
   --config-settings=cmake.build-type=RelWithDebInfo \
+  --config-settings=cmake.define.LSTM_NATIVE_NATIVE_ARCH=ON \
   --config-settings=cmake.define.CMAKE_CXX_FLAGS="$extra_flags" \
   --config-settings=build-dir="$WORK/build" \
   "$ROOT"

@@ -414,6 +414,8 @@ def test_no_segfault_from_sigint_during_predict_in_a_thread():
     code = """
         import os, signal, threading, time, numpy as np
         from lstm_native import nn
+        # a shell's background job inherits SIGINT ignored: Ctrl-C must raise here
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         layer = nn.LSTM(4, 128, random_state=0)
         x = np.zeros((128, 200, 4), np.float32)
         t = threading.Thread(target=lambda: [layer.forward(x, inference=True)

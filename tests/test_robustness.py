@@ -669,6 +669,8 @@ INTERRUPT_FIT = """
 import json, os, signal, threading, time
 import numpy as np
 from lstm_native import LSTMRegressor
+# a shell's background job inherits SIGINT ignored: Ctrl-C must raise here
+signal.signal(signal.SIGINT, signal.default_int_handler)
 rng = np.random.default_rng(0)
 X = rng.standard_normal((6000, 40, 4)).astype(np.float32)
 y = X[:, :, 0].mean(axis=1)
@@ -713,6 +715,7 @@ def test_ctrl_c_stops_a_long_predict():
     import json, os, signal, threading, time
     import numpy as np
     from lstm_native import LSTMRegressor
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even in a background job
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 30, 3)).astype(np.float32)
     est = LSTMRegressor(hidden_size=64, max_iter=1, random_state=0, n_jobs=1).fit(X, X[:, 0, 0])

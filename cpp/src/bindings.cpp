@@ -77,7 +77,7 @@ class AcquireGil {
   AcquireGil() : checked_((park_if_finalizing(), true)) {}
 
  private:
-  bool checked_;                // initialized first: the check runs before the GIL is taken
+  bool checked_;  // initialized first: the check runs before the GIL is taken
   py::gil_scoped_acquire gil_;
 };
 
@@ -92,8 +92,8 @@ std::string shape_str(const std::vector<Index>& s) {
 // Returns a pointer into `o` after checking it is an ndarray of dtype T, C-contiguous, of
 // exactly `shape`, and writeable if `out`. None gives nullptr when `optional`.
 template <class T>
-T* array_ptr(const py::object& o, const char* name, const std::vector<Index>& shape,
-             bool optional, bool out) {
+T* array_ptr(const py::object& o, const char* name, const std::vector<Index>& shape, bool optional,
+             bool out) {
   if (o.is_none()) {
     if (optional) return nullptr;
     throw py::value_error(std::string(name) + " is required");
@@ -119,8 +119,8 @@ T* array_ptr(const py::object& o, const char* name, const std::vector<Index>& sh
 py::list layout_list(const std::vector<ParamLayout::Tensor>& tensors) {
   py::list out;
   for (const auto& t : tensors) {
-    py::tuple shape = t.cols ? py::tuple(py::make_tuple(t.rows, t.cols))
-                             : py::tuple(py::make_tuple(t.rows));
+    py::tuple shape =
+        t.cols ? py::tuple(py::make_tuple(t.rows, t.cols)) : py::tuple(py::make_tuple(t.rows));
     out.append(py::make_tuple(t.name, t.offset, shape));
   }
   return out;
@@ -243,8 +243,8 @@ void bind_recurrent(py::module_& m, const char* name) {
             c.check_fits("Recurrent", sizeof(S));  // MemoryError: too large for this build
             return kernels().of<S>().recurrent(c.cell, D, H, L, bias);
           }),
-          py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"),
-          py::arg("num_layers") = 1, py::arg("bias") = true)
+          py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
+          py::arg("bias") = true)
       .def_static("count_params", &recurrent_count_params, py::arg("cell"), py::arg("input_size"),
                   py::arg("hidden_size"), py::arg("num_layers") = 1, py::arg("bias") = true,
                   "Parameters of such a layer, without building it (MemoryError beyond 2**63)")
@@ -259,8 +259,9 @@ void bind_recurrent(py::module_& m, const char* name) {
                     "threads for a call (0 = the global default)")
       .def_property_readonly("num_parts", &R::num_parts,
                              "independent batch parts of the last call (from its size only)")
-      .def("layout", [](const R& r) { return layout_list(r.layout().tensors); },
-           "[(name, offset, shape)] of each parameter in the flat buffer");
+      .def(
+          "layout", [](const R& r) { return layout_list(r.layout().tensors); },
+          "[(name, offset, shape)] of each parameter in the flat buffer");
   bind_recurrent_calls(cls);
 }
 
@@ -380,8 +381,7 @@ std::vector<Feedback> rollout_feedback(const py::object& o, Index O, Index D) {
   std::vector<Feedback> pairs;
   std::vector<char> used(static_cast<std::size_t>(D), 0);
   for (const py::handle& item : py::reinterpret_borrow<py::sequence>(o)) {
-    if (!py::isinstance<py::sequence>(item) || py::isinstance<py::str>(item) ||
-        py::len(item) != 2)
+    if (!py::isinstance<py::sequence>(item) || py::isinstance<py::str>(item) || py::len(item) != 2)
       throw py::value_error(std::string(what) + ", got " + std::string(py::repr(item)));
     const auto pair = py::reinterpret_borrow<py::sequence>(item);
     const Index oc = int_value(pair[0], "feedback output column");
@@ -393,8 +393,8 @@ std::vector<Feedback> rollout_feedback(const py::object& o, Index O, Index D) {
       throw py::value_error("feedback input column " + std::to_string(ic) +
                             " is out of range: the model has " + std::to_string(D) +
                             " input features");
-    if (used[ic]) throw py::value_error("feedback names input column " + std::to_string(ic) +
-                                        " twice");
+    if (used[ic])
+      throw py::value_error("feedback names input column " + std::to_string(ic) + " twice");
     used[ic] = 1;
     pairs.push_back({oc, ic});
   }
@@ -408,15 +408,19 @@ void model_rollout(ModelApi<S>& mo, const py::object& params, const py::object& 
                    const py::object& future, const py::object& feedback, const py::object& out) {
   const auto& c = mo.config();
   if (c.return_sequences || c.bidirectional)
-    throw py::value_error("rollout needs a sequence-to-one, unidirectional model "
-                          "(return_sequences=False, bidirectional=False)");
+    throw py::value_error(
+        "rollout needs a sequence-to-one, unidirectional model "
+        "(return_sequences=False, bidirectional=False)");
   const Index horizon = int_value(horizon_obj, "horizon");
   if (horizon < 1) throw py::value_error("horizon must be >= 1, got " + std::to_string(horizon));
   const auto d = data_args(mo, X, lengths, py::none(), py::none(), false);
   const Index D = c.input_size, O = c.output_size;
   const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
   const S* fp = array_ptr<S>(future, "future", {d.N, horizon - 1, D}, true, false);
-  if (fp && !std::isfinite((Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(fp, d.N * (horizon - 1) * D) * S(0)).sum()))
+  if (fp &&
+      !std::isfinite(
+          (Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(fp, d.N * (horizon - 1) * D) * S(0))
+              .sum()))
     throw py::value_error("future contains NaN or infinity");
   S* op = array_ptr<S>(out, "out", {d.N, horizon, O}, false, true);
   const auto pairs = rollout_feedback(feedback, O, D);
@@ -430,8 +434,8 @@ void bind_model(py::module_& m, const char* name) {
   py::class_<M>(m, name)
       .def(py::init([](const ModelConfig& c) { return kernels().of<S>().model(c); }),
            py::arg("config"))
-      .def_property_readonly("config", [](const M& mo) { return mo.config(); },
-                             "The ModelConfig (a copy)")
+      .def_property_readonly(
+          "config", [](const M& mo) { return mo.config(); }, "The ModelConfig (a copy)")
       .def_property_readonly("num_params", &M::num_params)
       .def_property("num_threads", &M::num_threads, &M::set_num_threads,
                     "threads per call (0 = the global default); results do not depend on it")
@@ -444,20 +448,22 @@ void bind_model(py::module_& m, const char* name) {
            "One epoch of minibatch training in C++; returns (mean loss, optimizer step count).")
       .def("predict", &model_predict<S>, py::arg("params"), py::arg("X"), py::arg("lengths"),
            py::arg("out"))
-      .def("loss", [](M& mo, const py::object& params, const py::object& X,
-                      const py::object& lengths, const py::object& Y, const py::object& sw,
-                      double alpha) {
-             return model_loss(mo, params, X, lengths, Y, sw, alpha, py::none(), false);
-           },
-           py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
-           py::arg("sample_weight"), py::arg("alpha"))
-      .def("loss_and_grad", [](M& mo, const py::object& params, const py::object& X,
-                               const py::object& lengths, const py::object& Y,
-                               const py::object& sw, double alpha, const py::object& grad) {
-             return model_loss(mo, params, X, lengths, Y, sw, alpha, grad, true);
-           },
-           py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
-           py::arg("sample_weight"), py::arg("alpha"), py::arg("grad"))
+      .def(
+          "loss",
+          [](M& mo, const py::object& params, const py::object& X, const py::object& lengths,
+             const py::object& Y, const py::object& sw, double alpha) {
+            return model_loss(mo, params, X, lengths, Y, sw, alpha, py::none(), false);
+          },
+          py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
+          py::arg("sample_weight"), py::arg("alpha"))
+      .def(
+          "loss_and_grad",
+          [](M& mo, const py::object& params, const py::object& X, const py::object& lengths,
+             const py::object& Y, const py::object& sw, double alpha, const py::object& grad) {
+            return model_loss(mo, params, X, lengths, Y, sw, alpha, grad, true);
+          },
+          py::arg("params"), py::arg("X"), py::arg("lengths"), py::arg("Y"),
+          py::arg("sample_weight"), py::arg("alpha"), py::arg("grad"))
       .def("stream", &model_stream<S>, py::arg("params"), py::arg("batch") = 1,
            "A Stream that runs these parameters one timestep at a time (copies them).")
       .def("rollout", &model_rollout<S>, py::arg("params"), py::arg("X"), py::arg("lengths"),
@@ -541,23 +547,23 @@ template <class C>
 using Fields = std::vector<Field<C>>;
 
 // Fields that are plain members: member pointer, Python type, converter.
-template <class C, class T, T C::*F>
+template <class C, class T, T C::* F>
 py::object get_member(const C& c) {
   return py::cast(c.*F);
 }
-template <class C, class T, T C::*F, T (*Convert)(const py::handle&, const char*)>
+template <class C, class T, T C::* F, T (*Convert)(const py::handle&, const char*)>
 void set_member(C& c, const py::handle& v, const char* name) {
   c.*F = Convert(v, name);
 }
-template <class C, Index C::*F>
+template <class C, Index C::* F>
 Field<C> int_field(const char* name) {
   return {name, "int", &get_member<C, Index, F>, &set_member<C, Index, F, &int_value>};
 }
-template <class C, bool C::*F>
+template <class C, bool C::* F>
 Field<C> bool_field(const char* name) {
   return {name, "bool", &get_member<C, bool, F>, &set_member<C, bool, F, &bool_value>};
 }
-template <class C, double C::*F>
+template <class C, double C::* F>
 Field<C> real_field(const char* name) {
   return {name, "float", &get_member<C, double, F>, &set_member<C, double, F, &real_value>};
 }
@@ -649,8 +655,8 @@ C from_dict(const Fields<C>& fields, const py::handle& obj, const char* cls) {
     for (const auto& f : fields)
       known = known || (py::isinstance<py::str>(kv.first) && key == f.name);
     if (!known)
-      throw py::value_error(std::string(cls) + ": unknown key " +
-                            std::string(py::repr(kv.first)) + "; expected " + names);
+      throw py::value_error(std::string(cls) + ": unknown key " + std::string(py::repr(kv.first)) +
+                            "; expected " + names);
   }
   std::vector<py::object> values;
   for (const auto& f : fields) {
@@ -680,8 +686,9 @@ void bind_config_fields(py::class_<C>& cls, const Fields<C>* fields, const char*
     schema.append(py::make_tuple(f.name, builtins.attr(f.type), f.get(C{})));
   }
   cls.attr("FIELDS") = py::tuple(schema);
-  cls.def("to_dict", [fields](const C& c) { return to_dict(*fields, c); },
-          "The fields as a dict of plain Python values");
+  cls.def(
+      "to_dict", [fields](const C& c) { return to_dict(*fields, c); },
+      "The fields as a dict of plain Python values");
   cls.def_static(
       "from_dict", [fields, name](const py::object& d) { return from_dict(*fields, d, name); },
       py::arg("d"), "From a dict holding every field (ValueError naming a bad key)");
@@ -737,8 +744,9 @@ void bind_model_config(py::module_& m) {
           py::arg("huber_delta") = default_of(f, "huber_delta"),
           py::arg("quantiles") = default_of(f, "quantiles"));
   bind_config_fields(cls, &f, "ModelConfig");
-  cls.def_property_readonly("num_params", [](const C& c) { return c.num_params(); },
-                            "Parameters of the network (MemoryError beyond 2**63)");
+  cls.def_property_readonly(
+      "num_params", [](const C& c) { return c.num_params(); },
+      "Parameters of the network (MemoryError beyond 2**63)");
   cls.def("layout", &model_config_layout,
           "[(name, offset, shape)] of each parameter in the flat buffer (as Model.layout())");
   cls.def("workspace_elements", &model_config_workspace, py::arg("batch"), py::arg("steps"),
@@ -767,8 +775,8 @@ void bind_optim_config(py::module_& m) {
           py::arg("lr") = default_of(f, "lr"), py::arg("alpha") = default_of(f, "alpha"),
           py::arg("momentum") = default_of(f, "momentum"),
           py::arg("nesterov") = default_of(f, "nesterov"),
-          py::arg("beta1") = default_of(f, "beta1"),
-          py::arg("beta2") = default_of(f, "beta2"), py::arg("eps") = default_of(f, "eps"),
+          py::arg("beta1") = default_of(f, "beta1"), py::arg("beta2") = default_of(f, "beta2"),
+          py::arg("eps") = default_of(f, "eps"),
           py::arg("max_grad_norm") = default_of(f, "max_grad_norm"),
           py::arg("batch_size") = default_of(f, "batch_size"),
           py::arg("shuffle") = default_of(f, "shuffle"), py::arg("seed") = default_of(f, "seed"));
@@ -966,12 +974,12 @@ py::dict cell_info(const std::string& name) {
   const char* keep = kKeepNames[static_cast<int>(c.keep)];
   py::dict d;
   d["gates"] = c.gates;
-  d["blocks"] = py::tuple(blocks);            // () for one-block cells (RNN, ungated)
+  d["blocks"] = py::tuple(blocks);  // () for one-block cells (RNN, ungated)
   d["has_cell_state"] = c.has_cell;
-  d["extra"] = c.extra;                       // values per unit saved besides the gates
-  d["cell_params"] = c.cell_params;           // [H] vectors per layer (peepholes)
-  d["cell_gemm"] = c.cell_gemm;               // a weight_ch [H, H] per layer
-  d["forget_block"] = c.forget_block;         // -1: no forget gate
+  d["extra"] = c.extra;                // values per unit saved besides the gates
+  d["cell_params"] = c.cell_params;    // [H] vectors per layer (peepholes)
+  d["cell_gemm"] = c.cell_gemm;        // a weight_ch [H, H] per layer
+  d["forget_block"] = c.forget_block;  // -1: no forget gate
   // the factor the carried state is kept by: a block's name ("f", "z"), "1-i" (coupled
   // gates), "1" (no forget gate) or None (the state is rewritten: RNN, ungated)
   d["keep"] = keep ? py::object(py::str(keep)) : py::object(py::none());
@@ -988,8 +996,9 @@ void bind_functions(py::module_& m) {
   m.attr("PREDICT_CHUNK") = kPredictChunk;
   m.def("cell_info", &cell_info, py::arg("cell"),
         "Structure of a cell: gates and their names, cell state, extra parameters");
-  m.def("set_num_threads", [](int n) { default_num_threads_setting().store(n < 0 ? 0 : n); },
-        py::arg("n"), "Default threads per call; 0 = all hardware threads");
+  m.def(
+      "set_num_threads", [](int n) { default_num_threads_setting().store(n < 0 ? 0 : n); },
+      py::arg("n"), "Default threads per call; 0 = all hardware threads");
   m.def("get_num_threads", &default_num_threads);
   m.def(
       "all_finite",

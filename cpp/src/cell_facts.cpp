@@ -10,9 +10,8 @@ namespace lstm_native {
 CellShape cell_shape(CellKind k) {
   return dispatch_cell(k, [](auto c) {
     using C = decltype(c);
-    return CellShape{C::kGates,     C::kExtra,       C::kScratch,  C::kCellParams,
-                     C::kForgetBlock, C::kHasCell, C::kSeparateGh, C::kCellGemm,
-                     C::kKeep,      C::kUnitwise};
+    return CellShape{C::kGates,   C::kExtra,      C::kScratch,  C::kCellParams, C::kForgetBlock,
+                     C::kHasCell, C::kSeparateGh, C::kCellGemm, C::kKeep,       C::kUnitwise};
   });
 }
 
@@ -21,10 +20,20 @@ std::string cell_blocks(CellKind k) {
 }
 
 const char* const* cell_names() {
-  static const char* const names[] = {
-      "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_peephole", "lstm_1997", "cifg",
-      "no_input_gate", "no_output_gate", "no_input_activation", "no_output_activation",
-      "ungated", "cell_as_input", nullptr};
+  static const char* const names[] = {"lstm",
+                                      "gru",
+                                      "rnn_tanh",
+                                      "rnn_relu",
+                                      "lstm_peephole",
+                                      "lstm_1997",
+                                      "cifg",
+                                      "no_input_gate",
+                                      "no_output_gate",
+                                      "no_input_activation",
+                                      "no_output_activation",
+                                      "ungated",
+                                      "cell_as_input",
+                                      nullptr};
   return names;
 }
 

@@ -72,10 +72,9 @@ void ModelConfig::validate_quantiles() const {
   }
   if (loss != LossKind::kQuantile) return;
   require(Q >= 1, "quantiles must hold at least one level with loss 'quantile'");
-  require(output_size % Q == 0,
-          "quantiles: output_size (" + std::to_string(output_size) +
-              ") must be a multiple of the number of levels (" + std::to_string(Q) +
-              "): n_targets x n_quantiles outputs");
+  require(output_size % Q == 0, "quantiles: output_size (" + std::to_string(output_size) +
+                                    ") must be a multiple of the number of levels (" +
+                                    std::to_string(Q) + "): n_targets x n_quantiles outputs");
 }
 
 ModelLayout::ModelLayout(const ModelConfig& c)

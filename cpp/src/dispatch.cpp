@@ -17,11 +17,11 @@
 #include <vector>
 
 // Each kernel set's entry point, lstm_native::isa_<set>::kernel_set() (kernels.cpp).
-#define LSTM_NATIVE_DECLARE_SET(ns)                  \
-  namespace lstm_native {                            \
-  inline namespace ns {                              \
-  const KernelSet& kernel_set();                     \
-  }                                                  \
+#define LSTM_NATIVE_DECLARE_SET(ns) \
+  namespace lstm_native {           \
+  inline namespace ns {             \
+  const KernelSet& kernel_set();    \
+  }                                 \
   }
 #ifdef LSTM_NATIVE_SET_SSE2
 LSTM_NATIVE_DECLARE_SET(isa_sse2)
@@ -54,8 +54,8 @@ int ladder_rank(const std::string& name) {
 
 struct Candidate {
   const char* name;
-  int rank;                      // position on the ladder (sets off the ladder: 0)
-  bool (*runs)();                // does this CPU run it?
+  int rank;        // position on the ladder (sets off the ladder: 0)
+  bool (*runs)();  // does this CPU run it?
   const KernelSet& (*get)();
 };
 
@@ -71,10 +71,16 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx512dq");
 }
 #else
-bool cpu_has_avx2() { return false; }
-bool cpu_has_avx512() { return false; }
+bool cpu_has_avx2() {
+  return false;
+}
+bool cpu_has_avx512() {
+  return false;
+}
 #endif
-bool always() { return true; }
+bool always() {
+  return true;
+}
 
 // Compiled-in sets, lowest first.
 std::vector<Candidate> candidates() {
@@ -104,8 +110,10 @@ std::string max_isa_setting() {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
   if (!s.empty() && ladder_rank(s) < 0)
-    throw ArgumentError("LSTM_NATIVE_MAX_ISA must be one of 'sse2', 'avx2', 'avx512' (or unset), "
-                        "got '" + std::string(env) + "'");
+    throw ArgumentError(
+        "LSTM_NATIVE_MAX_ISA must be one of 'sse2', 'avx2', 'avx512' (or unset), "
+        "got '" +
+        std::string(env) + "'");
   return s;
 }
 

@@ -86,9 +86,8 @@ Factories<S> factories() {
 
 const KernelSet& kernel_set() {
   // The set's name is its namespace's without "isa_".
-  static const KernelSet set{LSTM_NATIVE_STR(LSTM_NATIVE_ISA_NS) + 4,
-                             simd_in_use(), factories<float>(),
-                             factories<double>()};
+  static const KernelSet set{LSTM_NATIVE_STR(LSTM_NATIVE_ISA_NS) + 4, simd_in_use(),
+                             factories<float>(), factories<double>()};
   return set;
 }
 

@@ -24,16 +24,14 @@ void unit_tensors(CellKind cell, Index Din, Index H, bool bias, F&& f) {
 
 Count unit_param_count(CellKind cell, Index Din, Index H, bool bias) {
   Count n = 0;
-  unit_tensors(cell, Din, H, bias, [&](const char*, Count rows, Count cols) {
-    n += cols.v ? rows * cols : rows;
-  });
+  unit_tensors(cell, Din, H, bias,
+               [&](const char*, Count rows, Count cols) { n += cols.v ? rows * cols : rows; });
   return n;
 }
 
 Count count_params(CellKind cell, Index input_size, Index H, Index L, Index dirs, bool bias) {
   Count n = Count(dirs) * unit_param_count(cell, input_size, H, bias);
-  if (L > 1)
-    n += Count(L - 1) * Count(dirs) * unit_param_count(cell, (Count(dirs) * H).v, H, bias);
+  if (L > 1) n += Count(L - 1) * Count(dirs) * unit_param_count(cell, (Count(dirs) * H).v, H, bias);
   return n;
 }
 
@@ -50,12 +48,18 @@ ParamLayout::ParamLayout(CellKind cell, Index input_size, Index hidden_size, Ind
         const Index off = size;
         tensors.push_back({name + suffix, off, rows.v, cols.v});
         size += tensors.back().size();
-        if (name == "weight_ih_l") u.w_ih = off;
-        else if (name == "weight_hh_l") u.w_hh = off;
-        else if (name == "bias_ih_l") u.b_ih = off;
-        else if (name == "bias_hh_l") u.b_hh = off;
-        else if (name == "weight_ch_l") u.w_ch = off;
-        else if (u.cw < 0) u.cw = off;  // the first of the contiguous peepholes
+        if (name == "weight_ih_l")
+          u.w_ih = off;
+        else if (name == "weight_hh_l")
+          u.w_hh = off;
+        else if (name == "bias_ih_l")
+          u.b_ih = off;
+        else if (name == "bias_hh_l")
+          u.b_hh = off;
+        else if (name == "weight_ch_l")
+          u.w_ch = off;
+        else if (u.cw < 0)
+          u.cw = off;  // the first of the contiguous peepholes
       });
       u.size = size - u.offset;
       units.push_back(u);

@@ -43,11 +43,14 @@ void reverse_time(const S* src, Index src_stride, S* dst, Index dst_stride, Inde
 // dst[b, t, :W] = src[b, t, :W] with different row strides (a column block of a concatenation).
 template <class S>
 void copy_block(const S* src, Index src_stride, S* dst, Index dst_stride, Index W, Index rows) {
-  for (Index r = 0; r < rows; ++r) std::memcpy(dst + r * dst_stride, src + r * src_stride, sizeof(S) * W);
+  for (Index r = 0; r < rows; ++r)
+    std::memcpy(dst + r * dst_stride, src + r * src_stride, sizeof(S) * W);
 }
 
 // Uniform in [0, 1) from 53 random bits: the same stream on every platform.
-inline double uniform01(std::mt19937_64& g) { return double(g() >> 11) * 0x1.0p-53; }
+inline double uniform01(std::mt19937_64& g) {
+  return double(g() >> 11) * 0x1.0p-53;
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -65,7 +68,10 @@ ModelConfig checked(const ModelConfig& c, std::size_t scalar) {
 
 template <class S>
 Model<S>::Model(const ModelConfig& cfg)
-    : cfg_(checked(cfg, sizeof(S))), layout_(cfg_), dirs_(cfg_.dirs()), feat_(cfg_.features()),
+    : cfg_(checked(cfg, sizeof(S))),
+      layout_(cfg_),
+      dirs_(cfg_.dirs()),
+      feat_(cfg_.features()),
       stack_(cfg_.cell, cfg_.input_size, cfg_.hidden_size, cfg_.num_layers, cfg_.bias, dirs_) {
   is_weight_.assign(static_cast<std::size_t>(layout_.size), 0);
   for (const auto& t : layout_.tensors)
@@ -74,9 +80,16 @@ Model<S>::Model(const ModelConfig& cfg)
   for (Index l = 0; l < cfg_.num_layers; ++l)
     for (Index d = 0; d < dirs_; ++d) runs_.push_back(stack_.make_run(l, l + 1, d));
   const auto L = static_cast<std::size_t>(cfg_.num_layers);
-  drop_in_.resize(L); drop_mask_.resize(L); rev_in_.resize(L); yf_.resize(L); yr_.resize(L);
-  cat_.resize(L); hT_.resize(runs_.size());
-  layer_in_.assign(L, nullptr); layer_out_.assign(L, nullptr); dropped_.assign(L, false);
+  drop_in_.resize(L);
+  drop_mask_.resize(L);
+  rev_in_.resize(L);
+  yf_.resize(L);
+  yr_.resize(L);
+  cat_.resize(L);
+  hT_.resize(runs_.size());
+  layer_in_.assign(L, nullptr);
+  layer_out_.assign(L, nullptr);
+  dropped_.assign(L, false);
 }
 
 template <class S>
@@ -84,9 +97,10 @@ Index Model<S>::allocated_elements() const {
   Index n = 0;
   for (const auto* v : {&drop_in_, &drop_mask_, &rev_in_, &yf_, &yr_, &cat_, &hT_})
     for (const Buffer<S>& b : *v) n += static_cast<Index>(b.size());
-  for (const Buffer<S>* b : {&feat_buf_, &logits_, &dlogits_, &dfeat_, &dout_, &dyf_, &dyr_,
-                             &dxf_, &dxr_, &dhT_, &grad_, &xb_, &yb_, &swb_, &step_h_, &step_c_,
-                             &step_gx_, &step_gh_, &step_extra_, &step_scratch_, &step_x_})
+  for (const Buffer<S>* b :
+       {&feat_buf_, &logits_, &dlogits_, &dfeat_,   &dout_,       &dyf_,          &dyr_,
+        &dxf_,      &dxr_,    &dhT_,     &grad_,    &xb_,         &yb_,           &swb_,
+        &step_h_,   &step_c_, &step_gx_, &step_gh_, &step_extra_, &step_scratch_, &step_x_})
     n += static_cast<Index>(b->size());
   for (const Run<S>& r : runs_) n += r.allocated_elements();
   return n;
@@ -289,7 +303,7 @@ void Model<S>::optimizer_step(S* params, const S* grad, S* m, S* v, std::int64_t
     case Solver::kAdam: {  // Kingma & Ba's Algorithm 1, as PyTorch: θ -= lr m̂ / (√v̂ + ε)
       const double t = double(*step);
       const S b1 = S(oc.beta1), b2 = S(oc.beta2), eps = S(oc.eps);
-      const S step_size = S(oc.lr / (1 - std::pow(oc.beta1, t)));      // m̂ = m / (1 - β1ᵗ)
+      const S step_size = S(oc.lr / (1 - std::pow(oc.beta1, t)));          // m̂ = m / (1 - β1ᵗ)
       const S inv_sqrt_bc2 = S(1 / std::sqrt(1 - std::pow(oc.beta2, t)));  // √v̂ = √v / √(1 - β2ᵗ)
       for (Index i = 0; i < n; ++i) {
         m[i] = b1 * m[i] + (1 - b1) * grad[i];
@@ -414,9 +428,9 @@ void Model<S>::predict(const S* params, const S* X, Index N, Index T, const std:
 }
 
 template <class S>
-void Model<S>::rollout(const S* params, const S* X, Index N, Index T,
-                       const std::int64_t* lengths, Index horizon, const S* future,
-                       const std::vector<Feedback>& feedback, S* out) {
+void Model<S>::rollout(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
+                       Index horizon, const S* future, const std::vector<Feedback>& feedback,
+                       S* out) {
   require(!cfg_.return_sequences && !cfg_.bidirectional,
           "rollout needs a sequence-to-one, unidirectional model (return_sequences=False, "
           "bidirectional=False)");
@@ -438,8 +452,8 @@ void Model<S>::rollout(const S* params, const S* X, Index N, Index T,
 template <class S>
 void Model<S>::rollout_chunk(const S* params, const S* X, Index B, Index T, Index horizon,
                              const S* future, const std::vector<Feedback>& feedback, S* out) {
-  const Index D = cfg_.input_size, H = cfg_.hidden_size, L = cfg_.num_layers,
-              O = cfg_.output_size, BH = B * H, LBH = L * BH;
+  const Index D = cfg_.input_size, H = cfg_.hidden_size, L = cfg_.num_layers, O = cfg_.output_size,
+              BH = B * H, LBH = L * BH;
   const ModelSizes z = model_sizes(cfg_, layout_.size, B, T, Call::kRollout);
   grow(step_h_, z.step_h);
   grow(step_c_, z.step_c);
@@ -451,8 +465,7 @@ void Model<S>::rollout_chunk(const S* params, const S* X, Index B, Index T, Inde
 
   // The history: each layer's final state (h from hT_, c straight into step_c_), and y_0.
   forward(params, X, B, T, Call::kRollout, nullptr, z.step_c.v > 0 ? step_c_.data() : nullptr);
-  for (Index l = 0; l < L; ++l)
-    std::memcpy(step_h_.data() + l * BH, hT_[l].data(), sizeof(S) * BH);
+  for (Index l = 0; l < L; ++l) std::memcpy(step_h_.data() + l * BH, hT_[l].data(), sizeof(S) * BH);
   for (Index b = 0; b < B; ++b)  // out[:, 0] = logits_ [B, O]
     std::memcpy(out + b * horizon * O, logits_.data() + b * O, sizeof(S) * O);
   if (horizon == 1) return;

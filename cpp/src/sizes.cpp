@@ -15,8 +15,8 @@ constexpr double kMinWorkForTwoParts = 2e6;
 // ---------------------------------------------------------------------------------------------
 
 Index num_parts(const RunShape& s, Index B, Index T) {
-  const double work = double(B) * double(T) * double(num_gates(s.cell) * s.H) *
-                      double(s.H + s.D) * double(s.L);
+  const double work =
+      double(B) * double(T) * double(num_gates(s.cell) * s.H) * double(s.H + s.D) * double(s.L);
   return (B >= 8 && work >= kMinWorkForTwoParts) ? 2 : 1;
 }
 

@@ -25,9 +25,8 @@ template <class S>
 Index Run<S>::allocated_elements() const {
   Index n = 0;
   for (const Part& p : parts_)
-    for (const Buffer<S>* b : {&p.x_tm, &p.hs, &p.cs, &p.gates, &p.extra, &p.gh, &p.scratch,
-                               &p.dgh, &p.dy_a, &p.dy_b, &p.dh, &p.dc, &p.dh_prev, &p.dc_total,
-                               &p.dparams})
+    for (const Buffer<S>* b : {&p.x_tm, &p.hs, &p.cs, &p.gates, &p.extra, &p.gh, &p.scratch, &p.dgh,
+                               &p.dy_a, &p.dy_b, &p.dh, &p.dc, &p.dh_prev, &p.dc_total, &p.dparams})
       n += static_cast<Index>(b->size());
   return n;
 }
@@ -39,8 +38,13 @@ Index Run<S>::allocated_elements() const {
 template <class S>
 Stack<S>::Stack(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias,
                 Index dirs)
-    : cell_(cell), D_(input_size), H_(hidden_size), L_(num_layers), dirs_(dirs),
-      G_(num_gates(cell)), bias_(bias) {
+    : cell_(cell),
+      D_(input_size),
+      H_(hidden_size),
+      L_(num_layers),
+      dirs_(dirs),
+      G_(num_gates(cell)),
+      bias_(bias) {
   require(input_size >= 1, "input_size must be >= 1, got " + std::to_string(input_size));
   require(hidden_size >= 1, "hidden_size must be >= 1, got " + std::to_string(hidden_size));
   require(num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(num_layers));
@@ -78,8 +82,8 @@ int Stack<S>::threads_for_call(const Run<S>& run) const {
 template <class S>
 const S* Stack<S>::pack_forward(const S* params) {
   const std::size_t np = static_cast<std::size_t>(layout_.size);
-  const bool packed_already = packed_from_.size() == np &&
-                              std::memcmp(packed_from_.data(), params, sizeof(S) * np) == 0;
+  const bool packed_already =
+      packed_from_.size() == np && std::memcmp(packed_from_.data(), params, sizeof(S) * np) == 0;
   if (!packed_already) {
     packed_from_.assign(params, params + np);
     const S* src = packed_from_.data();
@@ -128,9 +132,9 @@ void Stack<S>::forward(Run<S>& run, const S* x, Index B, Index T, const std::int
   require(T >= 1, "number of timesteps must be >= 1");
   if (lengths)
     for (Index b = 0; b < B; ++b)
-      require(lengths[b] >= 0 && lengths[b] <= T,
-              "lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
-                  " is outside [0, " + std::to_string(T) + "]");
+      require(lengths[b] >= 0 && lengths[b] <= T, "lengths[" + std::to_string(b) +
+                                                      "] = " + std::to_string(lengths[b]) +
+                                                      " is outside [0, " + std::to_string(T) + "]");
   if (packed_from_.empty()) throw std::logic_error("Stack::forward() needs pack_forward() first");
   run.have_forward_ = false;
   run.B_ = B;
@@ -156,8 +160,8 @@ template <class S>
 template <class Cell>
 void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train) {
   const RunShape rs = shape(run);
-  const Index n = p.n, T = run.T_, H = H_, D = rs.D, GH = G_ * H_, Tn = T * n,
-              P = run.num_parts(), Lr = rs.L;
+  const Index n = p.n, T = run.T_, H = H_, D = rs.D, GH = G_ * H_, Tn = T * n, P = run.num_parts(),
+              Lr = rs.L;
   constexpr Index kE = Cell::kExtra;
   auto seq = [&](Index j) { return run.order_[p.r0 + j * P]; };  // local row -> sequence
   auto len = [&](Index j) { return run.len_[p.r0 + j * P]; };
@@ -258,8 +262,9 @@ template <class S>
 void Stack<S>::backward(Run<S>& run, const S* params, const S* dy, const S* dhT, const S* dcT,
                         S* dparams, S* dx, S* dh0, S* dc0, S* dhs, S* dcs) {
   if (!run.have_forward_)
-    throw std::logic_error("backward() needs a preceding forward() in training mode, and at "
-                           "most one backward() per forward()");
+    throw std::logic_error(
+        "backward() needs a preceding forward() in training mode, and at "
+        "most one backward() per forward()");
   // Backward overwrites the saved activations with gradients (stack.hpp, `gates`): a second
   // backward or a trace() would read gradients as activations. Only a new forward may follow
   // (also when this backward fails halfway).
@@ -303,16 +308,16 @@ template <class S>
 template <class Cell>
 void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a) {
   const RunShape rs = shape(run);
-  const Index n = p.n, T = run.T_, H = H_, D = rs.D, GH = G_ * H_, Tn = T * n,
-              P = run.num_parts(), Lr = rs.L;
+  const Index n = p.n, T = run.T_, H = H_, D = rs.D, GH = G_ * H_, Tn = T * n, P = run.num_parts(),
+              Lr = rs.L;
   constexpr Index kE = Cell::kExtra;
   auto seq = [&](Index j) { return run.order_[p.r0 + j * P]; };
   auto len = [&](Index j) { return run.len_[p.r0 + j * P]; };
 
   // dL/d(layer output) buffers, only where needed: the top layer's when dy is given, the lower
   // layers' (and dx's) when there are any.
-  const PartSizes z = part_sizes(rs, n, T, P, RunNeeds{true, a.dy != nullptr, a.dx != nullptr,
-                                                        a.dcs != nullptr});
+  const PartSizes z =
+      part_sizes(rs, n, T, P, RunNeeds{true, a.dy != nullptr, a.dx != nullptr, a.dcs != nullptr});
   grow(p.dy_a, z.dy_a);
   grow(p.dy_b, z.dy_b);
   grow(p.dgh, z.dgh);
@@ -332,7 +337,7 @@ void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a) {
 
   // dy [B, T, H] -> dY [T, n, H], zero past each length; null: no gradient on the outputs.
   S* dY = a.dy ? p.dy_a.data() : nullptr;  // dL/d(output of layer l)   [T, n, H]
-  S* dIn = p.dy_b.data();                   // dL/d(input of layer l)    [T, n, Din]
+  S* dIn = p.dy_b.data();                  // dL/d(input of layer l)    [T, n, Din]
   if (dY)
     for (Index j = 0; j < n; ++j) {
       const Index b = seq(j), lj = len(j);
@@ -421,8 +426,7 @@ void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a) {
 }
 
 template <class S>
-void Stack<S>::load_state(const Run<S>& run, S* rows, const S* src, const Part& p,
-                          Index k) const {
+void Stack<S>::load_state(const Run<S>& run, S* rows, const S* src, const Part& p, Index k) const {
   const Index P = run.num_parts(), H = H_, B = run.B_;
   for (Index j = 0; j < p.n; ++j) {
     if (src)
@@ -433,8 +437,7 @@ void Stack<S>::load_state(const Run<S>& run, S* rows, const S* src, const Part& 
 }
 
 template <class S>
-void Stack<S>::store_state(const Run<S>& run, S* dst, const S* rows, const Part& p,
-                           Index k) const {
+void Stack<S>::store_state(const Run<S>& run, S* dst, const S* rows, const Part& p, Index k) const {
   if (!dst) return;
   const Index P = run.num_parts(), H = H_, B = run.B_;
   for (Index j = 0; j < p.n; ++j)

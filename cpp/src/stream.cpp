@@ -19,7 +19,8 @@ ModelConfig checked(const ModelConfig& c, Index batch, std::size_t scalar) {
 
 template <class S>
 Stream<S>::Stream(const ModelConfig& cfg, const S* params, Index batch, int threads)
-    : cfg_(checked(cfg, batch, sizeof(S))), B_(batch),
+    : cfg_(checked(cfg, batch, sizeof(S))),
+      B_(batch),
       stack_(cfg_.cell, cfg_.input_size, cfg_.hidden_size, cfg_.num_layers, cfg_.bias) {
   const ModelLayout layout(cfg_);
   stack_.pack_forward(params);  // the recurrent units come first in the model's buffer

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from . import _core, datasets, forecasting, interop, nn
+try:
+    from . import _core
+except ImportError as e:  # the kernel-set choice failed at the module's init (dispatch.cpp)
+    if "LSTM_NATIVE_MAX_ISA" in str(e):
+        raise ValueError(str(e)) from None
+    raise
+from . import datasets, forecasting, interop, nn
 from .datasets import load_airline_passengers
 from .estimators import LSTMClassifier, LSTMRegressor
 from .forecasting import LSTMForecaster
@@ -23,7 +29,10 @@ def load(path) -> LSTMRegressor | LSTMClassifier:
 
 
 def build_info() -> dict:
-    """How the compiled core was built: compiler, SIMD instruction sets in use, Eigen, threads."""
+    """How the compiled core was built and what it chose at import: compiler, Eigen, threads;
+    ``isa`` (the kernel set in use: sse2, avx2, avx512, or native for a host-only build),
+    ``isa_compiled``, ``isa_supported`` (those this CPU runs), ``max_isa`` (the
+    LSTM_NATIVE_MAX_ISA cap, if set) and ``simd`` (the chosen set's instruction sets)."""
     return dict(_core.build_info())
 
 

@@ -41,11 +41,10 @@ class RecurrentApi {
   virtual Index num_parts() const = 0;
   virtual void set_num_threads(int n) = 0;
   virtual int num_threads() const = 0;
-  virtual void forward(const S* params, const S* x, Index B, Index T,
-                       const std::int64_t* lengths, const S* h0, const S* c0, S* y, S* hT,
-                       S* cT, bool train) = 0;
-  virtual void backward(const S* params, const S* dy, const S* dhT, const S* dcT, S* dparams,
-                        S* dx, S* dh0, S* dc0, S* dhs, S* dcs) = 0;
+  virtual void forward(const S* params, const S* x, Index B, Index T, const std::int64_t* lengths,
+                       const S* h0, const S* c0, S* y, S* hT, S* cT, bool train) = 0;
+  virtual void backward(const S* params, const S* dy, const S* dhT, const S* dcT, S* dparams, S* dx,
+                        S* dh0, S* dc0, S* dhs, S* dcs) = 0;
   virtual void trace(S* gates, S* h, S* c) const = 0;
   virtual Index workspace_elements(Index B, Index T, bool train) const = 0;
   virtual Index allocated_elements() const = 0;
@@ -73,13 +72,13 @@ class ModelApi {
   virtual double train_epoch(S* params, S* m, S* v, std::int64_t* step, const S* X, Index N,
                              Index T, const std::int64_t* lengths, const S* Y, const S* sw,
                              const OptimConfig& oc, const BatchHook& between_batches) = 0;
-  virtual void predict(const S* params, const S* X, Index N, Index T,
-                       const std::int64_t* lengths, S* out) = 0;
+  virtual void predict(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
+                       S* out) = 0;
   virtual double loss(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
                       const S* Y, const S* sw, double alpha, S* grad) = 0;
-  virtual void rollout(const S* params, const S* X, Index N, Index T,
-                       const std::int64_t* lengths, Index horizon, const S* future,
-                       const std::vector<Feedback>& feedback, S* out) = 0;
+  virtual void rollout(const S* params, const S* X, Index N, Index T, const std::int64_t* lengths,
+                       Index horizon, const S* future, const std::vector<Feedback>& feedback,
+                       S* out) = 0;
   virtual Index allocated_elements() const = 0;
 };
 
@@ -106,8 +105,8 @@ class StreamApi {
 // constructors (stack.hpp, model.hpp, stream.hpp); they validate and throw as those do.
 template <class S>
 struct Factories {
-  std::unique_ptr<RecurrentApi<S>> (*recurrent)(CellKind cell, Index input_size,
-                                                Index hidden_size, Index num_layers, bool bias);
+  std::unique_ptr<RecurrentApi<S>> (*recurrent)(CellKind cell, Index input_size, Index hidden_size,
+                                                Index num_layers, bool bias);
   std::unique_ptr<ModelApi<S>> (*model)(const ModelConfig& cfg);
   std::unique_ptr<StreamApi<S>> (*stream)(const ModelConfig& cfg, const S* params, Index batch,
                                           int threads);

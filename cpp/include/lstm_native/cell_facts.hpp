@@ -11,11 +11,21 @@
 namespace lstm_native {
 
 enum class CellKind : int {
-  kLstm = 0, kGru, kRnnTanh, kRnnRelu,
+  kLstm = 0,
+  kGru,
+  kRnnTanh,
+  kRnnRelu,
   // LSTM variants (Greff et al., "LSTM: A Search Space Odyssey") and the two alternatives of
   // the "why gates?" question; see the cell structs in cells.hpp for their equations.
-  kLstmPeephole, kLstm1997, kCifg, kNoInputGate, kNoOutputGate, kNoInputActivation,
-  kNoOutputActivation, kUngated, kCellAsInput,
+  kLstmPeephole,
+  kLstm1997,
+  kCifg,
+  kNoInputGate,
+  kNoOutputGate,
+  kNoInputActivation,
+  kNoOutputActivation,
+  kUngated,
+  kCellAsInput,
 };
 
 // How a cell keeps its carried state from step to step, the factor diagnostics multiply along
@@ -36,8 +46,12 @@ struct CellShape {
 };
 CellShape cell_shape(CellKind k);
 std::string cell_blocks(CellKind k);  // gate block names in storage order, one letter each
-inline int num_gates(CellKind k) { return cell_shape(k).gates; }
-inline bool has_cell_state(CellKind k) { return cell_shape(k).has_cell; }
+inline int num_gates(CellKind k) {
+  return cell_shape(k).gates;
+}
+inline bool has_cell_state(CellKind k) {
+  return cell_shape(k).has_cell;
+}
 
 // Names as the Python side spells them, in CellKind order (null-terminated); kCellAliases:
 // other accepted spellings.
@@ -47,7 +61,9 @@ struct CellAlias {
   const char* name;
 };
 inline constexpr CellAlias kCellAliases[] = {{"rnn", "rnn_tanh"}};
-inline const char* cell_name(CellKind k) { return cell_names()[static_cast<int>(k)]; }
+inline const char* cell_name(CellKind k) {
+  return cell_names()[static_cast<int>(k)];
+}
 CellKind parse_cell(const std::string& given);  // ArgumentError naming the accepted names
 
 }  // namespace lstm_native

@@ -39,16 +39,16 @@ inline namespace LSTM_NATIVE_ISA_NS {
 template <class S>
 struct StepIO {
   Index n = 0, H = 0;
-  const S* x = nullptr;      // [n, D_l] input rows; null: `gates` already holds x W_ihᵀ + b_ih
-  S* gates = nullptr;        // [n, G*H] in: x W_ihᵀ + b_ih; out: the activated gates
-  S* gh = nullptr;           // [n, G*H] h_{t-1} W_hhᵀ + b_hh (written by the step)
-  const S* h_prev = nullptr; // [n, H]
-  const S* c_prev = nullptr; // [n, H] (cells with a cell state)
-  S* h = nullptr;            // [n, H] h_t
-  S* c = nullptr;            // [n, H] c_t; may be c_prev itself (updated in place, streams)
-  S* extra = nullptr;        // [n, kExtra*H] saved for backward
-  S* scratch = nullptr;      // [n, kScratch*H] the cell's own temporaries (gc)
-  const S* cw = nullptr;     // [kCellParams*H] the cell's parameter vectors (peepholes)
+  const S* x = nullptr;       // [n, D_l] input rows; null: `gates` already holds x W_ihᵀ + b_ih
+  S* gates = nullptr;         // [n, G*H] in: x W_ihᵀ + b_ih; out: the activated gates
+  S* gh = nullptr;            // [n, G*H] h_{t-1} W_hhᵀ + b_hh (written by the step)
+  const S* h_prev = nullptr;  // [n, H]
+  const S* c_prev = nullptr;  // [n, H] (cells with a cell state)
+  S* h = nullptr;             // [n, H] h_t
+  S* c = nullptr;             // [n, H] c_t; may be c_prev itself (updated in place, streams)
+  S* extra = nullptr;         // [n, kExtra*H] saved for backward
+  S* scratch = nullptr;       // [n, kScratch*H] the cell's own temporaries (gc)
+  const S* cw = nullptr;      // [kCellParams*H] the cell's parameter vectors (peepholes)
   const PackedMatrix<S>* w_ch = nullptr;  // W_chᵀ [H, H] packed (kCellGemm cells)
 };
 
@@ -56,38 +56,38 @@ struct StepIO {
 template <class S>
 struct StepGrad {
   Index n = 0, H = 0;
-  S* gates = nullptr;        // [n, G*H] in: activated gates; out: dL/dgx
-  S* dgh = nullptr;          // [n, G*H] out: dL/dgh (kSeparateGh; otherwise == gates)
-  const S* extra = nullptr;  // [n, kExtra*H] what forward saved
-  const S* h_prev = nullptr; // [n, H] h_{t-1}
-  const S* c_prev = nullptr; // [n, H] c_{t-1}
-  const S* h = nullptr;      // [n, H] h_t
-  const S* c = nullptr;      // [n, H] c_t
-  S* dh = nullptr;           // [n, H] in: dL/dh_t; the step then overwrites it with dL/dh_{t-1}
-  S* dc = nullptr;           // [n, H] in: dL/dc_t; out: dL/dc_{t-1} (cells with a cell state)
-  S* dh_prev = nullptr;      // [n, H] out: the direct part of dL/dh_{t-1}
-  const S* cw = nullptr;     // [kCellParams*H] peepholes
-  S* dcw = nullptr;          // [kCellParams*H] their gradient (+=)
-  S* dc_total = nullptr;     // [n, H] out if not null: the complete dL/dc_t (diagnostics)
+  S* gates = nullptr;         // [n, G*H] in: activated gates; out: dL/dgx
+  S* dgh = nullptr;           // [n, G*H] out: dL/dgh (kSeparateGh; otherwise == gates)
+  const S* extra = nullptr;   // [n, kExtra*H] what forward saved
+  const S* h_prev = nullptr;  // [n, H] h_{t-1}
+  const S* c_prev = nullptr;  // [n, H] c_{t-1}
+  const S* h = nullptr;       // [n, H] h_t
+  const S* c = nullptr;       // [n, H] c_t
+  S* dh = nullptr;            // [n, H] in: dL/dh_t; the step then overwrites it with dL/dh_{t-1}
+  S* dc = nullptr;            // [n, H] in: dL/dc_t; out: dL/dc_{t-1} (cells with a cell state)
+  S* dh_prev = nullptr;       // [n, H] out: the direct part of dL/dh_{t-1}
+  const S* cw = nullptr;      // [kCellParams*H] peepholes
+  S* dcw = nullptr;           // [kCellParams*H] their gradient (+=)
+  S* dc_total = nullptr;      // [n, H] out if not null: the complete dL/dc_t (diagnostics)
   const PackedMatrix<S>* w_ch = nullptr;  // W_ch [H, H] packed (kCellGemm cells)
 };
 
 // Defaults every cell inherits; a cell overrides what it uses.
 struct CellTraits {
-  static constexpr int kExtra = 0;                 // values per row saved besides the gates
-  static constexpr int kScratch = 0;               // values per row of temporaries (StepIO)
-  static constexpr bool kSeparateGh = false;       // dL/dgh differs from dL/dgx
-  static constexpr int kCellParams = 0;            // [H] parameter vectors (peepholes)
-  static constexpr bool kCellGemm = false;         // a weight_ch [H, H] read through c
+  static constexpr int kExtra = 0;            // values per row saved besides the gates
+  static constexpr int kScratch = 0;          // values per row of temporaries (StepIO)
+  static constexpr bool kSeparateGh = false;  // dL/dgh differs from dL/dgx
+  static constexpr int kCellParams = 0;       // [H] parameter vectors (peepholes)
+  static constexpr bool kCellGemm = false;    // a weight_ch [H, H] read through c
   // The pointwise math of unit j reads only unit j of every input (no [H] parameter vectors,
   // no product mixing the units): a step may run it on a slice of the units (step.hpp).
   static constexpr bool kUnitwise = true;
-  static constexpr int kForgetBlock = -1;          // block of a forget gate (for its bias init)
+  static constexpr int kForgetBlock = -1;  // block of a forget gate (for its bias init)
   static constexpr Keep kKeep = Keep::kNone;
   // Where a trace finds the activated gates: 0 = the gates buffer; cells with one block that
   // keep no activation there report their state instead: 1 = h (RNN), 2 = c (ungated).
   static constexpr int kTraceFrom = 0;
-  static std::string blocks() { return ""; }       // gate block names, one letter each
+  static std::string blocks() { return ""; }  // gate block names, one letter each
 
   // dW_ch += ... after the time loop (kCellGemm cells): dgx [T*n, G*H] (dL/dgx of every step),
   // cs [T+1, n, H] (c_{-1} .. c_{T-1}). Nothing for the others.
@@ -125,7 +125,7 @@ struct LstmFamily : CellTraits {
   static constexpr int kForgetBlock = kOwnF ? kBlockF : -1;
   static constexpr bool kHasCell = true;
   static constexpr int kCellParams = kPeep ? 3 : 0;  // w_ci, w_cf, w_co
-  static constexpr bool kUnitwise = !kPeep;  // the peepholes are [H] vectors
+  static constexpr bool kUnitwise = !kPeep;          // the peepholes are [H] vectors
   static constexpr Keep kKeep = kOwnF      ? Keep::kForget
                                 : kCoupled ? Keep::kOneMinusInput
                                            : Keep::kOne;
@@ -541,21 +541,32 @@ template <class F>
 decltype(auto) dispatch_cell(CellKind k, F&& f) {
   //                                    kI     kF     coupled kO     g act  h act  peep
   switch (k) {
-    case CellKind::kLstm: return f(LstmCell{});
-    case CellKind::kGru: return f(GruCell{});
-    case CellKind::kRnnTanh: return f(RnnCell<false>{});
-    case CellKind::kRnnRelu: return f(RnnCell<true>{});
-    case CellKind::kLstmPeephole: return f(LstmFamily<true, true, false, true, true, true, true>{});
-    case CellKind::kLstm1997: return f(LstmFamily<true, false, false, true, true, true, false>{});
-    case CellKind::kCifg: return f(LstmFamily<true, true, true, true, true, true, false>{});
-    case CellKind::kNoInputGate: return f(LstmFamily<false, true, false, true, true, true, false>{});
-    case CellKind::kNoOutputGate: return f(LstmFamily<true, true, false, false, true, true, false>{});
+    case CellKind::kLstm:
+      return f(LstmCell{});
+    case CellKind::kGru:
+      return f(GruCell{});
+    case CellKind::kRnnTanh:
+      return f(RnnCell<false>{});
+    case CellKind::kRnnRelu:
+      return f(RnnCell<true>{});
+    case CellKind::kLstmPeephole:
+      return f(LstmFamily<true, true, false, true, true, true, true>{});
+    case CellKind::kLstm1997:
+      return f(LstmFamily<true, false, false, true, true, true, false>{});
+    case CellKind::kCifg:
+      return f(LstmFamily<true, true, true, true, true, true, false>{});
+    case CellKind::kNoInputGate:
+      return f(LstmFamily<false, true, false, true, true, true, false>{});
+    case CellKind::kNoOutputGate:
+      return f(LstmFamily<true, true, false, false, true, true, false>{});
     case CellKind::kNoInputActivation:
       return f(LstmFamily<true, true, false, true, false, true, false>{});
     case CellKind::kNoOutputActivation:
       return f(LstmFamily<true, true, false, true, true, false, false>{});
-    case CellKind::kUngated: return f(UngatedCell{});
-    case CellKind::kCellAsInput: return f(CellAsInputCell{});
+    case CellKind::kUngated:
+      return f(UngatedCell{});
+    case CellKind::kCellAsInput:
+      return f(CellAsInputCell{});
   }
   throw ArgumentError("unknown cell kind");
 }

@@ -24,11 +24,16 @@ enum class Solver { kSgd, kAdam, kAdamW, kRmsprop };
 
 inline const char* loss_name(LossKind k) {
   switch (k) {
-    case LossKind::kMse: return "mse";
-    case LossKind::kSoftmax: return "softmax";
-    case LossKind::kAbsolute: return "absolute_error";
-    case LossKind::kHuber: return "huber";
-    case LossKind::kQuantile: return "quantile";
+    case LossKind::kMse:
+      return "mse";
+    case LossKind::kSoftmax:
+      return "softmax";
+    case LossKind::kAbsolute:
+      return "absolute_error";
+    case LossKind::kHuber:
+      return "huber";
+    case LossKind::kQuantile:
+      return "quantile";
   }
   return "?";
 }
@@ -44,10 +49,14 @@ inline LossKind parse_loss(const std::string& s) {
 constexpr Index kMaxQuantiles = 99;
 inline const char* solver_name(Solver s) {
   switch (s) {
-    case Solver::kSgd: return "sgd";
-    case Solver::kAdam: return "adam";
-    case Solver::kAdamW: return "adamw";
-    case Solver::kRmsprop: return "rmsprop";
+    case Solver::kSgd:
+      return "sgd";
+    case Solver::kAdam:
+      return "adam";
+    case Solver::kAdamW:
+      return "adamw";
+    case Solver::kRmsprop:
+      return "rmsprop";
   }
   return "?";
 }
@@ -69,9 +78,9 @@ struct ModelConfig {
   bool bias = true, bidirectional = false, return_sequences = false;
   double dropout = 0.0;
   LossKind loss = LossKind::kMse;
-  double huber_delta = 1.0;        // loss "huber": quadratic within ±δ, linear beyond
-  std::vector<double> quantiles;   // loss "quantile": levels in (0, 1), increasing (others
-                                   // ignore them)
+  double huber_delta = 1.0;       // loss "huber": quadratic within ±δ, linear beyond
+  std::vector<double> quantiles;  // loss "quantile": levels in (0, 1), increasing (others
+                                  // ignore them)
 
   Index dirs() const { return bidirectional ? 2 : 1; }
   // What the head reads per step. (Sizes are plain Index arithmetic once check_fits() passed.)

@@ -41,8 +41,8 @@ struct ParamLayout {
     Index size() const { return cols ? rows * cols : rows; }
   };
   struct Unit {
-    Index in;                 // D_l
-    Index w_ih, w_hh;         // offsets
+    Index in;                    // D_l
+    Index w_ih, w_hh;            // offsets
     Index b_ih = -1, b_hh = -1;  // offsets, -1 without bias
     Index cw = -1;               // the cell's [H] parameter vectors, -1 if none
     Index w_ch = -1;             // W_ch, -1 if the cell has no cell GEMM

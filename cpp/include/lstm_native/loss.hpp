@@ -34,7 +34,10 @@ inline namespace LSTM_NATIVE_ISA_NS {
 class HeadLoss {
  public:
   explicit HeadLoss(const ModelConfig& c)
-      : kind_(c.loss), O_(c.output_size), Q_(c.num_quantiles()), delta_(c.huber_delta),
+      : kind_(c.loss),
+        O_(c.output_size),
+        Q_(c.num_quantiles()),
+        delta_(c.huber_delta),
         q_(c.quantiles.data()) {}
 
   // The normalizer of a batch whose rows' weights sum to wsum.

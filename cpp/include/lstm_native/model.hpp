@@ -137,8 +137,8 @@ class Model final : public ModelApi<S> {
   // logits [rows, O] = feat [rows, dirs*H] · head.weightᵀ + head.bias.
   void head(const S* params, const S* feat, Index rows, S* logits) const;
   // The rollout of one chunk of B sequences (len_ set): see rollout().
-  void rollout_chunk(const S* params, const S* X, Index B, Index T, Index horizon,
-                     const S* future, const std::vector<Feedback>& feedback, S* out);
+  void rollout_chunk(const S* params, const S* X, Index B, Index T, Index horizon, const S* future,
+                     const std::vector<Feedback>& feedback, S* out);
   // Loss of the last forward against Y ([B, O] / [B, T, O] / class indices), and if grad, its
   // gradient (+= into grad) through the head and all layers.
   double loss_backward(const S* params, const S* Y, const S* sw, double alpha, S* grad, Call call);
@@ -158,7 +158,7 @@ class Model final : public ModelApi<S> {
   std::vector<std::int64_t> len_;  // [B]
   std::vector<Buffer<S>> drop_in_, drop_mask_, rev_in_, yf_, yr_, cat_, hT_;
   std::vector<const S*> layer_in_, layer_out_;  // [L]: what each layer read / produced
-  std::vector<bool> dropped_;                    // [L]: dropout applied to layer l's input
+  std::vector<bool> dropped_;                   // [L]: dropout applied to layer l's input
   Buffer<S> feat_buf_, logits_, dlogits_, dfeat_, dout_, dyf_, dyr_, dxf_, dxr_, dhT_;
   Buffer<S> grad_, xb_, yb_, swb_;
   Buffer<S> step_h_, step_c_, step_gx_, step_gh_, step_extra_, step_scratch_, step_x_;

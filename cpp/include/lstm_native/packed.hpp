@@ -102,12 +102,24 @@ class PackedMatrix {
         const S* aq = a + r * lda;
         S* oq = out + r * ldo + (j - j0) * kP;  // this block's first output column
         switch (rb) {
-          case 6: block_cb<6>(cb, aq, lda, oq, ldo, j, acc_out); break;
-          case 5: block_cb<5>(cb, aq, lda, oq, ldo, j, acc_out); break;
-          case 4: block_cb<4>(cb, aq, lda, oq, ldo, j, acc_out); break;
-          case 3: block_cb<3>(cb, aq, lda, oq, ldo, j, acc_out); break;
-          case 2: block_cb<2>(cb, aq, lda, oq, ldo, j, acc_out); break;
-          default: block_cb<1>(cb, aq, lda, oq, ldo, j, acc_out); break;
+          case 6:
+            block_cb<6>(cb, aq, lda, oq, ldo, j, acc_out);
+            break;
+          case 5:
+            block_cb<5>(cb, aq, lda, oq, ldo, j, acc_out);
+            break;
+          case 4:
+            block_cb<4>(cb, aq, lda, oq, ldo, j, acc_out);
+            break;
+          case 3:
+            block_cb<3>(cb, aq, lda, oq, ldo, j, acc_out);
+            break;
+          case 2:
+            block_cb<2>(cb, aq, lda, oq, ldo, j, acc_out);
+            break;
+          default:
+            block_cb<1>(cb, aq, lda, oq, ldo, j, acc_out);
+            break;
         }
         r += rb;
       }
@@ -131,10 +143,18 @@ class PackedMatrix {
   template <int RB>
   void block_cb(Index cb, const S* a, Index lda, S* out, Index ldo, Index j, bool acc_out) const {
     switch (cb) {
-      case 4: block<RB, 4>(a, lda, out, ldo, j, acc_out); break;
-      case 3: block<RB, 3>(a, lda, out, ldo, j, acc_out); break;
-      case 2: block<RB, 2>(a, lda, out, ldo, j, acc_out); break;
-      default: block<RB, 1>(a, lda, out, ldo, j, acc_out); break;
+      case 4:
+        block<RB, 4>(a, lda, out, ldo, j, acc_out);
+        break;
+      case 3:
+        block<RB, 3>(a, lda, out, ldo, j, acc_out);
+        break;
+      case 2:
+        block<RB, 2>(a, lda, out, ldo, j, acc_out);
+        break;
+      default:
+        block<RB, 1>(a, lda, out, ldo, j, acc_out);
+        break;
     }
   }
 

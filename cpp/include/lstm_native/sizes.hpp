@@ -32,7 +32,7 @@ struct RunShape {
 
 // Elements of each buffer of one part (see the table above; 0 = not needed).
 struct PartSizes {
-  Count x_tm, hs, cs, gates, extra, gh, scratch;             // forward
+  Count x_tm, hs, cs, gates, extra, gh, scratch;              // forward
   Count dy_a, dy_b, dgh, dh, dc, dh_prev, dc_total, dparams;  // backward
   Count forward_total() const { return x_tm + hs + cs + gates + extra + gh + scratch; }
   Count backward_total() const {
@@ -43,7 +43,9 @@ struct PartSizes {
 // Parts of a batch of B sequences of T steps (1 or 2, from the sizes only) and the rows of
 // part q (the sorted rows q, q+P, q+2P, ...).
 Index num_parts(const RunShape& s, Index B, Index T);
-inline Index part_rows(Index B, Index P, Index q) { return (B - q + P - 1) / P; }
+inline Index part_rows(Index B, Index P, Index q) {
+  return (B - q + P - 1) / P;
+}
 PartSizes part_sizes(const RunShape& s, Index n, Index T, Index P, const RunNeeds& needs);
 // Scalars a run's workspace holds after a call on B sequences of T steps (forward, and the
 // backward's buffers too when needs.train). 0 for an empty call.
@@ -64,8 +66,8 @@ struct ModelSizes {
   Count feat, logits, dlogits, dfeat, dout, dxf, dxr, dyf, dyr, dhT, grad, xb, yb, swb;
   Count step_h, step_c, step_gx, step_gh, step_extra, step_scratch, step_x;  // rollout
   Count total() const {
-    return feat + logits + dlogits + dfeat + dout + dxf + dxr + dyf + dyr + dhT + grad + xb +
-           yb + swb + step_h + step_c + step_gx + step_gh + step_extra + step_scratch + step_x;
+    return feat + logits + dlogits + dfeat + dout + dxf + dxr + dyf + dyr + dhT + grad + xb + yb +
+           swb + step_h + step_c + step_gx + step_gh + step_extra + step_scratch + step_x;
   }
 };
 LayerSizes layer_sizes(const ModelConfig& c, Index l, Index B, Index T, Call call);

@@ -96,8 +96,8 @@ class Run {
   struct Part {
     Index r0 = 0, n = 0;        // sorted rows r0, r0 + P, r0 + 2P, ... (n of them)
     std::vector<Index> active;  // [T]: rows still running at step t (a prefix)
-    Buffer<S> x_tm, hs, cs, gates, extra, gh, scratch, dgh, dy_a, dy_b, dh, dc, dh_prev,
-        dc_total, dparams;
+    Buffer<S> x_tm, hs, cs, gates, extra, gh, scratch, dgh, dy_a, dy_b, dh, dc, dh_prev, dc_total,
+        dparams;
   };
   Index l0_ = 0, l1_ = 0, d_ = 0;
   Index B_ = 0, T_ = 0;
@@ -150,8 +150,8 @@ class Stack {
   // Forward over x [B, T, D_l0] with the weights of the last pack_forward(). lengths, h0, c0
   // may be null (all T; zeros). Writes, where not null, y [B, T, H], hT and cT [Lr, B, H].
   // With `train`, keeps what backward needs.
-  void forward(Run<S>& run, const S* x, Index B, Index T, const std::int64_t* lengths,
-               const S* h0, const S* c0, S* y, S* hT, S* cT, bool train);
+  void forward(Run<S>& run, const S* x, Index B, Index T, const std::int64_t* lengths, const S* h0,
+               const S* c0, S* y, S* hT, S* cT, bool train);
 
   // Backward through time for the run's last (training) forward with the same params, once:
   // it overwrites what the forward saved, so a second backward (or a trace) needs a new
@@ -159,8 +159,8 @@ class Stack {
   // (zero). Adds the parameter gradients into dparams (+=, layout(): the run's units only);
   // writes dx [B, T, D], dh0 and dc0 [Lr, B, H] where not null, and for diagnostics dhs, dcs
   // [Lr, B, T, H]: dL/dh_t and dL/dc_t of every layer and step (zero past each length).
-  void backward(Run<S>& run, const S* params, const S* dy, const S* dhT, const S* dcT,
-                S* dparams, S* dx, S* dh0, S* dc0, S* dhs = nullptr, S* dcs = nullptr);
+  void backward(Run<S>& run, const S* params, const S* dy, const S* dhT, const S* dcT, S* dparams,
+                S* dx, S* dh0, S* dc0, S* dhs = nullptr, S* dcs = nullptr);
 
   // After a training forward and before its backward (which overwrites the gates): the
   // activated gates [Lr, B, T, G*H] and the states h, c [Lr, B, T, H] of every layer and
@@ -172,8 +172,8 @@ class Stack {
   struct Args {  // one call's arrays, as given (batch-first, original order); null = absent
     const S *params = nullptr, *x = nullptr, *h0 = nullptr, *c0 = nullptr, *dy = nullptr,
             *dhT = nullptr, *dcT = nullptr;
-    S *y = nullptr, *hT = nullptr, *cT = nullptr, *dparams = nullptr, *dx = nullptr,
-      *dh0 = nullptr, *dc0 = nullptr, *dhs = nullptr, *dcs = nullptr;
+    S *y = nullptr, *hT = nullptr, *cT = nullptr, *dparams = nullptr, *dx = nullptr, *dh0 = nullptr,
+      *dc0 = nullptr, *dhs = nullptr, *dcs = nullptr;
   };
 
   template <class Cell>
@@ -230,8 +230,8 @@ class Recurrent final : public RecurrentApi<S> {
     stack_.pack_forward(params);
     stack_.forward(run_, x, B, T, lengths, h0, c0, y, hT, cT, train);
   }
-  void backward(const S* params, const S* dy, const S* dhT, const S* dcT, S* dparams, S* dx,
-                S* dh0, S* dc0, S* dhs, S* dcs) override {
+  void backward(const S* params, const S* dy, const S* dhT, const S* dcT, S* dparams, S* dx, S* dh0,
+                S* dc0, S* dhs, S* dcs) override {
     stack_.backward(run_, params, dy, dhT, dcT, dparams, dx, dh0, dc0, dhs, dcs);
   }
   void trace(S* gates, S* h, S* c) const override { stack_.trace(run_, gates, h, c); }
