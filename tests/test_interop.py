@@ -629,6 +629,35 @@ def test_dask_fit_per_group_equals_local(dask_client):
         np.testing.assert_array_equal(fitted[key].params_, local.params_)
         np.testing.assert_array_equal(fitted[key].predict(X), local.predict(X))
     with pytest.raises(ValueError, match="group 'bad'"):
-        fit_per_group(dask_client, est, {"bad": (groups["shop0"][0],)})
+        fit_per_group(dask_client, est, {"bad": groups["shop0"] * 2})
+    with pytest.raises(ValueError, match="group 'bad'"):
+        fit_per_group(dask_client, est, {"bad": X})
     with pytest.raises(ValueError):
         fit_per_group(dask_client, est, {"mismatch": (groups["shop0"][0], np.zeros(3))})
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_dask_forecaster_per_series_equals_local(dask_client):
+    """One LSTMForecaster per series on the cluster (a series per shop), as run locally."""
+    from sklearn.base import clone
+
+    from lstm_native import LSTMForecaster
+    from lstm_native.interop.dask import fit_per_group
+
+    rng = np.random.default_rng(0)
+    t = np.arange(60)
+    series = {
+        f"shop{i}": 50 + i * t * 0.3 + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, 60)
+        for i in range(3)
+    }
+    covariate = np.sin(np.arange(60) / 3.0)[:, None]
+    groups = {key: (y,) for key, y in series.items()}
+    groups["shop_x"] = (series["shop0"], covariate)  # (y, X): with a covariate
+    est = LSTMForecaster(n_ensemble=1, hidden_size=8, num_layers=1, max_iter=5, random_state=0)
+    fitted = fit_per_group(dask_client, est, groups)
+    assert list(fitted) == list(groups)
+    future = np.sin(np.arange(60, 66) / 3.0)[:, None]
+    for key, args in groups.items():
+        local = clone(est).fit(*args)
+        kw = {"X_future": future} if len(args) == 2 else {}
+        np.testing.assert_array_equal(fitted[key].predict(6, **kw), local.predict(6, **kw))

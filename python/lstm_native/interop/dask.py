@@ -6,7 +6,8 @@ process they run in, so the two usual patterns need nothing from lstm_native:
 * hyperparameter search: ``with joblib.parallel_backend("dask"): GridSearchCV(...).fit(X, y)``
   with a ``distributed.Client`` open runs the candidate fits on the cluster; with an integer
   ``random_state`` the scores, the best parameters and the refitted model equal a local run;
-* one model per group of data (a series per shop, a sensor per machine): :func:`fit_per_group`.
+* one model per group of data (a series per shop, a sensor per machine): :func:`fit_per_group`,
+  for the estimators (``(X, y)`` per group) and for LSTMForecaster (``(y,)`` or ``(y, X)``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def fit_per_group(client: Any, estimator: Any, groups: Mapping, *, retries: int 
     """Fit one clone of ``estimator`` per group on the cluster of ``client`` and return
     ``{key: fitted estimator}`` in the order of ``groups``.
 
-    ``groups``: ``{key: (X, y)}`` or ``{key: (X, y, sample_weight)}``. Each group's data is
+    ``groups``: ``{key: args}``, the positional arguments of ``fit``: ``(X, y)`` or
+    ``(X, y, sample_weight)`` for an estimator, ``(y,)`` or ``(y, X)`` for an LSTMForecaster
+    (each group a series, or a panel of its own). Each group's data is
     sent to the cluster once (``client.scatter``); the fits run in parallel as independent tasks
     (``client.submit``, ``pure=False``: a refit is not served from Dask's cache). With an integer
     ``random_state`` each result equals ``clone(estimator).fit(X, y)`` run locally. The first
@@ -35,8 +38,11 @@ def fit_per_group(client: Any, estimator: Any, groups: Mapping, *, retries: int 
     if not isinstance(groups, Mapping):
         raise TypeError(f"groups must be a mapping {{key: (X, y)}}, got {type(groups).__name__}")
     for key, data in groups.items():
-        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
-            raise ValueError(f"group {key!r} must be (X, y) or (X, y, sample_weight)")
+        if not isinstance(data, (tuple, list)) or not 1 <= len(data) <= 3:
+            raise ValueError(
+                f"group {key!r} must be a tuple of fit's arguments: (X, y) or "
+                "(X, y, sample_weight) for an estimator, (y,) or (y, X) for a forecaster"
+            )
     futures = {}
     for key, data in groups.items():
         remote = client.scatter(list(data))  # a future per array, resolved on the worker
