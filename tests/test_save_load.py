@@ -23,7 +23,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import lstm_native
-from lstm_native import LSTMClassifier, LSTMRegressor, _npz, _persist
+from lstm_native import LSTMClassifier, LSTMRegressor, _npz, _persist, _persist_schema
 from lstm_native._state import STATE_SCHEMA, TrainState
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -501,9 +501,9 @@ def test_every_field_of_the_training_state_has_its_place_in_a_file():
         assert schema.kind in ("int", "float", "floats", "floats by name"), name
         if schema.kind == "int":
             assert math.isfinite(schema.low) and math.isfinite(schema.high), name
-    v1 = set(_persist._V1_NAMES.values())
+    v1 = set(_persist_schema._V1_NAMES.values())
     assert v1 == set(TrainState.ARRAYS) | set(TrainState.SCALARS)
-    assert set(_persist._V1_DEFAULTS) <= set(TrainState.SCALARS)
+    assert set(_persist_schema._V1_DEFAULTS) <= set(TrainState.SCALARS)
 
 
 @pytest.mark.parametrize("early_stopping", [False, True])

@@ -6,7 +6,6 @@ prediction, streaming and saving."""
 from __future__ import annotations
 
 import copy
-import inspect
 import warnings
 from dataclasses import replace
 from numbers import Integral, Real
@@ -32,7 +31,7 @@ from ._network import (
     head_width,
     loss_config,
 )
-from ._state import FittedModel, TrainState
+from ._state import FittedModel, TrainState, fitted_properties
 from ._validation import (
     Sequences,
     apply_layout,
@@ -59,37 +58,6 @@ _REGRESSOR_LOSSES = {
     "quantile": "quantile",
 }
 _DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
-
-
-def _signature_with(init: Any, **keywords: Any) -> inspect.Signature:
-    """``init``'s signature with keyword-only parameters (name=default) appended.
-    scikit-learn reads an estimator's parameters from the signature of its ``__init__``, which
-    must not hide them in ``**kwargs``: a subclass that adds parameters of its own (and passes
-    the shared ones on as ``**kwargs``) shows the base class's signature plus its own, so that
-    the shared parameters are listed once, in _BaseRecurrentEstimator.__init__."""
-    sig = inspect.signature(init)
-    extra = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-        for name, default in keywords.items()
-    ]
-    return sig.replace(parameters=[*sig.parameters.values(), *extra])
-
-
-_FITTED_ATTRS = {  # the read-only fitted attributes: views of the one FittedModel
-    "loss_": lambda f: f.state.loss,
-    "loss_curve_": lambda f: f.state.loss_curve,
-    "validation_scores_": lambda f: f.state.validation_scores,
-    "best_validation_score_": lambda f: f.state.best_validation_score,
-    "best_loss_": lambda f: f.state.best_loss,
-    "n_iter_": lambda f: f.state.n_iter,
-    "t_": lambda f: f.state.t,
-    "learning_rate_": lambda f: f.state.lr,
-    "n_features_in_": lambda f: f.input.n_features_in,
-    "n_outputs_": lambda f: f.n_outputs,
-    "network_config_": lambda f: {
-        k: list(v) if isinstance(v, list) else v for k, v in f.config.items()
-    },
-}
 
 
 # The public estimator classes by name (what a saved file names), filled as they are defined.
@@ -710,19 +678,9 @@ class _BaseRecurrentEstimator(BaseEstimator):
         return est
 
 
-def _fitted_property(name: str) -> property:
-    def get(self: Any) -> Any:
-        fitted = self.__dict__.get("_fitted")
-        if fitted is None:  # hasattr() is False before fit, as scikit-learn expects
-            raise AttributeError(f"{type(self).__name__} is not fitted: it has no {name}")
-        return _FITTED_ATTRS[name](fitted)
-
-    return property(get, doc=f"(fitted) see the class docstring: {name}")
+for _name, _prop in fitted_properties().items():
+    setattr(_BaseRecurrentEstimator, _name, _prop)
+del _name, _prop
 
 
-for _attr in _FITTED_ATTRS:
-    setattr(_BaseRecurrentEstimator, _attr, _fitted_property(_attr))
-del _attr
-
-
-__all__ = ["ESTIMATORS", "_BaseRecurrentEstimator", "_signature_with"]
+__all__ = ["ESTIMATORS", "_BaseRecurrentEstimator"]

@@ -1,6 +1,26 @@
 """The estimators' shared docstring text (one definition for the regressor and the
 classifier; formatted with the score, the metric and the extra parameters and attributes)."""
 
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+
+def _signature_with(init: Any, **keywords: Any) -> inspect.Signature:
+    """``init``'s signature with keyword-only parameters (name=default) appended.
+    scikit-learn reads an estimator's parameters from the signature of its ``__init__``, which
+    must not hide them in ``**kwargs``: a subclass that adds parameters of its own (and passes
+    the shared ones on as ``**kwargs``) shows the base class's signature plus its own, so that
+    the shared parameters are listed once, in _BaseRecurrentEstimator.__init__."""
+    sig = inspect.signature(init)
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in keywords.items()
+    ]
+    return sig.replace(parameters=[*sig.parameters.values(), *extra])
+
+
 _PARAMETERS_DOC = """
     Parameters
     ----------

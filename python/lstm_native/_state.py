@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -234,4 +234,41 @@ class FittedModel:
         return replace(self, config=dict(self.config), state=self.state.copy())
 
 
-__all__ = ["FittedModel", "InputSpec", "TrainState"]
+# ---------------------------------------------------------------------------------------------
+# the estimators' fitted attributes
+# ---------------------------------------------------------------------------------------------
+_FITTED_ATTRS = {  # the read-only fitted attributes: views of the one FittedModel
+    "loss_": lambda f: f.state.loss,
+    "loss_curve_": lambda f: f.state.loss_curve,
+    "validation_scores_": lambda f: f.state.validation_scores,
+    "best_validation_score_": lambda f: f.state.best_validation_score,
+    "best_loss_": lambda f: f.state.best_loss,
+    "n_iter_": lambda f: f.state.n_iter,
+    "t_": lambda f: f.state.t,
+    "learning_rate_": lambda f: f.state.lr,
+    "n_features_in_": lambda f: f.input.n_features_in,
+    "n_outputs_": lambda f: f.n_outputs,
+    "network_config_": lambda f: {
+        k: list(v) if isinstance(v, list) else v for k, v in f.config.items()
+    },
+}
+
+
+def _fitted_property(name: str) -> property:
+    """A read-only estimator attribute that reads ``name`` from the estimator's FittedModel."""
+
+    def get(self: Any) -> Any:
+        fitted = self.__dict__.get("_fitted")
+        if fitted is None:  # hasattr() is False before fit, as scikit-learn expects
+            raise AttributeError(f"{type(self).__name__} is not fitted: it has no {name}")
+        return _FITTED_ATTRS[name](fitted)
+
+    return property(get, doc=f"(fitted) see the class docstring: {name}")
+
+
+def fitted_properties() -> dict:
+    """{name: property} for every fitted attribute of the estimators (_base installs them)."""
+    return {name: _fitted_property(name) for name in _FITTED_ATTRS}
+
+
+__all__ = ["FittedModel", "InputSpec", "TrainState", "fitted_properties"]

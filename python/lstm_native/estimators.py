@@ -79,9 +79,8 @@ from ._base import (
     _REGRESSOR_LOSSES,
     ESTIMATORS,
     _BaseRecurrentEstimator,
-    _signature_with,
 )
-from ._docs import _PARAMETERS_DOC, _REGRESSOR_LOSS_DOC
+from ._docs import _PARAMETERS_DOC, _REGRESSOR_LOSS_DOC, _signature_with
 from ._engine import Dataset, check_outputs
 from ._network import core_config, head_width, loss_config
 from ._state import InputSpec
