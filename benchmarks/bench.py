@@ -807,18 +807,27 @@ SECTION_RUNNERS = {
 # ---------------------------------------------------------------------------------------------
 
 
+_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
 def machine_header() -> str:
+    """The CPU model, its flags that matter here, the kernel set the core chose, versions."""
     cpu = platform.processor() or platform.machine()
+    flags: set = set()
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+            lines = f.read().splitlines()
+        cpu = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), cpu)
+        flags = set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
     info = lstm_native.build_info()
     ort_v = ort.__version__ if ort is not None else "not installed"
+    have = ", ".join(f for f in _FLAGS_OF_INTEREST if f in flags) or "none of interest"
     return (
-        f"Machine: {cpu}, {os.cpu_count()} cores. Versions: Python "
+        f"Machine: {cpu}, {os.cpu_count()} cores (flags: {have}). Versions: Python "
         f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
         f"onnxruntime {ort_v}, lstm_native {lstm_native.__version__} "
-        f"(SIMD: {info['simd']}). Date: {datetime.date.today().isoformat()}."
+        f"(kernel set: {info.get('isa', '?')} of {', '.join(info.get('isa_compiled', []))}; "
+        f"SIMD: {info['simd']}). Date: {datetime.date.today().isoformat()}."
     )
 
 

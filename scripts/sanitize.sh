@@ -115,8 +115,8 @@ else
   # sanitizer build rounds differently; both pass under the optimized build).
   args=(tests/test_core.py tests/test_core_api.py tests/test_variants.py tests/test_rollout.py
         tests/test_estimators.py tests/test_losses.py tests/test_demo.py tests/test_robustness.py
-        tests/test_save_load.py tests/test_properties.py -k "not grid_search and not faster_than
-        and not version_1_files_load_as_before and not exploding_rnn_finite")
+        tests/test_save_load.py tests/test_properties.py
+        -k "not grid_search and not faster_than and not version_1_files_load_as_before and not exploding_rnn_finite")
 fi
 start=$(date +%s)
 status=0
