@@ -145,6 +145,31 @@ def test_intervals_are_calibrated_on_known_noise():
     assert 0.6 <= np.mean(hits) <= 0.95, hits
 
 
+def test_calibration_widens_intervals_that_held_out_data_shows_too_narrow():
+    """Noise that grows towards the end of the series: quantiles learned on the (quiet)
+    training windows are too narrow; the held-out calibration widens them to about their
+    nominal coverage, and leaves the point forecast as it is."""
+    rng = np.random.default_rng(3)
+    t = np.arange(90)
+    series = [50 + rng.normal(0, 1, 90) * (0.3 + 3.0 * (t / 90) ** 4) for _ in range(20)]
+    params = dict(
+        season_length=1, horizon=8, n_ensemble=2, max_iter=30, hidden_size=12, num_layers=1,
+        transform="none", random_state=0,
+    )  # fmt: skip
+    cover, point = {}, {}
+    for cal in (False, True):
+        est = LSTMForecaster(calibrate=cal, **params).fit([s[:-8] for s in series])
+        lo, hi = est.predict_interval(8, coverage=0.8)
+        cover[cal] = np.mean([coverage(s[-8:], a, b) for s, a, b in zip(series, lo, hi)])
+        point[cal] = np.asarray(est.predict(8))
+        levels = est.quantile_levels_
+        assert est.interval_factors_[levels.index(0.5)] == 1.0
+        assert min(est.interval_factors_) >= 1.0
+    assert cover[False] < 0.6, cover
+    assert 0.7 <= cover[True] <= 0.97, cover
+    np.testing.assert_array_equal(point[False], point[True])
+
+
 # -- the rollout --------------------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_estimator_rollout_equals_a_python_loop_of_predictions():

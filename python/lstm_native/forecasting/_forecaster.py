@@ -75,6 +75,14 @@ class LSTMForecaster(BaseEstimator):
         (the mean for "squared_error", the median for "absolute_error").
     n_ensemble : int, default=5
         Networks combined by the median.
+    calibrate : bool, default=True
+        Widen the quantiles out of the median to the coverage they had on held-out data: a
+        second ensemble is fitted without the last ``horizon`` points of every series, and
+        each level's distance from the median is scaled by the factor (at least 1) that makes
+        it cover those points as its level says (one-sided split conformal prediction, pooled
+        over series, channels and steps). Doubles the fit time; ``interval_factors_`` holds
+        the factors. Without it the pinball-trained quantiles are usually too narrow: they
+        are fitted on the windows the networks learned.
     cell, hidden_size, num_layers, max_iter, learning_rate_init, batch_size, alpha :
         Of each network (see :class:`~lstm_native.LSTMRegressor`); training stops early on the
         latest windows of each series (validation_fraction) and keeps the best weights.
@@ -99,6 +107,7 @@ class LSTMForecaster(BaseEstimator):
         quantiles: Any = (0.1, 0.5, 0.9),
         loss: str = "quantile",
         n_ensemble: int = 5,
+        calibrate: bool = True,
         cell: str = "lstm",
         hidden_size: int = 32,
         num_layers: int = 2,
@@ -123,6 +132,7 @@ class LSTMForecaster(BaseEstimator):
         self.quantiles = quantiles
         self.loss = loss
         self.n_ensemble = n_ensemble
+        self.calibrate = calibrate
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -164,6 +174,8 @@ class LSTMForecaster(BaseEstimator):
                 f"loss must be 'quantile', 'squared_error', 'absolute_error' or "
                 f"'huber', got {self.loss!r}"
             )
+        if not isinstance(self.calibrate, (bool, np.bool_)):
+            raise ValueError(f"calibrate must be True or False, got {self.calibrate!r}")
         if self.deseasonalize not in ("auto", True, False):
             raise ValueError(
                 f"deseasonalize must be 'auto', True or False, got {self.deseasonalize!r}"
@@ -191,6 +203,13 @@ class LSTMForecaster(BaseEstimator):
         with optional covariates ``X`` (past values here; ``predict`` takes their future)."""
         self._check_params()
         panel = read_y(y, X, id_col=self.id_col, time_col=self.time_col, value_col=self.value_col)
+        self._fit_panel(panel)
+        self.interval_factors_ = [1.0] * len(self.quantile_levels_)
+        if self.calibrate and len(self.quantile_levels_) > 1:
+            self.interval_factors_ = self._calibration_factors(panel)
+        return self
+
+    def _fit_panel(self, panel: Panel) -> None:
         m = (
             self.season_length
             or season_from_freq(panel.freq)
@@ -253,7 +272,57 @@ class LSTMForecaster(BaseEstimator):
         self.cov_stats_ = cov_stats
         self.season_length_, self.horizon_, self.strategy_ = m, h, strategy
         self.quantile_levels_ = self._levels()
-        return self
+
+    def _calibration_factors(self, panel: Panel) -> list:
+        """Per trained level, the factor on its distance from the median that gives it its
+        nominal one-sided coverage on the last horizon_ points of every series, forecast by
+        an ensemble fitted without them (split conformal; 1 for the median, and for every
+        level when the series are too short to hold points out)."""
+        from sklearn.base import clone
+
+        levels, h = self.quantile_levels_, self.horizon_
+        hold = [min(h, n // 4) for n in panel.lengths]
+        cut = Panel(
+            [v[: len(v) - k] for v, k in zip(panel.values, hold)],
+            panel.kind,
+            None
+            if panel.covariates is None
+            else [c[: len(c) - k] for c, k in zip(panel.covariates, hold)],
+        )
+        cal = clone(self).set_params(
+            calibrate=False, verbose=0, horizon=h, season_length=self.season_length_
+        )
+        try:
+            cal._fit_panel(cut)
+        except ValueError:  # too short once the points are held out
+            return [1.0] * len(levels)
+        futures = None
+        if panel.covariates is not None:
+            futures = [c[len(c) - k :] for c, k in zip(panel.covariates, hold)]
+        paths = cal._quantile_paths(max(hold), futures, pad=True)
+        mid = levels.index(0.5)
+        scores: list = [[] for _ in levels]
+        for path, v, k in zip(paths, panel.values, hold):
+            actual, q = v[len(v) - k :], path[:k]  # (k, C), (k, C, Q)
+            med = q[..., mid]
+            for j, lv in enumerate(levels):
+                if j == mid:
+                    continue
+                dist = (med - q[..., j]) if lv < 0.5 else (q[..., j] - med)
+                miss = (med - actual) if lv < 0.5 else (actual - med)
+                ok = dist > 0
+                scores[j].extend((miss[ok] / dist[ok]).tolist())
+        factors = []
+        for j, lv in enumerate(levels):
+            sc = np.sort(np.asarray(scores[j]))
+            if j == mid or len(sc) == 0:
+                factors.append(1.0)
+                continue
+            # the ceil((n + 1) * target) / n empirical quantile of the scores (conformal)
+            target = (1 - lv) if lv < 0.5 else lv
+            rank = min(int(math.ceil((len(sc) + 1) * target)), len(sc)) - 1
+            factors.append(float(max(1.0, sc[rank])))
+        return factors
 
     def _choose_strategy(self, panel: Panel, lookback: int, h: int) -> str:
         if self.strategy != "auto":
@@ -393,18 +462,34 @@ class LSTMForecaster(BaseEstimator):
             )
         cols = [min(range(len(levels)), key=lambda j: abs(levels[j] - q)) for q in wanted]
         futures = read_future(self.panel_, X_future, int(horizon), self.id_col, self.time_col)
+        paths = self._quantile_paths(int(horizon), futures)
+        mid = levels.index(0.5)
+        factors = np.asarray(getattr(self, "interval_factors_", [1.0] * len(levels)))
         preds = []
+        for q in paths:  # (h, C, Q): each level's distance from the median scaled
+            med = q[..., mid : mid + 1]
+            q = np.sort(med + (q - med) * factors, axis=-1)  # levels stay ordered
+            preds.append(q[:, :, cols])
+        return preds, wanted
+
+    def _quantile_paths(self, horizon: int, futures: Optional[list], pad: bool = False) -> list:
+        """Per series, the ensemble's forecast (horizon, C, Q) of every trained level, in the
+        series' units (before calibration). ``futures``: the raw future covariates per series
+        (at least ``horizon`` rows; with ``pad``, shorter ones repeat their last row)."""
+        paths = []
         for i, scaler in enumerate(self.scalers_):
             fut = None
             if futures is not None:
                 mu, sd = self.cov_stats_
-                fut = (futures[i] - mu) / sd
-            member = self._normalized_forecast(i, int(horizon), fut)
+                f = futures[i]
+                if pad and len(f) < horizon:
+                    f = np.concatenate([f, np.repeat(f[-1:], horizon - len(f), axis=0)])
+                fut = (f - mu) / sd
+            member = self._normalized_forecast(i, horizon, fut)
             q = np.median(member, axis=0)  # (h, C, Q)
             q = np.sort(q, axis=-1) + self.z_[i][-1][None, :, None]
-            vals = scaler.denormalize(q[:, :, cols], scaler.n)  # (h, C, len(wanted))
-            preds.append(vals)
-        return preds, wanted
+            paths.append(scaler.denormalize(q, scaler.n))
+        return paths
 
     def predict(self, horizon: int, X_future: Any = None, quantiles: Any = None) -> Any:
         """The next ``horizon`` values of every series, in the form of ``y``: (horizon,) for one

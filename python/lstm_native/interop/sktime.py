@@ -40,6 +40,7 @@ _FORECASTER_PARAMS = [
     "quantiles",
     "loss",
     "n_ensemble",
+    "calibrate",
     "cell",
     "hidden_size",
     "num_layers",
@@ -95,6 +96,7 @@ class SktimeLSTMForecaster(BaseForecaster):
         quantiles=(0.1, 0.5, 0.9),
         loss="quantile",
         n_ensemble=5,
+        calibrate=True,
         cell="lstm",
         hidden_size=32,
         num_layers=2,
@@ -115,6 +117,7 @@ class SktimeLSTMForecaster(BaseForecaster):
         self.quantiles = quantiles
         self.loss = loss
         self.n_ensemble = n_ensemble
+        self.calibrate = calibrate
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
