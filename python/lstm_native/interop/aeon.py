@@ -1,0 +1,109 @@
+"""aeon adapter: :class:`LSTMClassifier` as an aeon classifier, so that it runs in aeon's
+pipelines and benchmarking. Importing this module imports aeon (an optional extra); nothing
+else in lstm_native does.
+
+:class:`AeonLSTMClassifier` takes aeon's ``numpy3D`` collections (n_cases, n_channels,
+n_timepoints), an LSTMClassifier with ``input_layout="nct"`` inside.
+
+There is no aeon forecaster adapter: aeon's forecasters predict one value ``horizon`` steps
+after a series given to ``predict``, which a fitted LSTMForecaster cannot do for a series it
+was not fitted on without refitting. Use the sktime adapter (lstm_native.interop.sktime) for
+forecasting pipelines.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from aeon.classification.base import BaseClassifier
+from sklearn.exceptions import ConvergenceWarning
+
+from ..estimators import LSTMClassifier
+
+__all__ = ["AeonLSTMClassifier"]
+
+
+class AeonLSTMClassifier(BaseClassifier):
+    """LSTMClassifier behind aeon's classifier interface. ``n_jobs`` defaults to 1, as aeon
+    asks of every estimator (-1 or None: all cores); results do not depend on it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lstm_native.interop.aeon import AeonLSTMClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 2, 15))  # 40 cases, 2 channels, 15 timepoints
+    >>> y = np.where(X[:, 0].mean(axis=1) > 0, "up", "down")
+    >>> clf = AeonLSTMClassifier(hidden_size=8, max_iter=30, random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    """
+
+    _tags = {
+        "X_inner_type": "numpy3D",
+        "capability:multivariate": True,
+        "capability:unequal_length": False,
+        "capability:missing_values": False,
+        "non_deterministic": False,
+        "algorithm_type": "deeplearning",
+        "capability:multithreading": True,
+        "python_dependencies": None,
+    }
+
+    def __init__(
+        self,
+        hidden_size=32,
+        num_layers=1,
+        cell="lstm",
+        max_iter=200,
+        learning_rate_init=0.001,
+        batch_size="auto",
+        alpha=0.0001,
+        early_stopping=False,
+        random_state=None,
+        n_jobs=1,
+    ):
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.cell = cell
+        self.max_iter = max_iter
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        super().__init__()
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> AeonLSTMClassifier:
+        est = LSTMClassifier(
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            cell=self.cell,
+            max_iter=self.max_iter,
+            learning_rate_init=self.learning_rate_init,
+            batch_size=self.batch_size,
+            alpha=self.alpha,
+            early_stopping=self.early_stopping,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            input_layout="nct",
+        )
+        with warnings.catch_warnings():  # aeon's checks train for a few epochs on purpose
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.estimator_ = est.fit(np.asarray(X, dtype=np.float32), y)
+        return self
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self.estimator_.predict(np.asarray(X, dtype=np.float32))
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        # columns in the order of self.classes_ (aeon and the estimator both sort them)
+        proba = self.estimator_.predict_proba(np.asarray(X, dtype=np.float32))
+        return np.asarray(proba, dtype=np.float64)
+
+    @classmethod
+    def _get_test_params(cls, parameter_set: str = "default") -> dict:
+        """Small, fast settings for aeon's estimator checks."""
+        return {"hidden_size": 8, "max_iter": 5, "random_state": 0}
