@@ -11,15 +11,21 @@ import lstm_native
 from lstm_native import _core
 
 
-def best(fn, reps=5, inner=3):
-    fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        ts.append((time.perf_counter() - t0) / inner)
-    return min(ts)
+def best(fn, threads, rounds=7, inner=3):
+    """Min over rounds of the mean of `inner` calls, per thread count; the thread counts take
+    turns round by round, so a burst of load elsewhere hits all of them alike."""
+    times = {n: float("inf") for n in threads}
+    for n in threads:  # warm up (buffers, packing, the pool's workers)
+        _core.set_num_threads(n)
+        fn()
+    for _ in range(rounds):
+        for n in threads:
+            _core.set_num_threads(n)
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[n] = min(times[n], (time.perf_counter() - t0) / inner)
+    return [times[n] for n in threads]
 
 
 def main():
@@ -61,10 +67,7 @@ def main():
             layer.forward(X, inference=True)
 
         for what, fn in (("infer", infer), ("train", train)):
-            ts = []
-            for n in threads:
-                _core.set_num_threads(n)
-                ts.append(best(fn))
+            ts = best(fn, threads)
             sp = " ".join(f"{ts[0] / t:.2f}" for t in ts[1:])
             print(
                 f"{what:6} {f'{B}/{T}/{D}/{H}':>14} "

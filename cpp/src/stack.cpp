@@ -300,41 +300,34 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
       S* hn = hp + n * H;
       S* cp = Cell::kHasCell ? cs + t * n * H : nullptr;
       S* cn = Cell::kHasCell ? cp + n * H : nullptr;
-      if (t % tc == 0) {
-        // Gx [m*n, GH] = In [m*n, Din] · W_ihᵀ + b_ih for the m steps of the chunk at once,
-        // with our packed kernel (with Din as small as it usually is, Eigen's GEMM spends more
-        // time packing than multiplying).
-        const Index m = std::min(tc, T - t);
-        const S* in_t = in + t * n * Din;
-        S* gx = gates + (train ? t : 0) * n * GH;
-        if (Cf == 1)
-          w.ih.multiply(in_t, Din, m * n, gx, GH);
-        else  // the same column blocks as the recurrent product
-          for_blocks(Cf, threads, [&](Index q) {
-            const Index c0 = column_bound(GH, Cf, q), c1 = column_bound(GH, Cf, q + 1);
-            w.ih.multiply_columns(in_t, Din, m * n, gx + c0, GH, c0, c1);
-          });
-      }
-      if (na > 0) {  // the step on the running rows
-        io.n = na;
-        io.gates = gates + (train ? t : t % tc) * n * GH;
-        io.h_prev = hp;
-        io.c_prev = cp;
-        io.h = hn;
-        io.c = cn;
-        io.extra = extra + (train ? t * n * kE * H : 0);
-        if (Cf == 1) {
-          step_forward<Cell>(w, io, 1);
-        } else {
-          // gh [na, G*H] = h_{t-1} W_hhᵀ + b_hh by column blocks, then (a barrier later) the
-          // cell by row blocks.
-          for_blocks(Cf, threads, [&](Index q) {
-            const Index c0 = column_bound(GH, Cf, q), c1 = column_bound(GH, Cf, q + 1);
-            w.hh.multiply_columns(hp, H, na, io.gh + c0, GH, c0, c1);
-          });
+      // Gx [m*n, GH] = In [m*n, Din] · W_ihᵀ + b_ih for the m steps of a chunk at once (at its
+      // first step), with our packed kernel (with Din as small as it usually is, Eigen's GEMM
+      // spends more time packing than multiplying).
+      const bool chunk = t % tc == 0;
+      const Index m = std::min(tc, T - t);
+      const S* in_t = in + t * n * Din;
+      S* gx = gates + (train ? t : 0) * n * GH;
+      io.n = na;
+      io.gates = gates + (train ? t : t % tc) * n * GH;
+      io.h_prev = hp;
+      io.c_prev = cp;
+      io.h = hn;
+      io.c = cn;
+      io.extra = extra + (train ? t * n * kE * H : 0);
+      if (Cf == 1) {
+        if (chunk) w.ih.multiply(in_t, Din, m * n, gx, GH);
+        if (na > 0) step_forward<Cell>(w, io, 1);  // the step on the running rows
+      } else {
+        // By column blocks: the chunk's Gx and gh [na, G*H] = h_{t-1} W_hhᵀ + b_hh in one pool
+        // call, then (a barrier later) the cell by row blocks.
+        for_blocks(Cf, threads, [&](Index q) {
+          const Index c0 = column_bound(GH, Cf, q), c1 = column_bound(GH, Cf, q + 1);
+          if (chunk) w.ih.multiply_columns(in_t, Din, m * n, gx + c0, GH, c0, c1);
+          if (na > 0) w.hh.multiply_columns(hp, H, na, io.gh + c0, GH, c0, c1);
+        });
+        if (na > 0)
           for_row_ranges(na, threads,
                          [&](Index r0, Index r1) { Cell::forward(io_rows<S, Cell>(io, r0, r1)); });
-        }
       }
       if (na < n) {  // finished sequences carry their state unchanged
         std::memcpy(hn + na * H, hp + na * H, sizeof(S) * (n - na) * H);
@@ -349,16 +342,21 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
   // final states).
   if (!a.y) return;
   const S* hs = p.hs.data() + (Lr - 1) * (T + 1) * n * H;
-  for (Index j = 0; j < n; ++j) {
-    const Index b = seq(j), lj = len(j);
-    for (Index t = 0; t < T; ++t) {
-      S* dst = a.y + (b * T + t) * H;
-      if (t < lj)
-        std::memcpy(dst, hs + ((t + 1) * n + j) * H, sizeof(S) * H);
-      else
-        std::fill(dst, dst + H, S(0));
+  // (a one-part run with split steps copies by blocks of rows on its threads: at large H this
+  // copy, and the first touch of a fresh y, would otherwise be a serial 5% of the call)
+  const Index Cy = Cf > 1 ? std::min<Index>(n, 8) : 1;
+  for_blocks(Cy, threads, [&](Index q) {
+    for (Index j = n * q / Cy; j < n * (q + 1) / Cy; ++j) {
+      const Index b = seq(j), lj = len(j);
+      for (Index t = 0; t < T; ++t) {
+        S* dst = a.y + (b * T + t) * H;
+        if (t < lj)
+          std::memcpy(dst, hs + ((t + 1) * n + j) * H, sizeof(S) * H);
+        else
+          std::fill(dst, dst + H, S(0));
+      }
     }
-  }
+  });
 }
 
 template <class S>
@@ -541,11 +539,15 @@ void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a, int threads) {
           Dgx.middleCols(r0, rows).transpose() * ConstMatMap<S>(in, Tn, Din);
       MatMap<S>(grad + (Pl.w_hh - off0) + r0 * H, rows, H).noalias() +=
           Dgh.middleCols(r0, rows).transpose() * ConstMatMap<S>(hs, Tn, H);
+      if (!bias_) return;
+      // db += column sums, row after row (as add_column_sums: the same order per element)
+      S* db_ih = grad + (Pl.b_ih - off0);
+      S* db_hh = grad + (Pl.b_hh - off0);
+      for (Index r = 0; r < Tn; ++r)
+        for (Index c = r0; c < r0 + rows; ++c) db_ih[c] += dgx[r * GH + c];
+      for (Index r = 0; r < Tn; ++r)
+        for (Index c = r0; c < r0 + rows; ++c) db_hh[c] += dgh[r * GH + c];
     });
-    if (bias_) {
-      add_column_sums(dgx, Tn, GH, grad + (Pl.b_ih - off0));
-      add_column_sums(dgh, Tn, GH, grad + (Pl.b_hh - off0));
-    }
     Cell::add_cell_weight_grad(dgx, cs, Tn, n, H, Pl.w_ch >= 0 ? grad + (Pl.w_ch - off0) : nullptr);
     if (k == 0 && !a.dx) break;
     // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1 (with
