@@ -30,7 +30,8 @@
 // results are bit-identical for any number of threads. The parts' weight gradients are summed
 // in part order (each element: ((g + d_0) + d_1) + ...), by ranges of elements on threads.
 //
-// A batch too small for several parts (fewer than 16 rows, sizes.cpp) but with large steps is
+// A batch too small for several parts (fewer than 16 rows, or 128 once W_hh outgrows a core's
+// L2: sizes.cpp) but with large steps is
 // one part whose steps are split instead: each step's products (forward h_{t-1} W_hhᵀ
 // [n, H] x [H, G*H], the hoisted x W_ihᵀ, backward dgh W_hh [n, G*H] x [G*H, H]) are cut
 // into fixed column blocks (sizes.hpp: num_column_blocks, column_bound) dealt to the threads,
