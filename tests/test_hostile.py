@@ -72,7 +72,7 @@ FORK_CHILD = """
     layer = nn.LSTM(8, 64, random_state=0)
     x = np.random.default_rng(0).standard_normal((64, 50, 8)).astype(np.float32)
     y0, _ = layer.forward(x, inference=True)
-    assert layer._core.num_parts == 2          # the pool ran: two parts on two threads
+    assert layer._core.num_parts >= 2          # the pool ran: parts on two threads
     pid = os.fork()
     if pid == 0:                               # child: compute (on a fresh pool), exit normally
         y1, _ = layer.forward(x, inference=True)

@@ -259,6 +259,13 @@ void bind_recurrent(py::module_& m, const char* name) {
                     "threads for a call (0 = the global default)")
       .def_property_readonly("num_parts", &R::num_parts,
                              "independent batch parts of the last call (from its size only)")
+      .def_property_readonly(
+          "column_blocks",
+          [](const R& r) {
+            return py::make_tuple(r.forward_column_blocks(), r.backward_column_blocks());
+          },
+          "column blocks of each step's recurrent product in the last call, forward and "
+          "backward (1: not split; from the sizes only)")
       .def(
           "layout", [](const R& r) { return layout_list(r.layout().tensors); },
           "[(name, offset, shape)] of each parameter in the flat buffer");
@@ -1000,6 +1007,30 @@ void bind_functions(py::module_& m) {
       "set_num_threads", [](int n) { default_num_threads_setting().store(n < 0 ? 0 : n); },
       py::arg("n"), "Default threads per call; 0 = all hardware threads");
   m.def("get_num_threads", &default_num_threads);
+  m.def(
+      "split_plan",
+      [](const std::string& cell, Index input_size, Index hidden_size, Index num_layers,
+         Index batch, Index steps) {
+        const CellKind k = parse_cell(cell);
+        require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1 && batch >= 1 && steps >= 1,
+                "split_plan needs sizes >= 1");
+        const Index GH = num_gates(k) * hidden_size;
+        Count params = 0;
+        for (Index l = 0; l < num_layers; ++l)
+          params += unit_param_count(k, l == 0 ? input_size : hidden_size, hidden_size, true);
+        const RunShape s{k, input_size, hidden_size, num_layers, params.v};
+        const Index P = num_parts(s, batch, steps);
+        py::dict d;
+        d["parts"] = P;
+        d["forward_column_blocks"] = num_column_blocks(batch, hidden_size, GH, P);
+        d["backward_column_blocks"] = num_column_blocks(batch, GH, hidden_size, P);
+        return d;
+      },
+      py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
+      py::arg("batch"), py::arg("steps"),
+      "How a run of layers (one direction) over batch sequences of steps steps is split: "
+      "parts of the batch and column blocks of a step's product (from the sizes only, never "
+      "the thread count). A Model runs one layer per run.");
   m.def(
       "all_finite",
       [](const py::array& a) {

@@ -6,18 +6,62 @@
 namespace lstm_native {
 
 namespace {
-// Multiply-adds in one forward pass; below this a second part (thread) is not worth it.
-constexpr double kMinWorkForTwoParts = 2e6;
+// A part is a group of rows of the sorted batch that runs every step on its own (no
+// synchronization per step). Each part re-reads the whole W_hh [H, G*H] every step and its
+// GEMMs see fewer rows, so a part must stay large enough to amortize both:
+// * while W_hh fits a core's L2 (kL2Weights elements: 1 MiB of float), its thread keeps it
+//   there from step to step, and a part needs kMinRowsPerPart rows (the packed kernel works
+//   on blocks of up to 6 rows, so 8 rows cost ~1.3x the weight reads of blocks of 6, little
+//   next to the FMAs);
+// * beyond, every part streams W_hh from L3 every step (at 8 rows, 2 multiply-adds per byte:
+//   bandwidth-bound, a core runs 2-3 times slower), so a part needs kMinRowsLargeWeights rows,
+//   and a smaller batch is one part whose steps are split by columns instead (each thread then
+//   streams only its own columns' weights).
+// and kMinWorkPerPart multiply-adds in one forward pass (the pool's hand-off and the part's
+// own setup cost a few microseconds).
+constexpr Index kMinRowsPerPart = 8;
+constexpr Index kMinRowsLargeWeights = 64;
+constexpr double kL2Weights = double(1 << 18);
+constexpr double kMinWorkPerPart = 1e6;
+// Every part (in training) holds a private copy of the run's weight gradients, summed at the
+// end: this cap bounds that memory (kMaxParts copies) and the reduction's cost.
+constexpr Index kMaxParts = 32;
+
+// A step's recurrent product [n, H] x [H, G*H] is cut into column blocks run on separate threads
+// (with a barrier per step) when it has at least kMinColumnSplitWork multiply-adds; a block
+// has at least kColumnBlockWork of them (a barrier costs ~1-5 us, ~1e4-1e5 multiply-adds).
+constexpr double kMinColumnSplitWork = 1 << 20;
+constexpr double kColumnBlockWork = 1 << 18;
+constexpr Index kMaxColumnBlocks = 16;
+
+Index floor_pow2(Index v) {
+  Index p = 1;
+  while (p * 2 <= v) p *= 2;
+  return p;
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // A run of the stack (stack.hpp)
 // ---------------------------------------------------------------------------------------------
 
+// A power of two (1, 2, 4, ...): the parts are then shared evenly by the usual thread counts
+// (1, 2, 4, 8, 16 threads). Only B and the work decide, never the thread count.
 Index num_parts(const RunShape& s, Index B, Index T) {
   const double work =
       double(B) * double(T) * double(num_gates(s.cell) * s.H) * double(s.H + s.D) * double(s.L);
-  return (B >= 8 && work >= kMinWorkForTwoParts) ? 2 : 1;
+  const double weights = double(s.H) * double(num_gates(s.cell) * s.H);
+  const Index by_rows = B / (weights <= kL2Weights ? kMinRowsPerPart : kMinRowsLargeWeights);
+  const Index by_work = static_cast<Index>(std::min(work / kMinWorkPerPart, double(kMaxParts)));
+  return floor_pow2(std::max<Index>(1, std::min({by_rows, by_work, kMaxParts})));
+}
+
+Index num_column_blocks(Index n, Index K, Index N, Index P) {
+  if (P > 1) return 1;  // the parts already run on separate threads
+  const double work = double(n) * double(K) * double(N);
+  if (work < kMinColumnSplitWork) return 1;
+  const Index by_work = static_cast<Index>(std::min(work / kColumnBlockWork, 1e6));
+  return std::max<Index>(1, std::min({by_work, N / kColumnAlign, kMaxColumnBlocks}));
 }
 
 PartSizes part_sizes(const RunShape& s, Index n, Index T, Index P, const RunNeeds& needs) {

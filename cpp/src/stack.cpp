@@ -19,6 +19,81 @@ template <class V>
 void grow(V& v, Count n) {
   if (static_cast<Index>(v.size()) < n.v) v.resize(static_cast<std::size_t>(n.v));
 }
+
+// f(q) for every block q < C, the blocks dealt to min(threads, C) tasks as contiguous ranges
+// (task i: [C*i/tasks, C*(i+1)/tasks)), so that with as many threads as usual a thread gets the
+// same columns, hence the same slice of the packed weights in its own L2, step after step.
+// Which thread runs a block never changes its arithmetic.
+template <class F>
+void for_blocks(Index C, int threads, const F& f) {
+  const int tasks = static_cast<int>(std::max<Index>(1, std::min<Index>(threads, C)));
+  auto task = [&](int i) {
+    for (Index q = C * i / tasks; q < C * (i + 1) / tasks; ++q) f(q);
+  };
+  if (tasks == 1)
+    task(0);
+  else  // (one reference fits std::function inline: no allocation per step)
+    ThreadPool::instance().run(tasks, tasks, [&task](int i) { task(i); });
+}
+
+// Rows per block of a step's pointwise cell work split over threads. A multiple of 16, so a
+// block starts at a whole number of packets (16 rows x H lanes) of every kernel set: cells that
+// walk all rows as one long row of n*H lanes (lanes.hpp: packets, then scalars for the tail)
+// then see the same packets and the same scalar tail in any split.
+constexpr Index kRowBlock = 16;
+
+// f(r0, r1) for row ranges covering [0, n): one range, or with threads >= 2 and n >= 2 *
+// kRowBlock, one per task at multiples of kRowBlock.
+template <class F>
+void for_row_ranges(Index n, int threads, const F& f) {
+  const Index units = n / kRowBlock;
+  const int tasks = static_cast<int>(std::max<Index>(1, std::min<Index>(threads, units)));
+  if (tasks == 1) return f(Index(0), n);
+  auto task = [&](int i) {
+    const Index r0 = units * i / tasks * kRowBlock;
+    const Index r1 = i + 1 == tasks ? n : units * (i + 1) / tasks * kRowBlock;
+    f(r0, r1);
+  };
+  ThreadPool::instance().run(tasks, tasks, [&task](int i) { task(i); });
+}
+
+// The rows [r0, r1) of a step's forward arguments.
+template <class S, class Cell>
+StepIO<S> io_rows(const StepIO<S>& io, Index r0, Index r1) {
+  const Index H = io.H, GH = Cell::kGates * H;
+  StepIO<S> r = io;
+  r.n = r1 - r0;
+  r.gates = io.gates + r0 * GH;
+  r.gh = io.gh + r0 * GH;
+  r.h_prev = io.h_prev + r0 * H;
+  r.c_prev = io.c_prev ? io.c_prev + r0 * H : nullptr;
+  r.h = io.h + r0 * H;
+  r.c = io.c ? io.c + r0 * H : nullptr;
+  r.extra = io.extra ? io.extra + r0 * Cell::kExtra * H : nullptr;
+  r.scratch = io.scratch ? io.scratch + r0 * Cell::kScratch * H : nullptr;
+  return r;
+}
+
+// The rows [r0, r1) of a step's backward arguments (cells without [H] parameter vectors, whose
+// gradient sums over rows: those run their rows in one piece).
+template <class S, class Cell>
+StepGrad<S> grad_rows(const StepGrad<S>& g, Index r0, Index r1) {
+  const Index H = g.H, GH = Cell::kGates * H;
+  StepGrad<S> r = g;
+  r.n = r1 - r0;
+  r.gates = g.gates + r0 * GH;
+  r.dgh = g.dgh + r0 * GH;
+  r.extra = g.extra ? g.extra + r0 * Cell::kExtra * H : nullptr;
+  r.h_prev = g.h_prev + r0 * H;
+  r.c_prev = g.c_prev ? g.c_prev + r0 * H : nullptr;
+  r.h = g.h + r0 * H;
+  r.c = g.c ? g.c + r0 * H : nullptr;
+  r.dh = g.dh + r0 * H;
+  r.dc = g.dc ? g.dc + r0 * H : nullptr;
+  r.dh_prev = g.dh_prev + r0 * H;
+  r.dc_total = g.dc_total ? g.dc_total + r0 * H : nullptr;
+  return r;
+}
 }  // namespace
 
 template <class S>
@@ -74,9 +149,13 @@ RunShape Stack<S>::shape(const Run<S>& run) const {
 }
 
 template <class S>
+int Stack<S>::threads_wanted() const {
+  return std::max(1, threads_ > 0 ? threads_ : default_num_threads());
+}
+
+template <class S>
 int Stack<S>::threads_for_call(const Run<S>& run) const {
-  const int want = threads_ > 0 ? threads_ : default_num_threads();
-  return std::max(1, std::min<int>(want, static_cast<int>(run.parts_.size())));
+  return std::max(1, std::min<int>(threads_wanted(), static_cast<int>(run.parts_.size())));
 }
 
 template <class S>
@@ -111,6 +190,8 @@ void Stack<S>::plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths) 
   for (Index k = 0; k < B; ++k) run.len_[k] = lengths ? Index(lengths[run.order_[k]]) : T;
 
   const Index P = num_parts(shape(run), B, T);
+  run.cols_f_ = num_column_blocks(B, H_, G_ * H_, P);
+  run.cols_b_ = num_column_blocks(B, G_ * H_, H_, P);
   run.parts_.resize(static_cast<std::size_t>(P));
   for (Index q = 0; q < P; ++q) {
     Part& p = run.parts_[q];
@@ -150,15 +231,17 @@ void Stack<S>::forward(Run<S>& run, const S* x, Index B, Index T, const std::int
   a.cT = cT;
   dispatch_cell(cell_, [&](auto c) {
     using Cell = decltype(c);
-    ThreadPool::instance().run(run.num_parts(), threads_for_call(run),
-                               [&](int q) { forward_part<Cell>(run, run.parts_[q], a, train); });
+    const int cols = run.num_parts() == 1 ? threads_wanted() : 1;
+    ThreadPool::instance().run(run.num_parts(), threads_for_call(run), [&](int q) {
+      forward_part<Cell>(run, run.parts_[q], a, train, cols);
+    });
   });
   run.have_forward_ = train;
 }
 
 template <class S>
 template <class Cell>
-void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train) {
+void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int threads) {
   const RunShape rs = shape(run);
   const Index n = p.n, T = run.T_, H = H_, D = rs.D, GH = G_ * H_, Tn = T * n, P = run.num_parts(),
               Lr = rs.L;
@@ -177,6 +260,7 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train) {
   // The input projection is hoisted out of the step loop but computed chunk by chunk, tc steps
   // at a time, so the cell reads it back from cache, not from memory.
   const Index tc = std::clamp<Index>(kChunkElements / std::max<Index>(1, n * GH), 1, T);
+  const Index Cf = threads > 1 ? run.cols_f_ : 1;  // column blocks (1: no split, see plan())
 
   // x [B, T, D] -> x_tm [T, n, D], zero past each length (keeps padding out of dW_ih).
   for (Index j = 0; j < n; ++j) {
@@ -216,22 +300,34 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train) {
       S* hn = hp + n * H;
       S* cp = Cell::kHasCell ? cs + t * n * H : nullptr;
       S* cn = Cell::kHasCell ? cp + n * H : nullptr;
-      if (t % tc == 0) {
-        // Gx [m*n, GH] = In [m*n, Din] · W_ihᵀ + b_ih for the m steps of the chunk at once,
-        // with our packed kernel (with Din as small as it usually is, Eigen's GEMM spends more
-        // time packing than multiplying).
-        const Index m = std::min(tc, T - t);
-        w.ih.multiply(in + t * n * Din, Din, m * n, gates + (train ? t : 0) * n * GH, GH);
-      }
-      if (na > 0) {  // the step on the running rows
-        io.n = na;
-        io.gates = gates + (train ? t : t % tc) * n * GH;
-        io.h_prev = hp;
-        io.c_prev = cp;
-        io.h = hn;
-        io.c = cn;
-        io.extra = extra + (train ? t * n * kE * H : 0);
-        step_forward<Cell>(w, io, 1);
+      // Gx [m*n, GH] = In [m*n, Din] · W_ihᵀ + b_ih for the m steps of a chunk at once (at its
+      // first step), with our packed kernel (with Din as small as it usually is, Eigen's GEMM
+      // spends more time packing than multiplying).
+      const bool chunk = t % tc == 0;
+      const Index m = std::min(tc, T - t);
+      const S* in_t = in + t * n * Din;
+      S* gx = gates + (train ? t : 0) * n * GH;
+      io.n = na;
+      io.gates = gates + (train ? t : t % tc) * n * GH;
+      io.h_prev = hp;
+      io.c_prev = cp;
+      io.h = hn;
+      io.c = cn;
+      io.extra = extra + (train ? t * n * kE * H : 0);
+      if (Cf == 1) {
+        if (chunk) w.ih.multiply(in_t, Din, m * n, gx, GH);
+        if (na > 0) step_forward<Cell>(w, io, 1);  // the step on the running rows
+      } else {
+        // By column blocks: the chunk's Gx and gh [na, G*H] = h_{t-1} W_hhᵀ + b_hh in one pool
+        // call, then (a barrier later) the cell by row blocks.
+        for_blocks(Cf, threads, [&](Index q) {
+          const Index c0 = column_bound(GH, Cf, q), c1 = column_bound(GH, Cf, q + 1);
+          if (chunk) w.ih.multiply_columns(in_t, Din, m * n, gx + c0, GH, c0, c1);
+          if (na > 0) w.hh.multiply_columns(hp, H, na, io.gh + c0, GH, c0, c1);
+        });
+        if (na > 0)
+          for_row_ranges(na, threads,
+                         [&](Index r0, Index r1) { Cell::forward(io_rows<S, Cell>(io, r0, r1)); });
       }
       if (na < n) {  // finished sequences carry their state unchanged
         std::memcpy(hn + na * H, hp + na * H, sizeof(S) * (n - na) * H);
@@ -246,16 +342,21 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train) {
   // final states).
   if (!a.y) return;
   const S* hs = p.hs.data() + (Lr - 1) * (T + 1) * n * H;
-  for (Index j = 0; j < n; ++j) {
-    const Index b = seq(j), lj = len(j);
-    for (Index t = 0; t < T; ++t) {
-      S* dst = a.y + (b * T + t) * H;
-      if (t < lj)
-        std::memcpy(dst, hs + ((t + 1) * n + j) * H, sizeof(S) * H);
-      else
-        std::fill(dst, dst + H, S(0));
+  // (a one-part run with split steps copies by blocks of rows on its threads: at large H this
+  // copy, and the first touch of a fresh y, would otherwise be a serial 5% of the call)
+  const Index Cy = Cf > 1 ? std::min<Index>(n, 8) : 1;
+  for_blocks(Cy, threads, [&](Index q) {
+    for (Index j = n * q / Cy; j < n * (q + 1) / Cy; ++j) {
+      const Index b = seq(j), lj = len(j);
+      for (Index t = 0; t < T; ++t) {
+        S* dst = a.y + (b * T + t) * H;
+        if (t < lj)
+          std::memcpy(dst, hs + ((t + 1) * n + j) * H, sizeof(S) * H);
+        else
+          std::fill(dst, dst + H, S(0));
+      }
     }
-  }
+  });
 }
 
 template <class S>
@@ -293,26 +394,37 @@ void Stack<S>::backward(Run<S>& run, const S* params, const S* dy, const S* dhT,
   if (a.dcs) std::fill(a.dcs, a.dcs + seq_size, S(0));
   dispatch_cell(cell_, [&](auto c) {
     using Cell = decltype(c);
+    const int cols = run.num_parts() == 1 ? threads_wanted() : 1;
     ThreadPool::instance().run(run.num_parts(), threads_for_call(run),
-                               [&](int q) { backward_part<Cell>(run, run.parts_[q], a); });
+                               [&](int q) { backward_part<Cell>(run, run.parts_[q], a, cols); });
   });
-  if (run.num_parts() > 1) {  // reduce the parts' weight gradients in a fixed order
-    const RunShape rs = shape(run);
+  if (run.num_parts() > 1) {
+    // Reduce the parts' weight gradients in a fixed order, grad[i] = ((grad[i] + d_0[i]) +
+    // d_1[i]) + ..., by chunks of elements on threads (the order per element stays the same).
+    const Index np = shape(run).params;
+    constexpr Index kChunk = Index(1) << 14;
     S* grad = dparams + layout_.units[unit(run, 0)].offset;
-    for (const Part& p : run.parts_)
-      for (Index i = 0; i < rs.params; ++i) grad[i] += p.dparams[i];
+    for_blocks((np + kChunk - 1) / kChunk, threads_wanted(), [&](Index q) {
+      const Index i0 = q * kChunk, i1 = std::min(np, i0 + kChunk);
+      for (const Part& p : run.parts_)
+        for (Index i = i0; i < i1; ++i) grad[i] += p.dparams[i];
+    });
   }
 }
 
 template <class S>
 template <class Cell>
-void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a) {
+void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a, int threads) {
   const RunShape rs = shape(run);
   const Index n = p.n, T = run.T_, H = H_, D = rs.D, GH = G_ * H_, Tn = T * n, P = run.num_parts(),
               Lr = rs.L;
   constexpr Index kE = Cell::kExtra;
   auto seq = [&](Index j) { return run.order_[p.r0 + j * P]; };
   auto len = [&](Index j) { return run.len_[p.r0 + j * P]; };
+  // Column blocks of the step's dgh W_hh (1: no split; any split gives the same results), and
+  // the fixed blocks of the weight gradient GEMMs (these must not depend on the threads:
+  // Eigen's arithmetic depends on a block's shape).
+  const Index Cb = threads > 1 ? run.cols_b_ : 1, Cw = run.cols_f_;
 
   // dL/d(layer output) buffers, only where needed: the top layer's when dy is given, the lower
   // layers' (and dx's) when there are any.
@@ -389,7 +501,25 @@ void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a) {
         g.c_prev = Cell::kHasCell ? cs + row * H : nullptr;
         g.h = hs + (row + n) * H;
         g.c = Cell::kHasCell ? cs + (row + n) * H : nullptr;
-        step_backward<Cell>(w, g);  // leaves dL/dh_{t-1} in dh and dL/dc_{t-1} in dc
+        if (Cb == 1) {
+          step_backward<Cell>(w, g);  // leaves dL/dh_{t-1} in dh and dL/dc_{t-1} in dc
+        } else {
+          // The same as step_backward: the cell by row blocks (in one piece for cells whose
+          // [H] parameter gradients sum over the rows), then dh [na, H] = dgh W_hh + dh_prev
+          // by column blocks.
+          if constexpr (Cell::kCellParams == 0)
+            for_row_ranges(na, threads, [&](Index r0, Index r1) {
+              Cell::backward(grad_rows<S, Cell>(g, r0, r1));
+            });
+          else
+            Cell::backward(g);
+          for_blocks(Cb, threads, [&](Index q) {
+            const Index c0 = column_bound(H, Cb, q), c1 = column_bound(H, Cb, q + 1);
+            w.hh.multiply_columns(g.dgh, GH, na, dh + c0, H, c0, c1);
+            for (Index r = 0; r < na; ++r)
+              for (Index j = c0; j < c1; ++j) dh[r * H + j] += g.dh_prev[r * H + j];
+          });
+        }
         if (g.dc_total) record(run, a.dcs, p, k, t, g.dc_total, na);
       }
       // Finished rows: no gradient into the gates; dh and dc pass through unchanged.
@@ -399,20 +529,34 @@ void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a) {
     store_state(run, a.dh0, dh, p, k);
     if (Cell::kHasCell) store_state(run, a.dc0, dc, p, k);
 
-    // Weight gradients: one GEMM each over all T*n rows.
+    // Weight gradients: one GEMM each over all T*n rows (a one-part run with large steps:
+    // by the fixed blocks of rows of dW_ih and dW_hh [G*H, .] that the forward's column
+    // blocks give, on threads).
     ConstMatMap<S> Dgx(dgx, Tn, GH), Dgh(dgh, Tn, GH);
-    MatMap<S>(grad + (Pl.w_ih - off0), GH, Din).noalias() +=
-        Dgx.transpose() * ConstMatMap<S>(in, Tn, Din);
-    MatMap<S>(grad + (Pl.w_hh - off0), GH, H).noalias() +=
-        Dgh.transpose() * ConstMatMap<S>(hs, Tn, H);
-    if (bias_) {
-      add_column_sums(dgx, Tn, GH, grad + (Pl.b_ih - off0));
-      add_column_sums(dgh, Tn, GH, grad + (Pl.b_hh - off0));
-    }
+    for_blocks(Cw, threads, [&](Index q) {
+      const Index r0 = column_bound(GH, Cw, q), rows = column_bound(GH, Cw, q + 1) - r0;
+      MatMap<S>(grad + (Pl.w_ih - off0) + r0 * Din, rows, Din).noalias() +=
+          Dgx.middleCols(r0, rows).transpose() * ConstMatMap<S>(in, Tn, Din);
+      MatMap<S>(grad + (Pl.w_hh - off0) + r0 * H, rows, H).noalias() +=
+          Dgh.middleCols(r0, rows).transpose() * ConstMatMap<S>(hs, Tn, H);
+      if (!bias_) return;
+      // db += column sums, row after row (as add_column_sums: the same order per element)
+      S* db_ih = grad + (Pl.b_ih - off0);
+      S* db_hh = grad + (Pl.b_hh - off0);
+      for (Index r = 0; r < Tn; ++r)
+        for (Index c = r0; c < r0 + rows; ++c) db_ih[c] += dgx[r * GH + c];
+      for (Index r = 0; r < Tn; ++r)
+        for (Index c = r0; c < r0 + rows; ++c) db_hh[c] += dgh[r * GH + c];
+    });
     Cell::add_cell_weight_grad(dgx, cs, Tn, n, H, Pl.w_ch >= 0 ? grad + (Pl.w_ch - off0) : nullptr);
     if (k == 0 && !a.dx) break;
-    // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1.
-    MatMap<S>(dIn, Tn, Din).noalias() = Dgx * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
+    // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1 (with
+    // the blocks above: by fixed blocks of its rows).
+    for_blocks(Cw, threads, [&](Index q) {
+      const Index r0 = Tn * q / Cw, rows = Tn * (q + 1) / Cw - r0;
+      MatMap<S>(dIn + r0 * Din, rows, Din).noalias() =
+          Dgx.middleRows(r0, rows) * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
+    });
     dY = dIn;  // the next buffer to write is the other one
     dIn = dIn == p.dy_b.data() ? p.dy_a.data() : p.dy_b.data();
   }

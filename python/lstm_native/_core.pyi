@@ -39,6 +39,11 @@ def set_num_threads(n: int) -> None:
     """Default threads per call; 0 = all hardware threads."""
 
 def get_num_threads() -> int: ...
+def split_plan(
+    cell: str, input_size: int, hidden_size: int, num_layers: int, batch: int, steps: int
+) -> dict[str, int]:
+    """Parts of the batch and column blocks of a step's product (from the sizes only)."""
+
 def all_finite(a: NDArray[np.floating[Any]]) -> bool:
     """No NaN or infinity in a C-contiguous float32/float64 array."""
 
@@ -192,6 +197,8 @@ class _Recurrent(Generic[_F]):
     num_threads: int
     @property
     def num_parts(self) -> int: ...
+    @property
+    def column_blocks(self) -> tuple[int, int]: ...
     def layout(self) -> _Layout: ...
     def workspace_elements(self, batch: int, steps: int, train: bool) -> int: ...
     def allocated_elements(self) -> int: ...

@@ -81,9 +81,12 @@ _PARAMETERS_DOC = """
     dtype : {{"float32", "float64"}}, default="float32"
         Precision of the network (parameters, computation and predictions).
     n_jobs : int or None, default=None
-        Threads for training and prediction. None (or -1): automatic; a batch large enough is
-        split into independent parts run on separate threads, small ones run on one. k > 0:
-        at most k threads. Results are bit-identical for any value.
+        Threads for training and prediction. None (or -1): all hardware threads; a batch
+        large enough is split into independent parts (up to 32, from its size) run on
+        separate threads, and a small batch with a large hidden size has each step's products
+        split by columns; small problems run on one thread. k > 0: at most k threads (more
+        than the machine's cores works, but only oversubscribes it). The split depends on the
+        sizes only: results are bit-identical for any value.
     input_layout : {{"ntc", "nct"}}, default="ntc"
         The axes of 3-D X (and of each array of a list): (samples, timesteps, channels), or
         "nct" for (samples, channels, timesteps) as aeon and sktime store series. Fitting on

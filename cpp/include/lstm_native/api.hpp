@@ -39,6 +39,8 @@ class RecurrentApi {
   virtual Index batch() const = 0;
   virtual Index steps() const = 0;
   virtual Index num_parts() const = 0;
+  virtual Index forward_column_blocks() const = 0;
+  virtual Index backward_column_blocks() const = 0;
   virtual void set_num_threads(int n) = 0;
   virtual int num_threads() const = 0;
   virtual void forward(const S* params, const S* x, Index B, Index T, const std::int64_t* lengths,

@@ -84,6 +84,11 @@ class PackedMatrix {
                        Index p1) const {
     run(a, lda, M, out, ldo, false, p0 * 4, std::min(p1 * 4, Np / kP));
   }
+  // The same for columns [c0, c1): c0 a multiple of kPanel, c1 one too or N (out: column c0).
+  void multiply_columns(const S* a, Index lda, Index M, S* out, Index ldo, Index c0,
+                        Index c1) const {
+    multiply_panels(a, lda, M, out, ldo, c0 / kPanel, (c1 + kPanel - 1) / kPanel);
+  }
 
  private:
   // Rows are cut into ceil(M / 6) blocks of as equal a size as possible (M = 32: 6,6,5,5,5,5

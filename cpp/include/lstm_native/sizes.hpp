@@ -40,11 +40,23 @@ struct PartSizes {
   }
 };
 
-// Parts of a batch of B sequences of T steps (1 or 2, from the sizes only) and the rows of
-// part q (the sorted rows q, q+P, q+2P, ...).
+// Parts of a batch of B sequences of T steps (a power of two, from the sizes only: at most
+// B / 8 and 32, and only as many as the work pays for) and the rows of part q (the sorted rows
+// q, q+P, q+2P, ...).
 Index num_parts(const RunShape& s, Index B, Index T);
 inline Index part_rows(Index B, Index P, Index q) {
   return (B - q + P - 1) / P;
+}
+// Column blocks of a step's product [n, K] x [K, N] (forward: h_{t-1} W_hhᵀ, K = H, N = G*H;
+// backward: dgh W_hh, K = G*H, N = H) in a run of P parts: 1 (no split) unless the run is one
+// part and the product is large. Block q is columns [column_bound(N, C, q),
+// column_bound(N, C, q+1)); the bounds are multiples of kColumnAlign, hence of every kernel
+// set's panel width (packed.hpp), so they depend on the sizes only, never on the instruction
+// set or the thread count (nor does any result: each output element is one FMA chain).
+constexpr Index kColumnAlign = 64;
+Index num_column_blocks(Index n, Index K, Index N, Index P);
+inline Index column_bound(Index N, Index C, Index q) {
+  return q >= C ? N : (N * q / C) / kColumnAlign * kColumnAlign;
 }
 PartSizes part_sizes(const RunShape& s, Index n, Index T, Index P, const RunNeeds& needs);
 // Scalars a run's workspace holds after a call on B sequences of T steps (forward, and the
@@ -77,8 +89,9 @@ RunNeeds unit_needs(const ModelConfig& c, Index l, Call call);
 // Scalars the whole workspace (the Model's buffers and every unit's run) holds after one call
 // on B sequences of T steps (predict, rollout: on min(B, kPredictChunk)); O(1) in L. Needs a valid
 // configuration; TooLarge when a count exceeds 2^63. (A later call on fewer sequences can
-// hold a little more when it runs as one part where B ran as two: at most one part's buffers
-// of a batch below the two-part threshold of stack.cpp, a few MB.)
+// hold a little more when it runs in fewer, larger parts than B did: the first parts grow to
+// at most twice their rows, since a part has fewer than 2 * 8 rows whenever the row count
+// limits the parts (sizes.cpp), or to a batch below the two-part work threshold.)
 Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call);
 
 }  // namespace lstm_native

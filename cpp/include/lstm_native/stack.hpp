@@ -27,7 +27,19 @@
 // those. The sorted batch is cut into `parts` of rows; a part runs the run's layers forward and
 // backward on its rows alone, so parts run on separate threads with no synchronization per
 // step. The number of parts depends only on the problem size, never on the thread count:
-// results are bit-identical for any number of threads.
+// results are bit-identical for any number of threads. The parts' weight gradients are summed
+// in part order (each element: ((g + d_0) + d_1) + ...), by ranges of elements on threads.
+//
+// A batch too small for several parts (fewer than 16 rows, or 128 once W_hh outgrows a core's
+// L2: sizes.cpp) but with large steps is
+// one part whose steps are split instead: each step's products (forward h_{t-1} W_hhᵀ
+// [n, H] x [H, G*H], the hoisted x W_ihᵀ, backward dgh W_hh [n, G*H] x [G*H, H]) are cut
+// into fixed column blocks (sizes.hpp: num_column_blocks, column_bound) dealt to the threads,
+// with the pointwise cell cut into blocks of 16 rows, and after the time loop the weight
+// gradient GEMMs into fixed blocks of output rows. A block's arithmetic depends only on the
+// sizes (the packed kernel computes each element as one FMA chain whatever its columns; the
+// Eigen GEMMs see the same block shapes), so the results do not depend on the threads either.
+// This costs a barrier (a pool call, ~1-5 us) or two per step, so only large steps split.
 //
 // A part's buffers are time-major, so one timestep is one contiguous block of its n rows
 // (sizes: part_sizes(), the one function every grow() and workspace_elements() use):
@@ -89,6 +101,10 @@ class Run {
   Index batch() const { return B_; }
   Index steps() const { return T_; }
   Index num_parts() const { return static_cast<Index>(parts_.size()); }
+  // Column blocks of each step's recurrent product in the last call, forward (over G*H) and
+  // backward (over H): 1 unless the run is one part and the product is large (sizes.hpp).
+  Index forward_column_blocks() const { return cols_f_; }
+  Index backward_column_blocks() const { return cols_b_; }
   Index allocated_elements() const;  // scalars its buffers hold now (a debug accessor)
 
  private:
@@ -101,6 +117,7 @@ class Run {
   };
   Index l0_ = 0, l1_ = 0, d_ = 0;
   Index B_ = 0, T_ = 0;
+  Index cols_f_ = 1, cols_b_ = 1;  // column blocks of a step's product (see above)
   bool have_forward_ = false;
   std::vector<Index> order_;  // [B]: sorted row -> original sequence
   std::vector<Index> len_;    // [B]: length of each sorted row
@@ -176,10 +193,11 @@ class Stack {
       *dc0 = nullptr, *dhs = nullptr, *dcs = nullptr;
   };
 
+  // threads: for the column blocks of a one-part run (1 when the parts run on threads).
   template <class Cell>
-  void forward_part(Run<S>& run, Part& p, const Args& a, bool train);
+  void forward_part(Run<S>& run, Part& p, const Args& a, bool train, int threads);
   template <class Cell>
-  void backward_part(Run<S>& run, Part& p, const Args& a);
+  void backward_part(Run<S>& run, Part& p, const Args& a, int threads);
   void plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths) const;
   // rows [n, H] of part p = src [Lr, B, H] at (k, sequence of local row j), or zeros for a
   // null src; and the reverse, dst [Lr, B, H] = rows, skipped for a null dst.
@@ -188,7 +206,8 @@ class Stack {
   // out [Lr, B, T, H] at (k, sequence of local row j, t) = rows [na, H] of part p.
   void record(const Run<S>& run, S* out, const Part& p, Index k, Index t, const S* rows,
               Index na) const;
-  int threads_for_call(const Run<S>& run) const;
+  int threads_for_call(const Run<S>& run) const;  // for the parts
+  int threads_wanted() const;                     // the setting, 0 resolved
   Index unit(const Run<S>& run, Index k) const { return (run.l0_ + k) * dirs_ + run.d_; }
 
   CellKind cell_;
@@ -221,6 +240,8 @@ class Recurrent final : public RecurrentApi<S> {
   Index batch() const override { return run_.batch(); }
   Index steps() const override { return run_.steps(); }
   Index num_parts() const override { return run_.num_parts(); }
+  Index forward_column_blocks() const override { return run_.forward_column_blocks(); }
+  Index backward_column_blocks() const override { return run_.backward_column_blocks(); }
   void set_num_threads(int n) override { stack_.set_num_threads(n); }
   int num_threads() const override { return stack_.num_threads(); }
 

@@ -1,0 +1,157 @@
+"""Threads change nothing but speed: the batch's parts and the column blocks of large steps are
+chosen from the sizes alone, so outputs, gradients and whole fits are bit-identical at 1, 2, 3,
+4 and 8 threads (8 on a 2-core machine: oversubscribed), for every cell and both dtypes, with
+ragged lengths and initial states. Each case asserts (split_plan, num_parts, column_blocks)
+that the split it means to exercise happened."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from lstm_native import LSTMRegressor, _core, nn
+
+from reference import CELLS
+
+THREADS = (1, 2, 3, 4, 8)
+DTYPES = (np.float32, np.float64)
+
+
+def _large_h(cell):
+    """The smallest H whose W_hh [G*H, H] exceeds the parts' L2 threshold (256 Ki elements,
+    sizes.cpp): a batch under 64 rows then runs as one part with column-split steps."""
+    g = _core.cell_info(cell)["gates"]
+    return int(np.ceil(np.sqrt((1 << 18) / g))) + 1
+
+
+def _run_all_threads(cell, dtype, B, T, D, H, L, seed):
+    """forward (training, with lengths and states) + backward, and an inference forward, at
+    each thread count; returns the results and the layer's split of the last call."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[: B // 2] = T  # enough rows still running late for row-split cells
+    lengths[-1] = 1
+    h0 = (rng.standard_normal((L, B, H)) * 0.5).astype(dtype)
+    state = (h0, (rng.standard_normal((L, B, H)) * 0.5).astype(dtype))
+    if not _core.cell_info(cell)["has_cell_state"]:
+        state = h0
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    out, splits = [], set()
+    for threads in THREADS:
+        layer = nn.Recurrent(D, H, num_layers=L, cell=cell, dtype=dtype, random_state=seed)
+        layer._core.num_threads = threads
+        y_inf, s_inf = layer.forward(x, state=state, lengths=lengths, inference=True)
+        y, s = layer.forward(x, state=state, lengths=lengths)
+        g = layer.backward(dy, dstate=s)
+        splits.add((layer._core.num_parts, layer._core.column_blocks))
+        out.append((y_inf, s_inf, y, s, g))
+    assert len(splits) == 1, splits  # the split does not depend on the threads
+    return out, splits.pop()
+
+
+def _assert_identical(results):
+    def flat(r):
+        y_inf, s_inf, y, s, g = r
+        arrs = [y_inf, y]
+        for st in (s_inf, s):
+            arrs += list(st) if isinstance(st, tuple) else [st]
+        return arrs + [g[k] for k in sorted(g)]
+
+    first = flat(results[0])
+    for threads, r in zip(THREADS[1:], results[1:]):
+        for i, (a, b) in enumerate(zip(first, flat(r))):
+            assert np.array_equal(a, b), f"threads={threads}, array {i}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_parts_give_identical_results_at_any_thread_count(cell, dtype):
+    B, T, D, H, L = 48, 30, 5, 40, 2
+    results, (parts, cols) = _run_all_threads(cell, dtype, B, T, D, H, L, seed=1)
+    assert parts == _core.split_plan(cell, D, H, L, B, T)["parts"] == 4
+    assert cols == (1, 1)
+    _assert_identical(results)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("B", [5, 40])  # 40: the cell runs in row blocks too
+def test_column_split_steps_give_identical_results_at_any_thread_count(cell, dtype, B):
+    T, D, L = 5, 6, 2
+    H = _large_h(cell)  # not a multiple of 64: the last column block is ragged
+    results, (parts, cols) = _run_all_threads(cell, dtype, B, T, D, H, L, seed=2)
+    plan = _core.split_plan(cell, D, H, L, B, T)
+    assert parts == plan["parts"] == 1
+    assert cols == (plan["forward_column_blocks"], plan["backward_column_blocks"])
+    assert cols[0] > 1 and cols[1] > 1
+    _assert_identical(results)
+
+
+def test_split_plan():
+    """Parts: a power of two, at least 8 rows each (64 once W_hh no longer fits a core's L2),
+    at most 32; column blocks only for one-part runs with large steps."""
+    plan = lambda B, H, cell="lstm": _core.split_plan(cell, 64, H, 1, B, 50)
+    assert plan(64, 128)["parts"] == 8
+    assert plan(64, 256)["parts"] == 8
+    assert plan(24, 256)["parts"] == 2
+    assert plan(4096, 64)["parts"] == 32
+    assert plan(7, 64) == {"parts": 1, "forward_column_blocks": 1, "backward_column_blocks": 1}
+    big = plan(64, 512)
+    assert big["parts"] == 1 and big["forward_column_blocks"] > 1
+    assert big["backward_column_blocks"] > 1
+    assert plan(128, 512)["parts"] == 2 and plan(128, 512)["forward_column_blocks"] == 1
+    assert plan(8, 256)["forward_column_blocks"] > 1
+    for B in range(1, 300, 7):
+        p = plan(B, 96)["parts"]
+        assert p & (p - 1) == 0 and (p == 1 or B // p >= 8)
+
+
+def _fit(n_jobs, dtype, hidden, batch_size, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LSTMRegressor(
+            hidden_size=hidden,
+            max_iter=2,
+            batch_size=batch_size,
+            random_state=0,
+            n_jobs=n_jobs,
+            dtype=dtype,
+            max_grad_norm=None,
+        ).fit(X, y)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("hidden,batch_size", [(48, 64), (260, 8)], ids=["parts", "columns"])
+def test_fits_are_identical_at_any_n_jobs(dtype, hidden, batch_size):
+    rng = np.random.default_rng(3)
+    X = [rng.standard_normal((int(t), 3)) for t in rng.integers(20, 41, size=80)]  # ragged
+    y = np.array([s[:, 0].mean() for s in X])
+    plan = _core.split_plan("lstm", 3, hidden, 1, batch_size, 40)
+    if hidden == 48:
+        assert plan["parts"] == 8
+    else:
+        assert plan["parts"] == 1 and plan["forward_column_blocks"] > 1
+    fits = [_fit(n, dtype, hidden, batch_size, X, y) for n in (*THREADS, None)]
+    preds = [f.predict(X) for f in fits]
+    for f, p in zip(fits[1:], preds[1:]):
+        assert np.array_equal(fits[0].params_, f.params_)
+        assert np.array_equal(preds[0], p)
+
+
+def test_global_thread_setting_above_the_core_count():
+    """set_num_threads beyond the hardware (oversubscription) runs and changes nothing."""
+    x = np.random.default_rng(4).standard_normal((64, 20, 8)).astype(np.float32)
+    layer = nn.LSTM(8, 48, random_state=0)
+    old = _core.get_num_threads()
+    try:
+        _core.set_num_threads(1)
+        y1, _ = layer.forward(x, inference=True)
+        _core.set_num_threads(16)
+        assert _core.get_num_threads() == 16
+        y16, _ = layer.forward(x, inference=True)
+    finally:
+        _core.set_num_threads(0)
+    assert layer._core.num_parts == 8
+    assert np.array_equal(y1, y16)
+    assert old >= 1
