@@ -604,6 +604,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--json", help="write every score and the summary to this file")
     ap.add_argument("--quiet", action="store_true", help="no line per series")
     args = ap.parse_args(argv)
+    if not args.model and not [m for m in args.methods.split(",") if m.strip()]:
+        ap.error("nothing to run: name a --model, or statistical --methods")
     if args.kwargs and len(args.kwargs) != len(args.model):
         ap.error("give --kwargs once per --model, in the same order, or not at all")
     return args
