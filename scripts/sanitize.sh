@@ -106,8 +106,9 @@ if [[ $# -gt 0 ]]; then
 else
   # The core's numerics (every cell and variant, lengths, states, traces, both dtypes), its
   # configurations and size arithmetic (counts and workspace sizes, overflow refused), the
-  # rollout, the estimators (training, the losses, threads, streams), the demo, the hostile
-  # inputs and the bindings fuzz, save/load and the properties. Left out: the PyTorch comparisons (torch under ASan is
+  # rollout, the estimators (training, the losses, threads, streams), the batch parts and
+  # column blocks at 1-8 threads, the demo, the hostile inputs and the bindings fuzz,
+  # save/load and the properties. Left out: the PyTorch comparisons (torch under ASan is
   # slow and not ours to check), the reference's own tests (no core in them), the
   # scikit-learn check suite and grid searches (long, and they exercise the same calls), and
   # the tests of exact values that hold for the optimized build only: the version-1 files'
@@ -115,7 +116,7 @@ else
   # sanitizer build rounds differently; both pass under the optimized build).
   args=(tests/test_core.py tests/test_core_api.py tests/test_variants.py tests/test_rollout.py
         tests/test_estimators.py tests/test_losses.py tests/test_demo.py tests/test_robustness.py
-        tests/test_save_load.py tests/test_properties.py
+        tests/test_save_load.py tests/test_properties.py tests/test_threads.py
         -k "not grid_search and not faster_than and not version_1_files_load_as_before and not exploding_rnn_finite")
 fi
 start=$(date +%s)
