@@ -170,6 +170,56 @@ def test_calibration_widens_intervals_that_held_out_data_shows_too_narrow():
     np.testing.assert_array_equal(point[False], point[True])
 
 
+def test_a_fitted_global_model_forecasts_new_series_without_refitting():
+    train = [seasonal_series(100, seed=i) for i in range(3)]
+    est = LSTMForecaster(season_length=12, **FAST).fit(train)
+    # the fitted series, handed back: the same forecast
+    np.testing.assert_array_equal(np.asarray(est.predict(6, y=train[1])), est.predict(6)[1])
+    same = est.predict(6, y=train)
+    for a, b in zip(same, est.predict(6)):
+        np.testing.assert_array_equal(a, b)
+    # a new series, ten times larger: normalized alike (log, season, scale, last value), so
+    # the forecast is ten times larger too
+    new = seasonal_series(80, seed=7)
+    np.testing.assert_allclose(est.predict(6, y=10 * new), 10 * est.predict(6, y=new), rtol=1e-9)
+    lo, hi = est.predict_interval(6, y=new)
+    assert lo.shape == hi.shape == (6,) and np.all(lo <= hi)
+    # what stays as fitted
+    with pytest.raises(ValueError, match="channels"):
+        est.predict(6, y=np.column_stack([new, new]))
+    with pytest.raises(ValueError, match="without y"):
+        est.predict(6, X=np.ones((80, 1)))
+    with pytest.raises(ValueError, match="covariates"):
+        est.predict(6, y=new, X=np.ones((80, 1)))
+    with pytest.raises(ValueError, match="at least 3"):
+        est.predict(6, y=new[:2])
+
+
+def test_new_series_in_a_long_dataframe_come_back_under_their_ids():
+    pd = pytest.importorskip("pandas")
+
+    def frame(ids, n):
+        return pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "unique_id": k,
+                        "ds": pd.date_range("2001-01-01", periods=n, freq="MS"),
+                        "y": seasonal_series(n, seed=i),
+                    }
+                )
+                for i, k in enumerate(ids)
+            ],
+            ignore_index=True,
+        )
+
+    est = LSTMForecaster(**FAST).fit(frame(["a", "b"], 90))
+    out = est.predict(4, y=frame(["new1", "new2", "new3"], 60))
+    assert list(out["unique_id"].unique()) == ["new1", "new2", "new3"]
+    assert len(out) == 12
+    assert out["ds"].min() == pd.Timestamp("2006-01-01")
+
+
 # -- the rollout --------------------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_estimator_rollout_equals_a_python_loop_of_predictions():

@@ -377,11 +377,11 @@ class LSTMForecaster(BaseEstimator):
         )
 
     # -- predicting -------------------------------------------------------------------------
-    def _normalized_forecast(self, i: int, horizon: int, future: Optional[np.ndarray]) -> Any:
-        """Member forecasts of series i, normalized relative to its last value:
-        (n_ensemble, horizon, C, Q)."""
-        z = self.z_[i]
-        cov = None if self.covs_ is None else self.covs_[i]
+    def _normalized_forecast(
+        self, z: np.ndarray, cov: Optional[np.ndarray], horizon: int, future: Optional[np.ndarray]
+    ) -> Any:
+        """Member forecasts of the normalized series z (n, C) with normalized covariates cov,
+        relative to its last value: (n_ensemble, horizon, C, Q)."""
         C, Q = z.shape[1], len(self.quantile_levels_)
         out = np.empty((len(self.members_), horizon, C, Q))
         for k, (L, est) in enumerate(self.members_):
@@ -448,7 +448,42 @@ class LSTMForecaster(BaseEstimator):
         q = est.rollout(x, horizon, future=None if fut is None else fut[None], feedback=feedback)[0]
         return q.reshape(horizon, C, Q)
 
-    def _forecast(self, horizon: int, X_future: Any, quantiles: Optional[list]) -> tuple:
+    def _target(self, y: Any, X: Any) -> tuple:
+        """(panel, scalers, z, covs) of the series to forecast: the fitted ones, or those of
+        ``y`` (and their covariates ``X``) normalized as fit normalizes its series."""
+        check_is_fitted(self, "members_")
+        if y is None:
+            if X is not None:
+                raise ValueError("X (past covariates) was given without y")
+            return self.panel_, self.scalers_, self.z_, self.covs_
+        panel = read_y(y, X, id_col=self.id_col, time_col=self.time_col, value_col=self.value_col)
+        if panel.n_channels != self.panel_.n_channels:
+            raise ValueError(
+                f"y has {panel.n_channels} channels; the forecaster was fitted on "
+                f"{self.panel_.n_channels}"
+            )
+        if panel.n_covariates != self.panel_.n_covariates:
+            raise ValueError(
+                f"X has {panel.n_covariates} covariates; the forecaster was fitted with "
+                f"{self.panel_.n_covariates}"
+            )
+        if min(panel.lengths) < 3:
+            raise ValueError("every series to forecast needs at least 3 observations")
+        m = self.season_length_
+        scalers = [
+            SeriesScaler.fit(v, m, self.transform, self.deseasonalize, _SEASON_HALF_LIFE)
+            for v in panel.values
+        ]
+        z = [sc.normalize(v) for sc, v in zip(scalers, panel.values)]
+        covs = None
+        if panel.covariates is not None:
+            mu, sd = self.cov_stats_
+            covs = [(c - mu) / sd for c in panel.covariates]
+        return panel, scalers, z, covs
+
+    def _forecast(
+        self, horizon: int, X_future: Any, quantiles: Optional[list], target: tuple
+    ) -> tuple:
         check_is_fitted(self, "members_")
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
@@ -461,8 +496,8 @@ class LSTMForecaster(BaseEstimator):
                 f"{levels} (set quantiles=... before fit)"
             )
         cols = [min(range(len(levels)), key=lambda j: abs(levels[j] - q)) for q in wanted]
-        futures = read_future(self.panel_, X_future, int(horizon), self.id_col, self.time_col)
-        paths = self._quantile_paths(int(horizon), futures)
+        futures = read_future(target[0], X_future, int(horizon), self.id_col, self.time_col)
+        paths = self._quantile_paths(int(horizon), futures, target=target)
         mid = levels.index(0.5)
         factors = np.asarray(getattr(self, "interval_factors_", [1.0] * len(levels)))
         preds = []
@@ -472,12 +507,20 @@ class LSTMForecaster(BaseEstimator):
             preds.append(q[:, :, cols])
         return preds, wanted
 
-    def _quantile_paths(self, horizon: int, futures: Optional[list], pad: bool = False) -> list:
-        """Per series, the ensemble's forecast (horizon, C, Q) of every trained level, in the
-        series' units (before calibration). ``futures``: the raw future covariates per series
-        (at least ``horizon`` rows; with ``pad``, shorter ones repeat their last row)."""
+    def _quantile_paths(
+        self,
+        horizon: int,
+        futures: Optional[list],
+        pad: bool = False,
+        target: Optional[tuple] = None,
+    ) -> list:
+        """Per series of ``target`` (_target's tuple; None: the fitted series), the ensemble's
+        forecast (horizon, C, Q) of every trained level, in the series' units (before
+        calibration). ``futures``: the raw future covariates per series (at least ``horizon``
+        rows; with ``pad``, shorter ones repeat their last row)."""
+        _, scalers, zs, covs = target or (None, self.scalers_, self.z_, self.covs_)
         paths = []
-        for i, scaler in enumerate(self.scalers_):
+        for i, scaler in enumerate(scalers):
             fut = None
             if futures is not None:
                 mu, sd = self.cov_stats_
@@ -485,22 +528,38 @@ class LSTMForecaster(BaseEstimator):
                 if pad and len(f) < horizon:
                     f = np.concatenate([f, np.repeat(f[-1:], horizon - len(f), axis=0)])
                 fut = (f - mu) / sd
-            member = self._normalized_forecast(i, horizon, fut)
+            member = self._normalized_forecast(
+                zs[i], None if covs is None else covs[i], horizon, fut
+            )
             q = np.median(member, axis=0)  # (h, C, Q)
-            q = np.sort(q, axis=-1) + self.z_[i][-1][None, :, None]
+            q = np.sort(q, axis=-1) + zs[i][-1][None, :, None]
             paths.append(scaler.denormalize(q, scaler.n))
         return paths
 
-    def predict(self, horizon: int, X_future: Any = None, quantiles: Any = None) -> Any:
+    def predict(
+        self,
+        horizon: int,
+        X_future: Any = None,
+        quantiles: Any = None,
+        *,
+        y: Any = None,
+        X: Any = None,
+    ) -> Any:
         """The next ``horizon`` values of every series, in the form of ``y``: (horizon,) for one
         series, (horizon, n_channels) for a multivariate one, a list for a list, a long
         DataFrame for a DataFrame (a pandas Series with dates for a dated Series). With
-        ``quantiles`` (levels from the trained ones), a trailing axis (or columns) per level."""
-        preds, wanted = self._forecast(horizon, X_future, quantiles)
+        ``quantiles`` (levels from the trained ones), a trailing axis (or columns) per level.
+
+        ``y`` (with its past covariates ``X``, when the forecaster has covariates): forecast
+        these series instead of the fitted ones, with the fitted networks (a global model
+        applied to new or updated series: new stores, the latest data, no refit). They are
+        normalized as fit normalizes its series; same channels and covariates as in fit."""
+        target = self._target(y, X)
+        preds, wanted = self._forecast(horizon, X_future, quantiles, target)
         if quantiles is None:
             preds = [p[..., 0] for p in preds]
         return format_forecast(
-            self.panel_,
+            target[0],
             preds,
             int(horizon),
             value_col=self.value_col,
@@ -509,15 +568,25 @@ class LSTMForecaster(BaseEstimator):
             quantiles=None if quantiles is None else wanted,
         )
 
-    def predict_interval(self, horizon: int, X_future: Any = None, coverage: float = 0.8) -> tuple:
+    def predict_interval(
+        self,
+        horizon: int,
+        X_future: Any = None,
+        coverage: float = 0.8,
+        *,
+        y: Any = None,
+        X: Any = None,
+    ) -> tuple:
         """(lower, upper) bounds, each in the form of ``predict``, from the quantile levels
-        (1 - coverage) / 2 and (1 + coverage) / 2, which must be among the trained ones."""
+        (1 - coverage) / 2 and (1 + coverage) / 2, which must be among the trained ones;
+        ``y`` and ``X`` as in ``predict``."""
         lo, hi = (1 - coverage) / 2, (1 + coverage) / 2
-        preds, _ = self._forecast(horizon, X_future, [lo, hi])
+        target = self._target(y, X)
+        preds, _ = self._forecast(horizon, X_future, [lo, hi], target)
         fmt = dict(value_col=self.value_col, id_col=self.id_col, time_col=self.time_col)
         return (
-            format_forecast(self.panel_, [p[..., 0] for p in preds], int(horizon), **fmt),
-            format_forecast(self.panel_, [p[..., 1] for p in preds], int(horizon), **fmt),
+            format_forecast(target[0], [p[..., 0] for p in preds], int(horizon), **fmt),
+            format_forecast(target[0], [p[..., 1] for p in preds], int(horizon), **fmt),
         )
 
 
