@@ -1,27 +1,28 @@
-"""aeon adapter: :class:`LSTMClassifier` as an aeon classifier, so that it runs in aeon's
-pipelines and benchmarking. Importing this module imports aeon (an optional extra); nothing
-else in lstm_native does.
+"""aeon adapters: :class:`LSTMClassifier` and :class:`LSTMForecaster` as aeon estimators, so
+that they run in aeon's pipelines and benchmarking. Importing this module imports aeon (an
+optional extra); nothing else in lstm_native does.
 
-:class:`AeonLSTMClassifier` takes aeon's ``numpy3D`` collections (n_cases, n_channels,
-n_timepoints), an LSTMClassifier with ``input_layout="nct"`` inside.
-
-There is no aeon forecaster adapter: aeon's forecasters predict one value ``horizon`` steps
-after a series given to ``predict``, which a fitted LSTMForecaster cannot do for a series it
-was not fitted on without refitting. Use the sktime adapter (lstm_native.interop.sktime) for
-forecasting pipelines.
+* :class:`AeonLSTMClassifier` takes aeon's ``numpy3D`` collections (n_cases, n_channels,
+  n_timepoints), an LSTMClassifier with ``input_layout="nct"`` inside.
+* :class:`AeonLSTMForecaster`: aeon's forecaster contract, one value ``horizon`` steps after
+  the series handed to ``predict`` (the fitted networks applied to it without refitting:
+  ``LSTMForecaster.predict(horizon, y=...)``); univariate.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from aeon.classification.base import BaseClassifier
+from aeon.forecasting.base import BaseForecaster
 from sklearn.exceptions import ConvergenceWarning
 
 from ..estimators import LSTMClassifier
+from ..forecasting import LSTMForecaster
 
-__all__ = ["AeonLSTMClassifier"]
+__all__ = ["AeonLSTMClassifier", "AeonLSTMForecaster"]
 
 
 class AeonLSTMClassifier(BaseClassifier):
@@ -107,3 +108,85 @@ class AeonLSTMClassifier(BaseClassifier):
     def _get_test_params(cls, parameter_set: str = "default") -> dict:
         """Small, fast settings for aeon's estimator checks."""
         return {"hidden_size": 8, "max_iter": 5, "random_state": 0}
+
+
+class AeonLSTMForecaster(BaseForecaster):
+    """LSTMForecaster behind aeon's forecaster interface: ``fit(y)`` trains the networks on
+    the series y; ``predict(y)`` returns the value ``horizon`` steps after the end of y (any
+    series: the fitted networks forecast it, normalized as in fit). Parameters are
+    LSTMForecaster's most used ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lstm_native.interop.aeon import AeonLSTMForecaster
+    >>> t = np.arange(96)
+    >>> y = 100 + t + 10 * np.sin(2 * np.pi * t / 12)
+    >>> f = AeonLSTMForecaster(horizon=3, n_ensemble=1, max_iter=20, random_state=0).fit(y)
+    >>> isinstance(f.predict(y), float)
+    True
+    """
+
+    _tags = {
+        "capability:univariate": True,
+        "capability:multivariate": False,
+        "capability:horizon": True,
+        "capability:exogenous": False,
+        "capability:missing_values": False,
+        "y_inner_type": "np.ndarray",
+        "python_dependencies": None,
+    }
+
+    def __init__(
+        self,
+        horizon=1,
+        season_length=None,
+        lookback=None,
+        n_ensemble=5,
+        calibrate=True,
+        hidden_size=32,
+        num_layers=2,
+        max_iter=200,
+        learning_rate_init=0.003,
+        random_state=None,
+    ):
+        self.season_length = season_length
+        self.lookback = lookback
+        self.n_ensemble = n_ensemble
+        self.calibrate = calibrate
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.max_iter = max_iter
+        self.learning_rate_init = learning_rate_init
+        self.random_state = random_state
+        super().__init__(horizon=horizon, axis=1)
+
+    def _fit(self, y: np.ndarray, exog: Any = None) -> AeonLSTMForecaster:
+        self.forecaster_ = LSTMForecaster(
+            season_length=self.season_length,
+            lookback=self.lookback,
+            n_ensemble=self.n_ensemble,
+            calibrate=self.calibrate,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            max_iter=self.max_iter,
+            learning_rate_init=self.learning_rate_init,
+            random_state=self.random_state,
+        ).fit(np.asarray(y, dtype=np.float64).reshape(-1))
+        return self
+
+    def _predict(self, y: np.ndarray, exog: Any = None) -> float:
+        series = np.asarray(y, dtype=np.float64).reshape(-1)
+        path = self.forecaster_.predict(int(self.horizon), y=series)
+        return float(np.asarray(path).reshape(-1)[-1])
+
+    @classmethod
+    def _get_test_params(cls, parameter_set: str = "default") -> dict:
+        """Small, fast settings for aeon's estimator checks."""
+        return {
+            "n_ensemble": 1,
+            "hidden_size": 8,
+            "num_layers": 1,
+            "max_iter": 5,
+            "random_state": 0,
+        }
