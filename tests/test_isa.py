@@ -10,6 +10,7 @@ would die with SIGILL on a CPU without AVX: the disassembly is checked for that.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -92,7 +93,9 @@ def test_every_kernel_set_matches_the_reference(isa):
     assert re.search(r"\d+ passed", tail) and "failed" not in tail, tail
 
 
+@functools.lru_cache(maxsize=1)
 def _disassembly() -> str:
+    """The module's disassembly (demangled), read once for the tests that need it."""
     objdump = shutil.which("objdump")
     if objdump is None:
         pytest.skip("objdump (binutils) is not installed")

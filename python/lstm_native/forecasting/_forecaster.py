@@ -32,7 +32,7 @@ import warnings
 from typing import Any, Optional
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -278,8 +278,6 @@ class LSTMForecaster(BaseEstimator):
         nominal one-sided coverage on the last horizon_ points of every series, forecast by
         an ensemble fitted without them (split conformal; 1 for the median, and for every
         level when the series are too short to hold points out)."""
-        from sklearn.base import clone
-
         levels, h = self.quantile_levels_, self.horizon_
         hold = [min(h, n // 4) for n in panel.lengths]
         cut = Panel(
@@ -484,7 +482,7 @@ class LSTMForecaster(BaseEstimator):
     def _forecast(
         self, horizon: int, X_future: Any, quantiles: Optional[list], target: tuple
     ) -> tuple:
-        check_is_fitted(self, "members_")
+        """Calibrated quantile forecasts of ``target`` (from _target, which checks the fit)."""
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
         levels = self.quantile_levels_

@@ -11,21 +11,19 @@ optional extra); nothing else in lstm_native does.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 from aeon.classification.base import BaseClassifier
 from aeon.forecasting.base import BaseForecaster
-from sklearn.exceptions import ConvergenceWarning
 
-from ..estimators import LSTMClassifier
 from ..forecasting import LSTMForecaster
+from ._adapters import ClassifierAdapter
 
 __all__ = ["AeonLSTMClassifier", "AeonLSTMForecaster"]
 
 
-class AeonLSTMClassifier(BaseClassifier):
+class AeonLSTMClassifier(ClassifierAdapter, BaseClassifier):
     """LSTMClassifier behind aeon's classifier interface. ``n_jobs`` defaults to 1, as aeon
     asks of every estimator (-1 or None: all cores); results do not depend on it.
 
@@ -76,33 +74,6 @@ class AeonLSTMClassifier(BaseClassifier):
         self.random_state = random_state
         self.n_jobs = n_jobs
         super().__init__()
-
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> AeonLSTMClassifier:
-        est = LSTMClassifier(
-            hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            cell=self.cell,
-            max_iter=self.max_iter,
-            learning_rate_init=self.learning_rate_init,
-            batch_size=self.batch_size,
-            alpha=self.alpha,
-            early_stopping=self.early_stopping,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-            input_layout="nct",
-        )
-        with warnings.catch_warnings():  # aeon's checks train for a few epochs on purpose
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.estimator_ = est.fit(np.asarray(X, dtype=np.float32), y)
-        return self
-
-    def _predict(self, X: np.ndarray) -> np.ndarray:
-        return self.estimator_.predict(np.asarray(X, dtype=np.float32))
-
-    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        # columns in the order of self.classes_ (aeon and the estimator both sort them)
-        proba = self.estimator_.predict_proba(np.asarray(X, dtype=np.float32))
-        return np.asarray(proba, dtype=np.float64)
 
     @classmethod
     def _get_test_params(cls, parameter_set: str = "default") -> dict:
@@ -162,17 +133,9 @@ class AeonLSTMForecaster(BaseForecaster):
         super().__init__(horizon=horizon, axis=1)
 
     def _fit(self, y: np.ndarray, exog: Any = None) -> AeonLSTMForecaster:
-        self.forecaster_ = LSTMForecaster(
-            season_length=self.season_length,
-            lookback=self.lookback,
-            n_ensemble=self.n_ensemble,
-            calibrate=self.calibrate,
-            hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            max_iter=self.max_iter,
-            learning_rate_init=self.learning_rate_init,
-            random_state=self.random_state,
-        ).fit(np.asarray(y, dtype=np.float64).reshape(-1))
+        params = self.get_params(deep=False)
+        del params["horizon"]  # aeon's step to predict, not LSTMForecaster's trained horizon
+        self.forecaster_ = LSTMForecaster(**params).fit(np.asarray(y, dtype=np.float64).reshape(-1))
         return self
 
     def _predict(self, y: np.ndarray, exog: Any = None) -> float:

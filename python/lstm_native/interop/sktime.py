@@ -21,37 +21,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
 from sktime.classification.base import BaseClassifier
 from sktime.forecasting.base import BaseForecaster
 
-from ..estimators import LSTMClassifier
 from ..forecasting import LSTMForecaster
+from ._adapters import ClassifierAdapter
 
 __all__ = ["SktimeLSTMClassifier", "SktimeLSTMForecaster"]
-
-_FORECASTER_PARAMS = [
-    "season_length",
-    "lookback",
-    "horizon",
-    "strategy",
-    "transform",
-    "deseasonalize",
-    "quantiles",
-    "loss",
-    "n_ensemble",
-    "calibrate",
-    "cell",
-    "hidden_size",
-    "num_layers",
-    "max_iter",
-    "learning_rate_init",
-    "batch_size",
-    "alpha",
-    "validation_fraction",
-    "random_state",
-    "n_jobs",
-]
 
 
 class SktimeLSTMForecaster(BaseForecaster):
@@ -138,7 +114,7 @@ class SktimeLSTMForecaster(BaseForecaster):
             self.set_config(remember_data=True)
 
     def _fit(self, y: pd.Series, X: Any = None, fh: Any = None) -> SktimeLSTMForecaster:
-        params = {k: getattr(self, k) for k in _FORECASTER_PARAMS}
+        params = self.get_params(deep=False)  # LSTMForecaster's names and meanings
         if params["horizon"] is None and fh is not None:
             steps = np.asarray(fh.to_relative(self.cutoff), dtype=np.int64)
             if len(steps) and steps.max() >= 1:
@@ -167,7 +143,7 @@ class SktimeLSTMForecaster(BaseForecaster):
         ]
 
 
-class SktimeLSTMClassifier(BaseClassifier):
+class SktimeLSTMClassifier(ClassifierAdapter, BaseClassifier):
     """LSTMClassifier behind sktime's classifier interface: X is a ``numpy3D`` panel
     (n_instances, n_channels, n_timepoints), read as sequences of n_timepoints steps with
     n_channels features each. Parameters are LSTMClassifier's most used ones.
@@ -219,36 +195,6 @@ class SktimeLSTMClassifier(BaseClassifier):
         self.random_state = random_state
         self.n_jobs = n_jobs
         super().__init__()
-
-    def _estimator(self) -> LSTMClassifier:
-        return LSTMClassifier(
-            hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            cell=self.cell,
-            max_iter=self.max_iter,
-            learning_rate_init=self.learning_rate_init,
-            batch_size=self.batch_size,
-            alpha=self.alpha,
-            early_stopping=self.early_stopping,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-            input_layout="nct",
-        )
-
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> SktimeLSTMClassifier:
-
-        with warnings.catch_warnings():  # sktime's checks train for a few epochs on purpose
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.estimator_ = self._estimator().fit(np.asarray(X, dtype=np.float32), y)
-        return self
-
-    def _predict(self, X: np.ndarray) -> np.ndarray:
-        return self.estimator_.predict(np.asarray(X, dtype=np.float32))
-
-    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        proba = self.estimator_.predict_proba(np.asarray(X, dtype=np.float32))
-        # sktime orders the columns by self.classes_ (sorted, as the estimator's)
-        return np.asarray(proba, dtype=np.float64)
 
     @classmethod
     def get_test_params(cls, parameter_set: str = "default") -> list:
