@@ -17,13 +17,16 @@ from .preprocessing import SequenceScaler
 __version__ = "0.1.0"
 
 
-def load(path) -> LSTMRegressor | LSTMClassifier:
-    """Load an estimator saved with ``est.save(path)`` (an ``.npz`` archive, no pickle).
-    Raises ValueError naming the file if it is truncated, corrupted, not an lstm_native model
-    or written by a newer version of the format."""
-    from ._persist import load_model
+def load(path) -> LSTMRegressor | LSTMClassifier | LSTMForecaster:
+    """Load an estimator or a forecaster saved with ``est.save(path)`` (an ``.npz`` archive,
+    no pickle). Raises ValueError naming the file if it is truncated, corrupted, not an
+    lstm_native model or written by a newer version of the format."""
+    from ._persist import file_format, load_model
     from .estimators import ESTIMATORS
+    from .forecasting._persist import FORMAT_NAME, load_forecaster
 
+    if file_format(path) == FORMAT_NAME:
+        return load_forecaster(path, LSTMForecaster)
     cls, hyperparams, fitted = load_model(path, ESTIMATORS)
     return cls.from_saved(hyperparams, fitted)
 

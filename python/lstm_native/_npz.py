@@ -49,6 +49,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -471,16 +472,28 @@ class Archive:
             raise BadFile(f"{name} is not valid JSON ({show(str(e))})") from e
 
 
+def to_bytes(arrays: dict) -> bytes:
+    """``arrays`` as the bytes of an ``.npz`` archive, as :func:`write_atomic` writes it (for
+    an archive nested in another one as a uint8 member)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
 @contextlib.contextmanager
-def open_archive(path: str, *, kind: str, title: str, required: str) -> Iterator[Archive]:
+def open_archive(
+    path: str, *, kind: str, title: str, required: str, data: Any = None
+) -> Iterator[Archive]:
     """``with open_archive(path, ...) as archive``: the checked archive at ``path`` (steps 1 to
-    3 of the module docstring). ``kind`` and ``title`` name what the file should be in
+    3 of the module docstring), or in ``data`` (the bytes of an archive nested in another
+    file; ``path`` then only names it). ``kind`` and ``title`` name what the file should be in
     messages ("it is a FIFO, not <kind>", "not <title> (... no <required>)"); ``required`` is
     the member it must have. Raises BadFile; inside the block, the errors of zipfile, zlib
     and the file (and ValueError) become BadFile too."""
-    with open_regular(path, kind) as f:
+    source = open_regular(path, kind) if data is None else io.BytesIO(data)
+    with source as f:
         _check_start(f, title)
-        size = os.fstat(f.fileno()).st_size
+        size = os.fstat(f.fileno()).st_size if data is None else len(data)
         try:
             _check_directory(f, size, kind)
             with zipfile.ZipFile(f) as zf:
@@ -508,5 +521,6 @@ __all__ = [
     "open_regular",
     "sha256",
     "show",
+    "to_bytes",
     "write_atomic",
 ]

@@ -89,7 +89,7 @@ from sklearn.base import is_classifier
 
 from ._memory import available_memory, format_bytes
 from ._network import Network, core_config, loss_config
-from ._npz import BadFile, json_member, open_archive, sha256, show, write_atomic
+from ._npz import BadFile, json_member, open_archive, sha256, show, to_bytes, write_atomic
 from ._persist_schema import (
     _CONFIG,
     _CONFIG_OPTIONAL,
@@ -171,7 +171,17 @@ def _package_version() -> str:
 def save_model(path: Any, class_name: str, hyperparams: dict, fitted: FittedModel) -> None:
     """Write ``fitted`` of estimator class ``class_name`` with ``hyperparams``
     (``get_params(deep=False)``) to ``path`` in the current format (module docstring)."""
-    path = os.fspath(path)
+    write_atomic(os.fspath(path), model_arrays(class_name, hyperparams, fitted))
+
+
+def model_bytes(class_name: str, hyperparams: dict, fitted: FittedModel) -> bytes:
+    """What :func:`save_model` would write, as bytes (a model nested in another file, e.g. a
+    forecaster's networks; read back with ``load_model(name, ..., data=...)``)."""
+    return to_bytes(model_arrays(class_name, hyperparams, fitted))
+
+
+def model_arrays(class_name: str, hyperparams: dict, fitted: FittedModel) -> dict:
+    """The members of a model file: {name: array}, ``__meta__`` included."""
     st, spec = fitted.state, fitted.input
     arrays = {name: np.ascontiguousarray(getattr(st, name)) for name in TrainState.ARRAYS}
     attrs = {
@@ -208,7 +218,7 @@ def save_model(path: Any, class_name: str, hyperparams: dict, fitted: FittedMode
         }
     meta["sha256"] = {k: sha256(v) for k, v in arrays.items()}
     arrays["__meta__"] = json_member(meta)
-    write_atomic(path, arrays)
+    return arrays
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,19 +448,34 @@ def _check_classes(classes: np.ndarray, raw: np.ndarray) -> None:
         raise BadFile("classes_ is not sorted and unique")
 
 
-def load_model(path: Any, registry: dict, expected: Any = None) -> tuple:
+def load_model(path: Any, registry: dict, expected: Any = None, data: Any = None) -> tuple:
     """Read a file written by :func:`save_model` (or by format version 1):
     ``(cls, hyperparams, fitted)``, the estimator class (from ``registry``, {class name:
     class}; a subclass of ``expected`` if given), its hyperparameters (constructor
     arguments) and the :class:`~lstm_native._state.FittedModel`, all checked. ValueError
-    naming the file for any problem with it (see the module docstring)."""
+    naming the file for any problem with it (see the module docstring). ``data``: the bytes
+    of a model nested in another file (:func:`model_bytes`); ``path`` then names it."""
     path = os.fspath(path)
     try:
-        with open_archive(path, kind=_KIND, title=_TITLE, required=_META_MEMBER) as archive:
+        with open_archive(
+            path, kind=_KIND, title=_TITLE, required=_META_MEMBER, data=data
+        ) as archive:
             meta, cls, layout, hyper, arrays = _read(archive, registry, expected)
         return cls, hyper, _assemble(cls, hyper, meta, layout, arrays)
     except BadFile as e:
         raise ValueError(f"Cannot load {path!r}: {e}") from e.__cause__
+
+
+def file_format(path: Any) -> Any:
+    """The ``format`` entry of the ``__meta__`` document of an lstm_native file (after the
+    archive's checks), to tell an estimator from a forecaster; ValueError naming the file."""
+    path = os.fspath(path)
+    try:
+        with open_archive(path, kind=_KIND, title=_TITLE, required=_META_MEMBER) as archive:
+            meta = archive.read_json(_META_MEMBER, _MAX_META_BYTES)
+    except BadFile as e:
+        raise ValueError(f"Cannot load {path!r}: {e}") from e.__cause__
+    return meta.get("format") if isinstance(meta, dict) else None
 
 
 def _read(archive: Any, registry: dict, expected: Any) -> tuple:
@@ -549,4 +574,4 @@ def _assemble(cls: Any, hyper: dict, meta: dict, layout: _Layout, arrays: dict) 
     )
 
 
-__all__ = ["FORMAT_VERSION", "load_model", "save_model"]
+__all__ = ["FORMAT_VERSION", "file_format", "load_model", "model_bytes", "save_model"]

@@ -566,6 +566,25 @@ class LSTMForecaster(BaseEstimator):
             quantiles=None if quantiles is None else wanted,
         )
 
+    # -- saving ----------------------------------------------------------------------------
+    def save(self, path: Any) -> None:
+        """Write the fitted forecaster to ``path``: a portable ``.npz`` archive (its networks,
+        the fitted series and their normalization, the hyperparameters; no pickle), written
+        atomically. Read it back with :meth:`load` or :func:`lstm_native.load`; the loaded
+        forecaster gives the same forecasts."""
+        check_is_fitted(self, "members_")
+        from ._persist import save_forecaster
+
+        save_forecaster(path, self)
+
+    @classmethod
+    def load(cls, path: Any) -> LSTMForecaster:
+        """A forecaster saved with :meth:`save`; ValueError naming the file and the problem
+        for a damaged, foreign, crafted or newer file (see lstm_native.forecasting._persist)."""
+        from ._persist import load_forecaster
+
+        return load_forecaster(path, cls)
+
     def predict_interval(
         self,
         horizon: int,
