@@ -357,3 +357,17 @@ def test_truncated_and_foreign_files(saved, tmp_path):
     np.save(tmp_path / "one.npy", np.zeros(3))
     with pytest.raises(ValueError, match="single NumPy array"):
         LSTMForecaster.load(tmp_path / "one.npy")
+
+
+@pytest.mark.parametrize("params", [dict(drift=True), dict(level="smoothed", drift=True)])
+def test_drift_and_smoothed_level_round_trip(tmp_path, params):
+    fc, fut = _fit("list", calibrate=False, **params)
+    fc.save(tmp_path / "fc.npz")
+    loaded = LSTMForecaster.load(tmp_path / "fc.npz")
+    _same(loaded.predict(8), fc.predict(8))
+    for a, b in zip(loaded.scalers_, fc.scalers_):
+        for name in ("drift", "alpha"):
+            if getattr(b, name) is None:
+                assert getattr(a, name) is None
+            else:
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name))

@@ -344,3 +344,58 @@ def test_cli_forecast_end_to_end(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and "no column 'nope'" in bad.stderr
+
+
+# -- trend and level ---------------------------------------------------------------------------
+def test_drift_is_removed_and_restored_exactly():
+    from lstm_native.forecasting._windows import SeriesScaler
+
+    t = np.arange(30.0)
+    y = np.c_[50 + 2.0 * t + np.sin(t), 3 - 0.5 * t + np.cos(t)]
+    sc = SeriesScaler.fit(y, 1, "none", False, drift=True)
+    # the drift is the mean change per step, in the scaled units
+    np.testing.assert_allclose(sc.drift * sc.scale, (y[-1] - y[0]) / 29, rtol=1e-12)
+    z = sc.normalize(y)
+    assert abs(z[-1, 0] - z[0, 0]) < 1e-9  # detrended: the ends meet
+    np.testing.assert_allclose(sc.denormalize(z, 0), y, rtol=1e-12, atol=1e-12)
+    # forecasts of positions after the series get the trend back
+    ahead = sc.denormalize(np.repeat(z[-1:], 3, axis=0), len(y))
+    step = (y[-1, 0] - y[0, 0]) / 29
+    np.testing.assert_allclose(ahead[:, 0] - y[-1, 0], [step, 2 * step, 3 * step], rtol=1e-9)
+
+
+def test_a_short_trending_series_is_continued_with_drift():
+    """18 points, as the airmiles series: too few windows to learn the trend from; with
+    drift the forecast is at worst the random walk with drift, without it is flat."""
+    t = np.arange(18.0)
+    y = 100 * np.exp(0.15 * t) * (1 + 0.02 * np.sin(3 * t))
+    fc = LSTMForecaster(drift=True, season_length=1, calibrate=False, **FAST).fit(y)
+    growth = np.diff(np.log(np.r_[y[-1], fc.predict(6)]))
+    assert np.all(growth > 0.08) and np.all(growth < 0.22)
+
+
+def test_smoothed_level_follows_a_noisy_level_and_a_random_walk():
+    from lstm_native.forecasting._season import smoothed_level, smoothing_alpha
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=7)
+    a = 0.3
+    expected = [z[0]]
+    for v in z[1:]:
+        expected.append(a * v + (1 - a) * expected[-1])
+    np.testing.assert_allclose(smoothed_level(z, a), expected, rtol=1e-12)
+    np.testing.assert_array_equal(smoothed_level(z, 1.0), z)
+    noisy = 5 + rng.normal(size=400)  # white noise around a constant level: smooth a lot
+    walk = np.cumsum(rng.normal(size=400))  # a random walk: the last value is the best level
+    assert smoothing_alpha(noisy) <= 0.2 and smoothing_alpha(walk) >= 0.9
+    fc = LSTMForecaster(level="smoothed", season_length=1, calibrate=False, **FAST).fit(noisy)
+    assert fc.scalers_[0].alpha[0] <= 0.2
+    # the forecast stays near the level (5), not at the last noisy value
+    assert abs(float(np.mean(fc.predict(4))) - 5.0) < 0.6
+
+
+def test_drift_and_level_are_checked():
+    with pytest.raises(ValueError, match="drift must be True or False"):
+        LSTMForecaster(drift="yes").fit(seasonal_series())
+    with pytest.raises(ValueError, match="level must be 'last' or 'smoothed'"):
+        LSTMForecaster(level="mean").fit(seasonal_series())

@@ -7,7 +7,8 @@ forecasts the next h values (monthly 18, quarterly 8, yearly 6), scored by MASE 
 in-sample seasonal naive error), sMAPE and RMSE, and by the coverage of its 80 % interval when
 it gives one. Two splits:
 
-* ``dev``: origin n - 2h, scored on y[n-2h : n-h]. For choosing defaults.
+* ``dev``: origin n - 2h, scored on y[n-2h : n-h]. For choosing defaults (``dev3``, ``dev4``:
+  origins n - 3h and n - 4h, further development origins: one origin is noisy).
 * ``test``: origin n - h, scored on the last h values. The reported numbers; nothing may be
   chosen on them.
 
@@ -168,11 +169,15 @@ def _error(e: BaseException) -> str:
 
 
 # -- the protocol ----------------------------------------------------------------------------
+SPLITS = {"test": 1, "dev": 2, "dev3": 3, "dev4": 4}  # origin n - k*h
+
+
 def split(y: np.ndarray, h: int, which: str) -> tuple:
-    """(train, test) at the split's origin: n - h for ``test``, n - 2h for ``dev``."""
-    if which not in ("dev", "test"):
-        raise ValueError(f"split is 'dev' or 'test', got {which!r}")
-    cut = len(y) - (2 * h if which == "dev" else h)
+    """(train, test) at the split's origin: n - h for ``test``, n - 2h for ``dev`` (and n - 3h,
+    n - 4h for ``dev3``, ``dev4``: more development origins, further back)."""
+    if which not in SPLITS:
+        raise ValueError(f"split is one of {sorted(SPLITS)}, got {which!r}")
+    cut = len(y) - SPLITS[which] * h
     return y[:cut], y[cut : cut + h]
 
 
@@ -548,7 +553,8 @@ def markdown(res: dict, summary: dict) -> str:
     named = "; ".join(
         f"{m['label']} = `{m['spec']}` with {json.dumps(m['kwargs'])}" for m in cfg["models"]
     )
-    origin = "n - 2h" if cfg["split"] == "dev" else "n - h"
+    k = SPLITS[cfg["split"]]
+    origin = f"n - {k}h" if k > 1 else "n - h"
     lines = [
         f"# Forecasting benchmark, split `{cfg['split']}`" + (" (quick)" if cfg["quick"] else ""),
         "",
@@ -578,7 +584,7 @@ def markdown(res: dict, summary: dict) -> str:
 # -- command line ----------------------------------------------------------------------------
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--split", choices=["dev", "test"], default="test")
+    ap.add_argument("--split", choices=sorted(SPLITS), default="test")
     ap.add_argument("--only", choices=["all", "single", "panels"], default="all")
     ap.add_argument(
         "--model",

@@ -108,6 +108,8 @@ class LSTMForecaster(BaseEstimator):
         loss: str = "quantile",
         n_ensemble: int = 5,
         calibrate: bool = True,
+        drift: bool = False,
+        level: str = "last",
         cell: str = "lstm",
         hidden_size: int = 32,
         num_layers: int = 2,
@@ -133,6 +135,8 @@ class LSTMForecaster(BaseEstimator):
         self.loss = loss
         self.n_ensemble = n_ensemble
         self.calibrate = calibrate
+        self.drift = drift
+        self.level = level
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -174,8 +178,11 @@ class LSTMForecaster(BaseEstimator):
                 f"loss must be 'quantile', 'squared_error', 'absolute_error' or "
                 f"'huber', got {self.loss!r}"
             )
-        if not isinstance(self.calibrate, (bool, np.bool_)):
-            raise ValueError(f"calibrate must be True or False, got {self.calibrate!r}")
+        for name in ("calibrate", "drift"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.level not in ("last", "smoothed"):
+            raise ValueError(f"level must be 'last' or 'smoothed', got {self.level!r}")
         if self.deseasonalize not in ("auto", True, False):
             raise ValueError(
                 f"deseasonalize must be 'auto', True or False, got {self.deseasonalize!r}"
@@ -222,10 +229,13 @@ class LSTMForecaster(BaseEstimator):
                 f"every series needs at least 3 observations; the shortest has {shortest}"
             )
         scalers = [
-            SeriesScaler.fit(v, m, self.transform, self.deseasonalize, _SEASON_HALF_LIFE)
+            SeriesScaler.fit(
+                v, m, self.transform, self.deseasonalize, _SEASON_HALF_LIFE, self.drift, self.level
+            )
             for v in panel.values
         ]
         z = [s.normalize(v) for s, v in zip(scalers, panel.values)]
+        levels = [s.level(zi) for s, zi in zip(scalers, z)]
         cov_stats = None
         covs = None
         if panel.covariates is not None:
@@ -242,7 +252,7 @@ class LSTMForecaster(BaseEstimator):
         seeds = rng.randint(0, 2**31 - 1, size=self.n_ensemble)
         for k in range(self.n_ensemble):
             L = self._member_lookback(base, k, shortest, step_h)
-            Xw, Yw = self._training_windows(z, covs, L, step_h, strategy)
+            Xw, Yw = self._training_windows(z, covs, L, step_h, strategy, levels)
             est = self._network(int(seeds[k]), len(Xw))
             t0 = time.perf_counter()
             with warnings.catch_warnings():
@@ -334,10 +344,17 @@ class LSTMForecaster(BaseEstimator):
         return max(2, min(L, shortest - h - 2))
 
     def _training_windows(
-        self, z: list, covs: Optional[list], L: int, h: int, strategy: str
+        self, z: list, covs: Optional[list], L: int, h: int, strategy: str, levels: list
     ) -> tuple:
         parts = [
-            windows(zi, None if covs is None else covs[i], L, h, future_cov=strategy != "recursive")
+            windows(
+                zi,
+                None if covs is None else covs[i],
+                L,
+                h,
+                future_cov=strategy != "recursive",
+                level=levels[i],
+            )
             for i, zi in enumerate(z)
             if len(zi) >= L + h
         ]
@@ -376,17 +393,22 @@ class LSTMForecaster(BaseEstimator):
 
     # -- predicting -------------------------------------------------------------------------
     def _normalized_forecast(
-        self, z: np.ndarray, cov: Optional[np.ndarray], horizon: int, future: Optional[np.ndarray]
+        self,
+        z: np.ndarray,
+        cov: Optional[np.ndarray],
+        horizon: int,
+        future: Optional[np.ndarray],
+        scaler: SeriesScaler,
     ) -> Any:
         """Member forecasts of the normalized series z (n, C) with normalized covariates cov,
-        relative to its last value: (n_ensemble, horizon, C, Q)."""
+        relative to its level at the end (scaler.level(z)[-1]): (n_ensemble, horizon, C, Q)."""
         C, Q = z.shape[1], len(self.quantile_levels_)
         out = np.empty((len(self.members_), horizon, C, Q))
         for k, (L, est) in enumerate(self.members_):
             if self.strategy_ == "recursive":
-                out[k] = self._rollout(est, z, cov, future, L, horizon)
+                out[k] = self._rollout(est, z, cov, future, L, horizon, scaler)
             else:
-                out[k] = self._blocks(est, z, cov, future, L, horizon)
+                out[k] = self._blocks(est, z, cov, future, L, horizon, scaler)
         return out
 
     def _member_predict(self, est: LSTMRegressor, x: np.ndarray) -> np.ndarray:
@@ -403,6 +425,7 @@ class LSTMForecaster(BaseEstimator):
         future: Optional[np.ndarray],
         L: int,
         horizon: int,
+        scaler: SeriesScaler,
     ) -> np.ndarray:
         """Multi-output forecasts (horizon, C, Q), continued block by block (each block's
         median appended as if observed) when horizon exceeds the trained one."""
@@ -414,15 +437,16 @@ class LSTMForecaster(BaseEstimator):
             fut = None if future is None else future[done : done + h]
             if fut is not None and len(fut) < h:
                 fut = np.concatenate([fut, np.repeat(fut[-1:], h - len(fut), axis=0)])
-            x = last_window(hist, hcov, fut, L, h)
-            q = self._member_predict(est, x).reshape(h, C, Q) + hist[-1][:, None]
+            base = scaler.level(hist)[-1]
+            x = last_window(hist, hcov, fut, L, h, base)
+            q = self._member_predict(est, x).reshape(h, C, Q) + base[:, None]
             k = min(h, horizon - done)
             out[done : done + k] = q[:k]
             hist = np.concatenate([hist, q[:, :, mid]])
             if hcov is not None:
                 hcov = np.concatenate([hcov, fut])
             done += k
-        return out - z[-1][:, None]
+        return out - scaler.level(z)[-1][:, None]
 
     def _rollout(
         self,
@@ -432,12 +456,13 @@ class LSTMForecaster(BaseEstimator):
         future: Optional[np.ndarray],
         L: int,
         horizon: int,
+        scaler: SeriesScaler,
     ) -> np.ndarray:
         """The one-step model rolled out in C++ (horizon, C, Q): the median of each step is fed
         back as the next step's value, the future covariates alongside."""
         C, Q = z.shape[1], len(self.quantile_levels_)
         mid = self.quantile_levels_.index(0.5)
-        x = last_window(z, cov, None, L, 1)
+        x = last_window(z, cov, None, L, 1, scaler.level(z)[-1])
         fut = None
         if cov is not None:
             fut = np.zeros((horizon - 1, x.shape[2]))
@@ -469,7 +494,9 @@ class LSTMForecaster(BaseEstimator):
             raise ValueError("every series to forecast needs at least 3 observations")
         m = self.season_length_
         scalers = [
-            SeriesScaler.fit(v, m, self.transform, self.deseasonalize, _SEASON_HALF_LIFE)
+            SeriesScaler.fit(
+                v, m, self.transform, self.deseasonalize, _SEASON_HALF_LIFE, self.drift, self.level
+            )
             for v in panel.values
         ]
         z = [sc.normalize(v) for sc, v in zip(scalers, panel.values)]
@@ -527,10 +554,10 @@ class LSTMForecaster(BaseEstimator):
                     f = np.concatenate([f, np.repeat(f[-1:], horizon - len(f), axis=0)])
                 fut = (f - mu) / sd
             member = self._normalized_forecast(
-                zs[i], None if covs is None else covs[i], horizon, fut
+                zs[i], None if covs is None else covs[i], horizon, fut, scaler
             )
             q = np.median(member, axis=0)  # (h, C, Q)
-            q = np.sort(q, axis=-1) + zs[i][-1][None, :, None]
+            q = np.sort(q, axis=-1) + scaler.level(zs[i])[-1][None, :, None]
             paths.append(scaler.denormalize(q, scaler.n))
         return paths
 

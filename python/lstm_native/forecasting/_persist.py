@@ -22,7 +22,8 @@ The file (format ``lstm_native.forecaster``, version 1) holds
 * ``values`` (N, C): the fitted series one after the other (N = Σ lengths); ``covariates``
   (N, K), ``cov_mu`` and ``cov_sd`` (K,) with covariates;
 * the normalization of each series (``SeriesScaler``): ``scaler_log`` (S, C) bool,
-  ``scaler_season`` (S, m, C), ``scaler_scale`` (S, C);
+  ``scaler_season`` (S, m, C), ``scaler_scale``, ``scaler_drift`` (0 without drift) and
+  ``scaler_alpha`` (the level's smoothing; 1: the last value), each (S, C);
 * ``networks``: the ensemble's networks, each an estimator file (:func:`model_bytes`) of the
   size ``network_nbytes`` says, one after the other, zlib-compressed. Compressed, because an
   archive stored as plain bytes inside another one can be found by a zip reader: a forecaster
@@ -76,6 +77,8 @@ _PARAMS = {
     "loss": _STR,
     "n_ensemble": _INT,
     "calibrate": ("bool",),
+    "drift": ("bool",),
+    "level": _STR,
     "cell": _STR,
     "hidden_size": _INT,
     "num_layers": _INT,
@@ -183,6 +186,10 @@ def _index_part(panel: Panel) -> tuple:
     return meta, np.concatenate(parts)
 
 
+def _or(a: Any, fill: float, like: np.ndarray) -> np.ndarray:
+    return np.full_like(like, fill) if a is None else a
+
+
 def save_forecaster(path: Any, fc: Any) -> None:
     """Write the fitted forecaster ``fc`` to ``path`` (module docstring), atomically."""
     path = os.fspath(path)
@@ -237,6 +244,8 @@ def save_forecaster(path: Any, fc: Any) -> None:
         "scaler_log": np.stack([s.log for s in fc.scalers_]).astype(bool),
         "scaler_season": np.stack([s.season for s in fc.scalers_]),
         "scaler_scale": np.stack([s.scale for s in fc.scalers_]),
+        "scaler_drift": np.stack([_or(s.drift, 0.0, s.scale) for s in fc.scalers_]),
+        "scaler_alpha": np.stack([_or(s.alpha, 1.0, s.scale) for s in fc.scalers_]),
         "networks": np.frombuffer(zlib.compress(b"".join(nets), 6), dtype=np.uint8),
     }
     if panel.covariates is not None:
@@ -406,6 +415,8 @@ def _expected_shapes(p: dict, f: dict, S: int, m: int) -> dict:
         "scaler_log": ("b", (S, C)),
         "scaler_season": ("f", (S, m, C)),
         "scaler_scale": ("f", (S, C)),
+        "scaler_drift": ("f", (S, C)),
+        "scaler_alpha": ("f", (S, C)),
         "networks": ("u", None),  # compressed: any size
     }
     if K:
@@ -517,12 +528,15 @@ def _assemble(path: str, meta: dict, fc: Any, a: dict) -> Any:
     from ..estimators import ESTIMATORS, LSTMRegressor
 
     p, f = meta["panel"], meta["fitted"]
-    for name in ("values", "scaler_season", "covariates", "cov_mu"):
+    for name in ("values", "scaler_season", "scaler_drift", "covariates", "cov_mu"):
         if name in a and not np.all(np.isfinite(a[name])):
             raise BadFile(f"{name} contains NaN or infinity")
     for name in ("scaler_scale", "cov_sd"):
         if name in a and not (np.all(np.isfinite(a[name])) and np.all(a[name] > 0)):
             raise BadFile(f"{name} holds values that are not finite and > 0")
+    alpha = a["scaler_alpha"]
+    if not np.all((alpha > 0) & (alpha <= 1)):
+        raise BadFile("scaler_alpha holds values outside (0, 1]")
     ends = np.cumsum(p["lengths"])[:-1]
     values = np.split(a["values"], ends)
     logs = a["scaler_log"]
@@ -535,6 +549,8 @@ def _assemble(path: str, meta: dict, fc: Any, a: dict) -> Any:
             season=a["scaler_season"][s].copy(),
             scale=a["scaler_scale"][s].copy(),
             n=len(v),
+            drift=a["scaler_drift"][s].copy() if fc.drift else None,
+            alpha=alpha[s].copy() if fc.level == "smoothed" else None,
         )
         for s, v in enumerate(values)
     ]

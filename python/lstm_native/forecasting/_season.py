@@ -117,6 +117,29 @@ def diff_scale(z: np.ndarray, lag: int = 1) -> float:
     return s if s > 0 and np.isfinite(s) else 1.0
 
 
+def smoothed_level(z: np.ndarray, alpha: float) -> np.ndarray:
+    """Simple exponential smoothing of z (n,): l_0 = z_0, l_t = alpha z_t + (1 - alpha) l_{t-1}
+    (alpha 1: z itself, exactly)."""
+    if alpha >= 1.0:
+        return z.copy()
+    from scipy.signal import lfilter  # scikit-learn's dependency
+
+    return lfilter([alpha], [1.0, alpha - 1.0], z, zi=[(1.0 - alpha) * z[0]])[0]
+
+
+_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def smoothing_alpha(z: np.ndarray) -> float:
+    """The alpha of :func:`smoothed_level` with the least squared one-step error on z (a grid
+    of 0.1 steps; 1 for series of fewer than 4 values): near 1 for a random walk, small for
+    noise around a slowly moving level."""
+    if len(z) < 4:
+        return 1.0
+    errors = [float(np.sum((z[1:] - smoothed_level(z, a)[:-1]) ** 2)) for a in _ALPHAS]
+    return _ALPHAS[int(np.argmin(errors))]
+
+
 __all__ = [
     "acf",
     "diff_scale",
@@ -124,4 +147,6 @@ __all__ = [
     "is_seasonal",
     "season_from_freq",
     "seasonal_indices",
+    "smoothed_level",
+    "smoothing_alpha",
 ]

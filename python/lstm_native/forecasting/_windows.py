@@ -26,7 +26,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._season import diff_scale, is_seasonal, seasonal_indices
+from ._season import (
+    diff_scale,
+    is_seasonal,
+    seasonal_indices,
+    smoothed_level,
+    smoothing_alpha,
+)
 
 
 @dataclass
@@ -38,10 +44,19 @@ class SeriesScaler:
     season: np.ndarray  # (m, C) seasonal indices (zeros when not seasonal)
     scale: np.ndarray  # (C,)
     n: int  # length of the series it was fitted on
+    drift: Optional[np.ndarray] = None  # (C,) mean change per step of z, removed (or None)
+    alpha: Optional[np.ndarray] = None  # (C,) the level's smoothing (None: the last value)
 
     @classmethod
     def fit(
-        cls, y: np.ndarray, m: int, transform: str, deseasonalize: Any, half_life: Any = None
+        cls,
+        y: np.ndarray,
+        m: int,
+        transform: str,
+        deseasonalize: Any,
+        half_life: Any = None,
+        drift: bool = False,
+        level: str = "last",
     ) -> SeriesScaler:
         n, C = y.shape
         if transform == "log":
@@ -61,7 +76,13 @@ class SeriesScaler:
                 season[:, c] = seasonal_indices(z[:, c], m, half_life)
         d = z - season[np.arange(n) % m]
         scale = np.array([diff_scale(d[:, c]) for c in range(C)])
-        return cls(log=log, season=season, scale=scale, n=n)
+        out = cls(log=log, season=season, scale=scale, n=n)
+        if drift and n > 1:  # the mean change of the scaled series (a random walk's drift)
+            out.drift = (d[-1] - d[0]) / (n - 1) / scale
+        if level == "smoothed":
+            zn = out.normalize(y)
+            out.alpha = np.array([smoothing_alpha(zn[:, c]) for c in range(C)])
+        return out
 
     @property
     def m(self) -> int:
@@ -70,13 +91,28 @@ class SeriesScaler:
     def normalize(self, y: np.ndarray) -> np.ndarray:
         """z (n, C) of a series that starts where the fitted one started."""
         z = np.where(self.log, np.log(np.where(self.log, y, 1.0)), y)
-        return (z - self.season[np.arange(len(y)) % self.m]) / self.scale
+        z = (z - self.season[np.arange(len(y)) % self.m]) / self.scale
+        if self.drift is not None:
+            z = z - np.arange(len(y))[:, None] * self.drift
+        return z
+
+    def level(self, z: np.ndarray) -> np.ndarray:
+        """The level (n, C) every window of z is taken relative to: z itself (the last value),
+        or its exponential smoothing (ES-RNN's level) with the fitted alpha per channel."""
+        if self.alpha is None or np.all(self.alpha >= 1.0):
+            return z
+        return np.stack(
+            [smoothed_level(z[:, c], float(a)) for c, a in enumerate(self.alpha)], axis=1
+        )
 
     def denormalize(self, z: np.ndarray, start: int) -> np.ndarray:
         """Values at positions start, start+1, ... (counted from the series' start) of
         normalized z (k, C[, Q]) (forecasts of the steps after the series)."""
-        pos = (start + np.arange(z.shape[0])) % self.m
+        steps = start + np.arange(z.shape[0])
+        pos = steps % self.m
         extra = (slice(None), slice(None)) + (None,) * (z.ndim - 2)
+        if self.drift is not None:
+            z = z + (steps[:, None] * self.drift)[extra]
         v = z * self.scale[(None,) + extra[1:]] + self.season[pos][extra]
         log = self.log[(None,) + extra[1:]]
         with np.errstate(over="ignore"):
@@ -90,10 +126,12 @@ def windows(
     horizon: int,
     stride: int = 1,
     future_cov: bool = True,
+    level: Optional[np.ndarray] = None,
 ) -> tuple:
     """Training windows of one normalized series z (n, C) with covariates cov (n, K) or None:
     (inputs (W, L[+h], C[+K+1]), targets (W, h*C)), origins stride apart, the last one at the
-    end of the series; none when the series is shorter than L + h."""
+    end of the series; none when the series is shorter than L + h. Relative to ``level``
+    (n, C) at each window's last step (None: z, the last value)."""
     n, C = z.shape
     K = 0 if cov is None else cov.shape[1]
     origins = np.arange(n - horizon, lookback - 1, -stride)[::-1]
@@ -101,7 +139,7 @@ def windows(
     X = np.zeros((len(origins), steps, C + K + (1 if K and future_cov else 0)))
     past = origins[:, None] + np.arange(-lookback, 0)[None, :]  # (W, L) time indices
     ahead = origins[:, None] + np.arange(horizon)[None, :]  # (W, h)
-    base = z[origins - 1][:, None, :]  # (W, 1, C) the levels
+    base = (z if level is None else level)[origins - 1][:, None, :]  # (W, 1, C) the levels
     X[:, :lookback, :C] = z[past] - base
     Y = (z[ahead] - base).reshape(len(origins), horizon * C)
     if K:
@@ -118,15 +156,17 @@ def last_window(
     future: Optional[np.ndarray],
     lookback: int,
     horizon: int,
+    base: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """The input window (1, L[+h], C[+K+1]) at the end of z, with the future covariates
-    future (h, K) when there are covariates (None: the recursive strategy feeds them)."""
+    """The input window (1, L[+h], C[+K+1]) at the end of z, relative to ``base`` (C,) (None:
+    z's last value), with the future covariates future (h, K) when there are covariates
+    (None: the recursive strategy feeds them)."""
     n, C = z.shape
     K = 0 if cov is None else cov.shape[1]
     L = min(lookback, n)
     steps = L + (horizon if (K and future is not None) else 0)
     x = np.zeros((1, steps, C + K + (1 if K and future is not None else 0)))
-    x[0, :L, :C] = z[n - L :] - z[n - 1]
+    x[0, :L, :C] = z[n - L :] - (z[n - 1] if base is None else base)
     if K:
         x[0, :L, C : C + K] = cov[n - L :]
         if future is not None:
