@@ -359,7 +359,9 @@ def test_truncated_and_foreign_files(saved, tmp_path):
         LSTMForecaster.load(tmp_path / "one.npy")
 
 
-@pytest.mark.parametrize("params", [dict(drift=True), dict(level="smoothed", drift=True)])
+@pytest.mark.parametrize(
+    "params", [dict(drift=True), dict(level="smoothed", drift="auto"), dict(level="smoothed")]
+)
 def test_drift_and_smoothed_level_round_trip(tmp_path, params):
     fc, fut = _fit("list", calibrate=False, **params)
     fc.save(tmp_path / "fc.npz")

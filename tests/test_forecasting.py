@@ -395,7 +395,7 @@ def test_smoothed_level_follows_a_noisy_level_and_a_random_walk():
 
 
 def test_drift_and_level_are_checked():
-    with pytest.raises(ValueError, match="drift must be True or False"):
+    with pytest.raises(ValueError, match="drift must be True, False or 'auto'"):
         LSTMForecaster(drift="yes").fit(seasonal_series())
     with pytest.raises(ValueError, match="level must be 'last' or 'smoothed'"):
         LSTMForecaster(level="mean").fit(seasonal_series())

@@ -77,7 +77,7 @@ _PARAMS = {
     "loss": _STR,
     "n_ensemble": _INT,
     "calibrate": ("bool",),
-    "drift": ("bool",),
+    "drift": ("bool", "str"),
     "level": _STR,
     "cell": _STR,
     "hidden_size": _INT,
@@ -206,6 +206,8 @@ def save_forecaster(path: Any, fc: Any) -> None:
         if isinstance(params[k], np.integer):
             params[k] = int(params[k])
     params["calibrate"] = bool(params["calibrate"])
+    if not isinstance(params["drift"], str):
+        params["drift"] = bool(params["drift"])
     nets = [
         model_bytes(type(est).__name__, est.get_params(deep=False), est._require_fitted())
         for _, est in fc.members_
@@ -549,7 +551,7 @@ def _assemble(path: str, meta: dict, fc: Any, a: dict) -> Any:
             season=a["scaler_season"][s].copy(),
             scale=a["scaler_scale"][s].copy(),
             n=len(v),
-            drift=a["scaler_drift"][s].copy() if fc.drift else None,
+            drift=a["scaler_drift"][s].copy() if fc.drift is not False else None,
             alpha=alpha[s].copy() if fc.level == "smoothed" else None,
         )
         for s, v in enumerate(values)

@@ -2,17 +2,19 @@
 
 Each series is normalized once (:class:`SeriesScaler`): a transform (log for positive
 series), the additive seasonal indices removed (when the series is seasonal), divided by a
-scale (its mean absolute first difference, so that series of any size train one model).
-Every window is then taken relative to its own last observed value (the *level*), so the
-network sees shapes and changes, never levels: a trending series whose future lies beyond
-anything in its history is forecast as changes from its last value, which is how it is never
-asked to extrapolate a level it has not seen.
+scale (its mean absolute first difference, so that series of any size train one model), and,
+with drift, its mean change per step removed (z_t - d t). Every window is then taken relative
+to the series' *level* l at its last step: the last observed value (l = z), or the series'
+exponential smoothing l_t = a z_t + (1 - a) l_{t-1} (ES-RNN's level). The network thus sees
+shapes and changes, never levels: a trending series whose future lies beyond anything in its
+history is forecast as changes from its level, which is how it is never asked to extrapolate a
+level it has not seen.
 
 A window of lookback L and horizon h, at origin t (the first step to forecast), is
 
-    inputs  [L (+h), C (+K+1)]    (z[t-L:t] - z[t-1]) and, with K covariates, (covariates, 0)
+    inputs  [L (+h), C (+K+1)]    (z[t-L:t] - l[t-1]) and, with K covariates, (covariates, 0)
                                  for the history, then h steps (0, future covariates, 1)
-    targets [h * C]               (z[t:t+h] - z[t-1]) flattened step by step
+    targets [h * C]               (z[t:t+h] - l[t-1]) flattened step by step
 
 where z is the normalized series and the last feature marks the future steps. Known-future
 covariates are thus read by the network before it predicts (multi-output), and fed step by
@@ -55,7 +57,7 @@ class SeriesScaler:
         transform: str,
         deseasonalize: Any,
         half_life: Any = None,
-        drift: bool = False,
+        drift: Any = False,
         level: str = "last",
     ) -> SeriesScaler:
         n, C = y.shape
@@ -78,7 +80,11 @@ class SeriesScaler:
         scale = np.array([diff_scale(d[:, c]) for c in range(C)])
         out = cls(log=log, season=season, scale=scale, n=n)
         if drift and n > 1:  # the mean change of the scaled series (a random walk's drift)
-            out.drift = (d[-1] - d[0]) / (n - 1) / scale
+            mean = (d[-1] - d[0]) / (n - 1)
+            if drift == "auto":  # only where the mean change differs from 0 (|t| > 2)
+                sd = np.std(np.diff(d, axis=0), axis=0, ddof=1) if n > 2 else np.zeros(C)
+                mean = np.where(np.abs(mean) * np.sqrt(n - 1) > 2.0 * sd, mean, 0.0)
+            out.drift = mean / scale
         if level == "smoothed":
             zn = out.normalize(y)
             out.alpha = np.array([smoothing_alpha(zn[:, c]) for c in range(C)])
