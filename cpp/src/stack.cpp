@@ -112,20 +112,27 @@ Index Run<S>::allocated_elements() const {
 
 template <class S>
 Stack<S>::Stack(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias,
-                Index dirs)
+                Index dirs, Precision precision)
     : cell_(cell),
       D_(input_size),
       H_(hidden_size),
       L_(num_layers),
       dirs_(dirs),
       G_(num_gates(cell)),
-      bias_(bias) {
+      bias_(bias),
+      precision_(precision) {
+  check_precision(precision, sizeof(S));
   require(input_size >= 1, "input_size must be >= 1, got " + std::to_string(input_size));
   require(hidden_size >= 1, "hidden_size must be >= 1, got " + std::to_string(hidden_size));
   require(num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(num_layers));
   require(dirs == 1 || dirs == 2, "dirs must be 1 or 2");
   layout_ = ParamLayout(cell, input_size, hidden_size, num_layers, bias, dirs);
   packed_.resize(static_cast<std::size_t>(num_layers * dirs));
+  // bfloat16: the products with W_ih and W_hh (W_ch, inside some cells, stays float32)
+  for (PackedLayer<S>& w : packed_) {
+    w.ih.set_bfloat16(precision == Precision::kBfloat16);
+    w.hh.set_bfloat16(precision == Precision::kBfloat16);
+  }
 }
 
 template <class S>
@@ -532,30 +539,57 @@ void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a, int threads) {
     // Weight gradients: one GEMM each over all T*n rows (a one-part run with large steps:
     // by the fixed blocks of rows of dW_ih and dW_hh [G*H, .] that the forward's column
     // blocks give, on threads).
+    // bfloat16: the same products with bf16 operands (packed_bf16.hpp), the right operands
+    // (the layer's input, the previous states) packed once per layer.
     ConstMatMap<S> Dgx(dgx, Tn, GH), Dgh(dgh, Tn, GH);
-    for_blocks(Cw, threads, [&](Index q) {
-      const Index r0 = column_bound(GH, Cw, q), rows = column_bound(GH, Cw, q + 1) - r0;
-      MatMap<S>(grad + (Pl.w_ih - off0) + r0 * Din, rows, Din).noalias() +=
-          Dgx.middleCols(r0, rows).transpose() * ConstMatMap<S>(in, Tn, Din);
-      MatMap<S>(grad + (Pl.w_hh - off0) + r0 * H, rows, H).noalias() +=
-          Dgh.middleCols(r0, rows).transpose() * ConstMatMap<S>(hs, Tn, H);
-      if (!bias_) return;
-      // db += column sums, row after row (as add_column_sums: the same order per element)
-      S* db_ih = grad + (Pl.b_ih - off0);
-      S* db_hh = grad + (Pl.b_hh - off0);
-      for (Index r = 0; r < Tn; ++r)
-        for (Index c = r0; c < r0 + rows; ++c) db_ih[c] += dgx[r * GH + c];
-      for (Index r = 0; r < Tn; ++r)
-        for (Index c = r0; c < r0 + rows; ++c) db_hh[c] += dgh[r * GH + c];
-    });
+    const bool bf = precision_ == Precision::kBfloat16;
+    PackedMatrix<S>& gm = p.gemm;
+    if (bf) gm.set_bfloat16(true);
+    for (int which = bf ? 0 : 1; which < 2; ++which) {  // bf16: dW_ih, then dW_hh
+      const bool ih = which == 0;
+      if (bf) {
+        if (ih)
+          gm.pack(in, Tn, Din);
+        else
+          gm.pack(hs, Tn, H);
+      }
+      for_blocks(Cw, threads, [&](Index q) {
+        const Index r0 = column_bound(GH, Cw, q), rows = column_bound(GH, Cw, q + 1) - r0;
+        if (bf) {
+          if (ih)
+            gm.multiply_at(dgx + r0, GH, rows, grad + (Pl.w_ih - off0) + r0 * Din, Din, true);
+          else
+            gm.multiply_at(dgh + r0, GH, rows, grad + (Pl.w_hh - off0) + r0 * H, H, true);
+        }
+        if (bf && ih) return;
+        if (!bf) {
+          MatMap<S>(grad + (Pl.w_ih - off0) + r0 * Din, rows, Din).noalias() +=
+              Dgx.middleCols(r0, rows).transpose() * ConstMatMap<S>(in, Tn, Din);
+          MatMap<S>(grad + (Pl.w_hh - off0) + r0 * H, rows, H).noalias() +=
+              Dgh.middleCols(r0, rows).transpose() * ConstMatMap<S>(hs, Tn, H);
+        }
+        if (!bias_) return;
+        // db += column sums, row after row (as add_column_sums: the same order per element)
+        S* db_ih = grad + (Pl.b_ih - off0);
+        S* db_hh = grad + (Pl.b_hh - off0);
+        for (Index r = 0; r < Tn; ++r)
+          for (Index c = r0; c < r0 + rows; ++c) db_ih[c] += dgx[r * GH + c];
+        for (Index r = 0; r < Tn; ++r)
+          for (Index c = r0; c < r0 + rows; ++c) db_hh[c] += dgh[r * GH + c];
+      });
+    }
     Cell::add_cell_weight_grad(dgx, cs, Tn, n, H, Pl.w_ch >= 0 ? grad + (Pl.w_ch - off0) : nullptr);
     if (k == 0 && !a.dx) break;
     // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1 (with
     // the blocks above: by fixed blocks of its rows).
+    if (bf) gm.pack(a.params + Pl.w_ih, GH, Din);
     for_blocks(Cw, threads, [&](Index q) {
       const Index r0 = Tn * q / Cw, rows = Tn * (q + 1) / Cw - r0;
-      MatMap<S>(dIn + r0 * Din, rows, Din).noalias() =
-          Dgx.middleRows(r0, rows) * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
+      if (bf)
+        gm.multiply(dgx + r0 * GH, GH, rows, dIn + r0 * Din, Din);
+      else
+        MatMap<S>(dIn + r0 * Din, rows, Din).noalias() =
+            Dgx.middleRows(r0, rows) * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
     });
     dY = dIn;  // the next buffer to write is the other one
     dIn = dIn == p.dy_b.data() ? p.dy_a.data() : p.dy_b.data();
