@@ -539,45 +539,55 @@ void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a, int threads) {
     // Weight gradients: one GEMM each over all T*n rows (a one-part run with large steps:
     // by the fixed blocks of rows of dW_ih and dW_hh [G*H, .] that the forward's column
     // blocks give, on threads).
-    // bfloat16: the same products with bf16 operands (packed_bf16.hpp), the right operands
-    // (the layer's input, the previous states) packed once per layer.
+    // bfloat16 (packed_bf16.hpp): transposed, dW_ihᵀ [Din, GH] = inᵀ · dGx and dW_hhᵀ [H, GH]
+    // = h_prevᵀ · dGh, so that the large operand dG [T*n, GH] is packed as read (k = rows in
+    // order) and only the small one is transposed; each block of columns is added transposed
+    // into dW. (dGh is dGx for cells with one set of gate gradients: packed once then.)
     ConstMatMap<S> Dgx(dgx, Tn, GH), Dgh(dgh, Tn, GH);
     const bool bf = precision_ == Precision::kBfloat16;
     PackedMatrix<S>& gm = p.gemm;
-    if (bf) gm.set_bfloat16(true);
-    for (int which = bf ? 0 : 1; which < 2; ++which) {  // bf16: dW_ih, then dW_hh
-      const bool ih = which == 0;
-      if (bf) {
-        if (ih)
-          gm.pack(in, Tn, Din);
-        else
-          gm.pack(hs, Tn, H);
-      }
+    auto dw_bf16 = [&](const S* X, Index Dx, S* dW, Index c0, Index c1) {
+      const Index w = c1 - c0;
+      S* t = bf16::scratch<S, 1>(static_cast<std::size_t>(Dx * w));
+      gm.multiply_at(X, Dx, Dx, t, w, false, c0, c1);
+      for (Index cb = c0; cb < c1; cb += 16)  // dW[c, r] += t[r, c - c0], by 16 columns
+        for (Index r = 0; r < Dx; ++r)
+          for (Index c = cb; c < std::min(c1, cb + 16); ++c) dW[c * Dx + r] += t[r * w + c - c0];
+    };
+    S* dW_ih = grad + (Pl.w_ih - off0);
+    S* dW_hh = grad + (Pl.w_hh - off0);
+    if (bf) {
+      gm.set_bfloat16(true);
+      gm.pack(dgx, Tn, GH);
       for_blocks(Cw, threads, [&](Index q) {
-        const Index r0 = column_bound(GH, Cw, q), rows = column_bound(GH, Cw, q + 1) - r0;
-        if (bf) {
-          if (ih)
-            gm.multiply_at(dgx + r0, GH, rows, grad + (Pl.w_ih - off0) + r0 * Din, Din, true);
-          else
-            gm.multiply_at(dgh + r0, GH, rows, grad + (Pl.w_hh - off0) + r0 * H, H, true);
-        }
-        if (bf && ih) return;
-        if (!bf) {
-          MatMap<S>(grad + (Pl.w_ih - off0) + r0 * Din, rows, Din).noalias() +=
-              Dgx.middleCols(r0, rows).transpose() * ConstMatMap<S>(in, Tn, Din);
-          MatMap<S>(grad + (Pl.w_hh - off0) + r0 * H, rows, H).noalias() +=
-              Dgh.middleCols(r0, rows).transpose() * ConstMatMap<S>(hs, Tn, H);
-        }
-        if (!bias_) return;
-        // db += column sums, row after row (as add_column_sums: the same order per element)
-        S* db_ih = grad + (Pl.b_ih - off0);
-        S* db_hh = grad + (Pl.b_hh - off0);
-        for (Index r = 0; r < Tn; ++r)
-          for (Index c = r0; c < r0 + rows; ++c) db_ih[c] += dgx[r * GH + c];
-        for (Index r = 0; r < Tn; ++r)
-          for (Index c = r0; c < r0 + rows; ++c) db_hh[c] += dgh[r * GH + c];
+        const Index c0 = column_bound(GH, Cw, q), c1 = column_bound(GH, Cw, q + 1);
+        dw_bf16(in, Din, dW_ih, c0, c1);
+        if (dgh == dgx) dw_bf16(hs, H, dW_hh, c0, c1);
       });
+      if (dgh != dgx) {
+        gm.pack(dgh, Tn, GH);
+        for_blocks(Cw, threads, [&](Index q) {
+          dw_bf16(hs, H, dW_hh, column_bound(GH, Cw, q), column_bound(GH, Cw, q + 1));
+        });
+      }
     }
+    for_blocks(Cw, threads, [&](Index q) {
+      const Index r0 = column_bound(GH, Cw, q), rows = column_bound(GH, Cw, q + 1) - r0;
+      if (!bf) {
+        MatMap<S>(dW_ih + r0 * Din, rows, Din).noalias() +=
+            Dgx.middleCols(r0, rows).transpose() * ConstMatMap<S>(in, Tn, Din);
+        MatMap<S>(dW_hh + r0 * H, rows, H).noalias() +=
+            Dgh.middleCols(r0, rows).transpose() * ConstMatMap<S>(hs, Tn, H);
+      }
+      if (!bias_) return;
+      // db += column sums, row after row (as add_column_sums: the same order per element)
+      S* db_ih = grad + (Pl.b_ih - off0);
+      S* db_hh = grad + (Pl.b_hh - off0);
+      for (Index r = 0; r < Tn; ++r)
+        for (Index c = r0; c < r0 + rows; ++c) db_ih[c] += dgx[r * GH + c];
+      for (Index r = 0; r < Tn; ++r)
+        for (Index c = r0; c < r0 + rows; ++c) db_hh[c] += dgh[r * GH + c];
+    });
     Cell::add_cell_weight_grad(dgx, cs, Tn, n, H, Pl.w_ch >= 0 ? grad + (Pl.w_ch - off0) : nullptr);
     if (k == 0 && !a.dx) break;
     // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1 (with

@@ -106,10 +106,13 @@ class PackedMatrix {
   }
   // out [M, N] (+)= a [M, K] · P for a given transposed, a[r, k] = at[k * ldat + r] (the
   // weight gradients dW = dGᵀ X): bfloat16 only (float32 uses Eigen's GEMM there).
-  void multiply_at(const S* at, Index ldat, Index M, S* out, Index ldo, bool acc_out) const {
+  // Columns [c0, c1) only (as multiply_columns; out: column c0).
+  void multiply_at(const S* at, Index ldat, Index M, S* out, Index ldo, bool acc_out, Index c0 = 0,
+                   Index c1 = -1) const {
     if constexpr (std::is_same_v<S, float>) {
       require(bf16_, "PackedMatrix::multiply_at is for precision bfloat16");
-      run_bf16(at, ldat, true, M, out, ldo, acc_out, 0, Np / kP);
+      const Index p1 = c1 < 0 ? panels() : (c1 + kPanel - 1) / kPanel;
+      run_bf16(at, ldat, true, M, out, ldo, acc_out, c0 / kPanel * 4, std::min(p1 * 4, Np / kP));
     }
   }
 
@@ -225,23 +228,31 @@ class PackedMatrix {
         for (S& v : data_) v = bf16::rounded(v);
   }
   // AMX: P[k, n] = get(k, n) as bf16 tiles (packed_bf16.hpp), zero-padded to whole tiles.
-  // by_column: get reads W along k for a fixed n (the transposed forward packing).
+  // by_column: get reads W along k for a fixed n (the transposed forward packing); else rows
+  // k, k+1 of W are read in step and written as one tile row of pairs.
   template <class Get>
   void pack_tiles(const Get& get, bool by_column) {
     const Index Kt = (K + 31) / 32, Nt = (N + 15) / 16;
     data16_.assign(static_cast<std::size_t>(Kt * Nt * 512), std::uint16_t(0));
-    auto put = [&](Index k, Index n) {
-      data16_[static_cast<std::size_t>(((n / 16) * Kt + k / 32) * 512 + ((k % 32) / 2) * 32 +
-                                       (n % 16) * 2 + (k % 2))] = bf16::round(get(k, n));
-    };
+    std::uint16_t* d = data16_.data();
     if (by_column) {
       for (Index n = 0; n < N; ++n)
-        for (Index k = 0; k < K; ++k) put(k, n);
-    } else {
-      for (Index k = 0; k < K; ++k)
-        for (Index n = 0; n < N; ++n) put(k, n);
+        for (Index k = 0; k < K; ++k)
+          d[((n / 16) * Kt + k / 32) * 512 + ((k % 32) / 2) * 32 + (n % 16) * 2 + (k % 2)] =
+              bf16::round(get(k, n));
+      return;
+    }
+    for (Index k = 0; k < K; k += 2) {
+      const bool two = k + 1 < K;
+      std::uint16_t* row = d + (k / 32) * 512 + ((k % 32) / 2) * 32;  // tile row, column tile 0
+      for (Index n = 0; n < N; ++n) {
+        std::uint16_t* e = row + (n / 16) * Kt * 512 + (n % 16) * 2;
+        e[0] = bf16::round(get(k, n));
+        e[1] = two ? bf16::round(get(k + 1, n)) : std::uint16_t(0);
+      }
     }
   }
+
   void set_bias(const S* bias) {
     has_bias_ = bias != nullptr;
     if (bias) std::memcpy(bias_.data(), bias, sizeof(S) * N);

@@ -81,8 +81,8 @@ inline Bf16Kernel kernel() {
   return k;
 }
 
-// Per-thread scratch for a product's converted left operand.
-template <class T>
+// Per-thread scratch (Tag: which use; 0 = a product's converted left operand).
+template <class T, int Tag = 0>
 inline T* scratch(std::size_t n) {
   thread_local std::vector<T, Eigen::aligned_allocator<T>> buf;
   if (buf.size() < n) buf.resize(n);
@@ -234,21 +234,31 @@ LSTM_NATIVE_AMX_TARGET inline void amx_multiply(const std::uint16_t* a16, Index 
 #endif  // LSTM_NATIVE_AMX
 
 // a [M, K] (a[r, k] = src[r * lda + k], or src[k * lda + r] when `transposed`) as bf16 rows of
-// ldd elements, rows padded with zeros to Mp and columns to ldd.
+// ldd elements, rows padded with zeros to Mp and columns to ldd. The transposed read goes by
+// blocks of 16 rows x 64 k (whole cache lines of src, 16 output rows written in step).
 inline void to_bf16(const float* src, Index lda, bool transposed, Index M, Index K, Index Mp,
                     Index ldd, std::uint16_t* dst) {
-  for (Index r = 0; r < Mp; ++r) {
-    std::uint16_t* d = dst + r * ldd;
-    if (r >= M) {
-      std::fill(d, d + ldd, std::uint16_t(0));
-      continue;
+  if (transposed) {
+    constexpr Index kR = 16, kK = 64;
+    for (Index r0 = 0; r0 < M; r0 += kR) {
+      const Index r1 = std::min(M, r0 + kR);
+      for (Index k0 = 0; k0 < K; k0 += kK) {
+        const Index k1 = std::min(K, k0 + kK);
+        for (Index k = k0; k < k1; ++k) {
+          const float* s = src + k * lda;
+          for (Index r = r0; r < r1; ++r) dst[r * ldd + k] = round(s[r]);
+        }
+      }
     }
-    if (transposed)
-      for (Index k = 0; k < K; ++k) d[k] = round(src[k * lda + r]);
-    else
-      for (Index k = 0; k < K; ++k) d[k] = round(src[r * lda + k]);
-    std::fill(d + K, d + ldd, std::uint16_t(0));
+  } else {
+    for (Index r = 0; r < M; ++r) {
+      std::uint16_t* d = dst + r * ldd;
+      const float* s = src + r * lda;
+      for (Index k = 0; k < K; ++k) d[k] = round(s[k]);
+    }
   }
+  for (Index r = 0; r < Mp; ++r)
+    std::fill(dst + r * ldd + (r < M ? K : 0), dst + (r + 1) * ldd, std::uint16_t(0));
 }
 
 // The same rounded to bf16 but kept as floats [M, K] (row stride K): the emulated kernel's
