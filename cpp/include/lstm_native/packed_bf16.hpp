@@ -234,16 +234,17 @@ LSTM_NATIVE_AMX_TARGET inline void amx_multiply(const std::uint16_t* a16, Index 
 #endif  // LSTM_NATIVE_AMX
 
 // a [M, K] (a[r, k] = src[r * lda + k], or src[k * lda + r] when `transposed`) as bf16 rows of
-// ldd elements, rows padded with zeros to Mp and columns to ldd. The transposed read goes by
-// blocks of 16 rows x 64 k (whole cache lines of src, 16 output rows written in step).
+// ldd elements, rows padded with zeros to Mp and columns to ldd.
 inline void to_bf16(const float* src, Index lda, bool transposed, Index M, Index K, Index Mp,
                     Index ldd, std::uint16_t* dst) {
   if (transposed) {
-    constexpr Index kR = 16, kK = 64;
-    for (Index r0 = 0; r0 < M; r0 += kR) {
-      const Index r1 = std::min(M, r0 + kR);
-      for (Index k0 = 0; k0 < K; k0 += kK) {
-        const Index k1 = std::min(K, k0 + kK);
+    // k blocks of 32 rows of src read in step along r (streams the prefetcher follows); each
+    // output row gets 32 contiguous bf16 (one cache line) per block
+    constexpr Index kR = 16, kK = 32;
+    for (Index k0 = 0; k0 < K; k0 += kK) {
+      const Index k1 = std::min(K, k0 + kK);
+      for (Index r0 = 0; r0 < M; r0 += kR) {
+        const Index r1 = std::min(M, r0 + kR);
         for (Index k = k0; k < k1; ++k) {
           const float* s = src + k * lda;
           for (Index r = r0; r < r1; ++r) dst[r * ldd + k] = round(s[r]);
