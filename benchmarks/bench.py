@@ -641,12 +641,6 @@ def bench_stream(cell, H, thread_list, timing, notes) -> list:
                 f"{max(errs):.1e}",
             ]
         )
-        if bf16:  # ort/export columns: PyTorch's two bf16 paths instead
-            rows[-1][5:10] = [
-                fmt(t["torch_bf16"] * 1e3),
-                fmt(t["torch_autocast"] * 1e3),
-                fmt(ratio(t["torch"], t["ours"])),
-            ]
         progress(*rows[-1])
     return rows
 
@@ -811,11 +805,12 @@ def run_infer(plan: Plan) -> Table:
     for cell in plan.cells:
         for shape in plan.shapes:
             tab.rows += bench_infer(cell, shape, plan.threads, plan.timing, tab.notes)
-    tab.notes.append(
-        "" if PRECISION == "bfloat16" else "ort: the PyTorch module exported by torch.onnx.export; our ONNX export: "
-        "the same weights in our layer, exported by layer.to_onnx() "
-        "(lstm_native.interop), both run by ONNX Runtime"
-    )
+    if PRECISION != "bfloat16":
+        tab.notes.append(
+            "ort: the PyTorch module exported by torch.onnx.export; our ONNX export: "
+            "the same weights in our layer, exported by layer.to_onnx() "
+            "(lstm_native.interop), both run by ONNX Runtime"
+        )
     if ORT_MISSING:
         tab.notes.append(ORT_MISSING)
     return tab

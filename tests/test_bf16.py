@@ -250,7 +250,9 @@ def test_amx_and_emulated_agree_closely(rng):
     for env in ({}, {"LSTM_NATIVE_BF16_KERNEL": "emulated"}):
         path = os.path.join(ROOT, "build", f"bf16_{len(outs)}.npy")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        proc = _run(code.replace("sys.argv[1] if len(sys.argv) > 1 else 'out.npy'", repr(path)), env)
+        proc = _run(
+            code.replace("sys.argv[1] if len(sys.argv) > 1 else 'out.npy'", repr(path)), env
+        )
         assert proc.returncode == 0, proc.stderr
         outs.append(np.load(path))
         os.remove(path)

@@ -1,8 +1,8 @@
 """Threads change nothing but speed: the batch's parts and the column blocks of large steps are
 chosen from the sizes alone, so outputs, gradients and whole fits are bit-identical at 1, 2, 3,
 4 and 8 threads (8 on a 2-core machine: oversubscribed), for every cell, both dtypes and
-precision "bfloat16" (float32 parameters), with ragged lengths and initial states. Each case asserts (split_plan, num_parts, column_blocks)
-that the split it means to exercise happened."""
+precision "bfloat16" (float32 parameters), with ragged lengths and initial states. Each case
+asserts (split_plan, num_parts, column_blocks) that the split it means to exercise happened."""
 
 import warnings
 
