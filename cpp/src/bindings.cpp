@@ -1029,7 +1029,7 @@ void bind_functions(py::module_& m) {
   m.def(
       "split_plan",
       [](const std::string& cell, Index input_size, Index hidden_size, Index num_layers,
-         Index batch, Index steps) {
+         Index batch, Index steps, const std::string& precision) {
         const CellKind k = parse_cell(cell);
         require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1 && batch >= 1 && steps >= 1,
                 "split_plan needs sizes >= 1");
@@ -1037,16 +1037,17 @@ void bind_functions(py::module_& m) {
         Count params = 0;
         for (Index l = 0; l < num_layers; ++l)
           params += unit_param_count(k, l == 0 ? input_size : hidden_size, hidden_size, true);
-        const RunShape s{k, input_size, hidden_size, num_layers, params.v};
+        const RunShape s{k,          input_size, hidden_size,
+                         num_layers, params.v,   parse_precision(precision)};
         const Index P = num_parts(s, batch, steps);
         py::dict d;
         d["parts"] = P;
-        d["forward_column_blocks"] = num_column_blocks(batch, hidden_size, GH, P);
-        d["backward_column_blocks"] = num_column_blocks(batch, GH, hidden_size, P);
+        d["forward_column_blocks"] = num_column_blocks(batch, hidden_size, GH, P, pr);
+        d["backward_column_blocks"] = num_column_blocks(batch, GH, hidden_size, P, pr);
         return d;
       },
       py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
-      py::arg("batch"), py::arg("steps"),
+      py::arg("batch"), py::arg("steps"), py::kw_only(), py::arg("precision") = "float32",
       "How a run of layers (one direction) over batch sequences of steps steps is split: "
       "parts of the batch and column blocks of a step's product (from the sizes only, never "
       "the thread count). A Model runs one layer per run.");

@@ -152,7 +152,8 @@ template <class S>
 RunShape Stack<S>::shape(const Run<S>& run) const {
   const auto& first = layout_.units[unit(run, 0)];
   const auto& last = layout_.units[unit(run, run.num_layers() - 1)];
-  return RunShape{cell_, first.in, H_, run.num_layers(), last.offset + last.size - first.offset};
+  return RunShape{cell_,     first.in, H_, run.num_layers(), last.offset + last.size - first.offset,
+                  precision_};
 }
 
 template <class S>
@@ -197,8 +198,8 @@ void Stack<S>::plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths) 
   for (Index k = 0; k < B; ++k) run.len_[k] = lengths ? Index(lengths[run.order_[k]]) : T;
 
   const Index P = num_parts(shape(run), B, T);
-  run.cols_f_ = num_column_blocks(B, H_, G_ * H_, P);
-  run.cols_b_ = num_column_blocks(B, G_ * H_, H_, P);
+  run.cols_f_ = num_column_blocks(B, H_, G_ * H_, P, precision_);
+  run.cols_b_ = num_column_blocks(B, G_ * H_, H_, P, precision_);
   run.parts_.resize(static_cast<std::size_t>(P));
   for (Index q = 0; q < P; ++q) {
     Part& p = run.parts_[q];

@@ -216,6 +216,7 @@ class PackedMatrix {
       data_.clear();
     } else {
       data16_.clear();
+      tiles_k_ = tiles_n_ = -1;
       data_.resize(static_cast<std::size_t>(K * Np));
     }
     // (AMX reads the bias row by whole tiles of 16)
@@ -233,7 +234,12 @@ class PackedMatrix {
   template <class Get>
   void pack_tiles(const Get& get, bool by_column) {
     const Index Kt = (K + 31) / 32, Nt = (N + 15) / 16;
-    data16_.assign(static_cast<std::size_t>(Kt * Nt * 512), std::uint16_t(0));
+    // (the padding is never written: zeroed only when the sizes change)
+    if (tiles_k_ != K || tiles_n_ != N) {
+      data16_.assign(static_cast<std::size_t>(Kt * Nt * 512), std::uint16_t(0));
+      tiles_k_ = K;
+      tiles_n_ = N;
+    }
     std::uint16_t* d = data16_.data();
     if (by_column) {
       for (Index n = 0; n < N; ++n)
@@ -245,10 +251,25 @@ class PackedMatrix {
     for (Index k = 0; k < K; k += 2) {
       const bool two = k + 1 < K;
       std::uint16_t* row = d + (k / 32) * 512 + ((k % 32) / 2) * 32;  // tile row, column tile 0
-      for (Index n = 0; n < N; ++n) {
-        std::uint16_t* e = row + (n / 16) * Kt * 512 + (n % 16) * 2;
-        e[0] = bf16::round(get(k, n));
-        e[1] = two ? bf16::round(get(k + 1, n)) : std::uint16_t(0);
+      for (Index nt = 0; nt < Nt; ++nt) {
+        std::uint16_t* e = row + nt * Kt * 512;
+        const Index n0 = nt * 16;
+        if (n0 + 16 <= N && two) {  // a whole tile row: rows k and k+1, pairs interleaved
+          alignas(64) float r0[16], r1[16];
+          for (Index c = 0; c < 16; ++c) {
+            r0[c] = get(k, n0 + c);
+            r1[c] = get(k + 1, n0 + c);
+          }
+          for (Index c = 0; c < 16; ++c) {
+            e[2 * c] = bf16::round(r0[c]);
+            e[2 * c + 1] = bf16::round(r1[c]);
+          }
+          continue;
+        }
+        for (Index c = 0; c < std::min<Index>(16, N - n0); ++c) {
+          e[2 * c] = bf16::round(get(k, n0 + c));
+          e[2 * c + 1] = two ? bf16::round(get(k + 1, n0 + c)) : std::uint16_t(0);
+        }
       }
     }
   }
@@ -329,6 +350,7 @@ class PackedMatrix {
   std::vector<std::uint16_t, Eigen::aligned_allocator<std::uint16_t>> data16_;  // AMX tiles
   bool has_bias_ = false;
   bool bf16_ = false, amx_ = false;
+  Index tiles_k_ = -1, tiles_n_ = -1;  // the sizes data16_ holds tiles for
 };
 
 }  // namespace LSTM_NATIVE_ISA_NS

@@ -238,16 +238,26 @@ LSTM_NATIVE_AMX_TARGET inline void amx_multiply(const std::uint16_t* a16, Index 
 inline void to_bf16(const float* src, Index lda, bool transposed, Index M, Index K, Index Mp,
                     Index ldd, std::uint16_t* dst) {
   if (transposed) {
-    // k blocks of 32 rows of src read in step along r (streams the prefetcher follows); each
-    // output row gets 32 contiguous bf16 (one cache line) per block
+    // blocks of 32 k x 16 r: 32 rows of src read in step along r (streams the prefetcher
+    // follows), rounded, then written transposed (each output row gets 32 contiguous bf16)
     constexpr Index kR = 16, kK = 32;
+    alignas(64) std::uint16_t t[kK][kR];
     for (Index k0 = 0; k0 < K; k0 += kK) {
-      const Index k1 = std::min(K, k0 + kK);
+      const Index nk = std::min(kK, K - k0);
       for (Index r0 = 0; r0 < M; r0 += kR) {
-        const Index r1 = std::min(M, r0 + kR);
-        for (Index k = k0; k < k1; ++k) {
-          const float* s = src + k * lda;
-          for (Index r = r0; r < r1; ++r) dst[r * ldd + k] = round(s[r]);
+        const Index nr = std::min(kR, M - r0);
+        if (nr == kR) {
+          for (Index kk = 0; kk < nk; ++kk) {
+            const float* s = src + (k0 + kk) * lda + r0;
+            for (Index rr = 0; rr < kR; ++rr) t[kk][rr] = round(s[rr]);
+          }
+        } else {
+          for (Index kk = 0; kk < nk; ++kk)
+            for (Index rr = 0; rr < nr; ++rr) t[kk][rr] = round(src[(k0 + kk) * lda + r0 + rr]);
+        }
+        for (Index rr = 0; rr < nr; ++rr) {
+          std::uint16_t* d = dst + (r0 + rr) * ldd + k0;
+          for (Index kk = 0; kk < nk; ++kk) d[kk] = t[kk][rr];
         }
       }
     }
