@@ -1037,8 +1037,8 @@ void bind_functions(py::module_& m) {
         Count params = 0;
         for (Index l = 0; l < num_layers; ++l)
           params += unit_param_count(k, l == 0 ? input_size : hidden_size, hidden_size, true);
-        const RunShape s{k,          input_size, hidden_size,
-                         num_layers, params.v,   parse_precision(precision)};
+        const Precision pr = parse_precision(precision);
+        const RunShape s{k, input_size, hidden_size, num_layers, params.v, pr};
         const Index P = num_parts(s, batch, steps);
         py::dict d;
         d["parts"] = P;
