@@ -67,8 +67,8 @@ Index num_parts(const RunShape& s, Index B, Index T) {
 Index num_column_blocks(Index n, Index K, Index N, Index P, Precision precision) {
   if (P > 1) return 1;  // the parts already run on separate threads
   const double work = double(n) * double(K) * double(N);
-  const double bf16 = precision == Precision::kBfloat16 ? 32 : 1;
-  if (work < kMinColumnSplitWork * bf16) return 1;
+  const double bf16 = precision == Precision::kBfloat16 ? 128 : 1;
+  if (work < kMinColumnSplitWork * (bf16 > 1 ? 8 : 1)) return 1;
   const Index by_work = static_cast<Index>(std::min(work / (kColumnBlockWork * bf16), 1e6));
   return std::max<Index>(1, std::min({by_work, N / kColumnAlign, kMaxColumnBlocks}));
 }
