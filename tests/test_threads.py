@@ -72,9 +72,10 @@ def _assert_identical(results):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("cell", CELLS)
 def test_parts_give_identical_results_at_any_thread_count(cell, dtype):
-    B, T, D, H, L = 48, 30, 5, 40, 2
+    precision = dtype[1]
+    B, T, D, H, L = 48 if precision == "float32" else 128, 30, 5, 40, 2  # bf16: 32 rows a part
     results, (parts, cols) = _run_all_threads(cell, dtype, B, T, D, H, L, seed=1)
-    assert parts == _core.split_plan(cell, D, H, L, B, T)["parts"] == 4
+    assert parts == _core.split_plan(cell, D, H, L, B, T, precision=precision)["parts"] == 4
     assert cols == (1, 1)
     _assert_identical(results)
 
@@ -85,8 +86,11 @@ def test_parts_give_identical_results_at_any_thread_count(cell, dtype):
 def test_column_split_steps_give_identical_results_at_any_thread_count(cell, dtype, B):
     T, D, L = 5, 6, 2
     H = _large_h(cell)  # not a multiple of 64: the last column block is ragged
+    precision = dtype[1]
+    if precision == "bfloat16":  # blocks of 128x the work (sizes.cpp): larger steps split
+        H, B = 3 * H, max(B, 48)
     results, (parts, cols) = _run_all_threads(cell, dtype, B, T, D, H, L, seed=2)
-    plan = _core.split_plan(cell, D, H, L, B, T)
+    plan = _core.split_plan(cell, D, H, L, B, T, precision=precision)
     assert parts == plan["parts"] == 1
     assert cols == (plan["forward_column_blocks"], plan["backward_column_blocks"])
     assert cols[0] > 1 and cols[1] > 1
