@@ -206,27 +206,33 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
 }
 
 // out [M, columns 16 nt0 .. 16 nt1 (clipped to N)] (out: column 16 nt0) = init + a16 · w, a16
-// the converted left operand [ceil(M/16)*16, Kt*32]. Column pairs outside, row pairs inside:
-// a column pair's weights (Kt KiB) stay in L1 while every row block uses them.
+// the converted left operand [ceil(M/16)*16, Kt*32]. The order of the blocks changes no result.
 LSTM_NATIVE_AMX_TARGET inline void amx_multiply(const std::uint16_t* a16, Index lda16, Index M,
                                                 Index Kt, const std::uint16_t* w, Index N,
                                                 Index nt0, Index nt1, float* out, Index ldo,
                                                 const float* bias, bool acc_out) {
   amx_configure();
   const Index Mt = (M + kTileRows - 1) / kTileRows, out_col0 = nt0 * kTileCols;
-  for (Index nt = nt0; nt < nt1; nt += 2) {
-    const bool two = nt + 1 < nt1;
-    for (Index mt = 0; mt < Mt; mt += 2) {
-      const bool rows2 = mt + 1 < Mt;
-      if (rows2 && two)
-        amx_block<2, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
-      else if (rows2)
-        amx_block<2, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
-      else if (two)
-        amx_block<1, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
-      else
-        amx_block<1, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
-    }
+  auto block = [&](Index mt, Index nt) {
+    const bool rows2 = mt + 1 < Mt, two = nt + 1 < nt1;
+    if (rows2 && two)
+      amx_block<2, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
+    else if (rows2)
+      amx_block<2, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
+    else if (two)
+      amx_block<1, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
+    else
+      amx_block<1, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
+  };
+  // Weights that fit a core's L2 (up to 1 MiB): row pairs outside, so that a row pair's
+  // operand tiles stay in L1 while the weights stream from L2. Larger weights: column pairs
+  // outside, each pair's weights (Kt KiB) read from L3 once and kept in L1 for every row pair.
+  if ((nt1 - nt0) * Kt * kTileElems * 2 <= (Index(1) << 20)) {
+    for (Index mt = 0; mt < Mt; mt += 2)
+      for (Index nt = nt0; nt < nt1; nt += 2) block(mt, nt);
+  } else {
+    for (Index nt = nt0; nt < nt1; nt += 2)
+      for (Index mt = 0; mt < Mt; mt += 2) block(mt, nt);
   }
   _tile_release();
 }
