@@ -259,3 +259,16 @@ def test_amx_and_emulated_agree_closely(rng):
     a, b = outs
     assert not np.array_equal(a, b)  # two computations
     assert rel_err(a, b) < TOL
+
+
+def test_from_torch_takes_the_precision():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    rnn, head = torch.nn.LSTM(3, 7, batch_first=True), torch.nn.Linear(7, 1)
+    est = LSTMRegressor.from_torch((rnn, head), precision="bfloat16")
+    assert est.precision == "bfloat16" and est.network_config_["precision"] == "bfloat16"
+    x = np.random.default_rng(0).standard_normal((4, 5, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = head(rnn(torch.from_numpy(x))[0][:, -1]).numpy().ravel()
+    got = est.predict(x)
+    assert 1e-5 < np.abs(got - want).max() < 2e-2  # bf16 products: close, not float32-equal

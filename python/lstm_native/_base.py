@@ -502,6 +502,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         return copy.deepcopy(check_random_state(self.random_state))
 
     def _check_same_network(self, old: dict, new: dict, incremental: bool) -> None:
+        old = {"precision": "float32", **old}  # (fitted before precision existed)
         changed = sorted(k for k in new if k != "dropout" and new[k] != old[k])
         if changed:
             raise ValueError(
