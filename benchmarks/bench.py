@@ -86,6 +86,10 @@ SECTIONS = ("train", "infer", "stream", "memory")
 
 LR = 1e-3
 TOL = 1e-4  # relative (norm-based) error allowed between float32 implementations
+# --precision bfloat16: ours against float32 PyTorch (the exact computation), whose distance is
+# the bf16 rounding of the products' operands (~3e-3 in norm here); train/infer only.
+TOL_BF16 = 2e-2
+PRECISION = "float32"  # set from the command line
 
 
 @dataclass(frozen=True)
@@ -173,8 +177,9 @@ def rel_err(a, ref) -> float:
 
 
 def check(what: str, err: float) -> float:
-    if not err <= TOL:  # also catches NaN
-        msg = f"AGREEMENT FAILED {what}: relative error {err:.3g} > {TOL:g}"
+    tol = TOL_BF16 if PRECISION == "bfloat16" else TOL
+    if not err <= tol:  # also catches NaN
+        msg = f"AGREEMENT FAILED {what}: relative error {err:.3g} > {tol:g}"
         print(msg, flush=True)
         FAILURES.append(msg)
     return err
@@ -323,7 +328,7 @@ def bench_train(cell, shape, threads, timing) -> list:
         torch_loss().backward()
         opt.step()
 
-    m = _core.Model32(_core.ModelConfig(CELLS[cell][0], D, H, 1, 1))
+    m = _core.Model32(_core.ModelConfig(CELLS[cell][0], D, H, 1, 1, precision=PRECISION))
     layout, P = m.layout(), m.num_params
     optim = _core.OptimConfig(
         batch_size=B, shuffle=False, seed=0, solver="adam", lr=LR, alpha=0.0, max_grad_norm=0.0
@@ -355,7 +360,13 @@ def bench_train(cell, shape, threads, timing) -> list:
         f"{label} parameters after one Adam step", rel_err(params, to_flat(named, layout, P))
     )
 
-    t = best_round_medians({"ours": ours_step, "torch": torch_step}, timing)
+    contenders = {"ours": ours_step, "torch": torch_step}
+    if PRECISION == "bfloat16":  # PyTorch's two bf16 paths, from the same start
+        contenders = {"ours": ours_step, **torch_bf16_train(cell, D, H, Xt, Yt)}
+    t = best_round_medians(contenders, timing)
+    if PRECISION == "bfloat16":
+        fastest = min(("torch_bf16", "torch_autocast"), key=t.get)
+        t["torch"] = t[fastest]
     row = [
         cell,
         shape_str(shape),
@@ -366,8 +377,37 @@ def bench_train(cell, shape, threads, timing) -> list:
         f"{grad_err:.1e}",
         f"{step_err:.1e}",
     ]
+    if PRECISION == "bfloat16":
+        row[5:5] = [fmt(t["torch_bf16"] * 1e3), fmt(t["torch_autocast"] * 1e3)]
     progress(*row)
     return row
+
+
+def torch_bf16_train(cell, D, H, Xt, Yt) -> dict:
+    """PyTorch's bf16 training steps: the modules in bf16 (bf16 weights and Adam state, bf16
+    data) and float32 modules under torch.autocast("cpu", bfloat16) (float32 master weights, as
+    ours)."""
+    rnn_b, head_b = (mod.to(torch.bfloat16) for mod in torch_modules(cell, D, H))
+    opt_b = torch.optim.Adam([*rnn_b.parameters(), *head_b.parameters()], lr=LR)
+    Xb, Yb = Xt.to(torch.bfloat16), Yt.to(torch.bfloat16)
+    rnn_a, head_a = torch_modules(cell, D, H)
+    opt_a = torch.optim.Adam([*rnn_a.parameters(), *head_a.parameters()], lr=LR)
+
+    def bf16_step():
+        opt_b.zero_grad()
+        out, _ = rnn_b(Xb)
+        (0.5 * ((head_b(out[:, -1]) - Yb) ** 2).mean()).backward()
+        opt_b.step()
+
+    def autocast_step():
+        opt_a.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = rnn_a(Xt)
+            loss = 0.5 * ((head_a(out[:, -1]).float() - Yt) ** 2).mean()
+        loss.backward()
+        opt_a.step()
+
+    return {"torch_bf16": bf16_step, "torch_autocast": autocast_step}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,11 +431,17 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
     X, _ = make_data(B, T, D)
     Xt = torch.from_numpy(X)
     rnn, _ = torch_modules(cell, D, H)
-    layer = lstm_native.nn.Recurrent(D, H, 1, cell=CELLS[cell][0], dtype=np.float32)
+    layer = lstm_native.nn.Recurrent(
+        D, H, 1, cell=CELLS[cell][0], dtype=np.float32, precision=PRECISION
+    )
     layer.set_parameters({k: v.detach().numpy() for k, v in rnn.named_parameters()})
 
     onnx_bytes = ours_onnx = None
-    if ort is not None:
+    bf16 = PRECISION == "bfloat16"
+    if bf16:  # PyTorch's two bf16 paths: the module in bf16 with bf16 input, and autocast
+        rnn_b = torch_modules(cell, D, H)[0].to(torch.bfloat16)
+        Xb = Xt.to(torch.bfloat16)
+    if ort is not None and not bf16:
         onnx_bytes, note = export_onnx(_Outputs(rnn), (Xt,), ["x"], ["y"])
         if note:
             notes.append(f"{cell} {shape_str(shape)}: {note}")
@@ -417,6 +463,18 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
                 return rnn(Xt)[0]
 
         contenders["torch"] = torch_forward
+        if bf16:
+
+            def torch_bf16():
+                with torch.inference_mode():
+                    return rnn_b(Xb)[0]
+
+            def torch_autocast():
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    return rnn(Xt)[0]
+
+            contenders = {"ours": contenders["ours"], "torch_bf16": torch_bf16}
+            contenders["torch_autocast"] = torch_autocast
         if onnx_bytes is not None:
             sess = ort_session(onnx_bytes, threads)
             feed = {sess.get_inputs()[0].name: X}
@@ -439,6 +497,11 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
             )
 
         t = best_round_medians(contenders, timing)
+        if bf16:
+            errs.append(
+                check(f"{label} torch autocast vs torch", rel_err(torch_autocast().float(), y_t))
+            )
+            t["torch"] = min(t["torch_bf16"], t["torch_autocast"])
         t_ort, t_exp = t.get("ort"), t.get("export")
         rows.append(
             [
@@ -455,6 +518,12 @@ def bench_infer(cell, shape, thread_list, timing, notes) -> list:
                 f"{max(errs):.1e}",
             ]
         )
+        if bf16:  # ort/export columns: PyTorch's two bf16 paths instead
+            rows[-1][5:10] = [
+                fmt(t["torch_bf16"] * 1e3),
+                fmt(t["torch_autocast"] * 1e3),
+                fmt(ratio(t["torch"], t["ours"])),
+            ]
         progress(*rows[-1])
     return rows
 
@@ -489,7 +558,7 @@ def bench_stream(cell, H, thread_list, timing, notes) -> list:
         for name, p in tcell.named_parameters():  # LSTMCell's weight_ih = LSTM's weight_ih_l0
             p.copy_(getattr(rnn, name + "_l0"))
 
-    m = _core.Model32(_core.ModelConfig(CELLS[cell][0], D, H, 1, 1))
+    m = _core.Model32(_core.ModelConfig(CELLS[cell][0], D, H, 1, 1, precision=PRECISION))
     params = to_flat(torch_named(rnn, head), m.layout(), m.num_params)
     xs = np.random.default_rng(1).standard_normal((STREAM_CHECK_STEPS, D), dtype=np.float32)
     xs_torch = [torch.from_numpy(xs[i : i + 1]) for i in range(len(xs))]  # (1, D) each
@@ -682,6 +751,15 @@ def run_train(plan: Plan) -> Table:
         "train: one step (forward + BPTT + Adam), float32",
         ["cell", "B/T/D/H", "threads", "ours ms", "torch ms", "torch/ours", "grad err", "step err"],
     )
+    if PRECISION == "bfloat16":
+        tab.title = "train: one step (forward + BPTT + Adam), bfloat16 products"
+        tab.headers[5:5] = ["torch bf16 module ms", "torch autocast ms"]
+        tab.notes.append(
+            "ours: precision='bfloat16' (bf16 operands, float32 sums; float32 weights, Adam, "
+            "cell state); torch ms: the faster of PyTorch's bf16 module (.to(torch.bfloat16), "
+            "bf16 data, bf16 weights and Adam state) and float32 modules under "
+            "torch.autocast('cpu', torch.bfloat16); errors: against float32 PyTorch"
+        )
     for cell in plan.cells:
         for shape in plan.shapes:
             for threads in plan.threads:
@@ -710,14 +788,29 @@ def run_infer(plan: Plan) -> Table:
             "max rel err",
         ],
     )
+    if PRECISION == "bfloat16":
+        tab.title = "infer: forward over a batch of sequences, bfloat16 products"
+        tab.headers = tab.headers[:5] + [
+            "torch bf16 module ms",
+            "torch autocast ms",
+            "torch/ours",
+            "max rel err",
+        ]
+        tab.notes.append(
+            "ours: precision='bfloat16'; torch ms: the faster of the module in bf16 "
+            "(.to(torch.bfloat16)) on bf16 input and the float32 module under "
+            "torch.autocast('cpu', torch.bfloat16) (both oneDNN); max rel err: ours and "
+            "autocast against float32 PyTorch"
+        )
     for cell in plan.cells:
         for shape in plan.shapes:
             tab.rows += bench_infer(cell, shape, plan.threads, plan.timing, tab.notes)
-    tab.notes.append(
-        "ort: the PyTorch module exported by torch.onnx.export; our ONNX export: "
-        "the same weights in our layer, exported by layer.to_onnx() "
-        "(lstm_native.interop), both run by ONNX Runtime"
-    )
+    if PRECISION != "bfloat16":
+        tab.notes.append(
+            "ort: the PyTorch module exported by torch.onnx.export; our ONNX export: "
+            "the same weights in our layer, exported by layer.to_onnx() "
+            "(lstm_native.interop), both run by ONNX Runtime"
+        )
     if ORT_MISSING:
         tab.notes.append(ORT_MISSING)
     return tab
@@ -827,7 +920,8 @@ def machine_header() -> str:
         f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
         f"onnxruntime {ort_v}, lstm_native {lstm_native.__version__} "
         f"(kernel set: {info.get('isa', '?')} of {', '.join(info.get('isa_compiled', []))}; "
-        f"SIMD: {info['simd']}). Date: {datetime.date.today().isoformat()}."
+        f"SIMD: {info['simd']}; bf16 kernel: {info.get('bf16_kernel', '?')}). "
+        f"Date: {datetime.date.today().isoformat()}."
     )
 
 
@@ -866,8 +960,23 @@ def main(argv=None) -> int:
         default=[1, 2],
         help="thread counts, e.g. 1,2 (default: 1,2)",
     )
+    ap.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="bfloat16: our precision='bfloat16' against PyTorch's bf16 paths (train, infer)",
+    )
+    ap.add_argument(
+        "--shapes",
+        type=lambda s: [tuple(int(v) for v in x.split("/")) for x in s.split(",")],
+        help="B/T/D/H shapes, e.g. 64/50/64/128,64/50/64/512 (default: the standard list)",
+    )
     ap.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
     args = ap.parse_args(argv)
+    global PRECISION
+    PRECISION = args.precision
+    if PRECISION == "bfloat16":
+        args.only = [s for s in args.only if s in ("train", "infer")]
     if any(n < 1 for n in args.threads):
         ap.error("--threads must be positive")
 
@@ -875,7 +984,7 @@ def main(argv=None) -> int:
         cells=args.cells,
         threads=args.threads,
         timing=QUICK_TIMING if args.quick else FULL_TIMING,
-        shapes=QUICK_SHAPES if args.quick else SHAPES,
+        shapes=args.shapes or (QUICK_SHAPES if args.quick else SHAPES),
         stream_hs=QUICK_STREAM_HS if args.quick else STREAM_HS,
     )
     header = machine_header()

@@ -155,6 +155,7 @@ gradient clipping, the optimizers (SGD with momentum, Adam, AdamW, RMSprop), one
 step and a k-step trajectory.
 """
 
+import contextlib
 from collections import namedtuple
 
 import numpy as np
@@ -279,6 +280,41 @@ def sigmoid(a):
 
 
 # ---------------------------------------------------------------------------
+# precision="bfloat16": the operands of the products with W_ih and W_hh (forward
+# x W_ih^T and h W_hh^T, backward dgates W and dgates^T x / dgates^T h_prev)
+# rounded to bfloat16 (round to nearest even, through float32), the products
+# and everything else in float64.  Inside ``with bfloat16():`` only.
+# ---------------------------------------------------------------------------
+
+_BF16 = [False]
+
+
+def bf16_round(a):
+    """``a`` rounded to the nearest bfloat16 (ties to even; via float32), as float64."""
+    a32 = np.ascontiguousarray(a, dtype=np.float32)
+    u = a32.view(np.uint32).astype(np.uint64)
+    r = (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32)
+    return r.view(np.float32).astype(np.float64)
+
+
+@contextlib.contextmanager
+def bfloat16():
+    """The reference with bfloat16 operands in the recurrent products (see above)."""
+    _BF16[0] = True
+    try:
+        yield
+    finally:
+        _BF16[0] = False
+
+
+def _mm(a, b):
+    """a @ b, with both operands rounded to bfloat16 inside ``with bfloat16():``."""
+    if _BF16[0]:
+        return bf16_round(a) @ bf16_round(b)
+    return a @ b
+
+
+# ---------------------------------------------------------------------------
 # One step of each cell, forward.
 # `lp` holds layer k's parameters by base name ("weight_ih", ..., "weight_ch").
 # Each returns (h_new, c_new, saved) where `saved` holds what the backward
@@ -289,7 +325,8 @@ def sigmoid(a):
 
 def _pre(lp, x_t, h_prev):
     """W_ih x_t + b_ih + W_hh h_{t-1} + b_hh  (B, G*H)."""
-    return x_t @ lp["weight_ih"].T + lp["bias_ih"] + h_prev @ lp["weight_hh"].T + lp["bias_hh"]
+    gi = _mm(x_t, lp["weight_ih"].T) + lp["bias_ih"]
+    return gi + (_mm(h_prev, lp["weight_hh"].T) + lp["bias_hh"])
 
 
 def _write(spec, lp, blk, c_prev):
@@ -339,8 +376,8 @@ def _cell_state_step(spec, lp, x_t, h_prev, c_prev):
 
 def _gru_step(lp, x_t, h_prev, c_prev):
     H = h_prev.shape[1]
-    gi = x_t @ lp["weight_ih"].T + lp["bias_ih"]  # (B, 3H)
-    gh = h_prev @ lp["weight_hh"].T + lp["bias_hh"]  # (B, 3H)
+    gi = _mm(x_t, lp["weight_ih"].T) + lp["bias_ih"]  # (B, 3H)
+    gh = _mm(h_prev, lp["weight_hh"].T) + lp["bias_hh"]  # (B, 3H)
     r = sigmoid(gi[:, 0 * H : 1 * H] + gh[:, 0 * H : 1 * H])  # (B, H)
     z = sigmoid(gi[:, 1 * H : 2 * H] + gh[:, 1 * H : 2 * H])
     gh_n = gh[:, 2 * H : 3 * H]  # W_hn h + b_hn
@@ -626,16 +663,16 @@ def backward(params, cache, dy=None, dhT=None, dcT=None, return_sequences_grads=
             if has_c:  # total dL/dc_t (through h_t too)
                 dc_seq[k, :, t] = m * dc_total
             # linear maps: a_ih = x_t W_ih^T + b_ih, a_hh = h_prev W_hh^T + b_hh
-            grads[f"weight_ih_l{k}"] += da_ih.T @ inp[:, t]
-            grads[f"weight_hh_l{k}"] += da_hh.T @ s["h_prev"]
+            grads[f"weight_ih_l{k}"] += _mm(da_ih.T, inp[:, t])
+            grads[f"weight_hh_l{k}"] += _mm(da_hh.T, s["h_prev"])
             if has_bias:
                 grads[f"bias_ih_l{k}"] += da_ih.sum(axis=0)
                 grads[f"bias_hh_l{k}"] += da_hh.sum(axis=0)
             for base, d in dextra.items():
                 grads[f"{base}_l{k}"] += d
-            d_inp[:, t] = da_ih @ lp["weight_ih"]
+            d_inp[:, t] = _mm(da_ih, lp["weight_ih"])
             # state at t-1: through the cell, plus the frozen pass-through (1-m)
-            dh = da_hh @ lp["weight_hh"] + dh_direct + (1.0 - m) * dh
+            dh = _mm(da_hh, lp["weight_hh"]) + dh_direct + (1.0 - m) * dh
             if has_c:
                 dc = dc_prev + (1.0 - m) * dc
         dh0[k] = dh

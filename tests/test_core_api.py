@@ -40,6 +40,7 @@ def test_model_config_defaults_and_keywords():
         loss="mse",
         huber_delta=1.0,
         quantiles=[],
+        precision="float32",
     )
     c = _core.ModelConfig(
         "rnn",

@@ -1,8 +1,8 @@
 """Threads change nothing but speed: the batch's parts and the column blocks of large steps are
 chosen from the sizes alone, so outputs, gradients and whole fits are bit-identical at 1, 2, 3,
-4 and 8 threads (8 on a 2-core machine: oversubscribed), for every cell and both dtypes, with
-ragged lengths and initial states. Each case asserts (split_plan, num_parts, column_blocks)
-that the split it means to exercise happened."""
+4 and 8 threads (8 on a 2-core machine: oversubscribed), for every cell, both dtypes and
+precision "bfloat16" (float32 parameters), with ragged lengths and initial states. Each case
+asserts (split_plan, num_parts, column_blocks) that the split it means to exercise happened."""
 
 import warnings
 
@@ -14,7 +14,9 @@ from lstm_native import LSTMRegressor, _core, nn
 from reference import CELLS
 
 THREADS = (1, 2, 3, 4, 8)
-DTYPES = (np.float32, np.float64)
+# (dtype, precision)
+DTYPES = ((np.float32, "float32"), (np.float64, "float32"), (np.float32, "bfloat16"))
+DTYPE_IDS = ["f32", "f64", "bf16"]
 
 
 def _large_h(cell):
@@ -25,6 +27,7 @@ def _large_h(cell):
 
 
 def _run_all_threads(cell, dtype, B, T, D, H, L, seed):
+    dtype, precision = dtype
     """forward (training, with lengths and states) + backward, and an inference forward, at
     each thread count; returns the results and the layer's split of the last call."""
     rng = np.random.default_rng(seed)
@@ -39,7 +42,9 @@ def _run_all_threads(cell, dtype, B, T, D, H, L, seed):
     dy = rng.standard_normal((B, T, H)).astype(dtype)
     out, splits = [], set()
     for threads in THREADS:
-        layer = nn.Recurrent(D, H, num_layers=L, cell=cell, dtype=dtype, random_state=seed)
+        layer = nn.Recurrent(
+            D, H, num_layers=L, cell=cell, dtype=dtype, random_state=seed, precision=precision
+        )
         layer._core.num_threads = threads
         y_inf, s_inf = layer.forward(x, state=state, lengths=lengths, inference=True)
         y, s = layer.forward(x, state=state, lengths=lengths)
@@ -64,24 +69,28 @@ def _assert_identical(results):
             assert np.array_equal(a, b), f"threads={threads}, array {i}"
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("cell", CELLS)
 def test_parts_give_identical_results_at_any_thread_count(cell, dtype):
-    B, T, D, H, L = 48, 30, 5, 40, 2
+    precision = dtype[1]
+    B, T, D, H, L = 48 if precision == "float32" else 128, 30, 5, 40, 2  # bf16: 32 rows a part
     results, (parts, cols) = _run_all_threads(cell, dtype, B, T, D, H, L, seed=1)
-    assert parts == _core.split_plan(cell, D, H, L, B, T)["parts"] == 4
+    assert parts == _core.split_plan(cell, D, H, L, B, T, precision=precision)["parts"] == 4
     assert cols == (1, 1)
     _assert_identical(results)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("B", [5, 40])  # 40: the cell runs in row blocks too
 def test_column_split_steps_give_identical_results_at_any_thread_count(cell, dtype, B):
     T, D, L = 5, 6, 2
     H = _large_h(cell)  # not a multiple of 64: the last column block is ragged
+    precision = dtype[1]
+    if precision == "bfloat16":  # blocks of 128x the work (sizes.cpp): larger steps split
+        H, B = 3 * H, max(B, 48)
     results, (parts, cols) = _run_all_threads(cell, dtype, B, T, D, H, L, seed=2)
-    plan = _core.split_plan(cell, D, H, L, B, T)
+    plan = _core.split_plan(cell, D, H, L, B, T, precision=precision)
     assert parts == plan["parts"] == 1
     assert cols == (plan["forward_column_blocks"], plan["backward_column_blocks"])
     assert cols[0] > 1 and cols[1] > 1
@@ -108,6 +117,7 @@ def test_split_plan():
 
 
 def _fit(n_jobs, dtype, hidden, batch_size, X, y):
+    dtype, precision = ("float32", "bfloat16") if dtype == "bfloat16" else (dtype, "float32")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return LSTMRegressor(
@@ -117,11 +127,12 @@ def _fit(n_jobs, dtype, hidden, batch_size, X, y):
             random_state=0,
             n_jobs=n_jobs,
             dtype=dtype,
+            precision=precision,
             max_grad_norm=None,
         ).fit(X, y)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
 @pytest.mark.parametrize("hidden,batch_size", [(48, 64), (260, 8)], ids=["parts", "columns"])
 def test_fits_are_identical_at_any_n_jobs(dtype, hidden, batch_size):
     rng = np.random.default_rng(3)

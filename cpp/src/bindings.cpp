@@ -238,13 +238,16 @@ template <class S>
 void bind_recurrent(py::module_& m, const char* name) {
   using R = RecurrentApi<S>;
   py::class_<R> cls(m, name);
-  cls.def(py::init([](const std::string& cell, Index D, Index H, Index L, bool bias) {
+  cls.def(py::init([](const std::string& cell, Index D, Index H, Index L, bool bias,
+                      const std::string& precision) {
             const ModelConfig c = stack_config(cell, D, H, L, bias);
+            const Precision p = parse_precision(precision);
+            check_precision(p, sizeof(S));
             c.check_fits("Recurrent", sizeof(S));  // MemoryError: too large for this build
-            return kernels().of<S>().recurrent(c.cell, D, H, L, bias);
+            return kernels().of<S>().recurrent(c.cell, D, H, L, bias, p);
           }),
           py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
-          py::arg("bias") = true)
+          py::arg("bias") = true, py::kw_only(), py::arg("precision") = "float32")
       .def_static("count_params", &recurrent_count_params, py::arg("cell"), py::arg("input_size"),
                   py::arg("hidden_size"), py::arg("num_layers") = 1, py::arg("bias") = true,
                   "Parameters of such a layer, without building it (MemoryError beyond 2**63)")
@@ -253,6 +256,9 @@ void bind_recurrent(py::module_& m, const char* name) {
       .def_property_readonly("hidden_size", &R::hidden_size)
       .def_property_readonly("num_layers", &R::num_layers)
       .def_property_readonly("bias", &R::bias)
+      .def_property_readonly(
+          "precision", [](const R& r) { return precision_name(r.precision()); },
+          "'float32' or 'bfloat16' (the recurrent products' operands)")
       .def_property_readonly("num_params", [](const R& r) { return r.layout().size; })
       .def_property_readonly("has_forward", &R::has_forward)
       .def_property("num_threads", &R::num_threads, &R::set_num_threads,
@@ -595,6 +601,9 @@ const Fields<ModelConfig>& model_fields() {
       real_field<C, &C::huber_delta>("huber_delta"),
       {"quantiles", "list", [](const C& c) -> py::object { return py::cast(c.quantiles); },
        [](C& c, V v, const char* n) { c.quantiles = real_list_value(v, n); }},
+      {"precision", "str",
+       [](const C& c) -> py::object { return py::str(precision_name(c.precision)); },
+       [](C& c, V v, const char* n) { c.precision = parse_precision(str_value(v, n)); }},
   };
   return f;
 }
@@ -735,9 +744,10 @@ void bind_model_config(py::module_& m) {
   py::class_<C> cls(m, "ModelConfig", "What a network is: cell, sizes, directions, head, loss");
   cls.def(py::init([](py::object cell, py::object D, py::object H, py::object L, py::object O,
                       py::object bias, py::object bidir, py::object seq, py::object dropout,
-                      py::object loss, py::object huber_delta, py::object quantiles) {
+                      py::object loss, py::object huber_delta, py::object quantiles,
+                      py::object precision) {
             return config_of(model_fields(), {cell, D, H, L, O, bias, bidir, seq, dropout, loss,
-                                              huber_delta, quantiles});
+                                              huber_delta, quantiles, precision});
           }),
           py::arg("cell") = default_of(f, "cell"),
           py::arg("input_size") = default_of(f, "input_size"),
@@ -749,7 +759,8 @@ void bind_model_config(py::module_& m) {
           py::arg("return_sequences") = default_of(f, "return_sequences"),
           py::arg("dropout") = default_of(f, "dropout"), py::arg("loss") = default_of(f, "loss"),
           py::arg("huber_delta") = default_of(f, "huber_delta"),
-          py::arg("quantiles") = default_of(f, "quantiles"));
+          py::arg("quantiles") = default_of(f, "quantiles"),
+          py::arg("precision") = default_of(f, "precision"));
   bind_config_fields(cls, &f, "ModelConfig");
   cls.def_property_readonly(
       "num_params", [](const C& c) { return c.num_params(); },
@@ -942,6 +953,14 @@ py::dict build_info() {
   d["isa_supported"] = isa.supported;
   d["max_isa"] = isa.max_isa.empty() ? py::object(py::none()) : py::object(py::str(isa.max_isa));
   d["native_arch"] = bool(LSTM_NATIVE_NATIVE_ARCH);
+  // precision "bfloat16" (packed_bf16.hpp): what the CPU offers (avx512_bf16; AMX bf16 tiles
+  // usable by this process), LSTM_NATIVE_BF16_KERNEL (None: unset) and the kernel in use
+  const Bf16Report bf = bf16_report();
+  d["cpu_avx512_bf16"] = bf.avx512_bf16;
+  d["cpu_amx_bf16"] = bf.amx;
+  d["bf16_kernel_setting"] =
+      bf.setting.empty() ? py::object(py::none()) : py::object(py::str(bf.setting));
+  d["bf16_kernel"] = std::string(bf.kernel);
   d["eigen_version"] = std::to_string(EIGEN_WORLD_VERSION) + "." +
                        std::to_string(EIGEN_MAJOR_VERSION) + "." +
                        std::to_string(EIGEN_MINOR_VERSION);
@@ -1010,7 +1029,7 @@ void bind_functions(py::module_& m) {
   m.def(
       "split_plan",
       [](const std::string& cell, Index input_size, Index hidden_size, Index num_layers,
-         Index batch, Index steps) {
+         Index batch, Index steps, const std::string& precision) {
         const CellKind k = parse_cell(cell);
         require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1 && batch >= 1 && steps >= 1,
                 "split_plan needs sizes >= 1");
@@ -1018,16 +1037,17 @@ void bind_functions(py::module_& m) {
         Count params = 0;
         for (Index l = 0; l < num_layers; ++l)
           params += unit_param_count(k, l == 0 ? input_size : hidden_size, hidden_size, true);
-        const RunShape s{k, input_size, hidden_size, num_layers, params.v};
+        const Precision pr = parse_precision(precision);
+        const RunShape s{k, input_size, hidden_size, num_layers, params.v, pr};
         const Index P = num_parts(s, batch, steps);
         py::dict d;
         d["parts"] = P;
-        d["forward_column_blocks"] = num_column_blocks(batch, hidden_size, GH, P);
-        d["backward_column_blocks"] = num_column_blocks(batch, GH, hidden_size, P);
+        d["forward_column_blocks"] = num_column_blocks(batch, hidden_size, GH, P, pr);
+        d["backward_column_blocks"] = num_column_blocks(batch, GH, hidden_size, P, pr);
         return d;
       },
       py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
-      py::arg("batch"), py::arg("steps"),
+      py::arg("batch"), py::arg("steps"), py::kw_only(), py::arg("precision") = "float32",
       "How a run of layers (one direction) over batch sequences of steps steps is split: "
       "parts of the batch and column blocks of a step's product (from the sizes only, never "
       "the thread count). A Model runs one layer per run.");

@@ -54,7 +54,7 @@ bool ModelConfig::operator==(const ModelConfig& o) const {
          num_layers == o.num_layers && output_size == o.output_size && bias == o.bias &&
          bidirectional == o.bidirectional && return_sequences == o.return_sequences &&
          dropout == o.dropout && loss == o.loss && huber_delta == o.huber_delta &&
-         quantiles == o.quantiles;
+         quantiles == o.quantiles && precision == o.precision;
 }
 
 void ModelConfig::validate_quantiles() const {

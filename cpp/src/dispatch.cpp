@@ -16,6 +16,14 @@
 #include <string>
 #include <vector>
 
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#endif
+
 // Each kernel set's entry point, lstm_native::isa_<set>::kernel_set() (kernels.cpp).
 #define LSTM_NATIVE_DECLARE_SET(ns) \
   namespace lstm_native {           \
@@ -117,8 +125,11 @@ std::string max_isa_setting() {
   return s;
 }
 
+std::string bf16_kernel_setting();
+
 const KernelSet& choose() {
   const std::string cap = max_isa_setting();
+  (void)bf16_kernel_setting();  // a bad value is an error at import, like a bad cap
   const int max_rank = cap.empty() ? 2 : ladder_rank(cap);
   const std::vector<Candidate> all = candidates();
   const Candidate* best = &all.front();  // every build holds a set of rank 0 that runs anywhere
@@ -127,7 +138,76 @@ const KernelSet& choose() {
   return best->get();
 }
 
+// CPUID leaf 7: EDX bit 22 amx_bf16, bit 24 amx_tile; subleaf 1 EAX bit 5 avx512_bf16.
+// XCR0 (xgetbv, when the OS set OSXSAVE): bits 17 and 18, the tile configuration and data
+// state the OS saves; bits 5-7 the AVX-512 state.
+struct Bf16Cpu {
+  bool avx512_bf16 = false, amx_cpu = false, amx_os = false;
+};
+Bf16Cpu bf16_cpu() {
+  Bf16Cpu r;
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return r;  // no OSXSAVE
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  const unsigned long long xcr0 = (static_cast<unsigned long long>(hi) << 32) | lo;
+  if (__get_cpuid_max(0, nullptr) < 7) return r;
+  __cpuid_count(7, 0, a, b, c, d);
+  r.amx_cpu = (d & (1u << 22)) && (d & (1u << 24));
+  r.amx_os = r.amx_cpu && (xcr0 & (3ull << 17)) == (3ull << 17);
+  const bool avx512_os = (xcr0 & 0xe6) == 0xe6;
+  __cpuid_count(7, 1, a, b, c, d);
+  r.avx512_bf16 = avx512_os && (a & (1u << 5)) && cpu_has_avx512();
+#endif
+  return r;
+}
+
+// Linux gives a process the AMX tile data state only on request (arch_prctl
+// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); asked once.
+bool amx_permission() {
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && defined(__linux__)
+  static const bool granted = [] {
+    constexpr long kReqXcompPerm = 0x1023, kXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtiledata) == 0;
+  }();
+  return granted;
+#else
+  return false;
+#endif
+}
+
+// LSTM_NATIVE_BF16_KERNEL: "amx", "emulated" or unset/empty (the best this CPU runs).
+std::string bf16_kernel_setting() {
+  const char* env = std::getenv("LSTM_NATIVE_BF16_KERNEL");
+  std::string s = env ? env : "";
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (!s.empty() && s != "amx" && s != "emulated")
+    throw ArgumentError("LSTM_NATIVE_BF16_KERNEL must be 'amx' or 'emulated' (or unset), got '" +
+                        std::string(env) + "'");
+  return s;
+}
+
 }  // namespace
+
+bool amx_bf16_allowed() {
+  static const bool ok = [] {
+    const Bf16Cpu c = bf16_cpu();
+    return bf16_kernel_setting() != "emulated" && c.amx_os && amx_permission();
+  }();
+  return ok;
+}
+
+Bf16Report bf16_report() {
+  const Bf16Cpu c = bf16_cpu();
+  Bf16Report r;
+  r.avx512_bf16 = c.avx512_bf16;
+  r.amx = c.amx_os && amx_permission();
+  r.setting = bf16_kernel_setting();
+  r.kernel = kernels().bf16_kernel();
+  return r;
+}
 
 const KernelSet& kernels() {
   static const KernelSet& chosen = choose();  // ArgumentError leaves it unset (retried)

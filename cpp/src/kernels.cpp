@@ -17,9 +17,9 @@ inline namespace LSTM_NATIVE_ISA_NS {
 
 namespace {
 template <class S>
-std::unique_ptr<RecurrentApi<S>> make_recurrent(CellKind cell, Index D, Index H, Index L,
-                                                bool bias) {
-  return std::make_unique<Recurrent<S>>(cell, D, H, L, bias);
+std::unique_ptr<RecurrentApi<S>> make_recurrent(CellKind cell, Index D, Index H, Index L, bool bias,
+                                                Precision precision) {
+  return std::make_unique<Recurrent<S>>(cell, D, H, L, bias, precision);
 }
 template <class S>
 std::unique_ptr<ModelApi<S>> make_model(const ModelConfig& cfg) {
@@ -78,6 +78,10 @@ const char* simd_in_use() {
   return s.c_str();
 }
 
+const char* bf16_kernel_name() {
+  return bf16::kernel() == Bf16Kernel::kAmx ? "amx" : "emulated";
+}
+
 template <class S>
 Factories<S> factories() {
   return {&make_recurrent<S>, &make_model<S>, &make_stream<S>};
@@ -87,7 +91,7 @@ Factories<S> factories() {
 const KernelSet& kernel_set() {
   // The set's name is its namespace's without "isa_".
   static const KernelSet set{LSTM_NATIVE_STR(LSTM_NATIVE_ISA_NS) + 4, simd_in_use(),
-                             factories<float>(), factories<double>()};
+                             factories<float>(), factories<double>(), &bf16_kernel_name};
   return set;
 }
 

@@ -72,7 +72,8 @@ Model<S>::Model(const ModelConfig& cfg)
       layout_(cfg_),
       dirs_(cfg_.dirs()),
       feat_(cfg_.features()),
-      stack_(cfg_.cell, cfg_.input_size, cfg_.hidden_size, cfg_.num_layers, cfg_.bias, dirs_) {
+      stack_(cfg_.cell, cfg_.input_size, cfg_.hidden_size, cfg_.num_layers, cfg_.bias, dirs_,
+             cfg_.precision) {
   is_weight_.assign(static_cast<std::size_t>(layout_.size), 0);
   for (const auto& t : layout_.tensors)
     if (t.name.rfind("weight", 0) == 0 || t.name == "head.weight")

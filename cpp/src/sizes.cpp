@@ -19,8 +19,12 @@ namespace {
 //   streams only its own columns' weights).
 // and kMinWorkPerPart multiply-adds in one forward pass (the pool's hand-off and the part's
 // own setup cost a few microseconds).
+// Precision bfloat16 (AMX tiles of 16 rows, the bf16 weights half the bytes): a part needs
+// kMinRowsBf16 rows (two row tiles: each weight tile loaded serves both), kMinRowsLargeWeights
+// once the bf16 W_hh outgrows a core's L2 too.
 constexpr Index kMinRowsPerPart = 8;
 constexpr Index kMinRowsLargeWeights = 64;
+constexpr Index kMinRowsBf16 = 32;
 constexpr double kL2Weights = double(1 << 18);
 constexpr double kMinWorkPerPart = 1e6;
 // Every part (in training) holds a private copy of the run's weight gradients, summed at the
@@ -51,16 +55,21 @@ Index num_parts(const RunShape& s, Index B, Index T) {
   const double work =
       double(B) * double(T) * double(num_gates(s.cell) * s.H) * double(s.H + s.D) * double(s.L);
   const double weights = double(s.H) * double(num_gates(s.cell) * s.H);
-  const Index by_rows = B / (weights <= kL2Weights ? kMinRowsPerPart : kMinRowsLargeWeights);
+  const bool bf16 = s.precision == Precision::kBfloat16;
+  const Index min_rows = weights <= (bf16 ? 2 : 1) * kL2Weights
+                             ? (bf16 ? kMinRowsBf16 : kMinRowsPerPart)
+                             : kMinRowsLargeWeights;
+  const Index by_rows = B / min_rows;
   const Index by_work = static_cast<Index>(std::min(work / kMinWorkPerPart, double(kMaxParts)));
   return floor_pow2(std::max<Index>(1, std::min({by_rows, by_work, kMaxParts})));
 }
 
-Index num_column_blocks(Index n, Index K, Index N, Index P) {
+Index num_column_blocks(Index n, Index K, Index N, Index P, Precision precision) {
   if (P > 1) return 1;  // the parts already run on separate threads
   const double work = double(n) * double(K) * double(N);
-  if (work < kMinColumnSplitWork) return 1;
-  const Index by_work = static_cast<Index>(std::min(work / kColumnBlockWork, 1e6));
+  const double bf16 = precision == Precision::kBfloat16 ? 128 : 1;
+  if (work < kMinColumnSplitWork * (bf16 > 1 ? 8 : 1)) return 1;
+  const Index by_work = static_cast<Index>(std::min(work / (kColumnBlockWork * bf16), 1e6));
   return std::max<Index>(1, std::min({by_work, N / kColumnAlign, kMaxColumnBlocks}));
 }
 
@@ -177,7 +186,7 @@ Count workspace_elements(const ModelConfig& c, Index B, Index T, Call call) {
   auto layer = [&](Index l) {  // layer l's buffers and its units' runs
     const LayerSizes z = layer_sizes(c, l, B, T, call);
     const Index Din = l == 0 ? c.input_size : c.features();
-    const RunShape unit{c.cell, Din, H, 1, unit_param_count(c.cell, Din, H, c.bias).v};
+    const RunShape unit{c.cell, Din, H, 1, unit_param_count(c.cell, Din, H, c.bias).v, c.precision};
     return z.drop_in + z.drop_mask + z.rev_in + z.yf + z.yr + z.cat +
            Count(c.dirs()) * (z.hT + run_workspace_elements(unit, B, T, unit_needs(c, l, call)));
   };

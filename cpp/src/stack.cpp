@@ -112,20 +112,27 @@ Index Run<S>::allocated_elements() const {
 
 template <class S>
 Stack<S>::Stack(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias,
-                Index dirs)
+                Index dirs, Precision precision)
     : cell_(cell),
       D_(input_size),
       H_(hidden_size),
       L_(num_layers),
       dirs_(dirs),
       G_(num_gates(cell)),
-      bias_(bias) {
+      bias_(bias),
+      precision_(precision) {
+  check_precision(precision, sizeof(S));
   require(input_size >= 1, "input_size must be >= 1, got " + std::to_string(input_size));
   require(hidden_size >= 1, "hidden_size must be >= 1, got " + std::to_string(hidden_size));
   require(num_layers >= 1, "num_layers must be >= 1, got " + std::to_string(num_layers));
   require(dirs == 1 || dirs == 2, "dirs must be 1 or 2");
   layout_ = ParamLayout(cell, input_size, hidden_size, num_layers, bias, dirs);
   packed_.resize(static_cast<std::size_t>(num_layers * dirs));
+  // bfloat16: the products with W_ih and W_hh (W_ch, inside some cells, stays float32)
+  for (PackedLayer<S>& w : packed_) {
+    w.ih.set_bfloat16(precision == Precision::kBfloat16);
+    w.hh.set_bfloat16(precision == Precision::kBfloat16);
+  }
 }
 
 template <class S>
@@ -145,7 +152,8 @@ template <class S>
 RunShape Stack<S>::shape(const Run<S>& run) const {
   const auto& first = layout_.units[unit(run, 0)];
   const auto& last = layout_.units[unit(run, run.num_layers() - 1)];
-  return RunShape{cell_, first.in, H_, run.num_layers(), last.offset + last.size - first.offset};
+  return RunShape{cell_,     first.in, H_, run.num_layers(), last.offset + last.size - first.offset,
+                  precision_};
 }
 
 template <class S>
@@ -190,8 +198,8 @@ void Stack<S>::plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths) 
   for (Index k = 0; k < B; ++k) run.len_[k] = lengths ? Index(lengths[run.order_[k]]) : T;
 
   const Index P = num_parts(shape(run), B, T);
-  run.cols_f_ = num_column_blocks(B, H_, G_ * H_, P);
-  run.cols_b_ = num_column_blocks(B, G_ * H_, H_, P);
+  run.cols_f_ = num_column_blocks(B, H_, G_ * H_, P, precision_);
+  run.cols_b_ = num_column_blocks(B, G_ * H_, H_, P, precision_);
   run.parts_.resize(static_cast<std::size_t>(P));
   for (Index q = 0; q < P; ++q) {
     Part& p = run.parts_[q];
@@ -532,13 +540,46 @@ void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a, int threads) {
     // Weight gradients: one GEMM each over all T*n rows (a one-part run with large steps:
     // by the fixed blocks of rows of dW_ih and dW_hh [G*H, .] that the forward's column
     // blocks give, on threads).
+    // bfloat16 (packed_bf16.hpp): transposed, dW_ihᵀ [Din, GH] = inᵀ · dGx and dW_hhᵀ [H, GH]
+    // = h_prevᵀ · dGh, so that the large operand dG [T*n, GH] is packed as read (k = rows in
+    // order) and only the small one is transposed; each block of columns is added transposed
+    // into dW. (dGh is dGx for cells with one set of gate gradients: packed once then.)
     ConstMatMap<S> Dgx(dgx, Tn, GH), Dgh(dgh, Tn, GH);
+    const bool bf = precision_ == Precision::kBfloat16;
+    PackedMatrix<S>& gm = p.gemm;
+    auto dw_bf16 = [&](const S* X, Index Dx, S* dW, Index c0, Index c1) {
+      const Index w = c1 - c0;
+      S* t = bf16::scratch<S, 1>(static_cast<std::size_t>(Dx * w));
+      gm.multiply_at(X, Dx, Dx, t, w, false, c0, c1);
+      for (Index cb = c0; cb < c1; cb += 16)  // dW[c, r] += t[r, c - c0], by 16 columns
+        for (Index r = 0; r < Dx; ++r)
+          for (Index c = cb; c < std::min(c1, cb + 16); ++c) dW[c * Dx + r] += t[r * w + c - c0];
+    };
+    S* dW_ih = grad + (Pl.w_ih - off0);
+    S* dW_hh = grad + (Pl.w_hh - off0);
+    if (bf) {
+      gm.set_bfloat16(true);
+      gm.pack(dgx, Tn, GH);
+      for_blocks(Cw, threads, [&](Index q) {
+        const Index c0 = column_bound(GH, Cw, q), c1 = column_bound(GH, Cw, q + 1);
+        dw_bf16(in, Din, dW_ih, c0, c1);
+        if (dgh == dgx) dw_bf16(hs, H, dW_hh, c0, c1);
+      });
+      if (dgh != dgx) {
+        gm.pack(dgh, Tn, GH);
+        for_blocks(Cw, threads, [&](Index q) {
+          dw_bf16(hs, H, dW_hh, column_bound(GH, Cw, q), column_bound(GH, Cw, q + 1));
+        });
+      }
+    }
     for_blocks(Cw, threads, [&](Index q) {
       const Index r0 = column_bound(GH, Cw, q), rows = column_bound(GH, Cw, q + 1) - r0;
-      MatMap<S>(grad + (Pl.w_ih - off0) + r0 * Din, rows, Din).noalias() +=
-          Dgx.middleCols(r0, rows).transpose() * ConstMatMap<S>(in, Tn, Din);
-      MatMap<S>(grad + (Pl.w_hh - off0) + r0 * H, rows, H).noalias() +=
-          Dgh.middleCols(r0, rows).transpose() * ConstMatMap<S>(hs, Tn, H);
+      if (!bf) {
+        MatMap<S>(dW_ih + r0 * Din, rows, Din).noalias() +=
+            Dgx.middleCols(r0, rows).transpose() * ConstMatMap<S>(in, Tn, Din);
+        MatMap<S>(dW_hh + r0 * H, rows, H).noalias() +=
+            Dgh.middleCols(r0, rows).transpose() * ConstMatMap<S>(hs, Tn, H);
+      }
       if (!bias_) return;
       // db += column sums, row after row (as add_column_sums: the same order per element)
       S* db_ih = grad + (Pl.b_ih - off0);
@@ -552,10 +593,14 @@ void Stack<S>::backward_part(Run<S>& run, Part& p, const Args& a, int threads) {
     if (k == 0 && !a.dx) break;
     // dL/d(input of layer l) [T*n, Din] = dgx · W_ih; the output gradient of layer l-1 (with
     // the blocks above: by fixed blocks of its rows).
+    if (bf) gm.pack(a.params + Pl.w_ih, GH, Din);
     for_blocks(Cw, threads, [&](Index q) {
       const Index r0 = Tn * q / Cw, rows = Tn * (q + 1) / Cw - r0;
-      MatMap<S>(dIn + r0 * Din, rows, Din).noalias() =
-          Dgx.middleRows(r0, rows) * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
+      if (bf)
+        gm.multiply(dgx + r0 * GH, GH, rows, dIn + r0 * Din, Din);
+      else
+        MatMap<S>(dIn + r0 * Din, rows, Din).noalias() =
+            Dgx.middleRows(r0, rows) * ConstMatMap<S>(a.params + Pl.w_ih, GH, Din);
     });
     dY = dIn;  // the next buffer to write is the other one
     dIn = dIn == p.dy_b.data() ? p.dy_a.data() : p.dy_b.data();

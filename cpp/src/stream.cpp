@@ -21,7 +21,8 @@ template <class S>
 Stream<S>::Stream(const ModelConfig& cfg, const S* params, Index batch, int threads)
     : cfg_(checked(cfg, batch, sizeof(S))),
       B_(batch),
-      stack_(cfg_.cell, cfg_.input_size, cfg_.hidden_size, cfg_.num_layers, cfg_.bias) {
+      stack_(cfg_.cell, cfg_.input_size, cfg_.hidden_size, cfg_.num_layers, cfg_.bias, 1,
+             cfg_.precision) {
   const ModelLayout layout(cfg_);
   stack_.pack_forward(params);  // the recurrent units come first in the model's buffer
   head_.pack_transposed(params + layout.head_w, cfg_.output_size, cfg_.hidden_size,

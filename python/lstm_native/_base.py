@@ -28,6 +28,7 @@ from ._network import (
     Network,
     OptimOptions,
     check_fit_memory,
+    check_precision,
     head_width,
     loss_config,
 )
@@ -105,6 +106,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
             Options(type, {np.float32, np.float64}),
             Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)}),
         ],
+        "precision": [StrOptions({"float32", "bfloat16"})],
         # -1 (or any negative) and None: automatic; the core takes a C int
         "n_jobs": [Interval(Integral, None, 2**31 - 1, closed="right"), None],
         "callbacks": [list, tuple, None],
@@ -156,6 +158,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         n_iter_no_change: Any = 10,
         max_grad_norm: Optional[float] = 5.0,
         dtype: Any = "float32",
+        precision: str = "float32",
         n_jobs: Optional[int] = None,
         callbacks: Optional[list] = None,
         input_layout: str = "ntc",
@@ -188,6 +191,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_grad_norm = max_grad_norm
         self.dtype = dtype
+        self.precision = precision
         self.n_jobs = n_jobs
         self.callbacks = callbacks
         self.input_layout = input_layout
@@ -276,6 +280,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
             dropout=float(self.dropout),
             **loss,
             dtype=np.dtype(dtype).name,
+            precision=check_precision(self.precision, dtype),  # bfloat16: float32 only
         )
 
     def named_parameters(self) -> dict:
@@ -497,6 +502,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         return copy.deepcopy(check_random_state(self.random_state))
 
     def _check_same_network(self, old: dict, new: dict, incremental: bool) -> None:
+        old = {"precision": "float32", **old}  # (fitted before precision existed)
         changed = sorted(k for k in new if k != "dropout" and new[k] != old[k])
         if changed:
             raise ValueError(

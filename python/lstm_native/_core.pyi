@@ -40,7 +40,14 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int: ...
 def split_plan(
-    cell: str, input_size: int, hidden_size: int, num_layers: int, batch: int, steps: int
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    batch: int,
+    steps: int,
+    *,
+    precision: str = "float32",
 ) -> dict[str, int]:
     """Parts of the batch and column blocks of a step's product (from the sizes only)."""
 
@@ -48,7 +55,9 @@ def all_finite(a: NDArray[np.floating[Any]]) -> bool:
     """No NaN or infinity in a C-contiguous float32/float64 array."""
 
 def build_info() -> dict[str, Any]:
-    """How the core was compiled: compiler, SIMD, Eigen, threads, sanitizers."""
+    """How the core was compiled: compiler, SIMD, Eigen, threads, sanitizers; for precision
+    "bfloat16": cpu_avx512_bf16, cpu_amx_bf16 (usable by this process), bf16_kernel ("amx" or
+    "emulated") and bf16_kernel_setting (LSTM_NATIVE_BF16_KERNEL, None when unset)."""
 
 class ModelConfig:
     """What a network is. Strictly typed (a bool is not an int, nor an int a bool); a bad value
@@ -60,7 +69,10 @@ class ModelConfig:
     ``quantiles``: levels in (0, 1), strictly increasing, at most 99; the head's output column
     k*Q + j is level j of target k, so output_size is n_targets * Q and the targets have
     output_size / Q columns). The other losses ignore ``quantiles`` (checked all the same, so a
-    configuration can be edited one field at a time) and ``huber_delta``."""
+    configuration can be edited one field at a time) and ``huber_delta``.
+
+    ``precision``: "float32" or "bfloat16" (the recurrent layers' products with bf16 operands
+    and float32 sums; float32 parameters only: Model64 refuses it)."""
 
     FIELDS: ClassVar[tuple[tuple[str, type, Any], ...]]
     """(name, Python type, default) of every field, in the constructor's order."""
@@ -77,6 +89,7 @@ class ModelConfig:
     huber_delta: float
     quantiles: list[float]
     """(a copy: assign a new list to change it)"""
+    precision: str
 
     def __init__(
         self,
@@ -93,6 +106,7 @@ class ModelConfig:
         loss: str = "mse",
         huber_delta: float = 1.0,
         quantiles: list[float] | tuple[float, ...] = [],
+        precision: str = "float32",
     ) -> None: ...
     @property
     def num_params(self) -> int:
@@ -170,6 +184,8 @@ class _Recurrent(Generic[_F]):
         hidden_size: int,
         num_layers: int = 1,
         bias: bool = True,
+        *,
+        precision: str = "float32",
     ) -> None: ...
     @staticmethod
     def count_params(
@@ -190,6 +206,8 @@ class _Recurrent(Generic[_F]):
     def num_layers(self) -> int: ...
     @property
     def bias(self) -> bool: ...
+    @property
+    def precision(self) -> str: ...
     @property
     def num_params(self) -> int: ...
     @property

@@ -45,6 +45,22 @@ def canonical_cell(cell: str) -> str:
     return name
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def check_precision(precision: Any, dtype: Any) -> str:
+    """``precision`` checked against the parameters' dtype: "float32", or "bfloat16" (GEMM
+    operands rounded to bfloat16, float32 sums) with float32 parameters only."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    if precision == "bfloat16" and np.dtype(dtype) != np.float32:
+        raise ValueError(
+            "precision='bfloat16' needs float32 parameters (dtype=np.float32): bfloat16 "
+            f"operands with float32 sums and float32 master weights; got dtype {np.dtype(dtype)}"
+        )
+    return precision
+
+
 def core_config(config: dict) -> Any:
     """The core's ModelConfig for a network configuration (the core checks every field, and
     computes sizes without allocating the network)."""

@@ -256,6 +256,9 @@ def _check_meta(meta: dict, registry: dict, expected: Any) -> tuple:
     )
     for key, value in loss_config(meta["config"]["loss"]).items():
         meta["config"].setdefault(key, value)
+    meta["config"].setdefault("precision", "float32")
+    if (meta["config"]["precision"], meta["config"]["dtype"]) == ("bfloat16", "float64"):
+        raise BadFile("precision 'bfloat16' with dtype float64 (bfloat16 needs float32)")
     _check_fields(
         meta["fitted"],
         layout.fitted,
@@ -489,6 +492,11 @@ def _read(archive: Any, registry: dict, expected: Any) -> tuple:
     hyper = _hyperparameters_of(cls, meta["params"])
     config = meta["config"]
     loss = cls(**hyper)._loss_config()
+    if config["precision"] != hyper.get("precision", "float32"):
+        raise BadFile(
+            f"the network's precision {show(config['precision'])} is not the one of the "
+            f"hyperparameters ({show(hyper.get('precision', 'float32'))})"
+        )
     if {k: config[k] for k in loss} != loss:
         raise BadFile(
             f"the network's loss {show({k: config[k] for k in loss})} is not the one "

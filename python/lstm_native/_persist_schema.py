@@ -161,9 +161,11 @@ _CONFIG = {
     "huber_delta": _real("a finite number > 0", lambda x: math.isfinite(x) and x > 0),
     "quantiles": _list_of("a list of finite numbers", _FINITE),
     "dtype": _one_of("float32", "float64"),
+    "precision": _one_of("float32", "bfloat16"),
 }
-# Entries of later versions: a file without them has the core's defaults (loss_config).
-_CONFIG_OPTIONAL = frozenset({"huber_delta", "quantiles"})
+# Entries of later versions: a file without them has the core's defaults (loss_config;
+# precision "float32").
+_CONFIG_OPTIONAL = frozenset({"huber_delta", "quantiles", "precision"})
 
 # The fitted model but its training state, by the names of the estimator's attributes.
 _FITTED = {

@@ -33,7 +33,7 @@ from ._memory import check_memory, fits_without_checking, needs_copy, peek_shape
 
 # The core's cells: LSTM, GRU, Elman RNN (tanh, relu), the LSTM variants of Greff et al.
 # ("LSTM: A Search Space Odyssey") and the two gate-free alternatives (see cells.hpp).
-from ._network import CELLS, canonical_cell
+from ._network import CELLS, canonical_cell, check_precision
 from ._onnx import to_onnx as _to_onnx
 
 State = Union[np.ndarray, "tuple[np.ndarray, np.ndarray]"]
@@ -77,6 +77,14 @@ class Recurrent:
     bias : bool, whether each layer has the two bias vectors ``bias_ih``/``bias_hh``
     dtype : np.float32 or np.float64
     random_state : seed for the initial weights, PyTorch's U(-1/sqrt(H), 1/sqrt(H))
+    precision : "float32" (default) or "bfloat16": the operands of the products with the
+        weights (x W_ihᵀ, h W_hhᵀ and, in backward, their gradients' products) rounded to
+        bfloat16 (nearest even) and summed in float32; parameters, states, the cells' pointwise
+        math and the results stay float32 (needs dtype float32). Computed with Intel AMX tiles
+        where the CPU has them (``build_info()["bf16_kernel"] == "amx"``), elsewhere emulated
+        (the same rounding on the float32 kernels: same results up to summation order, no
+        faster than float32). ``weight_ch`` products (cells "ungated", "cell_as_input") stay
+        float32.
     """
 
     def __init__(
@@ -88,6 +96,8 @@ class Recurrent:
         bias: bool = True,
         dtype: Any = np.float32,
         random_state: Any = None,
+        *,
+        precision: str = "float32",
     ) -> None:
         self.cell = canonical_cell(cell)
         for name, v in (
@@ -109,6 +119,7 @@ class Recurrent:
             core_cls = _core.Recurrent64
         else:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.precision = check_precision(precision, self.dtype)
         self.input_size, self.hidden_size, self.num_layers = (
             int(input_size),
             int(hidden_size),
@@ -125,7 +136,12 @@ class Recurrent:
             f"{self.hidden_size}, num_layers={self.num_layers}) with {P} parameters",
         )
         self._core = core_cls(
-            self.cell, self.input_size, self.hidden_size, self.num_layers, self.bias
+            self.cell,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bias,
+            precision=self.precision,
         )
         # name -> (offset, shape) in flat_params
         self._layout = {name: (off, tuple(shape)) for name, off, shape in self._core.layout()}
@@ -365,7 +381,8 @@ class Recurrent:
         return (
             f"{type(self).__name__}(input_size={self.input_size}, "
             f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
-            f"cell={self.cell!r}, bias={self.bias}, dtype={self.dtype.name})"
+            f"cell={self.cell!r}, bias={self.bias}, dtype={self.dtype.name}"
+            + (f", precision={self.precision!r})" if self.precision != "float32" else ")")
         )
 
     # The core object holds a workspace, not state: rebuild it on unpickling.
@@ -376,10 +393,16 @@ class Recurrent:
         return d
 
     def __setstate__(self, d: dict) -> None:
+        d.setdefault("precision", "float32")  # pickled before precision existed
         self.__dict__.update(d)
         core_cls = _core.Recurrent32 if self.dtype == np.float32 else _core.Recurrent64
         self._core = core_cls(
-            self.cell, self.input_size, self.hidden_size, self.num_layers, self.bias
+            self.cell,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bias,
+            precision=self.precision,
         )
         self._lock = ForkSafeLock()
         self._have_forward = False
@@ -397,8 +420,19 @@ class LSTM(Recurrent):
         bias: bool = True,
         dtype: Any = np.float32,
         random_state: Any = None,
+        *,
+        precision: str = "float32",
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, cell, bias, dtype, random_state)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            cell,
+            bias,
+            dtype,
+            random_state,
+            precision=precision,
+        )
 
 
 class GRU(Recurrent):
@@ -412,8 +446,19 @@ class GRU(Recurrent):
         bias: bool = True,
         dtype: Any = np.float32,
         random_state: Any = None,
+        *,
+        precision: str = "float32",
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, "gru", bias, dtype, random_state)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            "gru",
+            bias,
+            dtype,
+            random_state,
+            precision=precision,
+        )
 
 
 class RNN(Recurrent):
@@ -428,11 +473,20 @@ class RNN(Recurrent):
         bias: bool = True,
         dtype: Any = np.float32,
         random_state: Any = None,
+        *,
+        precision: str = "float32",
     ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(
-            input_size, hidden_size, num_layers, "rnn_" + nonlinearity, bias, dtype, random_state
+            input_size,
+            hidden_size,
+            num_layers,
+            "rnn_" + nonlinearity,
+            bias,
+            dtype,
+            random_state,
+            precision=precision,
         )
 
 

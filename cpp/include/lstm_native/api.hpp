@@ -50,6 +50,7 @@ class RecurrentApi {
   virtual void trace(S* gates, S* h, S* c) const = 0;
   virtual Index workspace_elements(Index B, Index T, bool train) const = 0;
   virtual Index allocated_elements() const = 0;
+  virtual Precision precision() const = 0;
 };
 
 // One feedback of a rollout: input column `input` of step k is output column `output` of
@@ -108,7 +109,7 @@ class StreamApi {
 template <class S>
 struct Factories {
   std::unique_ptr<RecurrentApi<S>> (*recurrent)(CellKind cell, Index input_size, Index hidden_size,
-                                                Index num_layers, bool bias);
+                                                Index num_layers, bool bias, Precision precision);
   std::unique_ptr<ModelApi<S>> (*model)(const ModelConfig& cfg);
   std::unique_ptr<StreamApi<S>> (*stream)(const ModelConfig& cfg, const S* params, Index batch,
                                           int threads);
@@ -119,6 +120,9 @@ struct KernelSet {
   const char* simd;  // the instruction sets Eigen vectorizes with in this set
   Factories<float> f32;
   Factories<double> f64;
+  // The kernel of this set's bfloat16 products in this process: "amx" or "emulated"
+  // (packed_bf16.hpp).
+  const char* (*bf16_kernel)();
 
   template <class S>
   const Factories<S>& of() const {
@@ -140,5 +144,16 @@ struct IsaReport {
   std::string max_isa;
 };
 IsaReport isa_report();
+
+// bfloat16 (packed_bf16.hpp): may a kernel set with an AMX kernel use it (the CPU and OS run
+// AMX bf16, this process was granted the tile state, LSTM_NATIVE_BF16_KERNEL is not
+// "emulated")? And for build_info(): what the CPU offers, the setting, the kernel in use.
+bool amx_bf16_allowed();
+struct Bf16Report {
+  bool avx512_bf16 = false, amx = false;
+  std::string setting;  // LSTM_NATIVE_BF16_KERNEL ("" when unset)
+  const char* kernel = "emulated";
+};
+Bf16Report bf16_report();
 
 }  // namespace lstm_native

@@ -45,6 +45,25 @@ inline LossKind parse_loss(const std::string& s) {
       "loss must be one of 'mse', 'softmax', 'absolute_error', 'huber', 'quantile', got '" + s +
       "'");
 }
+// The precision of the recurrent layers' products (x W_ihᵀ, h W_hhᵀ, their gradients):
+// float32, or bfloat16 operands with float32 sums (packed_bf16.hpp); float32 everywhere else
+// (master weights, optimizer state, cell state, pointwise math, the head). bfloat16 needs
+// float32 parameters.
+enum class Precision { kFloat32, kBfloat16 };
+inline const char* precision_name(Precision p) {
+  return p == Precision::kBfloat16 ? "bfloat16" : "float32";
+}
+inline Precision parse_precision(const std::string& s) {
+  if (s == "float32") return Precision::kFloat32;
+  if (s == "bfloat16") return Precision::kBfloat16;
+  throw ArgumentError("precision must be 'float32' or 'bfloat16', got '" + s + "'");
+}
+// bfloat16 products need float32 parameters (scalar of `bytes` bytes).
+inline void check_precision(Precision p, std::size_t bytes) {
+  require(p == Precision::kFloat32 || bytes == 4,
+          "precision 'bfloat16' needs float32 parameters (dtype float32), not float64");
+}
+
 // At most this many quantile levels per target (percentiles 1..99 at the finest).
 constexpr Index kMaxQuantiles = 99;
 inline const char* solver_name(Solver s) {
@@ -81,6 +100,7 @@ struct ModelConfig {
   double huber_delta = 1.0;       // loss "huber": quadratic within ±δ, linear beyond
   std::vector<double> quantiles;  // loss "quantile": levels in (0, 1), increasing (others
                                   // ignore them)
+  Precision precision = Precision::kFloat32;  // of the recurrent layers' products
 
   Index dirs() const { return bidirectional ? 2 : 1; }
   // What the head reads per step. (Sizes are plain Index arithmetic once check_fits() passed.)

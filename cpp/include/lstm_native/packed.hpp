@@ -15,9 +15,16 @@
 // FMA chain per output element over k = 0..K-1 in order. That order does not depend on M, the
 // block an element falls in, or which thread computes it, so any split of the batch gives
 // bit-identical results.
+//
+// In precision bfloat16 (set_bfloat16(true), float only) the products take both operands
+// rounded to bfloat16 and sum in float32 (packed_bf16.hpp): the weights packed as AMX tiles,
+// or as rounded floats for the float32 kernel below (the emulated kernel); the same interface.
 #pragma once
 
+#include "packed_bf16.hpp"
 #include "types.hpp"
+
+#include <type_traits>
 
 #include <algorithm>
 #include <cstring>
@@ -36,10 +43,26 @@ class PackedMatrix {
 
   static constexpr Index kPanel = 4 * kP;  // columns per panel
 
+  // Precision of the products from the next pack on: bfloat16 operands (float only) or not.
+  void set_bfloat16(bool on) {
+    if constexpr (std::is_same_v<S, float>)
+      bf16_ = on;
+    else
+      require(!on, "precision 'bfloat16' needs float32 parameters");
+  }
+  bool bfloat16() const { return bf16_; }
+  // Does this matrix use the AMX kernel (bfloat16 on a CPU that runs it)?
+  bool amx() const { return amx_; }
+
   // P[k, n] = W[n, k] for W row-major [N, K] (the forward use of W_hh), plus a bias row [N].
   // Panel by panel, reading W's rows in order and writing a panel (in L1) with a stride.
   void pack_transposed(const S* W, Index n_rows, Index k_cols, const S* bias) {
     resize(k_cols, n_rows);
+    if (amx_) {
+      pack_tiles([&](Index k, Index n) { return W[n * K + k]; }, true);
+      set_bias(bias);
+      return;
+    }
     for (Index n0 = 0; n0 < Np; n0 += kPanel) {
       const Index width = std::min(kPanel, Np - n0), valid = std::min(width, N - n0);
       S* panel = data_.data() + K * n0;
@@ -50,11 +73,17 @@ class PackedMatrix {
       for (Index c = valid; c < width; ++c)  // padding columns
         for (Index k = 0; k < K; ++k) panel[k * width + c] = S(0);
     }
+    round_weights();
     set_bias(bias);
   }
   // P[k, n] = W[k, n] for W row-major [K, N] (the backward use of W_hh).
   void pack(const S* W, Index k_rows, Index n_cols) {
     resize(k_rows, n_cols);
+    if (amx_) {
+      pack_tiles([&](Index k, Index n) { return W[k * N + n]; }, false);
+      set_bias(nullptr);
+      return;
+    }
     for (Index n0 = 0; n0 < Np; n0 += kPanel) {
       const Index width = std::min(kPanel, Np - n0), valid = std::min(width, N - n0);
       S* panel = data_.data() + K * n0;
@@ -63,6 +92,7 @@ class PackedMatrix {
         std::fill(panel + k * width + valid, panel + (k + 1) * width, S(0));
       }
     }
+    round_weights();
     set_bias(nullptr);
   }
 
@@ -73,6 +103,17 @@ class PackedMatrix {
   // out [M, N] += a [M, K] · P (the FMA chains start from out).
   void multiply_add(const S* a, Index lda, Index M, S* out, Index ldo) const {
     run(a, lda, M, out, ldo, true);
+  }
+  // out [M, N] (+)= a [M, K] · P for a given transposed, a[r, k] = at[k * ldat + r] (the
+  // weight gradients dW = dGᵀ X): bfloat16 only (float32 uses Eigen's GEMM there).
+  // Columns [c0, c1) only (as multiply_columns; out: column c0).
+  void multiply_at(const S* at, Index ldat, Index M, S* out, Index ldo, bool acc_out, Index c0 = 0,
+                   Index c1 = -1) const {
+    if constexpr (std::is_same_v<S, float>) {
+      require(bf16_, "PackedMatrix::multiply_at is for precision bfloat16");
+      const Index p1 = c1 < 0 ? panels() : (c1 + kPanel - 1) / kPanel;
+      run_bf16(at, ldat, true, M, out, ldo, acc_out, c0 / kPanel * 4, std::min(p1 * 4, Np / kP));
+    }
   }
 
   // Column panels (kPanel columns each, the last possibly narrower), and multiply() restricted
@@ -99,6 +140,39 @@ class PackedMatrix {
   void run(const S* a, Index lda, Index M, S* out, Index ldo, bool acc_out, Index j0 = 0,
            Index j1 = -1) const {
     const Index nb = j1 < 0 ? Np / kP : j1;
+    if constexpr (std::is_same_v<S, float>) {
+      if (bf16_) return run_bf16(a, lda, false, M, out, ldo, acc_out, j0, nb);
+    }
+    run_f(a, lda, M, out, ldo, acc_out, j0, nb);
+  }
+
+  // The bfloat16 products (packed_bf16.hpp): the left operand converted to bf16 (AMX) or
+  // rounded to bf16 as floats (emulated) in per-thread scratch, then the AMX kernel or the
+  // float32 one on the rounded weights.
+  void run_bf16(const S* a, Index lda, bool transposed, Index M, S* out, Index ldo, bool acc_out,
+                Index j0, Index nb) const {
+    if (M <= 0) return;
+#if defined(LSTM_NATIVE_AMX)
+    if (amx_) {
+      using namespace bf16;
+      const Index Kt = (K + kTileK - 1) / kTileK, Nt = (N + kTileCols - 1) / kTileCols;
+      const Index Mp = (M + kTileRows - 1) / kTileRows * kTileRows, lda16 = Kt * kTileK;
+      std::uint16_t* a16 = scratch<std::uint16_t>(static_cast<std::size_t>(Mp * lda16));
+      to_bf16(a, lda, transposed, M, K, Mp, lda16, a16);
+      const Index nt0 = j0 * kP / kTileCols,
+                  nt1 = std::min(Nt, (nb * kP + kTileCols - 1) / kTileCols);
+      amx_multiply(a16, lda16, M, Kt, data16_.data(), N, nt0, nt1, out, ldo,
+                   has_bias_ ? bias_.data() : nullptr, acc_out);
+      return;
+    }
+#endif
+    S* ar = bf16::scratch<S>(static_cast<std::size_t>(M * K));
+    bf16::to_rounded(a, lda, transposed, M, K, ar);
+    run_f(ar, K, M, out, ldo, acc_out, j0, nb);
+  }
+
+  void run_f(const S* a, Index lda, Index M, S* out, Index ldo, bool acc_out, Index j0,
+             Index nb) const {
     const Index blocks = (M + 5) / 6;
     for (Index j = j0; j < nb; j += 4) {
       const Index cb = std::min<Index>(4, nb - j);
@@ -137,9 +211,69 @@ class PackedMatrix {
     K = k;
     N = n;
     Np = (n + kP - 1) / kP * kP;
-    data_.resize(static_cast<std::size_t>(K * Np));
-    bias_.assign(static_cast<std::size_t>(Np), S(0));
+    amx_ = bf16_ && bf16::kHaveAmx && bf16::kernel() == Bf16Kernel::kAmx;
+    if (amx_) {
+      data_.clear();
+    } else {
+      data16_.clear();
+      tiles_k_ = tiles_n_ = -1;
+      data_.resize(static_cast<std::size_t>(K * Np));
+    }
+    // (AMX reads the bias row by whole tiles of 16)
+    bias_.assign(static_cast<std::size_t>(std::max<Index>(Np, (n + 15) / 16 * 16)), S(0));
   }
+  // Emulated bfloat16: the packed float weights rounded to bf16.
+  void round_weights() {
+    if constexpr (std::is_same_v<S, float>)
+      if (bf16_)
+        for (S& v : data_) v = bf16::rounded(v);
+  }
+  // AMX: P[k, n] = get(k, n) as bf16 tiles (packed_bf16.hpp), zero-padded to whole tiles.
+  // by_column: get reads W along k for a fixed n (the transposed forward packing); else rows
+  // k, k+1 of W are read in step and written as one tile row of pairs.
+  template <class Get>
+  void pack_tiles(const Get& get, bool by_column) {
+    const Index Kt = (K + 31) / 32, Nt = (N + 15) / 16;
+    // (the padding is never written: zeroed only when the sizes change)
+    if (tiles_k_ != K || tiles_n_ != N) {
+      data16_.assign(static_cast<std::size_t>(Kt * Nt * 512), std::uint16_t(0));
+      tiles_k_ = K;
+      tiles_n_ = N;
+    }
+    std::uint16_t* d = data16_.data();
+    if (by_column) {
+      for (Index n = 0; n < N; ++n)
+        for (Index k = 0; k < K; ++k)
+          d[((n / 16) * Kt + k / 32) * 512 + ((k % 32) / 2) * 32 + (n % 16) * 2 + (k % 2)] =
+              bf16::round(get(k, n));
+      return;
+    }
+    for (Index k = 0; k < K; k += 2) {
+      const bool two = k + 1 < K;
+      std::uint16_t* row = d + (k / 32) * 512 + ((k % 32) / 2) * 32;  // tile row, column tile 0
+      for (Index nt = 0; nt < Nt; ++nt) {
+        std::uint16_t* e = row + nt * Kt * 512;
+        const Index n0 = nt * 16;
+        if (n0 + 16 <= N && two) {  // a whole tile row: rows k and k+1, pairs interleaved
+          alignas(64) float r0[16], r1[16];
+          for (Index c = 0; c < 16; ++c) {
+            r0[c] = get(k, n0 + c);
+            r1[c] = get(k + 1, n0 + c);
+          }
+          for (Index c = 0; c < 16; ++c) {
+            e[2 * c] = bf16::round(r0[c]);
+            e[2 * c + 1] = bf16::round(r1[c]);
+          }
+          continue;
+        }
+        for (Index c = 0; c < std::min<Index>(16, N - n0); ++c) {
+          e[2 * c] = bf16::round(get(k, n0 + c));
+          e[2 * c + 1] = two ? bf16::round(get(k + 1, n0 + c)) : std::uint16_t(0);
+        }
+      }
+    }
+  }
+
   void set_bias(const S* bias) {
     has_bias_ = bias != nullptr;
     if (bias) std::memcpy(bias_.data(), bias, sizeof(S) * N);
@@ -213,7 +347,10 @@ class PackedMatrix {
   }
 
   std::vector<S, Eigen::aligned_allocator<S>> data_, bias_;
+  std::vector<std::uint16_t, Eigen::aligned_allocator<std::uint16_t>> data16_;  // AMX tiles
   bool has_bias_ = false;
+  bool bf16_ = false, amx_ = false;
+  Index tiles_k_ = -1, tiles_n_ = -1;  // the sizes data16_ holds tiles for
 };
 
 }  // namespace LSTM_NATIVE_ISA_NS

@@ -28,6 +28,7 @@ struct RunNeeds {
 struct RunShape {
   CellKind cell;
   Index D, H, L, params;
+  Precision precision = Precision::kFloat32;  // bfloat16: fewer, larger parts (sizes.cpp)
 };
 
 // Elements of each buffer of one part (see the table above; 0 = not needed).
@@ -54,7 +55,10 @@ inline Index part_rows(Index B, Index P, Index q) {
 // set's panel width (packed.hpp), so they depend on the sizes only, never on the instruction
 // set or the thread count (nor does any result: each output element is one FMA chain).
 constexpr Index kColumnAlign = 64;
-Index num_column_blocks(Index n, Index K, Index N, Index P);
+// (bfloat16: blocks 128 times larger, e.g. 2 for a step of 64 x 512 x 2048: an AMX block
+// computes that much faster, and each block converts the step's left operand to bf16 anew)
+Index num_column_blocks(Index n, Index K, Index N, Index P,
+                        Precision precision = Precision::kFloat32);
 inline Index column_bound(Index N, Index C, Index q) {
   return q >= C ? N : (N * q / C) / kColumnAlign * kColumnAlign;
 }

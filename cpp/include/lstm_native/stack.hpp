@@ -114,6 +114,7 @@ class Run {
     std::vector<Index> active;  // [T]: rows still running at step t (a prefix)
     Buffer<S> x_tm, hs, cs, gates, extra, gh, scratch, dgh, dy_a, dy_b, dh, dc, dh_prev, dc_total,
         dparams;
+    PackedMatrix<S> gemm;  // bfloat16: a weight gradient GEMM's right operand, packed per call
   };
   Index l0_ = 0, l1_ = 0, d_ = 0;
   Index B_ = 0, T_ = 0;
@@ -128,7 +129,7 @@ template <class S>
 class Stack {
  public:
   Stack(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias,
-        Index dirs = 1);
+        Index dirs = 1, Precision precision = Precision::kFloat32);
 
   CellKind cell() const { return cell_; }
   Index input_size() const { return D_; }
@@ -136,6 +137,7 @@ class Stack {
   Index num_layers() const { return L_; }
   Index dirs() const { return dirs_; }
   bool bias() const { return bias_; }
+  Precision precision() const { return precision_; }
   const ParamLayout& layout() const { return layout_; }
 
   // Threads used for the parts of a sequence call: 0 = as many as the parts and the machine
@@ -213,6 +215,7 @@ class Stack {
   CellKind cell_;
   Index D_, H_, L_, dirs_, G_;
   bool bias_;
+  Precision precision_;
   ParamLayout layout_;
   int threads_ = 0;
   std::vector<PackedLayer<S>> packed_;  // [L * dirs]
@@ -226,8 +229,9 @@ class Stack {
 template <class S>
 class Recurrent final : public RecurrentApi<S> {
  public:
-  Recurrent(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias)
-      : stack_(cell, input_size, hidden_size, num_layers, bias),
+  Recurrent(CellKind cell, Index input_size, Index hidden_size, Index num_layers, bool bias,
+            Precision precision = Precision::kFloat32)
+      : stack_(cell, input_size, hidden_size, num_layers, bias, 1, precision),
         run_(stack_.make_run(0, num_layers)) {}
 
   CellKind cell() const override { return stack_.cell(); }
@@ -263,6 +267,7 @@ class Recurrent final : public RecurrentApi<S> {
     return run_workspace_elements(stack_.shape(run_), B, T, RunNeeds{train, true, true, false}).v;
   }
   Index allocated_elements() const override { return run_.allocated_elements(); }
+  Precision precision() const override { return stack_.precision(); }
 
  private:
   Stack<S> stack_;

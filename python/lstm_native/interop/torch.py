@@ -36,7 +36,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._export_spec import TORCH_CELLS, as_checked_array, spec_of
-from .._network import core_config, loss_config
+from .._network import check_precision, core_config, loss_config
 
 
 def to_torch(estimator: Any) -> Any:
@@ -213,6 +213,7 @@ def fitted_from_torch(
         return_sequences=rs,
         dropout=hyper["dropout"],
         dtype=np_dtype.name,
+        precision=check_precision(hyper.get("precision", "float32"), np_dtype),
         **loss_config("softmax" if sorted_classes is not None else "mse"),
     )
     values = dict(rnn.named_parameters())
