@@ -319,11 +319,32 @@ EXIT_DURING = """
 
 @pytest.mark.parametrize("mode", ["fit", "partial_fit", "predict", "forward", "backward"])
 def test_interpreter_exit_with_a_daemon_thread_inside_the_core(mode):
-    for delay in (0.3, 0.9):
+    for delay in (0.3, 0.6, 0.9):
         proc = run_python(EXIT_DURING.format(mode=mode, delay=delay), timeout=120)
         assert proc.returncode == 0 and "terminate" not in proc.stderr, (
             f"delay {delay}: return code {proc.returncode}, stderr {proc.stderr[-500:]}"
         )
+
+
+EXIT_HOOK_LATER = """
+    import atexit, threading, numpy as np
+    def late():  # registered before lstm_native: runs after its exit hook (atexit is LIFO)
+        print("late", float(est.predict(X[:3]).sum()) == float(ref), flush=True)
+    atexit.register(late)
+    from lstm_native import LSTMRegressor
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 20, 3)).astype(np.float32); y = X[:, -1, 0]
+    est = LSTMRegressor(hidden_size=16, max_iter=1, random_state=0).fit(X, y)
+    ref = est.predict(X[:3]).sum()
+    threading.Thread(target=lambda: [est.predict(X) for _ in iter(int, 1)], daemon=True).start()
+"""
+
+
+def test_the_exiting_thread_still_computes_after_the_exit_hook():
+    """The hook that parks daemon threads at exit must not park the thread that runs it: an
+    atexit handler (registered earlier, so run later) can still predict."""
+    proc = run_python(EXIT_HOOK_LATER, timeout=120)
+    assert proc.returncode == 0 and "late True" in proc.stdout, (proc.stdout, proc.stderr[-500:])
 
 
 # ------------------------------------------------------------------------------------------

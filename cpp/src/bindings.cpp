@@ -20,6 +20,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -35,11 +36,33 @@ using namespace lstm_native;
 namespace {
 
 // The GIL is released for every core call that computes (it may take seconds) and taken back at
-// its end. Except when the interpreter is finalizing (the main thread exited while a daemon
-// thread was inside a call): taking the GIL then ends the thread with pthread_exit, whose forced
-// unwinding through C++ frames aborts the whole process ("terminate called without an active
-// exception"). Such a thread can never run Python again, so it parks until the process ends
-// instead, which is what Python 3.14 does with its own threads. Reading the flag needs no GIL.
+// its end. Except when the interpreter is shutting down (the main thread exited while a daemon
+// thread was inside a call): taking the GIL once finalization has begun ends the thread with
+// pthread_exit, whose forced unwinding through C++ frames (here: a destructor, noexcept)
+// aborts the whole process ("terminate called without an active exception"). Such a thread can
+// never run Python again, so it parks until the process ends instead, which is what Python 3.14
+// does with its own threads.
+//
+// Checking Py_IsFinalizing() before taking the GIL leaves a race: finalization may begin
+// between the check and the take. So an atexit hook (registered at import; atexit runs before
+// finalization begins, while the GIL can still be taken) raises `exiting`, then lets go of the
+// GIL until every thread that passed the check without seeing the flag (`in_flight`) has taken
+// and released it again. Both sides use sequentially consistent atomics: either a thread sees
+// the flag and parks, or the hook sees it in flight and waits for it (Dekker's argument). The
+// thread running the hook (the finalizing one) never parks: its own later calls must work.
+std::atomic<bool>& exiting() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+std::atomic<int>& in_flight() {
+  static std::atomic<int> n{0};
+  return n;
+}
+std::atomic<std::thread::id>& exiting_thread() {
+  static std::atomic<std::thread::id> id{};
+  return id;
+}
+
 bool interpreter_finalizing() {
 #if PY_VERSION_HEX >= 0x030D0000
   return Py_IsFinalizing() != 0;
@@ -52,16 +75,34 @@ bool interpreter_finalizing() {
   for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
 }
 
-void park_if_finalizing() {
-  if (interpreter_finalizing()) park_forever();
+// Runs `take` (which takes the GIL) unless this thread must park instead (see above).
+template <class Take>
+void take_gil_or_park(Take take) {
+  in_flight().fetch_add(1);
+  if ((exiting().load() && std::this_thread::get_id() != exiting_thread().load()) ||
+      interpreter_finalizing()) {
+    in_flight().fetch_sub(1);
+    park_forever();
+  }
+  take();
+  in_flight().fetch_sub(1);
+}
+
+// The atexit hook (with the GIL): raise the flag, then wait without the GIL, for at most 5 s,
+// for the threads in flight to get through.
+void on_interpreter_exit() {
+  exiting_thread().store(std::this_thread::get_id());
+  exiting().store(true);
+  py::gil_scoped_release release;
+  for (int i = 0; i < 5000 && in_flight().load() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 class ReleaseGil {
  public:
   ReleaseGil() : state_(PyEval_SaveThread()) {}
   ~ReleaseGil() {
-    park_if_finalizing();
-    PyEval_RestoreThread(state_);
+    take_gil_or_park([this] { PyEval_RestoreThread(state_); });
   }
   ReleaseGil(const ReleaseGil&) = delete;
   ReleaseGil& operator=(const ReleaseGil&) = delete;
@@ -71,14 +112,18 @@ class ReleaseGil {
 };
 
 // Takes the GIL from inside a ReleaseGil scope (the epoch's between-batch hook), parking
-// instead when the interpreter is finalizing (see above).
+// instead when the interpreter is shutting down (see above).
 class AcquireGil {
  public:
-  AcquireGil() : checked_((park_if_finalizing(), true)) {}
+  AcquireGil() {
+    take_gil_or_park([this] { state_ = PyGILState_Ensure(); });
+  }
+  ~AcquireGil() { PyGILState_Release(state_); }
+  AcquireGil(const AcquireGil&) = delete;
+  AcquireGil& operator=(const AcquireGil&) = delete;
 
  private:
-  bool checked_;  // initialized first: the check runs before the GIL is taken
-  py::gil_scoped_acquire gil_;
+  PyGILState_STATE state_;
 };
 
 std::string shape_str(const std::vector<Index>& s) {
@@ -1071,6 +1116,8 @@ void bind_functions(py::module_& m) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "lstm_native compiled core (Eigen): recurrent layers forward and BPTT";
   kernels();  // choose the kernel set now (ValueError at import for a bad LSTM_NATIVE_MAX_ISA)
+  // Threads inside the core park at interpreter exit rather than abort it (see ReleaseGil).
+  py::module_::import("atexit").attr("register")(py::cpp_function(&on_interpreter_exit));
   bind_model_config(m);
   bind_optim_config(m);
   bind_recurrent<float>(m, "Recurrent32");
