@@ -44,6 +44,15 @@ def test_forecaster_equals_the_native_one_at_the_requested_steps():
     assert list(ours.index) == [idx[-1] + k for k in fh]
 
 
+def test_forecaster_adapter_takes_every_modelling_parameter_of_lstmforecaster():
+    """The adapter mirrors LSTMForecaster's parameters and defaults (all but its input
+    columns and verbosity), so a parameter added there must be added here too."""
+    native = LSTMForecaster().get_params()
+    for name in ("verbose", "id_col", "time_col", "value_col"):
+        del native[name]
+    assert SktimeLSTMForecaster().get_params(deep=False) == native
+
+
 def test_forecaster_refuses_in_sample_steps():
     y = pd.Series(seasonal(60))
     f = SktimeLSTMForecaster(n_ensemble=1, hidden_size=8, num_layers=1, max_iter=3)

@@ -73,6 +73,8 @@ class SktimeLSTMForecaster(BaseForecaster):
         loss="quantile",
         n_ensemble=5,
         calibrate=True,
+        drift=False,
+        level="smoothed",
         cell="lstm",
         hidden_size=32,
         num_layers=2,
@@ -94,6 +96,8 @@ class SktimeLSTMForecaster(BaseForecaster):
         self.loss = loss
         self.n_ensemble = n_ensemble
         self.calibrate = calibrate
+        self.drift = drift
+        self.level = level
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
