@@ -360,7 +360,13 @@ def test_truncated_and_foreign_files(saved, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "params", [dict(drift=True), dict(level="smoothed", drift="auto"), dict(level="smoothed")]
+    "params",
+    [
+        dict(drift=True),
+        dict(level="smoothed", drift="auto"),
+        dict(level="smoothed"),
+        dict(drift="mixed"),
+    ],
 )
 def test_drift_and_smoothed_level_round_trip(tmp_path, params):
     fc, fut = _fit("list", calibrate=False, **params)

@@ -265,6 +265,19 @@ def test_season_inference_and_test():
     assert idx.shape == (12,) and abs(idx.sum()) < 1e-9 and idx[3] > 6 and idx[9] < -6
 
 
+def test_seasonality_test_is_not_fooled_by_a_trend():
+    # A trending random walk with drift, no season (seasonally adjusted GDP): a trend alone
+    # makes the raw series' lag-m autocorrelation large; it must not be called seasonal.
+    rng = np.random.default_rng(1)
+    t = np.arange(200)
+    gdp = 0.02 * t + np.cumsum(0.01 * rng.normal(size=200))
+    assert not is_seasonal(gdp, 4) and not is_seasonal(gdp, 12)
+    # Six years of a steeply trending monthly series with a clear season (AirPassengers'
+    # first half): its trend hides the season from the raw autocorrelation, not from ours.
+    air = 0.1 * t[:72] / 12 + 0.1 * np.sin(2 * np.pi * t[:72] / 12) + 0.02 * rng.normal(size=72)
+    assert is_seasonal(air, 12) and not is_seasonal(air - 0.1 * np.sin(2 * np.pi * t[:72] / 12), 12)
+
+
 def test_sliding_window():
     sw = SlidingWindow(lookback=4, horizon=2, stride=1)
     X, Y = sw.split(np.arange(10.0))
@@ -374,6 +387,36 @@ def test_a_short_trending_series_is_continued_with_drift():
     assert np.all(growth > 0.08) and np.all(growth < 0.22)
 
 
+@pytest.mark.parametrize("strategy", ["multi_output", "recursive"])
+def test_mixed_drift_is_the_mean_of_a_forecast_without_and_one_with_drift(strategy):
+    """drift="mixed": the even networks read the series, the odd ones the series less its
+    drift; the forecast is the mean of the two kinds' medians. With one network of each
+    kind and a linear normalization, that is the mean of the forecasts of a forecaster
+    without drift holding network 0 and one with drift holding network 1."""
+    import copy
+
+    from lstm_native.forecasting._windows import SeriesScaler
+
+    t = np.arange(40.0)
+    y = 20 + 0.8 * t + np.sin(t) + 0.3 * np.cos(2.1 * t)
+    kw = dict(FAST, transform="none", deseasonalize=False, level="last", strategy=strategy)
+    fc = LSTMForecaster(drift="mixed", season_length=1, calibrate=False, **kw).fit(y)
+    assert [fc._drifted(k) for k in range(2)] == [False, True]
+    plain = copy.deepcopy(fc)
+    plain.set_params(drift=False, n_ensemble=1)
+    plain.members_ = fc.members_[:1]
+    drifted = copy.deepcopy(fc)
+    drifted.set_params(drift=True, n_ensemble=1)
+    drifted.members_ = fc.members_[1:]
+    drifted.scalers_ = [SeriesScaler.fit(y[:, None], 1, "none", False, None, True, "last")]
+    drifted.z_ = [drifted.scalers_[0].normalize(y[:, None])]
+    q = [0.1, 0.5, 0.9]
+    both = (plain.predict(7, quantiles=q) + drifted.predict(7, quantiles=q)) / 2
+    np.testing.assert_allclose(fc.predict(7, quantiles=q), both, rtol=1e-9, atol=1e-9)
+    # and the drift is what separates them: the drifted network's forecast climbs faster
+    assert np.mean(np.diff(drifted.predict(7))) > np.mean(np.diff(plain.predict(7))) - 1e-9
+
+
 def test_smoothed_level_follows_a_noisy_level_and_a_random_walk():
     from lstm_native.forecasting._season import smoothed_level, smoothing_alpha
 
@@ -395,7 +438,7 @@ def test_smoothed_level_follows_a_noisy_level_and_a_random_walk():
 
 
 def test_drift_and_level_are_checked():
-    with pytest.raises(ValueError, match="drift must be True, False or 'auto'"):
+    with pytest.raises(ValueError, match="drift must be True, False, 'auto' or 'mixed'"):
         LSTMForecaster(drift="yes").fit(seasonal_series())
     with pytest.raises(ValueError, match="level must be 'last' or 'smoothed'"):
         LSTMForecaster(level="mean").fit(seasonal_series())

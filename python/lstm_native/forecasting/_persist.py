@@ -551,7 +551,7 @@ def _assemble(path: str, meta: dict, fc: Any, a: dict) -> Any:
             season=a["scaler_season"][s].copy(),
             scale=a["scaler_scale"][s].copy(),
             n=len(v),
-            drift=a["scaler_drift"][s].copy() if fc.drift is not False else None,
+            drift=a["scaler_drift"][s].copy() if fc._scaler_drift() is not False else None,
             alpha=alpha[s].copy() if fc.level == "smoothed" else None,
         )
         for s, v in enumerate(values)
