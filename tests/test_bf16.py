@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import rel_err
-from test_core import make_case, run_core, run_reference
+from test_core import make_case, pack_state, run_core, run_reference, unpack_state
 
 from lstm_native import LSTMClassifier, LSTMRegressor, _core, build_info, load, nn
 
@@ -71,6 +71,29 @@ def test_bf16_matches_the_bf16_reference(rng, small, cell, num_layers, use_lengt
     if case["lengths"] is not None:
         for b, n in enumerate(case["lengths"]):
             assert np.all(got[0][b, n:] == 0) and np.all(got[3]["x"][b, n:] == 0)
+
+
+# Inference (forward(inference=True)) takes a path of its own with the AMX kernel for the LSTM
+# family (stack.cpp: the fused step, the gates accumulated in place, h in bf16 from the cell):
+# shapes with H a multiple of 16 (whole gate tiles) and not (ragged), one and several row tiles,
+# with lengths, states and two layers.
+@pytest.mark.parametrize("sizes", [TILES, dict(B=21, T=5, D=7, H=64), dict(B=40, T=3, D=40, H=48)])
+@pytest.mark.parametrize("cell", CELLS)
+def test_bf16_inference_matches_the_bf16_reference(rng, cell, sizes):
+    case = make_case(rng, cell, 2, **sizes, dtype=np.float32, use_lengths=True, use_state=True)
+    layer = bf16_layer(cell, sizes["D"], sizes["H"], 2)
+    layer.set_parameters(case["params"])
+    state = pack_state(cell, case["h0"], case["c0"], np.float32)
+    y, st = layer.forward(case["x"], state=state, lengths=case["lengths"], inference=True)
+    y_r, hT_r, cT_r, _ = bf16_reference(cell, 2, case)
+    hT, cT = unpack_state(cell, st)
+    e = {"y": rel_err(y, y_r), "hT": rel_err(hT, hT_r)}
+    if cT_r is not None:
+        e["cT"] = rel_err(cT, cT_r)
+    bad = {k: f"{v:.2e}" for k, v in e.items() if not v <= TOL}
+    assert not bad, f"{cell}: rel err > {TOL}: {bad}"
+    for b, n in enumerate(case["lengths"]):
+        assert np.all(y[b, n:] == 0)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])

@@ -97,6 +97,17 @@ def test_column_split_steps_give_identical_results_at_any_thread_count(cell, dty
     _assert_identical(results)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "cifg", "no_output_gate"])
+def test_bf16_unit_split_steps_give_identical_results_at_any_thread_count(cell):
+    """bfloat16 inference with the AMX kernel splits a one-part run's steps by hidden units
+    (stack.cpp, the fused step) when H is a multiple of 16: H = 768 on 48 rows, 2-3 blocks."""
+    B, T, D, H, L = 48, 4, 6, 768, 2
+    results, (parts, cols) = _run_all_threads(cell, (np.float32, "bfloat16"), B, T, D, H, L, 3)
+    plan = _core.split_plan(cell, D, H, L, B, T, precision="bfloat16")
+    assert parts == plan["parts"] == 1 and cols[0] == plan["forward_column_blocks"] > 1
+    _assert_identical(results)
+
+
 def test_split_plan():
     """Parts: a power of two, at least 8 rows each (64 once W_hh no longer fits a core's L2),
     at most 32; column blocks only for one-part runs with large steps."""

@@ -88,6 +88,13 @@ PartSizes part_sizes(const RunShape& s, Index n, Index T, Index P, const RunNeed
   z.extra = std::max<Index>(1, ((needs.train ? Count(s.L) * Tn : Count(n)) * c.extra * s.H).v);
   z.gh = nGH;
   z.scratch = nH * c.scratch;
+  // bfloat16 inference: h_{t-1} and h_t as the AMX kernel's bf16 left operand, [2][Mp, Hp]
+  // (Mp = n and Hp = H rounded up to 16 and 32: whole tiles), two bytes each, counted in floats
+  // (bfloat16 is float only). The fused step of stack.cpp uses it (the AMX kernel, cells with
+  // forward_fused()); a kernel set without AMX grows it all the same, so that the sizes do not
+  // depend on the kernel set.
+  if (s.precision == Precision::kBfloat16 && !needs.train)
+    z.h16 = Count((n + 15) / 16 * 16) * ((s.H + 31) / 32 * 32);
   if (!needs.train) return z;
   z.dy_a = (needs.dy || s.L > 1) ? Tn * wmax : Count(0);
   z.dy_b = (s.L > 1 || needs.dx) ? Tn * wmax : Count(0);

@@ -100,8 +100,9 @@ template <class S>
 Index Run<S>::allocated_elements() const {
   Index n = 0;
   for (const Part& p : parts_)
-    for (const Buffer<S>* b : {&p.x_tm, &p.hs, &p.cs, &p.gates, &p.extra, &p.gh, &p.scratch, &p.dgh,
-                               &p.dy_a, &p.dy_b, &p.dh, &p.dc, &p.dh_prev, &p.dc_total, &p.dparams})
+    for (const Buffer<S>* b :
+         {&p.x_tm, &p.hs, &p.cs, &p.gates, &p.extra, &p.gh, &p.scratch, &p.h16, &p.dgh, &p.dy_a,
+          &p.dy_b, &p.dh, &p.dc, &p.dh_prev, &p.dc_total, &p.dparams})
       n += static_cast<Index>(b->size());
   return n;
 }
@@ -180,6 +181,12 @@ const S* Stack<S>::pack_forward(const S* params) {
       packed_[u].hh.pack_transposed(src + P.w_hh, GH, H_, bias_ ? src + P.b_hh : nullptr);
       packed_[u].ih.pack_transposed(src + P.w_ih, GH, P.in, bias_ ? src + P.b_ih : nullptr);
       if (P.w_ch >= 0) packed_[u].ch.pack_transposed(src + P.w_ch, H_, H_, nullptr);
+      Buffer<S>& bs = packed_[u].bias_sum;  // (the fused bfloat16 step's initial gates)
+      bs.clear();
+      if (bias_ && packed_[u].hh.amx()) {
+        bs.assign(static_cast<std::size_t>((GH + 15) / 16 * 16), S(0));
+        for (Index c = 0; c < GH; ++c) bs[c] = src[P.b_ih + c] + src[P.b_hh + c];
+      }
     }
   }
   return packed_from_.data();
@@ -265,6 +272,7 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
   grow(p.extra, z.extra);
   grow(p.gh, z.gh);
   grow(p.scratch, z.scratch);
+  grow(p.h16, z.h16);
   // The input projection is hoisted out of the step loop but computed chunk by chunk, tc steps
   // at a time, so the cell reads it back from cache, not from memory.
   const Index tc = std::clamp<Index>(kChunkElements / std::max<Index>(1, n * GH), 1, T);
@@ -295,6 +303,11 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
 
     load_state(run, hs, a.h0, p, k);  // initial states
     if (Cell::kHasCell) load_state(run, cs, a.c0, p, k);
+    if (!train && forward_layer_fused<Cell>(run, p, k, in, hs, cs, threads)) {
+      store_state(run, a.hT, hs + T * n * H, p, k);
+      if (Cell::kHasCell) store_state(run, a.cT, cs + T * n * H, p, k);
+      continue;
+    }
 
     StepIO<S> io;  // the gates are hoisted (io.x stays null)
     io.H = H;
@@ -365,6 +378,98 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
       }
     }
   });
+}
+
+// The fused bfloat16 inference step (AMX kernel, cells with forward_fused(): the LSTM family
+// without peepholes). Per step, where the general step computes gh = h_{t-1} W_hhᵀ + b_hh into
+// its own buffer, converts h_{t-1} to bf16 for the product, and lets the cell add gx + gh and
+// store the activated gates:
+//   gates [n, G*H] (the chunk's hoisted x W_ihᵀ, started from b_ih + b_hh) += h16_{t-1} W_hhᵀ
+//     (the AMX C tiles start from the gates themselves: gh never exists)
+//   cell (forward_fused): c_t, h_t and h16_t = bf16(h_t) (the next step's left operand, written
+//     by the cell as it computes h_t); nothing else stored.
+// With threads (a one-part run whose steps are split: run.cols_f_ blocks), the blocks are of
+// units, not of columns: block q owns units [j0, j1) (column_bound over H: multiples of 64) and
+// computes their columns of all G gate blocks, for the chunk's input projection and for the
+// step's product, and runs the cell on them. Its gates never leave its core, its slice of W_hh
+// (1/Cu of it: 1 MiB of bf16 at H = 512 on two threads) stays in its core's L2 from step to
+// step, and only h16 crosses cores (h16 ping-pongs by step parity, so one pool call per step
+// is the only barrier). One thread, one block: all columns in one product, its column pairs in
+// alternating directions step by step (bf16::amx_multiply's `reverse`), so that a W_hh larger
+// than L2 (H = 512: 2 MiB) is partly read from L2 rather than all of it from L3 every step.
+// Each element is the same chain of float32 sums whatever the blocks, and the cell's lanes the
+// same packets (for_lanes_range), so results do not depend on the threads.
+template <class S>
+template <class Cell>
+bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S* hs, S* cs,
+                                   int threads) {
+  if constexpr (Cell::kFusedBf16 && bf16::kHaveAmx && std::is_same_v<S, float>) {
+    const Index u = unit(run, k);
+    const PackedLayer<S>& w = packed_[u];
+    if (!w.hh.amx() || !w.ih.amx()) return false;
+    const Index n = p.n, T = run.T_, H = H_, GH = G_ * H_, Din = layout_.units[u].in;
+    const Index tc = std::clamp<Index>(kChunkElements / std::max<Index>(1, n * GH), 1, T);
+    // unit blocks: those of a split step (sizes only), when the gate blocks' columns fall on
+    // whole tiles of 16
+    const Index Cu = threads > 1 && H % 16 == 0 ? run.cols_f_ : 1;
+    const Index Mp = (n + 15) / 16 * 16, ld16 = w.hh.amx_lda();  // h16: [2][Mp, ld16]
+    std::uint16_t* h16 = reinterpret_cast<std::uint16_t*>(p.h16.data());
+    bf16::to_bf16(hs, H, false, n, H, Mp, ld16, h16);  // h_{-1}, padding zeroed
+    std::fill(h16 + Mp * ld16, h16 + 2 * Mp * ld16, std::uint16_t(0));
+    const S* bias = w.bias_sum.empty() ? nullptr : w.bias_sum.data();
+    S* gates = p.gates.data();  // [tc, n, G*H]: one chunk
+    const Index ldx = w.ih.amx_lda();
+    StepIO<S> io;
+    io.H = H;
+    for (Index t = 0; t < T; ++t) {
+      const Index na = p.active[t];
+      S* hp = hs + t * n * H;
+      S* hn = hp + n * H;
+      S* cp = cs + t * n * H;
+      S* cn = cp + n * H;
+      const bool chunk = t % tc == 0;
+      const Index m = std::min(tc, T - t), mn = m * n;
+      const S* in_t = in + t * n * Din;
+      io.n = na;
+      io.gates = gates + (t % tc) * n * GH;
+      io.c_prev = cp;
+      io.c = cn;
+      io.h = hn;
+      const std::uint16_t* a16 = h16 + (t % 2) * Mp * ld16;  // h_{t-1}
+      std::uint16_t* next16 = h16 + ((t + 1) % 2) * Mp * ld16;
+      for_blocks(Cu, threads, [&](Index q) {
+        const Index j0 = column_bound(H, Cu, q), j1 = column_bound(H, Cu, q + 1);
+        if (j1 <= j0) return;
+        if (chunk) {  // Gx [m*n, G*H] = In [m*n, Din] · W_ihᵀ + b_ih + b_hh (these units)
+          // (per thread: [m*n rounded up to 16, Din rounded up to 32] bf16; grows once)
+          std::uint16_t* x16 =
+              bf16::scratch<std::uint16_t, 2>(static_cast<std::size_t>((mn + 15) / 16 * 16 * ldx));
+          bf16::to_bf16(in_t, Din, false, mn, Din, (mn + 15) / 16 * 16, ldx, x16);
+          if (Cu == 1)
+            w.ih.amx_columns(x16, mn, gates, GH, 0, GH, bias, false);
+          else
+            for (Index g = 0; g < G_; ++g)
+              w.ih.amx_columns(x16, mn, gates + g * H + j0, GH, g * H + j0, g * H + j1, bias,
+                               false);
+        }
+        if (na == 0) return;
+        if (Cu == 1)
+          w.hh.amx_columns(a16, na, io.gates, GH, 0, GH, nullptr, true, t % 2 == 1);
+        else
+          for (Index g = 0; g < G_; ++g)
+            w.hh.amx_columns(a16, na, io.gates + g * H + j0, GH, g * H + j0, g * H + j1, nullptr,
+                             true);
+        Cell::forward_fused(io, j0, j1, next16, ld16);
+      });
+      if (na < n) {  // finished sequences carry their state unchanged
+        std::memcpy(hn + na * H, hp + na * H, sizeof(S) * (n - na) * H);
+        std::memcpy(cn + na * H, cp + na * H, sizeof(S) * (n - na) * H);
+      }
+    }
+    return true;
+  } else {
+    return false;
+  }
 }
 
 template <class S>

@@ -15,6 +15,9 @@
 #include "types.hpp"
 
 #include <cmath>
+#if defined(EIGEN_VECTORIZE_AVX512)
+#include <immintrin.h>
+#endif
 #include <type_traits>
 
 namespace lstm_native {
@@ -68,6 +71,84 @@ inline V tanh(const V& x) {
     return psub(set<V>(1), pdiv(set<V>(2), padd(pexp(padd(x, x)), set<V>(1))));
 }
 
+// p / q for the fast activations below: on AVX-512 a reciprocal estimate (vrcp14ps, 14 bits)
+// and one Newton step on the quotient, y = y0 + r (p - q y0): within an ulp or two of the
+// division at a fraction of its cost (a float division of 16 lanes occupies the divider ~10
+// cycles, and a cell step runs five of them per packet); elsewhere the division.
+template <class V>
+inline V fast_div(const V& p, const V& q) {
+#if defined(EIGEN_VECTORIZE_AVX512)
+  if constexpr (std::is_same_v<V, Packet16f>) {
+    const __m512 r = _mm512_rcp14_ps(q);
+    const __m512 y0 = _mm512_mul_ps(p, r);
+    return _mm512_fmadd_ps(_mm512_fnmadd_ps(q, y0, p), r, y0);
+  }
+#endif
+  return pdiv(p, q);
+}
+
+// σ and tanh for the fused bfloat16 inference step (stack.cpp): float packets use Eigen's
+// rational approximations (the same polynomials and cut-offs as sigmoid() and tanh() above)
+// with fast_div for the final division; scalar lanes as sigmoid() and tanh(). Not used in
+// float32 or float64, whose results stay those of sigmoid() and tanh().
+template <class V>
+inline V fast_sigmoid(const V& x_in) {
+  using S = typename unpacket_traits<V>::type;
+  if constexpr (!std::is_same_v<S, float> || std::is_same_v<V, S>) {
+    return sigmoid(x_in);
+  } else {
+    const V lt_mask = pcmp_lt<V>(x_in, pset1<V>(-9.f));
+    const bool any_small = predux_any(lt_mask);
+#ifdef EIGEN_VECTORIZE_FMA
+    const V x = pmin(x_in, pset1<V>(15.7243833541870117f));
+#else
+    const V x = pmin(x_in, pset1<V>(15.6437711715698242f));
+#endif
+    const V x2 = pmul(x, x);
+    V p = pmadd(x2, pset1<V>(4.37031012579801e-11f), pset1<V>(1.15627324459942e-07f));
+    p = pmadd(x2, p, pset1<V>(6.08574864600143e-05f));
+    p = pmadd(x2, p, pset1<V>(8.51377133304701e-03f));
+    p = pmadd(x2, p, pset1<V>(2.48287947061529e-01f));
+    p = pmul(x, p);
+    V q = pmadd(x2, pset1<V>(6.10247389755681e-13f), pset1<V>(5.76102136993427e-09f));
+    q = pmadd(x2, q, pset1<V>(6.29106785017040e-06f));
+    q = pmadd(x2, q, pset1<V>(1.70198817374094e-03f));
+    q = pmadd(x2, q, pset1<V>(1.16817656904453e-01f));
+    q = pmadd(x2, q, pset1<V>(9.93151921023180e-01f));
+    const V logistic = padd(fast_div(p, q), pset1<V>(0.5f));
+    if (EIGEN_PREDICT_FALSE(any_small)) return pselect(lt_mask, pexp(x_in), logistic);
+    return logistic;
+  }
+}
+
+template <class V>
+inline V fast_tanh(const V& x_in) {
+  using S = typename unpacket_traits<V>::type;
+  if constexpr (!std::is_same_v<S, float> || std::is_same_v<V, S>) {
+    return tanh(x_in);
+  } else {
+#ifdef EIGEN_VECTORIZE_FMA
+    const V clamp = pset1<V>(7.99881172180175781f);
+#else
+    const V clamp = pset1<V>(7.90531110763549805f);
+#endif
+    const V x = pmax(pmin(x_in, clamp), pnegate(clamp));
+    const V tiny_mask = pcmp_lt(pabs(x_in), pset1<V>(0.0004f));
+    const V x2 = pmul(x, x);
+    V p = pmadd(x2, pset1<V>(-2.76076847742355e-16f), pset1<V>(2.00018790482477e-13f));
+    p = pmadd(x2, p, pset1<V>(-8.60467152213735e-11f));
+    p = pmadd(x2, p, pset1<V>(5.12229709037114e-08f));
+    p = pmadd(x2, p, pset1<V>(1.48572235717979e-05f));
+    p = pmadd(x2, p, pset1<V>(6.37261928875436e-04f));
+    p = pmadd(x2, p, pset1<V>(4.89352455891786e-03f));
+    p = pmul(x, p);
+    V q = pmadd(x2, pset1<V>(1.19825839466702e-06f), pset1<V>(1.18534705686654e-04f));
+    q = pmadd(x2, q, pset1<V>(2.26843463243900e-03f));
+    q = pmadd(x2, q, pset1<V>(4.89352518554385e-03f));
+    return pselect(tiny_mask, x, fast_div(p, q));
+  }
+}
+
 // max(x, 0) and its derivative's mask applied to d: d where x > 0, else 0.
 template <class V>
 inline V relu(const V& x) {
@@ -84,6 +165,19 @@ inline V relu_grad(const V& y, const V& d) {
     return y > S(0) ? d : S(0);
   else
     return pand(d, pcmp_lt(pzero(y), y));
+}
+
+// f(V{}, j) for the lanes [j0, j1) of a row: packets at j = j0, j0 + kP, ..., then scalars.
+// With j0 a multiple of 64 and j1 one too or the row's end, the lanes get the same packets
+// and scalars as for_lanes() over the whole row gives them.
+template <class S, class F>
+inline void for_lanes_range(Index j0, Index j1, F&& f) {
+  using P = Packet<S>;
+  constexpr Index kP = unpacket_traits<P>::size;
+  Index j = j0;
+  if constexpr (kP > 1)
+    for (; j + kP <= j1; j += kP) f(P{}, j);
+  for (; j < j1; ++j) f(S{}, j);
 }
 
 // f(V{}, j) for the lanes of a row of length H: packets at j = 0, kP, ..., then scalars.

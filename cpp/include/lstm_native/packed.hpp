@@ -116,6 +116,29 @@ class PackedMatrix {
     }
   }
 
+  // The AMX kernel called directly (amx() only; float): out [M, columns [c0, c1)] (out: column
+  // c0) = init + a16 · P, a16 the left operand already in bf16, rows of amx_lda() elements and
+  // zero-padded to a whole tile of 16 rows and to amx_lda() columns (bf16::to_bf16's layout);
+  // init = bias [N rounded up to 16] (null: zero) or, with acc_out, out itself. c0 a multiple
+  // of 16, c1 one too or N. `reverse`: the blocks in the opposite order (bf16::amx_multiply).
+  // For a caller that converts a left operand once and uses it for several column ranges (the
+  // fused recurrence of stack.cpp); each element is the same FMA chain as through multiply().
+  Index amx_lda() const { return (K + 31) / 32 * 32; }
+  void amx_columns(const std::uint16_t* a16, Index M, S* out, Index ldo, Index c0, Index c1,
+                   const S* bias, bool acc_out, bool reverse = false) const {
+#if defined(LSTM_NATIVE_AMX)
+    if constexpr (std::is_same_v<S, float>) {
+      require(amx_, "PackedMatrix::amx_columns needs the AMX kernel");
+      if (M <= 0 || c1 <= c0) return;
+      using namespace bf16;
+      bf16::amx_multiply(a16, amx_lda(), M, amx_lda() / kTileK, data16_.data(), N, c0 / kTileCols,
+                         (c1 + kTileCols - 1) / kTileCols, out, ldo, bias, acc_out, reverse);
+      return;
+    }
+#endif
+    require(false, "PackedMatrix::amx_columns needs the AMX kernel");
+  }
+
   // Column panels (kPanel columns each, the last possibly narrower), and multiply() restricted
   // to the columns of panels [p0, p1), written to `out` from its column 0 on (out[r, n - p0 *
   // kPanel]): for splitting one product across threads by columns, which changes no result

@@ -26,13 +26,14 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 // (a -march=native set on a CPU with AMX has it too)
 #if !defined(LSTM_NATIVE_AMX) && defined(__AMX_TILE__) && defined(__AMX_BF16__)
 #define LSTM_NATIVE_AMX 1
 #endif
-#if defined(LSTM_NATIVE_AMX)
+#if defined(LSTM_NATIVE_AMX) || defined(EIGEN_VECTORIZE_AVX512)
 #include <immintrin.h>
 #endif
 
@@ -66,6 +67,33 @@ inline float widen(std::uint16_t h) {
 // f rounded to the nearest bfloat16, as a float.
 inline float rounded(float f) {
   return widen(round(f));
+}
+
+// d[0 .. size of V) = v rounded to bf16 (round() on every lane, bit for bit), for a float or a
+// SIMD packet of floats: the fused recurrence's h16 (stack.cpp) is written by the cell this way.
+template <class V>
+inline void store_rounded(std::uint16_t* d, const V& v) {
+  if constexpr (std::is_same_v<V, float>) {
+    *d = round(v);
+#if defined(EIGEN_VECTORIZE_AVX512)
+  } else if constexpr (std::is_same_v<V, Eigen::internal::Packet16f>) {
+    // (u + 0x7fff + ((u >> 16) & 1)) >> 16, and for NaN (u >> 16) | 0x40, as round()
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(r, nan,
+                              _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_cvtepi32_epi16(r));
+#endif
+  } else {
+    constexpr int n = Eigen::internal::unpacket_traits<V>::size;
+    alignas(64) float t[n];
+    Eigen::internal::pstoreu(t, v);
+    for (int i = 0; i < n; ++i) d[i] = round(t[i]);
+  }
 }
 
 // Has this kernel set an AMX kernel, and may it run (bf16_kernel() decides once)?
@@ -128,7 +156,8 @@ template <int MT, int NT>
 LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda16, Index Kt,
                                              const std::uint16_t* w, Index nt0, Index m0, Index M,
                                              Index N, float* out, Index ldo, Index out_col0,
-                                             const float* bias, bool acc_out) {
+                                             const float* bias, bool acc_out,
+                                             const char* pf = nullptr, Index pf_lines = 0) {
   alignas(64) float spill[4][kTileRows * kTileCols];
   CTile c[4];
   for (int i = 0; i < MT; ++i)
@@ -175,6 +204,8 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
   const std::uint16_t* b0 = w + nt0 * Kt * kTileElems;
   const std::uint16_t* b1 = b0 + Kt * kTileElems;
   for (Index kt = 0; kt < Kt; ++kt) {
+    // (pf: pf_lines cache lines a k tile, of weights the caller reads next, into L2)
+    for (Index l = 0; l < pf_lines; ++l) _mm_prefetch(pf + (kt * pf_lines + l) * 64, _MM_HINT_T1);
     _tile_loadd(4, a0 + kt * kTileK, astride);
     _tile_loadd(6, b0 + kt * kTileElems, 64);
     if constexpr (NT == 2) _tile_loadd(7, b1 + kt * kTileElems, 64);
@@ -207,32 +238,53 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
 
 // out [M, columns 16 nt0 .. 16 nt1 (clipped to N)] (out: column 16 nt0) = init + a16 · w, a16
 // the converted left operand [ceil(M/16)*16, Kt*32]. The order of the blocks changes no result.
+// `reverse`: the same blocks in the opposite order (same results). A recurrence whose weights
+// outgrow L2 alternates the direction step by step: what the last step read last is then
+// still in L2 when this step starts, instead of LRU having evicted it just before its reuse.
 LSTM_NATIVE_AMX_TARGET inline void amx_multiply(const std::uint16_t* a16, Index lda16, Index M,
                                                 Index Kt, const std::uint16_t* w, Index N,
                                                 Index nt0, Index nt1, float* out, Index ldo,
-                                                const float* bias, bool acc_out) {
+                                                const float* bias, bool acc_out,
+                                                bool reverse = false) {
   amx_configure();
   const Index Mt = (M + kTileRows - 1) / kTileRows, out_col0 = nt0 * kTileCols;
-  auto block = [&](Index mt, Index nt) {
+  auto block = [&](Index mt, Index nt, const char* pf = nullptr, Index pfl = 0) {
     const bool rows2 = mt + 1 < Mt, two = nt + 1 < nt1;
     if (rows2 && two)
-      amx_block<2, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
+      amx_block<2, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl);
     else if (rows2)
-      amx_block<2, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
+      amx_block<2, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl);
     else if (two)
-      amx_block<1, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
+      amx_block<1, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl);
     else
-      amx_block<1, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out);
+      amx_block<1, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl);
   };
   // Weights that fit a core's L2 (up to 1 MiB): row pairs outside, so that a row pair's
   // operand tiles stay in L1 while the weights stream from L2. Larger weights: column pairs
   // outside, each pair's weights (Kt KiB) read from L3 once and kept in L1 for every row pair.
+  // (Column pairs start at nt0 + 2i in either direction: the same blocks.)
+  const Index npairs = (nt1 - nt0 + 1) / 2;
+  auto pair = [&](Index i) { return nt0 + 2 * (reverse ? npairs - 1 - i : i); };
   if ((nt1 - nt0) * Kt * kTileElems * 2 <= (Index(1) << 20)) {
     for (Index mt = 0; mt < Mt; mt += 2)
-      for (Index nt = nt0; nt < nt1; nt += 2) block(mt, nt);
+      for (Index i = 0; i < npairs; ++i) block(mt, pair(i));
   } else {
-    for (Index nt = nt0; nt < nt1; nt += 2)
-      for (Index mt = 0; mt < Mt; mt += 2) block(mt, nt);
+    // Weights from L3: while a column pair runs its row pairs, the next pair's weights (2 Kt
+    // KiB, whole tiles; past nt1 they are not read) are prefetched into L2, a slice per row
+    // pair, a few lines per k tile.
+    const Index row_pairs = (Mt + 1) / 2, pair_lines = 2 * Kt * kTileElems * 2 / 64;
+    const Index per_kt = (pair_lines + row_pairs * Kt - 1) / (row_pairs * Kt);
+    for (Index i = 0; i < npairs; ++i) {
+      const Index nn = i + 1 < npairs ? pair(i + 1) : -1;
+      const Index lines = nn >= 0 ? std::min<Index>(2, nt1 - nn) * Kt * kTileElems * 2 / 64 : 0;
+      const char* next = reinterpret_cast<const char*>(w + (nn >= 0 ? nn : 0) * Kt * kTileElems);
+      for (Index mt = 0, b = 0; mt < Mt; mt += 2, ++b) {
+        // (this block's slice: lines [b Kt per_kt, (b + 1) Kt per_kt), clipped to `lines`)
+        const Index l0 = std::min(lines, b * Kt * per_kt);
+        const Index pfl = std::min(lines - l0, Kt * per_kt) / Kt;
+        block(mt, pair(i), next + l0 * 64, pfl);
+      }
+    }
   }
   _tile_release();
 }

@@ -33,9 +33,9 @@ struct RunShape {
 
 // Elements of each buffer of one part (see the table above; 0 = not needed).
 struct PartSizes {
-  Count x_tm, hs, cs, gates, extra, gh, scratch;              // forward
+  Count x_tm, hs, cs, gates, extra, gh, scratch, h16;         // forward
   Count dy_a, dy_b, dgh, dh, dc, dh_prev, dc_total, dparams;  // backward
-  Count forward_total() const { return x_tm + hs + cs + gates + extra + gh + scratch; }
+  Count forward_total() const { return x_tm + hs + cs + gates + extra + gh + scratch + h16; }
   Count backward_total() const {
     return dy_a + dy_b + dgh + dh + dc + dh_prev + dc_total + dparams;
   }

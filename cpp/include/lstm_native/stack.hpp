@@ -57,6 +57,10 @@
 //                                 step's [n, kExtra*H] for inference (at least 1 element)
 //   gh      [n, G*H]              recurrent projection of one step
 //   scratch [n, kScratch*H]       the cell's temporaries of one step (gc = c W_chᵀ)
+//   h16     [2][Mp, Hp] bf16      bfloat16 inference with AMX (the fused step, stack.cpp):
+//                                 h_{t-1} and h_t rounded to bf16 as the kernel's left operand
+//                                 (Mp, Hp = n, H rounded up to 16, 32), ping-ponged by step
+//                                 parity; stored in a float buffer (2 bf16 per float)
 //   dgh     [T, n, G*H]           dL/dgh for cells where it differs from dL/dgx (GRU)
 //   dy_a/b  [T, n, max(D,H)]      dL/d(layer output) in, dL/d(layer input) out, ping-ponged:
 //                                 dy_a when dy is given or Lr > 1, dy_b when Lr > 1 or dx
@@ -112,8 +116,8 @@ class Run {
   struct Part {
     Index r0 = 0, n = 0;        // sorted rows r0, r0 + P, r0 + 2P, ... (n of them)
     std::vector<Index> active;  // [T]: rows still running at step t (a prefix)
-    Buffer<S> x_tm, hs, cs, gates, extra, gh, scratch, dgh, dy_a, dy_b, dh, dc, dh_prev, dc_total,
-        dparams;
+    Buffer<S> x_tm, hs, cs, gates, extra, gh, scratch, h16, dgh, dy_a, dy_b, dh, dc, dh_prev,
+        dc_total, dparams;
     PackedMatrix<S> gemm;  // bfloat16: a weight gradient GEMM's right operand, packed per call
   };
   Index l0_ = 0, l1_ = 0, d_ = 0;
@@ -200,6 +204,11 @@ class Stack {
   void forward_part(Run<S>& run, Part& p, const Args& a, bool train, int threads);
   template <class Cell>
   void backward_part(Run<S>& run, Part& p, const Args& a, int threads);
+  // Layer k of part p in a bfloat16 inference with the AMX kernel (stack.cpp): in [T, n, Din],
+  // hs and cs [T+1, n, H] with slot 0 loaded. Returns false (nothing done) where it does not
+  // apply: then the general step runs.
+  template <class Cell>
+  bool forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S* hs, S* cs, int threads);
   void plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths) const;
   // rows [n, H] of part p = src [Lr, B, H] at (k, sequence of local row j), or zeros for a
   // null src; and the reverse, dst [Lr, B, H] = rows, skipped for a null dst.

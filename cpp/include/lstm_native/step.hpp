@@ -34,6 +34,9 @@ struct PackedLayer {
   PackedMatrix<S> ih;  // forward: W_ihᵀ [D_l, G*H] + b_ih
   PackedMatrix<S> hh;  // forward: W_hhᵀ [H, G*H] + b_hh;  backward: W_hh [G*H, H]
   PackedMatrix<S> ch;  // forward: W_chᵀ [H, H];            backward: W_ch [H, H]  (kCellGemm)
+  // bfloat16 with AMX: b_ih + b_hh [G*H rounded up to 16, zero-padded] (empty without biases),
+  // the initial value of the fused step's gates (stack.cpp), packed with the forward weights.
+  Buffer<S> bias_sum;
 };
 
 // Below this many multiply-adds a step runs on one thread: the hand-off costs more.
