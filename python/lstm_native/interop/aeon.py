@@ -113,7 +113,7 @@ class AeonLSTMForecaster(BaseForecaster):
         horizon=1,
         season_length=None,
         lookback=None,
-        n_ensemble=5,
+        n_ensemble=6,
         calibrate=True,
         hidden_size=32,
         num_layers=2,
