@@ -206,7 +206,7 @@ def add_parser(sub: Any) -> None:
         help="seasonal period (default: from the dates, else inferred)",
     )
     p.add_argument("--coverage", type=float, default=0.8, help="interval coverage (0.8)")
-    p.add_argument("--n-ensemble", type=int, default=5, help="networks combined (5)")
+    p.add_argument("--n-ensemble", type=int, default=6, help="networks combined (6)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the CSV here instead of stdout")
     p.add_argument("--plot", default=None, help="also draw a PNG (needs matplotlib)")
