@@ -85,3 +85,20 @@ def test_cli_needs_a_command():
         build_parser().parse_args([])
     with pytest.raises(SystemExit):
         main(["demo", "--holdout", "x"])
+
+
+def test_command_line_defaults_are_the_forecasters():
+    """The demo's and `forecast`'s --n-ensemble, and run_demo's, are LSTMForecaster's default
+    (each names it: a changed default must not leave the commands behind)."""
+    import inspect
+
+    from lstm_native import LSTMForecaster
+
+    default = LSTMForecaster().n_ensemble
+    parser = build_parser()
+    assert parser.parse_args(["demo"]).n_ensemble == default
+    assert (
+        parser.parse_args(["forecast", "d.csv", "--column", "y", "--horizon", "3"]).n_ensemble
+        == default
+    )
+    assert inspect.signature(run_demo).parameters["n_ensemble"].default == default
