@@ -2,11 +2,14 @@
 
 Held to tests/reference.py run inside ``ref.bfloat16()`` (the same products' operands rounded
 to bfloat16, everything else exact). The core sums in another order (AMX: pairs of k inside
-tiles of 32; emulated: one FMA per k) and in float32, and an operand that lies near a rounding
+tiles of 32; avx512_bf16: one vdpbf16ps per pair of k; emulated: one FMA per k) and in float32,
+and an operand that lies near a rounding
 boundary of bfloat16 can round the other way, which moves that product by up to 2^-8 of
 itself: hence a tolerance of 2e-3 (scale-aware, conftest.rel_err), where the distance to the
-float32 reference is ~3e-3 to 1e-2 and the float32 core's 1e-5. Every kernel (AMX, emulated)
-and kernel set this machine runs is checked, each in a fresh interpreter.
+float32 reference is ~3e-3 to 1e-2 and the float32 core's 1e-5. Every kernel (amx,
+avx512_bf16, emulated) and kernel set this machine runs is checked, each in a fresh interpreter
+(LSTM_NATIVE_BF16_KERNEL / LSTM_NATIVE_MAX_ISA), against the reference and for bit-identical
+results at any thread count.
 """
 
 from __future__ import annotations
@@ -197,11 +200,17 @@ def test_bf16_streams_match_the_sequence_forward(rng):
 # -- kernels and kernel sets --------------------------------------------------------------------
 
 
+KERNELS = ("amx", "avx512_bf16", "emulated")
+
+
 def test_build_info_reports_bf16():
-    assert INFO["bf16_kernel"] in ("amx", "emulated")
+    assert INFO["bf16_kernel"] in KERNELS
     assert isinstance(INFO["cpu_amx_bf16"], bool) and isinstance(INFO["cpu_avx512_bf16"], bool)
     if INFO["bf16_kernel"] == "amx":
         assert INFO["isa"] in ("avx512", "native") and INFO["cpu_amx_bf16"]
+    if INFO["bf16_kernel"] == "avx512_bf16":
+        assert INFO["isa"] in ("avx512", "native") and INFO["cpu_avx512_bf16"]
+        assert not INFO["cpu_amx_bf16"] or os.environ.get("LSTM_NATIVE_BF16_KERNEL")
     flags = ""
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
@@ -221,11 +230,16 @@ def _run(code: str, env_extra: dict) -> subprocess.CompletedProcess:
     )
 
 
+def _runnable():
+    """The bf16 kernels this machine runs with its default kernel set, the default first (a
+    set with the amx kernel also has the avx512_bf16 one)."""
+    kernels = {"amx": KERNELS, "avx512_bf16": KERNELS[1:]}.get(INFO["bf16_kernel"], KERNELS[2:])
+    return [k for k in kernels if k != "avx512_bf16" or INFO["cpu_avx512_bf16"]]
+
+
 def _paths():
     """(environment, expected kernel set, expected bf16 kernel) for every path but the default."""
-    out = []
-    if INFO["bf16_kernel"] == "amx":
-        out.append(({"LSTM_NATIVE_BF16_KERNEL": "emulated"}, INFO["isa"], "emulated"))
+    out = [({"LSTM_NATIVE_BF16_KERNEL": k}, INFO["isa"], k) for k in _runnable()[1:]]
     for isa in ("sse2", "avx2"):
         if isa in INFO["isa_supported"] and isa != INFO["isa"]:
             out.append(({"LSTM_NATIVE_MAX_ISA": isa}, isa, "emulated"))
@@ -234,13 +248,16 @@ def _paths():
 
 @pytest.mark.parametrize("env, isa, kernel", _paths(), ids=lambda v: str(v))
 def test_every_bf16_path_matches_the_reference(env, isa, kernel):
+    """Forward, gradients and inference against the bf16 reference, and the thread-count
+    bit-identity of tests/test_threads.py, with each kernel and kernel set."""
     code = (
         "import sys, pytest, lstm_native\n"
         "info = lstm_native.build_info()\n"
         f"assert (info['isa'], info['bf16_kernel']) == ({isa!r}, {kernel!r}), info\n"
-        "args = ['tests/test_bf16.py', '-q', '-x', '-p', 'no:randomly', '-p', "
-        "'no:cacheprovider', '-k', 'reference and not every_bf16_path']\n"
-        "sys.exit(pytest.main(args))\n"
+        "opts = ['-q', '-x', '-p', 'no:randomly', '-p', 'no:cacheprovider', '-k']\n"
+        "rc = pytest.main(['tests/test_bf16.py', *opts, 'reference and not every_bf16_path'])\n"
+        "rc = rc or pytest.main(['tests/test_threads.py', *opts, 'bf16 or bfloat16'])\n"
+        "sys.exit(rc)\n"
     )
     proc = _run(code, env)
     tail = "\n".join(proc.stdout.splitlines()[-15:])
@@ -248,16 +265,45 @@ def test_every_bf16_path_matches_the_reference(env, isa, kernel):
     assert re.search(r"\d+ passed", tail) and "failed" not in tail, tail
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_build_info_reports_the_forced_kernel(kernel):
+    code = "import lstm_native; print(lstm_native.build_info()['bf16_kernel'])"
+    proc = _run(code, {"LSTM_NATIVE_BF16_KERNEL": kernel.upper()})
+    if kernel in _runnable():
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[-1] == kernel, proc.stdout
+    else:  # a kernel this machine cannot run is refused, not silently replaced
+        assert proc.returncode != 0
+        assert f"LSTM_NATIVE_BF16_KERNEL='{kernel}' cannot run here" in proc.stderr, proc.stderr
+
+
 def test_bad_kernel_setting_is_a_clear_error_at_import():
     proc = _run("import lstm_native", {"LSTM_NATIVE_BF16_KERNEL": "fast"})
     assert proc.returncode != 0
     assert "LSTM_NATIVE_BF16_KERNEL" in proc.stderr and "Segmentation" not in proc.stderr
+    assert "'amx', 'avx512_bf16' or 'emulated'" in proc.stderr and "'fast'" in proc.stderr
 
 
-@pytest.mark.skipif(INFO["bf16_kernel"] != "amx", reason="needs the AMX kernel")
-def test_amx_and_emulated_agree_closely(rng):
-    """The two kernels round the same operands; they differ only in the order of the float32
-    sums (and where that flips a later rounding)."""
+@pytest.mark.skipif("avx2" not in INFO["isa_supported"], reason="needs the avx2 kernel set")
+def test_a_capped_kernel_set_takes_emulated_and_refuses_a_forced_kernel():
+    code = "import lstm_native; print(lstm_native.build_info()['bf16_kernel'])"
+    proc = _run(code, {"LSTM_NATIVE_MAX_ISA": "avx2"})
+    assert proc.returncode == 0 and proc.stdout.split()[-1] == "emulated", proc.stderr
+    for kernel in ("amx", "avx512_bf16"):
+        proc = _run(code, {"LSTM_NATIVE_MAX_ISA": "avx2", "LSTM_NATIVE_BF16_KERNEL": kernel})
+        assert proc.returncode != 0 and "kernel set 'avx2'" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [(a, b) for i, a in enumerate(KERNELS) for b in KERNELS[i + 1 :]],
+    ids=lambda p: "-".join(p),
+)
+def test_kernels_agree_closely(pair):
+    """The kernels round the same operands; they differ only in the order of the float32 sums
+    (and where that flips a later rounding)."""
+    if not set(pair) <= set(_runnable()):
+        pytest.skip(f"this machine runs {_runnable()}")
     code = (
         "import numpy as np, sys\n"
         "from lstm_native import nn\n"
@@ -270,7 +316,7 @@ def test_amx_and_emulated_agree_closely(rng):
         "np.concatenate([y.ravel(), g['weight_hh_l0'].ravel(), g['x'].ravel()]))\n"
     )
     outs = []
-    for env in ({}, {"LSTM_NATIVE_BF16_KERNEL": "emulated"}):
+    for env in ({"LSTM_NATIVE_BF16_KERNEL": k} for k in pair):
         path = os.path.join(ROOT, "build", f"bf16_{len(outs)}.npy")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         proc = _run(

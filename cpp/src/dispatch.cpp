@@ -129,13 +129,24 @@ std::string bf16_kernel_setting();
 
 const KernelSet& choose() {
   const std::string cap = max_isa_setting();
-  (void)bf16_kernel_setting();  // a bad value is an error at import, like a bad cap
+  const std::string bf16 = bf16_kernel_setting();  // a bad value is an error at import
   const int max_rank = cap.empty() ? 2 : ladder_rank(cap);
   const std::vector<Candidate> all = candidates();
   const Candidate* best = &all.front();  // every build holds a set of rank 0 that runs anywhere
   for (const Candidate& c : all)         // lowest first: the last that fits wins
     if (c.rank <= max_rank && c.runs()) best = &c;
-  return best->get();
+  const KernelSet& set = best->get();
+  // A forced bf16 kernel this CPU or kernel set cannot run is an error too, not a silent
+  // fallback.
+  if (!bf16.empty() && bf16 != set.bf16_kernel())
+    throw ArgumentError("LSTM_NATIVE_BF16_KERNEL='" + bf16 + "' cannot run here: " +
+                        (bf16 == "amx"           ? "no usable AMX (amx_bf16, amx_tile, OS state)"
+                         : bf16 == "avx512_bf16" ? "the CPU lacks avx512_bf16"
+                                                 : "unavailable") +
+                        " or the kernel set '" + std::string(set.isa) +
+                        "' has no such kernel (LSTM_NATIVE_MAX_ISA='" + cap +
+                        "'); this process would use '" + set.bf16_kernel() + "'");
+  return set;
 }
 
 // CPUID leaf 7: EDX bit 22 amx_bf16, bit 24 amx_tile; subleaf 1 EAX bit 5 avx512_bf16.
@@ -177,15 +188,17 @@ bool amx_permission() {
 #endif
 }
 
-// LSTM_NATIVE_BF16_KERNEL: "amx", "emulated" or unset/empty (the best this CPU runs).
+// LSTM_NATIVE_BF16_KERNEL: "amx", "avx512_bf16", "emulated" or unset/empty (the best this CPU
+// runs).
 std::string bf16_kernel_setting() {
   const char* env = std::getenv("LSTM_NATIVE_BF16_KERNEL");
   std::string s = env ? env : "";
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  if (!s.empty() && s != "amx" && s != "emulated")
-    throw ArgumentError("LSTM_NATIVE_BF16_KERNEL must be 'amx' or 'emulated' (or unset), got '" +
-                        std::string(env) + "'");
+  if (!s.empty() && s != "amx" && s != "avx512_bf16" && s != "emulated")
+    throw ArgumentError(
+        "LSTM_NATIVE_BF16_KERNEL must be 'amx', 'avx512_bf16' or 'emulated' (or unset), got '" +
+        std::string(env) + "'");
   return s;
 }
 
@@ -194,7 +207,16 @@ std::string bf16_kernel_setting() {
 bool amx_bf16_allowed() {
   static const bool ok = [] {
     const Bf16Cpu c = bf16_cpu();
-    return bf16_kernel_setting() != "emulated" && c.amx_os && amx_permission();
+    const std::string s = bf16_kernel_setting();
+    return (s.empty() || s == "amx") && c.amx_os && amx_permission();
+  }();
+  return ok;
+}
+
+bool avx512_bf16_allowed() {
+  static const bool ok = [] {
+    const std::string s = bf16_kernel_setting();
+    return (s.empty() || s == "avx512_bf16") && bf16_cpu().avx512_bf16;
   }();
   return ok;
 }

@@ -79,7 +79,14 @@ const char* simd_in_use() {
 }
 
 const char* bf16_kernel_name() {
-  return bf16::kernel() == Bf16Kernel::kAmx ? "amx" : "emulated";
+  switch (bf16::product()) {
+    case Bf16Product::kAmx:
+      return "amx";
+    case Bf16Product::kAvx512Bf16:
+      return "avx512_bf16";
+    default:
+      return "emulated";
+  }
 }
 
 template <class S>

@@ -120,8 +120,8 @@ struct KernelSet {
   const char* simd;  // the instruction sets Eigen vectorizes with in this set
   Factories<float> f32;
   Factories<double> f64;
-  // The kernel of this set's bfloat16 products in this process: "amx" or "emulated"
-  // (packed_bf16.hpp).
+  // The kernel of this set's bfloat16 products in this process: "amx", "avx512_bf16" or
+  // "emulated" (packed_bf16.hpp).
   const char* (*bf16_kernel)();
 
   template <class S>
@@ -146,9 +146,11 @@ struct IsaReport {
 IsaReport isa_report();
 
 // bfloat16 (packed_bf16.hpp): may a kernel set with an AMX kernel use it (the CPU and OS run
-// AMX bf16, this process was granted the tile state, LSTM_NATIVE_BF16_KERNEL is not
-// "emulated")? And for build_info(): what the CPU offers, the setting, the kernel in use.
+// AMX bf16, this process was granted the tile state, LSTM_NATIVE_BF16_KERNEL is unset or
+// "amx")? May it use the avx512_bf16 kernel (the CPU has avx512_bf16, the setting is unset or
+// "avx512_bf16")? And for build_info(): what the CPU offers, the setting, the kernel in use.
 bool amx_bf16_allowed();
+bool avx512_bf16_allowed();
 struct Bf16Report {
   bool avx512_bf16 = false, amx = false;
   std::string setting;  // LSTM_NATIVE_BF16_KERNEL ("" when unset)

@@ -11,15 +11,28 @@
 //               amx_tile whose OS enabled the tile state and granted this process its use
 //               (arch_prctl ARCH_REQ_XCOMP_PERM); the functions that hold AMX instructions carry
 //               their own target attribute, so no other code of the set may contain them.
+//   "avx512_bf16"  AVX512-BF16 (vdpbf16ps, _mm512_dpbf16_ps: each float32 lane adds the
+//               products of one pair of bf16, k and k+1): for CPUs with avx512_bf16 and no usable
+//               AMX (AMD Zen 4, Intel Cooper Lake, an AMX CPU whose OS or process lacks the tile
+//               state). It reads the very same bf16 weight tiles as "amx" (a tile row of 16
+//               columns x a pair of k is one 64-byte B operand of vdpbf16ps) and the same bf16
+//               left operand (to_bf16), so packed.hpp and the fused step of stack.cpp take it
+//               through the same path (PackedMatrix::amx(), amx_multiply(): the tile layout;
+//               Bf16Kernel::kAmx names that layout, product() which instruction runs on it).
+//               Same kernel set and compiler condition as "amx"; its functions carry their own
+//               target attribute (avx512bf16) like the AMX ones.
 //   "emulated"  every other case: the operands rounded to bf16 and widened back to float32,
 //               then the float32 kernel of packed.hpp. Same rounding of the operands, so the
 //               same results up to the order of the float32 sums (which is fixed: see below).
-// LSTM_NATIVE_BF16_KERNEL=emulated forces the second (tests run both on an AMX machine).
+// The best one the CPU runs is taken (amx, then avx512_bf16, then emulated);
+// LSTM_NATIVE_BF16_KERNEL=amx|avx512_bf16|emulated forces one (an error at import if this CPU
+// or kernel set cannot run it), so that tests run all three on an AMX machine.
 //
-// Both keep packed.hpp's property that each output element is one fixed chain of float32
-// additions over k (AMX: tiles of 32 k in k order; emulated: one FMA per k in k order) that
-// does not depend on the row or column block the element falls in, so splitting a product
-// across threads by rows or columns changes no result.
+// All keep packed.hpp's property that each output element is one fixed chain of float32
+// additions over k (AMX: tiles of 32 k in k order; avx512_bf16: one vdpbf16ps per pair of k, in
+// k order; emulated: one FMA per k in k order) that does not depend on the row or column block
+// the element falls in, so splitting a product across threads by rows or columns changes no
+// result. (vdpbf16ps flushes denormal inputs and results to zero, which the tolerance covers.)
 #pragma once
 
 #include "types.hpp"
@@ -39,12 +52,19 @@
 
 namespace lstm_native {
 
-// The kernels computing bf16 products.
+// The paths of bf16 products: kAmx the weights packed as bf16 tiles (the "amx" and the
+// "avx512_bf16" kernels, product() tells which), kEmulated the rounded-float one.
 enum class Bf16Kernel { kEmulated, kAmx };
+// The kernel that runs the products.
+enum class Bf16Product { kEmulated, kAmx, kAvx512Bf16 };
 // May a kernel set with an AMX kernel use it? The CPU has amx_bf16 and amx_tile, the OS enabled
 // the tile state (XCR0 bits 17, 18) and granted it to this process (arch_prctl, asked once),
-// and LSTM_NATIVE_BF16_KERNEL is not "emulated" (dispatch.cpp; compiled for the baseline).
+// and LSTM_NATIVE_BF16_KERNEL is unset or "amx" (dispatch.cpp; compiled for the baseline).
 bool amx_bf16_allowed();
+// May it use the avx512_bf16 kernel? The CPU has avx512_bf16 (CPUID leaf 7 subleaf 1 EAX bit
+// 5, with the AVX-512 state enabled) and LSTM_NATIVE_BF16_KERNEL is unset or "avx512_bf16"
+// (asked after amx_bf16_allowed(): unset takes AMX first).
+bool avx512_bf16_allowed();
 
 inline namespace LSTM_NATIVE_ISA_NS {
 
@@ -103,10 +123,16 @@ constexpr bool kHaveAmx = true;
 constexpr bool kHaveAmx = false;
 #endif
 // The kernel of this set in this process, decided once.
-inline Bf16Kernel kernel() {
-  static const Bf16Kernel k =
-      kHaveAmx && amx_bf16_allowed() ? Bf16Kernel::kAmx : Bf16Kernel::kEmulated;
+inline Bf16Product product() {
+  static const Bf16Product k = !kHaveAmx               ? Bf16Product::kEmulated
+                               : amx_bf16_allowed()    ? Bf16Product::kAmx
+                               : avx512_bf16_allowed() ? Bf16Product::kAvx512Bf16
+                                                       : Bf16Product::kEmulated;
   return k;
+}
+// Its path: the bf16 tiles (amx, avx512_bf16) or the rounded floats (emulated).
+inline Bf16Kernel kernel() {
+  return product() == Bf16Product::kEmulated ? Bf16Kernel::kEmulated : Bf16Kernel::kAmx;
 }
 
 // Per-thread scratch (Tag: which use; 0 = a product's converted left operand).
@@ -241,11 +267,10 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
 // `reverse`: the same blocks in the opposite order (same results). A recurrence whose weights
 // outgrow L2 alternates the direction step by step: what the last step read last is then
 // still in L2 when this step starts, instead of LRU having evicted it just before its reuse.
-LSTM_NATIVE_AMX_TARGET inline void amx_multiply(const std::uint16_t* a16, Index lda16, Index M,
-                                                Index Kt, const std::uint16_t* w, Index N,
-                                                Index nt0, Index nt1, float* out, Index ldo,
-                                                const float* bias, bool acc_out,
-                                                bool reverse = false) {
+LSTM_NATIVE_AMX_TARGET inline void tile_multiply(const std::uint16_t* a16, Index lda16, Index M,
+                                                 Index Kt, const std::uint16_t* w, Index N,
+                                                 Index nt0, Index nt1, float* out, Index ldo,
+                                                 const float* bias, bool acc_out, bool reverse) {
   amx_configure();
   const Index Mt = (M + kTileRows - 1) / kTileRows, out_col0 = nt0 * kTileCols;
   auto block = [&](Index mt, Index nt, const char* pf = nullptr, Index pfl = 0) {
@@ -289,6 +314,122 @@ LSTM_NATIVE_AMX_TARGET inline void amx_multiply(const std::uint16_t* a16, Index 
   _tile_release();
 }
 #undef LSTM_NATIVE_AMX_TARGET
+
+// The avx512_bf16 kernel: vdpbf16ps on the operands of tile_multiply (see the top of the file).
+#define LSTM_NATIVE_DP_TARGET __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl")))
+
+// RB rows x CB column tiles (16 columns each, the tiles nt .. nt + CB - 1) of out, kept in
+// registers (up to 6 x 4: 24 accumulators, 4 weight vectors and a broadcast of the 32
+// registers). a: the block's first row of a16; out: its first row, at column 16 nt. A tile row
+// of the weights (16 columns x the pair k, k+1) is one B operand, a pair of a16 (a 32-bit
+// broadcast) the A one; a column tile's k tiles are contiguous, so each of the CB weight streams
+// is read in order. Each element: init (out, the bias or zero), then one vdpbf16ps per pair of
+// k in k order, whatever RB, CB or the block.
+template <int RB, int CB>
+LSTM_NATIVE_DP_TARGET inline void dp_block(const std::uint16_t* a, Index lda16, Index Kt,
+                                           const std::uint16_t* w, Index nt, Index N, float* out,
+                                           Index ldo, const float* bias, bool acc_out) {
+  __m512 acc[RB][CB];
+  __mmask16 mask[CB];
+  const std::uint16_t* b[CB];
+  for (int j = 0; j < CB; ++j) {
+    const Index cols = std::min<Index>(kTileCols, N - (nt + j) * kTileCols);
+    mask[j] = cols >= kTileCols ? __mmask16(0xffff) : __mmask16((1u << cols) - 1u);
+    b[j] = w + (nt + j) * Kt * kTileElems;
+  }
+  for (int i = 0; i < RB; ++i)
+    for (int j = 0; j < CB; ++j)
+      acc[i][j] = acc_out ? _mm512_maskz_loadu_ps(mask[j], out + i * ldo + j * kTileCols)
+                  : bias  ? _mm512_maskz_loadu_ps(mask[j], bias + (nt + j) * kTileCols)
+                          : _mm512_setzero_ps();
+  const Index pairs = Kt * (kTileK / 2);
+  for (Index p = 0; p < pairs; ++p) {
+    __m512bh bv[CB];
+    for (int j = 0; j < CB; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(b[j] + p * 2 * kTileCols);
+    for (int i = 0; i < RB; ++i) {
+      std::uint32_t pair;
+      std::memcpy(&pair, a + i * lda16 + 2 * p, 4);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+      for (int j = 0; j < CB; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+    }
+  }
+  for (int i = 0; i < RB; ++i)
+    for (int j = 0; j < CB; ++j)
+      _mm512_mask_storeu_ps(out + i * ldo + j * kTileCols, mask[j], acc[i][j]);
+}
+
+template <int RB>
+LSTM_NATIVE_DP_TARGET inline void dp_block_cb(Index cb, const std::uint16_t* a, Index lda16,
+                                              Index Kt, const std::uint16_t* w, Index nt, Index N,
+                                              float* out, Index ldo, const float* bias,
+                                              bool acc_out) {
+  switch (cb) {
+    case 4:
+      dp_block<RB, 4>(a, lda16, Kt, w, nt, N, out, ldo, bias, acc_out);
+      break;
+    case 3:
+      dp_block<RB, 3>(a, lda16, Kt, w, nt, N, out, ldo, bias, acc_out);
+      break;
+    case 2:
+      dp_block<RB, 2>(a, lda16, Kt, w, nt, N, out, ldo, bias, acc_out);
+      break;
+    default:
+      dp_block<RB, 1>(a, lda16, Kt, w, nt, N, out, ldo, bias, acc_out);
+      break;
+  }
+}
+
+// tile_multiply's product with vdpbf16ps: groups of up to 4 column tiles from nt0 outside (a
+// group's weights, 4 Kt KiB, read from memory once and from L1/L2 for every row block), rows in
+// ceil(M / 6) blocks of as equal a size as possible inside. `reverse`: the groups in the
+// opposite order (the same groups, the same results).
+LSTM_NATIVE_DP_TARGET inline void dp_multiply(const std::uint16_t* a16, Index lda16, Index M,
+                                              Index Kt, const std::uint16_t* w, Index N, Index nt0,
+                                              Index nt1, float* out, Index ldo, const float* bias,
+                                              bool acc_out, bool reverse) {
+  const Index groups = (nt1 - nt0 + 3) / 4, blocks = (M + 5) / 6;
+  for (Index gi = 0; gi < groups; ++gi) {
+    const Index nt = nt0 + 4 * (reverse ? groups - 1 - gi : gi), cb = std::min<Index>(4, nt1 - nt);
+    for (Index q = 0, r = 0; q < blocks; ++q) {
+      const Index rb = (M - r) / (blocks - q) + ((M - r) % (blocks - q) != 0);
+      const std::uint16_t* a = a16 + r * lda16;
+      float* o = out + r * ldo + (nt - nt0) * kTileCols;
+      switch (rb) {
+        case 6:
+          dp_block_cb<6>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
+          break;
+        case 5:
+          dp_block_cb<5>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
+          break;
+        case 4:
+          dp_block_cb<4>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
+          break;
+        case 3:
+          dp_block_cb<3>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
+          break;
+        case 2:
+          dp_block_cb<2>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
+          break;
+        default:
+          dp_block_cb<1>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
+          break;
+      }
+      r += rb;
+    }
+  }
+}
+#undef LSTM_NATIVE_DP_TARGET
+
+// out [M, columns 16 nt0 .. 16 nt1 (clipped to N)] (out: column 16 nt0) = init + a16 · w on the
+// bf16 tiles, by the kernel of product() (amx or avx512_bf16); see tile_multiply.
+inline void amx_multiply(const std::uint16_t* a16, Index lda16, Index M, Index Kt,
+                         const std::uint16_t* w, Index N, Index nt0, Index nt1, float* out,
+                         Index ldo, const float* bias, bool acc_out, bool reverse = false) {
+  if (product() == Bf16Product::kAvx512Bf16)
+    dp_multiply(a16, lda16, M, Kt, w, N, nt0, nt1, out, ldo, bias, acc_out, reverse);
+  else
+    tile_multiply(a16, lda16, M, Kt, w, N, nt0, nt1, out, ldo, bias, acc_out, reverse);
+}
 #endif  // LSTM_NATIVE_AMX
 
 // a [M, K] (a[r, k] = src[r * lda + k], or src[k * lda + r] when `transposed`) as bf16 rows of
