@@ -84,9 +84,9 @@ _PARAMETERS_DOC = """
         "bfloat16": the recurrent layers' matrix products (x W_ihᵀ, h W_hhᵀ and their
         gradients) take bfloat16 operands (round to nearest even) and sum in float32; weights,
         optimizer state, cell state, pointwise math, head and predictions stay float32. Needs
-        dtype "float32". Fast on CPUs with Intel AMX (build_info()["bf16_kernel"] == "amx")
-        and, less so, with AVX512-BF16 ("avx512_bf16"); elsewhere emulated with the same
-        rounding (same results, float32 speed).
+        dtype "float32". Fast on CPUs with Intel AMX (build_info()["bf16_kernel"] == "amx");
+        elsewhere emulated with the same rounding (same results, float32 speed), or on
+        AVX512-BF16 when LSTM_NATIVE_BF16_KERNEL=avx512_bf16 asks for it (not yet faster).
     n_jobs : int or None, default=None
         Threads for training and prediction. None (or -1): all hardware threads; a batch
         large enough is split into independent parts (up to 32, from its size) run on

@@ -81,10 +81,10 @@ class Recurrent:
         weights (x W_ihᵀ, h W_hhᵀ and, in backward, their gradients' products) rounded to
         bfloat16 (nearest even) and summed in float32; parameters, states, the cells' pointwise
         math and the results stay float32 (needs dtype float32). Computed with Intel AMX tiles
-        where the CPU has them (``build_info()["bf16_kernel"] == "amx"``), else with
-        AVX512-BF16's vdpbf16ps where it has that (``"avx512_bf16"``), elsewhere emulated
+        where the CPU has them (``build_info()["bf16_kernel"] == "amx"``), elsewhere emulated
         (the same rounding on the float32 kernels: same results up to summation order, no
-        faster than float32). ``weight_ch`` products (cells "ungated", "cell_as_input") stay
+        faster than float32), or with AVX512-BF16's vdpbf16ps when
+        ``LSTM_NATIVE_BF16_KERNEL=avx512_bf16`` asks for it (``"avx512_bf16"``; not yet faster). ``weight_ch`` products (cells "ungated", "cell_as_input") stay
         float32.
     """
 

@@ -147,8 +147,8 @@ IsaReport isa_report();
 
 // bfloat16 (packed_bf16.hpp): may a kernel set with an AMX kernel use it (the CPU and OS run
 // AMX bf16, this process was granted the tile state, LSTM_NATIVE_BF16_KERNEL is unset or
-// "amx")? May it use the avx512_bf16 kernel (the CPU has avx512_bf16, the setting is unset or
-// "avx512_bf16")? And for build_info(): what the CPU offers, the setting, the kernel in use.
+// "amx")? May it use the avx512_bf16 kernel (the CPU has avx512_bf16, the setting is
+// "avx512_bf16": opt-in)? And for build_info(): what the CPU offers, the setting, the kernel in use.
 bool amx_bf16_allowed();
 bool avx512_bf16_allowed();
 struct Bf16Report {
