@@ -177,3 +177,35 @@ def test_global_thread_setting_above_the_core_count():
     assert layer._core.num_parts == 8
     assert np.array_equal(y1, y16)
     assert old >= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("B, H", [(64, 129), (3, 7), (40, 160)])
+def test_inference_parts_give_the_training_forward_bit_for_bit(B, H, dtype):
+    """A float inference with W_hh over a quarter of the parts' L2 threshold (LSTM: H > 128)
+    runs in parts of at least 32 rows (sizes.cpp), fewer than a training forward's: its outputs
+    and final states are still those of the training forward, bit for bit, at any thread
+    count (a part's rows are computed the same way whatever the part)."""
+    T, D = 5, 4
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[0] = T
+    state = tuple((rng.standard_normal((1, B, H)) * 0.5).astype(dtype) for _ in range(2))
+    first = None
+    for threads in THREADS:
+        layer = nn.Recurrent(D, H, cell="lstm", dtype=dtype, random_state=3)
+        layer._core.num_threads = threads
+        y_inf, s_inf = layer.forward(x, state=state, lengths=lengths, inference=True)
+        parts_inf = layer._core.num_parts
+        y, s = layer.forward(x, state=state, lengths=lengths)
+        parts_train = layer._core.num_parts
+        assert parts_train == _core.split_plan("lstm", D, H, 1, B, T)["parts"]
+        if (B, H) == (64, 129):
+            assert (parts_inf, parts_train) == (2, 8)
+        assert np.array_equal(y_inf, y)
+        for a, b in zip(s_inf, s):
+            assert np.array_equal(a, b)
+        if first is None:
+            first = y_inf
+        assert np.array_equal(first, y_inf), f"threads={threads}"

@@ -25,6 +25,12 @@ namespace {
 constexpr Index kMinRowsPerPart = 8;
 constexpr Index kMinRowsLargeWeights = 64;
 constexpr Index kMinRowsBf16 = 32;
+// A float inference (no private weight gradients to sum: nothing favours many small parts)
+// whose W_hh is over a quarter of kL2Weights (LSTM: H > 128) uses parts of at least
+// kMinRowsInference rows: whole blocks of 6 rows in the packed kernel and fewer re-reads of
+// W_hh per step (B = 64, H = 256: 2 parts of 32 rows instead of 8 of 8). A part's rows are
+// computed the same way whatever the part: outputs do not change.
+constexpr Index kMinRowsInference = 32;
 constexpr double kL2Weights = double(1 << 18);
 constexpr double kMinWorkPerPart = 1e6;
 // Every part (in training) holds a private copy of the run's weight gradients, summed at the
@@ -51,14 +57,15 @@ Index floor_pow2(Index v) {
 
 // A power of two (1, 2, 4, ...): the parts are then shared evenly by the usual thread counts
 // (1, 2, 4, 8, 16 threads). Only B and the work decide, never the thread count.
-Index num_parts(const RunShape& s, Index B, Index T) {
+Index num_parts(const RunShape& s, Index B, Index T, bool inference) {
   const double work =
       double(B) * double(T) * double(num_gates(s.cell) * s.H) * double(s.H + s.D) * double(s.L);
   const double weights = double(s.H) * double(num_gates(s.cell) * s.H);
   const bool bf16 = s.precision == Precision::kBfloat16;
-  const Index min_rows = weights <= (bf16 ? 2 : 1) * kL2Weights
-                             ? (bf16 ? kMinRowsBf16 : kMinRowsPerPart)
-                             : kMinRowsLargeWeights;
+  Index min_rows = weights <= (bf16 ? 2 : 1) * kL2Weights ? (bf16 ? kMinRowsBf16 : kMinRowsPerPart)
+                                                          : kMinRowsLargeWeights;
+  if (inference && !bf16 && weights > kL2Weights / 4)
+    min_rows = std::max(min_rows, kMinRowsInference);
   const Index by_rows = B / min_rows;
   const Index by_work = static_cast<Index>(std::min(work / kMinWorkPerPart, double(kMaxParts)));
   return floor_pow2(std::max<Index>(1, std::min({by_rows, by_work, kMaxParts})));
@@ -107,7 +114,7 @@ PartSizes part_sizes(const RunShape& s, Index n, Index T, Index P, const RunNeed
 
 Count run_workspace_elements(const RunShape& s, Index B, Index T, const RunNeeds& needs) {
   if (B < 1 || T < 1) return 0;
-  const Index P = num_parts(s, B, T);
+  const Index P = num_parts(s, B, T, !needs.train);
   Count total = 0;
   for (Index q = 0; q < P; ++q) {
     const PartSizes z = part_sizes(s, part_rows(B, P, q), T, P, needs);

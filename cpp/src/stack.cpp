@@ -195,7 +195,7 @@ const S* Stack<S>::pack_forward(const S* params) {
 // Sorts the batch by length and deals the sorted rows out to the parts round-robin, so every
 // part gets a similar mix of lengths and its own rows stay sorted (running rows = a prefix).
 template <class S>
-void Stack<S>::plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths) const {
+void Stack<S>::plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths, bool train) const {
   run.order_.resize(static_cast<std::size_t>(B));
   std::iota(run.order_.begin(), run.order_.end(), Index(0));
   if (lengths)
@@ -204,7 +204,7 @@ void Stack<S>::plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths) 
   run.len_.resize(static_cast<std::size_t>(B));
   for (Index k = 0; k < B; ++k) run.len_[k] = lengths ? Index(lengths[run.order_[k]]) : T;
 
-  const Index P = num_parts(shape(run), B, T);
+  const Index P = num_parts(shape(run), B, T, !train);
   run.cols_f_ = num_column_blocks(B, H_, G_ * H_, P, precision_);
   run.cols_b_ = num_column_blocks(B, G_ * H_, H_, P, precision_);
   run.parts_.resize(static_cast<std::size_t>(P));
@@ -235,7 +235,7 @@ void Stack<S>::forward(Run<S>& run, const S* x, Index B, Index T, const std::int
   run.have_forward_ = false;
   run.B_ = B;
   run.T_ = T;
-  plan(run, B, T, lengths);
+  plan(run, B, T, lengths, train);
   Args a;
   a.params = packed_from_.data();  // the copy the weights were packed from (see stack.hpp)
   a.x = x;

@@ -44,7 +44,9 @@ struct PartSizes {
 // Parts of a batch of B sequences of T steps (a power of two, from the sizes only: at most
 // B / 8 and 32, and only as many as the work pays for) and the rows of part q (the sorted rows
 // q, q+P, q+2P, ...).
-Index num_parts(const RunShape& s, Index B, Index T);
+// inference: a forward that keeps nothing for a backward (see sizes.cpp: larger parts once
+// W_hh is large).
+Index num_parts(const RunShape& s, Index B, Index T, bool inference = false);
 inline Index part_rows(Index B, Index P, Index q) {
   return (B - q + P - 1) / P;
 }

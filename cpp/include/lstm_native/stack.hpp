@@ -209,7 +209,7 @@ class Stack {
   // apply: then the general step runs.
   template <class Cell>
   bool forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S* hs, S* cs, int threads);
-  void plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths) const;
+  void plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths, bool train) const;
   // rows [n, H] of part p = src [Lr, B, H] at (k, sequence of local row j), or zeros for a
   // null src; and the reverse, dst [Lr, B, H] = rows, skipped for a null dst.
   void load_state(const Run<S>& run, S* rows, const S* src, const Part& p, Index k) const;
