@@ -84,8 +84,8 @@ class Recurrent:
         where the CPU has them (``build_info()["bf16_kernel"] == "amx"``), elsewhere emulated
         (the same rounding on the float32 kernels: same results up to summation order, no
         faster than float32), or with AVX512-BF16's vdpbf16ps when
-        ``LSTM_NATIVE_BF16_KERNEL=avx512_bf16`` asks for it (``"avx512_bf16"``; not yet faster). ``weight_ch`` products (cells "ungated", "cell_as_input") stay
-        float32.
+        ``LSTM_NATIVE_BF16_KERNEL=avx512_bf16`` asks for it (``"avx512_bf16"``; not yet
+        faster). ``weight_ch`` products (cells "ungated", "cell_as_input") stay float32.
     """
 
     def __init__(
