@@ -161,6 +161,10 @@ def test_save_needs_a_fitted_forecaster_and_plain_labels(tmp_path):
     with pytest.raises(ValueError, match="series name .* tuple"):
         fc.save(tmp_path / "x.npz")
     assert not os.path.exists(tmp_path / "x.npz")
+    fc.panel_.name = float("nan")  # JSON would write NaN, which loading refuses as a label
+    with pytest.raises(ValueError, match="series name nan .* not a label"):
+        fc.save(tmp_path / "x.npz")
+    assert not os.path.exists(tmp_path / "x.npz")
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -176,6 +180,27 @@ def test_estimator_and_forecaster_files_are_told_apart(tmp_path):
     with pytest.raises(ValueError, match="not an lstm_native model file"):
         LSTMRegressor.load(tmp_path / "fc.npz")
     assert type(lstm_native.load(tmp_path / "est.npz")) is LSTMRegressor
+
+
+# Saved at commit 7faddbd (format version 1): LSTMForecaster(n_ensemble=2, max_iter=2,
+# hidden_size=4, random_state=0) fitted on _frame() with the covariate temp = cos(row number);
+# forecaster-v1-expected.npz holds, by column, its predict(6, X_future=_future_frame(df, 6),
+# quantiles=[0.1, 0.9]) (ds as int64 nanoseconds).
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def test_a_version_1_file_loads_as_before():
+    fc = LSTMForecaster.load(os.path.join(DATA, "forecaster-v1.npz"))
+    params = dict(n_ensemble=2, max_iter=2, hidden_size=4, random_state=0)
+    assert fc.get_params() == LSTMForecaster(**params).get_params()
+    pred = fc.predict(6, X_future=_future_frame(_frame(), 6), quantiles=[0.1, 0.9])
+    with np.load(os.path.join(DATA, "forecaster-v1-expected.npz"), allow_pickle=False) as f:
+        assert list(pred.columns) == ["unique_id", "ds", "y_q0.1", "y_q0.9"]
+        assert pred["unique_id"].tolist() == f["unique_id"].tolist()
+        ds = pred["ds"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+        np.testing.assert_array_equal(ds, f["ds"])
+        for column in ("y_q0.1", "y_q0.9"):
+            np.testing.assert_array_equal(pred[column].to_numpy(), f[column])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,32 +246,55 @@ META_EDITS = {
     "class": (("class",), "LSTMRegressor", "not a LSTMForecaster"),
     "version": (("format_version",), 7, "newer lstm_native"),
     "format": (("format",), "something", "not an lstm_native forecaster"),
-    "unknown_param": (("params", "colour"), "red", "unknown entries"),
-    "missing_param": (("params", "alpha"), KeyError, "lacks"),
-    "bool_as_int": (("params", "n_ensemble"), True, "n_ensemble"),
+    "unknown_param": (("params", "colour"), "red", r"unknown hyperparameters \['colour'\]"),
+    "missing_param": (("params", "alpha"), KeyError, "hyperparameter 'alpha' is missing"),
+    "bool_as_int": (("params", "n_ensemble"), True, "hyperparameter 'n_ensemble': True"),
+    "str_as_int": (("params", "hidden_size"), "8", "hyperparameter 'hidden_size': '8'"),
+    "quantile_str": (("params", "quantiles"), [0.1, "0.9"], "hyperparameter 'quantiles'"),
+    "null_flag": (("params", "calibrate"), None, "hyperparameter 'calibrate'"),
+    "params_list": (("params",), [1, 2], "metadata entry 'params'"),
+    "version_number": (("lstm_native_version",), 3, "metadata entry 'lstm_native_version'"),
+    "unknown_top": (("extra",), 1, r"unknown metadata entries \['extra'\]"),
     "bad_strategy": (("params", "strategy"), "sideways", "strategy must be"),
     "nan_lr": (("params", "learning_rate_init"), float("nan"), "learning_rate_init"),
     "quantile_out": (("params", "quantiles"), [0.1, 1.5], "quantiles must lie"),
     "levels": (("fitted", "quantile_levels_"), [0.2, 0.5, 0.9], "quantile_levels_"),
+    "levels_str": (("fitted", "quantile_levels_"), "0.5", "fitted attribute 'quantile_levels_'"),
     "factor_below_1": (("fitted", "interval_factors_"), [0.5, 1.0, 1.0], "interval_factors_"),
+    # an int too large for a float: was OverflowError when the loaded factors were converted
+    "factor_huge": (("fitted", "interval_factors_"), [10**400, 1, 1], "'interval_factors_'"),
+    "factor_count": (("fitted", "interval_factors_"), [1.0], "one finite factor >= 1 per"),
     "lookbacks": (("fitted", "lookbacks"), [10], "n_ensemble"),
-    "lookback_0": (("fitted", "lookbacks"), [0, 10], "lookbacks"),
+    "lookback_0": (("fitted", "lookbacks"), [0, 10], "fitted attribute 'lookbacks'"),
     "sizes": (("fitted", "network_nbytes"), [500, 500], "other than the 1000 bytes"),
-    "tiny_sizes": (("fitted", "network_nbytes"), [5, 5], "sizes"),
-    "strategy_": (("fitted", "strategy_"), "both", "strategy_"),
+    "tiny_sizes": (("fitted", "network_nbytes"), [5, 5], "fitted attribute 'network_nbytes'"),
+    "strategy_": (("fitted", "strategy_"), "both", "fitted attribute 'strategy_'"),
     "season": (("fitted", "season_length_"), 3, "period"),
-    "kind": (("panel", "kind"), "cube", "panel kind"),
+    "no_horizon": (("fitted", "horizon_"), KeyError, "fitted attribute 'horizon_' is missing"),
+    "kind": (("panel", "kind"), "cube", "panel entry 'kind'"),
     "lengths": (("panel", "lengths"), [57, 43, 49], "shape"),
-    "short": (("panel", "lengths"), [2, 98, 50], "lengths"),
+    "short": (("panel", "lengths"), [2, 98, 50], "panel entry 'lengths'"),
+    "no_series": (("panel", "lengths"), [], "panel entry 'lengths'"),
     "ids_repeat": (("panel", "ids"), ["a", "a", "c"], "repeat"),
     "ids_count": (("panel", "ids"), ["a", "b"], "series ids"),
-    "ids_objects": (("panel", "ids"), ["a", {"x": 1}, "c"], "series ids"),
+    "ids_objects": (("panel", "ids"), ["a", {"x": 1}, "c"], "panel entry 'ids'"),
+    "ids_bool": (("panel", "ids"), ["a", True, "c"], "panel entry 'ids'"),
     "channels": (("panel", "n_channels"), 2, "one channel|shape"),
+    "channels_bool": (("panel", "n_channels"), True, "panel entry 'n_channels'"),
     "covariates": (("panel", "n_covariates"), 0, "cov_columns"),
-    "index_kind": (("panel", "index", "kind"), "complex", "kind"),
-    "index_unit": (("panel", "index", "unit"), "fortnight", "unit"),
+    "columns": (("panel", "columns"), ["y"], "multivariate"),
+    "name_object": (("panel", "name"), {"a": 1}, "panel entry 'name'"),
+    "name_nan": (("panel", "name"), float("nan"), "panel entry 'name'"),
+    "unknown_panel": (("panel", "colour"), "red", r"unknown panel entries \['colour'\]"),
+    "index_kind": (("panel", "index", "kind"), "complex", "time index entry 'kind'"),
+    "index_unit": (("panel", "index", "unit"), "fortnight", "time index entry 'unit'"),
+    "index_tz": (("panel", "index", "tz"), 1, "time index entry 'tz'"),
+    "index_freq_long": (("panel", "index", "freq"), "Q" * 65, "time index entry 'freq'"),
+    "index_no_name": (("panel", "index", "name"), KeyError, "time index entry 'name' is missing"),
+    "index_str": (("panel", "index"), "datetime", "panel entry 'index'"),
     "freq": (("panel", "freq"), "not-a-frequency", "frequency"),
-    "no_panel": (("panel",), KeyError, "lacks"),
+    "freq_long": (("panel", "freq"), "Q" * 65, "panel entry 'freq'"),
+    "no_panel": (("panel",), KeyError, "metadata entry 'panel' is missing"),
 }
 
 
@@ -317,6 +365,25 @@ def test_edited_arrays_are_refused(saved, tmp_path, edit):
     change(arrays)
     bad = tmp_path / "bad.npz"
     _write(bad, meta, arrays)
+    with pytest.raises(ValueError, match=f"Cannot load .*{message}"):
+        LSTMForecaster.load(bad)
+
+
+CHECKSUM_EDITS = {
+    "missing": (lambda d: d.pop("values"), "checksum 'values' is missing"),
+    "extra": (lambda d: d.update(payload="0" * 64), r"unknown checksums \['payload'\]"),
+    "not_hex": (lambda d: d.update(values="Z" * 64), "invalid checksum 'values': 'ZZZ"),
+    "number": (lambda d: d.update(values=7), "invalid checksum 'values': 7"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(CHECKSUM_EDITS))
+def test_edited_checksums_are_refused(saved, tmp_path, edit):
+    change, message = CHECKSUM_EDITS[edit]
+    meta, arrays = _members(saved)
+    change(meta["sha256"])
+    bad = tmp_path / "bad.npz"
+    _write(bad, meta, arrays, checksums=False)
     with pytest.raises(ValueError, match=f"Cannot load .*{message}"):
         LSTMForecaster.load(bad)
 

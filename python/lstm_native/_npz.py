@@ -16,7 +16,8 @@ the new file. The new file gets the usual mode (0666 less the umask), not mkstem
 Reading (:func:`open_archive`) raises :class:`BadFile` naming the problem for anything but a
 well-formed archive of plain arrays. It never blocks, never unpickles, and allocates nothing
 large before the sizes the file declares have been checked (the caller checks them against
-the available memory, from :attr:`Archive.headers`, before reading data). In order:
+the available memory, from :attr:`Archive.headers` with :func:`require_memory`, before
+reading data). In order:
 
 1. ``path`` must be a regular file (a FIFO, device or directory is refused from its stat
    before it is opened, and again from the opened descriptor; it is opened non-blocking). A
@@ -36,9 +37,9 @@ the available memory, from :attr:`Archive.headers`, before reading data). In ord
    records or dates), and a declared member size equal to header plus data.
 4. Data, on request (:meth:`Archive.read`, :meth:`Archive.read_json`): exactly the declared
    bytes, read in chunks into one preallocated array (zipfile checks the CRC at the end),
-   with their SHA-256 (:func:`sha256` gives the same digest of an array when writing). A JSON
-   member is a 0-d unicode array of bounded size, valid UTF-32, JSON without repeated keys
-   (nesting too deep is refused).
+   whose SHA-256 must be the one the caller's metadata records (:func:`sha256` gives the
+   same digest of an array when writing). A JSON member is a 0-d unicode array of bounded
+   size, valid UTF-32, JSON without repeated keys (nesting too deep is refused).
 
 Any error of zipfile, zlib or the file while the archive is open (``with open_archive(...)``)
 becomes :class:`BadFile` ("the archive is truncated or corrupted").
@@ -66,7 +67,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._memory import format_bytes
+from ._memory import available_memory, format_bytes
 
 
 class BadFile(Exception):
@@ -428,15 +429,18 @@ class Archive:
             m.read(1)  # at the end: zipfile compares the CRC (if the data did not reach it)
         return out, digest.hexdigest()
 
-    def read(self, name: str) -> tuple:
-        """(array, raw, sha256) of member ``name``: the array in native byte order, writeable
-        and C-contiguous; ``raw`` its stored bytes (uint8), e.g. to check a bool's byte."""
-        raw, digest = self._data(name)
+    def read(self, name: str, digest: Any) -> tuple:
+        """(array, raw) of member ``name``, whose data must have the SHA-256 ``digest`` (the
+        checksum the file's metadata records): the array in native byte order, writeable and
+        C-contiguous; ``raw`` its stored bytes (uint8), e.g. to check a bool's byte."""
+        raw, actual = self._data(name)
+        if actual != digest:
+            raise BadFile(f"array {name!r} does not match its checksum (the file is corrupted)")
         npy = self.headers[name]
         arr = raw.view(npy.dtype).reshape(npy.shape)
         if not npy.dtype.isnative:
             arr = arr.astype(npy.dtype.newbyteorder("="))
-        return arr, raw, digest
+        return arr, raw
 
     def read_json(self, name: str, max_bytes: int) -> Any:
         """The JSON document of member ``name`` (a 0-d unicode array of at most ``max_bytes``;
@@ -470,6 +474,17 @@ class Archive:
             raise BadFile(f"{name} is nested too deeply") from e
         except ValueError as e:
             raise BadFile(f"{name} is not valid JSON ({show(str(e))})") from e
+
+
+def require_memory(need: int) -> None:
+    """Raises BadFile when loading a file needs ``need`` bytes and less memory is available
+    (checked from the archive's headers, before its data is read)."""
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise BadFile(
+            f"its arrays need {format_bytes(need)} of memory, but only "
+            f"{format_bytes(avail)} is available"
+        )
 
 
 def to_bytes(arrays: dict) -> bytes:
@@ -519,6 +534,7 @@ __all__ = [
     "json_member",
     "open_archive",
     "open_regular",
+    "require_memory",
     "sha256",
     "show",
     "to_bytes",

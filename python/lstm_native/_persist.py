@@ -80,16 +80,23 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import os
-import re
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from sklearn.base import is_classifier
 
-from ._memory import available_memory, format_bytes
 from ._network import Network, core_config, loss_config
-from ._npz import BadFile, json_member, open_archive, sha256, show, to_bytes, write_atomic
+from ._npz import (
+    BadFile,
+    json_member,
+    open_archive,
+    require_memory,
+    sha256,
+    show,
+    to_bytes,
+    write_atomic,
+)
 from ._persist_schema import (
     _CONFIG,
     _CONFIG_OPTIONAL,
@@ -98,8 +105,10 @@ from ._persist_schema import (
     _LAYOUTS,
     _META_OPTIONAL,
     _RANDOM_STATE,
+    _SHA256,
     _STATE,
     _check_fields,
+    _check_version,
     _Layout,
     _value_of,
 )
@@ -229,16 +238,7 @@ def _check_meta(meta: dict, registry: dict, expected: Any) -> tuple:
     but the hyperparameters' (module docstring)."""
     if meta.get("format") != FORMAT_NAME:
         raise BadFile(f"not an lstm_native model file (format {show(meta.get('format'))})")
-    version = meta.get("format_version")
-    if type(version) is not int or version < 1:
-        raise BadFile(f"invalid format version {show(version)}")
-    if version > FORMAT_VERSION:
-        raise BadFile(
-            f"format version {version} was written by a newer lstm_native "
-            f"({show(meta.get('lstm_native_version', '?'))}); this version "
-            f"reads format versions up to {FORMAT_VERSION}. Upgrade lstm_native to "
-            "load it"
-        )
+    version = _check_version(meta, FORMAT_VERSION, "model files")
     name = meta.get("class")
     cls = registry.get(name) if type(name) is str else None
     if cls is None:
@@ -273,7 +273,7 @@ def _check_meta(meta: dict, registry: dict, expected: Any) -> tuple:
             meta["random_state"], _RANDOM_STATE, "random_state entry", "random_state entries"
         )
     for key, digest in meta["sha256"].items():
-        if not (type(digest) is str and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        if not _SHA256.accepts(digest):
             raise BadFile(f"the checksum of {show(key)} is {show(digest)}, not a SHA-256")
     _check_consistency(cls, meta, _state_entries(meta, layout))
     return cls, layout
@@ -502,13 +502,7 @@ def _read(archive: Any, registry: dict, expected: Any) -> tuple:
             f"the network's loss {show({k: config[k] for k in loss})} is not the one "
             f"of the hyperparameters ({show(loss)})"
         )
-    need = _memory_needed(headers, config, meta)
-    avail = available_memory()
-    if avail is not None and need > avail:
-        raise BadFile(
-            f"its arrays need {format_bytes(need)} of memory, but only "
-            f"{format_bytes(avail)} is available"
-        )
+    require_memory(_memory_needed(headers, config, meta))
     P = _build_network(config).num_params  # equal to _param_count: one computation
     dtype = np.dtype(config["dtype"])
     for name in (layout.names[a] for a in TrainState.ARRAYS):
@@ -520,10 +514,7 @@ def _read(archive: Any, registry: dict, expected: Any) -> tuple:
             )
     arrays = {}
     for name in sorted(set(headers) - {_META_MEMBER}):
-        array, raw, digest = archive.read(name)
-        if digest != meta["sha256"][name]:
-            raise BadFile(f"array {name!r} does not match its checksum (the file is corrupted)")
-        arrays[name] = (array, raw)
+        arrays[name] = archive.read(name, meta["sha256"][name])
     return meta, cls, layout, hyper, arrays
 
 

@@ -2,11 +2,15 @@
 each JSON field must be (type, range, options), as tables that load checks field by field
 before anything is used. The fitted training state's fields come from ``_state.STATE_SCHEMA``
 (the one list of them); the layouts name the archive members of each format version.
+
+The specs (``_Spec`` and the functions and constants that make them) and ``_check_fields``
+also check the forecaster's files (forecasting/_persist.py), whose tables are kept there.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable, NamedTuple
 
 from . import _core
@@ -49,12 +53,34 @@ def _one_of(*options: str) -> _Spec:
     )
 
 
-def _list_of(expected: str, item: _Spec) -> _Spec:
-    return _Spec(expected, lambda v: type(v) is list and all(item.accepts(x) for x in v))
+def _list_of(expected: str, item: _Spec, least: int = 0) -> _Spec:
+    """A list of at least ``least`` values ``item`` accepts (``expected`` says so)."""
+    return _Spec(
+        expected,
+        lambda v: type(v) is list and len(v) >= least and all(item.accepts(x) for x in v),
+    )
+
+
+def _text(most: int) -> _Spec:
+    """A string of at most ``most`` characters."""
+    return _Spec(
+        f"a string of at most {most} characters", lambda v: type(v) is str and len(v) <= most
+    )
+
+
+def _any_of(*specs: _Spec) -> _Spec:
+    """What one of ``specs`` accepts."""
+    return _Spec(
+        " or ".join(spec.expected for spec in specs),
+        lambda v: any(spec.accepts(v) for spec in specs),
+    )
+
+
+_NULL = _Spec("null", lambda v: v is None)
 
 
 def _or_none(spec: _Spec) -> _Spec:
-    return _Spec(spec.expected + " or null", lambda v: v is None or spec.accepts(v))
+    return _any_of(spec, _NULL)
 
 
 def _spec_of(schema: FieldSchema) -> _Spec:
@@ -99,10 +125,28 @@ def _value_of(schema: FieldSchema, v: Any) -> Any:
 
 _ANY = _Spec("anything", lambda v: True)
 _BOOL = _Spec("true or false", lambda v: type(v) is bool)
+_INT = _Spec("an int", lambda v: type(v) is int)  # of any size; true/false are not ints
 _STR = _Spec("a string", lambda v: type(v) is str)
 _OBJECT = _Spec("an object", lambda v: type(v) is dict)
-_SIZE = _int_in(1, 2**31 - 1)  # the core's sizes; beyond them nothing could fit anyway
+_MAX_SIZE = 2**31 - 1  # the core's sizes; beyond them nothing could fit anyway
+_SIZE = _int_in(1, _MAX_SIZE)
 _FINITE = _real("a finite number", math.isfinite)
+_FINITES = _list_of("a list of finite numbers", _FINITE)
+_SHA256 = _Spec(
+    "a SHA-256 (64 hex digits)",
+    lambda v: type(v) is str and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+)
+# A label (series id, column or index name) as JSON keeps it. isinstance, not type(): saving
+# checks Python values with it too (an int or str subclass is written as its JSON value).
+_LABEL = _Spec(
+    "a label (a string, an int, a finite float or null)",
+    lambda v: (
+        v is None
+        or (isinstance(v, (str, int)) and not isinstance(v, bool))
+        or (isinstance(v, float) and math.isfinite(v))
+    ),
+)
+_LABELS = _list_of("a list of labels (strings, ints, finite floats or nulls)", _LABEL)
 
 # The training state's entries (version 2's "state" section): every TrainState.SCALARS field.
 _STATE = {name: _spec_of(schema) for name, schema in STATE_SCHEMA.items()}
@@ -159,7 +203,7 @@ _CONFIG = {
     "dropout": _real("a number in [0, 1)", lambda x: 0 <= x < 1),
     "loss": _one_of("mse", "softmax", "absolute_error", "huber", "quantile"),
     "huber_delta": _real("a finite number > 0", lambda x: math.isfinite(x) and x > 0),
-    "quantiles": _list_of("a list of finite numbers", _FINITE),
+    "quantiles": _FINITES,
     "dtype": _one_of("float32", "float64"),
     "precision": _one_of("float32", "bfloat16"),
 }
@@ -259,12 +303,27 @@ _HYPER = {
     "class_weight": _Spec(
         'null, "balanced" or a list of distinct [label, weight >= 0] pairs', _class_weight_ok
     ),
-    "quantiles": _or_none(_list_of("a list of finite numbers", _FINITE)),
+    "quantiles": _or_none(_FINITES),
     **dict.fromkeys(
         ("hidden_size", "num_layers", "batch_size", "max_iter", "n_iter_no_change", "n_jobs"),
         _HYPER_INTEGER,
     ),
 }
+
+
+def _check_version(meta: dict, latest: int, files: str) -> int:
+    """The ``format_version`` of ``meta``: an int from 1 to ``latest``; a later one was written
+    by a newer lstm_native (the message says so, and which reads ``files`` up to ``latest``)."""
+    version = meta.get("format_version")
+    if type(version) is not int or version < 1:
+        raise BadFile(f"invalid format version {show(version)}")
+    if version > latest:
+        raise BadFile(
+            f"format version {version} was written by a newer lstm_native "
+            f"({show(meta.get('lstm_native_version', '?'))}); this version reads {files} up to "
+            f"format version {latest}. Upgrade lstm_native to load it"
+        )
+    return version
 
 
 def _check_fields(

@@ -33,12 +33,14 @@ The normalized series are not stored: loading recomputes them from the values, w
 functions fit used, so they are bit-identical.
 
 Loading checks, in order: the archive (lstm_native._npz); the metadata's entries, their JSON
-types and ranges, and the hyperparameters through the forecaster's own validation; the
-members (exactly those required, each with its checksum), their dtypes and shapes against the
-metadata; the memory the data needs; the data (checksums); the values (finite, scales > 0,
-log-transformed channels positive); then each network as an estimator file (every check of
-lstm_native._persist) and its fit to the forecaster (loss, quantile levels, features per step,
-outputs). Any problem raises ``ValueError("Cannot load '<path>': ...")``.
+types and ranges (the tables below, made of the specs of lstm_native._persist_schema that
+check the estimators' files too), and the hyperparameters through the forecaster's own
+validation; the members (exactly those required, each with its checksum), their dtypes and
+shapes against the metadata; the memory the data needs; the data (checksums); the values
+(finite, scales > 0, log-transformed channels positive); then each network as an estimator
+file (every check of lstm_native._persist) and its fit to the forecaster (loss, quantile
+levels, features per step, outputs). Any problem raises ``ValueError("Cannot load '<path>':
+...")``.
 """
 
 from __future__ import annotations
@@ -50,9 +52,31 @@ from typing import Any
 
 import numpy as np
 
-from .._memory import available_memory, format_bytes
-from .._npz import BadFile, json_member, open_archive, sha256, show, write_atomic
+from .._npz import BadFile, json_member, open_archive, require_memory, sha256, show, write_atomic
 from .._persist import _package_version, load_model, model_bytes
+from .._persist_schema import (
+    _ANY,
+    _BOOL,
+    _FINITE,
+    _FINITES,
+    _INT,
+    _LABEL,
+    _LABELS,
+    _MAX_SIZE,
+    _OBJECT,
+    _SHA256,
+    _SIZE,
+    _STR,
+    _any_of,
+    _check_fields,
+    _check_version,
+    _int_in,
+    _list_of,
+    _one_of,
+    _or_none,
+    _real,
+    _text,
+)
 from ._input import Panel
 from ._windows import SeriesScaler
 
@@ -60,79 +84,107 @@ FORMAT_NAME = "lstm_native.forecaster"
 FORMAT_VERSION = 1
 _KIND, _TITLE, _META = "a forecaster file", "an lstm_native forecaster file", "__meta__"
 _MAX_META_BYTES = 256 * 2**20  # ids of up to millions of series
-_MAX_INT = 2**31 - 1
-_JSON_SCALAR = (str, int, float, type(None))
 
-# The hyperparameters: name -> JSON types allowed (bool is not an int here); the forecaster's
+# What each entry of __meta__ must be (_persist_schema._check_fields): every one required, no
+# other allowed. format, format_version and class are checked first, with their own messages.
+_TOP = {
+    "format": _ANY,
+    "format_version": _ANY,
+    "lstm_native_version": _STR,
+    "class": _ANY,
+    "params": _OBJECT,
+    "fitted": _OBJECT,
+    "panel": _OBJECT,
+    "sha256": _OBJECT,
+}
+
+# The hyperparameters by their JSON form (true/false are not ints); the forecaster's
 # _check_params then checks their values.
-_INT, _NUM, _STR = ("int",), ("int", "float"), ("str",)
+_INT_OR_NONE = _or_none(_INT)
+_STR_OR_BOOL = _any_of(_STR, _BOOL)
 _PARAMS = {
-    "season_length": _INT + ("null",),
-    "lookback": _INT + ("null",),
-    "horizon": _INT + ("null",),
+    "season_length": _INT_OR_NONE,
+    "lookback": _INT_OR_NONE,
+    "horizon": _INT_OR_NONE,
     "strategy": _STR,
     "transform": _STR,
-    "deseasonalize": ("str", "bool"),
-    "quantiles": ("list",),
+    "deseasonalize": _STR_OR_BOOL,
+    "quantiles": _FINITES,
     "loss": _STR,
     "n_ensemble": _INT,
-    "calibrate": ("bool",),
-    "drift": ("bool", "str"),
+    "calibrate": _BOOL,
+    "drift": _STR_OR_BOOL,
     "level": _STR,
     "cell": _STR,
     "hidden_size": _INT,
     "num_layers": _INT,
     "max_iter": _INT,
-    "learning_rate_init": _NUM,
+    "learning_rate_init": _FINITE,
     "batch_size": _INT,
-    "alpha": _NUM,
-    "validation_fraction": _NUM,
-    "random_state": _INT + ("null",),
-    "n_jobs": _INT + ("null",),
+    "alpha": _FINITE,
+    "validation_fraction": _FINITE,
+    "random_state": _INT_OR_NONE,
+    "n_jobs": _INT_OR_NONE,
     "verbose": _INT,
     "id_col": _STR,
     "time_col": _STR,
     "value_col": _STR,
 }
-_FITTED = (
-    "season_length_",
-    "horizon_",
-    "strategy_",
-    "quantile_levels_",
-    "interval_factors_",
-    "lookbacks",
-    "network_nbytes",
-)
-_PANEL = (
-    "kind",
-    "lengths",
-    "n_channels",
-    "n_covariates",
-    "ids",
-    "freq",
-    "columns",
-    "name",
-    "cov_columns",
-    "index",
-)
-_INDEX = ("kind", "tz", "freq", "unit", "name")
+
+# The fitted attributes (and the networks' lookbacks and sizes); _check_fitted then checks
+# them against the hyperparameters and each other. A network file is at least 22 bytes (an
+# empty zip archive), at most what a float64 counts exactly.
+_FITTED = {
+    "season_length_": _SIZE,
+    "horizon_": _SIZE,
+    "strategy_": _one_of("multi_output", "recursive"),
+    "quantile_levels_": _FINITES,
+    "interval_factors_": _list_of(
+        "a list of finite numbers >= 1",
+        _real("a finite number >= 1", lambda x: math.isfinite(x) and x >= 1.0),
+    ),
+    "lookbacks": _list_of(f"a list of ints in [2, {_MAX_SIZE}]", _int_in(2, _MAX_SIZE)),
+    "network_nbytes": _list_of("a list of ints in [22, 2**53]", _int_in(22, 2**53)),
+}
+
+# The fitted series and how y was given; _check_panel then checks the entries against each
+# other (how many series, channels, ids and columns each kind of input has).
+_SHORT_TEXT = _or_none(_text(64))  # a frequency or time zone name
+_PANEL = {
+    "kind": _one_of("series", "multivariate", "list", "frame"),
+    "lengths": _list_of(
+        f"a non-empty list of ints in [3, {_MAX_SIZE}]", _int_in(3, _MAX_SIZE), least=1
+    ),
+    "n_channels": _int_in(1, 2**20),
+    "n_covariates": _int_in(0, 2**20),
+    "ids": _or_none(_LABELS),
+    "freq": _SHORT_TEXT,
+    "columns": _or_none(_LABELS),
+    "name": _LABEL,
+    "cov_columns": _or_none(_LABELS),
+    "index": _or_none(_OBJECT),
+}
 _INDEX_DTYPES = {"datetime": "i", "period": "i", "integer": "i", "float": "f", "string": "U"}
+_INDEX = {
+    "kind": _one_of(*_INDEX_DTYPES),
+    "tz": _SHORT_TEXT,
+    "freq": _SHORT_TEXT,
+    "unit": _or_none(_one_of("s", "ms", "us", "ns")),
+    "name": _LABEL,
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # saving
 # ---------------------------------------------------------------------------------------------
 def _scalar(value: Any, what: str) -> Any:
-    """A label (id, column or series name) as a JSON scalar."""
+    """A label (id, column or series name) as a JSON scalar: what loading accepts (_LABEL)."""
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, _JSON_SCALAR):
+    if not _LABEL.accepts(value):
         raise ValueError(
-            f"Cannot save: {what} {value!r} is a {type(value).__name__}; the file keeps "
-            "labels that are str, int, float or None"
+            f"Cannot save: {what} {value!r} (a {type(value).__name__}) is not {_LABEL.expected}"
         )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"Cannot save: {what} {value!r} is not finite")
     return value
 
 
@@ -263,65 +315,20 @@ def save_forecaster(path: Any, fc: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------
-def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float" if math.isfinite(v) else "non-finite number"
-    return {str: "str", list: "list", dict: "object"}.get(type(v), type(v).__name__)
-
-
-def _fields(doc: Any, names: tuple, what: str) -> dict:
-    if not isinstance(doc, dict):
-        raise BadFile(f"{what} is not a JSON object")
-    missing, unknown = sorted(set(names) - set(doc)), sorted(set(doc) - set(names))
-    if missing:
-        raise BadFile(f"{what} lacks {show(missing)}")
-    if unknown:
-        raise BadFile(f"{what} has unknown entries {show(unknown)}")
-    return doc
-
-
-def _int(v: Any, what: str, lo: int = 1, hi: int = _MAX_INT) -> int:
-    if _json_type(v) != "int" or not lo <= v <= hi:
-        raise BadFile(f"{what} is {show(v)}, not an integer in [{lo}, {hi}]")
-    return v
-
-
-def _int_list(v: Any, what: str, lo: int = 1, hi: int = _MAX_INT) -> list:
-    if not isinstance(v, list) or not v:
-        raise BadFile(f"{what} is {show(v)}, not a non-empty list")
-    return [_int(x, f"an entry of {what}", lo, hi) for x in v]
-
-
-def _labels_of(v: Any, n: Any, what: str) -> Any:
-    """A list of ``n`` JSON scalar labels (or null when ``n`` is None)."""
+def _count(labels: Any, n: Any, what: str) -> None:
+    """``labels`` (checked by _LABELS or null) must be ``n`` labels, or null where ``n`` is
+    None (this kind of input has none)."""
     if n is None:
-        if v is not None:
-            raise BadFile(f"{what} is {show(v)}; this kind of input has none")
-        return None
-    if not isinstance(v, list) or len(v) != n:
-        raise BadFile(f"{what} is {show(v)}, not a list of {n} labels")
-    for x in v:
-        if _json_type(x) not in ("str", "int", "float", "null"):
-            raise BadFile(f"{what} holds {show(x)}, not a str, int, float or null")
-    return v
+        if labels is not None:
+            raise BadFile(f"{what} is {show(labels)}; this kind of input has none")
+    elif labels is None or len(labels) != n:
+        raise BadFile(f"{what} is {show(labels)}, not a list of {n} labels")
 
 
-def _check_params(cls: Any, params: Any) -> Any:
-    """The forecaster of the file's hyperparameters (types here, values by _check_params)."""
-    _fields(params, tuple(_PARAMS), "the hyperparameters")
-    for name, allowed in _PARAMS.items():
-        t = _json_type(params[name])
-        if t not in allowed:
-            raise BadFile(f"hyperparameter {name} is {show(params[name])} ({t}), not {allowed}")
-    for q in params["quantiles"]:
-        if _json_type(q) not in _NUM:
-            raise BadFile(f"hyperparameter quantiles holds {show(q)}, not a number")
+def _forecaster_of(cls: Any, params: dict) -> Any:
+    """The forecaster of the file's hyperparameters (types by _PARAMS, values by the
+    forecaster's _check_params)."""
+    _check_fields(params, _PARAMS, "hyperparameter", "hyperparameters")
     fc = cls(**{**params, "quantiles": tuple(params["quantiles"])})  # JSON has no tuples
     try:
         fc._check_params()
@@ -330,52 +337,32 @@ def _check_params(cls: Any, params: Any) -> Any:
     return fc
 
 
-def _check_panel(doc: Any) -> dict:
-    p = _fields(doc, _PANEL, "the panel")
-    if p["kind"] not in ("series", "multivariate", "list", "frame"):
-        raise BadFile(f"panel kind {show(p['kind'])} is not series, multivariate, list or frame")
-    lengths = _int_list(p["lengths"], "the series' lengths", 3)
-    C = _int(p["n_channels"], "n_channels", 1, 2**20)
-    K = _int(p["n_covariates"], "n_covariates", 0, 2**20)
-    S = len(lengths)
+def _check_panel(p: dict) -> dict:
+    _check_fields(p, _PANEL, "panel entry", "panel entries")
+    S, C, K = len(p["lengths"]), p["n_channels"], p["n_covariates"]
     if p["kind"] in ("series", "multivariate") and S != 1:
         raise BadFile(f"a {p['kind']} panel has one series, the file says {S}")
     if p["kind"] != "multivariate" and C != 1:
         raise BadFile(f"a {p['kind']} panel has one channel, the file says {C}")
-    ids = _labels_of(p["ids"], S if p["kind"] == "frame" else None, "the series ids")
+    ids = p["ids"]
+    _count(ids, S if p["kind"] == "frame" else None, "the series ids")
     if ids is not None and len({(type(i), i) for i in ids}) != S:
         raise BadFile("the series ids repeat")
-    cols = p["columns"] if p["columns"] is None else _labels_of(p["columns"], C, "the columns")
-    if cols is not None and p["kind"] != "multivariate":
-        raise BadFile("column names belong to a multivariate series")
-    if _json_type(p["name"]) not in ("str", "int", "float", "null"):
-        raise BadFile(f"the series name is {show(p['name'])}, not a label")
-    _labels_of(p["cov_columns"], K if p["kind"] == "frame" and K else None, "cov_columns")
-    for key in ("freq",):
-        if p[key] is not None and (_json_type(p[key]) != "str" or len(p[key]) > 64):
-            raise BadFile(f"the panel's {key} is {show(p[key])}, not a frequency string")
+    if p["columns"] is not None:
+        _count(p["columns"], C, "the columns")
+        if p["kind"] != "multivariate":
+            raise BadFile("column names belong to a multivariate series")
+    _count(p["cov_columns"], K if p["kind"] == "frame" and K else None, "cov_columns")
     if p["index"] is not None:
-        ix = _fields(p["index"], _INDEX, "the time index")
-        if ix["kind"] not in _INDEX_DTYPES:
-            raise BadFile(f"the time index's kind {show(ix['kind'])} is unknown")
-        if ix["unit"] not in (None, "s", "ms", "us", "ns"):
-            raise BadFile(f"the time index's unit is {show(ix['unit'])}")
-        for key in ("tz", "freq"):
-            if ix[key] is not None and (_json_type(ix[key]) != "str" or len(ix[key]) > 64):
-                raise BadFile(f"the time index's {key} is {show(ix[key])}")
+        ix = p["index"]
+        _check_fields(ix, _INDEX, "time index entry", "time index entries")
         if ix["kind"] == "period" and ix["freq"] is None:
             raise BadFile("a period index needs its frequency")
-        if _json_type(ix["name"]) not in ("str", "int", "float", "null"):
-            raise BadFile(f"the time index's name is {show(ix['name'])}, not a label")
     return p
 
 
-def _check_fitted(doc: Any, fc: Any, m_season: Any) -> dict:
-    f = _fields(doc, _FITTED, "the fitted attributes")
-    _int(f["season_length_"], "season_length_")
-    _int(f["horizon_"], "horizon_")
-    if f["strategy_"] not in ("multi_output", "recursive"):
-        raise BadFile(f"strategy_ is {show(f['strategy_'])}, not multi_output or recursive")
+def _check_fitted(f: dict, fc: Any, m_season: Any) -> dict:
+    _check_fields(f, _FITTED, "fitted attribute", "fitted attributes")
     for name in ("season_length", "horizon"):
         given = getattr(fc, name)
         if given is not None and given != f[name + "_"]:
@@ -388,21 +375,14 @@ def _check_fitted(doc: Any, fc: Any, m_season: Any) -> dict:
             f"{fc._levels()}"
         )
     factors = f["interval_factors_"]
-    if (
-        not isinstance(factors, list)
-        or len(factors) != len(fc._levels())
-        or any(_json_type(x) not in _NUM or x < 1.0 for x in factors)
-        or factors[fc._levels().index(0.5)] != 1.0
-    ):
+    if len(factors) != len(fc._levels()) or factors[fc._levels().index(0.5)] != 1.0:
         raise BadFile(
             f"interval_factors_ is {show(factors)}: one finite factor >= 1 per quantile level, "
             "1 for the median"
         )
-    lookbacks = _int_list(f["lookbacks"], "the networks' lookbacks", 2)
-    if len(lookbacks) != fc.n_ensemble:
-        raise BadFile(f"{len(lookbacks)} networks, but n_ensemble={fc.n_ensemble}")
-    sizes = _int_list(f["network_nbytes"], "the networks' sizes", 22, 2**53)
-    if len(sizes) != len(lookbacks):
+    if len(f["lookbacks"]) != fc.n_ensemble:
+        raise BadFile(f"{len(f['lookbacks'])} networks, but n_ensemble={fc.n_ensemble}")
+    if len(f["network_nbytes"]) != len(f["lookbacks"]):
         raise BadFile("the networks' sizes and lookbacks differ in number")
     if m_season != f["season_length_"]:
         raise BadFile(f"the seasonal indices have period {m_season}, not season_length_")
@@ -472,20 +452,11 @@ def _read(archive: Any, cls: Any) -> tuple:
         raise BadFile("it holds an estimator, not a forecaster (load it with lstm_native.load)")
     if meta.get("format") != FORMAT_NAME:
         raise BadFile(f"not an lstm_native forecaster file (format {show(meta.get('format'))})")
-    version = meta.get("format_version")
-    if _json_type(version) != "int" or version < 1:
-        raise BadFile(f"invalid format version {show(version)}")
-    if version > FORMAT_VERSION:
-        raise BadFile(
-            f"format version {version} was written by a newer lstm_native "
-            f"({show(meta.get('lstm_native_version', '?'))}); this version reads forecaster "
-            f"files up to version {FORMAT_VERSION}. Upgrade lstm_native to load it"
-        )
-    keys = ("format", "format_version", "lstm_native_version", "class", "params", "fitted")
-    _fields(meta, keys + ("panel", "sha256"), "the metadata")
+    _check_version(meta, FORMAT_VERSION, "forecaster files")
+    _check_fields(meta, _TOP, "metadata entry", "metadata entries")
     if meta["class"] != cls.__name__:
         raise BadFile(f"it holds a {show(meta['class'])}, not a {cls.__name__}")
-    fc = _check_params(cls, meta["params"])
+    fc = _forecaster_of(cls, meta["params"])
     panel = _check_panel(meta["panel"])
     season = headers.get("scaler_season")
     if season is None or len(season.shape) != 3:
@@ -499,7 +470,8 @@ def _read(archive: Any, cls: Any) -> tuple:
         raise BadFile(
             f"its arrays are {show(sorted(headers))}; this forecaster has {show(sorted(required))}"
         )
-    digests = _fields(meta["sha256"], tuple(shapes), "the checksums")
+    digests = meta["sha256"]
+    _check_fields(digests, dict.fromkeys(shapes, _SHA256), "checksum", "checksums")
     for name, (kind, shape) in shapes.items():
         npy = headers[name]
         if npy.dtype.kind != kind or (npy.shape != shape if shape else len(npy.shape) != 1):
@@ -509,19 +481,8 @@ def _read(archive: Any, cls: Any) -> tuple:
             )
         if kind in "fi" and npy.dtype.itemsize != 8 or kind in "ub" and npy.dtype.itemsize != 1:
             raise BadFile(f"{name} has dtype {npy.dtype}")
-    need = sum(h.nbytes for h in headers.values()) + 3 * sum(fitted["network_nbytes"])
-    avail = available_memory()
-    if avail is not None and need > avail:
-        raise BadFile(
-            f"its arrays need {format_bytes(need)} of memory, but only "
-            f"{format_bytes(avail)} is available"
-        )
-    arrays = {}
-    for name in shapes:
-        array, _, digest = archive.read(name)
-        if digest != digests[name]:
-            raise BadFile(f"array {name!r} does not match its checksum (the file is corrupted)")
-        arrays[name] = array
+    require_memory(sum(h.nbytes for h in headers.values()) + 3 * sum(fitted["network_nbytes"]))
+    arrays = {name: archive.read(name, digests[name])[0] for name in shapes}
     return meta, fc, arrays
 
 
