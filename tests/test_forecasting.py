@@ -170,6 +170,43 @@ def test_calibration_widens_intervals_that_held_out_data_shows_too_narrow():
     np.testing.assert_array_equal(point[False], point[True])
 
 
+def test_calibration_pools_the_scores_of_three_held_out_origins():
+    """The factors are the conformal quantiles of the scores (miss / distance from the median)
+    of the points after origins n - k, n - 2k, n - 3k, each forecast by a forecaster fitted
+    (without calibration) on the points before: rebuilt here through the public API. A series
+    too short for the third origin uses the first two."""
+    import math
+
+    rng = np.random.default_rng(5)
+    params = dict(
+        season_length=1, horizon=4, n_ensemble=2, max_iter=15, hidden_size=8, num_layers=1,
+        transform="none", random_state=0, quantiles=(0.1, 0.5, 0.9), n_jobs=1,
+    )  # fmt: skip
+    for n, origins in ((60, 3), (8, 2)):
+        y = 10 + np.cumsum(rng.normal(0, 1, n))
+        est = LSTMForecaster(calibrate=True, **params).fit(y)
+        k = min(4, n // 4)
+        lows, highs = [], []
+        for j in range(1, origins + 1):
+            cut = y[: n - j * k]
+            q = (
+                LSTMForecaster(calibrate=False, **params)
+                .fit(cut)
+                .predict(k, quantiles=[0.1, 0.5, 0.9])
+            )
+            actual = y[n - j * k : n - (j - 1) * k]
+            lo, med, hi = q[:, 0], q[:, 1], q[:, 2]
+            lows += list((med - actual)[med > lo] / (med - lo)[med > lo])
+            highs += list((actual - med)[hi > med] / (hi - med)[hi > med])
+        expect = []
+        for sc in (np.sort(lows), np.sort(highs)):
+            rank = min(int(math.ceil((len(sc) + 1) * 0.9)), len(sc)) - 1
+            expect.append(max(1.0, float(sc[rank])))
+        got = est.interval_factors_
+        np.testing.assert_allclose([got[0], got[2]], expect, rtol=1e-9, err_msg=f"n={n}")
+        assert got[1] == 1.0
+
+
 def test_a_fitted_global_model_forecasts_new_series_without_refitting():
     train = [seasonal_series(100, seed=i) for i in range(3)]
     est = LSTMForecaster(season_length=12, **FAST).fit(train)
