@@ -455,3 +455,61 @@ def test_threads_split_the_batch_without_changing_results(cell):
     assert np.array_equal(y1, y2)
     for k in g1:
         assert np.array_equal(g1[k], g2[k]), k
+
+
+# The LSTM family without peepholes: a float inference runs the fused step (stack.cpp,
+# forward_layer_fused); training's forward runs the general step.
+FUSED_CELLS = (
+    "lstm",
+    "lstm_1997",
+    "cifg",
+    "no_input_gate",
+    "no_output_gate",
+    "no_input_activation",
+    "no_output_activation",
+)
+FUSED_SIZES = {  # B, T, D, H, num_layers
+    "small": (3, 5, 4, 7, 1),
+    "small-2layers": (3, 5, 4, 7, 2),
+    "two-parts-H256": (64, 4, 6, 256, 1),
+    "one-part-H512": (48, 3, 5, 512, 2),
+    "one-part-H300": (40, 3, 5, 300, 1),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=DTYPE_IDS.get)
+@pytest.mark.parametrize("size", list(FUSED_SIZES))
+@pytest.mark.parametrize("cell", FUSED_CELLS)
+def test_fused_inference_step_equals_training_forward(rng, cell, size, dtype):
+    """The fused inference step (the step's product added to the hoisted input projection in
+    place, the cell storing no activations; at H = 512 also the kernel's L2 prefetch) gives the
+    training forward's outputs and final states bit for bit, at 1, 2 and 3 threads, and the
+    NumPy reference within TOL. H = 256 on 64 rows: two parts of 32 rows; H = 512 on 48 rows:
+    one part, whose steps 2 and 3 threads split by hidden units; H = 300: one part, but H is
+    not a whole number of panels, so split steps leave it to the general step."""
+    B, T, D, H, L = FUSED_SIZES[size]
+    case = make_case(rng, cell, L, B, T, D, H, dtype, use_lengths=True, use_state=True)
+    want = ref.forward(case["params"], case["x"], cell, L, case["h0"], case["c0"], case["lengths"])
+    x, lengths = case["x"].astype(dtype), case["lengths"]
+    state = pack_state(cell, case["h0"], case["c0"], dtype)
+    first = None
+    for threads in (1, 2, 3):
+        layer = make_layer(cell, D, H, L, dtype=dtype)
+        layer.set_parameters({k: v.astype(dtype) for k, v in case["params"].items()})
+        layer._core.num_threads = threads
+        y_inf, (h_inf, c_inf) = layer.forward(x, state=state, lengths=lengths, inference=True)
+        parts_inf = layer._core.num_parts
+        y, (h, c) = layer.forward(x, state=state, lengths=lengths)
+        if size == "two-parts-H256":
+            assert parts_inf == 2
+        if size.startswith("one-part"):
+            assert parts_inf == 1 and layer._core.column_blocks[0] > 1
+        got = (y_inf, h_inf, c_inf)
+        for a, b in zip(got, (y, h, c)):
+            assert np.array_equal(a, b), f"threads={threads}: inference != training forward"
+        if first is None:
+            first = got
+            for a, b in zip(got, want[:3]):
+                assert rel_err(a, b) <= TOL[dtype]
+        for a, b in zip(got, first):
+            assert np.array_equal(a, b), f"threads={threads}: differs from 1 thread"

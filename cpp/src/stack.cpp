@@ -380,47 +380,75 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
   });
 }
 
-// The fused bfloat16 inference step (AMX kernel, cells with forward_fused(): the LSTM family
-// without peepholes). Per step, where the general step computes gh = h_{t-1} W_hhᵀ + b_hh into
-// its own buffer, converts h_{t-1} to bf16 for the product, and lets the cell add gx + gh and
-// store the activated gates:
-//   gates [n, G*H] (the chunk's hoisted x W_ihᵀ, started from b_ih + b_hh) += h16_{t-1} W_hhᵀ
-//     (the AMX C tiles start from the gates themselves: gh never exists)
-//   cell (forward_fused): c_t, h_t and h16_t = bf16(h_t) (the next step's left operand, written
-//     by the cell as it computes h_t); nothing else stored.
+// The fused inference step (cells with forward_fused(): the LSTM family without peepholes), for
+// two kinds of product: the packed float kernel (float32, float64) and, in bfloat16, the AMX
+// kernel. Per step, where the general step computes gh = h_{t-1} W_hhᵀ + b_hh into a buffer of
+// its own and then lets the cell add gx + gh and store the activated gates:
+//   gates [n, G*H] (the chunk's hoisted input projection) += the step's product, in place (gh
+//   never exists):
+//     packed: gates (x W_ihᵀ + b_ih) = gates + (b_hh + h_{t-1} W_hhᵀ), the product's sums added
+//       to the gates at the kernel's store (PackedMatrix::multiply_add_to). Each pre-activation
+//       is then rounded exactly as the general step's gx + gh: results are bit-identical to it
+//       (and to training's forward and to streams).
+//     AMX: gates (x W_ihᵀ + b_ih + b_hh) += h16_{t-1} W_hhᵀ, the C tiles starting from the
+//       gates; h16 [2][Mp, ld16] is h rounded to bf16, the left operand, ping-ponged by step
+//       parity and written by the cell as it computes h_t (no per-step conversion).
+//   cell (forward_fused): c_t and h_t (and h16_t) from the complete pre-activations; no
+//     activations stored (an inference keeps none).
 // With threads (a one-part run whose steps are split: run.cols_f_ blocks), the blocks are of
 // units, not of columns: block q owns units [j0, j1) (column_bound over H: multiples of 64) and
 // computes their columns of all G gate blocks, for the chunk's input projection and for the
 // step's product, and runs the cell on them. Its gates never leave its core, its slice of W_hh
-// (1/Cu of it: 1 MiB of bf16 at H = 512 on two threads) stays in its core's L2 from step to
-// step, and only h16 crosses cores (h16 ping-pongs by step parity, so one pool call per step
-// is the only barrier). One thread, one block: all columns in one product, its column pairs in
-// alternating directions step by step (bf16::amx_multiply's `reverse`), so that a W_hh larger
-// than L2 (H = 512: 2 MiB) is partly read from L2 rather than all of it from L3 every step.
-// Each element is the same chain of float32 sums whatever the blocks, and the cell's lanes the
+// (1/Cu of it: at H = 512 on two threads 1 MiB of bf16, 2 MiB of float) stays in its core's L2
+// from step to step, and only h crosses cores (the product reads slot t of hs, or h16 of one
+// parity, the cells write slot t+1, or the other parity: one pool call per step is the only
+// barrier). That needs each gate block's units to start on a whole tile of 16 (AMX) or panel
+// (packed kernel) columns, H % 16 or H % kPanel == 0; otherwise the packed kind leaves the step
+// to the general path (which splits it by columns, with the same results) and the AMX kind runs
+// as one block (its results differ from the general bf16 step's: staying fused keeps them
+// independent of the threads). AMX on one thread: all columns in one product, its column pairs
+// in alternating directions step by step (bf16::amx_multiply's `reverse`), so that a W_hh
+// larger than L2 (H = 512: 2 MiB) is partly read from L2 rather than all of it from L3 every
+// step. Each element is the same chain of sums whatever the blocks, and the cell's lanes the
 // same packets (for_lanes_range), so results do not depend on the threads.
 template <class S>
 template <class Cell>
 bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S* hs, S* cs,
                                    int threads) {
-  if constexpr (Cell::kFusedBf16 && bf16::kHaveAmx && std::is_same_v<S, float>) {
+  if constexpr (Cell::kFused) {
+    constexpr bool kAmxBuilt = bf16::kHaveAmx && std::is_same_v<S, float>;
     const Index u = unit(run, k);
     const PackedLayer<S>& w = packed_[u];
-    if (!w.hh.amx() || !w.ih.amx()) return false;
+    const bool amx = kAmxBuilt && w.hh.amx() && w.ih.amx();
+    if (!amx && (w.hh.bfloat16() || w.ih.bfloat16())) return false;  // emulated bf16: general
     const Index n = p.n, T = run.T_, H = H_, GH = G_ * H_, Din = layout_.units[u].in;
     const Index tc = std::clamp<Index>(kChunkElements / std::max<Index>(1, n * GH), 1, T);
     // unit blocks: those of a split step (sizes only), when the gate blocks' columns fall on
-    // whole tiles of 16
-    const Index Cu = threads > 1 && H % 16 == 0 ? run.cols_f_ : 1;
-    const Index Mp = (n + 15) / 16 * 16, ld16 = w.hh.amx_lda();  // h16: [2][Mp, ld16]
-    std::uint16_t* h16 = reinterpret_cast<std::uint16_t*>(p.h16.data());
-    bf16::to_bf16(hs, H, false, n, H, Mp, ld16, h16);  // h_{-1}, padding zeroed
-    std::fill(h16 + Mp * ld16, h16 + 2 * Mp * ld16, std::uint16_t(0));
-    const S* bias = w.bias_sum.empty() ? nullptr : w.bias_sum.data();
+    // whole tiles (AMX) or panels (packed)
+    Index Cu = threads > 1 ? run.cols_f_ : 1;
+    if (Cu > 1 && H % (amx ? Index(16) : PackedMatrix<S>::kPanel) != 0) {
+      if (!amx) return false;
+      Cu = 1;
+    }
     S* gates = p.gates.data();  // [tc, n, G*H]: one chunk
-    const Index ldx = w.ih.amx_lda();
     StepIO<S> io;
     io.H = H;
+    // AMX only: h16 [2][Mp, ld16] (h_{-1} converted here, padding zeroed), the initial gates
+    // b_ih + b_hh, and the input's bf16 row length
+    std::uint16_t* h16 = nullptr;
+    Index Mp = 0, ld16 = 0, ldx = 0;
+    const S* bias = nullptr;
+    if constexpr (kAmxBuilt) {
+      if (amx) {
+        Mp = (n + 15) / 16 * 16;
+        ld16 = w.hh.amx_lda();
+        ldx = w.ih.amx_lda();
+        h16 = reinterpret_cast<std::uint16_t*>(p.h16.data());
+        bf16::to_bf16(hs, H, false, n, H, Mp, ld16, h16);
+        std::fill(h16 + Mp * ld16, h16 + 2 * Mp * ld16, std::uint16_t(0));
+        bias = w.bias_sum.empty() ? nullptr : w.bias_sum.data();
+      }
+    }
     for (Index t = 0; t < T; ++t) {
       const Index na = p.active[t];
       S* hp = hs + t * n * H;
@@ -435,31 +463,57 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
       io.c_prev = cp;
       io.c = cn;
       io.h = hn;
-      const std::uint16_t* a16 = h16 + (t % 2) * Mp * ld16;  // h_{t-1}
-      std::uint16_t* next16 = h16 + ((t + 1) % 2) * Mp * ld16;
+      const std::uint16_t* a16 = h16 ? h16 + (t % 2) * Mp * ld16 : nullptr;  // h_{t-1}
+      std::uint16_t* next16 = h16 ? h16 + ((t + 1) % 2) * Mp * ld16 : nullptr;
       for_blocks(Cu, threads, [&](Index q) {
         const Index j0 = column_bound(H, Cu, q), j1 = column_bound(H, Cu, q + 1);
         if (j1 <= j0) return;
-        if (chunk) {  // Gx [m*n, G*H] = In [m*n, Din] · W_ihᵀ + b_ih + b_hh (these units)
-          // (per thread: [m*n rounded up to 16, Din rounded up to 32] bf16; grows once)
-          std::uint16_t* x16 =
-              bf16::scratch<std::uint16_t, 2>(static_cast<std::size_t>((mn + 15) / 16 * 16 * ldx));
-          bf16::to_bf16(in_t, Din, false, mn, Din, (mn + 15) / 16 * 16, ldx, x16);
-          if (Cu == 1)
-            w.ih.amx_columns(x16, mn, gates, GH, 0, GH, bias, false);
-          else
-            for (Index g = 0; g < G_; ++g)
-              w.ih.amx_columns(x16, mn, gates + g * H + j0, GH, g * H + j0, g * H + j1, bias,
-                               false);
+        // Gx [m*n, G*H] = In [m*n, Din] · W_ihᵀ + b_ih (AMX: + b_hh), these units' columns
+        // [g*H + j0, g*H + j1) of every gate block g (Cu == 1: all columns at once)
+        if (chunk) {
+          if constexpr (kAmxBuilt) {
+            if (amx) {
+              // (per thread: [m*n rounded up to 16, Din rounded up to 32] bf16; grows once)
+              std::uint16_t* x16 = bf16::scratch<std::uint16_t, 2>(
+                  static_cast<std::size_t>((mn + 15) / 16 * 16 * ldx));
+              bf16::to_bf16(in_t, Din, false, mn, Din, (mn + 15) / 16 * 16, ldx, x16);
+              if (Cu == 1)
+                w.ih.amx_columns(x16, mn, gates, GH, 0, GH, bias, false);
+              else
+                for (Index g = 0; g < G_; ++g)
+                  w.ih.amx_columns(x16, mn, gates + g * H + j0, GH, g * H + j0, g * H + j1, bias,
+                                   false);
+            }
+          }
+          if (!amx) {
+            if (Cu == 1)
+              w.ih.multiply(in_t, Din, mn, gates, GH);
+            else
+              for (Index g = 0; g < G_; ++g)
+                w.ih.multiply_columns(in_t, Din, mn, gates + g * H + j0, GH, g * H + j0,
+                                      g * H + j1);
+          }
         }
         if (na == 0) return;
+        // gates [na, these columns] += the step's product; then the cell on units [j0, j1)
+        if constexpr (kAmxBuilt) {
+          if (amx) {
+            if (Cu == 1)
+              w.hh.amx_columns(a16, na, io.gates, GH, 0, GH, nullptr, true, t % 2 == 1);
+            else
+              for (Index g = 0; g < G_; ++g)
+                w.hh.amx_columns(a16, na, io.gates + g * H + j0, GH, g * H + j0, g * H + j1,
+                                 nullptr, true);
+            Cell::template forward_fused<true>(io, j0, j1, next16, ld16);
+            return;
+          }
+        }
         if (Cu == 1)
-          w.hh.amx_columns(a16, na, io.gates, GH, 0, GH, nullptr, true, t % 2 == 1);
+          w.hh.multiply_add_to(hp, H, na, io.gates, GH);
         else
           for (Index g = 0; g < G_; ++g)
-            w.hh.amx_columns(a16, na, io.gates + g * H + j0, GH, g * H + j0, g * H + j1, nullptr,
-                             true);
-        Cell::forward_fused(io, j0, j1, next16, ld16);
+            w.hh.multiply_add_to(hp, H, na, io.gates + g * H + j0, GH, g * H + j0, g * H + j1);
+        Cell::template forward_fused<false>(io, j0, j1, nullptr, 0);
       });
       if (na < n) {  // finished sequences carry their state unchanged
         std::memcpy(hn + na * H, hp + na * H, sizeof(S) * (n - na) * H);

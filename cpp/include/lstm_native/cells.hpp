@@ -79,9 +79,9 @@ struct CellTraits {
   static constexpr bool kSeparateGh = false;  // dL/dgh differs from dL/dgx
   static constexpr int kCellParams = 0;       // [H] parameter vectors (peepholes)
   static constexpr bool kCellGemm = false;    // a weight_ch [H, H] read through c
-  // Has forward_fused() (the LSTM family without peepholes): the fused bfloat16 inference step
-  // of stack.cpp.
-  static constexpr bool kFusedBf16 = false;
+  // Has forward_fused() (the LSTM family without peepholes): the fused inference step of
+  // stack.cpp (float32 and float64 with the packed kernel, bfloat16 with the AMX kernel).
+  static constexpr bool kFused = false;
   // The pointwise math of unit j reads only unit j of every input (no [H] parameter vectors,
   // no product mixing the units): a step may run it on a slice of the units (step.hpp).
   static constexpr bool kUnitwise = true;
@@ -187,43 +187,57 @@ struct LstmFamily : CellTraits {
     }
   }
 
-  // The fused bfloat16 inference step (stack.cpp, AMX kernel only): `gates` [n, G*H] holds the
-  // complete pre-activations x W_ihᵀ + h_{t-1} W_hhᵀ + (b_ih + b_hh) (io.gh is not read), for
-  // the units [j0, j1) of all n rows (j0 a multiple of 64, j1 one too or H: the lanes then see
-  // the packets a whole row would). Writes c and h (float) and h16 [n, ld16] = h rounded to
-  // bf16, the next step's left operand; not the activated gates (an inference keeps none).
-  // σ and tanh: lanes::fast_sigmoid / fast_tanh.
-  static constexpr bool kFusedBf16 = !kPeep;
-  template <class S>
+  // The fused inference step (stack.cpp): `gates` [n, G*H] holds the complete pre-activations
+  // x W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh (io.gh is not read), for the units [j0, j1) of all n
+  // rows (j0 a multiple of 64, j1 one too or H: the lanes then see the packets a whole row
+  // would). Writes c and h, not the activated gates (an inference keeps none).
+  // kBf16 (the AMX kernel): also h16 [n, ld16] = h rounded to bf16, the next step's left
+  // operand, and σ and tanh by lanes::fast_sigmoid / fast_tanh. Otherwise (float32, float64)
+  // σ and tanh of forward(), whose results these then equal bit for bit (the pre-activations
+  // being rounded as forward()'s gx + gh).
+  static constexpr bool kFused = !kPeep;
+  template <bool kBf16, class S>
   static void forward_fused(const StepIO<S>& io, Index j0, Index j1, std::uint16_t* h16,
                             Index ld16) {
     using namespace lanes;
     static_assert(!kPeep, "peepholes need the cell parameters (forward())");
     const Index n = io.n, H = io.H, GH = kGates * H;
+    auto sig = [](auto a) {
+      if constexpr (kBf16)
+        return fast_sigmoid(a);
+      else
+        return sigmoid(a);
+    };
+    auto th = [](auto a) {
+      if constexpr (kBf16)
+        return fast_tanh(a);
+      else
+        return lanes::tanh(a);
+    };
     for (Index r = 0; r < n; ++r) {
       const S* x = io.gates + r * GH;
       const S* cp = io.c_prev + r * H;
       S* c = io.c + r * H;
       S* h = io.h + r * H;
-      std::uint16_t* h16r = h16 + r * ld16;
+      std::uint16_t* h16r = kBf16 ? h16 + r * ld16 : nullptr;
       for_lanes_range<S>(j0, j1, [&](auto v, Index j) {
         using V = decltype(v);
         const V one = set<V>(1);
         V i = one, f = one, o = one;
-        if constexpr (kI) i = fast_sigmoid(load<V>(x + kBlockI * H + j));
+        if constexpr (kI) i = sig(load<V>(x + kBlockI * H + j));
         if constexpr (kOwnF)
-          f = fast_sigmoid(load<V>(x + kBlockF * H + j));
+          f = sig(load<V>(x + kBlockF * H + j));
         else if constexpr (kCoupled)
           f = psub(one, i);
         V g = load<V>(x + kBlockG * H + j);
-        if constexpr (kGAct) g = fast_tanh(g);
+        if constexpr (kGAct) g = th(g);
         const V ct = pmadd(f, load<V>(cp + j), kI ? pmul(i, g) : g);
-        if constexpr (kO) o = fast_sigmoid(load<V>(x + kBlockO * H + j));
+        if constexpr (kO) o = sig(load<V>(x + kBlockO * H + j));
         store(c + j, ct);
-        const V sc = kHAct ? fast_tanh(ct) : ct;
+        const V sc = kHAct ? th(ct) : ct;
         const V ht = kO ? pmul(o, sc) : sc;
         store(h + j, ht);
-        bf16::store_rounded(h16r + j, ht);
+        if constexpr (kBf16) bf16::store_rounded(h16r + j, ht);
       });
     }
   }

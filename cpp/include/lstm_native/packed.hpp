@@ -8,7 +8,11 @@
 // through memory in order (this matters most at batch 1, where the product is bandwidth-bound):
 //   forward  Gh = h · W_hhᵀ     P = W_hhᵀ  [H, G*H]   (pack_transposed(W_hh [G*H, H]))
 //   backward dh = dGh · W_hh    P = W_hh   [G*H, H]   (pack(W_hh))
-// init is a packed bias row, or zero.
+// init is a packed bias row, or zero. Two accumulating forms: the chains start from `out`
+// (multiply_add), or they start from init as above and the finished sum is added to `out` at the
+// store, out[r, n] = out[r, n] + (init[n] + Σ_k a[r, k] · P[k, n]) (multiply_add_to: the fused
+// float inference step of stack.cpp, whose gates hold gx when the recurrent product arrives;
+// gx + gh rounds exactly as the cell's own gx + gh of a separate gh buffer would).
 //
 // The micro-kernel keeps a block of RB rows × CB packets of `out` in registers (up to 6 × 4:
 // 24 accumulators, 4 weight packets and a broadcast fit the 32 AVX-512 registers) and runs one
@@ -98,11 +102,19 @@ class PackedMatrix {
 
   // out [M, N] (row stride ldo) = bias + a [M, K] (row stride lda) · P.
   void multiply(const S* a, Index lda, Index M, S* out, Index ldo) const {
-    run(a, lda, M, out, ldo, false);
+    run(a, lda, M, out, ldo, Acc::kNone);
   }
   // out [M, N] += a [M, K] · P (the FMA chains start from out).
   void multiply_add(const S* a, Index lda, Index M, S* out, Index ldo) const {
-    run(a, lda, M, out, ldo, true);
+    run(a, lda, M, out, ldo, Acc::kFromOut);
+  }
+  // out [M, columns [c0, c1)] = out + (bias + a [M, K] · P): the chains start from the bias and
+  // their sums are added to out when stored (out: column c0; c0 a multiple of kPanel, c1 one
+  // too or N). Not for the AMX kernel.
+  void multiply_add_to(const S* a, Index lda, Index M, S* out, Index ldo, Index c0 = 0,
+                       Index c1 = -1) const {
+    const Index p1 = c1 < 0 ? panels() : (c1 + kPanel - 1) / kPanel;
+    run(a, lda, M, out, ldo, Acc::kAddToOut, c0 / kPanel * 4, std::min(p1 * 4, Np / kP));
   }
   // out [M, N] (+)= a [M, K] · P for a given transposed, a[r, k] = at[k * ldat + r] (the
   // weight gradients dW = dGᵀ X): bfloat16 only (float32 uses Eigen's GEMM there).
@@ -112,7 +124,8 @@ class PackedMatrix {
     if constexpr (std::is_same_v<S, float>) {
       require(bf16_, "PackedMatrix::multiply_at is for precision bfloat16");
       const Index p1 = c1 < 0 ? panels() : (c1 + kPanel - 1) / kPanel;
-      run_bf16(at, ldat, true, M, out, ldo, acc_out, c0 / kPanel * 4, std::min(p1 * 4, Np / kP));
+      run_bf16(at, ldat, true, M, out, ldo, acc_out ? Acc::kFromOut : Acc::kNone, c0 / kPanel * 4,
+               std::min(p1 * 4, Np / kP));
     }
   }
 
@@ -146,7 +159,7 @@ class PackedMatrix {
   Index panels() const { return (Np + kPanel - 1) / kPanel; }
   void multiply_panels(const S* a, Index lda, Index M, S* out, Index ldo, Index p0,
                        Index p1) const {
-    run(a, lda, M, out, ldo, false, p0 * 4, std::min(p1 * 4, Np / kP));
+    run(a, lda, M, out, ldo, Acc::kNone, p0 * 4, std::min(p1 * 4, Np / kP));
   }
   // The same for columns [c0, c1): c0 a multiple of kPanel, c1 one too or N (out: column c0).
   void multiply_columns(const S* a, Index lda, Index M, S* out, Index ldo, Index c0,
@@ -155,12 +168,28 @@ class PackedMatrix {
   }
 
  private:
+  // What a product does with `out`: overwrites it (chains from the bias), accumulates into it
+  // (chains from out), or adds its finished sums to it (chains from the bias, out + sum).
+  enum class Acc { kNone, kFromOut, kAddToOut };
+
+  // Weights beyond this many bytes do not stay in a core's L2 (2 MiB on the Xeon measured, with
+  // the rest of a step's data) from one step to the next: each step streams them from L3, and a
+  // row block reading a panel's weights first waits for them (it consumes 256 bytes per 24
+  // FMAs, faster than L3 delivers to one core: the kernel ran at 65 % of peak at H = 512
+  // against 75 % at H = 256). So while a panel is computed, its row blocks prefetch the next
+  // panel into L2 (prefetcht1), a slice of its lines each, one line per k.
+  static constexpr Index kPrefetchBytes = Index(1) << 20;
+  struct Pf {  // a row block's prefetch slice from p: line (k * step) >> 16 at step k
+    const char* p;
+    Index step;  // (lines of the slice << 16) / K; 0: no prefetch
+  };
+
   // Rows are cut into ceil(M / 6) blocks of as equal a size as possible (M = 32: 6,6,5,5,5,5
   // rather than 6,6,6,6,6,2), since a thin block reuses each weight packet it loads for fewer
   // FMAs. The split does not change any result (one FMA chain per element, see above).
   // Column packets [j0, j1) (j0 a multiple of 4, i.e. a panel start; -1: to the end); `out`
   // points at column j0 * kP.
-  void run(const S* a, Index lda, Index M, S* out, Index ldo, bool acc_out, Index j0 = 0,
+  void run(const S* a, Index lda, Index M, S* out, Index ldo, Acc acc_out, Index j0 = 0,
            Index j1 = -1) const {
     const Index nb = j1 < 0 ? Np / kP : j1;
     if constexpr (std::is_same_v<S, float>) {
@@ -172,7 +201,7 @@ class PackedMatrix {
   // The bfloat16 products (packed_bf16.hpp): the left operand converted to bf16 (AMX) or
   // rounded to bf16 as floats (emulated) in per-thread scratch, then the AMX kernel or the
   // float32 one on the rounded weights.
-  void run_bf16(const S* a, Index lda, bool transposed, Index M, S* out, Index ldo, bool acc_out,
+  void run_bf16(const S* a, Index lda, bool transposed, Index M, S* out, Index ldo, Acc acc_out,
                 Index j0, Index nb) const {
     if (M <= 0) return;
 #if defined(LSTM_NATIVE_AMX)
@@ -184,8 +213,9 @@ class PackedMatrix {
       to_bf16(a, lda, transposed, M, K, Mp, lda16, a16);
       const Index nt0 = j0 * kP / kTileCols,
                   nt1 = std::min(Nt, (nb * kP + kTileCols - 1) / kTileCols);
+      require(acc_out != Acc::kAddToOut, "PackedMatrix: no multiply_add_to with the AMX kernel");
       amx_multiply(a16, lda16, M, Kt, data16_.data(), N, nt0, nt1, out, ldo,
-                   has_bias_ ? bias_.data() : nullptr, acc_out);
+                   has_bias_ ? bias_.data() : nullptr, acc_out == Acc::kFromOut);
       return;
     }
 #endif
@@ -194,33 +224,42 @@ class PackedMatrix {
     run_f(ar, K, M, out, ldo, acc_out, j0, nb);
   }
 
-  void run_f(const S* a, Index lda, Index M, S* out, Index ldo, bool acc_out, Index j0,
+  void run_f(const S* a, Index lda, Index M, S* out, Index ldo, Acc acc_out, Index j0,
              Index nb) const {
     const Index blocks = (M + 5) / 6;
+    const bool prefetch = K * Np * Index(sizeof(S)) > kPrefetchBytes;
     for (Index j = j0; j < nb; j += 4) {
       const Index cb = std::min<Index>(4, nb - j);
+      // The panel after this one in [j0, nb) (after the last: the first, which the next call
+      // reads first), prefetched into L2 by this panel's row blocks, a slice of lines each.
+      const Index jn = j + 4 < nb ? j + 4 : j0;
+      const char* next = reinterpret_cast<const char*>(data_.data() + K * jn * kP);
+      const Index lines =
+          prefetch && jn != j ? K * std::min<Index>(4, nb - jn) * kP * Index(sizeof(S)) / 64 : 0;
       for (Index q = 0, r = 0; q < blocks; ++q) {
         const Index rb = (M - r) / (blocks - q) + ((M - r) % (blocks - q) != 0);
         const S* aq = a + r * lda;
         S* oq = out + r * ldo + (j - j0) * kP;  // this block's first output column
+        const Index l0 = lines * q / blocks, l1 = lines * (q + 1) / blocks;
+        const Pf pf{next + l0 * 64, ((l1 - l0) << 16) / K};
         switch (rb) {
           case 6:
-            block_cb<6>(cb, aq, lda, oq, ldo, j, acc_out);
+            block_cb<6>(cb, aq, lda, oq, ldo, j, acc_out, pf);
             break;
           case 5:
-            block_cb<5>(cb, aq, lda, oq, ldo, j, acc_out);
+            block_cb<5>(cb, aq, lda, oq, ldo, j, acc_out, pf);
             break;
           case 4:
-            block_cb<4>(cb, aq, lda, oq, ldo, j, acc_out);
+            block_cb<4>(cb, aq, lda, oq, ldo, j, acc_out, pf);
             break;
           case 3:
-            block_cb<3>(cb, aq, lda, oq, ldo, j, acc_out);
+            block_cb<3>(cb, aq, lda, oq, ldo, j, acc_out, pf);
             break;
           case 2:
-            block_cb<2>(cb, aq, lda, oq, ldo, j, acc_out);
+            block_cb<2>(cb, aq, lda, oq, ldo, j, acc_out, pf);
             break;
           default:
-            block_cb<1>(cb, aq, lda, oq, ldo, j, acc_out);
+            block_cb<1>(cb, aq, lda, oq, ldo, j, acc_out, pf);
             break;
         }
         r += rb;
@@ -303,33 +342,43 @@ class PackedMatrix {
   }
 
   template <int RB>
-  void block_cb(Index cb, const S* a, Index lda, S* out, Index ldo, Index j, bool acc_out) const {
+  void block_cb(Index cb, const S* a, Index lda, S* out, Index ldo, Index j, Acc acc_out,
+                const Pf& pf) const {
+    if (pf.step > 0)
+      block_cols<RB, true>(cb, a, lda, out, ldo, j, acc_out, pf);
+    else
+      block_cols<RB, false>(cb, a, lda, out, ldo, j, acc_out, pf);
+  }
+  template <int RB, bool kPf>
+  void block_cols(Index cb, const S* a, Index lda, S* out, Index ldo, Index j, Acc acc_out,
+                  const Pf& pf) const {
     switch (cb) {
       case 4:
-        block<RB, 4>(a, lda, out, ldo, j, acc_out);
+        block<RB, 4, kPf>(a, lda, out, ldo, j, acc_out, pf);
         break;
       case 3:
-        block<RB, 3>(a, lda, out, ldo, j, acc_out);
+        block<RB, 3, kPf>(a, lda, out, ldo, j, acc_out, pf);
         break;
       case 2:
-        block<RB, 2>(a, lda, out, ldo, j, acc_out);
+        block<RB, 2, kPf>(a, lda, out, ldo, j, acc_out, pf);
         break;
       default:
-        block<RB, 1>(a, lda, out, ldo, j, acc_out);
+        block<RB, 1, kPf>(a, lda, out, ldo, j, acc_out, pf);
         break;
     }
   }
 
   // RB rows × CB packets starting at column packet j (the first packet of a panel); `out`
   // points at that column of the block's first row.
-  template <int RB, int CB>
-  void block(const S* a, Index lda, S* out, Index ldo, Index j, bool acc_out) const {
+  template <int RB, int CB, bool kPf>
+  void block(const S* a, Index lda, S* out, Index ldo, Index j, Acc acc_out, const Pf& pf) const {
     using namespace Eigen::internal;
     Packet acc[RB][CB];
     const S* w = data_.data() + K * j * kP;  // panel of width CB * kP
     const Index col0 = j * kP;
     for (int c = 0; c < CB; ++c) {
-      if (acc_out) {  // start from out (a partial last packet through a zero-padded copy)
+      if (acc_out ==
+          Acc::kFromOut) {  // start from out (a partial last packet through a zero-padded copy)
         for (int r = 0; r < RB; ++r) {
           const Index col = col0 + c * kP;
           if (col + kP <= N) {
@@ -346,6 +395,9 @@ class PackedMatrix {
       for (int r = 0; r < RB; ++r) acc[r][c] = b;
     }
     for (Index k = 0; k < K; ++k, w += CB * kP) {
+      // kPf: line (k * step) >> 16 of the prefetch slice, one per k, unconditionally (a test
+      // here makes the compiler split the loop and spill the accumulators)
+      if constexpr (kPf) __builtin_prefetch(pf.p + ((k * pf.step) >> 16) * 64, 0, 2);
       Packet wv[CB];
       for (int c = 0; c < CB; ++c) wv[c] = ploadu<Packet>(w + c * kP);
       for (int r = 0; r < RB; ++r) {
@@ -353,17 +405,19 @@ class PackedMatrix {
         for (int c = 0; c < CB; ++c) acc[r][c] = pmadd(av, wv[c], acc[r][c]);
       }
     }
-    // Store; the last packet of a row may stick out past N (padding): spill it through a
-    // stack buffer so that `out` is never written beyond its N columns.
+    // Store (kAddToOut: out + sum); the last packet of a row may stick out past N (padding):
+    // go through a stack buffer so that `out` is never read or written beyond its N columns.
+    const bool add = acc_out == Acc::kAddToOut;
     for (int r = 0; r < RB; ++r)
       for (int c = 0; c < CB; ++c) {
         const Index col = col0 + c * kP;
         S* dst = out + r * ldo + c * kP;
         if (col + kP <= N) {
-          pstoreu(dst, acc[r][c]);
+          pstoreu(dst, add ? padd(ploadu<Packet>(dst), acc[r][c]) : acc[r][c]);
         } else {
-          alignas(64) S tmp[kP];
-          pstoreu(tmp, acc[r][c]);
+          alignas(64) S tmp[kP] = {};
+          if (add) std::memcpy(tmp, dst, sizeof(S) * (N - col));
+          pstoreu(tmp, add ? padd(pload<Packet>(tmp), acc[r][c]) : acc[r][c]);
           std::memcpy(dst, tmp, sizeof(S) * (N - col));
         }
       }

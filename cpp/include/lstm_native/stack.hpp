@@ -204,9 +204,10 @@ class Stack {
   void forward_part(Run<S>& run, Part& p, const Args& a, bool train, int threads);
   template <class Cell>
   void backward_part(Run<S>& run, Part& p, const Args& a, int threads);
-  // Layer k of part p in a bfloat16 inference with the AMX kernel (stack.cpp): in [T, n, Din],
-  // hs and cs [T+1, n, H] with slot 0 loaded. Returns false (nothing done) where it does not
-  // apply: then the general step runs.
+  // Layer k of part p in an inference by the fused step (stack.cpp: LSTM family without
+  // peepholes, the packed float kernel or bfloat16's AMX kernel): in [T, n, Din], hs and cs
+  // [T+1, n, H] with slot 0 loaded. Returns false (nothing done) where it does not apply: then
+  // the general step runs.
   template <class Cell>
   bool forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S* hs, S* cs, int threads);
   void plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths, bool train) const;
