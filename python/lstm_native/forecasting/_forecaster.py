@@ -34,12 +34,13 @@ import warnings
 from typing import Any, Optional
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..estimators import LSTMRegressor
+from ._calibrate import calibration_factors
 from ._input import Panel, format_forecast, read_future, read_y
 from ._season import infer_season_length, season_from_freq
 from ._windows import SeriesScaler, last_window, windows
@@ -48,9 +49,6 @@ _LOOKBACK_FACTORS = (1.0, 1.5, 2.0, 1.25, 1.75)  # ensemble members cycle throug
 _MIN_WINDOWS = 24  # "auto": multi-output needs at least this many windows, else recursive
 # Seasonal indices follow a changing pattern: weights halving every season back (dev split).
 _SEASON_HALF_LIFE = 1.0
-# calibrate=True pools the conformal scores of this many held-out origins (n - h, n - 2h, ...):
-# one origin covered 0.67 of the single series' points at 80 % on the dev splits, three 0.77.
-_CALIBRATION_ORIGINS = 3
 
 
 def _less_drift(z: np.ndarray) -> tuple:
@@ -246,7 +244,7 @@ class LSTMForecaster(BaseEstimator):
         self._fit_panel(panel)
         self.interval_factors_ = [1.0] * len(self.quantile_levels_)
         if self.calibrate and len(self.quantile_levels_) > 1:
-            self.interval_factors_ = self._calibration_factors(panel)
+            self.interval_factors_ = calibration_factors(self, panel)
         return self
 
     def _fit_panel(self, panel: Panel) -> None:
@@ -316,78 +314,6 @@ class LSTMForecaster(BaseEstimator):
         self.cov_stats_ = cov_stats
         self.season_length_, self.horizon_, self.strategy_ = m, h, strategy
         self.quantile_levels_ = self._levels()
-
-    def _calibration_factors(self, panel: Panel) -> list:
-        """Per trained level, the factor on its distance from the median that gives it its
-        nominal one-sided coverage on the held-out points of every series: the k points after
-        each origin n - j k (j = 1.._CALIBRATION_ORIGINS, k = min(horizon_, n // 4)), each
-        forecast by an ensemble fitted on the points before it (split conformal, the scores
-        of all origins pooled; 1 for the median, and for every level when the series are too
-        short to hold points out; origins the series are too short for are left out)."""
-        levels = self.quantile_levels_
-        mid = levels.index(0.5)
-        scores: list = [[] for _ in levels]
-        for j in range(1, _CALIBRATION_ORIGINS + 1):
-            got = self._calibration_scores(panel, j)
-            if got is None:
-                if j == 1:
-                    return [1.0] * len(levels)
-                break
-            for acc, new in zip(scores, got):
-                acc.extend(new)
-        factors = []
-        for j, lv in enumerate(levels):
-            sc = np.sort(np.asarray(scores[j]))
-            if j == mid or len(sc) == 0:
-                factors.append(1.0)
-                continue
-            # the ceil((n + 1) * target) / n empirical quantile of the scores (conformal)
-            target = (1 - lv) if lv < 0.5 else lv
-            rank = min(int(math.ceil((len(sc) + 1) * target)), len(sc)) - 1
-            factors.append(float(max(1.0, sc[rank])))
-        return factors
-
-    def _calibration_scores(self, panel: Panel, j: int) -> Optional[list]:
-        """Per trained level, the conformal scores (miss / distance from the median) of the
-        k points of every series after origin n - j k (k = min(horizon_, n // 4)), forecast by
-        an ensemble fitted on the points before; None when the series are too short."""
-        levels, h = self.quantile_levels_, self.horizon_
-        hold = [min(h, n // 4) for n in panel.lengths]
-        cut = Panel(
-            [v[: len(v) - j * k] for v, k in zip(panel.values, hold)],
-            panel.kind,
-            None
-            if panel.covariates is None
-            else [c[: len(c) - j * k] for c, k in zip(panel.covariates, hold)],
-        )
-        if min(cut.lengths) < 3:
-            return None
-        cal = clone(self).set_params(
-            calibrate=False, verbose=0, horizon=h, season_length=self.season_length_
-        )
-        try:
-            cal._fit_panel(cut)
-        except ValueError:  # too short once the points are held out
-            return None
-        futures = None
-        if panel.covariates is not None:
-            futures = [
-                c[len(c) - j * k : len(c) - (j - 1) * k] for c, k in zip(panel.covariates, hold)
-            ]
-        paths = cal._quantile_paths(max(hold), futures, pad=True)
-        mid = levels.index(0.5)
-        scores: list = [[] for _ in levels]
-        for path, v, k in zip(paths, panel.values, hold):
-            actual, q = v[len(v) - j * k : len(v) - (j - 1) * k], path[:k]  # (k, C), (k, C, Q)
-            med = q[..., mid]
-            for i, lv in enumerate(levels):
-                if i == mid:
-                    continue
-                dist = (med - q[..., i]) if lv < 0.5 else (q[..., i] - med)
-                miss = (med - actual) if lv < 0.5 else (actual - med)
-                ok = dist > 0
-                scores[i].extend((miss[ok] / dist[ok]).tolist())
-        return scores
 
     def _scaler_drift(self) -> Any:
         """The drift the series' scalers remove ("mixed" removes it per network instead)."""
