@@ -425,7 +425,11 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
     const Index tc = std::clamp<Index>(kChunkElements / std::max<Index>(1, n * GH), 1, T);
     // unit blocks: those of a split step (sizes only), when the gate blocks' columns fall on
     // whole tiles (AMX) or panels (packed)
-    Index Cu = threads > 1 ? run.cols_f_ : 1;
+    // One block per thread (at most the split's blocks): every output column's sum runs over k
+    // in the same order whatever columns share a call, and the cell is pointwise, so the
+    // results do not depend on the partition; fewer, wider blocks re-read h_{t-1} and convert
+    // the chunk's input to bf16 once per thread rather than once per block.
+    Index Cu = threads > 1 ? std::min<Index>(run.cols_f_, threads) : 1;
     if (Cu > 1 && H % (amx ? Index(16) : PackedMatrix<S>::kPanel) != 0) {
       if (!amx) return false;
       Cu = 1;
