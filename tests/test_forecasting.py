@@ -1,6 +1,7 @@
 """lstm_native.forecasting: every input and output form, intervals, covariates, panels, the
 C++ rollout against a Python loop, the metrics, backtests, SlidingWindow and the CLI."""
 
+import math
 import os
 import pickle
 import subprocess
@@ -175,8 +176,6 @@ def test_calibration_pools_the_scores_of_three_held_out_origins():
     of the points after origins n - k, n - 2k, n - 3k, each forecast by a forecaster fitted
     (without calibration) on the points before: rebuilt here through the public API. A series
     too short for the third origin uses the first two."""
-    import math
-
     rng = np.random.default_rng(5)
     params = dict(
         season_length=1, horizon=4, n_ensemble=2, max_iter=15, hidden_size=8, num_layers=1,

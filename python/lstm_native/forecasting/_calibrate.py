@@ -65,8 +65,6 @@ def _scores(fc: Any, panel: Panel, j: int) -> Optional[list]:
         if panel.covariates is None
         else [c[: len(c) - j * k] for c, k in zip(panel.covariates, hold)],
     )
-    if min(cut.lengths) < 3:
-        return None
     cal = clone(fc).set_params(
         calibrate=False, verbose=0, horizon=h, season_length=fc.season_length_
     )
