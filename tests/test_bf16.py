@@ -79,11 +79,15 @@ def test_bf16_matches_the_bf16_reference(rng, small, cell, num_layers, use_lengt
 # Inference (forward(inference=True)) takes a path of its own with the AMX kernel for the LSTM
 # family (stack.cpp: the fused step, the gates accumulated in place, h in bf16 from the cell):
 # shapes with H a multiple of 16 (whole gate tiles) and not (ragged), one and several row tiles,
-# with lengths, states and two layers.
+# with states and two layers, with lengths and without (then the last layer's h_t goes
+# straight into y).
+@pytest.mark.parametrize("use_lengths", [True, False], ids=["lengths", "full"])
 @pytest.mark.parametrize("sizes", [TILES, dict(B=21, T=5, D=7, H=64), dict(B=40, T=3, D=40, H=48)])
 @pytest.mark.parametrize("cell", CELLS)
-def test_bf16_inference_matches_the_bf16_reference(rng, cell, sizes):
-    case = make_case(rng, cell, 2, **sizes, dtype=np.float32, use_lengths=True, use_state=True)
+def test_bf16_inference_matches_the_bf16_reference(rng, cell, sizes, use_lengths):
+    case = make_case(
+        rng, cell, 2, **sizes, dtype=np.float32, use_lengths=use_lengths, use_state=True
+    )
     layer = bf16_layer(cell, sizes["D"], sizes["H"], 2)
     layer.set_parameters(case["params"])
     state = pack_state(cell, case["h0"], case["c0"], np.float32)
@@ -95,7 +99,7 @@ def test_bf16_inference_matches_the_bf16_reference(rng, cell, sizes):
         e["cT"] = rel_err(cT, cT_r)
     bad = {k: f"{v:.2e}" for k, v in e.items() if not v <= TOL}
     assert not bad, f"{cell}: rel err > {TOL}: {bad}"
-    for b, n in enumerate(case["lengths"]):
+    for b, n in enumerate(case["lengths"] if use_lengths else []):
         assert np.all(y[b, n:] == 0)
 
 

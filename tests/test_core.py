@@ -477,18 +477,21 @@ FUSED_SIZES = {  # B, T, D, H, num_layers
 }
 
 
+@pytest.mark.parametrize("use_lengths", [True, False], ids=["lengths", "full"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("size", list(FUSED_SIZES))
 @pytest.mark.parametrize("cell", FUSED_CELLS)
-def test_fused_inference_step_equals_training_forward(rng, cell, size, dtype):
+def test_fused_inference_step_equals_training_forward(rng, cell, size, dtype, use_lengths):
     """The fused inference step (the step's product added to the hoisted input projection in
     place, the cell storing no activations; at H = 512 also the kernel's L2 prefetch) gives the
     training forward's outputs and final states bit for bit, at 1, 2 and 3 threads, and the
     NumPy reference within TOL. H = 256 on 64 rows: two parts of 32 rows; H = 512 on 48 rows:
     one part, whose steps 2 and 3 threads split by hidden units; H = 300: one part, but H is
-    not a whole number of panels, so split steps leave it to the general step."""
+    not a whole number of panels, so split steps leave it to the general step. Without
+    lengths (every sequence runs all T steps) the last layer writes h_t straight into y, also
+    with two parts (rows dealt round-robin)."""
     B, T, D, H, L = FUSED_SIZES[size]
-    case = make_case(rng, cell, L, B, T, D, H, dtype, use_lengths=True, use_state=True)
+    case = make_case(rng, cell, L, B, T, D, H, dtype, use_lengths=use_lengths, use_state=True)
     want = ref.forward(case["params"], case["x"], cell, L, case["h0"], case["c0"], case["lengths"])
     x, lengths = case["x"].astype(dtype), case["lengths"]
     state = pack_state(cell, case["h0"], case["c0"], dtype)

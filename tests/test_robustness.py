@@ -369,9 +369,15 @@ def test_layer_backward_and_parameter_checks():
         with pytest.raises(ValueError, match=match):
             layer.set_parameters(bad)
     np.testing.assert_array_equal(layer.parameters()["weight_ih_l0"], params["weight_ih_l0"])
+    y_good = layer.forward(X_NN, inference=True)[0]
     layer.flat_params[3] = np.nan
-    with pytest.raises(ValueError, match="parameters .* contain NaN"):
-        layer.forward(X_NN)
+    # (the core checks parameters when it packs them: refused again on the next call with the
+    # same non-finite values, which must not count as packed, in either mode)
+    for inference in (False, True, True):
+        with pytest.raises(ValueError, match="parameters .* contain NaN"):
+            layer.forward(X_NN, inference=inference)
+    layer.flat_params[3] = params["weight_ih_l0"].reshape(-1)[3]
+    np.testing.assert_array_equal(layer.forward(X_NN, inference=True)[0], y_good)
 
 
 # ------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include "lstm_native/threads.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
@@ -168,11 +169,17 @@ int Stack<S>::threads_for_call(const Run<S>& run) const {
 }
 
 template <class S>
-const S* Stack<S>::pack_forward(const S* params) {
+const S* Stack<S>::pack_forward(const S* params, bool require_finite) {
   const std::size_t np = static_cast<std::size_t>(layout_.size);
   const bool packed_already =
       packed_from_.size() == np && std::memcmp(packed_from_.data(), params, sizeof(S) * np) == 0;
   if (!packed_already) {
+    // (checked here, before the copy is taken, rather than on every call: the same params
+    // were checked when they were packed, and the check reads all of them, 4.7 MB at H = 512)
+    if (require_finite &&
+        !std::isfinite(
+            (Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(params, Index(np)) * S(0)).sum()))
+      throw std::invalid_argument("the layer's parameters (flat_params) contain NaN or infinity");
     packed_from_.assign(params, params + np);
     const S* src = packed_from_.data();
     const Index GH = G_ * H_;
@@ -290,6 +297,9 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
     }
   }
 
+  bool rows_affine = T > 0;  // row j is sequence r0 + j P and runs all T steps
+  for (Index j = 0; j < n && rows_affine; ++j) rows_affine = seq(j) == p.r0 + j * P && len(j) == T;
+  bool y_written = false;           // (the last layer wrote y directly)
   for (Index k = 0; k < Lr; ++k) {  // layer l0 + k of the run
     const Index u = unit(run, k);
     const ParamLayout::Unit& Pl = layout_.units[u];
@@ -303,7 +313,17 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
 
     load_state(run, hs, a.h0, p, k);  // initial states
     if (Cell::kHasCell) load_state(run, cs, a.c0, p, k);
-    if (!train && forward_layer_fused<Cell>(run, p, k, in, hs, cs, threads)) {
+    // The last layer of an inference whose rows map onto y's rows with a fixed stride (one
+    // part, or parts dealt round-robin, with no sequence shorter than T: row j is sequence
+    // r0 + j P) writes h_t straight into y [B, T, H] (row stride P T H), not into hs: no copy
+    // of y after the run (at B64/T50/H512 that copy was 5-8 % of an inference).
+    S* y_rows = !train && a.y && k == Lr - 1 && rows_affine ? a.y + p.r0 * T * H : nullptr;
+    if (!train && forward_layer_fused<Cell>(run, p, k, in, hs, cs, threads, y_rows, P * T * H)) {
+      if (y_rows) {  // h_T, for the final state: from y's last step
+        for (Index j = 0; j < n; ++j)
+          std::memcpy(hs + (T * n + j) * H, y_rows + j * P * T * H + (T - 1) * H, sizeof(S) * H);
+        y_written = true;
+      }
       store_state(run, a.hT, hs + T * n * H, p, k);
       if (Cell::kHasCell) store_state(run, a.cT, cs + T * n * H, p, k);
       continue;
@@ -361,7 +381,7 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
 
   // Last layer's h_t -> y [B, T, H], zero past each length (unless the caller wants only the
   // final states).
-  if (!a.y) return;
+  if (!a.y || y_written) return;
   const S* hs = p.hs.data() + (Lr - 1) * (T + 1) * n * H;
   // (a one-part run with split steps copies by blocks of rows on its threads: at large H this
   // copy, and the first touch of a fresh y, would otherwise be a serial 5% of the call)
@@ -414,7 +434,7 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
 template <class S>
 template <class Cell>
 bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S* hs, S* cs,
-                                   int threads) {
+                                   int threads, S* y, Index ldy) {
   if constexpr (Cell::kFused) {
     constexpr bool kAmxBuilt = bf16::kHaveAmx && std::is_same_v<S, float>;
     const Index u = unit(run, k);
@@ -466,7 +486,11 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
       io.gates = gates + (t % tc) * n * GH;
       io.c_prev = cp;
       io.c = cn;
-      io.h = hn;
+      io.h = y ? y + t * H : hn;  // (y: row stride ldy)
+      io.ldh = y ? ldy : 0;
+      // h_{t-1} for the packed product: slot t of hs, or y's step t-1
+      const S* hprev = y && t > 0 ? y + (t - 1) * H : hp;
+      const Index ldp = y && t > 0 ? ldy : H;
       const std::uint16_t* a16 = h16 ? h16 + (t % 2) * Mp * ld16 : nullptr;  // h_{t-1}
       std::uint16_t* next16 = h16 ? h16 + ((t + 1) % 2) * Mp * ld16 : nullptr;
       for_blocks(Cu, threads, [&](Index q) {
@@ -513,10 +537,10 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
           }
         }
         if (Cu == 1)
-          w.hh.multiply_add_to(hp, H, na, io.gates, GH);
+          w.hh.multiply_add_to(hprev, ldp, na, io.gates, GH);
         else
           for (Index g = 0; g < G_; ++g)
-            w.hh.multiply_add_to(hp, H, na, io.gates + g * H + j0, GH, g * H + j0, g * H + j1);
+            w.hh.multiply_add_to(hprev, ldp, na, io.gates + g * H + j0, GH, g * H + j0, g * H + j1);
         Cell::template forward_fused<false>(io, j0, j1, nullptr, 0);
       });
       if (na < n) {  // finished sequences carry their state unchanged

@@ -302,8 +302,8 @@ class Recurrent:
         x, lengths = self.check_input(x, lengths)
         B, T, _ = x.shape
         h0, c0 = self._state_arrays(state, B, "state")
-        if not _all_finite(self.flat_params):
-            raise ValueError("the layer's parameters (flat_params) contain NaN or infinity")
+        # (non-finite flat_params: ValueError from the core, which checks them when it packs
+        # them, i.e. once per change rather than on every call)
         L, H = self.num_layers, self.hidden_size
         y = np.empty((B, T, H), dtype=self.dtype)
         hT = np.empty((L, B, H), dtype=self.dtype)

@@ -45,6 +45,7 @@ struct StepIO {
   const S* h_prev = nullptr;  // [n, H]
   const S* c_prev = nullptr;  // [n, H] (cells with a cell state)
   S* h = nullptr;             // [n, H] h_t
+  Index ldh = 0;              // h's row stride (forward_fused only; 0: H)
   S* c = nullptr;             // [n, H] c_t; may be c_prev itself (updated in place, streams)
   S* extra = nullptr;         // [n, kExtra*H] saved for backward
   S* scratch = nullptr;       // [n, kScratch*H] the cell's own temporaries (gc)
@@ -190,7 +191,8 @@ struct LstmFamily : CellTraits {
   // The fused inference step (stack.cpp): `gates` [n, G*H] holds the complete pre-activations
   // x W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh (io.gh is not read), for the units [j0, j1) of all n
   // rows (j0 a multiple of 64, j1 one too or H: the lanes then see the packets a whole row
-  // would). Writes c and h, not the activated gates (an inference keeps none).
+  // would). Writes c and h (h with row stride io.ldh when set: the last layer's rows of the
+  // caller's y, stack.cpp), not the activated gates (an inference keeps none).
   // kBf16 (the AMX kernel): also h16 [n, ld16] = h rounded to bf16, the next step's left
   // operand, and σ and tanh by lanes::fast_sigmoid / fast_tanh. Otherwise (float32, float64)
   // σ and tanh of forward(), whose results these then equal bit for bit (the pre-activations
@@ -218,7 +220,7 @@ struct LstmFamily : CellTraits {
       const S* x = io.gates + r * GH;
       const S* cp = io.c_prev + r * H;
       S* c = io.c + r * H;
-      S* h = io.h + r * H;
+      S* h = io.h + r * (io.ldh > 0 ? io.ldh : H);
       std::uint16_t* h16r = kBf16 ? h16 + r * ld16 : nullptr;
       for_lanes_range<S>(j0, j1, [&](auto v, Index j) {
         using V = decltype(v);

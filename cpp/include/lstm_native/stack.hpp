@@ -151,7 +151,9 @@ class Stack {
 
   // Packs every unit's forward weights from a copy of params [layout().size] (unless packed
   // from equal parameters already); returns the copy, which forward() and step() read.
-  const S* pack_forward(const S* params);
+  // require_finite: std::invalid_argument for params holding NaN or infinity (checked only when
+  // they differ from the packed ones, which passed the check).
+  const S* pack_forward(const S* params, bool require_finite = false);
 
   // One timestep of layer l (direction 0) on io.n rows (step.hpp); fills in io.cw and io.w_ch.
   // Cell must be this stack's cell type: a stream dispatches cell() once per step
@@ -209,7 +211,8 @@ class Stack {
   // [T+1, n, H] with slot 0 loaded. Returns false (nothing done) where it does not apply: then
   // the general step runs.
   template <class Cell>
-  bool forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S* hs, S* cs, int threads);
+  bool forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S* hs, S* cs, int threads,
+                           S* y = nullptr, Index ldy = 0);
   void plan(Run<S>& run, Index B, Index T, const std::int64_t* lengths, bool train) const;
   // rows [n, H] of part p = src [Lr, B, H] at (k, sequence of local row j), or zeros for a
   // null src; and the reverse, dst [Lr, B, H] = rows, skipped for a null dst.
@@ -262,7 +265,7 @@ class Recurrent final : public RecurrentApi<S> {
   // Stack::forward after packing params [layout().size] (x [B, T, D]; states [L, B, H]).
   void forward(const S* params, const S* x, Index B, Index T, const std::int64_t* lengths,
                const S* h0, const S* c0, S* y, S* hT, S* cT, bool train) override {
-    stack_.pack_forward(params);
+    stack_.pack_forward(params, true);  // (nn's check of its flat_params)
     stack_.forward(run_, x, B, T, lengths, h0, c0, y, hT, cT, train);
   }
   void backward(const S* params, const S* dy, const S* dhT, const S* dcT, S* dparams, S* dx, S* dh0,
