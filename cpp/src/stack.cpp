@@ -462,6 +462,25 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
     std::uint16_t* h16 = nullptr;
     Index Mp = 0, ld16 = 0, ldx = 0;
     const S* bias = nullptr;
+    // AMX tile kernel: the step's two products in one (PackedMatrix::amx_columns_plus): gates
+    // = b_ih + b_hh + x16_t W_ihᵀ + h16_{t-1} W_hhᵀ, summed in the tiles (the same sums, in the
+    // same order, as the input projection's product and then the step's on top of it: the same
+    // results), the gates written once per step instead of written, read back and rewritten.
+    // x16 [tx*n + 16 rows (a tile read from the chunk's last rows stays inside), ldx]: the
+    // input of tx steps in bf16, converted by the blocks (rows split) in a pool call of its
+    // own, shared by all blocks (a thread's scratch would be another thread's on the next step:
+    // the pool hands blocks to whichever thread is free).
+    bool fuse_x = false;
+    std::uint16_t* x16 = nullptr;
+    Index tx = 0;
+    if constexpr (kAmxBuilt) {
+      fuse_x = amx && bf16::product() == Bf16Product::kAmx;
+      if (fuse_x) {
+        ldx = w.ih.amx_lda();
+        tx = std::clamp<Index>((Index(256) << 10) / std::max<Index>(1, n * ldx), 1, T);
+        x16 = bf16::scratch<std::uint16_t, 3>(static_cast<std::size_t>((tx * n + 16) * ldx));
+      }
+    }
     if constexpr (kAmxBuilt) {
       if (amx) {
         Mp = (n + 15) / 16 * 16;
@@ -493,23 +512,33 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
       const Index ldp = y && t > 0 ? ldy : H;
       const std::uint16_t* a16 = h16 ? h16 + (t % 2) * Mp * ld16 : nullptr;  // h_{t-1}
       std::uint16_t* next16 = h16 ? h16 + ((t + 1) % 2) * Mp * ld16 : nullptr;
+      if constexpr (kAmxBuilt) {
+        if (fuse_x && t % tx == 0) {  // x16 = the next tx steps' input rows in bf16
+          const Index rows = std::min(tx, T - t) * n;
+          for_blocks(Cu, threads, [&](Index q) {
+            const Index r0 = rows * q / Cu, r1 = rows * (q + 1) / Cu;
+            bf16::to_bf16(in_t + r0 * Din, Din, false, r1 - r0, Din, r1 - r0, ldx, x16 + r0 * ldx);
+          });
+          std::fill(x16 + rows * ldx, x16 + (rows + 16) * ldx, std::uint16_t(0));
+        }
+      }
       for_blocks(Cu, threads, [&](Index q) {
         const Index j0 = column_bound(H, Cu, q), j1 = column_bound(H, Cu, q + 1);
         if (j1 <= j0) return;
         // Gx [m*n, G*H] = In [m*n, Din] · W_ihᵀ + b_ih (AMX: + b_hh), these units' columns
         // [g*H + j0, g*H + j1) of every gate block g (Cu == 1: all columns at once)
-        if (chunk) {
+        if (chunk && !fuse_x) {
           if constexpr (kAmxBuilt) {
             if (amx) {
               // (per thread: [m*n rounded up to 16, Din rounded up to 32] bf16; grows once)
-              std::uint16_t* x16 = bf16::scratch<std::uint16_t, 2>(
+              std::uint16_t* xc16 = bf16::scratch<std::uint16_t, 2>(
                   static_cast<std::size_t>((mn + 15) / 16 * 16 * ldx));
-              bf16::to_bf16(in_t, Din, false, mn, Din, (mn + 15) / 16 * 16, ldx, x16);
+              bf16::to_bf16(in_t, Din, false, mn, Din, (mn + 15) / 16 * 16, ldx, xc16);
               if (Cu == 1)
-                w.ih.amx_columns(x16, mn, gates, GH, 0, GH, bias, false);
+                w.ih.amx_columns(xc16, mn, gates, GH, 0, GH, bias, false);
               else
                 for (Index g = 0; g < G_; ++g)
-                  w.ih.amx_columns(x16, mn, gates + g * H + j0, GH, g * H + j0, g * H + j1, bias,
+                  w.ih.amx_columns(xc16, mn, gates + g * H + j0, GH, g * H + j0, g * H + j1, bias,
                                    false);
             }
           }
@@ -525,6 +554,17 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
         if (na == 0) return;
         // gates [na, these columns] += the step's product; then the cell on units [j0, j1)
         if constexpr (kAmxBuilt) {
+          if (fuse_x) {
+            const std::uint16_t* xt = x16 + (t % tx) * n * ldx;  // x16_t
+            if (Cu == 1)
+              w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates, GH, 0, GH, bias, t % 2 == 1);
+            else
+              for (Index g = 0; g < G_; ++g)
+                w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates + g * H + j0, GH, g * H + j0,
+                                      g * H + j1, bias);
+            Cell::template forward_fused<true>(io, j0, j1, next16, ld16);
+            return;
+          }
           if (amx) {
             if (Cu == 1)
               w.hh.amx_columns(a16, na, io.gates, GH, 0, GH, nullptr, true, t % 2 == 1);

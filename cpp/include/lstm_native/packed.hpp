@@ -151,6 +151,27 @@ class PackedMatrix {
 #endif
     require(false, "PackedMatrix::amx_columns needs the AMX kernel");
   }
+  // The same with a second product summed in the same tiles after this one (bf16::AmxSecond):
+  // out = init + a16 · P + b16 · Q, Q `second` (the same N, amx() too), b16 its left operand
+  // in second.amx_lda() layout (rows may start anywhere: the rows of a tile are read at the
+  // stride). Only with the AMX tile kernel (bf16::product() == kAmx).
+  void amx_columns_plus(const std::uint16_t* a16, Index M, const PackedMatrix& second,
+                        const std::uint16_t* b16, S* out, Index ldo, Index c0, Index c1,
+                        const S* bias, bool reverse = false) const {
+#if defined(LSTM_NATIVE_AMX)
+    if constexpr (std::is_same_v<S, float>) {
+      require(amx_ && second.amx_ && second.N == N && bf16::product() == Bf16Product::kAmx,
+              "PackedMatrix::amx_columns_plus needs the AMX tile kernel");
+      if (M <= 0 || c1 <= c0) return;
+      using namespace bf16;
+      const AmxSecond s2{b16, second.amx_lda(), second.amx_lda() / kTileK, second.data16_.data()};
+      bf16::tile_multiply(a16, amx_lda(), M, amx_lda() / kTileK, data16_.data(), N, c0 / kTileCols,
+                          (c1 + kTileCols - 1) / kTileCols, out, ldo, bias, false, reverse, s2);
+      return;
+    }
+#endif
+    require(false, "PackedMatrix::amx_columns_plus needs the AMX kernel");
+  }
 
   // Column panels (kPanel columns each, the last possibly narrower), and multiply() restricted
   // to the columns of panels [p0, p1), written to `out` from its column 0 on (out[r, n - p0 *

@@ -176,15 +176,53 @@ struct CTile {
   bool spill;
 };
 
+// A second product summed into the same C tiles after the first (tile_multiply's `second`):
+// a16 [*, Kt*32] bf16 (row stride lda16) times the tiles w of another matrix with the same
+// columns, K = 32 Kt. The fused inference step (stack.cpp) adds h_{t-1} W_hhᵀ to x_t W_ihᵀ
+// this way: the pre-activations never leave the tiles between the two, and each element is
+// the very chain of sums the two products one after the other give (a float32 store and load
+// in between change nothing).
+struct AmxSecond {
+  const std::uint16_t* a16 = nullptr;
+  Index lda16 = 0, Kt = 0;
+  const std::uint16_t* w = nullptr;
+};
+
+// C tiles 0-3 (MT x NT of them) += A (rows a0, a1: tiles 4, 5) · B (column tiles b0, b1:
+// tiles 6, 7) over Kt k tiles; pf: pf_lines cache lines a k tile, of weights the caller reads
+// next, into L2.
+template <int MT, int NT>
+LSTM_NATIVE_AMX_TARGET inline void amx_kloop(const std::uint16_t* a0, const std::uint16_t* a1,
+                                             Index astride, const std::uint16_t* b0,
+                                             const std::uint16_t* b1, Index Kt, const char* pf,
+                                             Index pf_lines) {
+  for (Index kt = 0; kt < Kt; ++kt) {
+    for (Index l = 0; l < pf_lines; ++l) _mm_prefetch(pf + (kt * pf_lines + l) * 64, _MM_HINT_T1);
+    _tile_loadd(4, a0 + kt * kTileK, astride);
+    _tile_loadd(6, b0 + kt * kTileElems, 64);
+    if constexpr (NT == 2) _tile_loadd(7, b1 + kt * kTileElems, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (NT == 2) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (MT == 2) {
+      _tile_loadd(5, a1 + kt * kTileK, astride);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (NT == 2) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+}
+
 // The product of rows [16 m0, 16 (m0 + MT)) of a16 [*, Kt*32] (bf16, row stride lda16
-// elements) and column tiles nt0 .. nt0 + NT - 1 of w: C tiles start from init (see
-// amx_multiply) and end in out (rows < M, columns < N only).
+// elements) and column tiles nt0 .. nt0 + NT - 1 of w (then of s2's, if s2.Kt > 0): C tiles
+// start from init (see amx_multiply) and end in out (rows < M, columns < N only). pf, pf_lines:
+// prefetches during the first product, pf2, pf2_lines during the second.
 template <int MT, int NT>
 LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda16, Index Kt,
                                              const std::uint16_t* w, Index nt0, Index m0, Index M,
                                              Index N, float* out, Index ldo, Index out_col0,
                                              const float* bias, bool acc_out,
-                                             const char* pf = nullptr, Index pf_lines = 0) {
+                                             const char* pf = nullptr, Index pf_lines = 0,
+                                             const AmxSecond& s2 = AmxSecond{},
+                                             const char* pf2 = nullptr, Index pf2_lines = 0) {
   alignas(64) float spill[4][kTileRows * kTileCols];
   CTile c[4];
   for (int i = 0; i < MT; ++i)
@@ -225,24 +263,17 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
     }
   }
 #undef LSTM_NATIVE_C_INIT
-  const Index astride = lda16 * 2;
-  const std::uint16_t* a0 = a16 + m0 * kTileRows * lda16;
-  const std::uint16_t* a1 = a0 + kTileRows * lda16;
-  const std::uint16_t* b0 = w + nt0 * Kt * kTileElems;
-  const std::uint16_t* b1 = b0 + Kt * kTileElems;
-  for (Index kt = 0; kt < Kt; ++kt) {
-    // (pf: pf_lines cache lines a k tile, of weights the caller reads next, into L2)
-    for (Index l = 0; l < pf_lines; ++l) _mm_prefetch(pf + (kt * pf_lines + l) * 64, _MM_HINT_T1);
-    _tile_loadd(4, a0 + kt * kTileK, astride);
-    _tile_loadd(6, b0 + kt * kTileElems, 64);
-    if constexpr (NT == 2) _tile_loadd(7, b1 + kt * kTileElems, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    if constexpr (NT == 2) _tile_dpbf16ps(1, 4, 7);
-    if constexpr (MT == 2) {
-      _tile_loadd(5, a1 + kt * kTileK, astride);
-      _tile_dpbf16ps(2, 5, 6);
-      if constexpr (NT == 2) _tile_dpbf16ps(3, 5, 7);
-    }
+  {
+    const std::uint16_t* a0 = a16 + m0 * kTileRows * lda16;
+    const std::uint16_t* b0 = w + nt0 * Kt * kTileElems;
+    amx_kloop<MT, NT>(a0, a0 + kTileRows * lda16, lda16 * 2, b0, b0 + Kt * kTileElems, Kt, pf,
+                      pf_lines);
+  }
+  if (s2.Kt > 0) {
+    const std::uint16_t* a0 = s2.a16 + m0 * kTileRows * s2.lda16;
+    const std::uint16_t* b0 = s2.w + nt0 * s2.Kt * kTileElems;
+    amx_kloop<MT, NT>(a0, a0 + kTileRows * s2.lda16, s2.lda16 * 2, b0, b0 + s2.Kt * kTileElems,
+                      s2.Kt, pf2, pf2_lines);
   }
   _tile_stored(0, c[0].dst, c[0].stride);
   if constexpr (NT == 2) _tile_stored(1, c[1].dst, c[1].stride);
@@ -271,44 +302,61 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
 LSTM_NATIVE_AMX_TARGET inline void tile_multiply(const std::uint16_t* a16, Index lda16, Index M,
                                                  Index Kt, const std::uint16_t* w, Index N,
                                                  Index nt0, Index nt1, float* out, Index ldo,
-                                                 const float* bias, bool acc_out, bool reverse) {
+                                                 const float* bias, bool acc_out, bool reverse,
+                                                 const AmxSecond& s2 = AmxSecond{}) {
   amx_configure();
   const Index Mt = (M + kTileRows - 1) / kTileRows, out_col0 = nt0 * kTileCols;
-  auto block = [&](Index mt, Index nt, const char* pf = nullptr, Index pfl = 0) {
+  auto block = [&](Index mt, Index nt, const char* pf = nullptr, Index pfl = 0,
+                   const char* pf2 = nullptr, Index pfl2 = 0) {
     const bool rows2 = mt + 1 < Mt, two = nt + 1 < nt1;
     if (rows2 && two)
-      amx_block<2, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl);
+      amx_block<2, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl,
+                      s2, pf2, pfl2);
     else if (rows2)
-      amx_block<2, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl);
+      amx_block<2, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl,
+                      s2, pf2, pfl2);
     else if (two)
-      amx_block<1, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl);
+      amx_block<1, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl,
+                      s2, pf2, pfl2);
     else
-      amx_block<1, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl);
+      amx_block<1, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl,
+                      s2, pf2, pfl2);
   };
-  // Weights that fit a core's L2 (up to 1 MiB): row pairs outside, so that a row pair's
-  // operand tiles stay in L1 while the weights stream from L2. Larger weights: column pairs
-  // outside, each pair's weights (Kt KiB) read from L3 once and kept in L1 for every row pair.
-  // (Column pairs start at nt0 + 2i in either direction: the same blocks.)
+  // Weights that fit a core's L2 (up to 1 MiB, both products'): row pairs outside, so that a
+  // row pair's operand tiles stay in L1 while the weights stream from L2. Larger weights:
+  // column pairs outside, each pair's weights (Kt KiB) read from L3 once and kept in L1 for
+  // every row pair. (Column pairs start at nt0 + 2i in either direction: the same blocks.)
   const Index npairs = (nt1 - nt0 + 1) / 2;
   auto pair = [&](Index i) { return nt0 + 2 * (reverse ? npairs - 1 - i : i); };
-  if ((nt1 - nt0) * Kt * kTileElems * 2 <= (Index(1) << 20)) {
+  if ((nt1 - nt0) * (Kt + s2.Kt) * kTileElems * 2 <= (Index(1) << 20)) {
     for (Index mt = 0; mt < Mt; mt += 2)
       for (Index i = 0; i < npairs; ++i) block(mt, pair(i));
   } else {
     // Weights from L3: while a column pair runs its row pairs, the next pair's weights (2 Kt
-    // KiB, whole tiles; past nt1 they are not read) are prefetched into L2, a slice per row
-    // pair, a few lines per k tile.
-    const Index row_pairs = (Mt + 1) / 2, pair_lines = 2 * Kt * kTileElems * 2 / 64;
-    const Index per_kt = (pair_lines + row_pairs * Kt - 1) / (row_pairs * Kt);
+    // KiB of each product, whole tiles; past nt1 they are not read) are prefetched into L2, a
+    // slice per row pair, a few lines per k tile.
+    const Index row_pairs = (Mt + 1) / 2;
+    // (for one product's weights wm with kt tiles a column tile: the next pair's lines from
+    // block b on, and how many a k tile)
+    struct Pf {
+      const char* p;
+      Index lines;
+    };
+    auto slice = [&](const std::uint16_t* wm, Index kt, Index nn, Index b) {
+      if (kt == 0 || nn < 0) return Pf{nullptr, 0};
+      const Index pair_lines = 2 * kt * kTileElems * 2 / 64;
+      const Index per_kt = (pair_lines + row_pairs * kt - 1) / (row_pairs * kt);
+      const Index lines = std::min<Index>(2, nt1 - nn) * kt * kTileElems * 2 / 64;
+      const char* next = reinterpret_cast<const char*>(wm + nn * kt * kTileElems);
+      // (this block's slice: lines [b kt per_kt, (b + 1) kt per_kt), clipped to `lines`)
+      const Index l0 = std::min(lines, b * kt * per_kt);
+      return Pf{next + l0 * 64, std::min(lines - l0, kt * per_kt) / kt};
+    };
     for (Index i = 0; i < npairs; ++i) {
       const Index nn = i + 1 < npairs ? pair(i + 1) : -1;
-      const Index lines = nn >= 0 ? std::min<Index>(2, nt1 - nn) * Kt * kTileElems * 2 / 64 : 0;
-      const char* next = reinterpret_cast<const char*>(w + (nn >= 0 ? nn : 0) * Kt * kTileElems);
       for (Index mt = 0, b = 0; mt < Mt; mt += 2, ++b) {
-        // (this block's slice: lines [b Kt per_kt, (b + 1) Kt per_kt), clipped to `lines`)
-        const Index l0 = std::min(lines, b * Kt * per_kt);
-        const Index pfl = std::min(lines - l0, Kt * per_kt) / Kt;
-        block(mt, pair(i), next + l0 * 64, pfl);
+        const Pf p1 = slice(w, Kt, nn, b), p2 = slice(s2.w, s2.Kt, nn, b);
+        block(mt, pair(i), p1.p, p1.lines, p2.p, p2.lines);
       }
     }
   }
