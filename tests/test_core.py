@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import rel_err
 
-from lstm_native import nn
+from lstm_native import _core, nn
 
 import reference as ref
 from reference import CELLS
@@ -457,17 +457,23 @@ def test_threads_split_the_batch_without_changing_results(cell):
         assert np.array_equal(g1[k], g2[k]), k
 
 
-# The LSTM family without peepholes: a float inference runs the fused step (stack.cpp,
-# forward_layer_fused); training's forward runs the general step.
-FUSED_CELLS = (
-    "lstm",
-    "lstm_1997",
-    "cifg",
-    "no_input_gate",
-    "no_output_gate",
-    "no_input_activation",
-    "no_output_activation",
-)
+# The cells whose inference runs the fused step (stack.cpp, forward_layer_fused; the LSTM
+# family without peepholes), as the core reports them; training's forward runs the general step.
+FUSED_CELLS = tuple(c for c in ref.CELLS if _core.cell_info(c)["fused_inference"])
+
+
+def test_the_fused_cells_are_the_lstm_family_without_peepholes():
+    assert set(FUSED_CELLS) == {
+        "lstm",
+        "lstm_1997",
+        "cifg",
+        "no_input_gate",
+        "no_output_gate",
+        "no_input_activation",
+        "no_output_activation",
+    }
+
+
 FUSED_SIZES = {  # B, T, D, H, num_layers
     "small": (3, 5, 4, 7, 1),
     "small-2layers": (3, 5, 4, 7, 2),

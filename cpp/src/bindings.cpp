@@ -1051,6 +1051,7 @@ py::dict cell_info(const std::string& name) {
   d["cell_params"] = c.cell_params;    // [H] vectors per layer (peepholes)
   d["cell_gemm"] = c.cell_gemm;        // a weight_ch [H, H] per layer
   d["forget_block"] = c.forget_block;  // -1: no forget gate
+  d["fused_inference"] = c.fused;      // inference runs the fused step (stack.cpp)
   // the factor the carried state is kept by: a block's name ("f", "z"), "1-i" (coupled
   // gates), "1" (no forget gate) or None (the state is rewritten: RNN, ungated)
   d["keep"] = keep ? py::object(py::str(keep)) : py::object(py::none());

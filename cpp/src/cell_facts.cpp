@@ -10,8 +10,9 @@ namespace lstm_native {
 CellShape cell_shape(CellKind k) {
   return dispatch_cell(k, [](auto c) {
     using C = decltype(c);
-    return CellShape{C::kGates,   C::kExtra,      C::kScratch,  C::kCellParams, C::kForgetBlock,
-                     C::kHasCell, C::kSeparateGh, C::kCellGemm, C::kKeep,       C::kUnitwise};
+    return CellShape{C::kGates,       C::kExtra,    C::kScratch,    C::kCellParams,
+                     C::kForgetBlock, C::kHasCell,  C::kSeparateGh, C::kCellGemm,
+                     C::kKeep,        C::kUnitwise, C::kFused};
   });
 }
 

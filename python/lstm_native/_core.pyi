@@ -32,8 +32,8 @@ def cell_info(cell: str) -> dict[str, Any]:
     """Structure of a cell: "gates" (int), "blocks" (gate block names in storage order, e.g.
     ("i", "f", "g", "o"); () for RNN and ungated), "has_cell_state" (bool), "extra" (values per
     unit saved besides the gates), "cell_params" ([H] vectors per layer), "cell_gemm" (a
-    weight_ch per layer), "forget_block" (-1: none) and "keep" (how the carried state is kept:
-    "f", "z", "1-i", "1" or None)."""
+    weight_ch per layer), "forget_block" (-1: none), "keep" (how the carried state is kept:
+    "f", "z", "1-i", "1" or None) and "fused_inference" (an inference runs the fused step)."""
 
 def set_num_threads(n: int) -> None:
     """Default threads per call; 0 = all hardware threads."""

@@ -36,13 +36,14 @@ enum class Keep : int { kNone = 0, kForget, kOneMinusInput, kOne, kUpdate };
 // A cell's structure as plain values (what cell_info reports, and what the layout and the
 // workspace sizes read): gates G, values saved per unit besides the gates, scratch values per
 // unit, [H] parameter vectors, the forget gate's block (-1: none), whether it has a cell state,
-// a separate dL/dgh, a W_ch product, how it keeps its state, and whether its pointwise math
-// reads only unit j of every input (then a step may run it on a slice of the units).
+// a separate dL/dgh, a W_ch product, how it keeps its state, whether its pointwise math
+// reads only unit j of every input (then a step may run it on a slice of the units), and
+// whether an inference runs it in the fused step (stack.cpp forward_layer_fused).
 struct CellShape {
   int gates, extra, scratch, cell_params, forget_block;
   bool has_cell, separate_gh, cell_gemm;
   Keep keep;
-  bool unitwise;
+  bool unitwise, fused;
 };
 CellShape cell_shape(CellKind k);
 std::string cell_blocks(CellKind k);  // gate block names in storage order, one letter each
