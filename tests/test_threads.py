@@ -108,6 +108,24 @@ def test_bf16_unit_split_steps_give_identical_results_at_any_thread_count(cell):
     _assert_identical(results)
 
 
+def test_split_plan_reports_the_inference_split():
+    """An inference forward may take fewer parts than training (float32 with W_hh past a
+    quarter of L2: at least 32 rows a part, so that its steps split by columns instead);
+    split_plan(..., inference=True) says which, and the layer runs that."""
+    B, T, D, H = 32, 20, 16, 256
+    train = _core.split_plan("lstm", D, H, 1, B, T)
+    infer = _core.split_plan("lstm", D, H, 1, B, T, inference=True)
+    assert train["parts"] == 4 and infer["parts"] == 1 and infer["forward_column_blocks"] > 1
+    layer = nn.LSTM(D, H, 1)
+    layer._core.num_threads = 4
+    x = np.zeros((B, T, D), np.float32)
+    layer.forward(x, inference=True)
+    assert layer._core.num_parts == infer["parts"]
+    assert layer._core.column_blocks[0] == infer["forward_column_blocks"]
+    layer.forward(x)
+    assert layer._core.num_parts == train["parts"]
+
+
 def test_split_plan():
     """Parts: a power of two, at least 8 rows each (64 once W_hh no longer fits a core's L2),
     at most 32; column blocks only for one-part runs with large steps."""

@@ -1075,7 +1075,7 @@ void bind_functions(py::module_& m) {
   m.def(
       "split_plan",
       [](const std::string& cell, Index input_size, Index hidden_size, Index num_layers,
-         Index batch, Index steps, const std::string& precision) {
+         Index batch, Index steps, const std::string& precision, bool inference) {
         const CellKind k = parse_cell(cell);
         require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1 && batch >= 1 && steps >= 1,
                 "split_plan needs sizes >= 1");
@@ -1085,7 +1085,7 @@ void bind_functions(py::module_& m) {
           params += unit_param_count(k, l == 0 ? input_size : hidden_size, hidden_size, true);
         const Precision pr = parse_precision(precision);
         const RunShape s{k, input_size, hidden_size, num_layers, params.v, pr};
-        const Index P = num_parts(s, batch, steps);
+        const Index P = num_parts(s, batch, steps, inference);
         py::dict d;
         d["parts"] = P;
         d["forward_column_blocks"] = num_column_blocks(batch, hidden_size, GH, P, pr);
@@ -1094,9 +1094,11 @@ void bind_functions(py::module_& m) {
       },
       py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
       py::arg("batch"), py::arg("steps"), py::kw_only(), py::arg("precision") = "float32",
+      py::arg("inference") = false,
       "How a run of layers (one direction) over batch sequences of steps steps is split: "
       "parts of the batch and column blocks of a step's product (from the sizes only, never "
-      "the thread count). A Model runs one layer per run.");
+      "the thread count), for training (its forward and backward) or, with inference=True, "
+      "an inference forward (which may take fewer parts). A Model runs one layer per run.");
   m.def(
       "all_finite",
       [](const py::array& a) {

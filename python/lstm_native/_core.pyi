@@ -48,8 +48,10 @@ def split_plan(
     steps: int,
     *,
     precision: str = "float32",
+    inference: bool = False,
 ) -> dict[str, int]:
-    """Parts of the batch and column blocks of a step's product (from the sizes only)."""
+    """Parts of the batch and column blocks of a step's product (from the sizes only), for
+    training or (inference=True) an inference forward."""
 
 def all_finite(a: NDArray[np.floating[Any]]) -> bool:
     """No NaN or infinity in a C-contiguous float32/float64 array."""
