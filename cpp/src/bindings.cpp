@@ -98,6 +98,14 @@ void on_interpreter_exit() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
+// No NaN or infinity in p [n]: x * 0 is 0 for finite x and NaN otherwise, so one vectorized
+// sum answers (without the overflow a plain sum of large values can give). The kernel sets'
+// code has the same (types.hpp all_finite); this translation unit is outside them.
+template <class S>
+bool finite_values(const S* p, Index n) {
+  return std::isfinite((Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(p, n) * S(0)).sum());
+}
+
 class ReleaseGil {
  public:
   ReleaseGil() : state_(PyEval_SaveThread()) {}
@@ -475,10 +483,7 @@ void model_rollout(ModelApi<S>& mo, const py::object& params, const py::object& 
   const Index D = c.input_size, O = c.output_size;
   const S* p = array_ptr<S>(params, "params", {mo.num_params()}, false, false);
   const S* fp = array_ptr<S>(future, "future", {d.N, horizon - 1, D}, true, false);
-  if (fp &&
-      !std::isfinite(
-          (Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(fp, d.N * (horizon - 1) * D) * S(0))
-              .sum()))
+  if (fp && !finite_values(fp, d.N * (horizon - 1) * D))
     throw py::value_error("future contains NaN or infinity");
   S* op = array_ptr<S>(out, "out", {d.N, horizon, O}, false, true);
   const auto pairs = rollout_feedback(feedback, O, D);
@@ -1020,18 +1025,14 @@ py::dict build_info() {
   return d;
 }
 
-// True when a float array holds no NaN or infinity: x * 0 is 0 for finite x and NaN otherwise,
-// so one vectorized sum answers (without the overflow a plain sum of large values can give).
+// True when a float array holds no NaN or infinity (finite_values).
 template <class S>
 bool all_finite_of(const py::array& a) {
   const auto* p = static_cast<const S*>(a.data());
   const Index n = static_cast<Index>(a.size());
-  auto run = [&] {
-    return std::isfinite((Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(p, n) * S(0)).sum());
-  };
-  if (n < (Index(1) << 16)) return run();
+  if (n < (Index(1) << 16)) return finite_values(p, n);
   ReleaseGil release;
-  return run();
+  return finite_values(p, n);
 }
 
 // The structure of a cell (cells.hpp), for the Python layer: gate count and block names in

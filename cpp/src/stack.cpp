@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
@@ -188,9 +187,7 @@ const S* Stack<S>::pack_forward(const S* params, bool require_finite) {
   if (!packed_already) {
     // (checked here, before the copy is taken, rather than on every call: the same params
     // were checked when they were packed, and the check reads all of them, 4.7 MB at H = 512)
-    if (require_finite &&
-        !std::isfinite(
-            (Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(params, Index(np)) * S(0)).sum()))
+    if (require_finite && !all_finite(params, Index(np)))
       throw std::invalid_argument("the layer's parameters (flat_params) contain NaN or infinity");
     packed_from_.assign(params, params + np);
     const S* src = packed_from_.data();
@@ -473,29 +470,22 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
     StepIO<S> io;
     io.H = H;
     // AMX only: h16 [2][Mp, ld16] (h_{-1} converted here, padding zeroed), the initial gates
-    // b_ih + b_hh, and the input's bf16 row length
+    // b_ih + b_hh, and the input's bf16 row length.
+    // With the AMX tile kernel (fuse_x), the step's two products in one
+    // (PackedMatrix::amx_columns_plus): gates = b_ih + b_hh + x16_t W_ihᵀ + h16_{t-1} W_hhᵀ,
+    // summed in the tiles (the same sums, in the same order, as the input projection's product
+    // and then the step's on top of it: the same results), the gates written once per step
+    // instead of written, read back and rewritten. x16 [tx*n + 16 rows (a tile read from the
+    // chunk's last rows stays inside), ldx]: the input of tx steps in bf16, converted by the
+    // blocks (rows split) in a pool call of its own, shared by all blocks (a thread's scratch
+    // would be another thread's on the next step: the pool hands blocks to whichever thread is
+    // free).
     std::uint16_t* h16 = nullptr;
     Index Mp = 0, ld16 = 0, ldx = 0;
     const S* bias = nullptr;
-    // AMX tile kernel: the step's two products in one (PackedMatrix::amx_columns_plus): gates
-    // = b_ih + b_hh + x16_t W_ihᵀ + h16_{t-1} W_hhᵀ, summed in the tiles (the same sums, in the
-    // same order, as the input projection's product and then the step's on top of it: the same
-    // results), the gates written once per step instead of written, read back and rewritten.
-    // x16 [tx*n + 16 rows (a tile read from the chunk's last rows stays inside), ldx]: the
-    // input of tx steps in bf16, converted by the blocks (rows split) in a pool call of its
-    // own, shared by all blocks (a thread's scratch would be another thread's on the next step:
-    // the pool hands blocks to whichever thread is free).
     bool fuse_x = false;
     std::uint16_t* x16 = nullptr;
     Index tx = 0;
-    if constexpr (kAmxBuilt) {
-      fuse_x = amx && bf16::product() == Bf16Product::kAmx;
-      if (fuse_x) {
-        ldx = w.ih.amx_lda();
-        tx = std::clamp<Index>((Index(256) << 10) / std::max<Index>(1, n * ldx), 1, T);
-        x16 = bf16::scratch<std::uint16_t, 3>(static_cast<std::size_t>((tx * n + 16) * ldx));
-      }
-    }
     if constexpr (kAmxBuilt) {
       if (amx) {
         Mp = (n + 15) / 16 * 16;
@@ -505,6 +495,11 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
         bf16::to_bf16(hs, H, false, n, H, Mp, ld16, h16);
         std::fill(h16 + Mp * ld16, h16 + 2 * Mp * ld16, std::uint16_t(0));
         bias = w.bias_sum.empty() ? nullptr : w.bias_sum.data();
+        fuse_x = bf16::product() == Bf16Product::kAmx;
+        if (fuse_x) {
+          tx = std::clamp<Index>((Index(256) << 10) / std::max<Index>(1, n * ldx), 1, T);
+          x16 = bf16::scratch<std::uint16_t, 3>(static_cast<std::size_t>((tx * n + 16) * ldx));
+        }
       }
     }
     for (Index t = 0; t < T; ++t) {
@@ -569,24 +564,22 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
         if (na == 0) return;
         // gates [na, these columns] += the step's product; then the cell on units [j0, j1)
         if constexpr (kAmxBuilt) {
-          if (fuse_x) {
-            const std::uint16_t* xt = x16 + (t % tx) * n * ldx;  // x16_t
-            if (Cu == 1)
-              w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates, GH, 0, GH, bias, t % 2 == 1);
-            else
-              for (Index g = 0; g < G_; ++g)
-                w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates + g * H + j0, GH, g * H + j0,
-                                      g * H + j1, bias);
-            Cell::template forward_fused<true>(io, j0, j1, next16, ld16);
-            return;
-          }
           if (amx) {
-            if (Cu == 1)
+            if (fuse_x) {  // gates = bias + x16_t W_ihᵀ + h16_{t-1} W_hhᵀ
+              const std::uint16_t* xt = x16 + (t % tx) * n * ldx;  // x16_t
+              if (Cu == 1)
+                w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates, GH, 0, GH, bias, t % 2 == 1);
+              else
+                for (Index g = 0; g < G_; ++g)
+                  w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates + g * H + j0, GH, g * H + j0,
+                                        g * H + j1, bias);
+            } else if (Cu == 1) {
               w.hh.amx_columns(a16, na, io.gates, GH, 0, GH, nullptr, true, t % 2 == 1);
-            else
+            } else {
               for (Index g = 0; g < G_; ++g)
                 w.hh.amx_columns(a16, na, io.gates + g * H + j0, GH, g * H + j0, g * H + j1,
                                  nullptr, true);
+            }
             Cell::template forward_fused<true>(io, j0, j1, next16, ld16);
             return;
           }

@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include <cmath>
 #include <cstddef>
 #include <vector>
 
@@ -36,6 +37,14 @@ using ConstArrMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
 // Workspace storage: SIMD-aligned, so that no kernel's result depends on where malloc put it.
 template <class S>
 using Buffer = std::vector<S, Eigen::aligned_allocator<S>>;
+
+// No NaN or infinity in p [n]: x * 0 is 0 for finite x and NaN otherwise, so one vectorized
+// sum answers (without the overflow a plain sum of large values can give). (bindings.cpp, a
+// baseline translation unit outside the kernel sets, has its own: finite_values.)
+template <class S>
+inline bool all_finite(const S* p, Index n) {
+  return std::isfinite((ConstArrMap<S>(p, n) * S(0)).sum());
+}
 
 // acc[c] += Σ_r m[r, c] for row-major m [rows, cols], rows added in order. Used for bias
 // gradients instead of Eigen's colwise().sum(), whose vectorized partial sums depend on the
