@@ -80,9 +80,21 @@ def test_bf16_matches_the_bf16_reference(rng, small, cell, num_layers, use_lengt
 # family (stack.cpp: the fused step, the gates accumulated in place, h in bf16 from the cell):
 # shapes with H a multiple of 16 (whole gate tiles) and not (ragged), one and several row tiles,
 # with states and two layers, with lengths and without (then the last layer's h_t goes
-# straight into y).
+# straight into y). With whole gate tiles the cell runs as the product's epilogue, 16 units at a
+# time (bf16::tile_multiply_units): H = 16 with few k tiles has more rows than k tiles to hide
+# them under (several rows after each); H = 384 has weights past 1 MiB (the next gate pair
+# prefetched) and 24 groups.
 @pytest.mark.parametrize("use_lengths", [True, False], ids=["lengths", "full"])
-@pytest.mark.parametrize("sizes", [TILES, dict(B=21, T=5, D=7, H=64), dict(B=40, T=3, D=40, H=48)])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        TILES,
+        dict(B=21, T=5, D=7, H=64),
+        dict(B=40, T=3, D=40, H=48),
+        dict(B=37, T=3, D=5, H=16),
+        dict(B=19, T=3, D=64, H=384),
+    ],
+)
 @pytest.mark.parametrize("cell", CELLS)
 def test_bf16_inference_matches_the_bf16_reference(rng, cell, sizes, use_lengths):
     case = make_case(

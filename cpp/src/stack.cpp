@@ -483,7 +483,7 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
     std::uint16_t* h16 = nullptr;
     Index Mp = 0, ld16 = 0, ldx = 0;
     const S* bias = nullptr;
-    bool fuse_x = false;
+    bool fuse_x = false, units = false;
     std::uint16_t* x16 = nullptr;
     Index tx = 0;
     if constexpr (kAmxBuilt) {
@@ -496,6 +496,7 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
         std::fill(h16 + Mp * ld16, h16 + 2 * Mp * ld16, std::uint16_t(0));
         bias = w.bias_sum.empty() ? nullptr : w.bias_sum.data();
         fuse_x = bf16::product() == Bf16Product::kAmx;
+        units = fuse_x && H % 16 == 0;
         if (fuse_x) {
           tx = std::clamp<Index>((Index(256) << 10) / std::max<Index>(1, n * ldx), 1, T);
           x16 = bf16::scratch<std::uint16_t, 3>(static_cast<std::size_t>((tx * n + 16) * ldx));
@@ -567,6 +568,21 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
           if (amx) {
             if (fuse_x) {  // gates = bias + x16_t W_ihᵀ + h16_{t-1} W_hhᵀ
               const std::uint16_t* xt = x16 + (t % tx) * n * ldx;  // x16_t
+              if (units) {
+                const Index ldh = io.ldh > 0 ? io.ldh : H;
+                w.ih.amx_units_plus(
+                    xt, na, w.hh, a16, G_, j0 / 16, j1 / 16, bias, Cu == 1 && t % 2 == 1,
+                    bf16::scratch<float, 4>(static_cast<std::size_t>(2 * Mp * G_ * 16)),
+                    [&](Index q, Index r, const float* row) {
+                      const Index j = q * 16;
+                      lanes::for_lanes_range<S>(0, 16, [&](auto v, Index l) {
+                        Cell::template fused_lanes<true>(
+                            v, row + l, 16, io.c_prev + r * H + j + l, io.c + r * H + j + l,
+                            io.h + r * ldh + j + l, next16 + r * ld16 + j + l);
+                      });
+                    });
+                return;
+              }
               if (Cu == 1)
                 w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates, GH, 0, GH, bias, t % 2 == 1);
               else

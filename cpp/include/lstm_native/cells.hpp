@@ -201,9 +201,26 @@ struct LstmFamily : CellTraits {
   template <bool kBf16, class S>
   static void forward_fused(const StepIO<S>& io, Index j0, Index j1, std::uint16_t* h16,
                             Index ld16) {
+    const Index n = io.n, H = io.H, GH = kGates * H;
+    for (Index r = 0; r < n; ++r) {
+      const S* x = io.gates + r * GH;
+      const S* cp = io.c_prev + r * H;
+      S* c = io.c + r * H;
+      S* h = io.h + r * (io.ldh > 0 ? io.ldh : H);
+      std::uint16_t* h16r = kBf16 ? h16 + r * ld16 : nullptr;
+      lanes::for_lanes_range<S>(j0, j1, [&](auto v, Index j) {
+        fused_lanes<kBf16>(v, x + j, H, cp + j, c + j, h + j, kBf16 ? h16r + j : nullptr);
+      });
+    }
+  }
+  // forward_fused's math on the lanes of one packet (V: a packet or a scalar): x the
+  // pre-activations of gate block 0 at these lanes, block b at x + b gs; c_{t-1} at cp; writes
+  // c_t at c, h_t at h and (kBf16) h_t in bf16 at h16. Also the epilogue of the grouped AMX
+  // product (stack.cpp), whose gates buffer holds 16 units per block (gs = 16).
+  template <bool kBf16, class V, class S>
+  static void fused_lanes(V, const S* x, Index gs, const S* cp, S* c, S* h, std::uint16_t* h16) {
     using namespace lanes;
     static_assert(!kPeep, "peepholes need the cell parameters (forward())");
-    const Index n = io.n, H = io.H, GH = kGates * H;
     auto sig = [](auto a) {
       if constexpr (kBf16)
         return fast_sigmoid(a);
@@ -216,32 +233,22 @@ struct LstmFamily : CellTraits {
       else
         return lanes::tanh(a);
     };
-    for (Index r = 0; r < n; ++r) {
-      const S* x = io.gates + r * GH;
-      const S* cp = io.c_prev + r * H;
-      S* c = io.c + r * H;
-      S* h = io.h + r * (io.ldh > 0 ? io.ldh : H);
-      std::uint16_t* h16r = kBf16 ? h16 + r * ld16 : nullptr;
-      for_lanes_range<S>(j0, j1, [&](auto v, Index j) {
-        using V = decltype(v);
-        const V one = set<V>(1);
-        V i = one, f = one, o = one;
-        if constexpr (kI) i = sig(load<V>(x + kBlockI * H + j));
-        if constexpr (kOwnF)
-          f = sig(load<V>(x + kBlockF * H + j));
-        else if constexpr (kCoupled)
-          f = psub(one, i);
-        V g = load<V>(x + kBlockG * H + j);
-        if constexpr (kGAct) g = th(g);
-        const V ct = pmadd(f, load<V>(cp + j), kI ? pmul(i, g) : g);
-        if constexpr (kO) o = sig(load<V>(x + kBlockO * H + j));
-        store(c + j, ct);
-        const V sc = kHAct ? th(ct) : ct;
-        const V ht = kO ? pmul(o, sc) : sc;
-        store(h + j, ht);
-        if constexpr (kBf16) bf16::store_rounded(h16r + j, ht);
-      });
-    }
+    const V one = set<V>(1);
+    V i = one, f = one, o = one;
+    if constexpr (kI) i = sig(load<V>(x + kBlockI * gs));
+    if constexpr (kOwnF)
+      f = sig(load<V>(x + kBlockF * gs));
+    else if constexpr (kCoupled)
+      f = psub(one, i);
+    V g = load<V>(x + kBlockG * gs);
+    if constexpr (kGAct) g = th(g);
+    const V ct = pmadd(f, load<V>(cp), kI ? pmul(i, g) : g);
+    if constexpr (kO) o = sig(load<V>(x + kBlockO * gs));
+    store(c, ct);
+    const V sc = kHAct ? th(ct) : ct;
+    const V ht = kO ? pmul(o, sc) : sc;
+    store(h, ht);
+    if constexpr (kBf16) bf16::store_rounded(h16, ht);
   }
 
   // s = tanh(c_t) (or c_t), s' = 1 - s² (or 1):

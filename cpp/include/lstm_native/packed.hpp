@@ -29,6 +29,7 @@
 #include "types.hpp"
 
 #include <type_traits>
+#include <utility>
 
 #include <algorithm>
 #include <cstring>
@@ -171,6 +172,31 @@ class PackedMatrix {
     }
 #endif
     require(false, "PackedMatrix::amx_columns_plus needs the AMX kernel");
+  }
+
+  // The same by unit groups with the cell as the epilogue (bf16::tile_multiply_units): the
+  // columns are G gate blocks of H = N / G units (H a multiple of 16); for the groups of 16
+  // units q in [q0, q1), buf_q = bias + a16 · P + b16 · Q on the group's columns of every
+  // block, then epi(q, r, row of buf_q) for each row r < M. buf: 2 x M rounded up to 16 x G*16
+  // floats of scratch.
+  template <class Epi>
+  void amx_units_plus(const std::uint16_t* a16, Index M, const PackedMatrix& second,
+                      const std::uint16_t* b16, Index G, Index q0, Index q1, const S* bias,
+                      bool reverse, S* buf, Epi&& epi) const {
+#if defined(LSTM_NATIVE_AMX)
+    if constexpr (std::is_same_v<S, float>) {
+      require(amx_ && second.amx_ && second.N == N && N % (G * 16) == 0 &&
+                  bf16::product() == Bf16Product::kAmx,
+              "PackedMatrix::amx_units_plus needs the AMX tile kernel and whole unit groups");
+      using namespace bf16;
+      const AmxSecond s2{b16, second.amx_lda(), second.amx_lda() / kTileK, second.data16_.data()};
+      bf16::tile_multiply_units(a16, amx_lda(), M, amx_lda() / kTileK, data16_.data(), G,
+                                N / G / kTileCols, q0, q1, bias, s2, reverse, buf,
+                                std::forward<Epi>(epi));
+      return;
+    }
+#endif
+    require(false, "PackedMatrix::amx_units_plus needs the AMX kernel");
   }
 
   // Column panels (kPanel columns each, the last possibly narrower), and multiply() restricted

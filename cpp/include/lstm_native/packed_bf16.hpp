@@ -165,6 +165,10 @@ LSTM_NATIVE_AMX_TARGET inline void amx_configure() {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
+  // (GCC 12 does not see that ldtilecfg reads all 64 bytes: where this is inlined it dropped
+  // the stores of colsb and rows, and the first tile load then raised SIGILL. The empty asm
+  // reads cfg from memory, so the stores stay.)
+  asm volatile("" : : "m"(cfg) : "memory");
   _tile_loadconfig(&cfg);
 }
 
@@ -191,11 +195,15 @@ struct AmxSecond {
 // C tiles 0-3 (MT x NT of them) += A (rows a0, a1: tiles 4, 5) · B (column tiles b0, b1:
 // tiles 6, 7) over Kt k tiles; pf: pf_lines cache lines a k tile, of weights the caller reads
 // next, into L2.
-template <int MT, int NT>
+// between(): called after each k tile's products (tile_multiply_units runs its epilogue there).
+struct NoBetween {
+  void operator()() const {}
+};
+template <int MT, int NT, class Between = const NoBetween>
 LSTM_NATIVE_AMX_TARGET inline void amx_kloop(const std::uint16_t* a0, const std::uint16_t* a1,
                                              Index astride, const std::uint16_t* b0,
                                              const std::uint16_t* b1, Index Kt, const char* pf,
-                                             Index pf_lines) {
+                                             Index pf_lines, Between& between = NoBetween{}) {
   for (Index kt = 0; kt < Kt; ++kt) {
     for (Index l = 0; l < pf_lines; ++l) _mm_prefetch(pf + (kt * pf_lines + l) * 64, _MM_HINT_T1);
     _tile_loadd(4, a0 + kt * kTileK, astride);
@@ -208,6 +216,7 @@ LSTM_NATIVE_AMX_TARGET inline void amx_kloop(const std::uint16_t* a0, const std:
       _tile_dpbf16ps(2, 5, 6);
       if constexpr (NT == 2) _tile_dpbf16ps(3, 5, 7);
     }
+    between();
   }
 }
 
@@ -361,6 +370,155 @@ LSTM_NATIVE_AMX_TARGET inline void tile_multiply(const std::uint16_t* a16, Index
     }
   }
   _tile_release();
+}
+
+// The fused inference step's product with the cell as its epilogue (stack.cpp; the AMX tile
+// kernel, float32 sums). Unit group q is 16 units: its pre-activations are column tile
+// g Hq + q of every gate block g < G (Hq = H / 16 column tiles a block) of both products, w
+// (left operand a16, Kt k tiles) and s2. For q in [q0, q1) (descending when `reverse`, see
+// tile_multiply):
+//   buf_q [Mt*16, G*16] = init + a16 · w_q + s2.a16 · s2.w_q   (init: the bias row, or zero)
+// gate pair by gate pair (C tiles: two row tiles x two gates), the row pairs inside (a pair's
+// weights, 2 (Kt + s2.Kt) KiB, stay in L1 for all of them); then epi(q, r, buf_q + r G*16) for
+// every row r < M: the cell on row r's 16 units. The rows of group q run while group q+1's
+// tiles do (a few after each k tile: the AVX-512 ports are idle while tdpbf16ps runs, and the
+// gates are read from L1, not written to and read back from L2): on the Xeon about half the
+// cell's time hides this way. The last group's rows run after the products. Two buffers
+// alternate (buf: 2 x Mt*16*G*16 floats). Each element of buf is the chain of float32 sums
+// tile_multiply gives it (the same init, then the same k tiles in the same order), so the
+// results equal tile_multiply's followed by the cell, bit for bit, whatever the groups.
+template <int MT, int NT, class Between>
+LSTM_NATIVE_AMX_TARGET inline void amx_unit_block(const std::uint16_t* a16, Index lda16, Index Kt,
+                                                  const std::uint16_t* const b[2],
+                                                  const AmxSecond& s2,
+                                                  const std::uint16_t* const b2[2], Index m0,
+                                                  const float* const bias[2], float* out, Index ldo,
+                                                  Between& between) {
+#define LSTM_NATIVE_C_INIT(T, j) \
+  if (bias[j])                   \
+    _tile_loadd(T, bias[j], 0);  \
+  else                           \
+    _tile_zero(T);
+  LSTM_NATIVE_C_INIT(0, 0)
+  if constexpr (NT == 2) {
+    LSTM_NATIVE_C_INIT(1, 1)
+  }
+  if constexpr (MT == 2) {
+    LSTM_NATIVE_C_INIT(2, 0)
+    if constexpr (NT == 2) {
+      LSTM_NATIVE_C_INIT(3, 1)
+    }
+  }
+#undef LSTM_NATIVE_C_INIT
+  const Index r = m0 * kTileRows;
+  amx_kloop<MT, NT>(a16 + r * lda16, a16 + (r + kTileRows) * lda16, lda16 * 2, b[0], b[1], Kt,
+                    nullptr, 0, between);
+  if (s2.Kt > 0)
+    amx_kloop<MT, NT>(s2.a16 + r * s2.lda16, s2.a16 + (r + kTileRows) * s2.lda16, s2.lda16 * 2,
+                      b2[0], b2[1], s2.Kt, nullptr, 0, between);
+  float* o = out + r * ldo;
+  const Index stride = ldo * Index(sizeof(float));
+  _tile_stored(0, o, stride);
+  if constexpr (NT == 2) _tile_stored(1, o + kTileCols, stride);
+  if constexpr (MT == 2) {
+    _tile_stored(2, o + kTileRows * ldo, stride);
+    if constexpr (NT == 2) _tile_stored(3, o + kTileRows * ldo + kTileCols, stride);
+  }
+}
+
+template <class Epi>
+LSTM_NATIVE_AMX_TARGET inline void tile_multiply_units(const std::uint16_t* a16, Index lda16,
+                                                       Index M, Index Kt, const std::uint16_t* w,
+                                                       Index G, Index Hq, Index q0, Index q1,
+                                                       const float* bias, const AmxSecond& s2,
+                                                       bool reverse, float* buf, Epi&& epi) {
+  if (M <= 0 || q1 <= q0) return;
+  amx_configure();
+  const Index Mt = (M + kTileRows - 1) / kTileRows, ldb = G * kTileCols;
+  const Index Kall = Kt + s2.Kt, gate_pairs = (G + 1) / 2, row_pairs = (Mt + 1) / 2;
+  // The group's tiles (column tile of gate g) in each product, its bias row.
+  auto tile = [&](const std::uint16_t* wm, Index kt, Index q, Index g) {
+    return wm + (g * Hq + q) * kt * kTileElems;
+  };
+  // Weights beyond L2 (as tile_multiply: those of this call's groups): while a gate pair runs
+  // its row pairs, the next pair's tiles (of both products) are prefetched into L2,
+  // ceil(32 / row_pairs) lines after each k tile (a pair's 2 Kall KiB over its row_pairs Kall
+  // k tiles).
+  const bool prefetch = G * (q1 - q0) * Kall * kTileElems * 2 > (Index(1) << 20);
+  const Index pf_per_tick = (32 + row_pairs - 1) / row_pairs;
+  struct Stream {
+    const char* p;
+    Index lines;
+  };
+  Stream pf[4] = {};
+  int pf_n = 0, pf_s = 0;
+  Index pf_off = 0;
+  auto prefetch_pair = [&](Index q, Index gp) {  // the streams of (group q, gate pair gp)
+    pf_n = pf_s = 0;
+    pf_off = 0;
+    for (Index g = 2 * gp; g < std::min<Index>(G, 2 * gp + 2); ++g) {
+      pf[pf_n++] = {reinterpret_cast<const char*>(tile(w, Kt, q, g)), Kt * kTileElems * 2 / 64};
+      if (s2.Kt > 0)
+        pf[pf_n++] = {reinterpret_cast<const char*>(tile(s2.w, s2.Kt, q, g)),
+                      s2.Kt * kTileElems * 2 / 64};
+    }
+  };
+  // The epilogue: group `prev`'s rows [done, M), from pbuf, spread over the `ticks` k tiles
+  // of the next group (acc counts M per k tile: a row per ticks of it).
+  const Index ticks = gate_pairs * row_pairs * Kall;
+  Index prev = -1, done = 0, acc = 0;
+  const float* pbuf = nullptr;
+  auto between = [&] {
+    for (Index l = 0; l < pf_per_tick && pf_s < pf_n; ++l) {
+      _mm_prefetch(pf[pf_s].p + pf_off * 64, _MM_HINT_T1);
+      if (++pf_off == pf[pf_s].lines) {
+        ++pf_s;
+        pf_off = 0;
+      }
+    }
+    if (prev < 0) return;
+    for (acc += M; acc >= ticks && done < M; acc -= ticks, ++done)
+      epi(prev, done, pbuf + done * ldb);
+  };
+  const Index nq = q1 - q0;
+  for (Index i = 0; i < nq; ++i) {
+    const Index q = reverse ? q1 - 1 - i : q0 + i;
+    float* out = buf + (i % 2) * Mt * kTileRows * ldb;
+    for (Index gp = 0; gp < gate_pairs; ++gp) {
+      if (prefetch) {  // the next pair: this group's next one, or the next group's first
+        if (gp + 1 < gate_pairs)
+          prefetch_pair(q, gp + 1);
+        else if (i + 1 < nq)
+          prefetch_pair(reverse ? q - 1 : q + 1, 0);
+        else
+          pf_n = 0;
+      }
+      const Index g0 = 2 * gp;
+      const bool two = g0 + 1 < G;
+      const std::uint16_t* b[2] = {tile(w, Kt, q, g0), two ? tile(w, Kt, q, g0 + 1) : nullptr};
+      const std::uint16_t* b2[2] = {s2.Kt > 0 ? tile(s2.w, s2.Kt, q, g0) : nullptr,
+                                    s2.Kt > 0 && two ? tile(s2.w, s2.Kt, q, g0 + 1) : nullptr};
+      const float* bb[2] = {bias ? bias + (g0 * Hq + q) * kTileCols : nullptr,
+                            bias && two ? bias + ((g0 + 1) * Hq + q) * kTileCols : nullptr};
+      float* o = out + g0 * kTileCols;
+      for (Index mt = 0; mt < Mt; mt += 2) {
+        if (mt + 1 < Mt && two)
+          amx_unit_block<2, 2>(a16, lda16, Kt, b, s2, b2, mt, bb, o, ldb, between);
+        else if (mt + 1 < Mt)
+          amx_unit_block<2, 1>(a16, lda16, Kt, b, s2, b2, mt, bb, o, ldb, between);
+        else if (two)
+          amx_unit_block<1, 2>(a16, lda16, Kt, b, s2, b2, mt, bb, o, ldb, between);
+        else
+          amx_unit_block<1, 1>(a16, lda16, Kt, b, s2, b2, mt, bb, o, ldb, between);
+      }
+    }
+    for (; prev >= 0 && done < M; ++done) epi(prev, done, pbuf + done * ldb);
+    prev = q;
+    done = acc = 0;
+    pbuf = out;
+  }
+  _tile_release();
+  for (; done < M; ++done) epi(prev, done, pbuf + done * ldb);
 }
 #undef LSTM_NATIVE_AMX_TARGET
 
