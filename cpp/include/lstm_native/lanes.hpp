@@ -76,7 +76,7 @@ inline V tanh(const V& x) {
 // division at a fraction of its cost (a float division of 16 lanes occupies the divider ~10
 // cycles, and a cell step runs five of them per packet); elsewhere the division.
 template <class V>
-inline V fast_div(const V& p, const V& q) {
+EIGEN_ALWAYS_INLINE V fast_div(const V& p, const V& q) {
 #if defined(EIGEN_VECTORIZE_AVX512)
   if constexpr (std::is_same_v<V, Packet16f>) {
     const __m512 r = _mm512_rcp14_ps(q);
@@ -87,12 +87,14 @@ inline V fast_div(const V& p, const V& q) {
   return pdiv(p, q);
 }
 
+// (Always inlined: a call per activation, five a packet, made GCC spill the live packets
+// around each call in the fused cell.)
 // σ and tanh for the fused bfloat16 inference step (stack.cpp): float packets use Eigen's
 // rational approximations (the same polynomials and cut-offs as sigmoid() and tanh() above)
 // with fast_div for the final division; scalar lanes as sigmoid() and tanh(). Not used in
 // float32 or float64, whose results stay those of sigmoid() and tanh().
 template <class V>
-inline V fast_sigmoid(const V& x_in) {
+EIGEN_ALWAYS_INLINE V fast_sigmoid(const V& x_in) {
   using S = typename unpacket_traits<V>::type;
   if constexpr (!std::is_same_v<S, float> || std::is_same_v<V, S>) {
     return sigmoid(x_in);
@@ -122,7 +124,7 @@ inline V fast_sigmoid(const V& x_in) {
 }
 
 template <class V>
-inline V fast_tanh(const V& x_in) {
+EIGEN_ALWAYS_INLINE V fast_tanh(const V& x_in) {
   using S = typename unpacket_traits<V>::type;
   if constexpr (!std::is_same_v<S, float> || std::is_same_v<V, S>) {
     return tanh(x_in);

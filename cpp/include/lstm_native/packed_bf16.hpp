@@ -440,42 +440,16 @@ LSTM_NATIVE_AMX_TARGET inline void tile_multiply_units(const std::uint16_t* a16,
   auto tile = [&](const std::uint16_t* wm, Index kt, Index q, Index g) {
     return wm + (g * Hq + q) * kt * kTileElems;
   };
-  // Weights beyond L2 (as tile_multiply: those of this call's groups): while a gate pair runs
-  // its row pairs, the next pair's tiles (of both products) are prefetched into L2,
-  // ceil(32 / row_pairs) lines after each k tile (a pair's 2 Kall KiB over its row_pairs Kall
-  // k tiles).
-  const bool prefetch = G * (q1 - q0) * Kall * kTileElems * 2 > (Index(1) << 20);
-  const Index pf_per_tick = (32 + row_pairs - 1) / row_pairs;
-  struct Stream {
-    const char* p;
-    Index lines;
-  };
-  Stream pf[4] = {};
-  int pf_n = 0, pf_s = 0;
-  Index pf_off = 0;
-  auto prefetch_pair = [&](Index q, Index gp) {  // the streams of (group q, gate pair gp)
-    pf_n = pf_s = 0;
-    pf_off = 0;
-    for (Index g = 2 * gp; g < std::min<Index>(G, 2 * gp + 2); ++g) {
-      pf[pf_n++] = {reinterpret_cast<const char*>(tile(w, Kt, q, g)), Kt * kTileElems * 2 / 64};
-      if (s2.Kt > 0)
-        pf[pf_n++] = {reinterpret_cast<const char*>(tile(s2.w, s2.Kt, q, g)),
-                      s2.Kt * kTileElems * 2 / 64};
-    }
-  };
+  // (No software prefetch of the next gate pair's weights, as tile_multiply does when they
+  // outgrow L2: here, where each pair's tiles are two contiguous runs, the hardware
+  // prefetchers do better on their own. Measured at H = 512: 1.05x faster at one thread,
+  // whose 2.3 MiB of weights stream from L3, and 1.05x at two.)
   // The epilogue: group `prev`'s rows [done, M), from pbuf, spread over the `ticks` k tiles
   // of the next group (acc counts M per k tile: a row per ticks of it).
   const Index ticks = gate_pairs * row_pairs * Kall;
   Index prev = -1, done = 0, acc = 0;
   const float* pbuf = nullptr;
   auto between = [&] {
-    for (Index l = 0; l < pf_per_tick && pf_s < pf_n; ++l) {
-      _mm_prefetch(pf[pf_s].p + pf_off * 64, _MM_HINT_T1);
-      if (++pf_off == pf[pf_s].lines) {
-        ++pf_s;
-        pf_off = 0;
-      }
-    }
     if (prev < 0) return;
     for (acc += M; acc >= ticks && done < M; acc -= ticks, ++done)
       epi(prev, done, pbuf + done * ldb);
@@ -485,14 +459,6 @@ LSTM_NATIVE_AMX_TARGET inline void tile_multiply_units(const std::uint16_t* a16,
     const Index q = reverse ? q1 - 1 - i : q0 + i;
     float* out = buf + (i % 2) * Mt * kTileRows * ldb;
     for (Index gp = 0; gp < gate_pairs; ++gp) {
-      if (prefetch) {  // the next pair: this group's next one, or the next group's first
-        if (gp + 1 < gate_pairs)
-          prefetch_pair(q, gp + 1);
-        else if (i + 1 < nq)
-          prefetch_pair(reverse ? q - 1 : q + 1, 0);
-        else
-          pf_n = 0;
-      }
       const Index g0 = 2 * gp;
       const bool two = g0 + 1 < G;
       const std::uint16_t* b[2] = {tile(w, Kt, q, g0), two ? tile(w, Kt, q, g0 + 1) : nullptr};
