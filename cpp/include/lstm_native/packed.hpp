@@ -64,7 +64,7 @@ class PackedMatrix {
   void pack_transposed(const S* W, Index n_rows, Index k_cols, const S* bias) {
     resize(k_cols, n_rows);
     if (amx_) {
-      pack_tiles([&](Index k, Index n) { return W[n * K + k]; }, true);
+      pack_tiles(W, true);
       set_bias(bias);
       return;
     }
@@ -85,7 +85,7 @@ class PackedMatrix {
   void pack(const S* W, Index k_rows, Index n_cols) {
     resize(k_rows, n_cols);
     if (amx_) {
-      pack_tiles([&](Index k, Index n) { return W[k * N + n]; }, false);
+      pack_tiles(W, false);
       set_bias(nullptr);
       return;
     }
@@ -337,11 +337,12 @@ class PackedMatrix {
       if (bf16_)
         for (S& v : data_) v = bf16::rounded(v);
   }
-  // AMX: P[k, n] = get(k, n) as bf16 tiles (packed_bf16.hpp), zero-padded to whole tiles.
-  // by_column: get reads W along k for a fixed n (the transposed forward packing); else rows
-  // k, k+1 of W are read in step and written as one tile row of pairs.
-  template <class Get>
-  void pack_tiles(const Get& get, bool by_column) {
+  // AMX: P[k, n] as bf16 tiles (packed_bf16.hpp), zero-padded to whole tiles, P = Wᵀ for W
+  // [N, K] (by_column: W read along k for a fixed n, the transposed forward packing) or P = W
+  // [K, N] (rows k, k+1 of W read in step and written as one tile row of pairs).
+  void pack_tiles(const S* W, bool by_column) {
+    // element (k, n): W [N, K] transposed (by_column) or W [K, N]
+    auto get = [&](Index k, Index n) { return by_column ? W[n * K + k] : W[k * N + n]; };
     const Index Kt = (K + 31) / 32, Nt = (N + 15) / 16;
     // (the padding is never written: zeroed only when the sizes change)
     if (tiles_k_ != K || tiles_n_ != N) {
@@ -364,6 +365,17 @@ class PackedMatrix {
         std::uint16_t* e = row + nt * Kt * 512;
         const Index n0 = nt * 16;
         if (n0 + 16 <= N && two) {  // a whole tile row: rows k and k+1, pairs interleaved
+#if defined(EIGEN_VECTORIZE_AVX512)
+          if constexpr (std::is_same_v<S, float>) {
+            // (16 columns of each row at once: lane c = bf16(row k) | bf16(row k+1) << 16, the
+            // tile row's pair c; dG [T*n, G*H] of the weight gradients is packed this way
+            // every training step)
+            const __m512i lo = bf16::round_bits(_mm512_loadu_ps(W + k * N + n0));
+            const __m512i hi = bf16::round_bits(_mm512_loadu_ps(W + (k + 1) * N + n0));
+            _mm512_storeu_si512(e, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            continue;
+          }
+#endif
           alignas(64) float r0[16], r1[16];
           for (Index c = 0; c < 16; ++c) {
             r0[c] = get(k, n0 + c);

@@ -90,6 +90,21 @@ inline float rounded(float f) {
   return widen(round(f));
 }
 
+#if defined(EIGEN_VECTORIZE_AVX512)
+// round() on 16 lanes, bit for bit: each 32-bit lane's low half holds its bf16, the high half 0.
+inline __m512i round_bits(__m512 v) {
+  // (u + 0x7fff + ((u >> 16) & 1)) >> 16, and for NaN (u >> 16) | 0x40
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i r =
+      _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_mov_epi32(r, nan,
+                               _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+}
+#endif
+
 // d[0 .. size of V) = v rounded to bf16 (round() on every lane, bit for bit), for a float or a
 // SIMD packet of floats: the fused recurrence's h16 (stack.cpp) is written by the cell this way.
 template <class V>
@@ -98,16 +113,7 @@ inline void store_rounded(std::uint16_t* d, const V& v) {
     *d = round(v);
 #if defined(EIGEN_VECTORIZE_AVX512)
   } else if constexpr (std::is_same_v<V, Eigen::internal::Packet16f>) {
-    // (u + 0x7fff + ((u >> 16) & 1)) >> 16, and for NaN (u >> 16) | 0x40, as round()
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(
-        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
-        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_mov_epi32(r, nan,
-                              _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_cvtepi32_epi16(r));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_cvtepi32_epi16(round_bits(v)));
 #endif
   } else {
     constexpr int n = Eigen::internal::unpacket_traits<V>::size;
