@@ -427,6 +427,10 @@ void Stack<S>::forward_part(Run<S>& run, Part& p, const Args& a, bool train, int
 //   The last layer of a run without lengths writes h_t straight into y (row stride ldy).
 //   cell (forward_fused): c_t and h_t (and h16_t) from the complete pre-activations; no
 //     activations stored (an inference keeps none).
+//   With the AMX tile kernel and H % 16 == 0 the product and the cell interleave instead
+//     (bf16::tile_multiply_units): 16 units at a time, their gate tiles into an L1 buffer, and
+//     their cell rows run between the next 16 units' tile instructions, on the vector ports
+//     the tile unit leaves idle (same sums, same cell: the same results as the two loops).
 // With threads (a one-part run whose steps are split: run.cols_f_ blocks), the blocks are of
 // units, not of columns: block q owns units [j0, j1) (column_bound over H: multiples of 64) and
 // computes their columns of all G gate blocks, for the chunk's input projection and for the
