@@ -82,8 +82,7 @@ def test_bf16_matches_the_bf16_reference(rng, small, cell, num_layers, use_lengt
 # with states and two layers, with lengths and without (then the last layer's h_t goes
 # straight into y). With whole gate tiles the cell runs as the product's epilogue, 16 units at a
 # time (bf16::tile_multiply_units): H = 16 with few k tiles has more rows than k tiles to hide
-# them under (several rows after each); H = 384 has weights past 1 MiB (the next gate pair
-# prefetched) and 24 groups.
+# them under (several rows after each); H = 384 has 24 groups and weights past 1 MiB.
 @pytest.mark.parametrize("use_lengths", [True, False], ids=["lengths", "full"])
 @pytest.mark.parametrize(
     "sizes",
