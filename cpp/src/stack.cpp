@@ -587,12 +587,8 @@ bool Stack<S>::forward_layer_fused(Run<S>& run, Part& p, Index k, const S* in, S
                     });
                 return;
               }
-              if (Cu == 1)
-                w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates, GH, 0, GH, bias, t % 2 == 1);
-              else
-                for (Index g = 0; g < G_; ++g)
-                  w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates + g * H + j0, GH, g * H + j0,
-                                        g * H + j1, bias);
+              // (not by units: H % 16 != 0, so the step is one block, Cu == 1)
+              w.ih.amx_columns_plus(xt, na, w.hh, a16, io.gates, GH, 0, GH, bias, t % 2 == 1);
             } else if (Cu == 1) {
               w.hh.amx_columns(a16, na, io.gates, GH, 0, GH, nullptr, true, t % 2 == 1);
             } else {

@@ -341,8 +341,6 @@ class PackedMatrix {
   // [N, K] (by_column: W read along k for a fixed n, the transposed forward packing) or P = W
   // [K, N] (rows k, k+1 of W read in step and written as one tile row of pairs).
   void pack_tiles(const S* W, bool by_column) {
-    // element (k, n): W [N, K] transposed (by_column) or W [K, N]
-    auto get = [&](Index k, Index n) { return by_column ? W[n * K + k] : W[k * N + n]; };
     const Index Kt = (K + 31) / 32, Nt = (N + 15) / 16;
     // (the padding is never written: zeroed only when the sizes change)
     if (tiles_k_ != K || tiles_n_ != N) {
@@ -355,9 +353,10 @@ class PackedMatrix {
       for (Index n = 0; n < N; ++n)
         for (Index k = 0; k < K; ++k)
           d[((n / 16) * Kt + k / 32) * 512 + ((k % 32) / 2) * 32 + (n % 16) * 2 + (k % 2)] =
-              bf16::round(get(k, n));
+              bf16::round(W[n * K + k]);
       return;
     }
+    auto get = [&](Index k, Index n) { return W[k * N + n]; };  // W [K, N]
     for (Index k = 0; k < K; k += 2) {
       const bool two = k + 1 < K;
       std::uint16_t* row = d + (k / 32) * 512 + ((k % 32) / 2) * 32;  // tile row, column tile 0

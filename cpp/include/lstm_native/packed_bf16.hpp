@@ -442,7 +442,7 @@ LSTM_NATIVE_AMX_TARGET inline void tile_multiply_units(const std::uint16_t* a16,
   amx_configure();
   const Index Mt = (M + kTileRows - 1) / kTileRows, ldb = G * kTileCols;
   const Index Kall = Kt + s2.Kt, gate_pairs = (G + 1) / 2, row_pairs = (Mt + 1) / 2;
-  // The group's tiles (column tile of gate g) in each product, its bias row.
+  // Group q's column tile of gate block g in a product's weights wm (kt k tiles a column).
   auto tile = [&](const std::uint16_t* wm, Index kt, Index q, Index g) {
     return wm + (g * Hq + q) * kt * kTileElems;
   };
