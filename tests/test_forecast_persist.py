@@ -191,7 +191,11 @@ DATA = os.path.join(os.path.dirname(__file__), "data")
 
 def test_a_version_1_file_loads_as_before():
     fc = LSTMForecaster.load(os.path.join(DATA, "forecaster-v1.npz"))
-    params = dict(n_ensemble=2, max_iter=2, hidden_size=4, random_state=0)
+    # linear_weight came later: a file without it loads with 0, its forecasts had no linear
+    # part; drift was "mixed" by default then (the file keeps every hyperparameter)
+    params = dict(
+        n_ensemble=2, max_iter=2, hidden_size=4, random_state=0, linear_weight=0.0, drift="mixed"
+    )
     assert fc.get_params() == LSTMForecaster(**params).get_params()
     pred = fc.predict(6, X_future=_future_frame(_frame(), 6), quantiles=[0.1, 0.9])
     with np.load(os.path.join(DATA, "forecaster-v1-expected.npz"), allow_pickle=False) as f:

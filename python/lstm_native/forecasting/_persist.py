@@ -115,6 +115,7 @@ _PARAMS = {
     "calibrate": _BOOL,
     "drift": _STR_OR_BOOL,
     "level": _STR,
+    "linear_weight": _any_of(_STR, _FINITE),  # optional: files written before it load with 0
     "cell": _STR,
     "hidden_size": _INT,
     "num_layers": _INT,
@@ -260,6 +261,8 @@ def save_forecaster(path: Any, fc: Any) -> None:
     params["calibrate"] = bool(params["calibrate"])
     if not isinstance(params["drift"], str):
         params["drift"] = bool(params["drift"])
+    if not isinstance(params["linear_weight"], str):
+        params["linear_weight"] = float(params["linear_weight"])
     nets = [
         model_bytes(type(est).__name__, est.get_params(deep=False), est._require_fitted())
         for _, est in fc.members_
@@ -328,8 +331,11 @@ def _count(labels: Any, n: Any, what: str) -> None:
 def _forecaster_of(cls: Any, params: dict) -> Any:
     """The forecaster of the file's hyperparameters (types by _PARAMS, values by the
     forecaster's _check_params)."""
-    _check_fields(params, _PARAMS, "hyperparameter", "hyperparameters")
-    fc = cls(**{**params, "quantiles": tuple(params["quantiles"])})  # JSON has no tuples
+    _check_fields(
+        params, _PARAMS, "hyperparameter", "hyperparameters", optional=frozenset({"linear_weight"})
+    )
+    # JSON has no tuples; the forecasts of a file from before linear_weight had no linear part
+    fc = cls(**{"linear_weight": 0.0, **params, "quantiles": tuple(params["quantiles"])})
     try:
         fc._check_params()
     except ValueError as e:

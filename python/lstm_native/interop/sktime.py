@@ -73,8 +73,9 @@ class SktimeLSTMForecaster(BaseForecaster):
         loss="quantile",
         n_ensemble=6,
         calibrate=True,
-        drift="mixed",
+        drift=False,
         level="smoothed",
+        linear_weight="auto",
         cell="lstm",
         hidden_size=32,
         num_layers=2,
@@ -98,6 +99,7 @@ class SktimeLSTMForecaster(BaseForecaster):
         self.calibrate = calibrate
         self.drift = drift
         self.level = level
+        self.linear_weight = linear_weight
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
