@@ -113,6 +113,7 @@ def test_round_trip_gives_the_same_forecasts(case, tmp_path):
         for name in ("season_length_", "horizon_", "strategy_", "quantile_levels_"):
             assert getattr(loaded, name) == getattr(fc, name)
         assert loaded.interval_factors_ == fc.interval_factors_
+        assert loaded.interval_margins_ == fc.interval_margins_
         _same(loaded.predict(9, X_future=fut), fc.predict(9, X_future=fut))
         _same(
             loaded.predict(4, X_future=fut, quantiles=[0.1, 0.9]),
@@ -132,9 +133,9 @@ def test_round_trip_gives_the_same_forecasts(case, tmp_path):
         assert loaded.panel_.freq == fc.panel_.freq
 
 
-def test_calibration_factors_and_new_series_after_loading(tmp_path):
+def test_calibration_margins_and_new_series_after_loading(tmp_path):
     fc, _ = _fit("list", calibrate=True)
-    assert max(fc.interval_factors_) > 1.0  # so that the round trip of factors is tested
+    assert max(fc.interval_margins_) > 0.0  # so that the round trip of margins is tested
     fc.save(tmp_path / "fc.npz")
     loaded = LSTMForecaster.load(tmp_path / "fc.npz")
     new = [_series(50, 7.0)]
@@ -268,6 +269,10 @@ META_EDITS = {
     # an int too large for a float: was OverflowError when the loaded factors were converted
     "factor_huge": (("fitted", "interval_factors_"), [10**400, 1, 1], "'interval_factors_'"),
     "factor_count": (("fitted", "interval_factors_"), [1.0], "one finite factor >= 1 per"),
+    "margin_negative": (("fitted", "interval_margins_"), [-0.5, 0, 0.5], "'interval_margins_'"),
+    "margin_nan": (("fitted", "interval_margins_"), [float("nan"), 0, 1], "'interval_margins_'"),
+    "margin_count": (("fitted", "interval_margins_"), [0.0], "one finite margin >= 0 per"),
+    "margin_median": (("fitted", "interval_margins_"), [0.1, 0.2, 0.1], "0 for the median"),
     "lookbacks": (("fitted", "lookbacks"), [10], "n_ensemble"),
     "lookback_0": (("fitted", "lookbacks"), [0, 10], "fitted attribute 'lookbacks'"),
     "sizes": (("fitted", "network_nbytes"), [500, 500], "other than the 1000 bytes"),

@@ -164,18 +164,21 @@ def test_calibration_widens_intervals_that_held_out_data_shows_too_narrow():
         cover[cal] = np.mean([coverage(s[-8:], a, b) for s, a, b in zip(series, lo, hi)])
         point[cal] = np.asarray(est.predict(8))
         levels = est.quantile_levels_
-        assert est.interval_factors_[levels.index(0.5)] == 1.0
-        assert min(est.interval_factors_) >= 1.0
+        assert est.interval_margins_[levels.index(0.5)] == 0.0
+        assert min(est.interval_margins_) >= 0.0
+        assert est.interval_factors_ == [1.0] * len(levels)  # the older calibration: unused
     assert cover[False] < 0.6, cover
     assert 0.7 <= cover[True] <= 0.97, cover
     np.testing.assert_array_equal(point[False], point[True])
 
 
 def test_calibration_pools_the_scores_of_three_held_out_origins():
-    """The factors are the conformal quantiles of the scores (miss / distance from the median)
-    of the points after origins n - k, n - 2k, n - 3k, each forecast by a forecaster fitted
-    (without calibration) on the points before: rebuilt here through the public API. A series
-    too short for the third origin uses the first two."""
+    """The margins are the conformal quantiles of the scores (the normalized miss beyond the
+    level, over sqrt(step)) of the points after origins n - k, n - 2k, n - 3k, each forecast
+    by a forecaster fitted (without calibration) on the points before: rebuilt here through
+    the public API (transform="none", no season, no drift: normalized = divided by the mean
+    absolute change of the points before). A series too short for the third origin uses the
+    first two. The calibrated levels then move by M sqrt(k) at step k."""
     rng = np.random.default_rng(5)
     params = dict(
         season_length=1, horizon=4, n_ensemble=2, max_iter=15, hidden_size=8, num_layers=1,
@@ -185,6 +188,7 @@ def test_calibration_pools_the_scores_of_three_held_out_origins():
         y = 10 + np.cumsum(rng.normal(0, 1, n))
         est = LSTMForecaster(calibrate=True, **params).fit(y)
         k = min(4, n // 4)
+        root = np.sqrt(np.arange(1, k + 1))
         lows, highs = [], []
         for j in range(1, origins + 1):
             cut = y[: n - j * k]
@@ -194,16 +198,29 @@ def test_calibration_pools_the_scores_of_three_held_out_origins():
                 .predict(k, quantiles=[0.1, 0.5, 0.9])
             )
             actual = y[n - j * k : n - (j - 1) * k]
-            lo, med, hi = q[:, 0], q[:, 1], q[:, 2]
-            lows += list((med - actual)[med > lo] / (med - lo)[med > lo])
-            highs += list((actual - med)[hi > med] / (hi - med)[hi > med])
+            scale = np.mean(np.abs(np.diff(cut)))
+            lows += list((q[:, 0] - actual) / scale / root)
+            highs += list((actual - q[:, 2]) / scale / root)
         expect = []
         for sc in (np.sort(lows), np.sort(highs)):
             rank = min(int(math.ceil((len(sc) + 1) * 0.9)), len(sc)) - 1
-            expect.append(max(1.0, float(sc[rank])))
-        got = est.interval_factors_
+            expect.append(max(0.0, float(sc[rank])))
+        got = est.interval_margins_
         np.testing.assert_allclose([got[0], got[2]], expect, rtol=1e-9, err_msg=f"n={n}")
-        assert got[1] == 1.0
+        assert got[1] == 0.0
+        # applied: each level moves out by M sqrt(k) (normalized units, here y / scale)
+        plain = LSTMForecaster(calibrate=False, **params).fit(y)
+        h = 6
+        scale = np.mean(np.abs(np.diff(y)))
+        out = np.sqrt(np.arange(1, h + 1)) * scale
+        q0, q1 = (
+            plain.predict(h, quantiles=[0.1, 0.5, 0.9]),
+            est.predict(h, quantiles=[0.1, 0.5, 0.9]),
+        )
+        np.testing.assert_allclose(q1[:, 0], q0[:, 0] - got[0] * out, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(q1[:, 2], q0[:, 2] + got[2] * out, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(q1[:, 1], q0[:, 1])
+    assert max(got) > 0  # the check above checked a margin that does something
 
 
 def test_a_fitted_global_model_forecasts_new_series_without_refitting():

@@ -43,7 +43,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..estimators import LSTMRegressor
-from ._calibrate import calibration_factors
+from ._calibrate import calibration_margins
 from ._input import Panel, format_forecast, read_future, read_y
 from ._linear import auto_ar
 from ._season import infer_season_length, season_from_freq
@@ -93,14 +93,18 @@ class LSTMForecaster(BaseEstimator):
     calibrate : bool, default=True
         Widen the quantiles out of the median to the coverage they had on held-out data: a
         second ensemble is fitted without the last ``horizon`` points of every series, and
-        each level's distance from the median is scaled by the factor (at least 1) that makes
-        it cover those points as its level says (one-sided split conformal prediction, pooled
-        over series, channels and steps), and the same at the two origins before (n - 2
-        horizon, n - 3 horizon) when the series are long enough: one origin alone covered
-        0.67 of the single series' points at 80 % on the development splits, three 0.77.
-        Fits three more ensembles (about 4x the fit time of calibrate=False);
-        ``interval_factors_`` holds the factors. Without it the pinball-trained quantiles
-        are usually too narrow: they are fitted on the windows the networks learned.
+        each level is moved outward by the margin (at least 0) that makes it cover those
+        points as its level says (one-sided split conformal prediction, pooled over series,
+        channels and steps), and the same at the two origins before (n - 2 horizon, n - 3
+        horizon) when the series are long enough. The margin is in the normalized units
+        (the series' own mean absolute change) and grows as sqrt(k) with the step k ahead
+        (conformalized quantile regression; see lstm_native.forecasting._calibrate). Fits
+        three more ensembles (about 4x the fit time of calibrate=False);
+        ``interval_margins_`` holds the margins (M per level: step k moves by M sqrt(k)).
+        Without it the pinball-trained quantiles are usually too narrow: they are fitted on
+        the windows the networks learned. Files from before the margins hold factors on each
+        level's distance from the median instead (``interval_factors_``, 1 for new fits),
+        and are forecast with them.
     drift : {False, "mixed", True, "auto"}, default=False
         Remove each series' mean change per step (after the transform, the seasonality and the
         scale) before the windows are taken, and add it back to the forecast: the networks then
@@ -274,8 +278,9 @@ class LSTMForecaster(BaseEstimator):
         panel = read_y(y, X, id_col=self.id_col, time_col=self.time_col, value_col=self.value_col)
         self._fit_panel(panel)
         self.interval_factors_ = [1.0] * len(self.quantile_levels_)
+        self.interval_margins_ = [0.0] * len(self.quantile_levels_)
         if self.calibrate and len(self.quantile_levels_) > 1:
-            self.interval_factors_ = calibration_factors(self, panel)
+            self.interval_margins_ = calibration_margins(self, panel)
         return self
 
     def _fit_panel(self, panel: Panel) -> None:
@@ -577,12 +582,20 @@ class LSTMForecaster(BaseEstimator):
         futures: Optional[list],
         pad: bool = False,
         target: Optional[tuple] = None,
+        normalized: bool = False,
     ) -> list:
         """Per series of ``target`` (_target's tuple; None: the fitted series), the ensemble's
-        forecast (horizon, C, Q) of every trained level, in the series' units (before
-        calibration). ``futures``: the raw future covariates per series (at least ``horizon``
-        rows; with ``pad``, shorter ones repeat their last row)."""
+        forecast (horizon, C, Q) of every trained level with the calibration's margins (not
+        the older files' factors, which _forecast applies), in the series' units, or in the
+        normalized ones with ``normalized``. ``futures``: the raw future covariates per series
+        (at least ``horizon`` rows; with ``pad``, shorter ones repeat their last row)."""
         _, scalers, zs, covs = target or (None, self.scalers_, self.z_, self.covs_)
+        margins = getattr(self, "interval_margins_", None)
+        if margins is not None and any(margins):  # signed: lower levels down, upper up
+            levels = np.asarray(self.quantile_levels_)
+            margins = np.sign(levels - 0.5) * np.asarray(margins)
+        else:
+            margins = None
         paths = []
         for i, scaler in enumerate(scalers):
             fut = None
@@ -605,7 +618,9 @@ class LSTMForecaster(BaseEstimator):
                 lin = np.stack([auto_ar(z[:, c], horizon) for c in range(z.shape[1])], axis=1)
                 mid = self.quantile_levels_.index(0.5)
                 q = q + w * (lin - q[..., mid])[..., None]
-            paths.append(scaler.denormalize(q, scaler.n))
+            if margins is not None:  # calibration: M sqrt(k) outward at step k
+                q = q + np.sqrt(np.arange(1.0, horizon + 1))[:, None, None] * margins
+            paths.append(q if normalized else scaler.denormalize(q, scaler.n))
         return paths
 
     def predict(

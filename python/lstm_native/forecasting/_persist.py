@@ -9,7 +9,7 @@ The file (format ``lstm_native.forecaster``, version 1) holds
        "class": "LSTMForecaster",
        "params": {...},                 # get_params(); a RandomState instance is saved as null
        "fitted": {"season_length_", "horizon_", "strategy_", "quantile_levels_",
-                  "interval_factors_",
+                  "interval_factors_", "interval_margins_" (optional: 0s when missing),
                   "lookbacks": [L per network], "network_nbytes": [bytes per network]},
        "panel": {"kind", "lengths", "n_channels", "n_covariates", "ids", "freq", "columns",
                  "name", "cov_columns", "index"},   # the fitted series and how y was given
@@ -143,6 +143,10 @@ _FITTED = {
     "interval_factors_": _list_of(
         "a list of finite numbers >= 1",
         _real("a finite number >= 1", lambda x: math.isfinite(x) and x >= 1.0),
+    ),
+    "interval_margins_": _list_of(  # optional: files before it calibrated by factors only
+        "a list of finite numbers >= 0",
+        _real("a finite number >= 0", lambda x: math.isfinite(x) and x >= 0.0),
     ),
     "lookbacks": _list_of(f"a list of ints in [2, {_MAX_SIZE}]", _int_in(2, _MAX_SIZE)),
     "network_nbytes": _list_of("a list of ints in [22, 2**53]", _int_in(22, 2**53)),
@@ -280,6 +284,7 @@ def save_forecaster(path: Any, fc: Any) -> None:
             "strategy_": fc.strategy_,
             "quantile_levels_": [float(q) for q in fc.quantile_levels_],
             "interval_factors_": [float(f) for f in fc.interval_factors_],
+            "interval_margins_": [float(m) for m in fc.interval_margins_],
             "lookbacks": [int(L) for L, _ in fc.members_],
             "network_nbytes": [len(b) for b in nets],
         },
@@ -368,7 +373,13 @@ def _check_panel(p: dict) -> dict:
 
 
 def _check_fitted(f: dict, fc: Any, m_season: Any) -> dict:
-    _check_fields(f, _FITTED, "fitted attribute", "fitted attributes")
+    _check_fields(
+        f,
+        _FITTED,
+        "fitted attribute",
+        "fitted attributes",
+        optional=frozenset({"interval_margins_"}),
+    )
     for name in ("season_length", "horizon"):
         given = getattr(fc, name)
         if given is not None and given != f[name + "_"]:
@@ -385,6 +396,12 @@ def _check_fitted(f: dict, fc: Any, m_season: Any) -> dict:
         raise BadFile(
             f"interval_factors_ is {show(factors)}: one finite factor >= 1 per quantile level, "
             "1 for the median"
+        )
+    margins = f.setdefault("interval_margins_", [0.0] * len(fc._levels()))
+    if len(margins) != len(fc._levels()) or margins[fc._levels().index(0.5)] != 0.0:
+        raise BadFile(
+            f"interval_margins_ is {show(margins)}: one finite margin >= 0 per quantile level, "
+            "0 for the median"
         )
     if len(f["lookbacks"]) != fc.n_ensemble:
         raise BadFile(f"{len(f['lookbacks'])} networks, but n_ensemble={fc.n_ensemble}")
@@ -595,6 +612,7 @@ def _assemble(path: str, meta: dict, fc: Any, a: dict) -> Any:
     fc.strategy_ = f["strategy_"]
     fc.quantile_levels_ = list(f["quantile_levels_"])
     fc.interval_factors_ = [float(x) for x in f["interval_factors_"]]
+    fc.interval_margins_ = [float(x) for x in f["interval_margins_"]]
     return fc
 
 
