@@ -82,8 +82,8 @@ def run_demo(
     )
     say(
         f"Model: LSTMForecaster, {n_ensemble} networks (log, deseasonalized, windows relative "
-        f"to the smoothed level, half of them less the drift; the mean of the two kinds' "
-        f"medians). Fit time: {fit_seconds:.1f} s"
+        f"to the smoothed level; their median moved halfway to an automatic ARIMA(p, d, 0) "
+        f"of the same series). Fit time: {fit_seconds:.1f} s"
     )
     say()
     width = max(len(k) for k in errors) + 2
