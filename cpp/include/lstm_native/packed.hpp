@@ -349,9 +349,31 @@ class PackedMatrix {
       tiles_n_ = N;
     }
     std::uint16_t* d = data16_.data();
-    if (by_column) {
+    if (by_column) {  // W [N, K]: tile (n / 16, k / 32), row (k % 32) / 2, pair n % 16
+      Index n_whole = 0, k_whole = 0;
+#if defined(EIGEN_VECTORIZE_AVX512)
+      if constexpr (std::is_same_v<S, float>) {
+        // Whole tiles at once: W's row n, k0..k0+31, rounded and narrowed in order, is the 16
+        // (k, k+1) pairs of column n % 16 in tile rows 0..15, i.e. 16 32-bit lanes scattered
+        // with a stride of one tile row (16 lanes); bit for bit as the scalar loop below.
+        n_whole = N / 16 * 16;
+        k_whole = K / 32 * 32;
+        const __m512i rows = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(16));
+        for (Index n = 0; n < n_whole; ++n)
+          for (Index k0 = 0; k0 < k_whole; k0 += 32) {
+            const float* w = W + n * K + k0;
+            const __m256i lo = _mm512_cvtepi32_epi16(bf16::round_bits(_mm512_loadu_ps(w)));
+            const __m256i hi = _mm512_cvtepi32_epi16(bf16::round_bits(_mm512_loadu_ps(w + 16)));
+            const __m512i pairs = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            std::uint16_t* tile = d + ((n / 16) * Kt + k0 / 32) * 512 + (n % 16) * 2;
+            _mm512_i32scatter_epi32(tile, rows, pairs, 4);
+          }
+      }
+#endif
       for (Index n = 0; n < N; ++n)
-        for (Index k = 0; k < K; ++k)
+        for (Index k = (n < n_whole ? k_whole : 0); k < K; ++k)
           d[((n / 16) * Kt + k / 32) * 512 + ((k % 32) / 2) * 32 + (n % 16) * 2 + (k % 2)] =
               bf16::round(W[n * K + k]);
       return;
