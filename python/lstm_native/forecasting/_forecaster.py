@@ -590,12 +590,12 @@ class LSTMForecaster(BaseEstimator):
         normalized ones with ``normalized``. ``futures``: the raw future covariates per series
         (at least ``horizon`` rows; with ``pad``, shorter ones repeat their last row)."""
         _, scalers, zs, covs = target or (None, self.scalers_, self.z_, self.covs_)
+        mid, w = self.quantile_levels_.index(0.5), self._linear_weight()
+        shift = None  # the calibration's (horizon, 1, Q) M sqrt(k): lower levels down, upper up
         margins = getattr(self, "interval_margins_", None)
-        if margins is not None and any(margins):  # signed: lower levels down, upper up
-            levels = np.asarray(self.quantile_levels_)
-            margins = np.sign(levels - 0.5) * np.asarray(margins)
-        else:
-            margins = None
+        if margins is not None and any(margins):
+            sign = np.sign(np.asarray(self.quantile_levels_) - 0.5)
+            shift = np.sqrt(np.arange(1.0, horizon + 1))[:, None, None] * (sign * margins)
         paths = []
         for i, scaler in enumerate(scalers):
             fut = None
@@ -612,14 +612,12 @@ class LSTMForecaster(BaseEstimator):
             kinds = [member[0::2], member[1::2]] if self._drifted(1) else [member]
             kinds = [k for k in kinds if len(k)]
             q = np.mean([np.sort(np.median(k, axis=0), axis=-1) for k in kinds], axis=0)
-            w = self._linear_weight()
             if w > 0:  # the median toward the linear model, the other levels with it
                 z = zs[i]
                 lin = np.stack([auto_ar(z[:, c], horizon) for c in range(z.shape[1])], axis=1)
-                mid = self.quantile_levels_.index(0.5)
                 q = q + w * (lin - q[..., mid])[..., None]
-            if margins is not None:  # calibration: M sqrt(k) outward at step k
-                q = q + np.sqrt(np.arange(1.0, horizon + 1))[:, None, None] * margins
+            if shift is not None:
+                q = q + shift
             paths.append(q if normalized else scaler.denormalize(q, scaler.n))
         return paths
 

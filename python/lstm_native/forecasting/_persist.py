@@ -391,18 +391,15 @@ def _check_fitted(f: dict, fc: Any, m_season: Any) -> dict:
             f"quantile_levels_ is {show(f['quantile_levels_'])}; the hyperparameters give "
             f"{fc._levels()}"
         )
-    factors = f["interval_factors_"]
-    if len(factors) != len(fc._levels()) or factors[fc._levels().index(0.5)] != 1.0:
-        raise BadFile(
-            f"interval_factors_ is {show(factors)}: one finite factor >= 1 per quantile level, "
-            "1 for the median"
-        )
-    margins = f.setdefault("interval_margins_", [0.0] * len(fc._levels()))
-    if len(margins) != len(fc._levels()) or margins[fc._levels().index(0.5)] != 0.0:
-        raise BadFile(
-            f"interval_margins_ is {show(margins)}: one finite margin >= 0 per quantile level, "
-            "0 for the median"
-        )
+    levels = fc._levels()
+    f.setdefault("interval_margins_", [0.0] * len(levels))
+    for name, what, neutral in (("factors", "factor >= 1", 1), ("margins", "margin >= 0", 0)):
+        got = f[f"interval_{name}_"]
+        if len(got) != len(levels) or got[levels.index(0.5)] != neutral:
+            raise BadFile(
+                f"interval_{name}_ is {show(got)}: one finite {what} per quantile level, "
+                f"{neutral} for the median"
+            )
     if len(f["lookbacks"]) != fc.n_ensemble:
         raise BadFile(f"{len(f['lookbacks'])} networks, but n_ensemble={fc.n_ensemble}")
     if len(f["network_nbytes"]) != len(f["lookbacks"]):
