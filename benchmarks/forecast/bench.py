@@ -191,16 +191,25 @@ class Group:
     series: list
 
 
-def groups_for(only: str = "all", quick: bool = False) -> list:
-    """The catalogue as groups (``only``: all, single or panels; ``quick``: a few series)."""
+def groups_for(only: str = "all", quick: bool = False, catalogue: str = "main") -> list:
+    """The catalogue as groups (``only``: all, single or panels; ``quick``: a few series;
+    ``catalogue``: "main", the reported one, or "dev", the other series for choosing
+    defaults, data.py's development catalogue)."""
+    if catalogue not in ("main", "dev"):
+        raise ValueError(f"catalogue is 'main' or 'dev', got {catalogue!r}")
+    single_series, panels = (
+        (data.single_series, data.panels)
+        if catalogue == "main"
+        else (data.dev_single_series, data.dev_panels)
+    )
     out = []
     if only in ("all", "single"):
-        singles = data.single_series()
+        singles = single_series()
         if quick:
             singles = [s for s in singles if s.name in QUICK_SINGLE]
         out += [Group("single", None, s.season, [s]) for s in singles]
     if only in ("all", "panels"):
-        for p in data.panels():
+        for p in panels():
             members = list(p.series)
             if quick:
                 if p.name != QUICK_PANEL[0]:
@@ -310,6 +319,7 @@ def run(
     level: int | None = LEVEL,
     groups: list | None = None,
     log: Callable = print,
+    catalogue: str = "main",
 ) -> dict:
     """Run the protocol. ``models``: Contenders (see ``model_contender``). ``groups``: a list
     of Group to use instead of the catalogue (tests pass synthetic series). Returns
@@ -323,7 +333,7 @@ def run(
     if methods and importlib.util.find_spec("statsforecast") is None:
         raise ImportError(f"the statistical baselines need statsforecast: {data.PIP_LINE}")
     if groups is None:
-        groups = groups_for(only, quick)
+        groups = groups_for(only, quick, catalogue)
     warm_up(methods)
     out = {"single": [], "panels": [], "errors": []}
     for g in groups:
@@ -363,6 +373,7 @@ def run(
         out[g.kind] += rows
     out["config"] = dict(
         split=split_name,
+        catalogue=catalogue,
         only=only,
         quick=quick,
         seeds=list(seeds),
@@ -563,7 +574,13 @@ def markdown(res: dict, summary: dict) -> str:
     k = SPLITS[cfg["split"]]
     origin = f"n - {k}h" if k > 1 else "n - h"
     lines = [
-        f"# Forecasting benchmark, split `{cfg['split']}`" + (" (quick)" if cfg["quick"] else ""),
+        f"# Forecasting benchmark, split `{cfg['split']}`"
+        + (" (quick)" if cfg["quick"] else "")
+        + (
+            ", development catalogue (other series)"
+            if cfg.get("catalogue", "main") == "dev"
+            else ""
+        ),
         "",
         f"Machine: {machine_line()}.",
         "",
@@ -592,6 +609,12 @@ def markdown(res: dict, summary: dict) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=sorted(SPLITS), default="test")
+    ap.add_argument(
+        "--catalogue",
+        choices=["main", "dev"],
+        default="main",
+        help="main: the reported series; dev: other series, for choosing defaults (data.py)",
+    )
     ap.add_argument("--only", choices=["all", "single", "panels"], default="all")
     ap.add_argument(
         "--model",
@@ -634,7 +657,15 @@ def main(argv=None) -> dict:
     log = (lambda *a, **k: None) if args.quiet else print
     t0 = time.perf_counter()
     res = run(
-        args.split, args.only, models, seeds, args.quick, methods, args.level or None, log=log
+        args.split,
+        args.only,
+        models,
+        seeds,
+        args.quick,
+        methods,
+        args.level or None,
+        log=log,
+        catalogue=args.catalogue,
     )
     res["config"]["seconds"] = time.perf_counter() - t0
     summary = summarize(res)

@@ -276,6 +276,66 @@ _PANELS = [
 ]
 
 
+# -- the development catalogue: other series, never reported as held-out ---------------------
+# Defaults are chosen on development data: earlier origins of the catalogue above (bench.py's
+# dev splits) and these OTHER series, which the reported (test) runs never score. Three
+# origins over the catalogue's 29 groups decide a default by a few series; the 106 M1 yearly
+# series (the first M competition, shipped by aeon) and two more panels make the choice rest on
+# many more. Only yearly single series here: no other monthly or quarterly series ship offline
+# beyond those of the catalogue (sktime's seatbelts is UKDriverDeaths again).
+def _m1_yearly() -> list:
+    """M1's 181 yearly series from aeon's copy of the .tsf file (read here: one line per series,
+    ``name:start:v1,v2,...``), those long enough for the protocol."""
+    spec = importlib.util.find_spec("aeon")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the development catalogue needs aeon: pip install aeon")
+    root = spec.submodule_search_locations[0]
+    path = f"{root}/datasets/data/m1_yearly_dataset/m1_yearly_dataset.tsf"
+    out = []
+    with open(path) as f:
+        for line in f:
+            if line[:1] == "T":  # data lines start with the series name T1, T2, ...
+                name, _, vals = line.strip().split(":", 2)
+                v = np.array(vals.split(","), dtype=np.float64)
+                if v.size >= min_length(1):
+                    out.append((name, v))
+    return out
+
+
+def _danish() -> list:
+    df = _statsmodels("danish_data")
+    return [(c, df[c].to_numpy(np.float64)) for c in ("lrm", "lry", "lpy", "ibo", "ide")]
+
+
+def _grunfeld() -> list:
+    df = _statsmodels("grunfeld")
+    return [
+        (firm.replace(" ", "_"), g.sort_values("year")["invest"].to_numpy(np.float64))
+        for firm, g in df.groupby("firm", sort=True)
+    ]
+
+
+_DEV_PANELS = [
+    (
+        "m1_yearly",
+        "aeon",
+        1,
+        _m1_yearly,
+        "M1 competition, yearly series of 20 points or more (macro, micro, industry, "
+        "demographic), as one global model",
+    ),
+    (
+        "danish",
+        "statsmodels",
+        4,
+        _danish,
+        "Danish money demand (danish_data): log real money, income, prices, bond and deposit "
+        "rates, 1974-1987",
+    ),
+    ("grunfeld", "statsmodels", 1, _grunfeld, "gross investment of 11 US firms, 1935-1954"),
+]
+
+
 # -- assembly --------------------------------------------------------------------------------
 def _make(name: str, source: str, season: int, raw) -> Series:
     """Trim leading/trailing missing values, refuse gaps inside, cut to MAX_LEN, check the
@@ -327,6 +387,20 @@ def panels(strict: bool = True) -> list:
     return out
 
 
+def dev_single_series() -> list:
+    """The development catalogue's single series: M1's yearly series, one at a time."""
+    return [_make(f"m1.{name}", "aeon", 1, v) for name, v in _m1_yearly()]
+
+
+def dev_panels() -> list:
+    """The development catalogue's panels (M1 yearly as one global model, danish, grunfeld)."""
+    out = []
+    for name, src, m, load, desc in _DEV_PANELS:
+        members = tuple(_make(f"{name}.{col}", src, m, v) for col, v in load())
+        out.append(Panel(name, src, m, members, desc))
+    return out
+
+
 def catalogue_markdown(singles: list, panel_list: list) -> str:
     """The catalogue as Markdown tables (for the README)."""
     lines = ["| series | source | frequency | length | h | note |", "|---|---|---|---:|---:|---|"]
@@ -360,6 +434,8 @@ __all__ = [
     "Panel",
     "Series",
     "catalogue_markdown",
+    "dev_panels",
+    "dev_single_series",
     "installed",
     "min_length",
     "panels",
