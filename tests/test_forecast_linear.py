@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lstm_native import LSTMForecaster
-from lstm_native.forecasting._linear import KPSS_CRITICAL_5, auto_ar, kpss_statistic
+from lstm_native.forecasting._linear import KPSS_CRITICAL_5, auto_ar, kpss_statistic, robust_mean
 
 FAST = dict(n_ensemble=2, max_iter=30, hidden_size=8, num_layers=1, random_state=0)
 
@@ -70,6 +70,31 @@ def test_auto_ar_differences_a_trending_series_and_keeps_its_drift():
     assert kpss_statistic(x) > KPSS_CRITICAL_5
     f = auto_ar(x, 10)
     np.testing.assert_allclose(np.diff(np.r_[x[-1], f]), 0.5, atol=0.1)
+
+
+def test_a_start_up_jump_does_not_set_the_drift():
+    """M1's T48 in logs: a first difference of ~7 and the rest near 0.2. Least squares would
+    make the drift their plain mean (~0.6 a step); the robust mean keeps it near 0.2."""
+    rng = np.random.default_rng(8)
+    for _ in range(10):
+        steps = 0.2 + rng.normal(0, 0.08, 18)
+        steps[0] = 7.0  # the jump from the series' first value
+        x = np.log(5.0) + np.r_[0.0, np.cumsum(steps)]
+        assert kpss_statistic(x) > KPSS_CRITICAL_5
+        slope = (auto_ar(x, 6)[-1] - x[-1]) / 6
+        assert abs(slope - 0.2) < 0.1, slope
+        plain = np.mean(np.diff(x))
+        assert plain > 0.5  # what the plain mean would have extrapolated
+
+
+def test_robust_mean_clips_at_three_robust_deviations():
+    w = np.array([0.1, 0.2, 0.3, 0.2, 0.1, 0.2, 9.0])
+    med = 0.2
+    spread = 1.4826 * np.median(np.abs(w - med))
+    want = np.mean(np.clip(w, med - 3 * spread, med + 3 * spread))
+    assert robust_mean(w) == pytest.approx(want, rel=1e-12)
+    assert robust_mean(w) < 0.35 < np.mean(w)
+    assert robust_mean(np.array([0.5, 0.5, 0.5, 2.0])) == pytest.approx(0.875)  # MAD 0: the mean
 
 
 def test_auto_ar_of_noise_is_its_mean_and_of_a_constant_the_constant():

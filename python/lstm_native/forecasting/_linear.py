@@ -22,6 +22,13 @@ second linear model was tried there and not kept).
   AICc = N log(RSS / N) + 2 k + 2 k (k + 1) / (N - k - 1). Models whose AR polynomial is not
   stationary (a root of the companion matrix at modulus >= 0.99) are left out; the chosen
   one is refitted on all the w it can use.
+* With d = 1 and a drift, the drift is then set robustly: c = mu (1 - phi_1 - ... - phi_p), so
+  that the differences' implied mean is mu, the mean of the differences clipped at
+  median +- 3 * 1.4826 MAD (their robust spread). Least squares sets mu to the plain mean of
+  the differences, which one start-up jump rules: a yearly series that starts at 5 and grows
+  to 5e5 (M1's T48) has a first log difference of 7.4 and the rest near 0.2, and the plain mean
+  extrapolates 0.65 a year (x1.9 a year for six years). On the 106 yearly series of M1 (the
+  benchmark's development catalogue) this took the mean MASE from 4.00 to 3.44.
 * The forecast iterates the recursion with e = 0 and, with d = 1, sums the differences onto
   x_n.
 
@@ -33,6 +40,7 @@ import numpy as np
 
 KPSS_CRITICAL_5 = 0.463  # KPSS level-stationarity test, 5 % (Kwiatkowski et al. 1992, table 1)
 _MAX_ORDER = 10
+_CLIP_MADS = 3.0  # the robust drift's clipping, in robust standard deviations (1.4826 MAD)
 
 
 def kpss_statistic(x: np.ndarray) -> float:
@@ -79,6 +87,15 @@ def _stationary(phi: np.ndarray) -> bool:
     return bool(np.max(np.abs(np.linalg.eigvals(A))) < 0.99)
 
 
+def robust_mean(w: np.ndarray) -> float:
+    """The mean of w clipped at median +- 3 * 1.4826 MAD; the plain mean when the MAD is 0."""
+    med = float(np.median(w))
+    spread = 1.4826 * float(np.median(np.abs(w - med)))
+    if not spread > 0:
+        return float(np.mean(w))
+    return float(np.mean(np.clip(w, med - _CLIP_MADS * spread, med + _CLIP_MADS * spread)))
+
+
 def auto_ar(x: np.ndarray, horizon: int) -> np.ndarray:
     """The forecast (horizon,) of x (n,) by the ARIMA(p, d, 0) the module docstring
     chooses."""
@@ -102,6 +119,8 @@ def auto_ar(x: np.ndarray, horizon: int) -> np.ndarray:
     if not _stationary(phi):  # the refit on the longer sample can cross the boundary
         phi = np.zeros(0)
         p, c = 0, float(w.mean()) if const and len(w) else 0.0
+    if d and const and len(w) > 2:  # the drift from a robust mean of the differences
+        c = robust_mean(w) * (1.0 - float(np.sum(phi)))
     hist = np.empty(p + horizon)
     hist[:p] = w[len(w) - p :]
     for t in range(horizon):
@@ -110,4 +129,4 @@ def auto_ar(x: np.ndarray, horizon: int) -> np.ndarray:
     return x[-1] + np.cumsum(out) if d else out
 
 
-__all__ = ["KPSS_CRITICAL_5", "auto_ar", "kpss_statistic"]
+__all__ = ["KPSS_CRITICAL_5", "auto_ar", "kpss_statistic", "robust_mean"]
