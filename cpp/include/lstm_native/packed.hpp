@@ -289,26 +289,12 @@ class PackedMatrix {
         S* oq = out + r * ldo + (j - j0) * kP;  // this block's first output column
         const Index l0 = lines * q / blocks, l1 = lines * (q + 1) / blocks;
         const Pf pf{next + l0 * 64, ((l1 - l0) << 16) / K};
-        switch (rb) {
-          case 6:
-            block_cb<6>(cb, aq, lda, oq, ldo, j, acc_out, pf);
-            break;
-          case 5:
-            block_cb<5>(cb, aq, lda, oq, ldo, j, acc_out, pf);
-            break;
-          case 4:
-            block_cb<4>(cb, aq, lda, oq, ldo, j, acc_out, pf);
-            break;
-          case 3:
-            block_cb<3>(cb, aq, lda, oq, ldo, j, acc_out, pf);
-            break;
-          case 2:
-            block_cb<2>(cb, aq, lda, oq, ldo, j, acc_out, pf);
-            break;
-          default:
-            block_cb<1>(cb, aq, lda, oq, ldo, j, acc_out, pf);
-            break;
-        }
+        with_count<6>(rb, [&](auto rows) {
+          if (pf.step > 0)
+            block_cols<decltype(rows)::value, true>(cb, aq, lda, oq, ldo, j, acc_out, pf);
+          else
+            block_cols<decltype(rows)::value, false>(cb, aq, lda, oq, ldo, j, acc_out, pf);
+        });
         r += rb;
       }
     }
@@ -320,7 +306,7 @@ class PackedMatrix {
     K = k;
     N = n;
     Np = (n + kP - 1) / kP * kP;
-    amx_ = bf16_ && bf16::kHaveAmx && bf16::kernel() == Bf16Kernel::kAmx;
+    amx_ = bf16_ && bf16::kHaveAmx && bf16::kernel() == Bf16Kernel::kTiles;
     if (amx_) {
       data_.clear();
     } else {
@@ -421,31 +407,12 @@ class PackedMatrix {
     if (bias) std::memcpy(bias_.data(), bias, sizeof(S) * N);
   }
 
-  template <int RB>
-  void block_cb(Index cb, const S* a, Index lda, S* out, Index ldo, Index j, Acc acc_out,
-                const Pf& pf) const {
-    if (pf.step > 0)
-      block_cols<RB, true>(cb, a, lda, out, ldo, j, acc_out, pf);
-    else
-      block_cols<RB, false>(cb, a, lda, out, ldo, j, acc_out, pf);
-  }
   template <int RB, bool kPf>
   void block_cols(Index cb, const S* a, Index lda, S* out, Index ldo, Index j, Acc acc_out,
                   const Pf& pf) const {
-    switch (cb) {
-      case 4:
-        block<RB, 4, kPf>(a, lda, out, ldo, j, acc_out, pf);
-        break;
-      case 3:
-        block<RB, 3, kPf>(a, lda, out, ldo, j, acc_out, pf);
-        break;
-      case 2:
-        block<RB, 2, kPf>(a, lda, out, ldo, j, acc_out, pf);
-        break;
-      default:
-        block<RB, 1, kPf>(a, lda, out, ldo, j, acc_out, pf);
-        break;
-    }
+    with_count<4>(cb, [&](auto cols) {
+      block<RB, decltype(cols)::value, kPf>(a, lda, out, ldo, j, acc_out, pf);
+    });
   }
 
   // RB rows × CB packets starting at column packet j (the first packet of a panel); `out`

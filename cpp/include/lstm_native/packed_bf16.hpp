@@ -18,7 +18,7 @@
 //               columns x a pair of k is one 64-byte B operand of vdpbf16ps) and the same bf16
 //               left operand (to_bf16), so packed.hpp and the fused step of stack.cpp take it
 //               through the same path (PackedMatrix::amx(), amx_multiply(): the tile layout;
-//               Bf16Kernel::kAmx names that layout, product() which instruction runs on it).
+//               Bf16Kernel::kTiles names that layout, product() which instruction runs on it).
 //               Same kernel set and compiler condition as "amx"; its functions carry their own
 //               target attribute (avx512bf16) like the AMX ones.
 //   "emulated"  every other case: the operands rounded to bf16 and widened back to float32,
@@ -53,9 +53,9 @@
 
 namespace lstm_native {
 
-// The paths of bf16 products: kAmx the weights packed as bf16 tiles (the "amx" and the
+// The paths of bf16 products: kTiles the weights packed as bf16 tiles (the "amx" and the
 // "avx512_bf16" kernels, product() tells which), kEmulated the rounded-float one.
-enum class Bf16Kernel { kEmulated, kAmx };
+enum class Bf16Kernel { kEmulated, kTiles };
 // The kernel that runs the products.
 enum class Bf16Product { kEmulated, kAmx, kAvx512Bf16 };
 // May a kernel set with an AMX kernel use it? The CPU has amx_bf16 and amx_tile, the OS enabled
@@ -139,7 +139,7 @@ inline Bf16Product product() {
 }
 // Its path: the bf16 tiles (amx, avx512_bf16) or the rounded floats (emulated).
 inline Bf16Kernel kernel() {
-  return product() == Bf16Product::kEmulated ? Bf16Kernel::kEmulated : Bf16Kernel::kAmx;
+  return product() == Bf16Product::kEmulated ? Bf16Kernel::kEmulated : Bf16Kernel::kTiles;
 }
 
 // Per-thread scratch (Tag: which use; 0 = a product's converted left operand).
@@ -226,6 +226,56 @@ LSTM_NATIVE_AMX_TARGET inline void amx_kloop(const std::uint16_t* a0, const std:
   }
 }
 
+// C tiles 0-3 (MT x NT of them; tile 2 i + j holds rows 16 i.., columns 16 j.. of the block)
+// start from src[T] with row stride stride[T] bytes (0: one row repeated, a bias), or at zero
+// where src[T] is null; and end in dst[T] (stride[T] bytes). One definition for every block
+// kernel below: tile numbers must be compile-time constants, hence the unrolled bodies.
+template <int MT, int NT>
+LSTM_NATIVE_AMX_TARGET inline void init_c_tiles(const float* const src[4], const Index stride[4]) {
+#define LSTM_NATIVE_C_INIT(T)          \
+  if (src[T])                          \
+    _tile_loadd(T, src[T], stride[T]); \
+  else                                 \
+    _tile_zero(T);
+  LSTM_NATIVE_C_INIT(0)
+  if constexpr (NT == 2) {
+    LSTM_NATIVE_C_INIT(1)
+  }
+  if constexpr (MT == 2) {
+    LSTM_NATIVE_C_INIT(2)
+    if constexpr (NT == 2) {
+      LSTM_NATIVE_C_INIT(3)
+    }
+  }
+#undef LSTM_NATIVE_C_INIT
+}
+
+template <int MT, int NT>
+LSTM_NATIVE_AMX_TARGET inline void store_c_tiles(float* const dst[4], const Index stride[4]) {
+  _tile_stored(0, dst[0], stride[0]);
+  if constexpr (NT == 2) _tile_stored(1, dst[1], stride[1]);
+  if constexpr (MT == 2) {
+    _tile_stored(2, dst[2], stride[2]);
+    if constexpr (NT == 2) _tile_stored(3, dst[3], stride[3]);
+  }
+}
+
+// f(MT, NT) with the block shape as compile-time constants (std::integral_constant): two row
+// tiles when `rows2`, two column tiles when `cols2`.
+template <class F>
+inline void with_block_shape(bool rows2, bool cols2, F&& f) {
+  using One = std::integral_constant<int, 1>;
+  using Two = std::integral_constant<int, 2>;
+  if (rows2 && cols2)
+    f(Two{}, Two{});
+  else if (rows2)
+    f(Two{}, One{});
+  else if (cols2)
+    f(One{}, Two{});
+  else
+    f(One{}, One{});
+}
+
 // The product of rows [16 m0, 16 (m0 + MT)) of a16 [*, Kt*32] (bf16, row stride lda16
 // elements) and column tiles nt0 .. nt0 + NT - 1 of w (then of s2's, if s2.Kt > 0): C tiles
 // start from init (see amx_multiply) and end in out (rows < M, columns < N only). pf, pf_lines:
@@ -260,24 +310,22 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
     }
   // Start the C tiles: from out (acc_out) or the spill buffer, from the bias row repeated
   // (stride 0), or at zero.
-#define LSTM_NATIVE_C_INIT(T, i, j)                  \
-  if (acc_out || c[T].spill)                         \
-    _tile_loadd(T, c[T].dst, c[T].stride);           \
-  else if (bias)                                     \
-    _tile_loadd(T, bias + (nt0 + j) * kTileCols, 0); \
-  else                                               \
-    _tile_zero(T);
-  LSTM_NATIVE_C_INIT(0, 0, 0)
-  if constexpr (NT == 2) {
-    LSTM_NATIVE_C_INIT(1, 0, 1)
-  }
-  if constexpr (MT == 2) {
-    LSTM_NATIVE_C_INIT(2, 1, 0)
-    if constexpr (NT == 2) {
-      LSTM_NATIVE_C_INIT(3, 1, 1)
+  const float* src[4] = {};
+  Index src_stride[4] = {}, dst_stride[4] = {};
+  float* dst[4] = {};
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NT; ++j) {
+      const int T = i * 2 + j;
+      dst[T] = c[T].dst;
+      dst_stride[T] = c[T].stride;
+      if (acc_out || c[T].spill) {
+        src[T] = c[T].dst;
+        src_stride[T] = c[T].stride;
+      } else if (bias) {
+        src[T] = bias + (nt0 + j) * kTileCols;
+      }
     }
-  }
-#undef LSTM_NATIVE_C_INIT
+  init_c_tiles<MT, NT>(src, src_stride);
   {
     const std::uint16_t* a0 = a16 + m0 * kTileRows * lda16;
     const std::uint16_t* b0 = w + nt0 * Kt * kTileElems;
@@ -290,12 +338,7 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
     amx_kloop<MT, NT>(a0, a0 + kTileRows * s2.lda16, s2.lda16 * 2, b0, b0 + s2.Kt * kTileElems,
                       s2.Kt, pf2, pf2_lines);
   }
-  _tile_stored(0, c[0].dst, c[0].stride);
-  if constexpr (NT == 2) _tile_stored(1, c[1].dst, c[1].stride);
-  if constexpr (MT == 2) {
-    _tile_stored(2, c[2].dst, c[2].stride);
-    if constexpr (NT == 2) _tile_stored(3, c[3].dst, c[3].stride);
-  }
+  store_c_tiles<MT, NT>(dst, dst_stride);
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) {
       const CTile& t = c[i * 2 + j];
@@ -323,19 +366,11 @@ LSTM_NATIVE_AMX_TARGET inline void tile_multiply(const std::uint16_t* a16, Index
   const Index Mt = (M + kTileRows - 1) / kTileRows, out_col0 = nt0 * kTileCols;
   auto block = [&](Index mt, Index nt, const char* pf = nullptr, Index pfl = 0,
                    const char* pf2 = nullptr, Index pfl2 = 0) {
-    const bool rows2 = mt + 1 < Mt, two = nt + 1 < nt1;
-    if (rows2 && two)
-      amx_block<2, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl,
-                      s2, pf2, pfl2);
-    else if (rows2)
-      amx_block<2, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl,
-                      s2, pf2, pfl2);
-    else if (two)
-      amx_block<1, 2>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl,
-                      s2, pf2, pfl2);
-    else
-      amx_block<1, 1>(a16, lda16, Kt, w, nt, mt, M, N, out, ldo, out_col0, bias, acc_out, pf, pfl,
-                      s2, pf2, pfl2);
+    with_block_shape(mt + 1 < Mt, nt + 1 < nt1, [&](auto mt_c, auto nt_c) {
+      amx_block<decltype(mt_c)::value, decltype(nt_c)::value>(a16, lda16, Kt, w, nt, mt, M, N, out,
+                                                              ldo, out_col0, bias, acc_out, pf, pfl,
+                                                              s2, pf2, pfl2);
+    });
   };
   // Weights that fit a core's L2 (up to 1 MiB, both products'): row pairs outside, so that a
   // row pair's operand tiles stay in L1 while the weights stream from L2. Larger weights:
@@ -400,22 +435,9 @@ LSTM_NATIVE_AMX_TARGET inline void amx_unit_block(const std::uint16_t* a16, Inde
                                                   const std::uint16_t* const b2[2], Index m0,
                                                   const float* const bias[2], float* out, Index ldo,
                                                   Between& between) {
-#define LSTM_NATIVE_C_INIT(T, j) \
-  if (bias[j])                   \
-    _tile_loadd(T, bias[j], 0);  \
-  else                           \
-    _tile_zero(T);
-  LSTM_NATIVE_C_INIT(0, 0)
-  if constexpr (NT == 2) {
-    LSTM_NATIVE_C_INIT(1, 1)
-  }
-  if constexpr (MT == 2) {
-    LSTM_NATIVE_C_INIT(2, 0)
-    if constexpr (NT == 2) {
-      LSTM_NATIVE_C_INIT(3, 1)
-    }
-  }
-#undef LSTM_NATIVE_C_INIT
+  const float* src[4] = {bias[0], bias[1], bias[0], bias[1]};  // stride 0: the row repeated
+  const Index src_stride[4] = {};
+  init_c_tiles<MT, NT>(src, src_stride);
   const Index r = m0 * kTileRows;
   amx_kloop<MT, NT>(a16 + r * lda16, a16 + (r + kTileRows) * lda16, lda16 * 2, b[0], b[1], Kt,
                     nullptr, 0, between);
@@ -424,12 +446,9 @@ LSTM_NATIVE_AMX_TARGET inline void amx_unit_block(const std::uint16_t* a16, Inde
                       b2[0], b2[1], s2.Kt, nullptr, 0, between);
   float* o = out + r * ldo;
   const Index stride = ldo * Index(sizeof(float));
-  _tile_stored(0, o, stride);
-  if constexpr (NT == 2) _tile_stored(1, o + kTileCols, stride);
-  if constexpr (MT == 2) {
-    _tile_stored(2, o + kTileRows * ldo, stride);
-    if constexpr (NT == 2) _tile_stored(3, o + kTileRows * ldo + kTileCols, stride);
-  }
+  float* const dst[4] = {o, o + kTileCols, o + kTileRows * ldo, o + kTileRows * ldo + kTileCols};
+  const Index dst_stride[4] = {stride, stride, stride, stride};
+  store_c_tiles<MT, NT>(dst, dst_stride);
 }
 
 template <class Epi>
@@ -473,16 +492,11 @@ LSTM_NATIVE_AMX_TARGET inline void tile_multiply_units(const std::uint16_t* a16,
       const float* bb[2] = {bias ? bias + (g0 * Hq + q) * kTileCols : nullptr,
                             bias && two ? bias + ((g0 + 1) * Hq + q) * kTileCols : nullptr};
       float* o = out + g0 * kTileCols;
-      for (Index mt = 0; mt < Mt; mt += 2) {
-        if (mt + 1 < Mt && two)
-          amx_unit_block<2, 2>(a16, lda16, Kt, b, s2, b2, mt, bb, o, ldb, between);
-        else if (mt + 1 < Mt)
-          amx_unit_block<2, 1>(a16, lda16, Kt, b, s2, b2, mt, bb, o, ldb, between);
-        else if (two)
-          amx_unit_block<1, 2>(a16, lda16, Kt, b, s2, b2, mt, bb, o, ldb, between);
-        else
-          amx_unit_block<1, 1>(a16, lda16, Kt, b, s2, b2, mt, bb, o, ldb, between);
-      }
+      for (Index mt = 0; mt < Mt; mt += 2)
+        with_block_shape(mt + 1 < Mt, two, [&](auto mt_c, auto nt_c) {
+          amx_unit_block<decltype(mt_c)::value, decltype(nt_c)::value>(a16, lda16, Kt, b, s2, b2,
+                                                                       mt, bb, o, ldb, between);
+        });
     }
     for (; prev >= 0 && done < M; ++done) epi(prev, done, pbuf + done * ldb);
     prev = q;
@@ -537,27 +551,6 @@ LSTM_NATIVE_DP_TARGET inline void dp_block(const std::uint16_t* a, Index lda16, 
       _mm512_mask_storeu_ps(out + i * ldo + j * kTileCols, mask[j], acc[i][j]);
 }
 
-template <int RB>
-LSTM_NATIVE_DP_TARGET inline void dp_block_cb(Index cb, const std::uint16_t* a, Index lda16,
-                                              Index Kt, const std::uint16_t* w, Index nt, Index N,
-                                              float* out, Index ldo, const float* bias,
-                                              bool acc_out) {
-  switch (cb) {
-    case 4:
-      dp_block<RB, 4>(a, lda16, Kt, w, nt, N, out, ldo, bias, acc_out);
-      break;
-    case 3:
-      dp_block<RB, 3>(a, lda16, Kt, w, nt, N, out, ldo, bias, acc_out);
-      break;
-    case 2:
-      dp_block<RB, 2>(a, lda16, Kt, w, nt, N, out, ldo, bias, acc_out);
-      break;
-    default:
-      dp_block<RB, 1>(a, lda16, Kt, w, nt, N, out, ldo, bias, acc_out);
-      break;
-  }
-}
-
 // tile_multiply's product with vdpbf16ps: groups of up to 4 column tiles from nt0 outside (a
 // group's weights, 4 Kt KiB, read from memory once and from L1/L2 for every row block), rows in
 // ceil(M / 6) blocks of as equal a size as possible inside. `reverse`: the groups in the
@@ -573,26 +566,12 @@ LSTM_NATIVE_DP_TARGET inline void dp_multiply(const std::uint16_t* a16, Index ld
       const Index rb = (M - r) / (blocks - q) + ((M - r) % (blocks - q) != 0);
       const std::uint16_t* a = a16 + r * lda16;
       float* o = out + r * ldo + (nt - nt0) * kTileCols;
-      switch (rb) {
-        case 6:
-          dp_block_cb<6>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
-          break;
-        case 5:
-          dp_block_cb<5>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
-          break;
-        case 4:
-          dp_block_cb<4>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
-          break;
-        case 3:
-          dp_block_cb<3>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
-          break;
-        case 2:
-          dp_block_cb<2>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
-          break;
-        default:
-          dp_block_cb<1>(cb, a, lda16, Kt, w, nt, N, o, ldo, bias, acc_out);
-          break;
-      }
+      with_count<6>(rb, [&](auto rows) {
+        with_count<4>(cb, [&](auto cols) {
+          dp_block<decltype(rows)::value, decltype(cols)::value>(a, lda16, Kt, w, nt, N, o, ldo,
+                                                                 bias, acc_out);
+        });
+      });
       r += rb;
     }
   }

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 namespace lstm_native {
@@ -33,6 +34,23 @@ template <class S>
 using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
 template <class S>
 using ConstArrMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
+
+// f(std::integral_constant<int, n>) for a run-time count n in 1..N (n >= N gives N, n <= 1
+// gives 1): the kernels' register blocks take their shape as template arguments, and this is
+// the one place a run-time block size becomes one (packed.hpp's row and column blocks,
+// packed_bf16.hpp's).
+template <int N, class F>
+inline void with_count(Index n, F&& f) {
+  if constexpr (N > 1) {
+    if (n >= N) {
+      f(std::integral_constant<int, N>{});
+      return;
+    }
+    with_count<N - 1>(n, std::forward<F>(f));
+  } else {
+    f(std::integral_constant<int, 1>{});
+  }
+}
 
 // Workspace storage: SIMD-aligned, so that no kernel's result depends on where malloc put it.
 template <class S>
