@@ -290,10 +290,13 @@ class PackedMatrix {
         const Index l0 = lines * q / blocks, l1 = lines * (q + 1) / blocks;
         const Pf pf{next + l0 * 64, ((l1 - l0) << 16) / K};
         with_count<6>(rb, [&](auto rows) {
-          if (pf.step > 0)
-            block_cols<decltype(rows)::value, true>(cb, aq, lda, oq, ldo, j, acc_out, pf);
-          else
-            block_cols<decltype(rows)::value, false>(cb, aq, lda, oq, ldo, j, acc_out, pf);
+          with_count<4>(cb, [&](auto cols) {
+            constexpr int RB = decltype(rows)::value, CB = decltype(cols)::value;
+            if (pf.step > 0)
+              block<RB, CB, true>(aq, lda, oq, ldo, j, acc_out, pf);
+            else
+              block<RB, CB, false>(aq, lda, oq, ldo, j, acc_out, pf);
+          });
         });
         r += rb;
       }
@@ -405,14 +408,6 @@ class PackedMatrix {
   void set_bias(const S* bias) {
     has_bias_ = bias != nullptr;
     if (bias) std::memcpy(bias_.data(), bias, sizeof(S) * N);
-  }
-
-  template <int RB, bool kPf>
-  void block_cols(Index cb, const S* a, Index lda, S* out, Index ldo, Index j, Acc acc_out,
-                  const Pf& pf) const {
-    with_count<4>(cb, [&](auto cols) {
-      block<RB, decltype(cols)::value, kPf>(a, lda, out, ldo, j, acc_out, pf);
-    });
   }
 
   // RB rows × CB packets starting at column packet j (the first packet of a panel); `out`

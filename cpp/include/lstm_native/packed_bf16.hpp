@@ -228,7 +228,7 @@ LSTM_NATIVE_AMX_TARGET inline void amx_kloop(const std::uint16_t* a0, const std:
 
 // C tiles 0-3 (MT x NT of them; tile 2 i + j holds rows 16 i.., columns 16 j.. of the block)
 // start from src[T] with row stride stride[T] bytes (0: one row repeated, a bias), or at zero
-// where src[T] is null; and end in dst[T] (stride[T] bytes). One definition for every block
+// where src[T] is null; and end in c[T] (store_c_tiles). One definition for every block
 // kernel below: tile numbers must be compile-time constants, hence the unrolled bodies.
 template <int MT, int NT>
 LSTM_NATIVE_AMX_TARGET inline void init_c_tiles(const float* const src[4], const Index stride[4]) {
@@ -251,12 +251,12 @@ LSTM_NATIVE_AMX_TARGET inline void init_c_tiles(const float* const src[4], const
 }
 
 template <int MT, int NT>
-LSTM_NATIVE_AMX_TARGET inline void store_c_tiles(float* const dst[4], const Index stride[4]) {
-  _tile_stored(0, dst[0], stride[0]);
-  if constexpr (NT == 2) _tile_stored(1, dst[1], stride[1]);
+LSTM_NATIVE_AMX_TARGET inline void store_c_tiles(const CTile c[4]) {
+  _tile_stored(0, c[0].dst, c[0].stride);
+  if constexpr (NT == 2) _tile_stored(1, c[1].dst, c[1].stride);
   if constexpr (MT == 2) {
-    _tile_stored(2, dst[2], stride[2]);
-    if constexpr (NT == 2) _tile_stored(3, dst[3], stride[3]);
+    _tile_stored(2, c[2].dst, c[2].stride);
+    if constexpr (NT == 2) _tile_stored(3, c[3].dst, c[3].stride);
   }
 }
 
@@ -264,16 +264,8 @@ LSTM_NATIVE_AMX_TARGET inline void store_c_tiles(float* const dst[4], const Inde
 // tiles when `rows2`, two column tiles when `cols2`.
 template <class F>
 inline void with_block_shape(bool rows2, bool cols2, F&& f) {
-  using One = std::integral_constant<int, 1>;
-  using Two = std::integral_constant<int, 2>;
-  if (rows2 && cols2)
-    f(Two{}, Two{});
-  else if (rows2)
-    f(Two{}, One{});
-  else if (cols2)
-    f(One{}, Two{});
-  else
-    f(One{}, One{});
+  with_count<2>(rows2 ? 2 : 1,
+                [&](auto mt) { with_count<2>(cols2 ? 2 : 1, [&](auto nt) { f(mt, nt); }); });
 }
 
 // The product of rows [16 m0, 16 (m0 + MT)) of a16 [*, Kt*32] (bf16, row stride lda16
@@ -311,13 +303,10 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
   // Start the C tiles: from out (acc_out) or the spill buffer, from the bias row repeated
   // (stride 0), or at zero.
   const float* src[4] = {};
-  Index src_stride[4] = {}, dst_stride[4] = {};
-  float* dst[4] = {};
+  Index src_stride[4] = {};
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) {
       const int T = i * 2 + j;
-      dst[T] = c[T].dst;
-      dst_stride[T] = c[T].stride;
       if (acc_out || c[T].spill) {
         src[T] = c[T].dst;
         src_stride[T] = c[T].stride;
@@ -338,7 +327,7 @@ LSTM_NATIVE_AMX_TARGET inline void amx_block(const std::uint16_t* a16, Index lda
     amx_kloop<MT, NT>(a0, a0 + kTileRows * s2.lda16, s2.lda16 * 2, b0, b0 + s2.Kt * kTileElems,
                       s2.Kt, pf2, pf2_lines);
   }
-  store_c_tiles<MT, NT>(dst, dst_stride);
+  store_c_tiles<MT, NT>(c);
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) {
       const CTile& t = c[i * 2 + j];
@@ -446,9 +435,11 @@ LSTM_NATIVE_AMX_TARGET inline void amx_unit_block(const std::uint16_t* a16, Inde
                       b2[0], b2[1], s2.Kt, nullptr, 0, between);
   float* o = out + r * ldo;
   const Index stride = ldo * Index(sizeof(float));
-  float* const dst[4] = {o, o + kTileCols, o + kTileRows * ldo, o + kTileRows * ldo + kTileCols};
-  const Index dst_stride[4] = {stride, stride, stride, stride};
-  store_c_tiles<MT, NT>(dst, dst_stride);
+  const CTile c[4] = {{o, stride, false},
+                      {o + kTileCols, stride, false},
+                      {o + kTileRows * ldo, stride, false},
+                      {o + kTileRows * ldo + kTileCols, stride, false}};
+  store_c_tiles<MT, NT>(c);
 }
 
 template <class Epi>
