@@ -913,6 +913,7 @@ def machine_header() -> str:
         cpu = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), cpu)
         flags = set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
     info = lstm_native.build_info()
+    cpu = info.get("cpu") or cpu  # with CPUID's family/model/stepping (one brand, several kinds)
     ort_v = ort.__version__ if ort is not None else "not installed"
     have = ", ".join(f for f in _FLAGS_OF_INTEREST if f in flags) or "none of interest"
     return (

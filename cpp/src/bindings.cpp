@@ -997,6 +997,7 @@ py::dict build_info() {
   // The kernel set in use (api.hpp, dispatch.cpp): its name, the SIMD it was compiled with,
   // every set compiled in, those this CPU runs, and the cap LSTM_NATIVE_MAX_ISA (None: unset).
   const IsaReport isa = isa_report();
+  d["cpu"] = cpu_description();
   d["isa"] = kernels().isa;
   d["simd"] = std::string(kernels().simd);
   d["isa_compiled"] = isa.compiled;

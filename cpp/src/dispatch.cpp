@@ -239,6 +239,44 @@ const KernelSet& kernels() {
   return chosen;
 }
 
+std::string cpu_description() {
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+  unsigned r[4] = {};
+  char vendor[13] = {};
+  if (!__get_cpuid(0, &r[0], &r[1], &r[2], &r[3])) return "unknown";
+  std::copy_n(reinterpret_cast<const char*>(&r[1]), 4, vendor);  // EBX, EDX, ECX
+  std::copy_n(reinterpret_cast<const char*>(&r[3]), 4, vendor + 4);
+  std::copy_n(reinterpret_cast<const char*>(&r[2]), 4, vendor + 8);
+  unsigned a, b, c, d;
+  __get_cpuid(1, &a, &b, &c, &d);
+  // leaf 1 EAX: stepping 3:0, model 7:4, family 11:8, extended model 19:16 and family 27:20
+  // (added when the family is 15; the extended model counts when it is 6 or 15)
+  const unsigned base_family = (a >> 8) & 0xf, stepping = a & 0xf;
+  const unsigned family = base_family == 0xf ? base_family + ((a >> 20) & 0xff) : base_family;
+  unsigned model = (a >> 4) & 0xf;
+  if (base_family == 0x6 || base_family == 0xf) model |= ((a >> 16) & 0xf) << 4;
+  std::string brand;
+  if (__get_cpuid_max(0x80000000u, nullptr) >= 0x80000004u) {
+    char text[49] = {};
+    for (unsigned leaf = 0; leaf < 3; ++leaf) {
+      __get_cpuid(0x80000002u + leaf, &a, &b, &c, &d);
+      const unsigned regs[4] = {a, b, c, d};
+      std::copy_n(reinterpret_cast<const char*>(regs), 16, text + 16 * leaf);
+    }
+    brand = text;
+    const auto first = brand.find_first_not_of(' ');
+    brand = first == std::string::npos
+                ? ""
+                : brand.substr(first, brand.find_last_not_of(' ') - first + 1);
+  }
+  std::string ids = std::string(vendor) + " family " + std::to_string(family) + " model " +
+                    std::to_string(model) + " stepping " + std::to_string(stepping);
+  return brand.empty() ? ids : brand + " (" + ids + ")";
+#else
+  return "unknown";
+#endif
+}
+
 IsaReport isa_report() {
   IsaReport r;
   for (const Candidate& c : candidates()) {

@@ -35,7 +35,9 @@ def build_info() -> dict:
     """How the compiled core was built and what it chose at import: compiler, Eigen, threads;
     ``isa`` (the kernel set in use: sse2, avx2, avx512, or native for a host-only build),
     ``isa_compiled``, ``isa_supported`` (those this CPU runs), ``max_isa`` (the
-    LSTM_NATIVE_MAX_ISA cap, if set) and ``simd`` (the chosen set's instruction sets)."""
+    LSTM_NATIVE_MAX_ISA cap, if set) and ``simd`` (the chosen set's instruction sets);
+    ``cpu`` (the CPU's brand string with CPUID's vendor, family, model and stepping: under a
+    hypervisor one brand string can stand for several CPU generations)."""
     return dict(_core.build_info())
 
 

@@ -158,4 +158,10 @@ struct Bf16Report {
 };
 Bf16Report bf16_report();
 
+// The CPU, for build_info() and the benchmarks' reports: its brand string and CPUID's vendor,
+// family, model and stepping ("Intel(R) Xeon(R) Processor (GenuineIntel family 6 model 207
+// stepping 2)"): hosts under a hypervisor often show one brand string for several CPU
+// generations, the model number tells them apart. "unknown" off x86-64.
+std::string cpu_description();
+
 }  // namespace lstm_native
