@@ -581,6 +581,44 @@ inline void amx_multiply(const std::uint16_t* a16, Index lda16, Index M, Index K
 }
 #endif  // LSTM_NATIVE_AMX
 
+#if defined(EIGEN_VECTORIZE_AVX512)
+// One full block of to_bf16's transposed case: 32 k x 16 r of src (src[kk * lda + rr]) rounded
+// (round() on every value, bit for bit) and written as 16 rows of 32 bf16 (dst[rr * ldd + kk]).
+// Each pair of k rows becomes one vector of 16 32-bit lanes (lane rr: k even in the low half,
+// k odd in the high half: the order of the two bf16 in memory), then the 16 x 16 of 32-bit
+// lanes is transposed: 32-bit and 64-bit unpacks transpose the 4 x 4 blocks inside each
+// 128-bit lane, two rounds of 128-bit shuffles the 4 x 4 of lanes. The scalar loop did ~2
+// scattered 16-bit accesses a value, 5.9 % of a bf16 LSTM training step at H = 128.
+inline void to_bf16_block_t(const float* src, Index lda, std::uint16_t* dst, Index ldd) {
+  __m512i w[16], a[16], b[16];
+  for (int j = 0; j < 16; ++j) {
+    const __m512i lo = round_bits(_mm512_loadu_ps(src + (2 * j) * lda));
+    const __m512i hi = round_bits(_mm512_loadu_ps(src + (2 * j + 1) * lda));
+    w[j] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));  // lane rr: k pair j of row rr
+  }
+  for (int i = 0; i < 8; ++i) {  // a[2i], a[2i+1] lane L: (w[2i], w[2i+1]) at 4L, 4L+1 / +2, +3
+    a[2 * i] = _mm512_unpacklo_epi32(w[2 * i], w[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_epi32(w[2 * i], w[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {  // b[4g + m] lane L: w[4g .. 4g+3] at 4L + m
+    b[4 * g] = _mm512_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
+    b[4 * g + 1] = _mm512_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
+    b[4 * g + 2] = _mm512_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
+    b[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {  // output row 4L + m: lane g of it is b[4g + m]'s lane L
+    const __m512i c0 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0x44);
+    const __m512i c1 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x44);
+    const __m512i c2 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xee);
+    const __m512i c3 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xee);
+    _mm512_storeu_si512(dst + (m)*ldd, _mm512_shuffle_i32x4(c0, c1, 0x88));
+    _mm512_storeu_si512(dst + (4 + m) * ldd, _mm512_shuffle_i32x4(c0, c1, 0xdd));
+    _mm512_storeu_si512(dst + (8 + m) * ldd, _mm512_shuffle_i32x4(c2, c3, 0x88));
+    _mm512_storeu_si512(dst + (12 + m) * ldd, _mm512_shuffle_i32x4(c2, c3, 0xdd));
+  }
+}
+#endif
+
 // a [M, K] (a[r, k] = src[r * lda + k], or src[k * lda + r] when `transposed`) as bf16 rows of
 // ldd elements, rows padded with zeros to Mp and columns to ldd.
 inline void to_bf16(const float* src, Index lda, bool transposed, Index M, Index K, Index Mp,
@@ -594,6 +632,12 @@ inline void to_bf16(const float* src, Index lda, bool transposed, Index M, Index
       const Index nk = std::min(kK, K - k0);
       for (Index r0 = 0; r0 < M; r0 += kR) {
         const Index nr = std::min(kR, M - r0);
+#if defined(EIGEN_VECTORIZE_AVX512)
+        if (nr == kR && nk == kK) {
+          to_bf16_block_t(src + k0 * lda + r0, lda, dst + r0 * ldd + k0, ldd);
+          continue;
+        }
+#endif
         if (nr == kR) {
           for (Index kk = 0; kk < nk; ++kk) {
             const float* s = src + (k0 + kk) * lda + r0;
