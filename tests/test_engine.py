@@ -196,6 +196,21 @@ def test_train_state_copies_are_independent():
     assert st.rng.randint(1000) == np.random.RandomState(0).randint(1000)
     assert st.best_validation_score == 0.2 and st.best_params is not None
     assert pickle.loads(pickle.dumps(st)).scalars() == st.scalars()
+    # every kind of field (TrainState._copied): the dict of lists, best_params, the generator
+    # (same stream from here on, with the legacy Gaussian cache)
+    st.eval_scores = {"val": [0.1]}
+    st.rng.randn()  # leaves a cached Gaussian
+    c = st.copy()
+    c.eval_scores["val"].append(0.3)
+    c.best_params[0] = 9.0
+    assert st.eval_scores == {"val": [0.1]} and st.best_params[0] == 1.0
+    assert c.rng is not st.rng
+    np.testing.assert_array_equal(c.rng.randn(3), st.rng.randn(3))
+    np.testing.assert_array_equal(c.rng.randint(0, 2**31 - 1, 4), st.rng.randint(0, 2**31 - 1, 4))
+    d = TrainState.fresh(np.zeros(5), 0.2, np.random.RandomState(1), validating=False)
+    d.assign(st)
+    assert d.scalars() == st.scalars() and d.params is not st.params
+    np.testing.assert_array_equal(d.rng.randn(2), st.rng.randn(2))
 
 
 @quiet
