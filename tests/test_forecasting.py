@@ -496,3 +496,76 @@ def test_drift_and_level_are_checked():
         LSTMForecaster(drift="yes").fit(seasonal_series())
     with pytest.raises(ValueError, match="level must be 'last' or 'smoothed'"):
         LSTMForecaster(level="mean").fit(seasonal_series())
+
+
+# -- the ensemble's networks side by side (forecasting/_ensemble.py) -------------------------
+def test_networks_trained_side_by_side_give_the_same_forecast():
+    """n_jobs=2 trains two networks at a time; each network's result does not depend on
+    that, so the forecasts, intervals and calibration equal those of n_jobs=1 bit for bit,
+    and the fitted networks keep their own n_jobs and callbacks."""
+    y = seasonal_series(100, seed=3)
+    kw = dict(FAST, n_ensemble=3)
+    one = LSTMForecaster(season_length=12, n_jobs=1, **kw).fit(y)
+    two = LSTMForecaster(season_length=12, n_jobs=2, **kw).fit(y)
+    np.testing.assert_array_equal(
+        one.predict(9, quantiles=[0.1, 0.5, 0.9]), two.predict(9, quantiles=[0.1, 0.5, 0.9])
+    )
+    assert one.interval_margins_ == two.interval_margins_
+    for (L1, a), (L2, b) in zip(one.members_, two.members_):
+        assert L1 == L2 and a.n_iter_ == b.n_iter_
+        np.testing.assert_array_equal(a.params_, b.params_)
+        assert b.get_params()["n_jobs"] == two.n_jobs and b.get_params()["callbacks"] is None
+    pickle.loads(pickle.dumps(two))  # nothing unpicklable (a threading.Event) is left behind
+
+
+def test_networks_train_at_the_same_time(monkeypatch):
+    """With n_jobs=2 two networks are inside fit at once (the core releases the GIL)."""
+    import threading
+    import time
+
+    intervals = []
+    lock = threading.Lock()
+    real_fit = LSTMRegressor.fit
+
+    def timed_fit(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = real_fit(self, *args, **kwargs)
+        with lock:
+            intervals.append((t0, time.perf_counter()))
+        return out
+
+    monkeypatch.setattr(LSTMRegressor, "fit", timed_fit)
+    y = seasonal_series(100, seed=4)
+    LSTMForecaster(season_length=12, n_jobs=2, calibrate=False, **FAST).fit(y)
+    (s1, e1), (s2, e2) = sorted(intervals)
+    assert s2 < e1, "the second network only started after the first had finished"
+
+
+def test_an_error_in_one_network_stops_the_others(monkeypatch):
+    """One network's fit fails: the error comes out of LSTMForecaster.fit, the networks not
+    started are not trained and the running ones stop at the end of their epoch."""
+    import threading
+
+    started, stopped_early = [], []
+    real_fit = LSTMRegressor.fit
+    lock = threading.Lock()
+
+    def fit(self, X, y, **kwargs):
+        with lock:
+            k = len(started)
+            started.append(k)
+        if k == 1:
+            raise RuntimeError("network 1 failed")
+        # without the stop, 5000 epochs (no early stopping): seconds, not one epoch
+        self.set_params(early_stopping=False, n_iter_no_change=10**6)
+        out = real_fit(self, X, y, **kwargs)
+        stopped_early.append(self.n_iter_ < self.max_iter)
+        return out
+
+    monkeypatch.setattr(LSTMRegressor, "fit", fit)
+    y = seasonal_series(100, seed=5)
+    kw = dict(FAST, n_ensemble=6, max_iter=5000)
+    with pytest.raises(RuntimeError, match="network 1 failed"):
+        LSTMForecaster(season_length=12, n_jobs=2, calibrate=False, **kw).fit(y)
+    assert len(started) < 6  # the networks after the failure were never started
+    assert stopped_early and all(stopped_early), (started, stopped_early)

@@ -32,18 +32,16 @@ from __future__ import annotations
 
 import math
 import sys
-import time
-import warnings
 from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..estimators import LSTMRegressor
 from ._calibrate import calibration_margins
+from ._ensemble import ensemble_workers, fit_members
 from ._input import Panel, format_forecast, read_future, read_y
 from ._linear import auto_ar
 from ._season import infer_season_length, season_from_freq
@@ -139,6 +137,9 @@ class LSTMForecaster(BaseEstimator):
     validation_fraction : float, default=0.15
     random_state : int, RandomState or None
     n_jobs : int or None
+        Networks trained at once, each on one core thread (None: as many as the core's
+        default thread count, all hardware threads unless ``lstm_native._core.set_num_threads``
+        says otherwise); the forecast does not depend on it.
     verbose : int, default=0
         1: a line per network trained, on stderr.
     id_col, time_col, value_col : str
@@ -312,29 +313,26 @@ class LSTMForecaster(BaseEstimator):
         base = self.lookback or int(math.ceil(max(2 * m, 1.5 * h, 8)))
         strategy = self._choose_strategy(panel, base, h)
         step_h = 1 if strategy == "recursive" else h
-        self.members_ = []
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=self.n_ensemble)
-        for k in range(self.n_ensemble):
+        workers = ensemble_workers(self.n_ensemble, self.n_jobs)
+
+        def prepare(k: int) -> tuple:
             L = self._member_lookback(base, k, shortest, step_h)
-            if self._drifted(k):
-                Xw, Yw = self._training_windows(zd, covs, L, step_h, strategy, levels_d)
-            else:
-                Xw, Yw = self._training_windows(z, covs, L, step_h, strategy, levels)
-            est = self._network(int(seeds[k]), len(Xw))
-            t0 = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(Xw, Yw)
-            self.members_.append((L, est))
+            zk, lv = (zd, levels_d) if self._drifted(k) else (z, levels)
+            Xw, Yw = self._training_windows(zk, covs, L, step_h, strategy, lv)
+            return L, self._network(int(seeds[k]), len(Xw)), Xw, Yw
+
+        def report(k: int, L: int, est: LSTMRegressor, n_windows: int, seconds: float) -> None:
             if self.verbose:  # progress on stderr: stdout may carry the forecast
                 print(
-                    f"network {k + 1}/{self.n_ensemble}: lookback {L}, {len(Xw)} windows, "
-                    f"{est.n_iter_} epochs, loss {est.loss_:.4g}, "
-                    f"{time.perf_counter() - t0:.1f} s",
+                    f"network {k + 1}/{self.n_ensemble}: lookback {L}, {n_windows} windows, "
+                    f"{est.n_iter_} epochs, loss {est.loss_:.4g}, {seconds:.1f} s",
                     file=sys.stderr,
                     flush=True,
                 )
+
+        self.members_ = fit_members(self.n_ensemble, workers, prepare, report)
         self.panel_ = Panel(
             [v.copy() for v in panel.values],
             panel.kind,
