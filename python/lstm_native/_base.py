@@ -439,8 +439,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
             classes=targets.classes,
         )
 
-        def publish(st: TrainState) -> None:
-            self._fitted = replace(template, state=st.copy())
+        def publish(st: TrainState) -> None:  # st: the engine's copy, ours to keep
+            self._fitted = replace(template, state=st)
 
         # After training, the final weights must predict finite values on the training data:
         # certain from a bound for most cells and weights, else looked at (partial_fit: on one

@@ -6,8 +6,9 @@ validation data, keeps the convergence bookkeeping and calls the callbacks
 (:mod:`lstm_native.callbacks`). It knows nothing of scikit-learn: the estimators adapt their
 interface to it (as LightGBM's ``engine.py`` and ``sklearn.py``).
 
-After every epoch, and when training ends for any reason, the engine hands the state to
-``publish``, which the caller uses to make it visible as one consistent snapshot (the
+After every epoch, and when training ends for any reason, the engine hands a copy of the
+state to ``publish`` (the caller may keep it: it is never changed afterwards; it is also
+``env.published``), which the caller uses to make it visible as one consistent snapshot (the
 estimators replace their fitted model as a whole: a concurrent ``predict`` or ``save`` sees the
 weights and bookkeeping of a completed epoch, never a half-updated mix).
 
@@ -109,6 +110,7 @@ class TrainingEnv:
     divergence_note: str = ""
     patience: Optional[int] = None  # set by the callback that reports a plateau
     baseline_loss: Optional[float] = None  # the training loss of the best constant model
+    published: Optional[TrainState] = None  # the last copy handed to publish (read-only)
 
     def state_finite(self) -> bool:
         st = self.state
@@ -168,10 +170,14 @@ def train(
         baseline_loss=baseline_loss,
     )
 
+    def published() -> None:  # one copy per epoch, shared by the caller and the callbacks
+        env.published = state.copy()
+        publish(env.published)
+
     def diverged(what: str) -> None:
         for cb in callbacks:
             cb.on_divergence(env, what)
-        publish(state)
+        published()
         note = env.divergence_note or "The weights were left as they were"
         raise TrainingDiverged(
             f"Training diverged: {what}. {note}. Scale X and y (e.g. SequenceScaler, "
@@ -214,7 +220,7 @@ def train(
             stop = False
             for cb in callbacks:
                 stop = bool(cb.on_epoch_end(env)) or stop
-            publish(state)
+            published()
             if stop:
                 env.stopped = True
                 break
@@ -234,9 +240,9 @@ def train(
         env.interrupted = True
         for cb in callbacks:
             cb.on_train_end(env)
-        publish(state)
+        published()
         raise
-    publish(state)
+    published()
     return env
 
 

@@ -195,6 +195,19 @@ class LearningRateScheduler(Callback):
         env.state.lr = lr
 
 
+def _same_moment(a: Any, b: Any) -> bool:
+    """Whether two states hold the same values (a cheap test: the counters, the learning rate
+    and the arrays' contents; arrays of a small network, compared in microseconds)."""
+    return (
+        a.n_iter == b.n_iter
+        and a.step == b.step
+        and a.lr == b.lr
+        and np.array_equal(a.params, b.params)
+        and np.array_equal(a.m, b.m)
+        and np.array_equal(a.v, b.v)
+    )
+
+
 class DivergenceRollback(Callback):
     """When training diverges (non-finite loss, weights or validation predictions), roll back
     to the most recent usable weights: those of the best validation score, else the state at
@@ -208,7 +221,13 @@ class DivergenceRollback(Callback):
         self._start = env.state.copy()
 
     def on_epoch_begin(self, env: Any) -> None:
-        self._history.append(env.state.copy())
+        # The state now is the one published after the last epoch (the estimators list this
+        # callback first, and nothing runs between); that copy is never changed, so it is kept
+        # as it is rather than copied once more. A state modified since is copied.
+        snap = env.published if env.published is not None else self._start
+        if not _same_moment(snap, env.state):
+            snap = env.state.copy()
+        self._history.append(snap)
 
     def on_divergence(self, env: Any, reason: str) -> None:
         state = env.state
