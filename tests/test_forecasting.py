@@ -569,3 +569,16 @@ def test_an_error_in_one_network_stops_the_others(monkeypatch):
         LSTMForecaster(season_length=12, n_jobs=2, calibrate=False, **kw).fit(y)
     assert len(started) < 6  # the networks after the failure were never started
     assert stopped_early and all(stopped_early), (started, stopped_early)
+
+
+def test_verbose_lines_stay_whole_with_networks_side_by_side(capsys):
+    """verbose=1 with two networks training at once: one whole line per network."""
+    import re
+
+    y = seasonal_series(100, seed=6)
+    kw = dict(FAST, n_ensemble=4)
+    LSTMForecaster(season_length=12, n_jobs=2, calibrate=False, verbose=1, **kw).fit(y)
+    lines = capsys.readouterr().err.splitlines()
+    pattern = r"network [1-4]/4: lookback \d+, \d+ windows, \d+ epochs, loss \S+, [\d.]+ s"
+    assert len(lines) == 4 and all(re.fullmatch(pattern, ln) for ln in lines), lines
+    assert sorted(ln.split("/")[0] for ln in lines) == [f"network {k}" for k in range(1, 5)]

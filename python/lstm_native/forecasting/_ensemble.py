@@ -51,7 +51,7 @@ def fit_members(
     ``prepare(k)`` -> (lookback, unfitted LSTMRegressor, X windows, Y targets), called in the
     worker (the windows of at most ``workers`` networks exist at once); ``report(k, lookback,
     est, n_windows, seconds)`` after each fit (verbose output)."""
-    stop = threading.Event()
+    stop, said = threading.Event(), threading.Lock()
 
     def one(k: int) -> tuple:
         L, est, Xw, Yw = prepare(k)
@@ -63,7 +63,8 @@ def fit_members(
             est.fit(Xw, Yw)
         finally:
             est.set_params(n_jobs=kept["n_jobs"], callbacks=kept["callbacks"])
-        report(k, L, est, len(Xw), time.perf_counter() - t0)
+        with said:  # one line at a time, whole, from the threads
+            report(k, L, est, len(Xw), time.perf_counter() - t0)
         return L, est
 
     # (the filter is process-wide: set here, around all the threads, not inside each)

@@ -325,12 +325,11 @@ class LSTMForecaster(BaseEstimator):
 
         def report(k: int, L: int, est: LSTMRegressor, n_windows: int, seconds: float) -> None:
             if self.verbose:  # progress on stderr: stdout may carry the forecast
-                print(
+                sys.stderr.write(
                     f"network {k + 1}/{self.n_ensemble}: lookback {L}, {n_windows} windows, "
-                    f"{est.n_iter_} epochs, loss {est.loss_:.4g}, {seconds:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
+                    f"{est.n_iter_} epochs, loss {est.loss_:.4g}, {seconds:.1f} s\n"
                 )
+                sys.stderr.flush()
 
         self.members_ = fit_members(self.n_ensemble, workers, prepare, report)
         self.panel_ = Panel(
