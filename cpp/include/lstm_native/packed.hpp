@@ -380,9 +380,7 @@ class PackedMatrix {
             // (16 columns of each row at once: lane c = bf16(row k) | bf16(row k+1) << 16, the
             // tile row's pair c; dG [T*n, G*H] of the weight gradients is packed this way
             // every training step)
-            const __m512i lo = bf16::round_bits(_mm512_loadu_ps(W + k * N + n0));
-            const __m512i hi = bf16::round_bits(_mm512_loadu_ps(W + (k + 1) * N + n0));
-            _mm512_storeu_si512(e, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            _mm512_storeu_si512(e, bf16::round_pairs(W + k * N + n0, W + (k + 1) * N + n0));
             continue;
           }
 #endif

@@ -103,6 +103,13 @@ inline __m512i round_bits(__m512 v) {
   return _mm512_mask_mov_epi32(r, nan,
                                _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
 }
+// 16 floats of row k (even) and of row k + 1, rounded, as 16 32-bit lanes of bf16 pairs: lane c
+// = bf16(even[c]) | bf16(odd[c]) << 16, the (k, k+1) pair of column c in memory order (a tile
+// row of AMX's B operand, or one 32-bit column of a transposed A block).
+inline __m512i round_pairs(const float* even, const float* odd) {
+  const __m512i lo = round_bits(_mm512_loadu_ps(even));
+  return _mm512_or_si512(lo, _mm512_slli_epi32(round_bits(_mm512_loadu_ps(odd)), 16));
+}
 #endif
 
 // d[0 .. size of V) = v rounded to bf16 (round() on every lane, bit for bit), for a float or a
@@ -591,11 +598,8 @@ inline void amx_multiply(const std::uint16_t* a16, Index lda16, Index M, Index K
 // scattered 16-bit accesses a value, 5.9 % of a bf16 LSTM training step at H = 128.
 inline void to_bf16_block_t(const float* src, Index lda, std::uint16_t* dst, Index ldd) {
   __m512i w[16], a[16], b[16];
-  for (int j = 0; j < 16; ++j) {
-    const __m512i lo = round_bits(_mm512_loadu_ps(src + (2 * j) * lda));
-    const __m512i hi = round_bits(_mm512_loadu_ps(src + (2 * j + 1) * lda));
-    w[j] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));  // lane rr: k pair j of row rr
-  }
+  for (int j = 0; j < 16; ++j)  // lane rr: k pair j of row rr
+    w[j] = round_pairs(src + (2 * j) * lda, src + (2 * j + 1) * lda);
   for (int i = 0; i < 8; ++i) {  // a[2i], a[2i+1] lane L: (w[2i], w[2i+1]) at 4L, 4L+1 / +2, +3
     a[2 * i] = _mm512_unpacklo_epi32(w[2 * i], w[2 * i + 1]);
     a[2 * i + 1] = _mm512_unpackhi_epi32(w[2 * i], w[2 * i + 1]);
@@ -611,7 +615,7 @@ inline void to_bf16_block_t(const float* src, Index lda, std::uint16_t* dst, Ind
     const __m512i c1 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0x44);
     const __m512i c2 = _mm512_shuffle_i32x4(b[m], b[4 + m], 0xee);
     const __m512i c3 = _mm512_shuffle_i32x4(b[8 + m], b[12 + m], 0xee);
-    _mm512_storeu_si512(dst + (m)*ldd, _mm512_shuffle_i32x4(c0, c1, 0x88));
+    _mm512_storeu_si512(dst + m * ldd, _mm512_shuffle_i32x4(c0, c1, 0x88));
     _mm512_storeu_si512(dst + (4 + m) * ldd, _mm512_shuffle_i32x4(c0, c1, 0xdd));
     _mm512_storeu_si512(dst + (8 + m) * ldd, _mm512_shuffle_i32x4(c2, c3, 0x88));
     _mm512_storeu_si512(dst + (12 + m) * ldd, _mm512_shuffle_i32x4(c2, c3, 0xdd));
