@@ -905,15 +905,13 @@ _FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_
 
 def machine_header() -> str:
     """The CPU model, its flags that matter here, the kernel set the core chose, versions."""
-    cpu = platform.processor() or platform.machine()
     flags: set = set()
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as f:
             lines = f.read().splitlines()
-        cpu = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), cpu)
         flags = set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
     info = lstm_native.build_info()
-    cpu = info.get("cpu") or cpu  # with CPUID's family/model/stepping (one brand, several kinds)
+    cpu = info["cpu"]  # the brand string with CPUID's family/model/stepping (one brand, many CPUs)
     ort_v = ort.__version__ if ort is not None else "not installed"
     have = ", ".join(f for f in _FLAGS_OF_INTEREST if f in flags) or "none of interest"
     return (

@@ -63,8 +63,8 @@ STATE_SCHEMA = {
 
 def _copied(value: Any) -> Any:
     """An independent copy of one TrainState field, made directly for the kinds the fields
-    hold (the state is copied twice an epoch, for the published snapshot and the divergence
-    rollback; copy.deepcopy took ~0.8 ms each, most of a small network's epoch): arrays,
+    hold (the engine copies the state every epoch for its published snapshot; copy.deepcopy
+    took ~0.8 ms a copy, most of a small network's epoch): arrays,
     lists of floats, a dict of such lists, the generator (a new one in the same state);
     numbers and None are immutable. Anything else: deepcopy."""
     if isinstance(value, np.ndarray):
