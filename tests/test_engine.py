@@ -364,3 +364,43 @@ def test_2d_input_of_another_width_says_how_to_pass_other_lengths():
     assert est.predict(X[:, :4, :]).shape == (40,)  # the same windows, 3-D: any length
     ragged = [X[0, :4, 0], X[1, :5, 0]]  # and a list of different lengths
     assert len(est.predict(ragged)) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shape", [(11,), (13, 1), (9, 3)])
+def test_validation_r2_equals_sklearns_bit_for_bit(dtype, weighted, shape):
+    # Early stopping compares these numbers: the fast R^2 must be r2_score's exactly, including
+    # a perfectly predicted column (1), a constant one (0) and one no better than its mean.
+    from sklearn.metrics import r2_score
+
+    from lstm_native._targets import r2
+
+    rng = np.random.default_rng(7)
+    y = rng.normal(size=shape).astype(dtype)
+    p = (y + 0.3 * rng.normal(size=shape)).astype(dtype)
+    if len(shape) == 2 and shape[1] == 3:
+        p[:, 0] = y[:, 0]  # perfect column
+        y[:, 1] = 2.5  # constant target, imperfect prediction
+        p[:, 2] = y[:, 2].mean() + rng.normal(size=shape[0])  # worse than the mean
+    sw = rng.uniform(0.1, 3.0, size=shape[0]) if weighted else None
+    got = r2(y, p, sw)
+    assert isinstance(got, float)
+    assert got == r2_score(y, p, sample_weight=sw)
+    # float32 weights against float64 targets, and the reverse: the dtype sklearn picks
+    if weighted:
+        assert r2(y, p, sw.astype(np.float32)) == r2_score(
+            y, p, sample_weight=sw.astype(np.float32)
+        )
+
+
+def test_validation_r2_leaves_what_it_does_not_cover_to_sklearn():
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    from lstm_native._targets import r2
+
+    y = np.arange(5.0)
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(r2(y[:1], y[:1], None))
+    with pytest.raises(ValueError, match="NaN"):
+        r2(y, np.array([0.0, np.nan, 1.0, 2.0, 3.0]), None)
