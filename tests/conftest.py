@@ -46,3 +46,28 @@ def sizes(request):
 @pytest.fixture
 def small():
     return dict(SMALL)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cells",
+        default=None,
+        help="comma-separated cell names: run only these cells' cases of tests parametrized by "
+        "`cell` (the kernel-path reruns in test_bf16.py take a representative set)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    cells = config.getoption("--cells")
+    if not cells:
+        return
+    keep = set(cells.split(","))
+    deselected = [
+        item
+        for item in items
+        if "cell" in getattr(getattr(item, "callspec", None), "params", {})
+        and item.callspec.params["cell"] not in keep
+    ]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]

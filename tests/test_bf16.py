@@ -261,15 +261,25 @@ def _paths():
     return out
 
 
+# The cells the other kernel paths are tested with: one of each way a cell uses the products
+# (the kernels are the same code for every cell, and a cell's pointwise math does not depend on
+# the bf16 kernel: the kernel set's own float32 tests in test_isa.py cover every cell): the fused
+# inference step with 4 and 3 gate blocks, the general step with cell parameters, GRU's separate
+# candidate product, a one-block RNN, and a cell with a cell-state product.
+PATH_CELLS = ("lstm", "cifg", "lstm_peephole", "gru", "rnn_tanh", "cell_as_input")
+
+
 @pytest.mark.parametrize("env, isa, kernel", _paths(), ids=lambda v: str(v))
 def test_every_bf16_path_matches_the_reference(env, isa, kernel):
     """Forward, gradients and inference against the bf16 reference, and the thread-count
-    bit-identity of tests/test_threads.py, with each kernel and kernel set."""
+    bit-identity of tests/test_threads.py, with each kernel and kernel set: for the cells of
+    PATH_CELLS (the default path runs every cell in this process)."""
     code = (
         "import sys, pytest, lstm_native\n"
         "info = lstm_native.build_info()\n"
         f"assert (info['isa'], info['bf16_kernel']) == ({isa!r}, {kernel!r}), info\n"
-        "opts = ['-q', '-x', '-p', 'no:randomly', '-p', 'no:cacheprovider', '-k']\n"
+        "opts = ['-q', '-x', '-p', 'no:randomly', '-p', 'no:cacheprovider',\n"
+        f"        '--cells', {','.join(PATH_CELLS)!r}, '-k']\n"
         "rc = pytest.main(['tests/test_bf16.py', *opts, 'reference and not every_bf16_path'])\n"
         "rc = rc or pytest.main(['tests/test_threads.py', *opts, 'bf16 or bfloat16'])\n"
         "sys.exit(rc)\n"
