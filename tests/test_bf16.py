@@ -114,6 +114,27 @@ def test_bf16_inference_matches_the_bf16_reference(rng, cell, sizes, use_lengths
         assert np.all(y[b, n:] == 0)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "cifg", "no_output_gate"])
+def test_bf16_inference_with_saturated_gates_matches_the_reference(rng, cell):
+    """The fused step's σ clamps its argument at -18 rather than switching to e^x below -9
+    (lanes::fast_sigmoid): gates driven far past that both ways (two biases of 10-30 of either
+    sign: pre-activations up to ±60, as the saturated gates of a trained network) still give the
+    reference's y, h and c. Without the clamp the rational approximation gives σ(-50) = -0.93."""
+    sizes = dict(B=21, T=5, D=7, H=64)
+    case = make_case(rng, cell, 1, **sizes, dtype=np.float32, use_lengths=False, use_state=True)
+    for k, v in case["params"].items():
+        if k.startswith("bias"):
+            v[...] = rng.uniform(10, 30, v.shape) * rng.choice([-1, 1], v.shape)
+    layer = bf16_layer(cell, sizes["D"], sizes["H"], 1)
+    layer.set_parameters(case["params"])
+    state = pack_state(cell, case["h0"], case["c0"], np.float32)
+    y, st = layer.forward(case["x"], state=state, inference=True)
+    y_r, hT_r, cT_r, _ = bf16_reference(cell, 1, case)
+    hT, cT = unpack_state(cell, st)
+    e = {"y": rel_err(y, y_r), "hT": rel_err(hT, hT_r), "cT": rel_err(cT, cT_r)}
+    assert all(v <= TOL for v in e.values()), e
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_bf16_is_taken_and_close_to_float32(rng, cell):
     """bfloat16 is not float32 in disguise: far closer to the bf16 reference than to the
