@@ -90,9 +90,10 @@ EIGEN_ALWAYS_INLINE V fast_div(const V& p, const V& q) {
 // (Always inlined: a call per activation, five a packet, made GCC spill the live packets
 // around each call in the fused cell.)
 // σ and tanh for the fused bfloat16 inference step (stack.cpp): float packets use Eigen's
-// rational approximations (the same polynomials and cut-offs as sigmoid() and tanh() above)
-// with fast_div for the final division; scalar lanes as sigmoid() and tanh(). Not used in
-// float32 or float64, whose results stay those of sigmoid() and tanh().
+// rational approximations (the same polynomials as sigmoid() and tanh() above, without their
+// branch and select at the ends, below) with fast_div for the final division; scalar lanes as
+// sigmoid() and tanh(). Not used in float32 or float64, whose results stay those of sigmoid()
+// and tanh().
 // σ differs from Eigen's below x = -9, where Eigen switches to e^x for float32's relative
 // accuracy: a branch per packet, and e^x for the whole packet as soon as one lane is that far
 // out, which the saturated gates of a trained network often are. Here x is clamped at -18
