@@ -12,12 +12,9 @@
 #
 #   scripts/sanitize.sh                       # the default selection of tests
 #   scripts/sanitize.sh tests/test_core.py    # pytest arguments of your own
-#   scripts/sanitize.sh --build-only          # build only (with LSTM_NATIVE_SANITIZE_DIR)
 #
 # Environment: PYTHON (default python3); LSTM_NATIVE_SANITIZE_KEEP=1 keeps the temporary folder;
-# LSTM_NATIVE_SANITIZE_PKG=<that folder>/pkg runs the tests on its build again (no rebuild);
-# LSTM_NATIVE_SANITIZE_DIR=<folder> builds there instead of a new temporary folder, and keeps
-# it (CI builds in the background while the main tests run, then tests with _PKG).
+# LSTM_NATIVE_SANITIZE_PKG=<that folder>/pkg runs the tests on its build again (no rebuild).
 # Needs gcc or clang with the sanitizer runtimes (Debian/Ubuntu: libasan, libubsan with gcc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,18 +22,7 @@ ROOT=$PWD
 PY=${PYTHON:-python3}
 CXX_BIN=${CXX:-c++}
 
-build_only=0
-if [[ "${1:-}" == --build-only ]]; then
-  build_only=1
-  shift
-fi
-if [[ -n "${LSTM_NATIVE_SANITIZE_DIR:-}" ]]; then
-  WORK=$LSTM_NATIVE_SANITIZE_DIR
-  mkdir -p "$WORK"
-  LSTM_NATIVE_SANITIZE_KEEP=1
-else
-  WORK=$(mktemp -d "${TMPDIR:-/tmp}/lstm_native_sanitize.XXXXXX")
-fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/lstm_native_sanitize.XXXXXX")
 cleanup() {
   if [[ "${LSTM_NATIVE_SANITIZE_KEEP:-0}" == 1 ]]; then
     echo "sanitize: kept $WORK"
@@ -82,9 +68,6 @@ start=$(date +%s)
   --config-settings=build-dir="$WORK/build" \
   "$ROOT"
 echo "sanitize: built in $(( $(date +%s) - start )) s"
-fi
-if [[ $build_only == 1 ]]; then
-  exit 0
 fi
 
 # Hide an editable install (its import hook would win over PYTHONPATH), in this interpreter and
@@ -133,14 +116,13 @@ else
   # sanitizer build rounds differently; both pass under the optimized build).
   # Under ASan (~7x slower) three tests took 2/3 of the time, each case repeated at five
   # thread counts or over large H: the thread-count identities and the fused inference step.
-  # They run here for the cells that use the core's code differently (the fused step with 4
-  # and 3 gate blocks, cell parameters, GRU's extra product, a one-block RNN, cell-state
-  # products); the other cells share that code and run everywhere else in this selection.
-  # The demo runs once (its other two tests run the same demo).
-  other_cells="lstm_1997 no_input_gate no_output_gate no_input_activation no_output_activation"
-  other_cells+=" rnn_relu ungated"
+  # They run here for tests/conftest.py's REPRESENTATIVE_CELLS, one of each way a cell uses
+  # the core's code; the other cells share that code and run everywhere else in this
+  # selection. The demo runs once (its other two tests run the same demo).
   heavy="column_split_steps or fused_inference_step_equals or parts_give_identical"
-  skip_cells=$(sed 's/ / or /g' <<<"$other_cells")
+  skip_cells=$(cd "$ROOT/tests" && env -u LD_PRELOAD "$PY" -c '
+import conftest, reference
+print(" or ".join(c for c in reference.CELLS if c not in conftest.REPRESENTATIVE_CELLS))')
   deselect="not grid_search and not faster_than and not version_1_files_load_as_before"
   deselect+=" and not exploding_rnn_finite and not demo_prints_table and not module_entry_point"
   args=(tests/test_core.py tests/test_core_api.py tests/test_variants.py tests/test_rollout.py

@@ -48,12 +48,20 @@ def small():
     return dict(SMALL)
 
 
+# One of each way a cell uses the core's code: the fused inference step with 4 and 3 gate
+# blocks, the general step with cell parameters, GRU's separate candidate product, a one-block
+# RNN, and a cell with a cell-state product. The runs that repeat whole test files (the bf16
+# kernel paths in test_bf16.py, the sanitizer's heaviest tests in scripts/sanitize.sh) take
+# these cells; every cell runs in the main suite.
+REPRESENTATIVE_CELLS = ("lstm", "cifg", "lstm_peephole", "gru", "rnn_tanh", "cell_as_input")
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--cells",
         default=None,
         help="comma-separated cell names: run only these cells' cases of tests parametrized by "
-        "`cell` (the kernel-path reruns in test_bf16.py take a representative set)",
+        "`cell` (the kernel-path reruns in test_bf16.py take REPRESENTATIVE_CELLS)",
     )
 
 
@@ -62,12 +70,10 @@ def pytest_collection_modifyitems(config, items):
     if not cells:
         return
     keep = set(cells.split(","))
-    deselected = [
-        item
-        for item in items
-        if "cell" in getattr(getattr(item, "callspec", None), "params", {})
-        and item.callspec.params["cell"] not in keep
-    ]
+    selected, deselected = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (deselected if "cell" in params and params["cell"] not in keep else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if item not in deselected]
+        items[:] = selected

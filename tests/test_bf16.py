@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import rel_err
+from conftest import REPRESENTATIVE_CELLS, rel_err
 from test_core import make_case, pack_state, run_core, run_reference, unpack_state
 
 from lstm_native import LSTMClassifier, LSTMRegressor, _core, build_info, load, nn
@@ -55,6 +55,21 @@ def errors(got, want):
 def bf16_reference(cell, L, case):
     with ref.bfloat16():
         return run_reference(cell, L, case)
+
+
+def inference_errors(cell, L, case, sizes):
+    """forward(inference=True) of a bf16 layer with the case's parameters, state and lengths:
+    its y, and the relative errors of y, h_T (and c_T) against the bf16 reference."""
+    layer = bf16_layer(cell, sizes["D"], sizes["H"], L)
+    layer.set_parameters(case["params"])
+    state = pack_state(cell, case["h0"], case["c0"], np.float32)
+    y, st = layer.forward(case["x"], state=state, lengths=case["lengths"], inference=True)
+    y_r, hT_r, cT_r, _ = bf16_reference(cell, L, case)
+    hT, cT = unpack_state(cell, st)
+    e = {"y": rel_err(y, y_r), "hT": rel_err(hT, hT_r)}
+    if cT_r is not None:
+        e["cT"] = rel_err(cT, cT_r)
+    return y, e
 
 
 @pytest.mark.parametrize("shape", ["small", "tiles"])
@@ -99,15 +114,7 @@ def test_bf16_inference_matches_the_bf16_reference(rng, cell, sizes, use_lengths
     case = make_case(
         rng, cell, 2, **sizes, dtype=np.float32, use_lengths=use_lengths, use_state=True
     )
-    layer = bf16_layer(cell, sizes["D"], sizes["H"], 2)
-    layer.set_parameters(case["params"])
-    state = pack_state(cell, case["h0"], case["c0"], np.float32)
-    y, st = layer.forward(case["x"], state=state, lengths=case["lengths"], inference=True)
-    y_r, hT_r, cT_r, _ = bf16_reference(cell, 2, case)
-    hT, cT = unpack_state(cell, st)
-    e = {"y": rel_err(y, y_r), "hT": rel_err(hT, hT_r)}
-    if cT_r is not None:
-        e["cT"] = rel_err(cT, cT_r)
+    y, e = inference_errors(cell, 2, case, sizes)
     bad = {k: f"{v:.2e}" for k, v in e.items() if not v <= TOL}
     assert not bad, f"{cell}: rel err > {TOL}: {bad}"
     for b, n in enumerate(case["lengths"] if use_lengths else []):
@@ -125,14 +132,8 @@ def test_bf16_inference_with_saturated_gates_matches_the_reference(rng, cell):
     for k, v in case["params"].items():
         if k.startswith("bias"):
             v[...] = rng.uniform(10, 30, v.shape) * rng.choice([-1, 1], v.shape)
-    layer = bf16_layer(cell, sizes["D"], sizes["H"], 1)
-    layer.set_parameters(case["params"])
-    state = pack_state(cell, case["h0"], case["c0"], np.float32)
-    y, st = layer.forward(case["x"], state=state, inference=True)
-    y_r, hT_r, cT_r, _ = bf16_reference(cell, 1, case)
-    hT, cT = unpack_state(cell, st)
-    e = {"y": rel_err(y, y_r), "hT": rel_err(hT, hT_r), "cT": rel_err(cT, cT_r)}
-    assert all(v <= TOL for v in e.values()), e
+    _, e = inference_errors(cell, 1, case, sizes)
+    assert set(e) == {"y", "hT", "cT"} and all(v <= TOL for v in e.values()), e
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
@@ -282,12 +283,10 @@ def _paths():
     return out
 
 
-# The cells the other kernel paths are tested with: one of each way a cell uses the products
-# (the kernels are the same code for every cell, and a cell's pointwise math does not depend on
-# the bf16 kernel: the kernel set's own float32 tests in test_isa.py cover every cell): the fused
-# inference step with 4 and 3 gate blocks, the general step with cell parameters, GRU's separate
-# candidate product, a one-block RNN, and a cell with a cell-state product.
-PATH_CELLS = ("lstm", "cifg", "lstm_peephole", "gru", "rnn_tanh", "cell_as_input")
+# The cells the other kernel paths are tested with (conftest.REPRESENTATIVE_CELLS): the kernels
+# are the same code for every cell, and a cell's pointwise math does not depend on the bf16
+# kernel (the kernel set's own float32 tests in test_isa.py cover every cell).
+PATH_CELLS = REPRESENTATIVE_CELLS
 
 
 @pytest.mark.parametrize("env, isa, kernel", _paths(), ids=lambda v: str(v))
