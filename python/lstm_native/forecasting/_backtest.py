@@ -81,7 +81,12 @@ def backtest(
     for name, v in (("horizon", horizon), ("n_windows", n_windows)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    step = horizon if step is None else int(step)
+    if step is None:
+        step = horizon
+    elif isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"step must be a positive integer, got {step!r}")
+    if coverage_level is not None and not 0.0 < float(coverage_level) < 1.0:
+        raise ValueError(f"coverage_level must lie in (0, 1), got {coverage_level!r}")
     origins = [len(y) - horizon - k * step for k in range(n_windows)][::-1]
     if origins[0] < 3:
         raise ValueError(
@@ -99,15 +104,32 @@ def backtest(
         out["rmse"].append(rmse(truth, f))
         out["forecasts"].append(f)
         if coverage_level is not None and hasattr(est, "predict_interval"):
-            try:
-                lo, hi = est.predict_interval(horizon, coverage=coverage_level)
-            except ValueError:
+            if not _has_interval(est, coverage_level):  # e.g. loss="squared_error": no levels
                 continue
+            lo, hi = est.predict_interval(horizon, coverage=coverage_level)
             out.setdefault("coverage", []).append(coverage(truth, lo, hi))
     for key in ("mase", "smape", "rmse", "coverage"):
         if key in out:
             out["mean_" + key] = float(np.mean(out[key]))
     return out
+
+
+def _has_interval(est: Any, level: float) -> bool:
+    """Can ``est`` give the central interval of ``level``? ValueError when it has quantile
+    levels but not those (a level the user asked for that was not trained); False when it has
+    no quantile levels (a point forecaster) at all."""
+    levels = getattr(est, "quantile_levels_", None)
+    if levels is None:
+        return True
+    if len(levels) == 1:
+        return False
+    for q in ((1 - level) / 2, (1 + level) / 2):
+        if not any(abs(q - lv) <= 1e-6 for lv in levels):
+            raise ValueError(
+                f"coverage_level={level} needs the quantile levels {(1 - level) / 2:g} and "
+                f"{(1 + level) / 2:g}; the forecaster was trained with {levels}"
+            )
+    return True
 
 
 __all__ = ["backtest", "coverage", "mase", "rmse", "smape"]

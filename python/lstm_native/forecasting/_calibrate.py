@@ -69,6 +69,8 @@ def _scores(fc: Any, panel: Panel, j: int) -> Optional[list]:
     too short."""
     levels, h = fc.quantile_levels_, fc.horizon_
     hold = [min(h, n // 4) for n in panel.lengths]
+    if max(hold) == 0:  # every series shorter than 4 points: nothing to hold out
+        return None
     cut = Panel(
         [v[: len(v) - j * k] for v, k in zip(panel.values, hold)],
         panel.kind,
@@ -90,6 +92,8 @@ def _scores(fc: Any, panel: Panel, j: int) -> Optional[list]:
     mid = levels.index(0.5)
     scores: list = [[] for _ in levels]
     for i_s, (zq, v, k) in enumerate(zip(paths, panel.values, hold)):  # zq (h, C, Q)
+        if k == 0:  # a series of a panel too short to hold a point out
+            continue
         end = len(v) - (j - 1) * k
         with np.errstate(invalid="ignore", divide="ignore"):  # a value <= 0 under log: NaN
             za = cal.scalers_[i_s].normalize(v[:end])[-k:]  # the actual values, normalized

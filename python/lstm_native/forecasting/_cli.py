@@ -82,9 +82,20 @@ def infer_spacing(dates: list) -> Optional[tuple]:
 
 
 def future_dates(last: np.datetime64, spacing: tuple, horizon: int) -> np.ndarray:
+    """The ``horizon`` dates after ``last`` (datetime64[D]) at the spacing's step. Monthly,
+    quarterly and yearly steps keep the day of the month: month ends stay month ends
+    (2003-04-30 -> 05-31, 06-30), other days stay (capped at a shorter month's end)."""
     _, _, unit, step, _ = spacing
-    start = last.astype(f"datetime64[{unit}]")
-    return np.array([start + step * (k + 1) for k in range(horizon)]).astype("datetime64[D]")
+    k = np.arange(1, horizon + 1)
+    if unit == "D":
+        return last + step * k
+    month = last.astype("datetime64[M]")
+    months = month + step * (12 if unit == "Y" else 1) * k
+    starts = months.astype("datetime64[D]")
+    ends = (months + 1).astype("datetime64[D]") - 1
+    if (last + 1).astype("datetime64[M]") != month:  # the last day of its month
+        return ends
+    return np.minimum(starts + (last - month.astype("datetime64[D]")), ends)
 
 
 def run_forecast(args: Any, out: Any = None) -> dict:

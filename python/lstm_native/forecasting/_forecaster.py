@@ -42,7 +42,15 @@ from sklearn.utils.validation import check_is_fitted
 from ..estimators import LSTMRegressor
 from ._calibrate import calibration_margins
 from ._ensemble import ensemble_workers, fit_members
-from ._input import Panel, format_forecast, read_future, read_y
+from ._input import (
+    Panel,
+    format_forecast,
+    interval_levels,
+    read_future,
+    read_y,
+    requested_levels,
+    warn_not_finite,
+)
 from ._linear import auto_ar
 from ._season import infer_season_length, season_from_freq
 from ._windows import SeriesScaler, last_window, windows
@@ -554,23 +562,17 @@ class LSTMForecaster(BaseEstimator):
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
         levels = self.quantile_levels_
-        wanted = [0.5] if quantiles is None else [float(q) for q in quantiles]
-        missing = [q for q in wanted if not any(abs(q - lv) < 1e-9 for lv in levels)]
-        if missing:
-            raise ValueError(
-                f"quantiles {missing} were not trained; this forecaster has "
-                f"{levels} (set quantiles=... before fit)"
-            )
-        cols = [min(range(len(levels)), key=lambda j: abs(levels[j] - q)) for q in wanted]
+        wanted, cols = requested_levels(quantiles, levels)
         futures = read_future(target[0], X_future, int(horizon), self.id_col, self.time_col)
-        paths = self._quantile_paths(int(horizon), futures, target=target)
         mid = levels.index(0.5)
         factors = np.asarray(getattr(self, "interval_factors_", [1.0] * len(levels)))
         preds = []
-        for q in paths:  # (h, C, Q): each level's distance from the median scaled
-            med = q[..., mid : mid + 1]
-            q = np.sort(med + (q - med) * factors, axis=-1)  # levels stay ordered
-            preds.append(q[:, :, cols])
+        with np.errstate(over="ignore", invalid="ignore"):  # warn_not_finite says it once
+            for q in self._quantile_paths(int(horizon), futures, target=target):  # (h, C, Q)
+                med = q[..., mid : mid + 1]  # each level's distance from the median scaled
+                q = np.sort(med + (q - med) * factors, axis=-1)  # levels stay ordered
+                preds.append(q[:, :, cols])
+        warn_not_finite(preds)
         return preds, wanted
 
     def _quantile_paths(
@@ -681,7 +683,7 @@ class LSTMForecaster(BaseEstimator):
         """(lower, upper) bounds, each in the form of ``predict``, from the quantile levels
         (1 - coverage) / 2 and (1 + coverage) / 2, which must be among the trained ones;
         ``y`` and ``X`` as in ``predict``."""
-        lo, hi = (1 - coverage) / 2, (1 + coverage) / 2
+        lo, hi = interval_levels(coverage)
         target = self._target(y, X)
         preds, _ = self._forecast(horizon, X_future, [lo, hi], target)
         fmt = dict(value_col=self.value_col, id_col=self.id_col, time_col=self.time_col)

@@ -272,22 +272,33 @@ def save_forecaster(path: Any, fc: Any) -> None:
         for _, est in fc.members_
     ]
     index_meta, index = _index_part(panel)
+    fitted = {
+        "season_length_": int(fc.season_length_),
+        "horizon_": int(fc.horizon_),
+        "strategy_": fc.strategy_,
+        "quantile_levels_": [float(q) for q in fc.quantile_levels_],
+        "interval_factors_": [float(f) for f in fc.interval_factors_],
+        "interval_margins_": [float(m) for m in fc.interval_margins_],
+        "lookbacks": [int(L) for L, _ in fc.members_],
+        "network_nbytes": [len(b) for b in nets],
+    }
+    try:  # what loading checks of the hyperparameters against the fit, checked before writing
+        fc._check_params()
+        _check_fitted(dict(fitted), fc, fc.scalers_[0].season.shape[0])
+        if any(est.loss != fc.loss for _, est in fc.members_):
+            raise ValueError(f"loss={fc.loss!r}, but the networks were trained with another")
+    except (ValueError, BadFile) as e:
+        raise ValueError(
+            f"cannot save this forecaster: its hyperparameters no longer match its fit ({e}); "
+            "set_params after fit changes the next fit, not this one: refit it, or set them back"
+        ) from None
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "lstm_native_version": _package_version(),
         "class": type(fc).__name__,
         "params": params,
-        "fitted": {
-            "season_length_": int(fc.season_length_),
-            "horizon_": int(fc.horizon_),
-            "strategy_": fc.strategy_,
-            "quantile_levels_": [float(q) for q in fc.quantile_levels_],
-            "interval_factors_": [float(f) for f in fc.interval_factors_],
-            "interval_margins_": [float(m) for m in fc.interval_margins_],
-            "lookbacks": [int(L) for L, _ in fc.members_],
-            "network_nbytes": [len(b) for b in nets],
-        },
+        "fitted": fitted,
         "panel": {
             "kind": panel.kind,
             "lengths": [int(n) for n in panel.lengths],
@@ -363,7 +374,9 @@ def _check_panel(p: dict) -> dict:
         _count(p["columns"], C, "the columns")
         if p["kind"] != "multivariate":
             raise BadFile("column names belong to a multivariate series")
-    _count(p["cov_columns"], K if p["kind"] == "frame" and K else None, "cov_columns")
+    # (a frame names its covariates; a series' covariates have names when X was a DataFrame)
+    if p["kind"] == "frame" or p["cov_columns"] is not None:
+        _count(p["cov_columns"], K or None, "cov_columns")
     if p["index"] is not None:
         ix = p["index"]
         _check_fields(ix, _INDEX, "time index entry", "time index entries")

@@ -13,45 +13,73 @@ All functions take float64 NumPy arrays and never look at data after the series'
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 import numpy as np
 
-# pandas offset aliases (their first letters) -> seasonal period
-_FREQ_SEASON = {
-    "A": 1,
-    "Y": 1,
-    "Q": 4,
-    "M": 12,
-    "W": 52,
-    "D": 7,
-    "B": 5,
-    "H": 24,
-    "h": 24,
-    "T": 60,
-    "min": 60,
-    "S": 60,
-    "s": 60,
+# pandas offset classes -> the seasonal period of one step of them (a year, a year, a year,
+# a week, a week, a day, an hour, a minute). By class, not by alias: an alias's first letters
+# mislead ("BME" is a month, "SME" half of one, "WOM-1MON" a month) and change between pandas
+# versions ("M" -> "ME", "H" -> "h").
+_OFFSET_SEASON = {
+    **dict.fromkeys(("YearBegin", "YearEnd", "BYearBegin", "BYearEnd", "FY5253"), 1),
+    **dict.fromkeys(
+        ("QuarterBegin", "QuarterEnd", "BQuarterBegin", "BQuarterEnd", "FY5253Quarter"), 4
+    ),
+    **dict.fromkeys(
+        (
+            "MonthBegin",
+            "MonthEnd",
+            "BusinessMonthBegin",
+            "BusinessMonthEnd",
+            "CustomBusinessMonthBegin",
+            "CustomBusinessMonthEnd",
+            "WeekOfMonth",
+            "LastWeekOfMonth",
+        ),
+        12,
+    ),
+    **dict.fromkeys(("SemiMonthBegin", "SemiMonthEnd"), 24),
+    "Week": 52,
+    "Day": 7,
+    **dict.fromkeys(("BusinessDay", "CustomBusinessDay"), 5),
+    "Hour": 24,
+    "Minute": 60,
+    "Second": 60,
 }
 
 
 def season_from_freq(freq: Any) -> Optional[int]:
-    """The seasonal period of a pandas frequency string or offset, or None if unknown."""
+    """The seasonal period of a pandas frequency (an offset or an alias such as "MS",
+    "QS-OCT", "2h"), or None if unknown. A multiple n of a step divides the period when it
+    can ("2h" -> 12, "15min" -> 4, "3MS" -> 4, "12MS" -> 1) and gives None when it
+    cannot ("2D")."""
     if freq is None:
         return None
-    # an offset's freqstr ("MS", "QS-OCT", "2W-SUN"); pandas 3 deprecates its .name
-    name = freq if isinstance(freq, str) else getattr(freq, "freqstr", None) or str(freq)
-    name = name.split("-")[0].lstrip("0123456789")
-    for key in sorted(_FREQ_SEASON, key=len, reverse=True):
-        if name.startswith(key):
-            return _FREQ_SEASON[key]
-    return None
+    if isinstance(freq, str):
+        try:
+            import pandas as pd
+
+            with warnings.catch_warnings():  # old aliases ("M", "Q") still mean what they meant
+                warnings.simplefilter("ignore", FutureWarning)
+                freq = pd.tseries.frequencies.to_offset(freq)
+        except (ImportError, TypeError, ValueError):
+            return None
+    period = _OFFSET_SEASON.get(type(freq).__name__)
+    n = abs(int(getattr(freq, "n", 1) or 1))
+    if period is None or period % n:
+        return None
+    return period // n
 
 
 def acf(z: np.ndarray, max_lag: int) -> np.ndarray:
     """Sample autocorrelations r_1..r_max_lag of z (the usual biased estimator)."""
     z = np.asarray(z, dtype=np.float64)
     z = z - z.mean()
+    top = float(np.max(np.abs(z))) if len(z) else 0.0
+    if 0.0 < top < np.inf:  # by a power of 2, exact: z @ z cannot overflow (values of 1e155)
+        z = np.ldexp(z, -int(np.frexp(top)[1]))
     denom = float(z @ z)
     if denom <= 0 or max_lag < 1:
         return np.zeros(max(max_lag, 0))

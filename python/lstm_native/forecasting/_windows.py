@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._input import _finite_2d
 from ._season import (
     diff_scale,
     is_seasonal,
@@ -220,6 +221,8 @@ class SlidingWindow:
     def transform(self, X: Any) -> np.ndarray:
         self._check()
         items = list(X) if isinstance(X, (list, tuple)) else list(np.asarray(X, dtype=float))
+        if not items:
+            raise ValueError("X holds no series to take windows of")
         out = []
         for i, s in enumerate(items):
             a = np.asarray(s, dtype=np.float64)
@@ -239,9 +242,8 @@ class SlidingWindow:
 
     def split(self, y: Any, X: Any = None) -> tuple:
         self._check()
-        z = np.asarray(y, dtype=np.float64)
-        z = z[:, None] if z.ndim == 1 else z
-        cov = None if X is None else np.asarray(X, dtype=np.float64).reshape(len(z), -1)
+        z = _finite_2d(y, "y")
+        cov = None if X is None else _finite_2d(X, "X", len(z))
         if len(z) < self.lookback + self.horizon:
             raise ValueError(
                 f"y has {len(z)} steps, fewer than lookback + horizon = "
