@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lstm_native import load_airline_passengers
-from lstm_native.__main__ import build_parser, main, run_demo
+from lstm_native.__main__ import _demo_networks, build_parser, main, run_demo
 
 ROW = re.compile(r"^(?P<name>.+?)\s+(?P<mase>\d+\.\d\d)\s+(?P<rmse>\d+\.\d)$")
 
@@ -87,6 +87,24 @@ def test_cli_needs_a_command():
         main(["demo", "--holdout", "x"])
 
 
+def test_user_errors_are_one_line_before_any_work(tmp_path, capsys):
+    """A bad option value or an output path that cannot be written: exit status 2 and one
+    line on stderr, before the run (a full why-lstm run takes 15-30 minutes)."""
+    cases = [
+        (["demo", "--holdout", "5"], "holdout must lie in"),
+        (["demo", "--figure", str(tmp_path / "nodir" / "f.png")], "does not exist"),
+        (["why-lstm", "--lengths", "50,abc"], "--lengths takes integers"),
+        (["why-lstm", "--cells", "nope", "--lengths", "10"], "nope"),
+        (["why-lstm", "--learning-rate", "-1", "--lengths", "10"], "learning_rate must be"),
+        (["why-lstm", "--batch-size", "0", "--lengths", "10"], "batch_size must be"),
+        (["why-lstm", "--json", str(tmp_path / "nodir" / "r.json")], "does not exist"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
 def test_command_line_defaults_are_the_forecasters():
     """The demo's and `forecast`'s --n-ensemble, and run_demo's, are LSTMForecaster's default
     (each names it: a changed default must not leave the commands behind)."""
@@ -96,7 +114,10 @@ def test_command_line_defaults_are_the_forecasters():
 
     default = LSTMForecaster().n_ensemble
     parser = build_parser()
-    assert parser.parse_args(["demo"]).n_ensemble == default
+    assert _demo_networks(parser.parse_args(["demo"])) == default
+    # --quick takes 2 unless --n-ensemble says otherwise
+    assert _demo_networks(parser.parse_args(["demo", "--quick"])) == 2
+    assert _demo_networks(parser.parse_args(["demo", "--quick", "--n-ensemble", "5"])) == 5
     assert (
         parser.parse_args(["forecast", "d.csv", "--column", "y", "--horizon", "3"]).n_ensemble
         == default

@@ -321,6 +321,44 @@ def test_input_layout_nct_reads_aeon_style_data_and_a_transposed_layout_warns():
         LSTMRegressor(**kw).fit(rng.standard_normal((60, 1, 30)), y)
 
 
+@quiet
+def test_input_layout_applies_to_eval_set_and_diagnostics_and_warns_when_nct_looks_wrong():
+    from lstm_native.diagnostics import gate_trace
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 8, 8))  # as many channels as steps: a transposition is silent
+    y = X[:, 0, -1] - X[:, 1, -3]
+    Xv, yv = X[:20], y[:20]
+    kw = dict(hidden_size=6, max_iter=3, random_state=0, n_jobs=1)
+    est = LSTMRegressor(input_layout="nct", **kw).fit(X, y, eval_set=(Xv, yv))
+    # the validation score is predict's on the same data, read in the same layout
+    assert est.evals_result_["validation_0"]["r2"][-1] == pytest.approx(est.score(Xv, yv), 1e-5)
+    # the diagnostics read an estimator's X as it does
+    trace = gate_trace(est, Xv)
+    twin = LSTMRegressor(**kw).fit(np.swapaxes(X, 1, 2), y)
+    np.testing.assert_array_equal(trace["h"], gate_trace(twin, np.swapaxes(Xv, 1, 2))["h"])
+    # (n, T, C) data passed as "nct" becomes a handful of steps of many features: warned
+    with pytest.warns(UserWarning, match="read with input_layout='nct' as 1 timestep"):
+        LSTMRegressor(input_layout="nct", **kw).fit(rng.standard_normal((40, 30, 1)), y)
+
+
+@quiet
+def test_a_list_of_arrays_is_a_list_of_sequences_whatever_their_lengths():
+    """One rule for a list of windows, whether or not their lengths happen to agree."""
+    rng = np.random.default_rng(0)
+    w6, w7 = rng.standard_normal(6), rng.standard_normal(7)
+    wide = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0, n_jobs=1)
+    wide.fit(rng.standard_normal((40, 10)), rng.standard_normal(40))
+    same, mixed = wide.predict([w6, w6]), wide.predict([w6, w7])  # any length, both
+    assert same[0] == mixed[0] and same.shape == (2,)
+    for seqs in ([w6, w6], [w6, w7]):
+        est = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0, n_jobs=1)
+        assert est.fit(seqs, [1.0, 2.0]).n_features_in_ == 1
+        est = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0, return_sequences=True)
+        out = est.fit(seqs, [np.ones(len(s)) for s in seqs]).predict(seqs)
+        assert isinstance(out, list) and [len(o) for o in out] == [len(s) for s in seqs]
+
+
 def test_a_fit_no_better_than_a_constant_warns():
     X = np.zeros((80, 5, 2))  # nothing to learn from
     y = np.arange(80) % 2

@@ -4,6 +4,8 @@ unhelpful error found by a hostile test of the forecasting API (misaligned covar
 read by position, lost channels, gaps and duplicates taken as consecutive steps, wrong future
 dates, wrong season lengths, unloadable files)."""
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -11,7 +13,14 @@ import pytest
 
 from lstm_native import LSTMForecaster, load
 from lstm_native.forecasting import SlidingWindow, backtest
-from lstm_native.forecasting._cli import _SPACINGS, future_dates
+from lstm_native.forecasting._cli import (
+    Spacing,
+    _show,
+    future_dates,
+    infer_spacing,
+    parse_date,
+    read_csv,
+)
 from lstm_native.forecasting._season import acf, infer_season_length, season_from_freq
 
 pd = pytest.importorskip("pandas")
@@ -292,14 +301,88 @@ def test_backtest_and_sliding_window_arguments_are_checked():
 
 # -- the command line's dates -----------------------------------------------------------------
 def test_cli_forecast_dates_keep_the_day_of_the_month():
-    month, quarter, year = _SPACINGS[2], _SPACINGS[3], _SPACINGS[4]
+    def dates(last, months=0, seconds=0, business=False):
+        sp = Spacing("test", 1, months=months, seconds=seconds, business=business)
+        return [_show(d, sp) for d in future_dates(np.datetime64(last), sp, 3)]
 
-    def dates(last, spacing):
-        return [str(d) for d in future_dates(np.datetime64(last), spacing, 3)]
+    assert dates("2003-04-30", 1) == ["2003-05-31", "2003-06-30", "2003-07-31"]
+    assert dates("2003-01-01", 1) == ["2003-02-01", "2003-03-01", "2003-04-01"]
+    assert dates("2003-01-30", 1) == ["2003-02-28", "2003-03-30", "2003-04-30"]
+    assert dates("2003-12-31", 3) == ["2004-03-31", "2004-06-30", "2004-09-30"]
+    assert dates("2003-07-01", 12) == ["2004-07-01", "2005-07-01", "2006-07-01"]
+    assert dates("2003-01-01", seconds=7 * 86400) == ["2003-01-08", "2003-01-15", "2003-01-22"]
+    assert dates("2003-01-01T22:00", seconds=3600) == [
+        "2003-01-01T23:00:00",
+        "2003-01-02T00:00:00",
+        "2003-01-02T01:00:00",
+    ]
+    assert dates("2020-12-04", business=True) == ["2020-12-07", "2020-12-08", "2020-12-09"]
 
-    assert dates("2003-04-30", month) == ["2003-05-31", "2003-06-30", "2003-07-31"]
-    assert dates("2003-01-01", month) == ["2003-02-01", "2003-03-01", "2003-04-01"]
-    assert dates("2003-01-30", month) == ["2003-02-28", "2003-03-30", "2003-04-30"]
-    assert dates("2003-12-31", quarter) == ["2004-03-31", "2004-06-30", "2004-09-30"]
-    assert dates("2003-07-01", year) == ["2004-07-01", "2005-07-01", "2006-07-01"]
-    assert dates("2003-01-01", _SPACINGS[1]) == ["2003-01-08", "2003-01-15", "2003-01-22"]
+
+def _spacing_of(*texts):
+    return infer_spacing([np.array([parse_date(t) for t in texts])])
+
+
+def test_cli_infers_the_spacing_and_refuses_irregular_dates():
+    assert _spacing_of("2020-01-31", "2020-02-29", "2020-03-31").months == 1
+    assert _spacing_of("2020-01-01", "2020-04-01", "2020-07-01").season == 4
+    assert _spacing_of("2020-01-01", "2020-01-15", "2020-01-29").season == 26  # fortnights
+    hourly = _spacing_of("2020-01-01T00:00", "2020-01-01T01:00", "2020-01-01T02:00")
+    assert (hourly.seconds, hourly.season) == (3600, 24)
+    quarter_hours = _spacing_of("2020-01-01T00:00", "2020-01-01T00:15", "2020-01-01T00:30")
+    assert quarter_hours.season == 96
+    weekdays = _spacing_of("2020-12-03", "2020-12-04", "2020-12-07", "2020-12-08")
+    assert weekdays.business and weekdays.season == 5
+    with pytest.raises(ValueError, match="2020-06-01 is followed by 2020-12-01"):
+        _spacing_of("2020-04-01", "2020-05-01", "2020-06-01", "2020-12-01", "2021-01-01")
+    with pytest.raises(ValueError, match="2020-12-03 is followed by 2020-12-06"):
+        _spacing_of("2020-12-01", "2020-12-02", "2020-12-03", "2020-12-06", "2020-12-07")
+    # the local calendar date, not numpy's UTC conversion; not YYYYMMDD as a year
+    assert _show(parse_date("2020-12-01T00:00:00+02:00")) == "2020-12-01"
+    assert _show(parse_date("1949")) == "1949-01-01"
+    for bad in ("20201201", "", "NaT", "01/02/2020", "2020-13-01"):
+        with pytest.raises(ValueError):
+            parse_date(bad)
+
+
+def _csv(tmp_path, text):
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    return str(path)
+
+
+def test_cli_reading_refuses_blank_and_repeated_dates(tmp_path):
+    blank = _csv(tmp_path, "date,y\n2020-01-01,1\n,2\n2020-03-01,3\n")
+    with pytest.raises(ValueError, match="line 3: date='' is not an ISO date"):
+        read_csv(blank, "y", "date", None)
+    twice = _csv(tmp_path, "id,date,y\na,2020-01-01,1\nb,2020-01-01,2\na,2020-02-01,3\n")
+    with pytest.raises(ValueError, match="lines 2 and 3: the date 2020-01-01 appears twice.*--id"):
+        read_csv(twice, "y", "date", None)
+    ids, values, dates = read_csv(twice, "y", "date", "id")
+    assert ids == ["a", "b"] and [len(v) for v in values] == [2, 1]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("date,y\n2020-01-01,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin.csv is not UTF-8 text"):
+        read_csv(str(latin), "y", "date", None)
+
+
+def test_cli_checks_where_it_writes_before_fitting(tmp_path):
+    data = _csv(tmp_path, "y\n" + "\n".join(str(v) for v in walk(30)) + "\n")
+    base = [sys.executable, "-m", "lstm_native", "forecast", data, "--column", "y"]
+    for extra, message in (
+        (["--out", str(tmp_path / "nodir" / "o.csv")], "does not exist"),
+        (["--plot", str(tmp_path / "p.xyz")], "the suffix chooses the image format"),
+        (["--out", str(tmp_path)], "is a folder"),
+    ):
+        proc = subprocess.run(
+            [*base, "--horizon", "3", *extra], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert "Fitting" not in proc.stderr  # refused before the fit
+    quiet = subprocess.run(
+        [*base, "--horizon", "2", "--n-ensemble", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr

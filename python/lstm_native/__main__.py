@@ -136,10 +136,20 @@ def _demo_figure(path: str, y: np.ndarray, split: int, q: np.ndarray, forecasts:
     plt.close(fig)
 
 
+def _demo_networks(args: argparse.Namespace) -> int:
+    """--n-ensemble when given, else 2 with --quick, else the forecaster's default."""
+    from .forecasting import LSTMForecaster
+
+    return args.n_ensemble or (2 if args.quick else LSTMForecaster().n_ensemble)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from .forecasting._cli import check_output_paths
+
+    check_output_paths({"--figure": args.figure}, ("--figure",))
     run_demo(
         holdout=args.holdout,
-        n_ensemble=2 if args.quick else args.n_ensemble,
+        n_ensemble=_demo_networks(args),
         seed=args.seed,
         figure=args.figure,
         show_forecast=args.show_forecast,
@@ -215,6 +225,7 @@ def _why_lstm_one(
     from sklearn.exceptions import ConvergenceWarning
 
     from . import LSTMRegressor
+    from ._engine import NonFiniteOutput, TrainingDiverged
     from .datasets import make_adding_problem
     from .diagnostics import gradient_flow
 
@@ -245,7 +256,7 @@ def _why_lstm_one(
                 curve.append(float(np.mean((est.predict(Xt) - yt) ** 2)))
                 flow_trained = gradient_flow(est, Xp, of="output")
                 grads.append(float(flow_trained["dh_norm"][0, 0]))
-            except ValueError:  # the network overflowed: stop there
+            except (TrainingDiverged, NonFiniteOutput):  # the network overflowed: stop there
                 diverged = True
                 flow_trained = None
                 break
@@ -420,6 +431,18 @@ def run_why_lstm(
     out = sys.stdout if out is None else out
     for c in cells:
         canonical_cell(c)  # ValueError early for an unknown cell
+    for name, v in dict(
+        n_train=n_train,
+        n_test=n_test,
+        epochs=epochs,
+        hidden_size=hidden_size,
+        batch_size=batch_size,
+        lengths=min(lengths, default=0),
+    ).items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < float("inf")):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
     if jobs is None:
         jobs = min(2, os.cpu_count() or 1)
     tasks = [
@@ -452,9 +475,9 @@ def run_why_lstm(
         "the prediction (made at the last step) w.r.t. the first step's hidden state, i.e. "
         "what a unit error at the output sends back over T-1 steps (the loss's gradient is "
         "that times the error; diagnostics.gradient_flow(..., of='output') on "
-        f"{N_PROBE} test sequences), at initialization, in late training (the median over "
-        "the epochs of the second half: one epoch's value fluctuates by orders of magnitude "
-        "for some cells) and at the end.",
+        f"{min(N_PROBE, n_test)} test sequences), at initialization, in late training (the "
+        "median over the epochs of the second half: one epoch's value fluctuates by orders of "
+        "magnitude for some cells) and at the end.",
         file=out,
     )
     print(file=out, flush=True)
@@ -490,8 +513,19 @@ def _cmd_why_lstm(args: argparse.Namespace) -> int:
         if v is not None:
             budget[key] = v
     if args.lengths:
-        budget["lengths"] = tuple(int(v) for v in args.lengths.split(","))
+        try:
+            budget["lengths"] = tuple(int(v) for v in args.lengths.split(","))
+        except ValueError:
+            raise ValueError(
+                f"--lengths takes integers, e.g. 50,100; got {args.lengths!r}"
+            ) from None
     cells = tuple(args.cells.split(",")) if args.cells else WHY_LSTM_CELLS
+    # (without matplotlib the run still prints its tables and says there is no figure)
+    from .forecasting._cli import check_output_paths
+
+    check_output_paths(
+        {"--figure": args.figure, "--json": args.json}, ("--figure",), need_matplotlib=False
+    )
     results = run_why_lstm(
         cells=cells,
         seed=args.seed,
@@ -523,10 +557,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the last-value, seasonal-naive and drift forecasts.",
     )
     demo.add_argument("--holdout", type=int, default=24, help="months forecast (24)")
-    demo.add_argument("--n-ensemble", type=int, default=6, help="networks combined (6)")
+    demo.add_argument(
+        "--n-ensemble", type=int, default=None, help="networks combined (6; 2 with --quick)"
+    )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help="two networks, for tests")
-    demo.add_argument("--figure", default=None, help="also draw a PNG (needs matplotlib)")
+    demo.add_argument(
+        "--figure", default=None, help="also draw the figure (.png, .svg, ...; needs matplotlib)"
+    )
     demo.add_argument(
         "--show-forecast", action="store_true", help="also print every held-out month"
     )
@@ -598,8 +636,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a command; a user's error (a bad option value, a path that cannot be written) is
+    one line on stderr and exit status 2, not a traceback."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

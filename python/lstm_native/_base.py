@@ -591,6 +591,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
                 )
             Xv, yv = item[0], item[1]
             sv = item[2] if len(item) == 3 else None
+            Xv = apply_layout(Xv, self.input_layout)  # the layout of X, as predict reads it
             vseqs = check_sequences(Xv, dtype=dtype, estimator=self, reset=False, spec=spec)
             Yv = self._targets.prepare_eval(self, yv, vseqs, dtype, targets)
             swv = check_sample_weight(sv, vseqs.n_samples, dtype)

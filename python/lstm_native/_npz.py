@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -145,6 +146,10 @@ def write_atomic(path: str, arrays: dict) -> None:
     ``path``, atomically (module docstring)."""
     check_destination(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):  # (mkstemp's error would name its temporary file)
+        raise FileNotFoundError(
+            errno.ENOENT, f"Cannot save to {path!r}: the folder {directory!r} does not exist"
+        )
     fd, tmp = tempfile.mkstemp(
         prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
     )

@@ -87,9 +87,14 @@ def _check_numeric(arr: np.ndarray, name: str) -> None:
 
 
 def _is_variable_length_list(X: Any) -> bool:
-    """A list/tuple of array-likes whose shapes differ (different lengths or feature counts)."""
+    """Is X a list of sequences: a list/tuple of NumPy arrays (1-D or 2-D: one sequence each,
+    whatever their lengths, so that the same windows are read the same way whether or not
+    their lengths happen to agree), or of array-likes whose shapes differ (different lengths
+    or feature counts)? A list of equal nested lists stays a 2-D/3-D table."""
     if not isinstance(X, (list, tuple)) or len(X) == 0:
         return False
+    if all(type(x) is np.ndarray and x.ndim in (1, 2) for x in X):
+        return True
     is_seq = [not (np.isscalar(x) or x is None) for x in X]
     if any(is_seq) and not all(is_seq):
         i = is_seq.index(False)
@@ -369,25 +374,31 @@ def apply_layout(X: Any, layout: str, warn: bool = False) -> Any:
     X is (n_samples, n_channels, n_timesteps), as aeon and sktime store time series (a 3-D
     array, or a list of (n_channels, T_i) arrays), and is transposed. With ``warn`` (fit), a
     3-D "ntc" array that looks transposed (at most 3 timesteps and 10 or more features per
-    step) gets a warning: it is most likely aeon/sktime data read as a handful of steps."""
+    step) gets a warning: it is most likely aeon/sktime data read as a handful of steps; so
+    does an "nct" array that becomes such an array when transposed."""
+    given = getattr(X, "shape", None)
     if layout == "nct":
         if isinstance(X, (list, tuple)):
             return [np.asarray(x).T if np.ndim(x) == 2 else x for x in X]
-        shape = getattr(X, "shape", None)
-        if shape is not None and len(shape) == 3:
-            return np.swapaxes(np.asarray(X), 1, 2)
-        return X
+        if given is not None and len(given) == 3:
+            X = np.swapaxes(np.asarray(X), 1, 2)
     shape = getattr(X, "shape", None)
     if warn and shape is not None and len(shape) == 3 and shape[1] <= 3 and shape[2] >= 10:
         import warnings
 
-        warnings.warn(
-            f"X has shape {tuple(shape)}: {shape[1]} timestep(s) of {shape[2]} features. If it "
-            "is (n_samples, n_channels, n_timesteps), as aeon and sktime store series, pass "
-            "input_layout='nct'.",
-            UserWarning,
-            stacklevel=3,
-        )
+        if layout == "nct":  # (n, T, C) data said to be channels first
+            hint = (
+                f"X has shape {tuple(given)}, read with input_layout='nct' as {shape[1]} "
+                f"timestep(s) of {shape[2]} features. If it is (n_samples, n_timesteps, "
+                "n_features), pass input_layout='ntc'."
+            )
+        else:
+            hint = (
+                f"X has shape {tuple(shape)}: {shape[1]} timestep(s) of {shape[2]} features. "
+                "If it is (n_samples, n_channels, n_timesteps), as aeon and sktime store "
+                "series, pass input_layout='nct'."
+            )
+        warnings.warn(hint, UserWarning, stacklevel=3)
     return X
 
 

@@ -162,7 +162,13 @@ def _as_3d(X: Any, input_size: Optional[int] = None) -> np.ndarray:
 
 
 def _prepare(obj: Any, X: Any, y: Any = None):
-    """(layer, head, classes, estimator, X as a checked 3-D array)."""
+    """(layer, head, classes, estimator, X as a checked 3-D array; an estimator's X in its
+    input_layout, as fit and predict read it)."""
+    layout = None if _is_layer(obj) else getattr(obj, "input_layout", None)
+    if layout is not None:
+        from ._validation import apply_layout
+
+        X = apply_layout(X, layout)
     X = _as_3d(X, obj.input_size if _is_layer(obj) else None)
     layer, head, classes, est = _layer_and_head(obj, X, y)
     return layer, head, classes, est, _as_3d(X, layer.input_size)
