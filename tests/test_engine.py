@@ -359,6 +359,73 @@ def test_a_list_of_arrays_is_a_list_of_sequences_whatever_their_lengths():
         assert isinstance(out, list) and [len(o) for o in out] == [len(s) for s in seqs]
 
 
+@quiet
+def test_padded_per_step_labels_are_cropped_to_each_sequence():
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((3 + i % 5, 2)) for i in range(60)]
+    Y = np.full((60, 7), -1)  # -1 pads each row beyond its sequence's length
+    for i, x in enumerate(X):
+        Y[i, : len(x)] = (x[:, 0] > 0).astype(int)
+    clf = LSTMClassifier(hidden_size=6, max_iter=3, random_state=0, return_sequences=True)
+    clf.fit(X, Y)
+    np.testing.assert_array_equal(clf.classes_, [0, 1])  # not the padding
+    as_list = [row[: len(x)] for row, x in zip(Y, X)]
+    assert clf.score(X, Y) == clf.score(X, as_list)
+
+
+@quiet
+def test_class_weight_trains_but_the_validation_score_is_accuracy():
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 5, 2))
+    y = (X[:, -1, 0] > 0.8).astype(int)  # imbalanced
+    clf = LSTMClassifier(
+        hidden_size=4,
+        max_iter=1,
+        random_state=0,
+        class_weight="balanced",
+        early_stopping=True,
+        validation_fraction=0.25,
+    ).fit(X, y)
+    assert clf.validation_scores_[-1] == pytest.approx(accuracy_score(y[60:], clf.predict(X[60:])))
+
+
+@quiet
+def test_parameters_a_warm_start_or_the_training_loop_cannot_honour_are_refused():
+    X, y = data()
+    est = LSTMRegressor(hidden_size=4, max_iter=2, random_state=0).fit(X, y)
+    est.set_params(warm_start=True, dtype="float64")
+    with pytest.raises(ValueError, match="dtype changed .*'float32' -> 'float64'"):
+        est.fit(X, y)
+    with pytest.raises(ValueError, match="dtype changed"):
+        est.partial_fit(X, y)
+    with pytest.raises(TypeError, match=r"callbacks\[0\] is .* which has no on_train_begin"):
+        LSTMRegressor(max_iter=1, callbacks=[object()]).fit(X, y)
+    with pytest.raises(ValueError, match="'n_jobs' parameter"):
+        LSTMRegressor(max_iter=1, n_jobs=0).fit(X, y)
+    with pytest.raises(ValueError, match="X has 4 dimensions"):
+        LSTMRegressor(max_iter=1).fit(X[..., None], y)
+
+
+def test_sequence_scaler_output_containers_apply_to_tables_only():
+    import sklearn
+    from sklearn.base import clone
+
+    from lstm_native import SequenceScaler
+
+    pd = pytest.importorskip("pandas")
+    X3 = np.random.default_rng(0).standard_normal((10, 4, 2))
+    scaler = SequenceScaler().set_output(transform="pandas")
+    assert isinstance(clone(scaler).fit_transform(X3), np.ndarray)  # no table form
+    table = clone(scaler).fit_transform(pd.DataFrame(X3[:, :, 0], index=list("abcdefghij")))
+    assert isinstance(table, pd.DataFrame) and list(table.index) == list("abcdefghij")
+    with sklearn.config_context(transform_output="pandas"):
+        assert isinstance(SequenceScaler().fit_transform(X3), np.ndarray)
+        assert isinstance(SequenceScaler().fit_transform(list(X3)), list)
+        assert isinstance(SequenceScaler().fit_transform(X3[:, :, 0]), pd.DataFrame)
+
+
 def test_a_fit_no_better_than_a_constant_warns():
     X = np.zeros((80, 5, 2))  # nothing to learn from
     y = np.arange(80) % 2

@@ -74,3 +74,18 @@ def test_classifier_reads_channels_first_like_input_layout_nct():
     np.testing.assert_allclose(
         ours.predict_proba(X), native.predict_proba(X.astype(np.float32)), rtol=1e-6
     )
+
+
+def test_update_without_refit_forecasts_from_the_new_data():
+    """update(..., update_params=False): the fitted networks, applied to the series seen
+    since (not the fitted series' forecast relabelled with the new dates)."""
+    idx = pd.period_range("2000-01", periods=96, freq="M")
+    y = pd.Series(seasonal(96), index=idx)
+    params = dict(n_ensemble=1, hidden_size=8, num_layers=1, max_iter=5, calibrate=False)
+    f = SktimeLSTMForecaster(random_state=0, **params).fit(y[:-24], fh=[1, 2, 3])
+    before = f.predict()
+    f.update(y[-24:-12], update_params=False)
+    after = f.predict()
+    assert str(after.index[0]) == "2007-01"  # 96 months from 2000-01, 12 held back
+    np.testing.assert_array_equal(after.to_numpy(), f.forecaster_.predict(3, y=y[:-12]).to_numpy())
+    assert not np.allclose(after.to_numpy(), before.to_numpy())

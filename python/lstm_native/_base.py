@@ -46,6 +46,7 @@ from .callbacks import (
     InverseScaling,
     ProgressPrinter,
     ReduceLROnPlateau,
+    check_callbacks,
 )
 
 _MIN_LR = 1e-6  # "adaptive" / "plateau" stop once the learning rate is at or below this
@@ -108,7 +109,12 @@ class _BaseRecurrentEstimator(BaseEstimator):
         ],
         "precision": [StrOptions({"float32", "bfloat16"})],
         # -1 (or any negative) and None: automatic; the core takes a C int
-        "n_jobs": [Interval(Integral, None, 2**31 - 1, closed="right"), None],
+        # (joblib's meaning: None or -1 all cores, -k all but k-1; 0 means nothing)
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, 2**31 - 1, closed="both"),
+            None,
+        ],
         "callbacks": [list, tuple, None],
         "input_layout": [StrOptions({"ntc", "nct"})],
     }
@@ -389,17 +395,14 @@ class _BaseRecurrentEstimator(BaseEstimator):
         targets = self._targets.prepare(
             self, y, seqs, dtype, None if first_pass else prev, incremental, classes
         )
-        sw = self._targets.weights(
-            self,
-            check_sample_weight(sample_weight, seqs.n_samples, dtype),
-            targets,
-            dtype,
-            incremental,
-        )
+        raw_sw = check_sample_weight(sample_weight, seqs.n_samples, dtype)
+        sw = self._targets.weights(self, raw_sw, targets, dtype, incremental)
         data = Dataset(seqs, targets.Y, sw, per_step=bool(self.return_sequences))
         config = self._network_config(seqs.n_features, targets.head_width, dtype)
         if not first_pass:
-            self._check_same_network(prev.config, config, incremental)
+            # (config has the fitted dtype, which a warm start keeps: compare the asked one)
+            asked = {**config, "dtype": np.dtype(self.dtype).name}
+            self._check_same_network(prev.config, asked, incremental)
         network = self._network_for(config)
 
         validating = bool(self.early_stopping)
@@ -410,6 +413,9 @@ class _BaseRecurrentEstimator(BaseEstimator):
                 validation = next(iter(evals.values()))
             else:
                 data, validation = self._split_tail(data)
+                if sw is not raw_sw:  # class_weight trains; the score (accuracy) does not
+                    tail = slice(data.n, data.n + validation.n)
+                    validation.sw = None if raw_sw is None else raw_sw[tail].copy()
         if data.sw is not None and not data.sw.sum() > 0:
             raise ValueError(
                 "sample_weight is zero for every training sample"
@@ -546,7 +552,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
             )
         else:
             cbs.append(EarlyStopping(self.n_iter_no_change, verbose=bool(verbose)))
-        return cbs + list(self.callbacks or ())
+        return cbs + check_callbacks(self.callbacks)
 
     def _split_tail(self, data: Dataset) -> tuple:
         """Training head and validation tail (the last ``validation_fraction`` of the samples,

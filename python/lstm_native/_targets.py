@@ -242,8 +242,9 @@ class ClassifierTargets:
                     f"With return_sequences=True, y must hold one label per "
                     f"step: shape ({N}, {T}), got {labels.shape}"
                 )
-            parts = list(labels)
-            flat = labels.ravel()
+            # each row to its sequence's length: a padded row's tail is not a label
+            parts = [row[:L] for row, L in zip(labels, seqs.lengths)]
+            flat = np.concatenate(parts) if seqs.ragged else labels.ravel()
         if flat.dtype.kind in "fc":
             assert_all_finite(flat, input_name="y")
         check_classification_targets(flat)
@@ -384,14 +385,20 @@ class ClassifierTargets:
         sw = None
         if sample_weight is not None:
             sw = check_sample_weight(sample_weight, seqs.n_samples, np.float64)
-        if seqs.kind == "list":
-            y_true = np.concatenate([column_or_1d(np.asarray(v)) for v in y])
-            y_pred = np.concatenate(pred)
-            w = None if sw is None else np.repeat(sw, seqs.lengths)
-        else:
-            y_true = np.asarray(y).ravel()
-            y_pred = np.asarray(pred).ravel()
-            w = None if sw is None else np.repeat(sw, seqs.X.shape[1])
+
+        # every real step: lists as they are, padded (N, T) arrays cropped to the lengths
+        def steps(v: Any) -> np.ndarray:
+            if isinstance(v, (list, tuple)):
+                return np.concatenate([column_or_1d(np.asarray(p)) for p in v])
+            v = np.asarray(v)
+            return (
+                np.concatenate([row[:L] for row, L in zip(v, seqs.lengths)])
+                if v.ndim == 2
+                else v.ravel()
+            )
+
+        y_true, y_pred = steps(y), steps(pred)
+        w = None if sw is None else np.repeat(sw, seqs.lengths)
         if y_true.shape != y_pred.shape:
             raise ValueError(f"y has {y_true.size} labels but X has {y_pred.size} steps")
         return float(accuracy_score(y_true, y_pred, sample_weight=w))

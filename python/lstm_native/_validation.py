@@ -277,6 +277,12 @@ def check_sequences(
             lengths = np.full(Xp.shape[0], Xp.shape[1], dtype=np.int64)
             kind = "3d"
         else:
+            if ndim is not None and ndim > 3:
+                raise ValueError(
+                    f"X has {ndim} dimensions (shape {np.shape(X)}); X must be 2-D "
+                    "(n_samples, n_timesteps), 3-D (n_samples, n_timesteps, n_features) or a "
+                    "list of (n_timesteps_i[, n_features]) sequences"
+                )
             kind = "2d"
             if hasattr(X, "dtype") and not sp.issparse(X):
                 _check_numeric(np.asarray(X), "X")

@@ -19,7 +19,9 @@ Hooks (all optional): ``on_train_begin``, ``on_epoch_begin``, ``on_batch_end(env
 total)`` (between minibatches, at most every 100 ms, only for callbacks with
 ``wants_batches = True``), ``on_epoch_end`` (return True to stop training after this epoch),
 ``on_divergence`` (the loss, the weights or the validation predictions became non-finite) and
-``on_train_end`` (also after Ctrl-C, with ``env.interrupted`` set). Callbacks run in list
+``on_train_end`` (also after Ctrl-C, with ``env.interrupted`` set; not after a divergence,
+which ends training with ``on_divergence`` and then raises TrainingDiverged: a callback that
+must release something does it in both). Callbacks run in list
 order; a callback may change ``env.state.lr`` (the next epoch's learning rate) and
 ``env.state.params`` in place.
 
@@ -73,6 +75,23 @@ class Callback:
 
     def on_train_end(self, env: Any) -> None:
         pass
+
+
+# the hooks every callback has (Callback defines them all as no-ops)
+_HOOKS = ("on_train_begin", "on_epoch_begin", "on_epoch_end", "on_divergence", "on_train_end")
+
+
+def check_callbacks(callbacks: Any) -> list:
+    """The estimators' ``callbacks`` as a list; TypeError naming the item that is not one."""
+    user = list(callbacks or ())
+    for i, cb in enumerate(user):
+        missing = [h for h in _HOOKS if not callable(getattr(cb, h, None))]
+        if missing:
+            raise TypeError(
+                f"callbacks[{i}] is {cb!r}, which has no {', '.join(missing)}: a callback "
+                "subclasses lstm_native.callbacks.Callback"
+            )
+    return user
 
 
 def _restore_best(env: Any) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
@@ -49,7 +50,11 @@ def _unpack(Z: np.ndarray, seqs: Sequences, X: Any) -> Any:
     return Z
 
 
-class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+# (scikit-learn's automatic output wrapping is off: it makes a table of every output and fails
+# on 3-D arrays and lists; set_output and the global transform_output apply to 2-D output here)
+class SequenceScaler(
+    OneToOneFeatureMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
+):
     """Standardize each feature of sequences over all samples and timesteps.
 
     ``z = (x - mean_) / scale_`` per feature, where the statistics are taken over every
@@ -60,6 +65,9 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     pool all timesteps (``n_features_in_`` is then ``n_timesteps``, scikit-learn's rule for 2-D
     input); a list of ``(T_i, n_features)`` or ``(T_i,)`` arrays of different lengths.
     The output has the input's form. float32 input stays float32, other input becomes float64.
+    ``set_output(transform="pandas" | "polars")`` (or scikit-learn's global
+    ``transform_output``) gives 2-D output as a DataFrame; 3-D arrays and lists of sequences,
+    which have no table form, are returned as they are.
 
     Parameters
     ----------
@@ -161,7 +169,36 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Z -= self.mean_.astype(Z.dtype)
         if self.scale_ is not None:
             Z /= self.scale_.astype(Z.dtype)
-        return _unpack(Z, seqs, X)
+        return self._table(_unpack(Z, seqs, X), X)
+
+    def set_output(self, *, transform: Any = None) -> SequenceScaler:
+        """The container of 2-D output: "default" (NumPy), "pandas", "polars", or None (leave
+        as is); 3-D and list output keeps its form (the class docstring)."""
+        if transform is not None:
+            if transform not in ("default", "pandas", "polars"):
+                raise ValueError(
+                    f"transform must be 'default', 'pandas', 'polars' or None, got {transform!r}"
+                )
+            # (the attribute scikit-learn's clone copies)
+            self._sklearn_output_config = {"transform": transform}
+        return self
+
+    def _table(self, out: Any, X: Any) -> Any:
+        """2-D ``out`` in the configured container (set_output, else the global setting)."""
+        if not (isinstance(out, np.ndarray) and out.ndim == 2):
+            return out
+        own = getattr(self, "_sklearn_output_config", {}).get("transform")
+        kind = own or get_config()["transform_output"]
+        if kind == "pandas":
+            import pandas as pd
+
+            index = X.index if hasattr(X, "index") and len(X.index) == len(out) else None
+            return pd.DataFrame(out, index=index, columns=self.get_feature_names_out())
+        if kind == "polars":
+            import polars as pl
+
+            return pl.DataFrame(out, schema=list(self.get_feature_names_out()), orient="row")
+        return out
 
     def inverse_transform(self, X: Any) -> Any:
         """Undo :meth:`transform`; returns the input's form."""

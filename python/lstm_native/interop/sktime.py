@@ -30,6 +30,14 @@ from ._adapters import ClassifierAdapter
 __all__ = ["SktimeLSTMClassifier", "SktimeLSTMForecaster"]
 
 
+def _series(y: pd.Series) -> Any:
+    """y as LSTMForecaster takes it: with its dates (which give the season) when it has
+    some, else its values."""
+    if isinstance(y.index, (pd.DatetimeIndex, pd.PeriodIndex)):
+        return y
+    return np.asarray(y.to_numpy(), dtype=np.float64)
+
+
 class SktimeLSTMForecaster(BaseForecaster):
     """LSTMForecaster (lstm_native.forecasting) behind sktime's forecaster interface.
 
@@ -125,17 +133,19 @@ class SktimeLSTMForecaster(BaseForecaster):
             steps = np.asarray(fh.to_relative(self.cutoff), dtype=np.int64)
             if len(steps) and steps.max() >= 1:
                 params["horizon"] = int(steps.max())
-        values = np.asarray(y.to_numpy(), dtype=np.float64)
-        # the series' season from its index, as LSTMForecaster infers it from a pandas Series
-        series = y if isinstance(y.index, (pd.DatetimeIndex, pd.PeriodIndex)) else values
-        self.forecaster_ = LSTMForecaster(**params).fit(series)
+        self.forecaster_ = LSTMForecaster(**params).fit(_series(y))
         return self
 
     def _predict(self, fh: Any, X: Any = None) -> pd.Series:
         steps = np.asarray(fh.to_relative(self.cutoff), dtype=np.int64)
         if len(steps) == 0 or steps.min() < 1:
             raise NotImplementedError("in-sample forecasts are not supported (steps < 1)")
-        pred = np.asarray(self.forecaster_.predict(int(steps.max())), dtype=np.float64)
+        h = int(steps.max())
+        if len(self._y) == self.forecaster_.panel_.lengths[0]:
+            pred = self.forecaster_.predict(h)
+        else:  # update(..., update_params=False): the fitted networks on the data seen since
+            pred = self.forecaster_.predict(h, y=_series(self._y))
+        pred = np.asarray(pred, dtype=np.float64)
         index = fh.to_absolute_index(self.cutoff)
         return pd.Series(pred.reshape(-1)[steps - 1], index=index, name=self._y.name)
 
