@@ -685,3 +685,97 @@ def test_random_api_calls_from_two_threads_never_crash_or_hang():
     res = json.loads(ok(proc).strip().splitlines()[-1])
     assert sum(res["counts"].values()) > 200, res["counts"]
     assert not res["unexpected"], res["unexpected"]
+
+
+# ------------------------------------------------------------------------------------------
+# round 3 (a hostile test of the layers, interop and files): silent mixes and late errors
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["in place", "new array"])
+def test_backward_refuses_parameters_written_since_the_forward(how):
+    layer = nn.LSTM(4, 7, dtype=np.float64, random_state=0)
+    x = np.random.default_rng(0).standard_normal((3, 5, 4))
+    y, _ = layer.forward(x)
+    if how == "in place":
+        layer.flat_params *= 1.5  # an optimizer step before backward
+    else:
+        layer.flat_params = layer.flat_params * 1.5
+    with pytest.raises(RuntimeError, match="parameters changed between forward"):
+        layer.backward(np.ones_like(y))
+    y, _ = layer.forward(x)  # a forward with the new weights: their gradient
+    g = layer.backward(np.ones_like(y))
+    fresh = nn.LSTM(4, 7, dtype=np.float64)
+    fresh.set_parameters(layer.parameters())
+    y2, _ = fresh.forward(x)
+    for name, value in fresh.backward(np.ones_like(y2)).items():
+        np.testing.assert_array_equal(g[name], value)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_warm_start_after_load_continues_as_the_saved_estimator(tmp_path):
+    import lstm_native
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 6, 2)).astype(np.float32)
+    y = X[:, -1, 0]
+    est = LSTMRegressor(hidden_size=4, max_iter=5, early_stopping=True, random_state=0)
+    est.fit(X, y).save(tmp_path / "m.npz")
+    loaded = lstm_native.load(tmp_path / "m.npz")
+    for m in (est, loaded):
+        m.set_params(warm_start=True).fit(X, y)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_non_finite_weights_are_refused_before_a_file_is_written(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 4, 2)), rng.standard_normal(20)
+    est = LSTMRegressor(hidden_size=3, max_iter=2, random_state=0).fit(X, y)
+    bad = est.params_.copy()
+    bad[0] = np.nan
+    with pytest.raises(ValueError, match="params_ contains NaN"):
+        est.params_ = bad
+    est.params_[0] = np.inf  # in place: seen when saving
+    with pytest.raises(ValueError, match="cannot save this LSTMRegressor: its params contain"):
+        est.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_rollout_checks_its_horizon():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 4, 1)), rng.standard_normal(20)
+    est = LSTMRegressor(hidden_size=3, max_iter=2, random_state=0).fit(X, y)
+    for bad in (2.5, True, 0, -1):
+        with pytest.raises(ValueError, match="horizon must be a positive integer"):
+            est.rollout(X, bad)
+    with pytest.raises(MemoryError, match="rollout over"):
+        est.rollout(X, 10**12)
+    assert est.rollout(X, np.int64(3)).shape == (20, 3, 1)
+
+
+def test_layer_input_messages_name_the_actual_problem():
+    layer = nn.LSTM(4, 7)
+    x = np.zeros((3, 5, 4))
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        layer.forward(np.full((1, 1, 4), 1e300))
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, 5\], got min 1 max 9223"):
+        layer.forward(x, lengths=np.array([2**63 + 1, 1, 1], np.uint64))
+    with pytest.raises(ValueError, match=r"lengths must have shape \(3,\), got \(0,\)"):
+        layer.forward(x, lengths=[])
+
+
+def test_layer_takes_torch_parameters_that_require_grad():
+    torch = pytest.importorskip("torch")
+    ref = torch.nn.LSTM(4, 7, batch_first=True).double()
+    layer = nn.LSTM(4, 7, dtype=np.float64)
+    layer.set_parameters(dict(ref.named_parameters()))  # requires_grad: detached here
+    x = np.random.default_rng(0).standard_normal((3, 5, 4))
+    with torch.no_grad():
+        want = ref(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(layer.forward(x, inference=True)[0], want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_bad_bf16_kernel_setting_is_a_value_error_at_import():
+    proc = run_python("import lstm_native", env={"LSTM_NATIVE_BF16_KERNEL": "bogus"})
+    assert proc.returncode != 0
+    assert "ValueError: LSTM_NATIVE_BF16_KERNEL must be" in proc.stderr, proc.stderr

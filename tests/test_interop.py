@@ -6,6 +6,7 @@ distributed) is missing. Error measure: conftest.rel_err (max |a - b| / max(max 
 to 1e-5.
 """
 
+import importlib.util
 import io
 import os
 import pickle
@@ -661,3 +662,31 @@ def test_dask_forecaster_per_series_equals_local(dask_client):
         local = clone(est).fit(*args)
         kw = {"X_future": future} if len(args) == 2 else {}
         np.testing.assert_array_equal(fitted[key].predict(6, **kw), local.predict(6, **kw))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_channels_first_models_export_with_their_predict_layout(return_sequences):
+    """An estimator fitted with input_layout="nct" takes (batch, channels, time) in ONNX and
+    in to_torch(), as its predict does (square inputs would otherwise be read transposed
+    without an error)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 5, 5)).astype(np.float32)  # channels == time: no shape error
+    y = X[:, 0, :] if return_sequences else X[:, 0, -1]
+    est = LSTMRegressor(
+        hidden_size=5,
+        max_iter=3,
+        random_state=0,
+        input_layout="nct",
+        return_sequences=return_sequences,
+    ).fit(X, y)
+    want = est.predict(X)
+    if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):
+        got = run_onnx(est, X, None)["output"]
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        with torch.no_grad():
+            got = est.to_torch()(torch.from_numpy(X)).numpy()
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)

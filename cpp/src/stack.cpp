@@ -629,6 +629,13 @@ void Stack<S>::backward(Run<S>& run, const S* params, const S* dy, const S* dhT,
   // backward or a trace() would read gradients as activations. Only a new forward may follow
   // (also when this backward fails halfway).
   run.have_forward_ = false;
+  // The saved activations are the forward's, made with the copy packed_from_: parameters
+  // written since (in place, or a new array) would give the gradient of neither set.
+  const std::size_t np = static_cast<std::size_t>(layout_.size);
+  if (packed_from_.size() == np && std::memcmp(packed_from_.data(), params, sizeof(S) * np) != 0)
+    throw std::logic_error(
+        "the parameters changed between forward() and backward(): backward() gives the "
+        "gradient of the weights the forward used; run forward() again after changing them");
   const Index GH = G_ * H_;
   for (Index k = 0; k < run.num_layers(); ++k) {  // W_hh [GH, H] (and W_ch) packed once
     const Index u = unit(run, k);

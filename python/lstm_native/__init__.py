@@ -4,8 +4,8 @@ from __future__ import annotations
 
 try:
     from . import _core
-except ImportError as e:  # the kernel-set choice failed at the module's init (dispatch.cpp)
-    if "LSTM_NATIVE_MAX_ISA" in str(e):
+except ImportError as e:  # a bad setting read at the module's init (dispatch.cpp)
+    if "LSTM_NATIVE_MAX_ISA" in str(e) or "LSTM_NATIVE_BF16_KERNEL" in str(e):
         raise ValueError(str(e)) from None
     raise
 from . import datasets, forecasting, interop, nn

@@ -236,6 +236,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
         if arr.shape != old.shape:
             raise ValueError(f"params_ must have shape {old.shape}, got {arr.shape}")
         if arr is not old:
+            if not np.isfinite(arr).all():
+                raise ValueError("params_ contains NaN or infinity")
             state = replace(fitted.state, params=np.array(arr, dtype=old.dtype, order="C"))
             self._fitted = fitted.with_state(state)
 
@@ -400,8 +402,7 @@ class _BaseRecurrentEstimator(BaseEstimator):
         data = Dataset(seqs, targets.Y, sw, per_step=bool(self.return_sequences))
         config = self._network_config(seqs.n_features, targets.head_width, dtype)
         if not first_pass:
-            # (config has the fitted dtype, which a warm start keeps: compare the asked one)
-            asked = {**config, "dtype": np.dtype(self.dtype).name}
+            asked = {**config, "dtype": np.dtype(self.dtype).name}  # (config: the fitted one)
             self._check_same_network(prev.config, asked, incremental)
         network = self._network_for(config)
 

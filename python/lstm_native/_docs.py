@@ -88,7 +88,7 @@ _PARAMETERS_DOC = """
         elsewhere emulated with the same rounding (same results, float32 speed), or on
         AVX512-BF16 when LSTM_NATIVE_BF16_KERNEL=avx512_bf16 asks for it (not yet faster).
     n_jobs : int or None, default=None
-        Threads for training and prediction. None (or -1): all hardware threads; a batch
+        Threads for training and prediction. None (or negative): all hardware threads; a batch
         large enough is split into independent parts (up to 32, from its size) run on
         separate threads, and a small batch with a large hidden size has each step's products
         split by columns; small problems run on one thread. k > 0: at most k threads (more

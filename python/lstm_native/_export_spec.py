@@ -50,6 +50,7 @@ class NetSpec:
     head_bias: Optional[np.ndarray] = None
     loss: Optional[str] = None
     classes: Optional[np.ndarray] = None
+    channels_first: bool = False  # input (batch, n_features, time): input_layout="nct"
 
     @property
     def dirs(self) -> int:
@@ -114,6 +115,7 @@ def _estimator_spec(est: Any) -> NetSpec:
         head_bias=head_b,
         loss=cfg["loss"],
         classes=np.asarray(est.classes_) if classifier else None,
+        channels_first=getattr(est, "input_layout", "ntc") == "nct",
     )
 
 

@@ -7,7 +7,8 @@ by default, and validated with ``onnx.checker.check_model(..., full_check=True)`
 Estimators (:func:`to_onnx` on a fitted ``LSTMRegressor`` / ``LSTMClassifier``):
 
 * input ``X`` (batch, time, n_features) float32, batch-first like ``predict`` (a model fitted on
-  2-D univariate input takes ``X[..., None]``); ``batch`` and ``time`` are dynamic;
+  2-D univariate input takes ``X[..., None]``; one fitted with ``input_layout="nct"`` takes
+  (batch, n_features, time), as its ``predict`` does); ``batch`` and ``time`` are dynamic;
 * with ``sequence_lens=True`` a second input ``sequence_lens`` (batch,) int32: the length of each
   right-padded sequence (as ``predict`` on a list of sequences of different lengths);
 * regressor: output ``output`` = the head's raw values, (batch, n_outputs), or with
@@ -246,7 +247,8 @@ def build_model(
     F32 = TensorProto.FLOAT
     D, H, L = spec.input_size, spec.hidden_size, spec.num_layers
     x_name = "X" if spec.has_head else "x"
-    inputs = [helper.make_tensor_value_info(x_name, F32, ["batch", "time", D])]
+    dims = ["batch", D, "time"] if spec.channels_first else ["batch", "time", D]
+    inputs = [helper.make_tensor_value_info(x_name, F32, dims)]
     lens = ""
     if sequence_lens:
         lens = "sequence_lens"
@@ -255,7 +257,8 @@ def build_model(
     if initial_state:
         init = ("h0", "c0") if _ONNX_CELLS[spec.cell][0] == "LSTM" else ("h0",)
         inputs += [helper.make_tensor_value_info(n, F32, [L, "batch", H]) for n in init]
-    x_tbd = g.one("Transpose", [x_name], perm=[1, 0, 2])
+    x_btd = g.one("Transpose", [x_name], perm=[0, 2, 1]) if spec.channels_first else x_name
+    x_tbd = g.one("Transpose", [x_btd], perm=[1, 0, 2])
     layers = _recurrent_layers(g, spec, x_tbd, lens, init)
     Y, Y_h, _ = layers[-1]
     outputs = []
@@ -267,7 +270,7 @@ def build_model(
                 g.op("Concat", [lay[idx] for lay in layers], out=[part], axis=0)
                 outputs.append(helper.make_tensor_value_info(part, F32, [L, "batch", H]))
     else:
-        outputs = _head(g, helper, spec, x_name, Y, Y_h, lens)
+        outputs = _head(g, helper, spec, x_btd, Y, Y_h, lens)
     graph = helper.make_graph(g.nodes, "lstm_native", inputs, outputs, g.inits)
     opsets = [helper.make_opsetid("", int(opset))]
     model = helper.make_model(
@@ -279,7 +282,7 @@ def build_model(
     model.doc_string = (
         f"lstm_native {spec.cell} network: {L} layer(s) of {H} units"
         + (", bidirectional" if spec.bidirectional else "")
-        + ". Inputs and outputs: see lstm_native.interop.onnx."
+        + ". Inputs and outputs: see lstm_native._onnx."
     )
     if spec.classes is not None:
         helper.set_model_props(model, {"classes": repr(spec.classes.tolist())})
@@ -348,7 +351,7 @@ def to_onnx(
     Writes the model to ``path`` when given (``onnx.save``) and returns the ``onnx.ModelProto``.
     ``sequence_lens=True`` adds the input ``sequence_lens`` (batch,) int32 for right-padded
     batches; ``initial_state=True`` (layers only) adds ``h0`` (and ``c0``). Inputs, outputs,
-    the weight mapping and the exportable cells: see :mod:`lstm_native.interop.onnx`. Needs
+    the weight mapping and the exportable cells: see :mod:`lstm_native._onnx`. Needs
     the ``onnx`` package (``pip install "lstm_native[interop]"``); ValueError for a cell ONNX
     cannot express."""
     spec = spec_of(model)

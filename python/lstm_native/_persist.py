@@ -193,6 +193,12 @@ def model_arrays(class_name: str, hyperparams: dict, fitted: FittedModel) -> dic
     """The members of a model file: {name: array}, ``__meta__`` included."""
     st, spec = fitted.state, fitted.input
     arrays = {name: np.ascontiguousarray(getattr(st, name)) for name in TrainState.ARRAYS}
+    for name, a in arrays.items():  # loading refuses them: no file that will not load
+        if not np.isfinite(a).all():
+            raise ValueError(
+                f"cannot save this {class_name}: its {name} contain NaN or infinity (written "
+                "into params_ or flat_params after fit?)"
+            )
     attrs = {
         "n_features_in_": spec.n_features_in,
         "_input_kind_": spec.input_kind,

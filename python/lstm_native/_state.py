@@ -186,7 +186,8 @@ class TrainState:
 
     # -- what a file holds ------------------------------------------------------------------
     # The arrays and the other fields a file holds; of the rest, rng is saved as its generator's
-    # state and best_params not at all (a file holds the weights the estimator predicts with).
+    # state and best_params not at all (a file holds the weights the estimator predicts with,
+    # after a fit with validation the best ones: from_parts takes them as best_params).
     ARRAYS = ("params", "m", "v")
     SCALARS = tuple(STATE_SCHEMA)
 
@@ -215,7 +216,12 @@ class TrainState:
         when C-contiguous and writeable (a file's arrays are not copied once more)."""
         kw = {name: np.require(arrays[name], requirements=("C", "W")) for name in cls.ARRAYS}
         kw.update({name: copy.deepcopy(scalars[name]) for name in cls.SCALARS})
-        return cls(rng=rng, **kw)
+        # With validation, a fit ends on the weights of its best score (EarlyStopping's and
+        # ReduceLROnPlateau's restore_best), so the saved params are the best ones: a warm
+        # start after loading restores them as it would in the saved estimator. (A file saved
+        # in the middle of training, by ModelCheckpoint, takes that epoch's weights as best.)
+        best = kw["params"].copy() if kw["best_validation_score"] is not None else None
+        return cls(rng=rng, best_params=best, **kw)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ from ._base import (
 )
 from ._docs import _PARAMETERS_DOC, _REGRESSOR_LOSS_DOC, _signature_with
 from ._engine import Dataset, check_outputs
+from ._memory import check_memory
 from ._network import core_config, head_width, loss_config
 from ._state import InputSpec
 from ._targets import ClassifierTargets, ProbabilityStream, RegressorTargets, softmax
@@ -211,7 +212,13 @@ class LSTMRegressor(RegressorMixin, _BaseRecurrentEstimator):
         known-future covariates; None: zeros) with its columns replaced by the previous step's
         output as ``feedback`` [(output column, input feature), ...] says, through one
         timestep from the carried state. Equals a loop of ``predict`` on growing sequences."""
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
         seqs, fitted = self._check_X_predict(X)
+        out_bytes = (
+            seqs.n_samples * int(horizon) * fitted.config["output_size"] * fitted.dtype.itemsize
+        )
+        check_memory([("the forecasts", out_bytes)], f"rollout over {horizon} steps")
         fut = None
         if future is not None:
             fut = np.ascontiguousarray(np.asarray(future, dtype=fitted.dtype))

@@ -53,6 +53,8 @@ def _all_finite(a: np.ndarray) -> bool:
 def _as_real_array(a: Any, name: str, dtype: np.dtype, ndim: Optional[int] = None) -> np.ndarray:
     """``a`` as a finite, C-contiguous array of ``dtype`` (native byte order; copied only when
     needed), with its ndim checked: ValueError naming ``name`` otherwise."""
+    if hasattr(a, "detach"):  # a torch tensor, possibly requiring grad or on a device
+        a = a.detach().cpu().numpy()
     try:
         arr = np.asarray(a)
     except (ValueError, TypeError) as e:  # e.g. ragged nested lists
@@ -61,10 +63,16 @@ def _as_real_array(a: Any, name: str, dtype: np.dtype, ndim: Optional[int] = Non
         raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not _all_finite(arr):
+    with np.errstate(over="ignore"):  # (float64 beyond float32's range: said below)
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not _all_finite(out):
+        if out is not arr and np.isfinite(arr).all():
+            raise ValueError(
+                f"{name} has values beyond the range of {np.dtype(dtype).name} "
+                f"(|x| up to {float(np.max(np.abs(arr))):.3g})"
+            )
         raise ValueError(f"{name} contains NaN or infinity")
-    return arr
+    return out
 
 
 class Recurrent:
@@ -266,15 +274,14 @@ class Recurrent:
             )
         if lengths is not None:
             lengths = np.asarray(lengths)
-            if lengths.dtype.kind not in "iu":
-                raise ValueError(f"lengths must be integers, got dtype {lengths.dtype}")
-            lengths = np.ascontiguousarray(lengths, dtype=np.int64)
             if lengths.shape != (B,):
                 raise ValueError(f"lengths must have shape ({B},), got {lengths.shape}")
-            if lengths.min() < 1 or lengths.max() > T:
-                raise ValueError(
-                    f"lengths must lie in [1, {T}], got min {lengths.min()} max {lengths.max()}"
-                )
+            if lengths.dtype.kind not in "iu":
+                raise ValueError(f"lengths must be integers, got dtype {lengths.dtype}")
+            lo, hi = int(lengths.min()), int(lengths.max())  # (before int64 could wrap)
+            if lo < 1 or hi > T:
+                raise ValueError(f"lengths must lie in [1, {T}], got min {lo} max {hi}")
+            lengths = np.ascontiguousarray(lengths, dtype=np.int64)
         return x, lengths
 
     def forward(

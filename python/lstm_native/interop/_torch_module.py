@@ -23,7 +23,9 @@ class SequenceModel(torch.nn.Module):
     states (forward direction: each sequence's last step; reverse: after reading back to step 0),
     or with ``return_sequences`` (batch, time, n_outputs) from every step, 0 past each length.
     For a classifier these are the logits: ``softmax(dim=-1)`` gives ``predict_proba``, and
-    ``classes`` (a NumPy array, not a parameter) holds the labels of the outputs."""
+    ``classes`` (a NumPy array, not a parameter) holds the labels of the outputs. With
+    ``channels_first`` (an estimator fitted with ``input_layout="nct"``) x is (batch,
+    n_features, time), as that estimator's ``predict`` takes it."""
 
     def __init__(
         self,
@@ -31,14 +33,18 @@ class SequenceModel(torch.nn.Module):
         head: torch.nn.Linear,
         return_sequences: bool = False,
         classes: Any = None,
+        channels_first: bool = False,
     ) -> None:
         super().__init__()
         self.rnn = rnn
         self.head = head
         self.return_sequences = bool(return_sequences)
         self.classes = classes
+        self.channels_first = bool(channels_first)
 
     def forward(self, x: torch.Tensor, lengths: Optional[Any] = None) -> torch.Tensor:
+        if getattr(self, "channels_first", False):  # (modules saved before it have none)
+            x = x.transpose(1, 2)
         B, T = x.shape[0], x.shape[1]
         if lengths is None:
             y, state = self.rnn(x)

@@ -75,7 +75,7 @@ def to_torch(estimator: Any) -> Any:
         head.weight.copy_(torch.from_numpy(spec.head_weight))
         head.bias.copy_(torch.from_numpy(spec.head_bias))
     classes = None if spec.classes is None else spec.classes.copy()
-    return SequenceModel(rnn, head, spec.return_sequences, classes).eval()
+    return SequenceModel(rnn, head, spec.return_sequences, classes, spec.channels_first).eval()
 
 
 def _cell_of(rnn: Any, torch: Any) -> str:
