@@ -545,7 +545,7 @@ BAD_FIT = {
     ),
     "negative-sample_weight": (X_OK, Y_OK, -np.ones(12), ValueError, "sample_weight"),
     "X-1d": (np.arange(12.0), Y_OK, None, ValueError, "Expected 2D array"),
-    "X-4d": (X_OK[..., None], Y_OK, None, ValueError, "dim 4"),
+    "X-4d": (X_OK[..., None], Y_OK, None, ValueError, "X has 4 dimensions"),
     "mixed-feature-counts": (
         [np.zeros((3, 2)), np.zeros((4, 3))],
         [1.0, 2.0],

@@ -4,6 +4,7 @@ unhelpful error found by a hostile test of the forecasting API (misaligned covar
 read by position, lost channels, gaps and duplicates taken as consecutive steps, wrong future
 dates, wrong season lengths, unloadable files)."""
 
+import pickle
 import subprocess
 import sys
 import warnings
@@ -386,3 +387,68 @@ def test_cli_checks_where_it_writes_before_fitting(tmp_path):
         timeout=300,
     )
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+# -- a fitted forecaster is its fit -----------------------------------------------------------
+def test_recursive_rollout_carries_a_trend_forward():
+    """The one-step network is trained on the windows a rollout feeds it (the history and
+    then its own outputs, relative to the history's level): on a straight line the recursive
+    forecast climbs with it (it came out flat when the windows were re-centred per step)."""
+    y = 10.0 + np.arange(100.0)
+    fc = fitted(
+        y,
+        season_length=1,
+        lookback=8,
+        horizon=4,
+        strategy="recursive",
+        linear_weight=0.0,
+        transform="none",
+        deseasonalize=False,
+        hidden_size=16,
+        max_iter=20,
+        learning_rate_init=0.05,
+    )
+    steps = np.diff(np.r_[y[-1], fc.predict(4)])
+    assert np.all((steps > 0.5) & (steps < 1.5)), steps
+
+
+def test_growing_windows_are_what_a_rollout_reads():
+    from lstm_native.forecasting._windows import growing_windows
+
+    z = np.arange(10.0)[:, None] ** 2
+    xs, ys = growing_windows(z, None, 3, 2)
+    # origin 3: z[0:3] and z[0:4] relative to z[2], targets z[3] and z[4] (relative to z[2])
+    np.testing.assert_array_equal(xs[0][:, 0], [0 - 4, 1 - 4, 4 - 4])
+    np.testing.assert_array_equal(xs[1][:, 0], [0 - 4, 1 - 4, 4 - 4, 9 - 4])
+    np.testing.assert_array_equal(ys[:2, 0], [9 - 4, 16 - 4])
+    assert len(xs) == 2 * 6 + 1  # origins 3..8 give two windows, origin 9 one
+
+
+def test_set_params_after_fit_changes_the_next_fit_only(tmp_path):
+    y = 50 + np.sin(np.arange(80.0) / 2) * 5 + np.arange(80.0) / 4
+    fc = fitted(y, calibrate=False, n_ensemble=2, drift="mixed", linear_weight=0.5)
+    want, want_y = fc.predict(4), fc.predict(4, y=y[:70])
+    for change in (
+        {"drift": False},
+        {"linear_weight": 0.0},
+        {"deseasonalize": False},
+        {"transform": "log"},
+        {"level": "last"},
+        {"loss": "squared_error"},
+    ):
+        probe = pickle.loads(pickle.dumps(fc)).set_params(**change)
+        np.testing.assert_array_equal(probe.predict(4), want)
+        np.testing.assert_array_equal(probe.predict(4, y=y[:70]), want_y)
+        with pytest.raises(ValueError, match="no longer match its fit"):
+            probe.save(tmp_path / "f.npz")
+
+
+def test_forecaster_messages_for_what_the_fit_cannot_give():
+    point = fitted(walk(60), loss="squared_error")
+    with pytest.raises(ValueError, match="median only; quantiles and intervals need loss="):
+        point.predict_interval(3)
+    with pytest.raises(
+        ValueError,
+        match=r"horizon 1000 steps \(the longest has 100; horizon=None is 2 x season_length",
+    ):
+        fitted(walk(100), season_length=500, strategy="multi_output")

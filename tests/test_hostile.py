@@ -779,3 +779,28 @@ def test_a_bad_bf16_kernel_setting_is_a_value_error_at_import():
     proc = run_python("import lstm_native", env={"LSTM_NATIVE_BF16_KERNEL": "bogus"})
     assert proc.returncode != 0
     assert "ValueError: LSTM_NATIVE_BF16_KERNEL must be" in proc.stderr, proc.stderr
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_gradient_flow_of_a_quantile_regressor_starts_where_fit_starts():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 6, 2)), rng.standard_normal(20)
+    kw = dict(hidden_size=4, random_state=0, loss="quantile", quantiles=[0.1, 0.9])
+    unfitted = gradient_flow(LSTMRegressor(**kw), X, y, of="output")["dh_norm"]
+    start = LSTMRegressor(max_iter=1, learning_rate_init=1e-12, **kw).fit(X, y)
+    np.testing.assert_allclose(unfitted, gradient_flow(start, X, of="output")["dh_norm"], 1e-5)
+    with pytest.raises(ValueError, match="measure it with of='output'"):
+        gradient_flow(start, X, y)
+    with pytest.raises(ValueError, match="y has 4 rows for 5 sequences"):
+        gradient_flow(LSTMRegressor(hidden_size=4), X[:5], y[:4])
+    seq = LSTMRegressor(hidden_size=4, max_iter=1, return_sequences=True).fit(X, X[:, :, 0])
+    with pytest.raises(ValueError, match="return_sequences=True models"):
+        gradient_flow(seq, X[:5], X[:5, :, 0])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_stream_names_an_out_of_range_value_briefly():
+    rng = np.random.default_rng(0)
+    est = LSTMRegressor(hidden_size=3, max_iter=1).fit(rng.standard_normal((10, 4, 2)), np.ones(10))
+    with pytest.raises(ValueError, match=r"holds 1e\+300, beyond the range of float32"):
+        est.stream().step(np.array([1e300, 0.0]))

@@ -889,9 +889,12 @@ py::array_t<S, py::array::c_style> values_of(const py::object& o, const char* na
   S* dst = out.mutable_data();
   for (py::ssize_t i = 0, n = d.size(); i < n; ++i) {
     if (!std::isfinite(src[i])) throw bad(" contains NaN or infinity");
-    if (std::abs(src[i]) > double(std::numeric_limits<S>::max()))
-      throw bad(" holds " + std::to_string(src[i]) + ", beyond the range of " +
+    if (std::abs(src[i]) > double(std::numeric_limits<S>::max())) {
+      std::ostringstream v;  // (%g: std::to_string writes 1e300 with 300 digits)
+      v << src[i];
+      throw bad(" holds " + v.str() + ", beyond the range of " +
                 std::string(py::str(py::dtype::of<S>())));
+    }
     dst[i] = S(src[i]);
   }
   return out;

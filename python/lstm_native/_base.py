@@ -639,8 +639,8 @@ class _BaseRecurrentEstimator(BaseEstimator):
         loop allocates nothing. ``reset()`` starts a new sequence; ``state`` gets or sets the
         hidden (and cell) state. NaN, infinity or values beyond the dtype's range are refused
         (ValueError) and leave the state as it was. The stream copies the current parameters.
-        The regressor's stream returns the outputs (n_outputs,) (or (batch, n_outputs)); the
-        classifier's, the class probabilities. Not available for bidirectional networks."""
+        The regressor's stream returns the outputs (n_outputs,) or (batch, n_outputs), all levels
+        with loss="quantile" (predict_quantiles' row); the classifier's, the probabilities."""
         from ._memory import check_memory
 
         fitted = self._require_fitted()

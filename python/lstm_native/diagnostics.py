@@ -109,7 +109,12 @@ def _initial_parameters(est: Any, X: Optional[np.ndarray], y: Any):
         classes = np.unique(np.asarray(y))
         O = len(classes)
     else:
-        O = np.asarray(y).reshape(N, -1).shape[1]
+        y_arr = np.asarray(y)
+        if y_arr.shape[0] != N:
+            raise ValueError(f"y has {y_arr.shape[0]} rows for {N} sequences")
+        O = y_arr.reshape(N, -1).shape[1]
+        if getattr(est, "loss", None) == "quantile":  # a head column per target and level
+            O *= len(est._quantile_levels())
     probe = nn.Recurrent(D, H, int(est.num_layers), cell=cell, dtype=np.float64)
     layout, off = [], 0
     for name, v in probe.parameters().items():
@@ -220,8 +225,9 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None, *, of: str = "
 
     The loss of each sequence depends on its last step only:
 
-    * estimator: the model's loss of its prediction (the head on the last hidden state)
-      against ``y`` (regressor: 0.5 * squared error, averaged over outputs; classifier: the
+    * estimator: a loss of its prediction (the head on the last hidden state) against ``y``
+      (regressor: 0.5 * squared error, averaged over outputs, whatever loss it trains with;
+      a quantile regressor only with ``of="output"``; classifier: the
       cross-entropy of the softmax), so dL/dh_T = head.weightᵀ dL/dprediction; without ``y``,
       the sum of the predictions (raw outputs; the logits of a classifier). A fitted
       estimator is measured as fitted; an *unfitted* one at the initial network that
@@ -256,6 +262,11 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None, *, of: str = "
     if of not in ("loss", "output"):
         raise ValueError(f'of must be "loss" or "output", got {of!r}')
     layer, head, classes, est, X = _prepare(estimator_or_layer, X, y)
+    if est is not None and getattr(est, "return_sequences", False):
+        raise ValueError(
+            "gradient_flow measures a loss on the last step: return_sequences=True models "
+            "have one at every step (use gate_trace, or a layer and its backward)"
+        )
     if of == "output":
         y = None
     N, T, _ = X.shape
@@ -295,7 +306,15 @@ def gradient_flow(estimator_or_layer: Any, X: Any, y: Any = None, *, of: str = "
             dz = p.copy()
             dz[np.arange(N), idx] -= 1.0
         else:
-            Y = np.asarray(y, dtype=np.float64).reshape(N, -1)
+            if getattr(est, "loss", "squared_error") == "quantile":
+                raise ValueError(
+                    "of='loss' is the squared error of the prediction; a quantile regressor "
+                    "predicts several levels: measure it with of='output'"
+                )
+            Y = np.asarray(y, dtype=np.float64)
+            if Y.shape[0] != N:
+                raise ValueError(f"y has {Y.shape[0]} rows for {N} sequences")
+            Y = Y.reshape(N, -1)
             if Y.shape[1] != z.shape[1]:
                 raise ValueError(f"y has {Y.shape[1]} outputs, the model {z.shape[1]}")
             loss = 0.5 * np.mean((z - Y) ** 2, axis=1)

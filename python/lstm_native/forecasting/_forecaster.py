@@ -53,7 +53,13 @@ from ._input import (
 )
 from ._linear import auto_ar
 from ._season import infer_season_length, season_from_freq
-from ._windows import SeriesScaler, last_window, windows
+from ._windows import (
+    SeriesScaler,
+    _less_drift,
+    last_window,
+    no_windows_message,
+    training_windows,
+)
 
 _LOOKBACK_FACTORS = (1.0, 1.5, 2.0, 1.25, 1.75)  # ensemble members cycle through these
 _MIN_WINDOWS = 24  # "auto": multi-output needs at least this many windows, else recursive
@@ -61,12 +67,10 @@ _MIN_WINDOWS = 24  # "auto": multi-output needs at least this many windows, else
 _SEASON_HALF_LIFE = 1.0
 
 
-def _less_drift(z: np.ndarray) -> tuple:
-    """(z - t d, d) for a normalized series z (n, C): d (C,) its mean change per step (a random
-    walk's drift, (z_{n-1} - z_0) / (n - 1)), t = 0..n-1 counted from its start."""
-    n = len(z)
-    d = (z[-1] - z[0]) / (n - 1) if n > 1 else np.zeros(z.shape[1])
-    return z - np.arange(n)[:, None] * d, d
+# The hyperparameters predict reads again (the normalization of series given to predict, and
+# how the networks' forecasts are combined): their values at the last fit, so that set_params
+# after fit changes the next fit only, as in scikit-learn.
+_FIT_TIME = ("transform", "deseasonalize", "level", "drift", "linear_weight", "loss")
 
 
 class LSTMForecaster(BaseEstimator):
@@ -258,11 +262,15 @@ class LSTMForecaster(BaseEstimator):
             raise ValueError(f"linear_weight must be a number in [0, 1] or 'auto', got {w!r}")
         self._levels()
 
+    def _p(self, name: str) -> Any:
+        """Hyperparameter ``name`` of _FIT_TIME as the last fit used it."""
+        return self.__dict__.get("_fit_time", {}).get(name, getattr(self, name))
+
     def _linear_weight(self) -> float:
         """The linear model's weight in the point forecast ("auto": 0.5 without covariates)."""
-        if self.linear_weight == "auto":
+        if self._p("linear_weight") == "auto":
             return 0.0 if self.panel_.covariates is not None else 0.5
-        return float(self.linear_weight)
+        return float(self._p("linear_weight"))
 
     def _levels(self) -> list:
         """The trained quantile levels: sorted, unique, with 0.5 (only 0.5, the point
@@ -285,6 +293,7 @@ class LSTMForecaster(BaseEstimator):
         with optional covariates ``X`` (past values here; ``predict`` takes their future)."""
         self._check_params()
         panel = read_y(y, X, id_col=self.id_col, time_col=self.time_col, value_col=self.value_col)
+        self._fit_time = {k: getattr(self, k) for k in _FIT_TIME}
         self._fit_panel(panel)
         self.interval_factors_ = [1.0] * len(self.quantile_levels_)
         self.interval_margins_ = [0.0] * len(self.quantile_levels_)
@@ -307,7 +316,7 @@ class LSTMForecaster(BaseEstimator):
         scalers = [self._fit_scaler(v, m) for v in panel.values]
         z = [s.normalize(v) for s, v in zip(scalers, panel.values)]
         levels = [s.level(zi) for s, zi in zip(scalers, z)]
-        if self.drift == "mixed":  # the same series less their drift, for half the networks
+        if self._p("drift") == "mixed":  # the same series less their drift, for half the networks
             zd = [_less_drift(zi)[0] for zi in z]
             levels_d = [s.level(zi) for s, zi in zip(scalers, zd)]
         cov_stats = None
@@ -320,7 +329,7 @@ class LSTMForecaster(BaseEstimator):
             covs = [(c - mu) / sd for c in panel.covariates]
         base = self.lookback or int(math.ceil(max(2 * m, 1.5 * h, 8)))
         strategy = self._choose_strategy(panel, base, h)
-        step_h = 1 if strategy == "recursive" else h
+        step_h = 1 if strategy == "recursive" else h  # (the lookbacks' windows: one step)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=self.n_ensemble)
         workers = ensemble_workers(self.n_ensemble, self.n_jobs)
@@ -328,7 +337,9 @@ class LSTMForecaster(BaseEstimator):
         def prepare(k: int) -> tuple:
             L = self._member_lookback(base, k, shortest, step_h)
             zk, lv = (zd, levels_d) if self._drifted(k) else (z, levels)
-            Xw, Yw = self._training_windows(zk, covs, L, step_h, strategy, lv)
+            Xw, Yw = training_windows(zk, covs, L, h, strategy == "recursive", lv)
+            if Xw is None:
+                raise ValueError(no_windows_message(zk, L, h, self.horizon))
             return L, self._network(int(seeds[k]), len(Xw)), Xw, Yw
 
         def report(k: int, L: int, est: LSTMRegressor, n_windows: int, seconds: float) -> None:
@@ -358,23 +369,23 @@ class LSTMForecaster(BaseEstimator):
 
     def _scaler_drift(self) -> Any:
         """The drift the series' scalers remove ("mixed" removes it per network instead)."""
-        return False if self.drift == "mixed" else self.drift
+        return False if self._p("drift") == "mixed" else self._p("drift")
 
     def _fit_scaler(self, values: np.ndarray, m: int) -> SeriesScaler:
         """The normalization of one series (n, C) with season length m, as fit makes it."""
         return SeriesScaler.fit(
             values,
             m,
-            self.transform,
-            self.deseasonalize,
+            self._p("transform"),
+            self._p("deseasonalize"),
             _SEASON_HALF_LIFE,
             self._scaler_drift(),
-            self.level,
+            self._p("level"),
         )
 
     def _drifted(self, k: int) -> bool:
         """Whether network k reads its series less their drift (the odd ones with "mixed")."""
-        return self.drift == "mixed" and k % 2 == 1
+        return self._p("drift") == "mixed" and k % 2 == 1
 
     def _choose_strategy(self, panel: Panel, lookback: int, h: int) -> str:
         if self.strategy != "auto":
@@ -386,33 +397,6 @@ class LSTMForecaster(BaseEstimator):
         L = int(round(base * _LOOKBACK_FACTORS[k % len(_LOOKBACK_FACTORS)]))
         # at least 3 windows from the shortest series, and at least 2 steps
         return max(2, min(L, shortest - h - 2))
-
-    def _training_windows(
-        self, z: list, covs: Optional[list], L: int, h: int, strategy: str, levels: list
-    ) -> tuple:
-        parts = [
-            windows(
-                zi,
-                None if covs is None else covs[i],
-                L,
-                h,
-                future_cov=strategy != "recursive",
-                level=levels[i],
-            )
-            for i, zi in enumerate(z)
-            if len(zi) >= L + h
-        ]
-        parts = [p for p in parts if len(p[0])]
-        if not parts:
-            raise ValueError(f"no series is long enough for a window of {L} + {h} steps")
-        # Oldest windows first, across series: early stopping validates on the tail, which
-        # then holds the latest windows of every series (not the last series' only).
-        age = np.concatenate([np.arange(len(p[0]))[::-1] for p in parts])
-        order = np.argsort(-age, kind="stable")
-        return (
-            np.concatenate([p[0] for p in parts])[order],
-            np.concatenate([p[1] for p in parts])[order],
-        )
 
     def _network(self, seed: int, n_windows: int) -> LSTMRegressor:
         loss = {"loss": self.loss}
@@ -466,7 +450,7 @@ class LSTMForecaster(BaseEstimator):
 
     def _member_predict(self, est: LSTMRegressor, x: np.ndarray) -> np.ndarray:
         """(n, outputs, Q): the network's quantiles, or its point forecast as the one level."""
-        if self.loss == "quantile":
+        if self._p("loss") == "quantile":
             return est.predict_quantiles(x).reshape(len(x), -1, len(self.quantile_levels_))
         return est.predict(x).reshape(len(x), -1, 1)
 

@@ -393,11 +393,16 @@ def requested_levels(quantiles: Any, levels: list) -> tuple:
         if any(not 0.0 < q < 1.0 for q in wanted):
             raise ValueError(f"quantiles must lie in (0, 1), got {wanted}")
     cols = [min(range(len(levels)), key=lambda j: abs(levels[j] - q)) for q in wanted]
-    missing = [q for q, j in zip(wanted, cols) if abs(q - levels[j]) > 1e-6]
+    missing = [f"{q:.6g}" for q, j in zip(wanted, cols) if abs(q - levels[j]) > 1e-6]
+    if missing and len(levels) == 1:
+        raise ValueError(
+            f"quantiles {', '.join(missing)} were not trained: this forecaster was fitted for "
+            "the median only; quantiles and intervals need loss='quantile' (the default)"
+        )
     if missing:
         raise ValueError(
-            f"quantiles {missing} were not trained; this forecaster has "
-            f"{levels} (set quantiles=... before fit)"
+            f"quantiles {', '.join(missing)} were not trained; this forecaster has "
+            f"{', '.join(f'{q:g}' for q in levels)} (set quantiles=... before fit)"
         )
     if len(set(cols)) != len(cols):
         raise ValueError(f"quantiles {wanted} name a level more than once")

@@ -77,6 +77,7 @@ from .._persist_schema import (
     _real,
     _text,
 )
+from ._forecaster import _FIT_TIME
 from ._input import Panel
 from ._windows import SeriesScaler
 
@@ -287,6 +288,9 @@ def save_forecaster(path: Any, fc: Any) -> None:
         _check_fitted(dict(fitted), fc, fc.scalers_[0].season.shape[0])
         if any(est.loss != fc.loss for _, est in fc.members_):
             raise ValueError(f"loss={fc.loss!r}, but the networks were trained with another")
+        for k, v in getattr(fc, "_fit_time", {}).items():
+            if not (v is getattr(fc, k) or v == getattr(fc, k)):
+                raise ValueError(f"{k} was {v!r} at fit, is {getattr(fc, k)!r} now")
     except (ValueError, BadFile) as e:
         raise ValueError(
             f"cannot save this forecaster: its hyperparameters no longer match its fit ({e}); "
@@ -603,6 +607,7 @@ def _assemble(path: str, meta: dict, fc: Any, a: dict) -> Any:
             )
         members.append((L, est))
     fc.members_ = members
+    fc._fit_time = {k: getattr(fc, k) for k in _FIT_TIME}  # (save refuses them changed since)
     fc.panel_ = Panel(
         values,
         p["kind"],

@@ -126,6 +126,14 @@ class SeriesScaler:
             return np.where(log, np.exp(np.where(log, v, 0.0)), v)
 
 
+def _less_drift(z: np.ndarray) -> tuple:
+    """(z - t d, d) for a normalized series z (n, C): d (C,) its mean change per step (a random
+    walk's drift, (z_{n-1} - z_0) / (n - 1)), t = 0..n-1 counted from its start."""
+    n = len(z)
+    d = (z[-1] - z[0]) / (n - 1) if n > 1 else np.zeros(z.shape[1])
+    return z - np.arange(n)[:, None] * d, d
+
+
 def windows(
     z: np.ndarray,
     cov: Optional[np.ndarray],
@@ -155,6 +163,71 @@ def windows(
             X[:, lookback:, C : C + K] = cov[ahead]
             X[:, lookback:, -1] = 1.0
     return X, Y
+
+
+def growing_windows(
+    z: np.ndarray,
+    cov: Optional[np.ndarray],
+    lookback: int,
+    steps: int,
+    level: Optional[np.ndarray] = None,
+) -> tuple:
+    """The one-step model's training windows for a rollout of ``steps`` steps: from each
+    origin t (L = lookback values before it), the windows z[t-L : t+j] for j = 0 .. steps-1
+    with the target z[t+j], all relative to ``level`` (n, C; None: z) at t-1. A rollout
+    (LSTMRegressor.rollout: the state carried, each output fed back as the next input) reads
+    exactly these: the history relative to its end's level, then its own outputs relative to
+    that same level; windows re-centred on their last step instead (``windows``) would teach
+    the network inputs it never sees after the first step of a rollout. Returns (a list of
+    (L + j, C[+K]) inputs, targets (W, C)), oldest origin first."""
+    n, C = z.shape
+    base_of = z if level is None else level
+    xs, ys = [], []
+    for t in range(lookback, n):
+        base = base_of[t - 1]
+        for j in range(min(steps, n - t)):
+            x = z[t - lookback : t + j] - base
+            if cov is not None:
+                x = np.concatenate([x, cov[t - lookback : t + j]], axis=1)
+            xs.append(x)
+            ys.append(z[t + j] - base)
+    return xs, np.array(ys).reshape(len(ys), C)
+
+
+def training_windows(
+    z: list, covs: Optional[list], L: int, h: int, recursive: bool, levels: list
+) -> tuple:
+    """(inputs, targets) of every series z[i] (levels[i] its level): multi-output windows (an
+    array), or with ``recursive`` the growing windows of a rollout over h steps (a list);
+    (None, None) when no series is long enough. Oldest windows first, across series: early
+    stopping validates on the tail, which then holds the latest windows of every series (not
+    the last series' only)."""
+    parts = [
+        growing_windows(zi, None if covs is None else covs[i], L, h, levels[i])
+        if recursive
+        else windows(zi, None if covs is None else covs[i], L, h, level=levels[i])
+        for i, zi in enumerate(z)
+        if len(zi) >= L + (1 if recursive else h)
+    ]
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        return None, None
+    age = np.concatenate([np.arange(len(p[0]))[::-1] for p in parts])
+    order = np.argsort(-age, kind="stable")
+    if recursive:
+        X = [x for p in parts for x in p[0]]
+        X = [X[i] for i in order]
+    else:
+        X = np.concatenate([p[0] for p in parts])[order]
+    return X, np.concatenate([p[1] for p in parts])[order]
+
+
+def no_windows_message(z: list, L: int, h: int, horizon_given: Any) -> str:
+    hint = "" if horizon_given else "; horizon=None is 2 x season_length, at least 8"
+    return (
+        f"no series is long enough for lookback {L} + horizon {h} steps (the longest has "
+        f"{max(len(zi) for zi in z)}{hint})"
+    )
 
 
 def last_window(
@@ -258,4 +331,12 @@ class SlidingWindow:
         return Xw, Yw
 
 
-__all__ = ["SeriesScaler", "SlidingWindow", "last_window", "windows"]
+__all__ = [
+    "SeriesScaler",
+    "SlidingWindow",
+    "growing_windows",
+    "last_window",
+    "no_windows_message",
+    "training_windows",
+    "windows",
+]

@@ -45,7 +45,10 @@ def fit_per_group(client: Any, estimator: Any, groups: Mapping, *, retries: int 
             )
     futures = {}
     for key, data in groups.items():
-        remote = client.scatter(list(data))  # a future per array, resolved on the worker
+        # a future per array, resolved on the worker; hash=False: fresh keys, not the content
+        # hashes an identical earlier call's data (still being released) had ("lost
+        # dependencies" otherwise, in about half of repeated calls)
+        remote = client.scatter(list(data), hash=False)
         futures[key] = client.submit(_fit_one, estimator, remote, pure=False, retries=retries)
     fitted = {}
     for key, future in futures.items():
