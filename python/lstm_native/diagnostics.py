@@ -95,7 +95,7 @@ def _initial_parameters(est: Any, X: Optional[np.ndarray], y: Any):
     est.random_state), by name; the cell; the classes (classifier)."""
     from sklearn.utils import check_random_state
 
-    from ._network import initial_parameters
+    from ._network import head_width, initial_parameters
 
     if X is None or y is None:
         raise ValueError(
@@ -112,9 +112,7 @@ def _initial_parameters(est: Any, X: Optional[np.ndarray], y: Any):
         y_arr = np.asarray(y)
         if y_arr.shape[0] != N:
             raise ValueError(f"y has {y_arr.shape[0]} rows for {N} sequences")
-        O = y_arr.reshape(N, -1).shape[1]
-        if getattr(est, "loss", None) == "quantile":  # a head column per target and level
-            O *= len(est._quantile_levels())
+        O = head_width(est._loss_config(), y_arr.reshape(N, -1).shape[1])  # as fit sizes it
     probe = nn.Recurrent(D, H, int(est.num_layers), cell=cell, dtype=np.float64)
     layout, off = [], 0
     for name, v in probe.parameters().items():

@@ -18,6 +18,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._input import interval_levels, requested_levels
+
 
 def _arrays(*arrays: Any) -> list:
     out = [np.asarray(a, dtype=np.float64) for a in arrays]
@@ -116,19 +118,21 @@ def backtest(
 
 def _has_interval(est: Any, level: float) -> bool:
     """Can ``est`` give the central interval of ``level``? ValueError when it has quantile
-    levels but not those (a level the user asked for that was not trained); False when it has
-    no quantile levels (a point forecaster) at all."""
+    levels but not those (a level the user asked for that was not trained; matched as
+    predict matches them); False when it has no quantile levels (a point forecaster) at all."""
     levels = getattr(est, "quantile_levels_", None)
     if levels is None:
         return True
     if len(levels) == 1:
         return False
-    for q in ((1 - level) / 2, (1 + level) / 2):
-        if not any(abs(q - lv) <= 1e-6 for lv in levels):
-            raise ValueError(
-                f"coverage_level={level} needs the quantile levels {(1 - level) / 2:g} and "
-                f"{(1 + level) / 2:g}; the forecaster was trained with {levels}"
-            )
+    lo, hi = interval_levels(level)
+    try:
+        requested_levels([lo, hi], levels)
+    except ValueError:
+        raise ValueError(
+            f"coverage_level={level} needs the quantile levels {lo:g} and {hi:g}; the "
+            f"forecaster was trained with {levels}"
+        ) from None
     return True
 
 

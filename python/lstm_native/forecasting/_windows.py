@@ -140,18 +140,19 @@ def windows(
     lookback: int,
     horizon: int,
     stride: int = 1,
-    future_cov: bool = True,
     level: Optional[np.ndarray] = None,
 ) -> tuple:
-    """Training windows of one normalized series z (n, C) with covariates cov (n, K) or None:
-    (inputs (W, L[+h], C[+K+1]), targets (W, h*C)), origins stride apart, the last one at the
-    end of the series; none when the series is shorter than L + h. Relative to ``level``
-    (n, C) at each window's last step (None: z, the last value)."""
+    """Multi-output training windows of one normalized series z (n, C) with covariates cov
+    (n, K) or None: (inputs (W, L[+h], C[+K+1]), targets (W, h*C)), origins stride apart, the
+    last one at the end of the series; none when the series is shorter than L + h. With
+    covariates the h future steps follow the L past ones, their covariates known and a flag
+    1. Relative to ``level`` (n, C) at each window's last step (None: z, the last value).
+    (The recursive strategy's one-step windows: growing_windows.)"""
     n, C = z.shape
     K = 0 if cov is None else cov.shape[1]
     origins = np.arange(n - horizon, lookback - 1, -stride)[::-1]
-    steps = lookback + (horizon if (K and future_cov) else 0)
-    X = np.zeros((len(origins), steps, C + K + (1 if K and future_cov else 0)))
+    steps = lookback + (horizon if K else 0)
+    X = np.zeros((len(origins), steps, C + K + (1 if K else 0)))
     past = origins[:, None] + np.arange(-lookback, 0)[None, :]  # (W, L) time indices
     ahead = origins[:, None] + np.arange(horizon)[None, :]  # (W, h)
     base = (z if level is None else level)[origins - 1][:, None, :]  # (W, 1, C) the levels
@@ -159,9 +160,8 @@ def windows(
     Y = (z[ahead] - base).reshape(len(origins), horizon * C)
     if K:
         X[:, :lookback, C : C + K] = cov[past]
-        if future_cov:
-            X[:, lookback:, C : C + K] = cov[ahead]
-            X[:, lookback:, -1] = 1.0
+        X[:, lookback:, C : C + K] = cov[ahead]
+        X[:, lookback:, -1] = 1.0
     return X, Y
 
 
